@@ -1,0 +1,174 @@
+"""The two sweeps over a recorded graph: reverse mode (Algorithm 2) and forward mode (tangents).
+
+Both visit the nodes in a topological order computed iteratively (no recursion, so a chain of
+100,000 ops is fine). Reverse mode visits it backwards and accumulates adjoints with the vjp rules
+(``dy/da = dy/dc dc/da + dy/db db/da``, eq. 5.39: a node used by several consumers gets the sum of
+their contributions). Forward mode visits it forwards and pushes tangents with the jvp rules.
+
+With ``create_graph=False`` the rules run on plain NumPy arrays and nothing is recorded; with
+``create_graph=True`` they run on the graph's Tensors, so the derivative is itself a graph that can
+be differentiated again.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .tensor import Tensor
+
+
+def toposort(roots, stop=frozenset()):
+    """Nodes that the ``roots`` depend on through tracked Tensors, each after all its inputs.
+
+    Returns ``(order, ids)``: the list, and the set of ``id``s of its nodes. The walk does not
+    descend below nodes whose id is in ``stop``. Iterative depth-first search.
+    """
+    order = []
+    visited = set()
+    stack = [(r, False) for r in roots if isinstance(r, Tensor) and r.requires_grad]
+    while stack:
+        node, expanded = stack.pop()
+        if expanded:
+            order.append(node)
+            continue
+        nid = id(node)
+        if nid in visited:
+            continue
+        visited.add(nid)
+        stack.append((node, True))
+        if nid in stop:
+            continue
+        for inp in node.inputs:
+            if inp.requires_grad and id(inp) not in visited:
+                stack.append((inp, False))
+    return order, visited
+
+
+def _shape(x):
+    try:
+        return x.shape
+    except AttributeError:
+        return np.shape(x)
+
+
+def reverse_sweep(order, ids, seeds, *, create_graph=False, keep=None, stop=frozenset()):
+    """Algorithm 2: adjoints dy/dv of the nodes in ``order``, from the ``seeds`` {id: adjoint}.
+
+    Returns {id(node): adjoint} for the nodes whose id is in ``keep`` (every node if ``keep`` is
+    None). Adjoints flow only into inputs that are in the sweep (``ids``), never below ``stop``.
+    Adjoints of nodes not reached are absent (zero).
+    """
+    adjoint = dict(seeds)
+    kept = {}
+    for node in reversed(order):
+        nid = id(node)
+        g = adjoint.pop(nid, None)
+        if g is None:
+            continue
+        if keep is None or nid in keep:
+            kept[nid] = g
+        prim = node.op
+        if prim is None or nid in stop:
+            continue
+        inputs = node.inputs
+        if create_graph:
+            out, args = node, inputs
+        else:
+            out, args = node._value, [inp._value for inp in inputs]
+        params = node.params
+        for i, inp in enumerate(inputs):
+            key = id(inp)
+            if key not in ids:
+                continue
+            c = prim.vjp[i](g, out, *args, **params)
+            if c is None:
+                continue
+            if _shape(c) != inp._value.shape:
+                raise RuntimeError(
+                    f"the vjp rule of {prim.name!r} returned a cotangent of shape {_shape(c)} for input "
+                    f"{i}, whose shape is {inp._value.shape}: a rule must return its input's shape")
+            previous = adjoint.get(key)
+            adjoint[key] = c if previous is None else previous + c
+    return kept
+
+
+def forward_sweep(order, seeds, *, create_graph=False):
+    """Forward mode: tangents of the nodes in ``order`` from the ``seeds`` {id: tangent}.
+
+    Each node's tangent is the sum over its inputs of the jvp rule applied to the input's tangent
+    (inputs without a tangent contribute nothing). Returns {id(node): tangent} for every node with
+    a tangent; seeded nodes keep their seed.
+    """
+    tangent = dict(seeds)
+    for node in order:
+        prim = node.op
+        nid = id(node)
+        if prim is None or nid in seeds:
+            continue
+        inputs = node.inputs
+        total = None
+        for i, inp in enumerate(inputs):
+            t = tangent.get(id(inp))
+            if t is None:
+                continue
+            if create_graph:
+                out, args = node, inputs
+            else:
+                out, args = node._value, [x._value for x in inputs]
+            c = prim.jvp[i](t, out, *args, **node.params)
+            if c is None:
+                continue
+            total = c if total is None else total + c
+        if total is None:
+            continue
+        shape = node._value.shape
+        if _shape(total) != shape:
+            try:
+                total = np.broadcast_to(total, shape) if not isinstance(total, Tensor) else _broadcast(total, shape)
+            except ValueError:
+                raise RuntimeError(
+                    f"the jvp rule of {prim.name!r} returned a tangent of shape {_shape(total)} for an output "
+                    f"of shape {shape}") from None
+        tangent[nid] = total
+    return tangent
+
+
+def _broadcast(t, shape):
+    from .ops import broadcast_to
+
+    return broadcast_to(t, shape)
+
+
+def accumulate_into_grads(y: Tensor, gradient, create_graph: bool) -> None:
+    """``y.backward(gradient)``: reverse sweep from y, adjoints added to ``.grad`` (see Tensor.backward)."""
+    if not y.requires_grad:
+        raise RuntimeError("backward(): this Tensor does not require grad: it does not depend on any "
+                           "Tensor created with requires_grad=True (or it was computed under no_grad)")
+    if gradient is None:
+        if y.size != 1:
+            raise ValueError(f"backward(): the output has shape {y.shape}, not a scalar; pass "
+                             f"gradient= (the seed dL/dy, of shape {y.shape})")
+        seed = np.ones(y.shape, dtype=y.dtype)
+    else:
+        if isinstance(gradient, Tensor) and create_graph:
+            seed = gradient
+        else:
+            seed = np.array(gradient.value if isinstance(gradient, Tensor) else gradient, dtype=y.dtype)
+        if _shape(seed) != y.shape:
+            raise ValueError(f"backward(): gradient has shape {_shape(seed)} but the output has shape {y.shape}")
+    order, ids = toposort([y])
+    keep = {id(n) for n in order if n.op is None or n._retains_grad}
+    adjoints = reverse_sweep(order, ids, {id(y): seed}, create_graph=create_graph, keep=keep)
+    stored = set()
+    for node in order:
+        g = adjoints.get(id(node))
+        if g is None:
+            continue
+        if create_graph:
+            g = g if isinstance(g, Tensor) else Tensor._make(np.array(g))
+        else:
+            g = np.asarray(g)
+            # .grad must be a writeable array of its own (adjoints may be broadcast views, or shared)
+            if id(g) in stored or not g.flags.writeable or not g.flags.owndata:
+                g = np.array(g)
+            stored.add(id(g))
+        node.grad = g if node.grad is None else node.grad + g

@@ -1,0 +1,304 @@
+"""The Tensor: one value in the computational graph, and the machinery that records the graph.
+
+A Tensor wraps a NumPy array. Operations on Tensors that depend on a Tensor with
+``requires_grad=True`` are *recorded* as they run (eager, like micrograd and PyTorch): the result
+remembers the primitive that made it (``op``), its inputs and the primitive's static parameters.
+That record is the computational graph of the source material's Fig. 5.8; the sweeps in
+:mod:`autodiff.sweep` walk it backwards (reverse mode) and forwards (forward mode).
+
+Operations whose arguments are plain numbers or arrays are *not* recorded: they return plain NumPy
+values. The derivative rules rely on this: written once with the engine's own ops, they run on
+plain arrays when no derivative of a derivative is wanted, and build a graph when one is.
+"""
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+
+
+class _GradMode(threading.local):
+    enabled = True
+
+
+_grad_mode = _GradMode()
+
+
+class no_grad:
+    """Context manager (and decorator) in which operations are not recorded.
+
+    Inside ``with no_grad():`` results are plain Tensors with ``requires_grad=False``, as in
+    ``torch.no_grad``. Use it for evaluation and for in-place parameter updates.
+
+    >>> from autodiff import Tensor, no_grad, sin
+    >>> x = Tensor(1.0, requires_grad=True)
+    >>> with no_grad():
+    ...     y = sin(x)
+    >>> y.requires_grad
+    False
+    """
+
+    def __enter__(self):
+        self._previous = _grad_mode.enabled
+        _grad_mode.enabled = False
+        return self
+
+    def __exit__(self, *exc):
+        _grad_mode.enabled = self._previous
+        return False
+
+    def __call__(self, func):
+        import functools
+
+        @functools.wraps(func)
+        def wrapper(*args, **kwargs):
+            with no_grad():
+                return func(*args, **kwargs)
+
+        return wrapper
+
+
+def is_grad_enabled() -> bool:
+    """Whether operations on tracked Tensors are being recorded (False inside ``no_grad``)."""
+    return _grad_mode.enabled
+
+
+def _check_numeric(arr: np.ndarray, what: str) -> None:
+    if arr.dtype.kind not in "biufc":
+        raise TypeError(f"{what} must be numeric (bool, int, float or complex); got dtype {arr.dtype}")
+
+
+class Tensor:
+    """A value in the computational graph.
+
+    ``Tensor(value, requires_grad=False, name=None)`` copies ``value`` (a NumPy array or a Python or
+    NumPy scalar) and keeps its dtype: Python floats become float64, Python ints int64, float32
+    arrays stay float32. ``requires_grad=True`` makes it a leaf whose gradient ``backward()``
+    accumulates into ``.grad``; only floating or complex dtypes can require gradients.
+
+    >>> import numpy as np
+    >>> from autodiff import Tensor
+    >>> x = Tensor(np.array([1.0, 2.0], dtype=np.float32), requires_grad=True, name="x")
+    >>> y = (x * x).sum()
+    >>> y.backward()
+    >>> x.grad
+    array([2., 4.], dtype=float32)
+    """
+
+    __slots__ = ("_value", "requires_grad", "grad", "name", "op", "inputs", "params", "_retains_grad",
+                 "__weakref__")
+
+    # NumPy defers to our reflected operators (ndarray * Tensor -> Tensor.__rmul__).
+    __array_ufunc__ = None
+
+    def __init__(self, value, requires_grad: bool = False, name: str | None = None):
+        if isinstance(value, Tensor):
+            value = value._value
+        arr = np.array(value)  # a copy: later changes to the caller's array do not reach the graph
+        _check_numeric(arr, "Tensor value")
+        if requires_grad and arr.dtype.kind not in "fc":
+            raise TypeError(
+                f"requires_grad=True needs a floating-point dtype; got {arr.dtype}. "
+                f"Pass a float (e.g. 3.0 instead of 3) or convert with .astype(np.float64)."
+            )
+        self._value = arr
+        self.requires_grad = bool(requires_grad)
+        self.grad = None
+        self.name = name
+        self.op = None
+        self.inputs = ()
+        self.params = {}
+        self._retains_grad = False
+
+    # --- construction without copies, used by the engine -------------------------------------
+    @classmethod
+    def _make(cls, value, op=None, inputs=(), params=None, requires_grad=False, name=None):
+        t = object.__new__(cls)
+        t._value = value if type(value) is np.ndarray else np.asarray(value)
+        t.requires_grad = requires_grad
+        t.grad = None
+        t.name = name
+        t.op = op
+        t.inputs = inputs
+        t.params = params if params is not None else {}
+        t._retains_grad = False
+        return t
+
+    # --- the value ---------------------------------------------------------------------------
+    @property
+    def value(self) -> np.ndarray:
+        """The NumPy array this Tensor holds (not a copy: do not modify it in place)."""
+        return self._value
+
+    @property
+    def shape(self) -> tuple:
+        return self._value.shape
+
+    @property
+    def dtype(self) -> np.dtype:
+        return self._value.dtype
+
+    @property
+    def ndim(self) -> int:
+        return self._value.ndim
+
+    @property
+    def size(self) -> int:
+        return self._value.size
+
+    @property
+    def is_leaf(self) -> bool:
+        """True for Tensors the user created (and constants); False for recorded results."""
+        return self.op is None
+
+    def item(self):
+        """The value of a one-element Tensor as a Python number."""
+        return self._value.item()
+
+    def numpy(self) -> np.ndarray:
+        """The value as a NumPy array (same as ``.value``)."""
+        return self._value
+
+    def __array__(self, dtype=None, copy=None):
+        if copy:
+            return np.array(self._value, dtype=dtype, copy=True)
+        return self._value if dtype is None else self._value.astype(dtype, copy=False)
+
+    def __len__(self):
+        if self._value.ndim == 0:
+            raise TypeError("len() of a 0-d Tensor")
+        return len(self._value)
+
+    def __iter__(self):
+        return (self[i] for i in range(len(self)))
+
+    def __float__(self):
+        return float(self._value)
+
+    def __int__(self):
+        return int(self._value)
+
+    def __bool__(self):
+        return bool(self._value)
+
+    __hash__ = object.__hash__
+
+    def __repr__(self):
+        body = np.array2string(self._value, separator=", ", prefix="Tensor(")
+        extras = []
+        if self.op is not None:
+            extras.append(f"op={self.op.name!r}")
+        elif self.requires_grad:
+            extras.append("requires_grad=True")
+        if self.name is not None:
+            extras.append(f"name={self.name!r}")
+        if self._value.dtype != np.float64:
+            extras.append(f"dtype={self._value.dtype}")
+        return "Tensor(" + ", ".join([body] + extras) + ")"
+
+    # --- graph utilities ---------------------------------------------------------------------
+    def detach(self) -> "Tensor":
+        """A new leaf with the same value (shared, not copied) that is cut from the graph."""
+        return Tensor._make(self._value, name=self.name)
+
+    def retain_grad(self) -> "Tensor":
+        """Make ``backward()`` also store this non-leaf's adjoint in ``.grad`` (as in PyTorch)."""
+        if not self.requires_grad:
+            raise RuntimeError("retain_grad(): this Tensor does not require grad, so it has no adjoint")
+        self._retains_grad = True
+        return self
+
+    def zero_grad(self) -> None:
+        """Forget the accumulated gradient (sets ``.grad`` to None)."""
+        self.grad = None
+
+    def backward(self, gradient=None, create_graph: bool = False) -> None:
+        """Reverse mode: accumulate d(self)/d(leaf) into ``.grad`` of every leaf with requires_grad.
+
+        ``gradient`` is the seed (the adjoint of this Tensor), required when it is not a scalar.
+        Gradients *accumulate*: calling ``backward()`` twice adds the gradient twice, as in PyTorch
+        (the graph is kept, so a second call is allowed). Call ``x.zero_grad()`` (or an
+        optimiser's ``zero_grad()``) between steps. With ``create_graph=True`` the sweep itself is
+        recorded and ``.grad`` holds a Tensor that can be differentiated again; otherwise ``.grad``
+        is a NumPy array. Non-leaf Tensors keep their adjoint only after ``retain_grad()``.
+        """
+        from .sweep import accumulate_into_grads
+
+        accumulate_into_grads(self, gradient, create_graph)
+
+    # --- operators: defined in autodiff.ops, attached there ----------------------------------
+    # Comparisons give plain boolean arrays: they are not differentiable.
+    def __lt__(self, other):
+        return self._value < _value_of(other)
+
+    def __le__(self, other):
+        return self._value <= _value_of(other)
+
+    def __gt__(self, other):
+        return self._value > _value_of(other)
+
+    def __ge__(self, other):
+        return self._value >= _value_of(other)
+
+    def __eq__(self, other):
+        return self._value == _value_of(other)
+
+    def __ne__(self, other):
+        return self._value != _value_of(other)
+
+
+def _value_of(x):
+    """The plain value of a Tensor, or the argument itself."""
+    return x._value if isinstance(x, Tensor) else x
+
+
+def value_of(x):
+    """The NumPy value behind ``x``: ``x.value`` for a Tensor, ``x`` itself otherwise.
+
+    Derivative rules use it for quantities that are constants of the rule (masks, signs, counts).
+    """
+    return x._value if isinstance(x, Tensor) else x
+
+
+def apply(prim, args, params):
+    """Run primitive ``prim`` on ``args``; record a graph node when a tracked Tensor is among them.
+
+    - no Tensor among ``args``: the value, a plain NumPy array or scalar (nothing recorded);
+    - Tensors, none tracked (or inside ``no_grad``): an untracked Tensor;
+    - a tracked Tensor: a new node whose ``op`` is ``prim``. Plain arguments become constant
+      leaves; a Python scalar takes the result's dtype, so float32 stays float32.
+    """
+    values = []
+    has_tensor = tracked = False
+    all_tensors = True
+    for a in args:
+        if isinstance(a, Tensor):
+            has_tensor = True
+            if a.requires_grad:
+                tracked = True
+            values.append(a._value)
+        else:
+            all_tensors = False
+            values.append(a)
+    if not has_tensor:
+        return prim.impl(*values, **params)
+    try:
+        out = prim.impl(*values, **params)
+    except ValueError as exc:  # NumPy's shape errors, re-raised with the op and the shapes
+        if str(exc).startswith(prim.name + ":"):
+            raise
+        shapes = " and ".join(str(np.shape(v)) for v in values)
+        raise ValueError(f"{prim.name}: cannot apply to shapes {shapes}: {exc}") from None
+    if not (tracked and _grad_mode.enabled):
+        return Tensor._make(out)
+    if not all_tensors:
+        args = tuple([a if isinstance(a, Tensor) else _constant(a, out.dtype) for a in args])
+    return Tensor._make(out, prim, args, params, requires_grad=True)
+
+
+def _constant(x, dtype) -> Tensor:
+    """A constant leaf for a plain argument. Python scalars take the result's dtype (weak typing)."""
+    if isinstance(x, (bool, int, float, complex)) and not isinstance(x, np.generic):
+        if dtype.kind in "fc":
+            return Tensor._make(np.asarray(x, dtype=dtype))
+    return Tensor._make(np.asarray(x))
