@@ -1,0 +1,69 @@
+"""The README stays true: its commands are what CI runs, and its main job works.
+
+(The README's Python examples are doctests, run by pytest's --doctest-glob=README.md.)
+"""
+import io
+import re
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+import numpy as np
+
+from autodiff.examples import eq_5_37
+from nn.cli import main
+
+ROOT = Path(__file__).resolve().parents[1]
+README = (ROOT / "README.md").read_text()
+
+
+def _quick_start_commands():
+    section = README.split("## Quick start", 1)[1].split("\n## ", 1)[0]
+    return re.findall(r"```bash\n(.+?)\n```", section)
+
+
+def test_quick_start_has_two_commands_and_ci_runs_exactly_them():
+    commands = _quick_start_commands()
+    assert len(commands) == 2, commands
+    ci_lines = (ROOT / ".ci" / "run").read_text().splitlines()
+    for command in commands:
+        assert command in ci_lines, f"README command not run by .ci/run: {command}"
+    assert "chainrule demo" in commands[0] and "pytest" in commands[1]
+
+
+def test_packaging_declares_the_three_packages_and_the_console_script():
+    meta = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    assert meta["project"]["name"] == "chainrule"
+    assert sorted(meta["tool"]["setuptools"]["packages"]) == ["autodiff", "kernels", "nn"]
+    assert meta["project"]["scripts"]["chainrule"] == "nn.cli:main"
+    assert meta["project"]["requires-python"] == ">=3.11"
+
+
+def _demo_rows(text):
+    rows = {}
+    for line in text.splitlines():
+        parts = line.split()
+        if len(parts) == 5 and re.fullmatch(r"-?\d+\.\d{3}", parts[0]):
+            rows[float(parts[0])] = [float(p) for p in parts[1:4]]
+    return rows
+
+
+def test_demo_prints_eq_5_37_three_ways(monkeypatch):
+    out = io.StringIO()
+    monkeypatch.setattr(sys, "stdout", out)
+    assert main(["demo", "--at", "-1", "0.5", "2"]) == 0
+    text = out.getvalue()
+    assert "dy/dx = " in text and "9 primitives" in text
+    rows = _demo_rows(text)
+    assert sorted(rows) == [-1.0, 0.5, 2.0]
+    for x, values in rows.items():
+        np.testing.assert_allclose(values, eq_5_37(x), rtol=1e-12)
+
+
+def test_demo_runs_as_a_module():
+    result = subprocess.run([sys.executable, "-m", "nn.cli", "demo", "--at", "0.25"], cwd=ROOT,
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    (values,) = _demo_rows(result.stdout).values()
+    np.testing.assert_allclose(values, eq_5_37(0.25), rtol=1e-12)
