@@ -5,7 +5,7 @@ Record a graph by computing with Tensors, then sweep it: reverse mode (``y.backw
 See the README for a tour, and :mod:`autodiff.ops` for the primitives and their rules.
 """
 from .tensor import Tensor, no_grad, is_grad_enabled, value_of
-from .primitive import Primitive, primitive, REGISTRY
+from .primitives import Primitive, primitive, REGISTRY
 from .ops import (
     add, sub, mul, div, neg, pow, pow_const,
     exp, log, sin, cos, tan, tanh, sigmoid, sqrt, abs, relu, maximum, minimum, clip, identity, where,

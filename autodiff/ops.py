@@ -18,7 +18,7 @@ import operator
 
 import numpy as np
 
-from .primitive import primitive
+from .primitives import primitive
 from .tensor import Tensor, apply, value_of
 
 # --------------------------------------------------------------------------------------------
@@ -96,6 +96,13 @@ def _ties(va, vb, dtype, better):
 
 def _result_dtype(out):
     return value_of(out).dtype
+
+
+def _real_only(name, *xs):
+    """Refuse complex input in ops that are not complex-analytic (the complex step would be wrong)."""
+    if any(np.iscomplexobj(x) for x in xs):
+        raise TypeError(f"{name} is not complex-analytic, so the complex-step method cannot differentiate "
+                        f"through it: use method='central' (or 'forward'/'backward')")
 
 
 # --------------------------------------------------------------------------------------------
@@ -233,6 +240,8 @@ def _sympy_sigmoid(x):
 def sigmoid(x):
     """Logistic sigmoid 1 / (1 + exp(-x)), computed without overflow (d/dx = s (1 - s))."""
     x = np.asarray(x)
+    if np.iscomplexobj(x):  # the complex step: the plain formula is analytic
+        return 1 / (1 + np.exp(-x))
     e = np.exp(-np.abs(x))
     return np.where(x >= 0, 1, e) / (1 + e)
 
@@ -247,6 +256,7 @@ def sqrt(x):
 @primitive(partials=[lambda out, x: np.sign(value_of(x))], sympy="Abs", samples=_unary())
 def abs(x):
     """|x|, elementwise; abs'(0) = 0."""
+    _real_only("abs", x)
     return np.abs(x)
 
 
@@ -259,6 +269,7 @@ def _sympy_relu(x):
 @primitive(partials=[lambda out, x: value_of(x) > 0], sympy=_sympy_relu, samples=_unary())
 def relu(x):
     """max(x, 0), elementwise; relu'(0) = 0."""
+    _real_only("relu", x)
     return np.maximum(x, 0)
 
 
@@ -267,6 +278,7 @@ def relu(x):
            sympy="Max", samples=_binary())
 def maximum(a, b):
     """Elementwise maximum; at ties each argument gets half the gradient."""
+    _real_only("maximum", a, b)
     return np.maximum(a, b)
 
 
@@ -275,6 +287,7 @@ def maximum(a, b):
            sympy="Min", samples=_binary())
 def minimum(a, b):
     """Elementwise minimum; at ties each argument gets half the gradient."""
+    _real_only("minimum", a, b)
     return np.minimum(a, b)
 
 
@@ -300,6 +313,7 @@ def _sympy_clip(x, *, a_min, a_max):
            sympy=_sympy_clip, samples=_unary(-2, 2, a_min=-1.0, a_max=1.0))
 def clip(x, *, a_min=None, a_max=None):
     """Clamp x to [a_min, a_max]; the gradient passes on the closed interval (as torch.clamp)."""
+    _real_only("clip", x)
     return np.clip(x, a_min, a_max)
 
 
@@ -378,12 +392,14 @@ _REDUCE_CASES = _cases1(((5,), {"axis": None, "keepdims": False}), ((2, 3), {"ax
 @primitive(**_extremum_rules(), sympy=lambda x, *, axis, keepdims: x, samples=_REDUCE_CASES)
 def max(x, *, axis=None, keepdims=False):
     """Maximum over ``axis``; the gradient is shared equally among tied maxima."""
+    _real_only("max", x)
     return np.max(x, axis=axis, keepdims=keepdims)
 
 
 @primitive(**_extremum_rules(), sympy=lambda x, *, axis, keepdims: x, samples=_REDUCE_CASES)
 def min(x, *, axis=None, keepdims=False):
     """Minimum over ``axis``; the gradient is shared equally among tied minima."""
+    _real_only("min", x)
     return np.min(x, axis=axis, keepdims=keepdims)
 
 

@@ -105,15 +105,13 @@ def forward_sweep(order, seeds, *, create_graph=False):
         if prim is None or nid in seeds:
             continue
         inputs = node.inputs
-        total = None
+        total = args = None
         for i, inp in enumerate(inputs):
             t = tangent.get(id(inp))
             if t is None:
                 continue
-            if create_graph:
-                out, args = node, inputs
-            else:
-                out, args = node._value, [x._value for x in inputs]
+            if args is None:
+                out, args = (node, inputs) if create_graph else (node._value, [x._value for x in inputs])
             c = prim.jvp[i](t, out, *args, **node.params)
             if c is None:
                 continue
