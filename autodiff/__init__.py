@@ -18,6 +18,8 @@ from .functional import (
 )
 from .sweep import toposort, reverse_sweep, forward_sweep
 from .symbolic import to_sympy
+from .numerical import DEFAULT_EPS, EpsSweep, eps_sweep, numerical_derivative, numerical_gradient, numerical_jacobian
+from .checks import Comparison, GradcheckError, GradcheckReport, GradcheckWarning, check_primitive, compare, gradcheck
 from . import examples
 
 __all__ = [
@@ -28,4 +30,6 @@ __all__ = [
     "transpose", "getitem", "scatter_add", "concatenate", "stack", "matmul", "unbroadcast",
     "grad", "value_and_grad", "vjp", "jvp", "jacobian", "hessian", "hvp", "derivative", "gradients",
     "toposort", "reverse_sweep", "forward_sweep", "to_sympy", "examples",
+    "DEFAULT_EPS", "EpsSweep", "eps_sweep", "numerical_derivative", "numerical_gradient", "numerical_jacobian",
+    "Comparison", "GradcheckError", "GradcheckReport", "GradcheckWarning", "check_primitive", "compare", "gradcheck",
 ]

@@ -253,7 +253,8 @@ def sqrt(x):
     return np.sqrt(x)
 
 
-@primitive(partials=[lambda out, x: np.sign(value_of(x))], sympy="Abs", samples=_unary())
+@primitive(partials=[lambda out, x: np.sign(value_of(x))], sympy="Abs", samples=_unary(),
+           kinks=[lambda x: x])
 def abs(x):
     """|x|, elementwise; abs'(0) = 0."""
     _real_only("abs", x)
@@ -266,7 +267,8 @@ def _sympy_relu(x):
     return sympy.Max(x, 0)
 
 
-@primitive(partials=[lambda out, x: value_of(x) > 0], sympy=_sympy_relu, samples=_unary())
+@primitive(partials=[lambda out, x: value_of(x) > 0], sympy=_sympy_relu, samples=_unary(),
+           kinks=[lambda x: x])
 def relu(x):
     """max(x, 0), elementwise; relu'(0) = 0."""
     _real_only("relu", x)
@@ -275,7 +277,7 @@ def relu(x):
 
 @primitive(partials=[lambda out, a, b: _ties(value_of(a), value_of(b), _result_dtype(out), np.greater),
                      lambda out, a, b: _ties(value_of(b), value_of(a), _result_dtype(out), np.greater)],
-           sympy="Max", samples=_binary())
+           sympy="Max", samples=_binary(), kinks=[lambda a, b: a - b])
 def maximum(a, b):
     """Elementwise maximum; at ties each argument gets half the gradient."""
     _real_only("maximum", a, b)
@@ -284,7 +286,7 @@ def maximum(a, b):
 
 @primitive(partials=[lambda out, a, b: _ties(value_of(a), value_of(b), _result_dtype(out), np.less),
                      lambda out, a, b: _ties(value_of(b), value_of(a), _result_dtype(out), np.less)],
-           sympy="Min", samples=_binary())
+           sympy="Min", samples=_binary(), kinks=[lambda a, b: a - b])
 def minimum(a, b):
     """Elementwise minimum; at ties each argument gets half the gradient."""
     _real_only("minimum", a, b)
@@ -310,7 +312,9 @@ def _sympy_clip(x, *, a_min, a_max):
 
 
 @primitive(partials=[lambda out, x, *, a_min, a_max: _clip_mask(x, a_min, a_max)],
-           sympy=_sympy_clip, samples=_unary(-2, 2, a_min=-1.0, a_max=1.0))
+           sympy=_sympy_clip, samples=_unary(-2, 2, a_min=-1.0, a_max=1.0),
+           kinks=[lambda x, *, a_min, a_max: x - (np.inf if a_min is None else a_min),
+                  lambda x, *, a_min, a_max: x - (np.inf if a_max is None else a_max)])
 def clip(x, *, a_min=None, a_max=None):
     """Clamp x to [a_min, a_max]; the gradient passes on the closed interval (as torch.clamp)."""
     _real_only("clip", x)
@@ -348,6 +352,7 @@ def where(cond, a, b):
 
 @primitive(vjp=[lambda g, out, x, *, axis, keepdims: broadcast_to(_expand(g, _shape(x), axis, keepdims), _shape(x))],
            jvp=[lambda t, out, x, *, axis, keepdims: sum(t, axis=axis, keepdims=keepdims)],
+           sympy=lambda x, **params: x,  # of a scalar
            samples=_cases1(((3,), {"axis": None, "keepdims": False}), ((2, 3), {"axis": 1, "keepdims": False}),
                           ((2, 3, 2), {"axis": (0, 2), "keepdims": True}), ((), {"axis": None, "keepdims": False})))
 def sum(x, *, axis=None, keepdims=False):
@@ -362,6 +367,7 @@ def _count(x_shape, out_shape):
 @primitive(vjp=[lambda g, out, x, *, axis, keepdims:
                 broadcast_to(_expand(g, _shape(x), axis, keepdims) / _count(_shape(x), _shape(out)), _shape(x))],
            jvp=[lambda t, out, x, *, axis, keepdims: mean(t, axis=axis, keepdims=keepdims)],
+           sympy=lambda x, **params: x,  # of a scalar
            samples=_cases1(((3,), {"axis": None, "keepdims": False}), ((2, 3), {"axis": 0, "keepdims": False}),
                           ((2, 3, 2), {"axis": -1, "keepdims": True})))
 def mean(x, *, axis=None, keepdims=False):
@@ -377,6 +383,17 @@ def _argmax_weights(x, out, axis, keepdims):
     return (hit / np.sum(hit, axis=_normalize_axes(axis, vx.ndim), keepdims=True)).astype(vx.dtype)
 
 
+def _extremum_gap(x, *, axis, keepdims, sign):
+    """Kink of max (sign=1) or min (sign=-1): the gap between the two largest (smallest) of each
+    slice, zero at a tie. Written with the engine's ops, so its rate of change has a tangent."""
+    vx = value_of(x) * sign
+    top = np.max(vx, axis=axis, keepdims=True)
+    ties = np.sum(vx == top, axis=axis, keepdims=True) > 1
+    first = max(x * sign, axis=axis, keepdims=True)
+    second = max(where(vx == top, -np.inf, x * sign), axis=axis, keepdims=True)
+    return where(ties, 0.0, first - where(np.isfinite(value_of(second)), second, first))
+
+
 def _extremum_rules():
     vjp = [lambda g, out, x, *, axis, keepdims:
            _expand(g, _shape(x), axis, keepdims) * _argmax_weights(x, out, axis, keepdims)]
@@ -389,14 +406,18 @@ _REDUCE_CASES = _cases1(((5,), {"axis": None, "keepdims": False}), ((2, 3), {"ax
                        ((2, 3, 2), {"axis": 0, "keepdims": True}))
 
 
-@primitive(**_extremum_rules(), sympy=lambda x, *, axis, keepdims: x, samples=_REDUCE_CASES)
+@primitive(**_extremum_rules(), sympy=lambda x, **params: x,  # of a scalar
+           samples=_REDUCE_CASES,
+           kinks=[lambda x, *, axis, keepdims: _extremum_gap(x, axis=axis, keepdims=keepdims, sign=1)])
 def max(x, *, axis=None, keepdims=False):
     """Maximum over ``axis``; the gradient is shared equally among tied maxima."""
     _real_only("max", x)
     return np.max(x, axis=axis, keepdims=keepdims)
 
 
-@primitive(**_extremum_rules(), sympy=lambda x, *, axis, keepdims: x, samples=_REDUCE_CASES)
+@primitive(**_extremum_rules(), sympy=lambda x, **params: x,  # of a scalar
+           samples=_REDUCE_CASES,
+           kinks=[lambda x, *, axis, keepdims: _extremum_gap(x, axis=axis, keepdims=keepdims, sign=-1)])
 def min(x, *, axis=None, keepdims=False):
     """Minimum over ``axis``; the gradient is shared equally among tied minima."""
     _real_only("min", x)
@@ -471,6 +492,7 @@ def broadcast_to(x, *, shape):
 
 @primitive(vjp=[lambda g, out, x, *, shape: reshape(g, _shape(x))],
            jvp=[lambda t, out, x, *, shape: reshape(t, shape)],
+           sympy=lambda x, **params: x,  # of a scalar
            samples=_cases1(((2, 3), {"shape": (3, 2)}), ((6,), {"shape": (2, -1)}), ((), {"shape": (1, 1)})))
 def reshape(x, *, shape):
     """``x`` with a new shape (same elements, C order)."""
@@ -483,6 +505,7 @@ def _inverse_axes(axes, ndim):
 
 @primitive(vjp=[lambda g, out, x, *, axes: transpose(g, axes=_inverse_axes(axes, len(_shape(x))))],
            jvp=[lambda t, out, x, *, axes: transpose(t, axes=axes)],
+           sympy=lambda x, **params: x,  # of a scalar
            samples=_cases1(((2, 3), {"axes": None}), ((2, 3, 4), {"axes": (2, 0, 1)}), ((2, 3, 4), {"axes": (0, 2, 1)})))
 def transpose(x, *, axes=None):
     """Permute the axes (reverse them by default)."""

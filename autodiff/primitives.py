@@ -7,7 +7,9 @@ Each primitive is declared once, with everything about it side by side (DESIGN.m
 - ``jvp``: the forward rule, one function per input: tangent of input i -> its share of the output
   tangent (the shares are summed);
 - ``sympy``: the matching SymPy function, for scalar ops (symbolic cross-checks);
-- ``samples``: valid random arguments, so that the test suite checks every declared primitive.
+- ``samples``: valid random arguments, so that the test suite checks every declared primitive;
+- ``kinks`` (non-differentiable ops only): functions of the inputs that are zero where the op is not
+  differentiable (``relu``: x; ``maximum``: a - b), so that gradient checks can tell a kink from a bug.
 
 Rules have the signature ``rule(g, out, *inputs, **params)`` and are written with the engine's own
 ops (``g * cos(x)``, not ``g * np.cos(x)``). The sweeps call them with plain arrays when no
@@ -36,7 +38,7 @@ class Primitive:
     """An elementary operation with its value, derivative rules and symbolic counterpart."""
 
     def __init__(self, name: str, impl: Callable, *, vjp, jvp, sympy=None, symbol: str | None = None,
-                 samples: Callable | None = None, variadic: bool = False, nin: int = 1):
+                 samples: Callable | None = None, variadic: bool = False, nin: int = 1, kinks=()):
         self.name = name
         self.impl = impl
         self.vjp = vjp
@@ -46,6 +48,7 @@ class Primitive:
         self.samples = samples
         self.variadic = variadic
         self.nin = nin
+        self.kinks = tuple(kinks)
 
     def __repr__(self):
         return f"<primitive {self.name}>"
@@ -91,13 +94,15 @@ def _from_partials(partials):
 
 
 def primitive(name: str | None = None, *, vjp=None, jvp=None, partials=None, sympy=None,
-              symbol: str | None = None, samples: Callable | None = None):
+              symbol: str | None = None, samples: Callable | None = None, kinks=()):
     """Declare a primitive from its NumPy implementation; returns the public op function.
 
     The implementation's positional parameters are the op's differentiable inputs; its
     keyword-only parameters are static parameters (an axis, a shape, an exponent). A ``*inputs``
     parameter makes the op variadic: the public function then takes a sequence of inputs and the
     rules take ``argnum=``. Give either ``partials`` (elementwise ops) or ``vjp`` and ``jvp``.
+    ``kinks`` lists functions ``kink(*inputs, **params)`` that vanish where the op is not
+    differentiable (used by ``gradcheck`` to recognise a finite difference straddling a kink).
 
     >>> import numpy as np
     >>> from autodiff import primitive, cos, grad
@@ -131,7 +136,7 @@ def primitive(name: str | None = None, *, vjp=None, jvp=None, partials=None, sym
             raise TypeError(f"primitive {op_name!r} has {nin} inputs but {len(rules[0])} vjp and "
                             f"{len(rules[1])} jvp rules: give one rule per input")
         prim = Primitive(op_name, impl, vjp=rules[0], jvp=rules[1], sympy=sympy, symbol=symbol,
-                         samples=samples, variadic=variadic, nin=nin)
+                         samples=samples, variadic=variadic, nin=nin, kinks=kinks)
         _register(prim)
         public = _public_function(prim, impl, nin, statics, variadic)
         public.primitive = prim

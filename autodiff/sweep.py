@@ -19,8 +19,9 @@ from .tensor import Tensor
 def toposort(roots, stop=frozenset()):
     """Nodes that the ``roots`` depend on through tracked Tensors, each after all its inputs.
 
-    Returns ``(order, ids)``: the list, and the set of ``id``s of its nodes. The walk does not
-    descend below nodes whose id is in ``stop``. Iterative depth-first search.
+    Returns ``(order, ids)``: the list in the order the program created the nodes (a topological
+    order, and the order of eq. 5.38's lines), and the set of ``id``s of its nodes. The walk
+    (an iterative depth-first search) does not descend below nodes whose id is in ``stop``.
     """
     order = []
     visited = set()
@@ -40,7 +41,12 @@ def toposort(roots, stop=frozenset()):
         for inp in node.inputs:
             if inp.requires_grad and id(inp) not in visited:
                 stack.append((inp, False))
+    order.sort(key=_creation_order)
     return order, visited
+
+
+def _creation_order(node):
+    return node._seq
 
 
 def _shape(x):

@@ -19,25 +19,37 @@ def _sympy_constant(value):
     return sympy.sympify(v)
 
 
-def to_sympy(y: Tensor, symbols: dict | None = None):
-    """The SymPy expression of the scalar graph that produced ``y``.
+def to_sympy(y, *arg_names, at=None, symbols: dict | None = None):
+    """The SymPy expression of a recorded graph of scalar ops.
 
-    Leaves that require grad become symbols named after the Tensors' names (``x`` when unnamed,
-    then ``x1``, ``x2`` ...); constants become numbers. ``symbols`` may map leaves to SymPy objects.
+    ``to_sympy(y)``: ``y`` is a recorded Tensor; its leaves that require grad become symbols named
+    after the Tensors' names (``x``, ``x1``, ``x2``... when unnamed), constants become numbers.
+    ``to_sympy(f, "x", "y")``: records ``f`` on leaves of those names first (at the values ``at``,
+    default 0.5 each; only ``where``'s condition depends on them) and converts that graph.
+    ``symbols`` may map leaves to SymPy objects of your own.
 
     >>> from autodiff import Tensor, sin, to_sympy
     >>> x = Tensor(0.5, requires_grad=True, name="x")
     >>> to_sympy(sin(x) ** 2 + 1)
     sin(x)**2 + 1
+    >>> to_sympy(lambda a, b: a * b + sin(b), "a", "b")
+    a*b + sin(b)
     """
     import sympy
 
+    if callable(y) and not isinstance(y, Tensor):
+        if not arg_names:
+            raise ValueError("to_sympy(f, *arg_names): name f's arguments, e.g. to_sympy(f, 'x')")
+        values = [0.5] * len(arg_names) if at is None else list(at)
+        if len(values) != len(arg_names):
+            raise ValueError(f"to_sympy: {len(arg_names)} argument names but {len(values)} values in at=")
+        y = y(*[Tensor(float(v), requires_grad=True, name=n) for v, n in zip(values, arg_names)])
     if not isinstance(y, Tensor):
         return _sympy_constant(y)
-    symbols = dict(symbols or {})
-    exprs = {id(k): v for k, v in symbols.items()}
+    exprs = {id(k): v for k, v in (symbols or {}).items()}
     order, _ = toposort([y])
     unnamed = 0
+    position = 0
     for node in order:
         if id(node) in exprs:
             continue
@@ -48,6 +60,13 @@ def to_sympy(y: Tensor, symbols: dict | None = None):
                 unnamed += 1
             exprs[id(node)] = sympy.Symbol(name, real=True)
             continue
+        position += 1
         args = [exprs[id(i)] if id(i) in exprs else _sympy_constant(i._value) for i in node.inputs]
+        if node.op.sympy is None:
+            raise ValueError(f"to_sympy: node #{position} ({node.op.name}) has no SymPy counterpart: "
+                             f"op {node.op.name!r} cannot be converted")
+        if any(np.ndim(i._value) for i in node.inputs) or node.ndim:
+            raise ValueError(f"to_sympy: node #{position} ({node.op.name}) has shape {node.shape}: only graphs "
+                             f"of scalar ops convert")
         exprs[id(node)] = node.op.to_sympy(*args, **node.params)
     return exprs[id(y)] if id(y) in exprs else _sympy_constant(y._value)

@@ -12,9 +12,12 @@ plain arrays when no derivative of a derivative is wanted, and build a graph whe
 """
 from __future__ import annotations
 
+import itertools
 import threading
 
 import numpy as np
+
+_creation = itertools.count()  # creation order: inputs are always created before their results
 
 
 class _GradMode(threading.local):
@@ -86,7 +89,7 @@ class Tensor:
     """
 
     __slots__ = ("_value", "requires_grad", "grad", "name", "op", "inputs", "params", "_retains_grad",
-                 "__weakref__")
+                 "_seq", "__weakref__")
 
     # NumPy defers to our reflected operators (ndarray * Tensor -> Tensor.__rmul__).
     __array_ufunc__ = None
@@ -109,6 +112,7 @@ class Tensor:
         self.inputs = ()
         self.params = {}
         self._retains_grad = False
+        self._seq = next(_creation)
 
     # --- construction without copies, used by the engine -------------------------------------
     @classmethod
@@ -122,6 +126,7 @@ class Tensor:
         t.inputs = inputs
         t.params = params if params is not None else {}
         t._retains_grad = False
+        t._seq = next(_creation)
         return t
 
     # --- the value ---------------------------------------------------------------------------

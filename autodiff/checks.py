@@ -1,0 +1,531 @@
+"""Gradient checks: the engine's derivatives held to finite differences and to SymPy.
+
+- ``gradcheck(f, *inputs)``: every derivative of f (full Jacobians for small inputs, random
+  directions <v, J u> for large ones), by each mode, against central differences. On failure it
+  raises ``GradcheckError`` whose message is a table of the worst entries, and it names the first
+  recorded primitive whose own rule is wrong. Entries whose difference quotient straddles a kink
+  (relu or abs at 0, a tie in max) are reported as such, not as failures.
+- ``check_primitive(op)``: a primitive's vjp, jvp and SymPy rules against differences and SymPy.
+- ``compare(f, *inputs)``: one table of the derivative by every method the toolkit knows.
+
+Defaults follow PyTorch's ``torch.autograd.gradcheck``: eps = 1e-6 (absolute central-difference
+step), atol = 1e-5, rtol = 1e-3, an entry passing when |analytic - numeric| <= atol + rtol |numeric|.
+JAX's ``check_grads`` uses eps = 1e-4 with tolerances tied to the dtype. Both need float64: in
+float32 (machine epsilon 1.2e-7) a difference quotient with eps = 1e-6 keeps about one digit, so
+float32 inputs get a warning.
+"""
+from __future__ import annotations
+
+import html
+import warnings
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .functional import _Trace, vjp as _vjp
+from .numerical import DEFAULT_EPS, METHODS
+from .ops import concatenate, reshape
+from .sweep import forward_sweep, reverse_sweep, toposort
+from .tensor import Tensor, apply, value_of
+
+
+class GradcheckError(AssertionError):
+    """A derivative disagrees with finite differences (or SymPy); ``.report`` holds the details."""
+
+    def __init__(self, report):
+        self.report = report
+        super().__init__(str(report))
+
+
+class GradcheckWarning(UserWarning):
+    """A check that runs but cannot be trusted (float32 inputs)."""
+
+
+# --- reports ---------------------------------------------------------------------------------
+
+_COLUMNS = ("check", "output", "input", "analytic", "numeric", "abs err", "rel err")
+
+
+@dataclass
+class GradcheckReport:
+    """What a gradient check compared, and where it disagreed."""
+
+    passed: bool
+    strategy: str                       # "full Jacobian" or "random directions"
+    checked: int                        # number of compared entries (all modes)
+    atol: float
+    rtol: float
+    eps: float
+    failures: list = field(default_factory=list)   # rows: dicts with the _COLUMNS keys
+    kinks: list = field(default_factory=list)      # sentences: entries not counted, and why
+    culprit: str | None = None                     # the first primitive whose own rule is wrong
+    errors: list = field(default_factory=list)     # sweeps that could not run (a rule's wrong shape)
+    notes: list = field(default_factory=list)
+    worst: int = 10
+
+    def rows(self):
+        """The worst failing entries, largest excess over the tolerance first."""
+        def excess(r):
+            return r["abs err"] - (self.atol + self.rtol * abs(r["numeric"]))
+        return sorted(self.failures, key=excess, reverse=True)[: self.worst]
+
+    def __str__(self):
+        head = (f"gradcheck {'passed' if self.passed else 'FAILED'}: {self.checked} entries compared "
+                f"({self.strategy}, eps={self.eps:g}, atol={self.atol:g}, rtol={self.rtol:g})")
+        lines = [head]
+        if self.failures:
+            lines.append(f"{len(self.failures)} entries disagree; the worst:")
+            lines.append(_text_table(_COLUMNS, [[_fmt(r[c]) for c in _COLUMNS] for r in self.rows()]))
+        lines.extend(self.errors)
+        if self.culprit:
+            lines.append(self.culprit)
+        lines.extend(self.kinks)
+        lines.extend(self.notes)
+        return "\n".join(lines)
+
+    def _repr_html_(self):
+        parts = [f"<p><b>{html.escape(str(self).splitlines()[0])}</b></p>"]
+        if self.failures:
+            parts.append(_html_table(_COLUMNS, [[_fmt(r[c]) for c in _COLUMNS] for r in self.rows()]))
+        for line in self.errors + ([self.culprit] if self.culprit else []) + self.kinks + self.notes:
+            parts.append(f"<p>{html.escape(line)}</p>")
+        return "".join(parts)
+
+
+def _fmt(v):
+    if isinstance(v, (float, np.floating)):
+        return f"{v:.6g}" if np.isfinite(v) else str(v)
+    return str(v)
+
+
+def _text_table(columns, rows):
+    widths = [max(len(str(c)), *(len(r[i]) for r in rows)) if rows else len(str(c)) for i, c in enumerate(columns)]
+    line = "  ".join(str(c).rjust(w) for c, w in zip(columns, widths))
+    body = ["  ".join(cell.rjust(w) for cell, w in zip(r, widths)) for r in rows]
+    return "\n".join([line, "-" * len(line)] + body)
+
+
+def _html_table(columns, rows):
+    head = "".join(f"<th>{html.escape(str(c))}</th>" for c in columns)
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in r) + "</tr>" for r in rows)
+    return f"<table><tr>{head}</tr>{body}</table>"
+
+
+# --- helpers -----------------------------------------------------------------------------------
+
+def _index(shape, flat):
+    """'[i, j]' for a flat position in an array of ``shape`` ('[]' for a scalar)."""
+    return "[" + ", ".join(str(int(i)) for i in np.unravel_index(flat, shape)) + "]" if shape else "[]"
+
+
+def _input_names(inputs):
+    return [x.name if isinstance(x, Tensor) and x.name else f"input {k}" for k, x in enumerate(inputs)]
+
+
+def _node_label(order, node):
+    """'node #k = op(shapes)', k counting the recorded ops in evaluation order (as eq. 5.38's a, b, c)."""
+    position = 0
+    for n in order:
+        position += n.op is not None
+        if n is node:
+            break
+    name = f" {node.name!r}" if node.name else ""
+    shapes = ", ".join(str(i.shape) for i in node.inputs)
+    return f"node #{position}{name} = {node.op.name}({shapes})"
+
+
+def _as_float_inputs(inputs, fname):
+    arrays = []
+    for k, x in enumerate(inputs):
+        arr = np.asarray(value_of(x))
+        if arr.dtype.kind not in "fc":
+            if arr.dtype.kind not in "biu":
+                raise TypeError(f"{fname}: input {k} must be numeric, got dtype {arr.dtype}")
+            arr = arr.astype(np.float64)
+        if arr.dtype == np.float32:
+            warnings.warn(f"{fname}: input {k} is float32. A central difference with eps=1e-6 keeps about one "
+                          f"digit in float32 (machine epsilon 1.2e-7), so the check cannot be trusted: "
+                          f"pass float64 inputs (x.astype(np.float64)).", GradcheckWarning, stacklevel=3)
+        arrays.append(arr)
+    return arrays
+
+
+def _evaluate(f, xs):
+    return np.asarray(value_of(f(*xs)), dtype=np.float64)
+
+
+def _numeric_directional(f, xs, directions, eps):
+    """Central difference of f at xs along the input directions (one per input)."""
+    plus = _evaluate(f, [x + eps * d for x, d in zip(xs, directions)])
+    minus = _evaluate(f, [x - eps * d for x, d in zip(xs, directions)])
+    return (plus - minus) / (2 * eps)
+
+
+def _kink_nodes(order, tangents, eps):
+    """Nodes whose primitive has a kink within reach of a step eps along the given tangents."""
+    from .functional import jvp
+
+    found = []
+    for node in order:
+        prim = node.op
+        if prim is None or not prim.kinks:
+            continue
+        ts = [tangents.get(id(i)) for i in node.inputs]
+        if all(t is None for t in ts):
+            continue
+        values = [i._value for i in node.inputs]
+        ts = [np.zeros_like(v, dtype=np.float64) if t is None else np.asarray(value_of(t)) for v, t in zip(values, ts)]
+        for kink in prim.kinks:
+            gap, rate = jvp(lambda *xs: kink(*xs, **node.params), values, ts)
+            gap, rate = np.abs(np.asarray(gap)), np.abs(np.asarray(rate))
+            if np.any((gap <= 2 * eps * rate) & (rate > 0)):
+                found.append(node)
+                break
+    return found
+
+
+# --- localising a wrong rule -------------------------------------------------------------------
+
+def _check_node_rules(node, ids, rng, eps, atol, rtol):
+    """Compare one recorded node's vjp and jvp rules with central differences at its inputs
+    (``ids``: the graph's differentiated nodes, the inputs that get perturbed)."""
+    prim = node.op
+    values = [np.asarray(i._value, dtype=np.float64) for i in node.inputs]
+    tracked = [id(i) in ids for i in node.inputs]
+    us = [rng.normal(size=v.shape) if t else np.zeros(v.shape) for v, t in zip(values, tracked)]
+    v_out = rng.normal(size=node.shape)
+    leaves = [Tensor._make(v, requires_grad=t) for v, t in zip(values, tracked)]
+    out = apply(prim, leaves, node.params)
+    order, ids = toposort([out])
+    numeric = float(np.sum(v_out * _numeric_directional(lambda *xs: prim.impl(*xs, **node.params), values, us, eps)))
+    problems = []
+    tangent = forward_sweep(order, {id(w): u for w, u in zip(leaves, us) if w.requires_grad}).get(id(out))
+    forward = float(np.sum(v_out * (0 if tangent is None else np.asarray(tangent))))
+    if abs(forward - numeric) > atol + rtol * abs(numeric):
+        problems.append(f"its jvp (forward rule) gives <v, J u> = {forward:.6g}, central differences {numeric:.6g}")
+    try:
+        adj = reverse_sweep(order, ids, {id(out): v_out}, keep={id(w) for w in leaves})
+        reverse = float(sum(np.sum(adj[id(w)] * u) for w, u in zip(leaves, us) if id(w) in adj))
+        if abs(reverse - numeric) > atol + rtol * abs(numeric):
+            problems.append(f"its vjp (reverse rule) gives <J^T v, u> = {reverse:.6g}, central differences {numeric:.6g}")
+    except RuntimeError as exc:  # a rule returning the wrong shape
+        problems.append(f"its vjp (reverse rule) fails: {exc}")
+    return problems
+
+
+def _localise(order, ids, eps, atol, rtol, seed=0):
+    """The first primitive in the recorded graph (in evaluation order) whose own rule is wrong."""
+    rng = np.random.default_rng(seed)
+    for node in order:
+        if node.op is None or node.op.name == "identity":
+            continue
+        if node.dtype.kind != "f" or _kink_nodes([node], {id(i): np.ones(i.shape) for i in node.inputs}, eps):
+            continue
+        problems = _check_node_rules(node, ids, rng, eps, atol, rtol)
+        if problems:
+            return f"First wrong rule: {_node_label(order, node)}: " + "; ".join(problems) + "."
+    return None
+
+
+# --- gradcheck ---------------------------------------------------------------------------------
+
+def gradcheck(f, *inputs, eps=1e-6, atol=1e-5, rtol=1e-3, modes=("reverse", "forward"), order=1,
+              full=None, directions=8, seed=0, raise_exception=True):
+    """Check f's derivatives with respect to every input against central differences.
+
+    ``full=None`` checks the whole Jacobian when the inputs have at most 512 elements in all, and
+    ``directions`` random products <v, J u> otherwise. ``modes`` chooses reverse and/or forward mode.
+    ``order=2`` checks the derivatives of the derivative: the Jacobian of u^T J (a vjp with a fixed
+    random u), so that every rule is differentiated once more. Returns the ``GradcheckReport``;
+    raises ``GradcheckError`` on failure unless ``raise_exception=False``.
+
+    >>> import numpy as np
+    >>> import autodiff as ad
+    >>> gradcheck(lambda x: ad.softmax(x), np.array([0.1, 0.5, -0.3])).passed
+    True
+    """
+    for mode in modes:
+        if mode not in ("reverse", "forward"):
+            raise ValueError(f"gradcheck: modes must contain 'reverse' and/or 'forward', got {mode!r}")
+    if order not in (1, 2):
+        raise ValueError(f"gradcheck: order must be 1 or 2, got {order!r}")
+    if not inputs:
+        raise ValueError("gradcheck: give at least one input")
+    names = _input_names(inputs)
+    xs = _as_float_inputs(inputs, "gradcheck")
+    if order == 2:
+        f = _first_derivative_function(f, xs, seed)
+    trace = _Trace(f, xs, tuple(range(len(xs))), {}, "gradcheck")
+    trace.release()
+    out = trace.out
+    total = sum(x.size for x in xs)
+    full = total <= 512 if full is None else full
+    report = GradcheckReport(True, "full Jacobian" if full else f"{directions} random directions",
+                             0, atol, rtol, eps)
+    if order == 2:
+        report.notes.append("order=2: checked the Jacobian of u^T J (second derivatives).")
+    rng = np.random.default_rng(seed)
+    try:
+        if full:
+            _full_check(f, xs, names, trace, modes, eps, atol, rtol, report)
+        else:
+            _random_check(f, xs, names, trace, modes, eps, atol, rtol, directions, rng, report)
+    except RuntimeError as exc:  # a rule returned the wrong shape: the sweep itself cannot run
+        report.errors.append(f"A sweep failed: {exc}.")
+    if report.failures or report.errors:
+        report.passed = False
+        report.culprit = _localise(trace.order, trace.ids, eps, atol, rtol, seed)
+    if not report.passed and raise_exception:
+        raise GradcheckError(report)
+    return report
+
+
+def _first_derivative_function(f, xs, seed):
+    """x -> u^T J(x), flattened over all inputs, for a fixed random u: checking it checks order 2."""
+    out_shape = np.shape(_evaluate(f, xs))
+    u = np.random.default_rng(seed + 1).normal(size=out_shape)
+
+    def first_derivative(*args):
+        _, vjp_fn = _vjp(f, *args)
+        return concatenate([reshape(c, (-1,)) for c in vjp_fn(u)])
+
+    return first_derivative
+
+
+def _compare(report, check, analytic, numeric, out_label, in_label, atol, rtol):
+    report.checked += 1
+    err = abs(analytic - numeric)
+    if not err <= atol + rtol * abs(numeric):  # also catches NaN
+        rel = err / abs(numeric) if numeric != 0 else float("inf")
+        report.failures.append({"check": check, "output": out_label, "input": in_label, "analytic": float(analytic),
+                                "numeric": float(numeric), "abs err": float(err), "rel err": float(rel)})
+
+
+def _kink_message(nodes, order, where):
+    labels = "; ".join(_node_label(order, n) for n in nodes)
+    return (f"Not counted: {where}: the difference quotient straddles a non-differentiable point of "
+            f"{labels} (an input within eps of a kink).")
+
+
+def _full_check(f, xs, names, trace, modes, eps, atol, rtol, report):
+    out = trace.out
+    m = out.size
+    jac = {}
+    if "reverse" in modes:
+        rows = []
+        for k in range(m):
+            seed = np.zeros(m, dtype=out.dtype)
+            seed[k] = 1
+            rows.append([np.asarray(value_of(g), dtype=np.float64).ravel() for g in trace.reverse(seed.reshape(out.shape))])
+        jac["reverse"] = [np.array([r[i] for r in rows]).reshape(m, -1) for i in range(len(xs))]
+    for i, x in enumerate(xs):
+        for k in range(x.size):
+            directions = [np.zeros_like(z) for z in xs]
+            directions[i].flat[k] = 1
+            numeric = _numeric_directional(f, xs, directions, eps).ravel()
+            tangents = forward_sweep(trace.order, {id(w): d for w, d in zip(trace.leaves, directions)})
+            kinked = _kink_nodes(trace.order, tangents, eps)
+            columns = {}
+            if "reverse" in modes:
+                columns["reverse"] = jac["reverse"][i][:, k]
+            if "forward" in modes:
+                t = tangents.get(id(out))
+                columns["forward"] = np.zeros(m) if t is None else np.asarray(value_of(t), dtype=np.float64).ravel()
+            before = len(report.failures)
+            for mode, column in columns.items():
+                for r in range(m):
+                    _compare(report, mode, column[r], numeric[r], _index(out.shape, r), names[i] + _index(x.shape, k),
+                             atol, rtol)
+            if kinked and len(report.failures) > before:
+                del report.failures[before:]
+                report.kinks.append(_kink_message(kinked, trace.order, f"derivatives along {names[i]}{_index(x.shape, k)}"))
+
+
+def _random_check(f, xs, names, trace, modes, eps, atol, rtol, directions, rng, report):
+    out = trace.out
+    for d in range(directions):
+        us = [rng.normal(size=x.shape) for x in xs]
+        v = rng.normal(size=out.shape)
+        numeric = float(np.sum(v * _numeric_directional(f, xs, us, eps)))
+        tangents = forward_sweep(trace.order, {id(w): u for w, u in zip(trace.leaves, us)})
+        before = len(report.failures)
+        if "reverse" in modes:
+            cot = trace.reverse(v.astype(out.dtype))
+            analytic = float(sum(np.sum(np.asarray(value_of(c)) * u) for c, u in zip(cot, us)))
+            _compare(report, "reverse <J^T v, u>", analytic, numeric, "v", f"direction {d}", atol, rtol)
+        if "forward" in modes:
+            t = tangents.get(id(out))
+            analytic = 0.0 if t is None else float(np.sum(v * np.asarray(value_of(t))))
+            _compare(report, "forward <v, J u>", analytic, numeric, "v", f"direction {d}", atol, rtol)
+        kinked = _kink_nodes(trace.order, tangents, eps)
+        if kinked and len(report.failures) > before:
+            del report.failures[before:]
+            report.kinks.append(_kink_message(kinked, trace.order, f"random direction {d}"))
+
+
+# --- check_primitive ---------------------------------------------------------------------------
+
+def check_primitive(op, samples=None, *, eps=1e-6, atol=1e-5, rtol=1e-3, order=1, seed=0):
+    """Validate a primitive's rules at random points: vjp and jvp against central differences
+    (``gradcheck`` of the op alone, ``order=2`` to differentiate the rules once more), and its
+    SymPy counterpart's value and derivative against the NumPy value and the jvp rule.
+
+    ``op`` is an op function (as returned by ``@primitive``) or a ``Primitive``. ``samples`` is a
+    list of ``(inputs, params)``; by default the primitive's own samples are used. Returns the list
+    of reports; raises ``GradcheckError`` (naming the op and the element) on the first failure.
+
+    >>> import autodiff as ad
+    >>> len(check_primitive(ad.tanh)) > 0
+    True
+    """
+    prim = getattr(op, "primitive", op)
+    rng = np.random.default_rng(seed)
+    if samples is None:
+        if prim.samples is None:
+            raise ValueError(f"check_primitive: {prim.name!r} declares no samples; pass samples=[(inputs, params), ...]")
+        samples = prim.samples(rng)
+    reports = []
+    for inputs, params in samples:
+        def f(*xs, _params=params):
+            return apply(prim, xs, _params)
+
+        try:
+            report = gradcheck(f, *inputs, eps=eps, atol=atol, rtol=rtol, order=order, seed=seed)
+        except GradcheckError as exc:
+            exc.report.notes.insert(0, f"check_primitive({prim.name!r}) at inputs of shapes "
+                                       f"{[np.shape(x) for x in inputs]}, params {params}")
+            exc.args = (str(exc.report),)
+            raise
+        if prim.sympy is not None and all(np.ndim(x) == 0 for x in inputs) and np.ndim(prim.impl(*inputs, **params)) == 0:
+            _check_sympy_rule(prim, inputs, params, report)
+        reports.append(report)
+    return reports
+
+
+def _check_sympy_rule(prim, inputs, params, report):
+    import sympy
+
+    symbols = sympy.symbols(f"s0:{len(inputs)}", real=True)
+    expr = prim.to_sympy(*symbols, **params)
+    point = {s: sympy.Float(float(x), 30) for s, x in zip(symbols, inputs)}
+    value = float(expr.evalf(30, subs=point))
+    numpy_value = float(prim.impl(*inputs, **params))
+    _compare(report, "sympy value", numpy_value, value, "[]", "-", 1e-12, 1e-12)
+    for k, s in enumerate(symbols):
+        exact = float(sympy.diff(expr, s).evalf(30, subs=point))
+        tangents = [np.zeros(()) for _ in inputs]
+        tangents[k] = np.ones(())
+        leaves = [Tensor._make(np.asarray(x, dtype=np.float64), requires_grad=True) for x in inputs]
+        out = apply(prim, leaves, params)
+        order, _ = toposort([out])
+        t = forward_sweep(order, {id(w): u for w, u in zip(leaves, tangents)}).get(id(out))
+        _compare(report, "sympy derivative", float(0 if t is None else t), exact, "[]", f"input {k}", 1e-10, 1e-10)
+    if report.failures:
+        report.passed = False
+        raise GradcheckError(report)
+
+
+# --- compare -----------------------------------------------------------------------------------
+
+@dataclass
+class Comparison:
+    """The derivative of f by every method, with errors against a reference method."""
+
+    reference: str
+    rows: list          # dicts: method, value, abs err, rel err, note
+
+    def __str__(self):
+        columns = ("method", "derivative", "abs err", "rel err", "note")
+        body = [[r["method"], _fmt_value(r["value"]), _fmt(r["abs err"]), _fmt(r["rel err"]), r["note"]] for r in self.rows]
+        return f"reference: {self.reference}\n" + _text_table(columns, body)
+
+    def _repr_html_(self):
+        columns = ("method", "derivative", "abs err", "rel err", "note")
+        body = [[r["method"], _fmt_value(r["value"]), _fmt(r["abs err"]), _fmt(r["rel err"]), r["note"]] for r in self.rows]
+        return f"<p>reference: {html.escape(self.reference)}</p>" + _html_table(columns, body)
+
+
+def _fmt_value(v):
+    if v is None:
+        return "-"
+    v = np.asarray(v)
+    if v.size == 1:
+        return f"{float(v.ravel()[0]):.17g}"
+    return f"array{v.shape}, |J|max = {np.max(np.abs(v)):.6g}"
+
+
+def compare(f, *inputs, eps=None):
+    """One table of f's derivative (gradient or Jacobian, w.r.t. all inputs) by reverse mode,
+    forward mode, SymPy (scalar graphs) and each difference quotient, with errors against the most
+    exact method available: SymPy, else the complex step, else reverse mode.
+
+    >>> import autodiff as ad
+    >>> table = compare(lambda x: ad.exp(ad.sin(x)), 0.5)
+    >>> table.reference
+    'SymPy'
+    >>> [r["method"] for r in table.rows][:3]
+    ['reverse mode', 'forward mode', 'SymPy']
+    """
+    from .functional import jacobian
+    from .numerical import numerical_jacobian
+    from .symbolic import to_sympy
+
+    xs = _as_float_inputs(inputs, "compare")
+    flat_sizes = [x.size for x in xs]
+
+    def flat_f(v):
+        parts, start = [], 0
+        for x, n in zip(xs, flat_sizes):
+            parts.append(reshape(v[start:start + n], x.shape) if isinstance(v, Tensor) else v[start:start + n].reshape(x.shape))
+            start += n
+        return f(*parts)
+
+    point = np.concatenate([x.ravel() for x in xs])
+    results = {}
+    notes = {}
+    results["reverse mode"] = jacobian(flat_f, mode="reverse")(point)
+    results["forward mode"] = jacobian(flat_f, mode="forward")(point)
+    results["SymPy"], notes["SymPy"] = _sympy_derivative(f, xs, to_sympy)
+    for method in METHODS:
+        name = f"numerical, {method}"
+        step = DEFAULT_EPS[method] if eps is None else eps
+        try:
+            results[name] = numerical_jacobian(flat_f, point, method=method, eps=step)
+            notes[name] = f"eps={step:.3g}"
+        except TypeError as exc:  # an op that refuses complex input
+            results[name], notes[name] = None, str(exc).split(",")[0]
+    if len(xs) == 1:  # one argument: the derivative in its natural shape, out.shape + x.shape
+        shape = np.shape(value_of(f(*xs))) + xs[0].shape
+        results = {k: None if v is None else np.reshape(v, shape) for k, v in results.items()}
+    reference = "SymPy" if results["SymPy"] is not None else (
+        "numerical, complex" if results["numerical, complex"] is not None else "reverse mode")
+    ref = np.asarray(results[reference], dtype=np.float64)
+    scale = np.max(np.abs(ref)) if ref.size else 0.0
+    rows = []
+    for method, value in results.items():
+        if value is None:
+            rows.append({"method": method, "value": None, "abs err": "-", "rel err": "-", "note": notes.get(method, "")})
+            continue
+        err = float(np.max(np.abs(np.asarray(value, dtype=np.float64) - ref))) if ref.size else 0.0
+        rows.append({"method": method, "value": value, "abs err": err,
+                     "rel err": err / scale if scale else err, "note": notes.get(method, "")})
+    return Comparison(reference, rows)
+
+
+def _sympy_derivative(f, xs, to_sympy):
+    """SymPy's derivative of f's recorded graph at the point, or (None, reason)."""
+    if any(x.ndim for x in xs):
+        return None, "scalar inputs only"
+    import sympy
+
+    leaves = [Tensor(x, requires_grad=True, name=f"x{k}" if len(xs) > 1 else "x") for k, x in enumerate(xs)]
+    try:
+        expr = to_sympy(f(*leaves))
+    except (NotImplementedError, ValueError) as exc:
+        return None, str(exc)
+    symbols = [sympy.Symbol(w.name, real=True) for w in leaves]
+    point = {s: sympy.Float(float(x), 30) for s, x in zip(symbols, xs)}
+    out = np.asarray(value_of(f(*xs)))
+    if out.ndim:
+        return None, "scalar outputs only"
+    return np.array([float(sympy.diff(expr, s).evalf(30, subs=point)) for s in symbols]).reshape(1, -1)[0], ""
