@@ -77,6 +77,17 @@ def test_eps_sweep_shows_first_and_second_order_truncation_slopes():
     np.testing.assert_allclose(forward.eps, np.logspace(-1, -14, 14))
 
 
+def test_eps_sweep_plots_its_u_curve():
+    import matplotlib  # in the test extra
+
+    matplotlib.use("Agg")
+    sweep = ad.eps_sweep(eq_5_36, 0.5, "central")
+    fig = sweep.plot()
+    (line,) = fig.axes[0].get_lines()
+    np.testing.assert_array_equal(line.get_xdata(), sweep.eps)
+    assert fig.axes[0].get_xscale() == "log" and fig.axes[0].get_yscale() == "log"
+
+
 def test_numerical_gradient_and_jacobian_and_bad_method():
     x = np.array([0.3, -1.2, 2.0])
     g = ad.numerical_gradient(lambda v: ad.sum(ad.sin(v) * v), x, method="complex")
