@@ -33,3 +33,7 @@ __all__ = [
     "DEFAULT_EPS", "EpsSweep", "eps_sweep", "numerical_derivative", "numerical_gradient", "numerical_jacobian",
     "Comparison", "GradcheckError", "GradcheckReport", "GradcheckWarning", "check_primitive", "compare", "gradcheck",
 ]
+from .draw import GraphvizNotFound, Steps, TraceTable, draw, draw_steps, graph_code, print_graph, save, trace_table
+
+__all__ += ["GraphvizNotFound", "Steps", "TraceTable", "draw", "draw_steps", "graph_code", "print_graph", "save",
+            "trace_table"]

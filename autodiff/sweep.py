@@ -56,12 +56,13 @@ def _shape(x):
         return np.shape(x)
 
 
-def reverse_sweep(order, ids, seeds, *, create_graph=False, keep=None, stop=frozenset()):
+def reverse_sweep(order, ids, seeds, *, create_graph=False, keep=None, stop=frozenset(), on_edge=None):
     """Algorithm 2: adjoints dy/dv of the nodes in ``order``, from the ``seeds`` {id: adjoint}.
 
     Returns {id(node): adjoint} for the nodes whose id is in ``keep`` (every node if ``keep`` is
     None). Adjoints flow only into inputs that are in the sweep (``ids``), never below ``stop``.
-    Adjoints of nodes not reached are absent (zero).
+    Adjoints of nodes not reached are absent (zero). ``on_edge(node, i, input, contribution)`` is
+    called for each contribution (drawings and trace tables show them).
     """
     adjoint = dict(seeds)
     kept = {}
@@ -92,17 +93,20 @@ def reverse_sweep(order, ids, seeds, *, create_graph=False, keep=None, stop=froz
                 raise RuntimeError(
                     f"the vjp rule of {prim.name!r} returned a cotangent of shape {_shape(c)} for input "
                     f"{i}, whose shape is {inp._value.shape}: a rule must return its input's shape")
+            if on_edge is not None:
+                on_edge(node, i, inp, c)
             previous = adjoint.get(key)
             adjoint[key] = c if previous is None else previous + c
     return kept
 
 
-def forward_sweep(order, seeds, *, create_graph=False):
+def forward_sweep(order, seeds, *, create_graph=False, on_edge=None):
     """Forward mode: tangents of the nodes in ``order`` from the ``seeds`` {id: tangent}.
 
     Each node's tangent is the sum over its inputs of the jvp rule applied to the input's tangent
     (inputs without a tangent contribute nothing). Returns {id(node): tangent} for every node with
-    a tangent; seeded nodes keep their seed.
+    a tangent; seeded nodes keep their seed. ``on_edge(node, i, input, contribution)`` is called
+    for each contribution.
     """
     tangent = dict(seeds)
     for node in order:
@@ -121,6 +125,8 @@ def forward_sweep(order, seeds, *, create_graph=False):
             c = prim.jvp[i](t, out, *args, **node.params)
             if c is None:
                 continue
+            if on_edge is not None:
+                on_edge(node, i, inp, c)
             total = c if total is None else total + c
         if total is None:
             continue

@@ -1,0 +1,170 @@
+"""Drawing the graph: pictures, step-by-step sweeps, trace tables, straight-line code."""
+import os
+import re
+import shutil
+
+import numpy as np
+import pytest
+
+import autodiff as ad
+from autodiff.examples import eq_5_36, eq_5_37
+
+# Rendering needs Graphviz's `dot`. CI installs it (and sets CI=true), so there these tests always
+# run; on a machine without `dot` they are skipped rather than failing the README's test command.
+requires_dot = pytest.mark.skipif(shutil.which("dot") is None and os.environ.get("CI") != "true",
+                                  reason="Graphviz 'dot' is not installed (apt-get install graphviz)")
+
+EQ_5_38 = ["a = sin(x)", "b = a ** 2", "c = a + b", "d = exp(c)", "e = exp(x)", "f = e ** 2", "g = e + f",
+           "h = sin(g)", "y = d + h"]
+
+
+def _nodes(dot):
+    """{dot id: [label lines]} of a Digraph's nodes."""
+    return {m.group(1): m.group(2).split("\n")
+            for m in re.finditer(r'^\s*(\w+) \[label="(.*?)"', dot.source, flags=re.M | re.S)}
+
+
+def _eq_5_36_graph(x=0.5):
+    x = ad.Tensor(x, requires_grad=True, name="x")
+    return x, eq_5_36(x)
+
+
+def test_eq_5_36_drawing_has_the_nodes_of_eq_5_38_with_engine_values_and_adjoints():
+    x, y = _eq_5_36_graph()
+    dot = ad.draw(y, names="letters")
+    nodes = _nodes(dot)
+    assert sorted(lines[0] for lines in nodes.values()) == sorted(["x"] + EQ_5_38)
+    assert dot.source.count("->") == 12  # eq. 5.38's twelve operand edges
+    order, _ = ad.toposort([y])
+    adjoints = dict(zip((id(n) for n in order), ad.gradients(y, order)))
+    names = ad.draw.__globals__["node_names"](order, y, "letters")
+    by_name = {lines[0].split(" = ")[0]: lines for lines in nodes.values()}
+    for node in order:
+        lines = by_name[names[id(node)]]
+        assert f"value {node.item():.4g}" in lines
+        assert f"grad {float(adjoints[id(node)]):.4g}" in lines
+    assert f"grad {eq_5_37(0.5):.4g}" in by_name["x"]
+
+
+def test_tangents_after_a_forward_sweep():
+    x, y = _eq_5_36_graph()
+    nodes = _nodes(ad.draw(y, show=("value", "tangent"), wrt=x, names="letters"))
+    by_name = {lines[0].split(" = ")[0]: lines for lines in nodes.values()}
+    assert f"tangent {eq_5_37(0.5):.4g}" in by_name["y"] and "tangent 1" in by_name["x"]
+    assert not any(line.startswith("grad") for lines in nodes.values() for line in lines)
+
+
+def test_print_graph_and_trace_tables_follow_the_textbook(capsys):
+    x, y = _eq_5_36_graph()
+    ad.print_graph(y)
+    assert capsys.readouterr().out.splitlines() == EQ_5_38
+    reverse = ad.trace_table(y, mode="reverse")
+    assert [r["node"] for r in reverse.rows] == list("yhgfedcbax")
+    assert reverse.rows[-1]["adjoint"] == f"{eq_5_37(0.5):.6g}"
+    assert reverse.rows[-1]["rule"] == "x\u0304 = cos(x)·a\u0304 + exp(x)·e\u0304"   # eq. 5.39, last line
+    assert next(r for r in reverse.rows if r["node"] == "a")["rule"] == "a\u0304 = 2*a·b\u0304 + c\u0304"
+    forward = ad.trace_table(y, mode="forward")
+    assert forward.rows[-1]["tangent"] == f"{eq_5_37(0.5):.6g}"
+    assert forward.rows[4]["rule"] == "dd = exp(c)·dc"   # dd/dc = exp(c), eq. 5.40
+    text = str(forward)
+    assert text.splitlines()[0].split() == ["node", "expression", "value", "tangent", "rule"]
+    assert forward.to_markdown().startswith("| node | expression |") and "<table>" in reverse._repr_html_()
+
+
+@pytest.mark.parametrize("mode", ["reverse", "forward"])
+def test_one_step_picture_per_node_swept(mode):
+    x, y = _eq_5_36_graph()
+    steps = ad.draw_steps(y, mode=mode)
+    order, _ = ad.toposort([y])
+    assert len(steps) == len(order) == 10
+    highlighted = [re.findall(r'\w+ \[label="([^"\n]*)[^"]*"[^\]]*penwidth=2', g.source) for g in steps]
+    assert all(len(h) == 1 for h in highlighted)
+    expected = [line for line in ["x"] + EQ_5_38]
+    assert [h[0] for h in highlighted] == (expected[::-1] if mode == "reverse" else expected)
+
+
+def test_fan_out_node_lists_its_contributions():
+    x, y = _eq_5_36_graph()
+    steps = ad.draw_steps(y, mode="reverse")
+    step_a = next(g for g in steps if "dy/da = " in g.source)
+    lines = next(lines for lines in _nodes(step_a).values() if lines[0] == "a = sin(x)")
+    assert "dy/da = dy/dc·dc/da + dy/db·db/da" in lines           # eq. 5.39
+    numbers = [float(v) for v in re.findall(r"-?\d+\.?\d*(?:e-?\d+)?", lines[-1])]
+    assert numbers[0] + numbers[1] == pytest.approx(numbers[2], rel=1e-3)
+    d = ad.gradients(y, [y.inputs[0].inputs[0].inputs[0]])[0]    # dy/da by the engine
+    assert numbers[2] == pytest.approx(float(d), rel=1e-3)
+
+
+def test_large_graphs_collapse_and_never_recurse():
+    x = ad.Tensor(0.1, requires_grad=True)
+    y = x
+    for _ in range(5_000):
+        y = ad.sin(y) * 0.5   # 10,000 op nodes
+    dot = ad.draw(y, max_nodes=50)
+    nodes = _nodes(dot)
+    assert len(nodes) == 51 and "... 9,951 earlier nodes" in nodes["hidden"][0]
+    assert len(_nodes(ad.draw(y, max_nodes=None, show=("value",)))) == 10_001
+    assert len(ad.graph_code(y).splitlines()) == 10_000
+    assert len(ad.trace_table(y, mode="reverse").rows) == 10_001
+
+
+def test_a_cnn_forward_graph_stays_under_max_nodes():
+    rng = np.random.default_rng(0)
+    images = ad.Tensor(rng.normal(size=(8, 1, 6, 6)))
+    kernels = ad.Tensor(rng.normal(size=(4, 9)), requires_grad=True, name="K")
+    w = ad.Tensor(rng.normal(size=(4 * 16, 10)) * 0.1, requires_grad=True, name="W")
+    patches = ad.stack([images[:, 0, i:i + 3, j:j + 3].reshape(8, 9) for i in range(4) for j in range(4)], axis=1)
+    feature = ad.relu(patches @ kernels.T)                      # (8, 16, 4): a 3x3 convolution as a matmul
+    logits = feature.reshape(8, 64) @ w
+    loss = -ad.log_softmax(logits, axis=1)[np.arange(8), rng.integers(0, 10, 8)].mean()
+    order, _ = ad.toposort([loss])
+    dot = ad.draw(loss, max_nodes=60)
+    assert len(order) <= 60 and "hidden" not in _nodes(dot)     # tensor-level nodes: one per layer op
+    assert any("(8, 16, 4) float64" in lines for lines in _nodes(dot).values())
+
+
+def test_the_graph_of_a_derivative_draws_like_any_graph():
+    x = ad.Tensor(0.3, requires_grad=True, name="x")
+    (ad.sin(x) ** 3).backward(create_graph=True)
+    dot = ad.draw(x.grad, show=("value",))
+    labels = [lines[0] for lines in _nodes(dot).values()]
+    assert "x" in labels and len(labels) > 3
+    assert f"value {float(x.grad):.4g}" in dot.source
+
+
+def test_bad_arguments_are_named():
+    x, y = _eq_5_36_graph()
+    with pytest.raises(ValueError, match="show may hold"):
+        ad.draw(y, show=("colour",))
+    with pytest.raises(ValueError, match="rankdir must be one of"):
+        ad.draw(y, rankdir="UP")
+    v = ad.Tensor(np.ones(3), requires_grad=True)
+    with pytest.raises(ValueError, match=r"adjoints need a scalar output or seed= \(y has shape \(3,\)\)"):
+        ad.draw(v * 2)
+    w = ad.Tensor(1.0, requires_grad=True)
+    with pytest.raises(ValueError, match="tangents need wrt="):
+        ad.trace_table(w * x, mode="forward")
+
+
+@requires_dot
+def test_svg_and_png_render_with_dot(tmp_path):
+    x, y = _eq_5_36_graph()
+    svg = ad.save(ad.draw(y, names="letters"), tmp_path / "eq536.svg")
+    text = svg.read_text()
+    assert "<svg" in text and "a = sin(x)" in text and (tmp_path / "eq536.dot").exists()
+    png = ad.save(ad.draw(y), tmp_path / "eq536.png")
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    paths = ad.draw_steps(y).save(tmp_path / "steps")
+    assert [p.name for p in paths] == [f"step_{k:03d}.svg" for k in range(1, 11)]
+    assert all("<svg" in p.read_text() for p in paths)
+
+
+def test_without_dot_the_error_says_how_to_install_and_the_source_is_kept(tmp_path, monkeypatch):
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))
+    x, y = _eq_5_36_graph()
+    dot = ad.draw(y)
+    with pytest.raises(ad.GraphvizNotFound, match=r"apt-get install graphviz.*DOT source was saved"):
+        ad.save(dot, tmp_path / "g.svg")
+    assert (tmp_path / "g.dot").read_text() == dot.source
+    assert not (tmp_path / "g.svg").exists()
+    assert "<pre>" in ad.Steps([dot], "reverse")._repr_html_()
