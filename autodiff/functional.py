@@ -52,7 +52,8 @@ class _Trace:
                     w = identity(a)
                     self.nested = True
                 else:
-                    w = Tensor._make(_float_array(a._value, f"{fname}: argument {i}"), requires_grad=True)
+                    w = Tensor._make(_float_array(a._value, f"{fname}: argument {i}"), requires_grad=True,
+                                     name=a.name)
                 self.plain_scalar.append(False)
             else:
                 w = Tensor._make(_float_array(a, f"{fname}: argument {i}"), requires_grad=True)

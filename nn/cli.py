@@ -1,12 +1,19 @@
 """The ``chainrule`` command line.
 
-``chainrule demo [--at X ...]``: eq. 5.36 of the source material differentiated by forward mode,
-reverse mode and SymPy (eq. 5.37), side by side.
+- ``chainrule demo [--at X ...]``: eq. 5.36 of the source material differentiated by forward mode,
+  reverse mode and SymPy (eq. 5.37), side by side.
+- ``chainrule graph EXPR --at x=0.5 -o graph.svg [--steps]``: the expression's graph (eq. 5.38 form),
+  its reverse trace table, and its picture with values and adjoints; ``--steps`` also writes one
+  picture per node of the reverse sweep.
+- ``chainrule check EXPR --at x=0.5``: the derivative by every method, side by side (``compare``).
+
+Expressions are parsed against a whitelist (``autodiff.expression``), never evaluated as Python.
 """
 from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 
 def demo(points, out=None) -> int:
@@ -39,19 +46,86 @@ def demo(points, out=None) -> int:
     return 0
 
 
+def _record(expr, at):
+    """Parse EXPR over the variables of --at and evaluate it on named leaves: (leaves, output)."""
+    import autodiff as ad
+    from autodiff.expression import parse_assignments, parse_expression
+
+    values = parse_assignments(at)
+    f = parse_expression(expr, list(values))
+    leaves = [ad.Tensor(v, requires_grad=True, name=k) for k, v in values.items()]
+    return f, values, leaves, f(*leaves)
+
+
+def graph(expr, at, output, steps=False, mode="reverse", out=None) -> int:
+    """Print the graph of EXPR as code and as a trace table; save its picture (and the steps)."""
+    import autodiff as ad
+
+    out = out or sys.stdout
+    _, _, leaves, y = _record(expr, at)
+    if not isinstance(y, ad.Tensor) or not y.requires_grad:
+        print("chainrule graph: the expression does not depend on its variables", file=sys.stderr)
+        return 2
+    print(ad.graph_code(y), file=out)
+    print(file=out)
+    print(ad.trace_table(y, mode=mode, wrt=leaves), file=out)
+    show = ("value", "grad") if mode == "reverse" else ("value", "tangent")
+    path = ad.save(ad.draw(y, show=show, names="letters", wrt=leaves), output)
+    print(f"\nsaved {path}", file=out)
+    if steps:
+        folder = Path(output).with_suffix("")
+        folder = folder.with_name(folder.name + "_steps")
+        paths = ad.draw_steps(y, mode=mode, wrt=leaves).save(folder, format=Path(output).suffix.lstrip(".") or "svg")
+        print(f"saved {len(paths)} step pictures in {folder}/", file=out)
+    return 0
+
+
+def check(expr, at, out=None) -> int:
+    """Print the derivative of EXPR at the point by every method (``autodiff.compare``)."""
+    import autodiff as ad
+
+    out = out or sys.stdout
+    f, values, _, _ = _record(expr, at)
+    print(ad.compare(f, *values.values()), file=out)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="chainrule", description="A teaching toolkit for differentiation and CNN training.")
     sub = parser.add_subparsers(dest="command", required=True)
     p_demo = sub.add_parser("demo", help="differentiate the source material's eq. 5.36 three ways")
     p_demo.add_argument("--at", type=float, nargs="+", default=[-1.0, 0.0, 0.5, 1.0, 2.0], metavar="X",
                         help="points at which to differentiate (default: -1 0 0.5 1 2)")
+    p_graph = sub.add_parser("graph", help="draw an expression's graph with values and adjoints")
+    p_graph.add_argument("expression", help='e.g. "exp(sin(x) + sin(x)**2) + sin(exp(x) + exp(x)**2)"')
+    p_graph.add_argument("--at", nargs="+", required=True, metavar="NAME=VALUE", help="the point, e.g. x=0.5")
+    p_graph.add_argument("-o", "--output", default="graph.svg", help="picture to write (.svg, .png or .dot)")
+    p_graph.add_argument("--steps", action="store_true", help="also write one picture per step of the sweep")
+    p_graph.add_argument("--mode", choices=["reverse", "forward"], default="reverse")
+    p_check = sub.add_parser("check", help="an expression's derivative by every method, side by side")
+    p_check.add_argument("expression")
+    p_check.add_argument("--at", nargs="+", required=True, metavar="NAME=VALUE")
     return parser
 
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
-    if args.command == "demo":
-        return demo(args.at)
+    from autodiff.draw import GraphvizNotFound
+    from autodiff.expression import ExpressionError
+
+    try:
+        if args.command == "demo":
+            return demo(args.at)
+        if args.command == "graph":
+            return graph(args.expression, args.at, args.output, args.steps, args.mode)
+        if args.command == "check":
+            return check(args.expression, args.at)
+    except ExpressionError as exc:
+        print(f"chainrule {args.command}: {exc}", file=sys.stderr)
+        return 2
+    except (ValueError, GraphvizNotFound) as exc:
+        print(f"chainrule {args.command}: {exc}", file=sys.stderr)
+        return 1
     raise AssertionError(args.command)  # argparse rejects unknown commands first
 
 

@@ -3,13 +3,18 @@
 (The README's Python examples are doctests, run by pytest's --doctest-glob=README.md.)
 """
 import io
+import os
 import re
+import shlex
+import shutil
 import subprocess
 import sys
 import tomllib
 from pathlib import Path
 
 import numpy as np
+
+import pytest
 
 from autodiff.examples import eq_5_37
 from nn.cli import main
@@ -67,3 +72,22 @@ def test_demo_runs_as_a_module():
     assert result.returncode == 0, result.stderr
     (values,) = _demo_rows(result.stdout).values()
     np.testing.assert_allclose(values, eq_5_37(0.25), rtol=1e-12)
+
+
+def _command_line_examples():
+    section = README.split("## Command line", 1)[1].split("\n## ", 1)[0]
+    return [line for block in re.findall(r"```bash\n(.+?)\n```", section, flags=re.S)
+            for line in block.splitlines() if line.startswith("chainrule ")]
+
+
+@pytest.mark.skipif(shutil.which("dot") is None and os.environ.get("CI") != "true",
+                    reason="Graphviz 'dot' is not installed (apt-get install graphviz)")
+def test_every_command_line_example_runs(tmp_path, monkeypatch):
+    commands = _command_line_examples()
+    assert [c.split()[1] for c in commands] == ["graph", "check"]
+    monkeypatch.chdir(tmp_path)
+    for command in commands:
+        out = io.StringIO()
+        monkeypatch.setattr(sys, "stdout", out)
+        assert main(shlex.split(command)[1:]) == 0, command
+    assert (tmp_path / "graph.svg").exists() and len(list((tmp_path / "graph_steps").glob("*.svg"))) == 10
