@@ -89,9 +89,8 @@ def _index_text(index):
     parts = []
     for item in index:
         if isinstance(item, slice):
-            parts.append(":".join("" if s is None else str(s) for s in (item.start, item.stop, item.step)).rstrip(":") or ":")
-            if item.step is None and item.start is None and item.stop is None:
-                parts[-1] = ":"
+            text = f"{'' if item.start is None else item.start}:{'' if item.stop is None else item.stop}"
+            parts.append(text + ("" if item.step is None else f":{item.step}"))
         elif item is None:
             parts.append("None")
         elif item is Ellipsis:
