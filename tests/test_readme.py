@@ -37,10 +37,17 @@ def test_quick_start_has_two_commands_and_ci_runs_exactly_them():
     assert "chainrule demo" in commands[0] and "pytest" in commands[1]
 
 
-def test_packaging_declares_the_three_packages_and_the_console_script():
+def test_packaging_installs_every_package_and_subpackage_and_the_console_script():
+    from setuptools import find_packages
+
     meta = tomllib.loads((ROOT / "pyproject.toml").read_text())
     assert meta["project"]["name"] == "chainrule"
-    assert sorted(meta["tool"]["setuptools"]["packages"]) == ["autodiff", "kernels", "nn"]
+    include = meta["tool"]["setuptools"]["packages"]["find"]["include"]
+    installed = set(find_packages(str(ROOT), include=include))
+    on_disk = {str(init.parent.relative_to(ROOT)).replace(os.sep, ".")
+               for top in ("autodiff", "kernels", "nn") for init in (ROOT / top).rglob("__init__.py")}
+    assert {"autodiff", "kernels", "kernels.conv2d", "kernels.pool2d", "kernels.optim", "nn"} <= on_disk
+    assert installed == on_disk
     assert meta["project"]["scripts"]["chainrule"] == "nn.cli:main"
     assert meta["project"]["requires-python"] == ">=3.11"
 

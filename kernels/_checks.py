@@ -1,0 +1,95 @@
+"""Validation at the kernels' public boundary: clear errors naming the argument, before any work.
+
+Host arrays are converted once to a C-contiguous array of a supported dtype (so that the compiled
+kernels see one layout and never recompile per layout); numba CUDA device arrays are checked in
+place and never copied to the host.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+def is_device_array(x) -> bool:
+    """A numba CUDA device array (or another object speaking __cuda_array_interface__).
+
+    Numba's CUDA simulator stands a FakeCUDAArray in for device arrays: it has no
+    ``__cuda_array_interface__`` (numba-cuda 0.30) but sets ``__cuda_ndarray__``, so both are looked for.
+    """
+    if isinstance(x, np.ndarray):
+        return False
+    return hasattr(x, "__cuda_array_interface__") or bool(getattr(x, "__cuda_ndarray__", False))
+
+
+def host_only(backend: str, **arrays) -> None:
+    """Device arrays are only for backend "cuda": elsewhere say which argument is one."""
+    if backend == "cuda":
+        return
+    for name, a in arrays.items():
+        if a is not None and is_device_array(a):
+            raise TypeError(f"{name} is a CUDA device array, but backend {backend!r} needs NumPy arrays: "
+                            f"pass {name}.copy_to_host(), or use backend='cuda'")
+
+
+def float_array(x, name: str, ndim: int | None = None, dtype=None):
+    """``x`` as a C-contiguous float32/float64 array (device arrays pass through after checks).
+
+    ``dtype`` (if given) is the dtype it must have, e.g. the dtype of the input it goes with.
+    """
+    if is_device_array(x):
+        arr_dtype, shape = np.dtype(x.dtype), tuple(x.shape)
+    else:
+        if isinstance(x, (list, tuple)) or np.isscalar(x):
+            x = np.asarray(x, dtype=np.float32 if dtype is None else dtype)
+        if not isinstance(x, np.ndarray):
+            raise TypeError(f"{name} must be a NumPy array or a CUDA device array, got {type(x).__name__}")
+        arr_dtype, shape = x.dtype, x.shape
+    if arr_dtype not in FLOAT_DTYPES:
+        raise TypeError(f"{name} must be float32 or float64, got {arr_dtype}")
+    if dtype is not None and arr_dtype != np.dtype(dtype):
+        raise TypeError(f"{name} must have dtype {np.dtype(dtype)} (like the input), got {arr_dtype}")
+    if ndim is not None and len(shape) != ndim:
+        raise ValueError(f"{name} must be {ndim}-D, got shape {shape}")
+    if not is_device_array(x) and not x.flags.c_contiguous:
+        x = np.ascontiguousarray(x)
+    return x
+
+
+def pair(value, name: str, minimum: int = 1):
+    """An int or a pair of ints -> (int, int), each >= minimum."""
+    if isinstance(value, (int, np.integer)):
+        value = (int(value), int(value))
+    try:
+        a, b = (int(v) for v in value)
+    except (TypeError, ValueError):
+        raise TypeError(f"{name} must be an int or a pair of ints, got {value!r}") from None
+    if a < minimum or b < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {value!r}")
+    return a, b
+
+
+def shape4(shape, name: str):
+    """A 4-tuple of positive ints (N, C, H, W)."""
+    try:
+        shape = tuple(int(s) for s in shape)
+    except TypeError:
+        raise TypeError(f"{name} must be a shape (N, C, H, W), got {shape!r}") from None
+    if len(shape) != 4 or min(shape) < 1:
+        raise ValueError(f"{name} must be 4 positive ints (N, C, H, W), got {shape}")
+    return shape
+
+
+def output_size(size: int, kernel: int, stride: int, padding: int, dilation: int, what: str) -> int:
+    """floor((size + 2 padding - dilation (kernel - 1) - 1) / stride) + 1, which must be >= 1."""
+    out = (size + 2 * padding - dilation * (kernel - 1) - 1) // stride + 1
+    if out < 1:
+        raise ValueError(f"{what}: the output would be empty: input size {size} with padding {padding} is smaller "
+                         f"than the (dilated) kernel {dilation * (kernel - 1) + 1}")
+    return out
+
+
+def output_hw(height: int, width: int, kernel, stride, padding, dilation=(1, 1)) -> tuple[int, int]:
+    """(Ho, Wo) of a window sliding over an already validated (height, width) input; pairs per axis."""
+    return tuple((size + 2 * pad - dil * (k - 1) - 1) // s + 1
+                 for size, k, s, pad, dil in zip((height, width), kernel, stride, padding, dilation))

@@ -1,0 +1,224 @@
+"""2-D max and average pooling, layout NCHW, with the semantics of torch.nn.functional.max_pool2d and
+avg_pool2d (dilation 1, floor mode).
+
+Four functions, each running on the backend asked for ("numpy" reference, "cpu" Numba-parallel or
+"cuda"; see :mod:`kernels.backend`):
+
+    max_pool2d_forward(x, kernel_size, stride=, padding=)   -> (y, argmax)
+    max_pool2d_backward(g, argmax, input_shape)             -> dx
+    avg_pool2d_forward(x, kernel_size, stride=, padding=)   -> y
+    avg_pool2d_backward(g, input_shape, kernel_size, stride=, padding=) -> dx
+
+Output size, along each axis (H with kh, sh, ph; W with kw, sw, pw)::
+
+    Ho = floor((H + 2 ph - kh) / sh) + 1
+
+A window of output (oh, ow) covers input rows oh * sh - ph ... oh * sh - ph + kh - 1 and the matching
+columns; positions outside the input are padding.
+
+Max pooling and its gradient. The source material (Tomasi, "Training Convolutional Neural Networks",
+Appendix "The Jacobians for Back-Propagation", ReLU followed by max-pooling) writes the pooled value as
+p_i = max over the window P(i) and notes that "only one of the activations (the one with the highest
+value) in the window is relevant to the output": the Jacobian row of output i has a single 1, at
+q^ = argmax over P(i). So the backward pass sends each output's gradient to that one input element, and
+an element chosen by several overlapping windows (stride < kernel) receives the sum. Where the maximum
+is tied, max-pooling has no derivative: Sec. 2 of the notes counts "the possible use of max-pooling"
+among the pointwise "exceptions to differentiability", "typically ignored" or handled with
+sub-gradients, and the appendix's footnote 2 says "In case of a tie, we attribute the highest values in
+P(i) to one of the highest inputs, say, chosen at random". Any one of the maxima is a valid choice (a
+subgradient); this toolkit picks, deterministically and on every backend, **the first maximum in
+row-major order** within the window. NaN counts as larger than every number, so a NaN in a window
+propagates to y (as in torch; with several NaNs torch may point argmax at a later one than the first).
+
+Conventions shared with torch: max-pooling pads with -inf (padding never wins); padding may be at most
+kernel_size // 2 on each axis (torch's rule, which guarantees every window holds a real element);
+average pooling pads with zeros that *count* in the divisor (torch's default ``count_include_pad=True``):
+every window is divided by kh * kw, also at the borders.
+
+On backend "cuda" the arrays may be host (NumPy) arrays or numba CUDA device arrays: device in, device
+out; host in, host out.
+
+>>> import numpy as np
+>>> from kernels.pool2d import max_pool2d_forward, max_pool2d_backward
+>>> x = np.array([[1, 3, 2, 0],
+...               [4, 2, 9, 9],
+...               [0, 1, 5, 6],
+...               [7, 7, 8, 2]], dtype=np.float32).reshape(1, 1, 4, 4)
+>>> y, argmax = max_pool2d_forward(x, 2, backend="numpy")
+>>> y[0, 0]
+array([[4., 9.],
+       [7., 8.]], dtype=float32)
+>>> argmax[0, 0]       # flat index h * 4 + w; the tied 9s and 7s go to the first in row-major order
+array([[ 4,  6],
+       [12, 14]])
+>>> max_pool2d_backward(np.ones_like(y), argmax, x.shape, backend="numpy")[0, 0]
+array([[0., 0., 0., 0.],
+       [1., 0., 1., 0.],
+       [0., 0., 0., 0.],
+       [1., 0., 1., 0.]], dtype=float32)
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .. import _checks
+from ..backend import implementation, resolve
+
+__all__ = ["max_pool2d_forward", "max_pool2d_backward", "avg_pool2d_forward", "avg_pool2d_backward"]
+
+
+# --- checks at the boundary: every error names the argument, what was expected and what came -------
+
+def _float4(a, name, backend, dtype=None):
+    """A 4-D float32/float64 array: host arrays made C-contiguous; device arrays only on "cuda"."""
+    _checks.host_only(backend, **{name: a})
+    return _checks.float_array(a, name, ndim=4, dtype=dtype)
+
+
+def _geometry(kernel_size, stride, padding):
+    """kernel, stride, padding as (int, int) pairs; stride defaults to the kernel size."""
+    kernel = _checks.pair(kernel_size, "kernel_size", 1)
+    stride = kernel if stride is None else _checks.pair(stride, "stride", 1)
+    padding = _checks.pair(padding, "padding", 0)
+    half = (kernel[0] // 2, kernel[1] // 2)
+    if padding[0] > half[0] or padding[1] > half[1]:
+        raise ValueError(f"padding must be at most kernel_size // 2 = {half} (torch's rule: every window must "
+                         f"hold at least one element of the input), got padding {padding} with kernel_size "
+                         f"{kernel}")
+    return kernel, stride, padding
+
+
+def _output_shape(input_shape, kernel, stride, padding, what):
+    """(N, C, Ho, Wo), each side floor((size + 2 padding - kernel) / stride) + 1, which must be >= 1."""
+    n, c, h, w = input_shape
+    out_h = _checks.output_size(h, kernel[0], stride[0], padding[0], 1, f"{what} (height)")
+    out_w = _checks.output_size(w, kernel[1], stride[1], padding[1], 1, f"{what} (width)")
+    return (n, c, out_h, out_w)
+
+
+def _check_g_shape(g, expected):
+    if tuple(g.shape) != tuple(expected):
+        raise ValueError(f"g must have the shape of the forward output {tuple(expected)}, got {tuple(g.shape)}")
+
+
+# --- the public functions -----------------------------------------------------------------------
+
+def max_pool2d_forward(x, kernel_size, *, stride=None, padding=0, backend=None):
+    """Max pooling over kh x kw windows: ``(y, argmax)``, like torch's max_pool2d(return_indices=True).
+
+    ``x`` (N, C, H, W) float32 or float64; ``kernel_size``, ``stride`` (default: kernel_size) and
+    ``padding`` are ints or (h, w) pairs, padding <= kernel_size // 2 and implicitly -inf.
+    ``y`` has shape (N, C, Ho, Wo) with Ho = floor((H + 2 ph - kh) / sh) + 1 (likewise Wo) and x's dtype;
+    ``argmax`` (int64, same shape) holds the flat index h * W + w, inside its (n, c) plane of x, of the
+    element each window chose. Ties: the first maximum in row-major order within the window (the
+    source material's footnote allows any one of the maxima; see the module docstring).
+
+    >>> import numpy as np
+    >>> x = np.arange(16, dtype=np.float32).reshape(1, 1, 4, 4)
+    >>> y, argmax = max_pool2d_forward(x, 3, stride=2, padding=1, backend="numpy")
+    >>> y[0, 0]
+    array([[ 5.,  7.],
+           [13., 15.]], dtype=float32)
+    """
+    name = resolve(backend)
+    impl = implementation("pool2d", name)
+    x = _float4(x, "x", name)
+    kernel, stride, padding = _geometry(kernel_size, stride, padding)
+    _output_shape(x.shape, kernel, stride, padding, "max_pool2d_forward")
+    return impl.max_forward(x, kernel, stride, padding)
+
+
+def max_pool2d_backward(g, argmax, input_shape, *, backend=None):
+    """Gradient of max pooling with respect to its input: ``dx`` of shape ``input_shape``.
+
+    ``g`` is the gradient of the loss with respect to y, ``argmax`` the indices max_pool2d_forward
+    returned (int64, g's shape). Each g element is added to dx at the input element its window chose
+    (dx[n, c].flat[argmax[n, c, oh, ow]] += g[n, c, oh, ow]); an element chosen by several overlapping
+    windows gets the sum, and every other element gets 0. dx has g's dtype.
+
+    >>> import numpy as np
+    >>> x = np.array([[[[1, 5, 2],
+    ...                 [3, 4, 0]]]], dtype=np.float32)
+    >>> y, argmax = max_pool2d_forward(x, 2, stride=1, backend="numpy")   # two overlapping windows
+    >>> y, argmax
+    (array([[[[5., 5.]]]], dtype=float32), array([[[[1, 1]]]]))
+    >>> max_pool2d_backward(np.array([[[[10, 1]]]], dtype=np.float32), argmax, x.shape, backend="numpy")
+    array([[[[ 0., 11.,  0.],
+             [ 0.,  0.,  0.]]]], dtype=float32)
+    """
+    name = resolve(backend)
+    impl = implementation("pool2d", name)
+    g = _float4(g, "g", name)
+    input_shape = _checks.shape4(input_shape, "input_shape")
+    if tuple(g.shape[:2]) != input_shape[:2]:
+        raise ValueError(f"g must have the batch size and channels of input_shape {input_shape[:2]}, "
+                         f"got g of shape {tuple(g.shape)}")
+    argmax = _argmax(argmax, g, input_shape, name)
+    return impl.max_backward(g, argmax, input_shape)
+
+
+def avg_pool2d_forward(x, kernel_size, *, stride=None, padding=0, backend=None):
+    """Average pooling over kh x kw windows, like torch's avg_pool2d (count_include_pad=True).
+
+    ``x`` (N, C, H, W) float32 or float64; ``kernel_size``, ``stride`` (default: kernel_size) and
+    ``padding`` (zeros, at most kernel_size // 2) are ints or (h, w) pairs. ``y`` has shape
+    (N, C, Ho, Wo), Ho = floor((H + 2 ph - kh) / sh) + 1 (likewise Wo): each window's sum divided by
+    kh * kw, the padded zeros counted in the divisor (so border windows average in zeros).
+
+    >>> import numpy as np
+    >>> x = np.arange(16, dtype=np.float64).reshape(1, 1, 4, 4)
+    >>> avg_pool2d_forward(x, 2, backend="numpy")[0, 0]
+    array([[ 2.5,  4.5],
+           [10.5, 12.5]])
+    >>> avg_pool2d_forward(np.ones((1, 1, 2, 2)), 3, padding=1, stride=1, backend="numpy")[0, 0]
+    array([[0.44444444, 0.44444444],
+           [0.44444444, 0.44444444]])
+    """
+    name = resolve(backend)
+    impl = implementation("pool2d", name)
+    x = _float4(x, "x", name)
+    kernel, stride, padding = _geometry(kernel_size, stride, padding)
+    _output_shape(x.shape, kernel, stride, padding, "avg_pool2d_forward")
+    return impl.avg_forward(x, kernel, stride, padding)
+
+
+def avg_pool2d_backward(g, input_shape, kernel_size, *, stride=None, padding=0, backend=None):
+    """Gradient of average pooling with respect to its input: ``dx`` of shape ``input_shape``.
+
+    Each window hands g / (kh * kw) to every one of its kh * kw positions (the padding's share is
+    dropped); an input element in several overlapping windows gets the sum. ``g`` must have the forward
+    output's shape (N, C, Ho, Wo), Ho = floor((H + 2 ph - kh) / sh) + 1. dx has g's dtype.
+
+    >>> import numpy as np
+    >>> g = np.array([[[[4., 8.]]]])
+    >>> avg_pool2d_backward(g, (1, 1, 2, 4), 2, backend="numpy")
+    array([[[[1., 1., 2., 2.],
+             [1., 1., 2., 2.]]]])
+    """
+    name = resolve(backend)
+    impl = implementation("pool2d", name)
+    g = _float4(g, "g", name)
+    input_shape = _checks.shape4(input_shape, "input_shape")
+    kernel, stride, padding = _geometry(kernel_size, stride, padding)
+    _check_g_shape(g, _output_shape(input_shape, kernel, stride, padding, "avg_pool2d_backward"))
+    return impl.avg_backward(g, input_shape, kernel, stride, padding)
+
+
+def _argmax(argmax, g, input_shape, backend):
+    """argmax: int64, g's shape; on the host also every index inside the plane (0 <= i < H * W)."""
+    _checks.host_only(backend, argmax=argmax)
+    on_device = _checks.is_device_array(argmax)
+    if not on_device:
+        if not isinstance(argmax, np.ndarray):
+            raise TypeError(f"argmax must be the int64 array max_pool2d_forward returned, got "
+                            f"{type(argmax).__name__}")
+        argmax = np.ascontiguousarray(argmax)
+    if np.dtype(argmax.dtype) != np.int64:
+        raise TypeError(f"argmax must be int64 (as max_pool2d_forward returns it), got {np.dtype(argmax.dtype)}")
+    if tuple(argmax.shape) != tuple(g.shape):
+        raise ValueError(f"argmax must have g's shape {tuple(g.shape)}, got {tuple(argmax.shape)}")
+    plane = input_shape[2] * input_shape[3]
+    if not on_device and argmax.size and (argmax.min() < 0 or argmax.max() >= plane):
+        raise ValueError(f"argmax must hold flat indices into an input plane of {input_shape[2]}x{input_shape[3]}"
+                         f" (0 .. {plane - 1}), got values from {argmax.min()} to {argmax.max()}")
+    return argmax

@@ -1,0 +1,149 @@
+"""2-D max and average pooling, Numba CPU-parallel.
+
+Same functions and arguments as :mod:`kernels.pool2d.reference`, which they are tested against.
+
+How the work is split: the input is viewed as N * C independent planes of H x W, and ``prange``
+hands whole planes to the threads. Each thread writes only to its own plane, so the backward
+passes can *scatter* (add a window's gradient into the input positions it came from) without two
+threads ever touching the same element: no atomics, no locks, and the additions happen in the same
+order on every run, so results are identical run to run. Inside a plane the loops are plain scalar
+loops (no array expressions inside prange bodies: they would allocate a temporary per iteration).
+
+Window geometry, used by every kernel: output (oh, ow) reads input rows
+``oh * sh - ph ... oh * sh - ph + kh - 1`` and columns ``ow * sw - pw ... ow * sw - pw + kw - 1``;
+the rows and columns outside 0..H-1, 0..W-1 are padding and are skipped (padding never wins a max and
+adds zero to a sum).
+
+The compiled code is cached on disk (``cache=True``), one version per dtype (float32, float64).
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit, prange
+
+from .._checks import output_hw
+
+
+# --- the compiled kernels: planes of shape (N * C, H, W) -----------------------------------------
+
+@njit(parallel=True, cache=True)
+def _max_forward_planes(x, kh, kw, sh, sw, ph, pw, y, argmax):
+    """y[p, oh, ow] = max of window (oh, ow) of plane p; argmax = its flat index h * W + w.
+
+    The running best starts at the window's first real element and is replaced only by a strictly
+    larger one, so ties go to the first maximum in row-major order; a NaN replaces a number
+    (NaN propagates, as in torch).
+    """
+    planes, height, width = x.shape
+    out_h, out_w = y.shape[1], y.shape[2]
+    for p in prange(planes):
+        for oh in range(out_h):
+            h_lo = max(oh * sh - ph, 0)                # the window's real rows: h_lo .. h_hi - 1
+            h_hi = min(oh * sh - ph + kh, height)
+            for ow in range(out_w):
+                w_lo = max(ow * sw - pw, 0)
+                w_hi = min(ow * sw - pw + kw, width)
+                best = x[p, h_lo, w_lo]
+                best_at = h_lo * width + w_lo
+                for h in range(h_lo, h_hi):
+                    for w in range(w_lo, w_hi):
+                        v = x[p, h, w]
+                        if v > best or (math.isnan(v) and not math.isnan(best)):
+                            best = v
+                            best_at = h * width + w
+                y[p, oh, ow] = best
+                argmax[p, oh, ow] = best_at
+
+
+@njit(parallel=True, cache=True)
+def _max_backward_planes(g, argmax, dx):
+    """dx[p, argmax[p, oh, ow]] += g[p, oh, ow] (dx: planes of H * W, zeroed by the caller)."""
+    planes, out_h, out_w = g.shape
+    for p in prange(planes):
+        for oh in range(out_h):
+            for ow in range(out_w):
+                dx[p, argmax[p, oh, ow]] += g[p, oh, ow]
+
+
+@njit(parallel=True, cache=True)
+def _avg_forward_planes(x, kh, kw, sh, sw, ph, pw, area, y):
+    """y[p, oh, ow] = (sum of the window's real elements) / area, area = kh * kw in x's dtype."""
+    planes, height, width = x.shape
+    out_h, out_w = y.shape[1], y.shape[2]
+    for p in prange(planes):
+        for oh in range(out_h):
+            h_lo = max(oh * sh - ph, 0)
+            h_hi = min(oh * sh - ph + kh, height)
+            for ow in range(out_w):
+                w_lo = max(ow * sw - pw, 0)
+                w_hi = min(ow * sw - pw + kw, width)
+                # a float32 zero: a plain 0.0 would be float64 and turn a float32 sum into float64
+                # (for float64 input Numba widens it to float64)
+                total = np.float32(0.0)
+                for h in range(h_lo, h_hi):
+                    for w in range(w_lo, w_hi):
+                        total += x[p, h, w]
+                y[p, oh, ow] = total / area
+
+
+@njit(parallel=True, cache=True)
+def _avg_backward_planes(g, kh, kw, sh, sw, ph, pw, area, dx):
+    """Each window adds g / area to each of its real elements (dx zeroed by the caller)."""
+    planes, height, width = dx.shape
+    out_h, out_w = g.shape[1], g.shape[2]
+    for p in prange(planes):
+        for oh in range(out_h):
+            h_lo = max(oh * sh - ph, 0)
+            h_hi = min(oh * sh - ph + kh, height)
+            for ow in range(out_w):
+                w_lo = max(ow * sw - pw, 0)
+                w_hi = min(ow * sw - pw + kw, width)
+                share = g[p, oh, ow] / area
+                for h in range(h_lo, h_hi):
+                    for w in range(w_lo, w_hi):
+                        dx[p, h, w] += share
+
+
+# --- the backend's functions: NCHW in, NCHW out --------------------------------------------------
+
+def max_forward(x, kernel, stride, padding):
+    """Max pooling: ``(y, argmax)``; see :func:`kernels.pool2d.max_pool2d_forward`."""
+    n, c, h, w = x.shape
+    out_h, out_w = output_hw(h, w, kernel, stride, padding)
+    y = np.empty((n * c, out_h, out_w), dtype=x.dtype)
+    argmax = np.empty((n * c, out_h, out_w), dtype=np.int64)
+    _max_forward_planes(np.ascontiguousarray(x).reshape(n * c, h, w), *kernel, *stride, *padding, y, argmax)
+    return y.reshape(n, c, out_h, out_w), argmax.reshape(n, c, out_h, out_w)
+
+
+def max_backward(g, argmax, input_shape):
+    """Gradient of max pooling: g routed to the argmax positions, overlaps accumulated."""
+    n, c, h, w = input_shape
+    out_h, out_w = g.shape[2:]
+    dx = np.zeros((n * c, h * w), dtype=g.dtype)
+    _max_backward_planes(np.ascontiguousarray(g).reshape(n * c, out_h, out_w),
+                         np.ascontiguousarray(argmax).reshape(n * c, out_h, out_w), dx)
+    return dx.reshape(n, c, h, w)
+
+
+def avg_forward(x, kernel, stride, padding):
+    """Average pooling (zero padding counted in the divisor kh * kw)."""
+    n, c, h, w = x.shape
+    out_h, out_w = output_hw(h, w, kernel, stride, padding)
+    y = np.empty((n * c, out_h, out_w), dtype=x.dtype)
+    area = x.dtype.type(kernel[0] * kernel[1])
+    _avg_forward_planes(np.ascontiguousarray(x).reshape(n * c, h, w), *kernel, *stride, *padding, area, y)
+    return y.reshape(n, c, out_h, out_w)
+
+
+def avg_backward(g, input_shape, kernel, stride, padding):
+    """Gradient of average pooling: each window shares its g equally among its kh * kw places."""
+    n, c, h, w = input_shape
+    out_h, out_w = g.shape[2:]
+    dx = np.zeros((n * c, h, w), dtype=g.dtype)
+    area = g.dtype.type(kernel[0] * kernel[1])
+    _avg_backward_planes(np.ascontiguousarray(g).reshape(n * c, out_h, out_w), *kernel, *stride, *padding,
+                         area, dx)
+    return dx.reshape(n, c, h, w)

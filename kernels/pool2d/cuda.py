@@ -1,0 +1,199 @@
+"""2-D max and average pooling as numba.cuda kernels.
+
+Same functions and arguments as :mod:`kernels.pool2d.reference`, which they are tested against
+(in Numba's CUDA simulator when there is no GPU). Each function takes host (NumPy) arrays or numba
+CUDA device arrays: device in, device out (nothing is copied back); host in, host out.
+
+How the work is split: one thread per element of the array being *written*, numbered by
+``cuda.grid(1)`` and turned back into (n, c, row, column); 128 threads per block, and threads past the
+end of the array return at once (the bounds check).
+
+- Forward: one thread per output element; it reads its window.
+- Backward: one thread per *input* element; it gathers the gradient from every output that used it
+  and writes its own dx element once. This is the "gather" form of a backward pass. Its alternative,
+  the "scatter" form (one thread per output adding into its window, as :mod:`kernels.pool2d.cpu`
+  does one plane per thread), would have threads of overlapping windows adding into the same dx
+  element at the same time: it would need atomic adds, and floating-point atomics add in whatever
+  order the threads arrive, so results would vary from run to run. The gather needs no atomics and
+  is deterministic.
+
+Window geometry: output (oh, ow) reads input rows ``oh * sh - ph ... oh * sh - ph + kh - 1`` (and the
+same for columns). Turned around, input row h lies in the windows of the output rows oh with
+``h + ph - kh + 1 <= oh * sh <= h + ph``.
+"""
+from __future__ import annotations
+
+import math
+
+import numba
+import numpy as np
+from numba import cuda
+
+from .._checks import output_hw
+
+THREADS_PER_BLOCK = 128
+
+
+def _blocks(total):
+    """Blocks of THREADS_PER_BLOCK threads enough for one thread per element."""
+    return (total + THREADS_PER_BLOCK - 1) // THREADS_PER_BLOCK
+
+
+# --- kernels -------------------------------------------------------------------------------------
+
+@cuda.jit
+def _max_forward_kernel(x, kh, kw, sh, sw, ph, pw, y, argmax):
+    """One thread per output element: the max of its window and the flat index h * W + w of it.
+
+    Ties go to the first maximum in row-major order (only a strictly larger value replaces the running
+    best); a NaN replaces a number (NaN propagates).
+    """
+    t = cuda.grid(1)
+    _, channels, out_h, out_w = y.shape
+    height, width = x.shape[2], x.shape[3]
+    if t >= channels * out_h * out_w * y.shape[0]:
+        return
+    ow = t % out_w
+    oh = (t // out_w) % out_h
+    c = (t // (out_w * out_h)) % channels
+    n = t // (out_w * out_h * channels)
+    h_lo = max(oh * sh - ph, 0)                        # the window's real rows: h_lo .. h_hi - 1
+    h_hi = min(oh * sh - ph + kh, height)
+    w_lo = max(ow * sw - pw, 0)
+    w_hi = min(ow * sw - pw + kw, width)
+    best = x[n, c, h_lo, w_lo]
+    best_at = h_lo * width + w_lo
+    for h in range(h_lo, h_hi):
+        for w in range(w_lo, w_hi):
+            v = x[n, c, h, w]
+            if v > best or (math.isnan(v) and not math.isnan(best)):
+                best = v
+                best_at = h * width + w
+    y[n, c, oh, ow] = best
+    argmax[n, c, oh, ow] = best_at
+
+
+@cuda.jit
+def _max_backward_kernel(g, argmax, dx):
+    """One thread per input element: the sum of g over the outputs whose argmax is this element.
+
+    The window geometry is not among max_backward's arguments, so the thread cannot list the few
+    windows that contain it; it scans every output of its (n, c) plane (Ho * Wo comparisons, read
+    from cache by all threads of the plane) and adds the g of those that chose it.
+    """
+    t = cuda.grid(1)
+    _, channels, height, width = dx.shape
+    out_h, out_w = g.shape[2], g.shape[3]
+    if t >= channels * height * width * dx.shape[0]:
+        return
+    w = t % width
+    h = (t // width) % height
+    c = (t // (width * height)) % channels
+    n = t // (width * height * channels)
+    me = h * width + w
+    total = numba.float32(0.0)  # float32 zero: stays float32 for float32 g (float64 g widens it)
+    for oh in range(out_h):
+        for ow in range(out_w):
+            if argmax[n, c, oh, ow] == me:
+                total += g[n, c, oh, ow]
+    dx[n, c, h, w] = total
+
+
+@cuda.jit
+def _avg_forward_kernel(x, kh, kw, sh, sw, ph, pw, area, y):
+    """One thread per output element: (sum of the window's real elements) / area (= kh * kw)."""
+    t = cuda.grid(1)
+    _, channels, out_h, out_w = y.shape
+    height, width = x.shape[2], x.shape[3]
+    if t >= channels * out_h * out_w * y.shape[0]:
+        return
+    ow = t % out_w
+    oh = (t // out_w) % out_h
+    c = (t // (out_w * out_h)) % channels
+    n = t // (out_w * out_h * channels)
+    total = numba.float32(0.0)
+    for h in range(max(oh * sh - ph, 0), min(oh * sh - ph + kh, height)):
+        for w in range(max(ow * sw - pw, 0), min(ow * sw - pw + kw, width)):
+            total += x[n, c, h, w]
+    y[n, c, oh, ow] = total / area
+
+
+@cuda.jit
+def _avg_backward_kernel(g, kh, kw, sh, sw, ph, pw, area, dx):
+    """One thread per input element: the sum of g / area over the windows that contain it.
+
+    Input row h is in the window of output row oh when h + ph - kh + 1 <= oh * sh <= h + ph, i.e. for
+    oh from ceil((h + ph - kh + 1) / sh) to floor((h + ph) / sh), clipped to 0 .. Ho - 1.
+    """
+    t = cuda.grid(1)
+    _, channels, height, width = dx.shape
+    out_h, out_w = g.shape[2], g.shape[3]
+    if t >= channels * height * width * dx.shape[0]:
+        return
+    w = t % width
+    h = (t // width) % height
+    c = (t // (width * height)) % channels
+    n = t // (width * height * channels)
+    first_h = h + ph - kh + 1                           # the lowest oh * sh whose window reaches row h
+    oh_lo = 0 if first_h <= 0 else (first_h + sh - 1) // sh
+    oh_hi = min((h + ph) // sh, out_h - 1)
+    first_w = w + pw - kw + 1
+    ow_lo = 0 if first_w <= 0 else (first_w + sw - 1) // sw
+    ow_hi = min((w + pw) // sw, out_w - 1)
+    total = numba.float32(0.0)
+    for oh in range(oh_lo, oh_hi + 1):
+        for ow in range(ow_lo, ow_hi + 1):
+            total += g[n, c, oh, ow]
+    dx[n, c, h, w] = total / area
+
+
+# --- the backend's functions ---------------------------------------------------------------------
+
+def _on_device(a):
+    """A device array (the checked inputs are NumPy arrays or numba device arrays)."""
+    return not isinstance(a, np.ndarray)
+
+
+def _device(a):
+    """``a`` on the device (a host array is copied there once)."""
+    return a if _on_device(a) else cuda.to_device(np.ascontiguousarray(a))
+
+
+def _like(result, a):
+    """The result where ``a`` lives: a device array stays on the device, else copied to the host."""
+    return result if _on_device(a) else result.copy_to_host()
+
+
+def max_forward(x, kernel, stride, padding):
+    """Max pooling: ``(y, argmax)``; see :func:`kernels.pool2d.max_pool2d_forward`."""
+    n, c, h, w = x.shape
+    out_shape = (n, c, *output_hw(h, w, kernel, stride, padding))
+    y = cuda.device_array(out_shape, dtype=x.dtype)
+    argmax = cuda.device_array(out_shape, dtype=np.int64)
+    _max_forward_kernel[_blocks(y.size), THREADS_PER_BLOCK](_device(x), *kernel, *stride, *padding, y, argmax)
+    return _like(y, x), _like(argmax, x)
+
+
+def max_backward(g, argmax, input_shape):
+    """Gradient of max pooling: each input element gathers the g of the windows that chose it."""
+    dx = cuda.device_array(tuple(input_shape), dtype=g.dtype)
+    _max_backward_kernel[_blocks(dx.size), THREADS_PER_BLOCK](_device(g), _device(argmax), dx)
+    return _like(dx, g)
+
+
+def avg_forward(x, kernel, stride, padding):
+    """Average pooling (zero padding counted in the divisor kh * kw)."""
+    n, c, h, w = x.shape
+    out_shape = (n, c, *output_hw(h, w, kernel, stride, padding))
+    y = cuda.device_array(out_shape, dtype=x.dtype)
+    area = np.dtype(x.dtype).type(kernel[0] * kernel[1])
+    _avg_forward_kernel[_blocks(y.size), THREADS_PER_BLOCK](_device(x), *kernel, *stride, *padding, area, y)
+    return _like(y, x)
+
+
+def avg_backward(g, input_shape, kernel, stride, padding):
+    """Gradient of average pooling: each input element gathers g / (kh * kw) from its windows."""
+    dx = cuda.device_array(tuple(input_shape), dtype=g.dtype)
+    area = np.dtype(g.dtype).type(kernel[0] * kernel[1])
+    _avg_backward_kernel[_blocks(dx.size), THREADS_PER_BLOCK](_device(g), *kernel, *stride, *padding, area, dx)
+    return _like(dx, g)

@@ -1,0 +1,80 @@
+"""One dispatch for every kernel: a default backend, set_backend, use_backend and backend= per call."""
+import numpy as np
+import pytest
+
+import kernels
+from kernels import backend as dispatch
+
+
+@pytest.fixture(autouse=True)
+def _restore_default():
+    before = kernels.get_backend()
+    yield
+    dispatch._state.name = before
+
+
+def _spy(monkeypatch):
+    """Record which backend module each conv2d_forward call reaches."""
+    seen = []
+    real = dispatch.implementation
+
+    def spying(family, backend):
+        module = real(family, backend)
+        seen.append(module.__name__.rsplit(".", 1)[-1])
+        return module
+
+    monkeypatch.setattr("kernels.conv2d.implementation", spying)
+    return seen
+
+
+X = np.ones((1, 1, 3, 3), np.float32)
+W = np.ones((1, 1, 2, 2), np.float32)
+
+
+def test_the_default_is_cpu_and_set_backend_changes_it(monkeypatch):
+    seen = _spy(monkeypatch)
+    assert kernels.get_backend() == "cpu"
+    kernels.conv2d_forward(X, W)
+    kernels.set_backend("numpy")
+    kernels.conv2d_forward(X, W)
+    assert seen == ["cpu", "reference"]
+
+
+def test_use_backend_is_scoped_and_restores_after_an_error(monkeypatch):
+    seen = _spy(monkeypatch)
+    with pytest.raises(RuntimeError, match="inside"):
+        with kernels.use_backend("numpy"):
+            kernels.conv2d_forward(X, W)
+            raise RuntimeError("inside")
+    kernels.conv2d_forward(X, W)
+    assert seen == ["reference", "cpu"]
+
+
+def test_a_call_argument_beats_the_default(monkeypatch):
+    seen = _spy(monkeypatch)
+    with kernels.use_backend("numpy"):
+        kernels.conv2d_forward(X, W, backend="cpu")
+    assert seen == ["cpu"]
+
+
+def test_unknown_backend_names_the_choices():
+    with pytest.raises(ValueError, match=r"backend must be one of \('numpy', 'cpu', 'cuda'\), got 'gpu'"):
+        kernels.set_backend("gpu")
+    assert kernels.get_backend() == "cpu"
+
+
+def test_cuda_asked_for_without_a_device_is_a_clear_error_and_changes_nothing(monkeypatch):
+    monkeypatch.setattr(dispatch, "cuda_available", lambda: False)
+    with pytest.raises(kernels.BackendUnavailable, match="numba.cuda.is_available"):
+        kernels.set_backend("cuda")
+    with pytest.raises(kernels.BackendUnavailable):
+        kernels.conv2d_forward(X, W, backend="cuda")
+    with pytest.raises(kernels.BackendUnavailable):
+        with kernels.use_backend("cuda"):
+            pass
+    assert kernels.get_backend() == "cpu"
+
+
+def test_the_simulator_counts_as_cuda_in_the_test_session():
+    # conftest.py switches NUMBA_ENABLE_CUDASIM on before numba is imported
+    assert kernels.cuda_available()
