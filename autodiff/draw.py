@@ -71,9 +71,9 @@ def _number(v, digits):
     v = np.asarray(v)
     if v.size == 1:
         x = v.item()
-        return f"{x:.{digits}g}" if isinstance(x, float) else str(x)
+        return f"{x + 0.0:.{digits}g}" if isinstance(x, float) else str(x)   # + 0.0: no "-0"
     if v.size <= 4:
-        return "[" + ", ".join(f"{float(e):.{digits}g}" for e in v.ravel()) + "]"
+        return "[" + ", ".join(f"{float(e) + 0.0:.{digits}g}" for e in v.ravel()) + "]"
     return f"{v.dtype} {v.shape}"
 
 

@@ -168,3 +168,9 @@ def test_without_dot_the_error_says_how_to_install_and_the_source_is_kept(tmp_pa
     assert (tmp_path / "g.dot").read_text() == dot.source
     assert not (tmp_path / "g.svg").exists()
     assert "<pre>" in ad.Steps([dot], "reverse")._repr_html_()
+
+
+def test_negative_zero_is_printed_as_zero():
+    from autodiff.draw import _number
+
+    assert _number(-0.0, 4) == "0" and _number(np.array([-0.0, -1.5]), 4) == "[0, -1.5]"
