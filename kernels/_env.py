@@ -4,19 +4,40 @@ The CPU convolution alternates Numba ``prange`` loops (im2col, col2im) with one 
 product called from Python, outside every ``prange``: the two thread pools never run at once, and
 no BLAS call is made from inside a Numba thread (which is what floods "OpenBLAS Warning: Detect
 OpenMP Loop" and runs erratically). One thing remains: after a call, OpenBLAS's worker threads
-busy-wait for about 2**28 cycles (~0.1 s) before they sleep, and on a small machine they take the
-cores from the ``prange`` loop that follows (measured on 2 cores: conv2 forward 24 ms instead of
-11 ms). ``OPENBLAS_THREAD_TIMEOUT=4`` (2**4 cycles) makes them sleep at once. OpenBLAS reads it
-only when it is loaded, so it is set here, if the user has not set it, and only when NumPy has not
-been imported yet; otherwise the kernels still give the same results, only slower. Import
-``kernels`` (or ``nn``) before NumPy, or export the variable, to get the speed.
+busy-wait for about 2**28 cycles (~0.1 s) before they sleep, and they take the cores from the
+``prange`` loop that follows, and from every Numba loop after any NumPy matrix product (measured on
+2 cores: conv2 forward 24 ms instead of 11 ms; a digits training step 60 ms instead of 5 ms).
+
+So, when NumPy has not been imported yet, ``OPENBLAS_THREAD_TIMEOUT=4`` (2**4 cycles: idle threads
+sleep at once) is set here, unless the user set it. OpenBLAS reads it only when it is loaded. When
+NumPy came first and the variable was not set, the spinning cannot be switched off any more;
+``blas_guard()`` then limits BLAS to one thread (with threadpoolctl) around the kernels' products and
+around ``nn``'s training loop, which removes the spinning threads at the price of single-threaded
+matrix products. Import ``kernels`` (or ``nn``) before NumPy, or export the variable, for both.
 """
+import contextlib
 import os
 import sys
 
 BLAS_ENV = {"OPENBLAS_THREAD_TIMEOUT": "4"}
 
-ARRANGED = "numpy" not in sys.modules
-if ARRANGED:
+#: True when this module set the environment before NumPy was loaded (or the user had set it).
+ARRANGED = "numpy" not in sys.modules or all(name in os.environ for name in BLAS_ENV)
+if "numpy" not in sys.modules:
     for _name, _value in BLAS_ENV.items():
         os.environ.setdefault(_name, _value)
+
+_controller = None
+
+
+def blas_guard():
+    """A context in which BLAS runs single-threaded, when the environment could not be arranged
+    (a no-op otherwise)."""
+    global _controller
+    if ARRANGED:
+        return contextlib.nullcontext()
+    if _controller is None:
+        from threadpoolctl import ThreadpoolController
+
+        _controller = ThreadpoolController()
+    return _controller.limit(limits=1, user_api="blas")

@@ -1,4 +1,32 @@
-"""nn: the CNN stack of the chainrule toolkit (layers, losses, optimisers, training loop).
+"""nn: the CNN stack of the chainrule toolkit.
 
-Being built; for now this package holds the ``chainrule`` command line (:mod:`nn.cli`).
+Layers and models (Keras's names, NCHW), functional ops as autodiff primitives (``nn.functional``),
+initialisers (``nn.init``), optimisers and schedules (``nn.optim``), regularisers, data utilities,
+a training loop (``nn.fit``), ready models (``nn.models``) and the ``chainrule`` command line.
+
+>>> import nn
+>>> model = nn.models.keras_mnist_cnn()
+>>> model.count_params()
+34826
 """
+from kernels import _env  # noqa: F401  (first: BLAS threading is arranged before NumPy is loaded)
+
+from . import augment, data, datasets, functional, init, utils
+from .module import (LAYERS, ELU, Activation, AvgPool2D, BatchNorm, Conv2D, Dense, DropConnect, Dropout, Flatten,
+                     Input, Layer, LeakyReLU, MaxPool2D, Maxout, Module, Parameter, PReLU, ReLU, Residual,
+                     Sequential, Sigmoid, Softmax, Swish, Tanh)
+from .utils import set_seed
+from . import optim
+from .training import Callback, EarlyStopping, History, ModelCheckpoint, evaluate, fit, predict
+from .io import load, save
+from . import diagnostics, models, regularizers
+from .datasets import load_digits, load_mnist
+
+__all__ = [
+    "functional", "init", "utils", "optim", "models", "set_seed", "augment", "data", "datasets", "diagnostics",
+    "regularizers", "load_digits", "load_mnist",
+    "Module", "Layer", "Parameter", "Sequential", "Input", "Conv2D", "MaxPool2D", "AvgPool2D", "Flatten", "Dense",
+    "Dropout", "DropConnect", "BatchNorm", "Activation", "ReLU", "LeakyReLU", "PReLU", "ELU", "Swish", "Sigmoid",
+    "Tanh", "Softmax", "Maxout", "Residual", "LAYERS",
+    "fit", "evaluate", "predict", "History", "Callback", "EarlyStopping", "ModelCheckpoint", "save", "load",
+]

@@ -6,6 +6,10 @@
   its reverse trace table, and its picture with values and adjoints; ``--steps`` also writes one
   picture per node of the reverse sweep.
 - ``chainrule check EXPR --at x=0.5``: the derivative by every method, side by side (``compare``).
+- ``chainrule train --model digits-cnn --dataset digits --epochs 10 --optimizer adam``: trains a model
+  from ``nn.models`` (``--dataset mnist --data-dir PATH`` for MNIST IDX files), printing the summary,
+  the progress and the final test accuracy, and saves the weights (``.npz`` + ``.json``) and a
+  loss/accuracy plot (``.svg``) in ``--output`` (default ``runs/<model>``).
 
 Expressions are parsed against a whitelist (``autodiff.expression``), never evaluated as Python.
 """
@@ -90,6 +94,69 @@ def check(expr, at, out=None) -> int:
     return 0
 
 
+def _dataset(name, data_dir, seed, out):
+    """(train, validation, test) pairs of the dataset, split with ``seed``; a line saying how."""
+    from nn import data, datasets
+
+    if name == "digits":
+        x, y = datasets.load_digits()
+        how = "the 8x8 digits (1,797 images)"
+    else:
+        if data_dir is None:
+            raise ValueError("--dataset mnist needs --data-dir PATH (a folder with the MNIST IDX files)")
+        try:
+            (x, y), (xt, yt) = datasets.load_mnist(data_dir, "train"), datasets.load_mnist(data_dir, "test")
+        except FileNotFoundError:   # only the 10,000-image test set: split it 8,000 / 2,000
+            x, y = datasets.load_mnist(data_dir, "test")
+            how = f"the MNIST test set of {data_dir} ({len(x):,} images; no training files there)"
+        else:
+            xtr, xv, ytr, yv = _split(data, x, y, 0.1, seed)
+            print(f"Data: MNIST from {data_dir}: {len(xtr):,} train, {len(xv):,} validation, {len(xt):,} test",
+                  file=out)
+            return (xtr, ytr), (xv, yv), (xt, yt)
+    if name == "mnist":     # of 10,000: 8,000 to learn from (7,200 train + 800 validation), 2,000 to test
+        xtr, xv, xt, ytr, yv, yt = data.train_val_test_split(x, y, val_size=0.08, test_size=0.2, seed=seed,
+                                                             stratify=True)
+    else:
+        xtr, xv, xt, ytr, yv, yt = data.train_val_test_split(x, y, val_size=0.1, test_size=0.2, seed=seed,
+                                                             stratify=True)
+    print(f"Data: {how}, split (seed {seed}) into {len(xtr):,} train, {len(xv):,} validation and "
+          f"{len(xt):,} held-out test images", file=out)
+    return (xtr, ytr), (xv, yv), (xt, yt)
+
+
+def _split(data, x, y, size, seed):
+    return data.train_test_split(x, y, test_size=size, seed=seed, stratify=True)
+
+
+def train(args, out=None) -> int:
+    """Train a model from nn.models, report the held-out test accuracy, save weights and a plot."""
+    import nn
+    from nn.plot import save_history_svg
+
+    out = out or sys.stdout
+    nn.set_seed(args.seed)
+    train_set, val_set, test_set = _dataset(args.dataset, args.data_dir, args.seed, out)
+    model = nn.models.MODELS[args.model](input_shape=train_set[0].shape[1:])
+    model.summary(file=out)
+    optimizer = nn.optim.get(args.optimizer, model.parameters(), **({} if args.lr is None else {"lr": args.lr}))
+    print(f"Training {args.model} with {optimizer} for {args.epochs} epochs, batch {args.batch_size}, "
+          f"backend {args.backend}", file=out)
+    history = nn.fit(model, train_set, loss="sparse_categorical_crossentropy", optimizer=optimizer,
+                     epochs=args.epochs, batch_size=args.batch_size, validation=val_set, backend=args.backend,
+                     seed=args.seed, verbose=1, file=out)
+    test = nn.evaluate(model, test_set, loss="sparse_categorical_crossentropy", backend=args.backend)
+    print(f"Test accuracy: {test['accuracy']:.4f} ({len(test_set[0]):,} held-out images), "
+          f"test loss {test['loss']:.4f}", file=out)
+    folder = Path(args.output or Path("runs") / args.model)
+    paths = nn.save(model, folder / "model", metadata={"model": args.model, "dataset": args.dataset,
+                                                        "epochs": args.epochs, "test_accuracy": test["accuracy"],
+                                                        "seed": args.seed})
+    plot = save_history_svg(history, folder / "history.svg")
+    print(f"Saved {paths[0]}, {paths[1]} and {plot}", file=out)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="chainrule", description="A teaching toolkit for differentiation and CNN training.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -105,6 +172,19 @@ def build_parser() -> argparse.ArgumentParser:
     p_check = sub.add_parser("check", help="an expression's derivative by every method, side by side")
     p_check.add_argument("expression")
     p_check.add_argument("--at", nargs="+", required=True, metavar="NAME=VALUE")
+    p_train = sub.add_parser("train", help="train a CNN (the main job): summary, progress, test accuracy, saved weights")
+    p_train.add_argument("--model", default="digits-cnn",
+                         choices=["digits-cnn", "keras-mnist-cnn", "keras-mnist-mlp", "lenet5", "resnet-small"])
+    p_train.add_argument("--dataset", choices=["digits", "mnist"], default="digits")
+    p_train.add_argument("--data-dir", help="folder with the MNIST IDX files (gzip or raw), for --dataset mnist")
+    p_train.add_argument("--epochs", type=int, default=10)
+    p_train.add_argument("--batch-size", type=int, default=32)
+    p_train.add_argument("--optimizer", default="adam", choices=["sgd", "adagrad", "adadelta", "rmsprop", "adam",
+                                                                 "adamw"])
+    p_train.add_argument("--lr", type=float, help="learning rate (default: the optimiser's, as torch.optim)")
+    p_train.add_argument("--backend", choices=["cpu", "numpy", "cuda"], default="cpu")
+    p_train.add_argument("--seed", type=int, default=0)
+    p_train.add_argument("--output", help="folder for model.npz, model.json and history.svg (default runs/MODEL)")
     return parser
 
 
@@ -120,10 +200,12 @@ def main(argv=None) -> int:
             return graph(args.expression, args.at, args.output, args.steps, args.mode)
         if args.command == "check":
             return check(args.expression, args.at)
+        if args.command == "train":
+            return train(args)
     except ExpressionError as exc:
         print(f"chainrule {args.command}: {exc}", file=sys.stderr)
         return 2
-    except (ValueError, GraphvizNotFound) as exc:
+    except (ValueError, FileNotFoundError, GraphvizNotFound) as exc:
         print(f"chainrule {args.command}: {exc}", file=sys.stderr)
         return 1
     raise AssertionError(args.command)  # argparse rejects unknown commands first

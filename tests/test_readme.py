@@ -34,7 +34,7 @@ def test_quick_start_has_two_commands_and_ci_runs_exactly_them():
     ci_lines = (ROOT / ".ci" / "run").read_text().splitlines()
     for command in commands:
         assert command in ci_lines, f"README command not run by .ci/run: {command}"
-    assert "chainrule demo" in commands[0] and "pytest" in commands[1]
+    assert "chainrule train" in commands[0] and "pytest" in commands[1]
 
 
 def test_packaging_installs_every_package_and_subpackage_and_the_console_script():
@@ -89,12 +89,31 @@ def _command_line_examples():
 
 @pytest.mark.skipif(shutil.which("dot") is None and os.environ.get("CI") != "true",
                     reason="Graphviz 'dot' is not installed (apt-get install graphviz)")
+def _fake_mnist_test_set(folder, n=300):
+    """MNIST's two test files (IDX, gzip) holding n random images, for the README's train example."""
+    import gzip
+
+    rng = np.random.default_rng(0)
+    labels = np.arange(n) % 10
+    images = rng.integers(0, 50, (n, 28, 28)).astype(np.uint8)
+    images[np.arange(n), labels * 2 + 4, 4:24] = 255           # a learnable mark: a bright row per class
+    header = lambda magic, *dims: np.array([magic, *dims], dtype=">i4").tobytes()
+    (folder / "t10k-images-idx3-ubyte.gz").write_bytes(gzip.compress(header(2051, n, 28, 28) + images.tobytes()))
+    (folder / "t10k-labels-idx1-ubyte.gz").write_bytes(gzip.compress(header(2049, n) + labels.astype(np.uint8).tobytes()))
+
+
 def test_every_command_line_example_runs(tmp_path, monkeypatch):
     commands = _command_line_examples()
-    assert [c.split()[1] for c in commands] == ["graph", "check"]
+    assert [c.split()[1] for c in commands] == ["train", "graph", "check"]
+    (tmp_path / "mnist").mkdir()
+    _fake_mnist_test_set(tmp_path / "mnist")
     monkeypatch.chdir(tmp_path)
     for command in commands:
         out = io.StringIO()
         monkeypatch.setattr(sys, "stdout", out)
-        assert main(shlex.split(command)[1:]) == 0, command
+        assert main(shlex.split(command.replace("PATH", str(tmp_path / "mnist")))[1:]) == 0, command
+        if command.split()[1] == "train":
+            assert "Total params: 34,826" in out.getvalue() and "Epoch 12/12" in out.getvalue()
+            assert "(60 held-out images)" in out.getvalue()
+            assert (tmp_path / "runs" / "keras-mnist-cnn" / "history.svg").exists()
     assert (tmp_path / "graph.svg").exists() and len(list((tmp_path / "graph_steps").glob("*.svg"))) == 10

@@ -29,6 +29,7 @@ import numpy as np
 from numba import njit, prange
 
 from .._checks import output_hw
+from .._env import blas_guard
 
 
 # --- the parallel copying steps (compiled once per dtype, cached on disk) -------------------------
@@ -189,9 +190,10 @@ def forward(x, w, b, stride, padding, dilation, groups):
     cols = _columns(x, kh, kw, stride, padding, dilation, ho, wo)
     w_mat = w.reshape(f, cg * kh * kw)
     y_mat = _workspace.get("y_mat", (f, n * ho * wo), x.dtype)
-    for grp in range(groups):
-        rows_f, rows_k = _group_rows(grp, f // groups), _group_rows(grp, cg * kh * kw)
-        np.matmul(w_mat[rows_f], cols[rows_k], out=y_mat[rows_f])
+    with blas_guard():
+        for grp in range(groups):
+            rows_f, rows_k = _group_rows(grp, f // groups), _group_rows(grp, cg * kh * kw)
+            np.matmul(w_mat[rows_f], cols[rows_k], out=y_mat[rows_f])
     bias = np.zeros(f, dtype=x.dtype) if b is None else np.ascontiguousarray(b)   # no bias: add zeros
     y = np.empty((n, f, ho, wo), dtype=x.dtype)
     _fmat_to_nchw(y_mat, bias, y)
@@ -207,9 +209,10 @@ def backward_input(g, w, input_shape, stride, padding, dilation, groups):
     g_mat = _filter_matrix(g)
     w_mat = w.reshape(f, cg * kh * kw)
     dcols = _workspace.get("dcols", (c * kh * kw, n * ho * wo), g.dtype)
-    for grp in range(groups):
-        rows_f, rows_k = _group_rows(grp, f // groups), _group_rows(grp, cg * kh * kw)
-        np.matmul(w_mat[rows_f].T, g_mat[rows_f], out=dcols[rows_k])
+    with blas_guard():
+        for grp in range(groups):
+            rows_f, rows_k = _group_rows(grp, f // groups), _group_rows(grp, cg * kh * kw)
+            np.matmul(w_mat[rows_f].T, g_mat[rows_f], out=dcols[rows_k])
     dx = np.zeros((n, c, height, width), dtype=g.dtype)
     n_blocks = min(n, -(-4 * numba.get_num_threads() // c))    # at least ~4 iterations per thread
     _col2im(dcols, kh, kw, *stride, *padding, *dilation, ho, wo, n_blocks, dx)
@@ -224,8 +227,9 @@ def backward_weight(g, x, weight_shape, stride, padding, dilation, groups, bias)
     cols = _columns(x, kh, kw, stride, padding, dilation, ho, wo)
     g_mat = _filter_matrix(g)
     dw_mat = np.empty((f, cg * kh * kw), dtype=g.dtype)
-    for grp in range(groups):
-        rows_f, rows_k = _group_rows(grp, f // groups), _group_rows(grp, cg * kh * kw)
-        np.matmul(g_mat[rows_f], cols[rows_k].T, out=dw_mat[rows_f])
+    with blas_guard():
+        for grp in range(groups):
+            rows_f, rows_k = _group_rows(grp, f // groups), _group_rows(grp, cg * kh * kw)
+            np.matmul(g_mat[rows_f], cols[rows_k].T, out=dw_mat[rows_f])
     db = g_mat.sum(axis=1) if bias else None
     return dw_mat.reshape(f, cg, kh, kw), db

@@ -1,0 +1,210 @@
+"""Data sets as NCHW float arrays: the embedded 8x8 digits, and MNIST read from its IDX files.
+
+Nothing is downloaded. ``load_digits`` reads a small file shipped inside the package (UCI
+hand-written digits, as distributed by scikit-learn; see ``nn/_data/README.md``); ``load_mnist``
+reads the four standard MNIST files from a folder you provide.
+
+The IDX format (LeCun's MNIST page): a big-endian header, then the values in row-major order.
+
+    bytes 0-1   0x00 0x00
+    byte  2     type code: 0x08 uint8, 0x09 int8, 0x0B int16, 0x0C int32, 0x0D float32, 0x0E float64
+    byte  3     number of dimensions d
+    then d big-endian int32 sizes, then the data (big-endian values)
+
+so MNIST's images start with the magic number 2051 = 0x00000803 (uint8, 3-D: N x 28 x 28) and
+its labels with 2049 = 0x00000801 (uint8, 1-D: N).
+"""
+from __future__ import annotations
+
+import functools
+import gzip
+import importlib.resources
+import math
+import os
+import zlib
+
+import numpy as np
+
+__all__ = ["load_digits", "load_mnist", "read_idx"]
+
+# IDX type codes -> big-endian dtypes
+_IDX_TYPES = {0x08: np.dtype(">u1"), 0x09: np.dtype(">i1"), 0x0B: np.dtype(">i2"),
+              0x0C: np.dtype(">i4"), 0x0D: np.dtype(">f4"), 0x0E: np.dtype(">f8")}
+
+IMAGES_MAGIC, LABELS_MAGIC = 2051, 2049
+
+MNIST_FILES = {
+    "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
+    "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
+}
+
+
+def _float_dtype(dtype) -> np.dtype:
+    try:
+        dtype = np.dtype(dtype)
+    except TypeError:
+        raise TypeError(f"dtype must be a NumPy floating dtype, got {dtype!r}") from None
+    if dtype.kind != "f":
+        raise TypeError(f"dtype must be a floating dtype (e.g. np.float32), got {dtype}")
+    return dtype
+
+
+# --- the embedded digits --------------------------------------------------------------------------
+
+@functools.lru_cache(maxsize=1)
+def _digits_table() -> np.ndarray:
+    """The embedded CSV as an int64 table (1797, 65), read once; the last column is the label."""
+    resource = importlib.resources.files("nn") / "_data" / "digits.csv.gz"
+    with resource.open("rb") as raw, gzip.open(raw, "rt") as text:
+        table = np.loadtxt(text, delimiter=",", dtype=np.int64, ndmin=2)
+    if table.shape != (1797, 65):
+        raise ValueError(f"nn/_data/digits.csv.gz should hold 1797 rows of 65 values, got {table.shape}: "
+                         f"the installed package is damaged")
+    table.flags.writeable = False
+    return table
+
+
+def load_digits(dtype=np.float32):
+    """The 1797 8x8 hand-written digits (UCI ML hand-written digits test set, as in scikit-learn).
+
+    Returns ``(x, y)``: ``x`` of shape (1797, 1, 8, 8) and ``dtype``, the pixel counts 0..16
+    divided by 16 so that they lie in [0, 1]; ``y`` int64 labels 0..9 (about 180 of each). Small
+    enough to train a CNN on a laptop CPU in seconds; works offline.
+
+    >>> x, y = load_digits()
+    >>> x.shape, x.dtype, y.shape, y.dtype
+    ((1797, 1, 8, 8), dtype('float32'), (1797,), dtype('int64'))
+    >>> float(x.min()), float(x.max()), y[:10].tolist()
+    (0.0, 1.0, [0, 1, 2, 3, 4, 5, 6, 7, 8, 9])
+    >>> print((x[0, 0] * 16).astype(int))      # a zero
+    [[ 0  0  5 13  9  1  0  0]
+     [ 0  0 13 15 10 15  5  0]
+     [ 0  3 15  2  0 11  8  0]
+     [ 0  4 12  0  0  8  8  0]
+     [ 0  5  8  0  0  9  8  0]
+     [ 0  4 11  0  1 12  7  0]
+     [ 0  2 14  5 10 12  0  0]
+     [ 0  0  6 13 10  0  0  0]]
+    """
+    dtype = _float_dtype(dtype)
+    table = _digits_table()
+    x = (table[:, :64] / 16).astype(dtype).reshape(-1, 1, 8, 8)
+    y = table[:, 64].copy()
+    return x, y
+
+
+# --- IDX files ------------------------------------------------------------------------------------
+
+def _read_bytes(file) -> bytes:
+    """The (decompressed) contents of ``file``; gzip is recognised by its name or its first bytes."""
+    with open(file, "rb") as f:
+        data = f.read()
+    if str(file).endswith(".gz") or data[:2] == b"\x1f\x8b":
+        try:
+            data = gzip.decompress(data)
+        except (OSError, EOFError, zlib.error) as exc:
+            raise ValueError(f"{file}: not a valid gzip file ({exc})") from None
+    return data
+
+
+def _parse_idx(data: bytes, file, magic: int | None = None) -> np.ndarray:
+    if len(data) < 4:
+        raise ValueError(f"{file}: too short for an IDX header ({len(data)} bytes)")
+    found = int.from_bytes(data[:4], "big")
+    if magic is not None and found != magic:
+        raise ValueError(f"{file}: wrong magic number: expected {magic} (0x{magic:08X}), got "
+                         f"{found} (0x{found:08X})")
+    if data[0] != 0 or data[1] != 0 or data[2] not in _IDX_TYPES or data[3] == 0:
+        raise ValueError(f"{file}: not an IDX file (magic number 0x{found:08X} should be "
+                         f"0x0000TTDD: a known type code TT and at least one dimension DD)")
+    dtype, ndim = _IDX_TYPES[data[2]], data[3]
+    header = 4 + 4 * ndim
+    if len(data) < header:
+        raise ValueError(f"{file}: truncated header: {ndim} dimensions need {header} bytes, "
+                         f"the file has {len(data)}")
+    shape = tuple(int.from_bytes(data[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim))
+    expected = math.prod(shape) * dtype.itemsize
+    if len(data) - header != expected:
+        what = "truncated" if len(data) - header < expected else "too long"
+        raise ValueError(f"{file}: {what}: the header promises {' x '.join(map(str, shape))} values of "
+                         f"{dtype.itemsize} byte(s) = {expected} bytes of data, found {len(data) - header}")
+    return np.frombuffer(data, dtype=dtype, offset=header).reshape(shape).astype(dtype.newbyteorder("="))
+
+
+def read_idx(file) -> np.ndarray:
+    """Read an IDX file (raw, or gzip-compressed) into a NumPy array of its shape and type.
+
+    >>> import os, struct, tempfile
+    >>> with tempfile.TemporaryDirectory() as folder:
+    ...     path = os.path.join(folder, "tiny-labels-idx1-ubyte")
+    ...     with open(path, "wb") as f:
+    ...         _ = f.write(struct.pack(">ii", 2049, 3) + bytes([7, 0, 9]))
+    ...     read_idx(path)
+    array([7, 0, 9], dtype=uint8)
+    """
+    return _parse_idx(_read_bytes(file), file)
+
+
+# --- MNIST ----------------------------------------------------------------------------------------
+
+def _find(folder, name: str, kind: str) -> str:
+    """``folder/name`` or ``folder/name.gz``, whichever exists (the raw file first)."""
+    for candidate in (name, name + ".gz"):
+        path = os.path.join(folder, candidate)
+        if os.path.isfile(path):
+            return path
+    present = ", ".join(sorted(os.listdir(folder))) or "nothing"
+    raise FileNotFoundError(f"load_mnist(kind={kind!r}) needs {os.path.join(folder, name)} (or {name}.gz), "
+                            f"which is missing; the folder holds: {present}")
+
+
+def _load_mnist_part(folder, part: str, kind: str):
+    images_name, labels_name = MNIST_FILES[part]
+    images_file, labels_file = _find(folder, images_name, kind), _find(folder, labels_name, kind)
+    images = _parse_idx(_read_bytes(images_file), images_file, IMAGES_MAGIC)
+    if images.shape[1:] != (28, 28):
+        raise ValueError(f"{images_file}: expected 28 x 28 images, got {images.shape[1]} x {images.shape[2]}")
+    labels = _parse_idx(_read_bytes(labels_file), labels_file, LABELS_MAGIC)
+    if len(labels) != len(images):
+        raise ValueError(f"{labels_file} holds {len(labels)} labels but {images_file} holds "
+                         f"{len(images)} images: the counts must match")
+    if len(labels) and labels.max() > 9:
+        index = int(np.argmax(labels > 9))
+        raise ValueError(f"{labels_file}: labels must be 0..9, got {labels[index]} at index {index}")
+    return images, labels
+
+
+def load_mnist(path, kind="train", dtype=np.float32):
+    """MNIST from the four standard IDX files in the folder ``path``; nothing is downloaded.
+
+    ``kind`` is "train" (60,000 images: train-images-idx3-ubyte, train-labels-idx1-ubyte),
+    "test" (10,000: t10k-images-idx3-ubyte, t10k-labels-idx1-ubyte) or "all" (train then test).
+    Each file may be raw or gzip-compressed (the same name plus ``.gz``). Returns ``(x, y)``:
+    ``x`` of shape (N, 1, 28, 28) and ``dtype``, the pixel values 0..255 divided by 255 so that
+    they lie in [0, 1]; ``y`` int64 labels 0..9.
+
+    The files are checked: magic numbers (2051 images, 2049 labels), 28 x 28 images, data
+    length against the header, as many labels as images, labels in 0..9; a problem raises an
+    error naming the file.
+
+    >>> x, y = load_mnist("/path/to/mnist", kind="test")     # doctest: +SKIP
+    >>> x.shape, x.dtype, y.shape, y.dtype                   # doctest: +SKIP
+    ((10000, 1, 28, 28), dtype('float32'), (10000,), dtype('int64'))
+    """
+    if kind not in ("train", "test", "all"):
+        raise ValueError(f"kind must be 'train', 'test' or 'all', got {kind!r}")
+    dtype = _float_dtype(dtype)
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"path must be a folder name (str or os.PathLike), got {type(path).__name__}")
+    if not os.path.isdir(path):
+        raise FileNotFoundError(f"path must be a folder holding the MNIST files, got {os.fspath(path)!r} "
+                                f"({'a file' if os.path.exists(path) else 'it does not exist'})")
+    parts = ["train", "test"] if kind == "all" else [kind]
+    for part in parts:   # every file must be there before any is read
+        for name in MNIST_FILES[part]:
+            _find(path, name, kind)
+    loaded = [_load_mnist_part(path, part, kind) for part in parts]
+    images = np.concatenate([images for images, _ in loaded])
+    labels = np.concatenate([labels for _, labels in loaded])
+    x = (images.reshape(-1, 1, 28, 28) / dtype.type(255)).astype(dtype, copy=False)
+    return x, labels.astype(np.int64)

@@ -1,0 +1,83 @@
+"""A loss/accuracy plot of a training History as a small, self-contained SVG (no plotting library).
+
+Two panels side by side: loss (and val_loss) and accuracy (and val_accuracy) per epoch, with axes,
+ticks and a legend. ``chainrule train`` writes it next to the weights; tutorials that want more use
+matplotlib.
+
+>>> svg = history_svg({"loss": [1.0, 0.5, 0.25], "val_loss": [1.1, 0.6, 0.4],
+...                    "accuracy": [0.5, 0.8, 0.9], "val_accuracy": [0.45, 0.75, 0.85]})
+>>> svg.startswith("<svg") and svg.count("<polyline") == 4
+True
+"""
+from __future__ import annotations
+
+from html import escape
+
+__all__ = ["history_svg", "save_history_svg"]
+
+_COLOURS = {"train": "#1f77b4", "val": "#d62728"}
+
+
+def _ticks(lo, hi, count=5):
+    if hi == lo:
+        hi = lo + 1.0
+    return [lo + (hi - lo) * i / (count - 1) for i in range(count)]
+
+
+def _panel(x0, title, series, width=360, height=260):
+    """One panel at horizontal offset x0: {label: values} drawn as polylines over epochs 1..n."""
+    left, right, top, bottom = 50, 15, 30, 40
+    w, h = width - left - right, height - top - bottom
+    values = [v for ys in series.values() for v in ys]
+    lo, hi = min(values), max(values)
+    if hi == lo:
+        lo, hi = lo - 0.5, hi + 0.5
+    n = max(len(ys) for ys in series.values())
+
+    def px(i):
+        return x0 + left + (w * i / (n - 1) if n > 1 else w / 2)
+
+    def py(v):
+        return top + h - h * (v - lo) / (hi - lo)
+
+    parts = [f'<text x="{x0 + left + w / 2}" y="18" text-anchor="middle" font-weight="bold">{escape(title)}</text>',
+             f'<rect x="{x0 + left}" y="{top}" width="{w}" height="{h}" fill="none" stroke="#444"/>']
+    for v in _ticks(lo, hi):
+        parts.append(f'<line x1="{x0 + left - 4}" x2="{x0 + left}" y1="{py(v):.1f}" y2="{py(v):.1f}" stroke="#444"/>'
+                     f'<text x="{x0 + left - 6}" y="{py(v) + 4:.1f}" text-anchor="end">{v:.3g}</text>')
+    for i in range(n):
+        if n <= 10 or i % max(1, n // 10) == 0 or i == n - 1:
+            parts.append(f'<text x="{px(i):.1f}" y="{top + h + 16}" text-anchor="middle">{i + 1}</text>')
+    parts.append(f'<text x="{x0 + left + w / 2}" y="{top + h + 34}" text-anchor="middle">epoch</text>')
+    for k, (label, ys) in enumerate(series.items()):
+        colour = _COLOURS["val" if label.startswith("val") else "train"]
+        points = " ".join(f"{px(i):.1f},{py(v):.1f}" for i, v in enumerate(ys))
+        parts.append(f'<polyline points="{points}" fill="none" stroke="{colour}" stroke-width="2"/>')
+        ly = top + 14 + 16 * k
+        parts.append(f'<line x1="{x0 + left + w - 95}" x2="{x0 + left + w - 75}" y1="{ly - 4}" y2="{ly - 4}" '
+                     f'stroke="{colour}" stroke-width="2"/><text x="{x0 + left + w - 70}" y="{ly}">{escape(label)}</text>')
+    return parts
+
+
+def history_svg(history) -> str:
+    """The SVG text for a History (or a dict of per-epoch lists)."""
+    data = getattr(history, "history", history)
+    panels = [(title, {k: list(map(float, data[k])) for k in keys if k in data and len(data[k])})
+              for title, keys in (("loss", ("loss", "val_loss")), ("accuracy", ("accuracy", "val_accuracy")))]
+    panels = [(title, series) for title, series in panels if series]
+    if not panels:
+        raise ValueError(f"history_svg: nothing to plot; the history has {sorted(data)}")
+    width = 360 * len(panels)
+    body = []
+    for k, (title, series) in enumerate(panels):
+        body += _panel(360 * k, title, series)
+    return (f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="260" font-family="sans-serif" '
+            f'font-size="11">\n<rect width="100%" height="100%" fill="white"/>\n' + "\n".join(body) + "\n</svg>\n")
+
+
+def save_history_svg(history, path):
+    """Write :func:`history_svg` to ``path``."""
+    from pathlib import Path
+
+    Path(path).write_text(history_svg(history))
+    return str(path)
