@@ -18,8 +18,6 @@ The compiled code is cached on disk (``cache=True``), one version per dtype (flo
 """
 from __future__ import annotations
 
-import math
-
 import numpy as np
 from numba import njit, prange
 
@@ -28,31 +26,83 @@ from .._checks import output_hw
 
 # --- the compiled kernels: planes of shape (N * C, H, W) -----------------------------------------
 
+@njit(cache=True)
+def _first_nan(x, p, h_lo, h_hi, w_lo, w_hi, width):
+    """The flat index of the first NaN in row-major order of the window (one is known to be there)."""
+    for h in range(h_lo, h_hi):
+        for w in range(w_lo, w_hi):
+            if x[p, h, w] != x[p, h, w]:
+                return h * width + w
+    return -1
+
+
 @njit(parallel=True, cache=True)
 def _max_forward_planes(x, kh, kw, sh, sw, ph, pw, y, argmax):
     """y[p, oh, ow] = max of window (oh, ow) of plane p; argmax = its flat index h * W + w.
 
     The running best starts at the window's first real element and is replaced only by a strictly
-    larger one, so ties go to the first maximum in row-major order; a NaN replaces a number
-    (NaN propagates, as in torch).
+    larger one, so ties go to the first maximum in row-major order. A NaN wins (it propagates, as
+    in torch): the loop only notes that it saw one (``v != v``, no branch), and such a window is
+    scanned again for its first NaN. Keeping the inner loop to one comparison and one select
+    matters: with a short-circuit ``or`` for the NaN test it ran 3x slower, from mispredicted branches.
     """
     planes, height, width = x.shape
     out_h, out_w = y.shape[1], y.shape[2]
     for p in prange(planes):
         for oh in range(out_h):
-            h_lo = max(oh * sh - ph, 0)                # the window's real rows: h_lo .. h_hi - 1
-            h_hi = min(oh * sh - ph + kh, height)
+            h0 = oh * sh - ph
+            h_lo = h0 if h0 > 0 else 0                 # the window's real rows: h_lo .. h_hi - 1
+            h_hi = h0 + kh if h0 + kh < height else height
             for ow in range(out_w):
-                w_lo = max(ow * sw - pw, 0)
-                w_hi = min(ow * sw - pw + kw, width)
+                w0 = ow * sw - pw
+                w_lo = w0 if w0 > 0 else 0
+                w_hi = w0 + kw if w0 + kw < width else width
                 best = x[p, h_lo, w_lo]
                 best_at = h_lo * width + w_lo
+                seen_nan = False
                 for h in range(h_lo, h_hi):
                     for w in range(w_lo, w_hi):
                         v = x[p, h, w]
-                        if v > best or (math.isnan(v) and not math.isnan(best)):
+                        seen_nan |= v != v
+                        if v > best:
                             best = v
                             best_at = h * width + w
+                if seen_nan:
+                    best_at = _first_nan(x, p, h_lo, h_hi, w_lo, w_hi, width)
+                    best = x[p, best_at // width, best_at % width]
+                y[p, oh, ow] = best
+                argmax[p, oh, ow] = best_at
+
+
+@njit(parallel=True, cache=True)
+def _max_forward_2x2(x, y, argmax):
+    """The same for the most common case, 2x2 windows with stride 2 and no padding, unrolled
+    (4x faster here than the general loop, whose window bounds are only known at run time)."""
+    planes, height, width = x.shape
+    out_h, out_w = y.shape[1], y.shape[2]
+    for p in prange(planes):
+        for oh in range(out_h):
+            h = 2 * oh
+            for ow in range(out_w):
+                w = 2 * ow
+                best = x[p, h, w]
+                best_at = h * width + w
+                seen_nan = best != best
+                v = x[p, h, w + 1]
+                seen_nan |= v != v
+                if v > best:
+                    best, best_at = v, h * width + w + 1
+                v = x[p, h + 1, w]
+                seen_nan |= v != v
+                if v > best:
+                    best, best_at = v, (h + 1) * width + w
+                v = x[p, h + 1, w + 1]
+                seen_nan |= v != v
+                if v > best:
+                    best, best_at = v, (h + 1) * width + w + 1
+                if seen_nan:
+                    best_at = _first_nan(x, p, h, h + 2, w, w + 2, width)
+                    best = x[p, best_at // width, best_at % width]
                 y[p, oh, ow] = best
                 argmax[p, oh, ow] = best_at
 
@@ -114,7 +164,11 @@ def max_forward(x, kernel, stride, padding):
     out_h, out_w = output_hw(h, w, kernel, stride, padding)
     y = np.empty((n * c, out_h, out_w), dtype=x.dtype)
     argmax = np.empty((n * c, out_h, out_w), dtype=np.int64)
-    _max_forward_planes(np.ascontiguousarray(x).reshape(n * c, h, w), *kernel, *stride, *padding, y, argmax)
+    planes = np.ascontiguousarray(x).reshape(n * c, h, w)
+    if kernel == (2, 2) and stride == (2, 2) and padding == (0, 0):
+        _max_forward_2x2(planes, y, argmax)
+    else:
+        _max_forward_planes(planes, *kernel, *stride, *padding, y, argmax)
     return y.reshape(n, c, out_h, out_w), argmax.reshape(n, c, out_h, out_w)
 
 

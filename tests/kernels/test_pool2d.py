@@ -163,6 +163,17 @@ def test_padding_never_wins_and_nan_propagates(backend):
                                             [np.nan, np.nan, -np.inf]])
 
 
+@pytest.mark.parametrize("kernel, stride", [(2, 2), (3, 2)])      # (2, 2): the CPU's unrolled fast path
+def test_nans_and_ties_everywhere_in_a_window_match_the_reference(kernel, stride):
+    rng = np.random.default_rng(7)
+    x = rng.integers(0, 3, (3, 2, 7, 8)).astype(np.float32)         # many ties
+    x[rng.random(x.shape) < 0.1] = np.nan                           # NaNs in every position of a window
+    y_ref, arg_ref = reference.max_forward(x, (kernel, kernel), (stride, stride), (0, 0))
+    y, arg = max_pool2d_forward(x, kernel, stride=stride, backend="cpu")
+    np.testing.assert_array_equal(arg, arg_ref)
+    np.testing.assert_array_equal(y, y_ref)
+
+
 # --- the Numba CPU version against the reference -----------------------------------------------
 
 def run_all(backend, x, k, s, p, seed=1):
