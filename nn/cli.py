@@ -192,6 +192,7 @@ def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     from autodiff.draw import GraphvizNotFound
     from autodiff.expression import ExpressionError
+    from kernels import BackendUnavailable
 
     try:
         if args.command == "demo":
@@ -205,7 +206,7 @@ def main(argv=None) -> int:
     except ExpressionError as exc:
         print(f"chainrule {args.command}: {exc}", file=sys.stderr)
         return 2
-    except (ValueError, FileNotFoundError, GraphvizNotFound) as exc:
+    except (ValueError, FileNotFoundError, GraphvizNotFound, BackendUnavailable) as exc:
         print(f"chainrule {args.command}: {exc}", file=sys.stderr)
         return 1
     raise AssertionError(args.command)  # argparse rejects unknown commands first

@@ -236,13 +236,15 @@ def _running(backend):
 
 
 def fit(model, data, loss="softmax_cross_entropy", optimizer="adam", epochs=1, batch_size=32, validation=None,
-        callbacks=(), backend=None, seed=None, shuffle=True, verbose=1, lr=None, regularizer=None, file=None):
+        callbacks=(), backend=None, seed=None, shuffle=True, verbose=1, lr=None, regularizer=None, augment=None,
+        file=None):
     """Train ``model`` on ``data = (x, y)`` for ``epochs`` passes of mini-batches; returns a History.
 
     ``loss``: one of LOSSES or ``f(output, y)``. ``optimizer``: an ``nn.optim`` optimiser or its name
     (``lr`` sets its learning rate). ``validation``: (x_val, y_val), evaluated after every epoch.
     ``regularizer``: ``f(model) -> scalar Tensor`` added to the loss (e.g. ``nn.regularizers.l2(1e-4)``);
-    as in Keras, the logged training ``loss`` includes it, ``val_loss`` does not.
+    as in Keras, the logged training ``loss`` includes it, ``val_loss`` does not. ``augment``:
+    ``f(x_batch, rng) -> x_batch`` applied to every training batch (``nn.augment``'s transforms).
     ``backend``: the kernels backend for the whole run ("cpu", "numpy", "cuda"). ``seed``: shuffling
     (default: nn's global generator). ``verbose``: 0 silent, 1 progress, 2 one line per epoch.
     """
@@ -274,6 +276,8 @@ def fit(model, data, loss="softmax_cross_entropy", optimizer="adam", epochs=1, b
             for step in range(steps):
                 index = np.sort(order[step * batch_size:(step + 1) * batch_size])
                 xb, yb = x[index], y[index]
+                if augment is not None:
+                    xb = augment(xb, rng)
                 optimizer.zero_grad()
                 value, out = objective(xb, yb)
                 total = value + regularizer(model) if regularizer is not None else value

@@ -182,6 +182,21 @@ def test_fit_history_validation_and_the_progress_line():
         nn.fit(model, (x, y[:-1]))
 
 
+def test_augmentation_is_applied_to_every_training_batch_only():
+    x, y = _tiny_problem(32)
+    seen = []
+
+    def augment(xb, rng):
+        seen.append(xb.shape[0])
+        return xb[..., ::-1].copy()            # a horizontal flip
+
+    model = nn.Sequential([nn.Input((1, 4, 4)), nn.Flatten(), nn.Dense(2)])
+    nn.fit(model, (x, y), epochs=2, batch_size=10, validation=(x, y), augment=augment, verbose=0)
+    assert seen == [10, 10, 10, 2] * 2
+    flip = nn.augment.RandomFlip(p=1.0)                   # the transforms have the same signature
+    np.testing.assert_array_equal(flip(x, np.random.default_rng(0)), x[..., ::-1])
+
+
 def test_early_stopping_restores_the_best_weights():
     x, y = _tiny_problem()
     model = nn.Sequential([nn.Input((1, 4, 4)), nn.Flatten(), nn.Dense(2)])
@@ -291,3 +306,10 @@ def test_chainrule_train_reaches_97_percent_on_held_out_digits(tmp_path, capsys)
 def test_chainrule_train_mnist_needs_a_folder(capsys):
     assert main(["train", "--dataset", "mnist"]) == 1
     assert "--data-dir" in capsys.readouterr().err
+
+
+def test_chainrule_train_without_a_gpu_says_so(monkeypatch, capsys):
+    import kernels.backend
+    monkeypatch.setattr(kernels.backend, "cuda_available", lambda: False)
+    assert main(["train", "--backend", "cuda", "--epochs", "1"]) == 1
+    assert "backend 'cuda' was asked for" in capsys.readouterr().err
