@@ -220,3 +220,50 @@ def test_train_and_eval_modes_switch_dropout_and_batch_norm():
     model.eval()
     np.testing.assert_array_equal(model(x).value, model(x).value)
     assert not model.layers[2].training
+
+
+def _layer_gradcheck(layer, input_shape, batch=2, order=1):
+    """gradcheck of a built layer with respect to its input and every parameter, in float64.
+
+    The layer's Parameters are swapped for the Tensors gradcheck passes in (and put back after);
+    random layers draw the same mask on every call (nn.set_seed inside the function).
+    """
+    layer.build(input_shape)
+    slots = [(module, name) for _, module in layer.named_modules() for name in list(module._parameters)]
+    values = [getattr(module, name).value.astype(np.float64) for module, name in slots]
+    originals = [getattr(module, name) for module, name in slots]
+
+    def f(x, *params):
+        nn.set_seed(0)
+        for (module, name), p in zip(slots, params):
+            object.__setattr__(module, name, p)
+        try:
+            return layer(x)
+        finally:
+            for (module, name), p in zip(slots, originals):
+                object.__setattr__(module, name, p)
+
+    x = rand(batch, *input_shape, seed=5) + 0.01
+    return ad.gradcheck(f, x, *values, order=order)
+
+
+@pytest.mark.parametrize("make, input_shape", [
+    (lambda: nn.Conv2D(3, 3, stride=2, padding=1, activation="tanh"), (2, 5, 5)),
+    (lambda: nn.Conv2D(4, (2, 3), groups=2, activation="sigmoid"), (2, 4, 5)),
+    (lambda: nn.Dense(3, activation="softmax"), (4,)),
+    (lambda: nn.DropConnect(3, rate=0.5, activation="tanh"), (4,)),
+    (lambda: nn.Dropout(0.3), (2, 3, 3)),
+    (lambda: nn.BatchNorm(), (3, 2, 2)),
+    (lambda: nn.BatchNorm(), (5,)),
+    (lambda: nn.PReLU(), (3, 2, 2)),
+    (lambda: nn.Maxout(pieces=2), (4, 2, 2)),
+    (lambda: nn.LeakyReLU(), (3, 4)),
+    (lambda: nn.ELU(alpha=0.5), (3, 4)),
+    (lambda: nn.Swish(beta=1.5), (3, 4)),
+    (lambda: nn.MaxPool2D(2), (2, 4, 5)),
+    (lambda: nn.AvgPool2D(3, stride=1, padding=1), (2, 4, 4)),
+    (lambda: nn.Residual([nn.Conv2D(3, 3, stride=2, padding=1), nn.BatchNorm(), nn.ReLU(), nn.Conv2D(3, 3, padding=1)],
+                         shortcut=[nn.Conv2D(3, 1, stride=2)]), (2, 5, 5)),
+])
+def test_every_layer_passes_gradcheck(make, input_shape):
+    assert _layer_gradcheck(make(), input_shape).passed
