@@ -199,6 +199,7 @@ def test_augmentation_is_applied_to_every_training_batch_only():
 
 def test_early_stopping_restores_the_best_weights():
     x, y = _tiny_problem()
+    nn.set_seed(0)
     model = nn.Sequential([nn.Input((1, 4, 4)), nn.Flatten(), nn.Dense(2)])
     snapshots = []
 
@@ -207,9 +208,11 @@ def test_early_stopping_restores_the_best_weights():
             snapshots.append((logs["val_loss"], model.state_dict()))
 
     stop = nn.EarlyStopping(monitor="val_loss", patience=1, restore_best_weights=True)
-    # a learning rate far too large makes the validation loss jump around, so it stops early
-    nn.fit(model, (x, y), optimizer="sgd", lr=50.0, epochs=30, validation=(x, y), callbacks=[Spy(), stop], verbose=0)
-    assert stop.stopped_epoch is not None and len(snapshots) < 30
+    # validated on the opposite labels: the better it learns, the worse the validation loss, so the
+    # best epoch is an early one and training stops `patience` epochs after it
+    nn.fit(model, (x, y), optimizer="sgd", lr=0.5, epochs=30, validation=(x, 1 - y), callbacks=[Spy(), stop],
+           verbose=0)
+    assert stop.stopped_epoch is not None and len(snapshots) == stop.best_epoch + 3
     best_loss, best_state = min(snapshots, key=lambda s: s[0])
     for name, value in model.state_dict().items():
         np.testing.assert_array_equal(value, best_state[name])
