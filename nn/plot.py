@@ -24,8 +24,9 @@ def _ticks(lo, hi, count=5):
     return [lo + (hi - lo) * i / (count - 1) for i in range(count)]
 
 
-def _panel(x0, title, series, width=360, height=260):
-    """One panel at horizontal offset x0: {label: values} drawn as polylines over epochs 1..n."""
+def _panel(x0, title, series, width=360, height=260, legend_at_bottom=False):
+    """One panel at horizontal offset x0: {label: values} drawn as polylines over epochs 1..n; the
+    legend sits in the corner the curves leave free (top right for losses, bottom right for accuracy)."""
     left, right, top, bottom = 50, 15, 30, 40
     w, h = width - left - right, height - top - bottom
     values = [v for ys in series.values() for v in ys]
@@ -53,9 +54,9 @@ def _panel(x0, title, series, width=360, height=260):
         colour = _COLOURS["val" if label.startswith("val") else "train"]
         points = " ".join(f"{px(i):.1f},{py(v):.1f}" for i, v in enumerate(ys))
         parts.append(f'<polyline points="{points}" fill="none" stroke="{colour}" stroke-width="2"/>')
-        ly = top + 14 + 16 * k
-        parts.append(f'<line x1="{x0 + left + w - 95}" x2="{x0 + left + w - 75}" y1="{ly - 4}" y2="{ly - 4}" '
-                     f'stroke="{colour}" stroke-width="2"/><text x="{x0 + left + w - 70}" y="{ly}">{escape(label)}</text>')
+        ly = (top + h - 8 - 16 * (len(series) - 1 - k)) if legend_at_bottom else (top + 14 + 16 * k)
+        parts.append(f'<line x1="{x0 + left + w - 115}" x2="{x0 + left + w - 95}" y1="{ly - 4}" y2="{ly - 4}" '
+                     f'stroke="{colour}" stroke-width="2"/><text x="{x0 + left + w - 90}" y="{ly}">{escape(label)}</text>')
     return parts
 
 
@@ -70,7 +71,7 @@ def history_svg(history) -> str:
     width = 360 * len(panels)
     body = []
     for k, (title, series) in enumerate(panels):
-        body += _panel(360 * k, title, series)
+        body += _panel(360 * k, title, series, legend_at_bottom=title == "accuracy")
     return (f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="260" font-family="sans-serif" '
             f'font-size="11">\n<rect width="100%" height="100%" fill="white"/>\n' + "\n".join(body) + "\n</svg>\n")
 
