@@ -316,3 +316,13 @@ def test_chainrule_train_without_a_gpu_says_so(monkeypatch, capsys):
     monkeypatch.setattr(kernels.backend, "cuda_available", lambda: False)
     assert main(["train", "--backend", "cuda", "--epochs", "1"]) == 1
     assert "backend 'cuda' was asked for" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("name", sorted(nn.models.MODELS))
+def test_every_ready_model_round_trips_through_save_and_load(name, tmp_path):
+    model = nn.models.MODELS[name]()
+    nn.save(model, tmp_path / name)
+    again = nn.load(tmp_path / name)
+    x = np.random.default_rng(0).random((2, *model.input_shape), dtype=np.float32)
+    np.testing.assert_array_equal(nn.predict(model, x), nn.predict(again, x))
+    assert [type(layer) for layer in again.layers] == [type(layer) for layer in model.layers]
