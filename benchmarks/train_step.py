@@ -6,7 +6,8 @@
 A step is: zero the gradients, forward (conv 32 3x3 relu, max-pool 2, conv 64 3x3 relu, max-pool 2,
 flatten, dropout 0.5, dense 10), the fused softmax cross-entropy, backward, Adam update of the 34,826
 parameters. PyTorch runs the same model in its own process (its thread pool and Numba's must not
-share one), with the same number of threads. Reported: median and best milliseconds per step, the
+share one), with the same number of threads. Ours is measured with glibc's malloc tuned to reuse freed
+memory, as nn.fit does (kernels._env.keep_freed_memory), and once without, to show what it is worth. Reported: median and best milliseconds per step, the
 ratio ours / PyTorch (the goal: <= 1.5), a breakdown of our step by phase, and the peak resident
 memory of each process (ru_maxrss, which includes the interpreter and libraries).
 """
@@ -29,6 +30,8 @@ import numpy as np
 import kernels
 
 backend, repeat = sys.argv[2], int(sys.argv[3])
+if sys.argv[4] == "keep":
+    kernels._env.keep_freed_memory()        # as nn.fit does
 nn.set_seed(0)
 model = nn.models.keras_mnist_cnn()
 optimizer = nn.optim.Adam(model.parameters())
@@ -111,8 +114,9 @@ def main(argv=None):
     args = parser.parse_args(argv)
     repeat = 5 if args.quick else 30
     torch_result, torch_note = (None, "skipped") if args.no_torch else _run(TORCH, repeat)
-    results = {backend: _run(OURS, REPO, backend, repeat if backend == "cpu" else max(3, repeat // 5))
-               for backend in ("cpu", "numpy")}
+    results = {f"{backend}{'' if keep == 'keep' else ', malloc untuned'}":
+               _run(OURS, REPO, backend, repeat if backend == "cpu" else max(3, repeat // 5), keep)
+               for backend, keep in (("cpu", "keep"), ("cpu", "plain"), ("numpy", "keep"))}
     print(f"Keras MNIST CNN (34,826 parameters), one Adam step at batch 128, float32, {os.cpu_count()} cores")
     if torch_result:
         print(f"PyTorch {torch_result['version']} ({torch_result['threads']} threads): median "

@@ -41,3 +41,40 @@ def blas_guard():
 
         _controller = ThreadpoolController()
     return _controller.limit(limits=1, user_api="blas")
+
+
+# --- memory: reuse freed arrays instead of faulting in fresh pages ----------------------------------
+#
+# A training step allocates and frees the same large arrays (activations, im2col matrices, gradients:
+# up to 18 MB each for the Keras CNN at batch 128) again and again. glibc serves each large request
+# with a fresh mmap and unmaps it on free, so every step pays the page faults of touching new memory
+# again (about 0.3 ms per MB here: a third of a CNN training step). Raising glibc's mmap and trim
+# thresholds makes it keep freed memory in its heap and hand it out again, as PyTorch's caching
+# allocator does. It is process-wide (the memory is not returned to the system until the process
+# ends), so it is done only when asked: nn.fit and the benchmarks ask.
+
+_MALLOC_TUNED = False
+M_TRIM_THRESHOLD, M_TOP_PAD, M_MMAP_THRESHOLD = -1, -2, -3
+
+
+def keep_freed_memory() -> bool:
+    """Tell glibc's malloc to reuse freed large blocks (mmap threshold 32 MB, no trimming).
+
+    Returns whether it took effect (False on a C library without ``mallopt``, e.g. musl or macOS).
+    Set ``CHAINRULE_KEEP_MEMORY=0`` to leave malloc alone.
+    """
+    global _MALLOC_TUNED
+    if _MALLOC_TUNED or os.environ.get("CHAINRULE_KEEP_MEMORY") == "0":
+        return _MALLOC_TUNED
+    import ctypes
+    import ctypes.util
+
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):
+        return False
+    mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
+    _MALLOC_TUNED = bool(mallopt(M_MMAP_THRESHOLD, 32 * 2**20) and mallopt(M_TRIM_THRESHOLD, 2**30)
+                         and mallopt(M_TOP_PAD, 64 * 2**20))
+    return _MALLOC_TUNED

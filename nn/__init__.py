@@ -19,12 +19,12 @@ from .utils import set_seed
 from . import optim
 from .training import Callback, EarlyStopping, History, ModelCheckpoint, evaluate, fit, predict
 from .io import load, save
-from . import diagnostics, models, regularizers
+from . import diagnostics, models, plot, regularizers
 from .datasets import load_digits, load_mnist
 
 __all__ = [
     "functional", "init", "utils", "optim", "models", "set_seed", "augment", "data", "datasets", "diagnostics",
-    "regularizers", "load_digits", "load_mnist",
+    "regularizers", "plot", "load_digits", "load_mnist",
     "Module", "Layer", "Parameter", "Sequential", "Input", "Conv2D", "MaxPool2D", "AvgPool2D", "Flatten", "Dense",
     "Dropout", "DropConnect", "BatchNorm", "Activation", "ReLU", "LeakyReLU", "PReLU", "ELU", "Swish", "Sigmoid",
     "Tanh", "Softmax", "Maxout", "Residual", "LAYERS",

@@ -301,8 +301,14 @@ def prelu(x, alpha):
 
 
 def elu(x, alpha=1.0):
-    """x for x > 0, alpha (exp(x) - 1) otherwise (exp of min(x, 0), so large x never overflows)."""
-    return where(value_of(x) > 0, x, alpha * (exp(minimum(x, 0.0)) - 1.0))
+    """x for x > 0, alpha (exp(x) - 1) otherwise; ELU'(0) = alpha, the left-hand derivative.
+
+    The exponential sees x only where x <= 0 (0 elsewhere), so a large x never overflows; masking
+    with ``where`` rather than ``minimum(x, 0)`` matters: minimum splits its gradient at a tie and
+    would give alpha / 2 at 0.
+    """
+    negative = value_of(x) <= 0
+    return where(~negative, x, alpha * (exp(where(negative, x, 0.0)) - 1.0))
 
 
 def swish(x, beta=1.0):

@@ -306,3 +306,19 @@ def test_device_arrays_round_trip():
         optim.adam_update(device[0], grads[0], device[1], device[2], step=1, backend="cuda")
     with pytest.raises(TypeError, match="needs backend='cuda'"):
         optim.adam_update(*device[:1], cuda.to_device(grads[0]), *device[1:], step=1, backend="cpu")
+
+
+@pytest.mark.parametrize("size", [100, 40_000])          # below and above the CPU's serial/parallel switch
+def test_cpu_serial_and_parallel_paths_equal_the_reference(size):
+    from kernels.optim.cpu import SERIAL_BELOW
+    assert 100 < SERIAL_BELOW <= 40_000
+    rng = np.random.default_rng(size)
+    start = [rng.standard_normal(size).astype(np.float32) for _ in range(2)] + [np.zeros(size, np.float32)] * 2
+    results = {}
+    for backend in ("numpy", "cpu"):
+        param, grad, m, v = (a.copy() for a in start)
+        for step in (1, 2, 3):
+            optim.adam_update(param, grad, m, v, step=step, lr=0.01, weight_decay=0.1, backend=backend)
+        results[backend] = (param, m, v)
+    for got, expected in zip(results["cpu"], results["numpy"]):
+        np.testing.assert_allclose(got, expected, rtol=1e-6, atol=1e-7)

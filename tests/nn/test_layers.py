@@ -126,6 +126,8 @@ def test_activation_values_match_their_definitions():
     np.testing.assert_allclose(F.swish(x), x / (1 + np.exp(-x)))
     np.testing.assert_allclose(F.maxout(np.array([[1.0, 3.0, -2.0, -5.0]]), 2), [[3.0, -2.0]])
     assert np.isfinite(F.elu(np.array([1000.0]))).all()
+    for alpha in (1.0, 0.5):                            # ELU'(0) = alpha (the left-hand derivative)
+        assert ad.grad(lambda v: ad.sum(F.elu(v, alpha)))(np.array([0.0]))[0] == alpha
 
 
 def test_softmax_cross_entropy_value_gradient_and_stability():
