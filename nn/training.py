@@ -191,6 +191,11 @@ def _accuracy(output, y):
     return float(np.mean(np.argmax(output, axis=1) == y))
 
 
+def _has_accuracy(y, loss):
+    """Whether accuracy means something: class labels, or target distributions of a cross-entropy."""
+    return (y.ndim == 1 and y.dtype.kind in "iu") or (y.ndim == 2 and loss != "mse")
+
+
 def _check_data(data, what):
     if not (isinstance(data, (tuple, list)) and len(data) == 2):
         raise TypeError(f"{what} must be a pair (x, y) of arrays")
@@ -246,8 +251,10 @@ def fit(model, data, loss="softmax_cross_entropy", optimizer="adam", epochs=1, b
     as in Keras, the logged training ``loss`` includes it, ``val_loss`` does not. ``augment``:
     ``f(x_batch, rng) -> x_batch`` applied to every training batch (``nn.augment``'s transforms).
     ``backend``: the kernels backend for the whole run ("cpu", "numpy", "cuda"); the first call also
-    tunes glibc's malloc to reuse freed memory (``kernels._env.keep_freed_memory``: 1.6x faster steps). ``seed``: shuffling
-    (default: nn's global generator). ``verbose``: 0 silent, 1 progress, 2 one line per epoch.
+    tunes glibc's malloc to reuse freed memory (``kernels._env.keep_freed_memory``: 1.5x faster
+    steps). ``seed``: shuffling (default: nn's global generator). ``verbose``: 0 silent, 1 progress,
+    2 one line per epoch. "accuracy" is logged when y holds class labels (or, with a cross-entropy,
+    target distributions).
     """
     x, y = _check_data(data, "data")
     if validation is not None:
@@ -274,7 +281,7 @@ def fit(model, data, loss="softmax_cross_entropy", optimizer="adam", epochs=1, b
             order = rng.permutation(n) if shuffle else np.arange(n)
             start = time.perf_counter()
             total_loss = total_correct = 0.0
-            track_accuracy = y.ndim == 1 or loss != "mse"
+            track_accuracy = _has_accuracy(y, loss)
             for step in range(steps):
                 index = np.sort(order[step * batch_size:(step + 1) * batch_size])
                 xb, yb = x[index], y[index]
@@ -298,7 +305,9 @@ def fit(model, data, loss="softmax_cross_entropy", optimizer="adam", epochs=1, b
                 logs["accuracy"] = total_correct / n
             if validation is not None:
                 metrics = evaluate(model, validation, loss=loss, batch_size=max(batch_size, 256))
-                logs["val_loss"], logs["val_accuracy"] = metrics["loss"], metrics["accuracy"]
+                logs["val_loss"] = metrics["loss"]
+                if "accuracy" in metrics:
+                    logs["val_accuracy"] = metrics["accuracy"]
             logs["lr"] = optimizer.lr
             history.append(epoch, logs)
             progress.epoch_end(epoch, logs, seconds)
@@ -341,6 +350,6 @@ def evaluate(model, data, loss="softmax_cross_entropy", batch_size=256, backend=
     finally:
         model.train(was_training)
     result = {"loss": total / x.shape[0]}
-    if y.ndim == 1 or loss != "mse":
+    if _has_accuracy(y, loss):
         result["accuracy"] = _accuracy(np.concatenate(outputs), y)
     return result

@@ -197,6 +197,15 @@ def test_augmentation_is_applied_to_every_training_batch_only():
     np.testing.assert_array_equal(flip(x, np.random.default_rng(0)), x[..., ::-1])
 
 
+def test_regression_with_mse_logs_no_accuracy():
+    x = np.random.default_rng(0).normal(size=(40, 3)).astype(np.float32)
+    y = (x @ np.array([1.0, -2.0, 0.5], np.float32))[:, None]
+    model = nn.Sequential([nn.Input((3,)), nn.Dense(1)])
+    history = nn.fit(model, (x, y), loss="mse", lr=0.05, epochs=30, validation=(x, y), verbose=0)
+    assert set(history.history) == {"loss", "val_loss", "lr"}
+    assert history["val_loss"][-1] < 0.01 * history["val_loss"][0]
+
+
 def test_early_stopping_restores_the_best_weights():
     x, y = _tiny_problem()
     nn.set_seed(0)
