@@ -110,7 +110,7 @@ def _dataset(name, data_dir, seed, out):
             x, y = datasets.load_mnist(data_dir, "test")
             how = f"the MNIST test set of {data_dir} ({len(x):,} images; no training files there)"
         else:
-            xtr, xv, ytr, yv = _split(data, x, y, 0.1, seed)
+            xtr, xv, ytr, yv = data.train_test_split(x, y, test_size=0.1, seed=seed, stratify=True)
             print(f"Data: MNIST from {data_dir}: {len(xtr):,} train, {len(xv):,} validation, {len(xt):,} test",
                   file=out)
             return (xtr, ytr), (xv, yv), (xt, yt)
@@ -123,10 +123,6 @@ def _dataset(name, data_dir, seed, out):
     print(f"Data: {how}, split (seed {seed}) into {len(xtr):,} train, {len(xv):,} validation and "
           f"{len(xt):,} held-out test images", file=out)
     return (xtr, ytr), (xv, yv), (xt, yt)
-
-
-def _split(data, x, y, size, seed):
-    return data.train_test_split(x, y, test_size=size, seed=seed, stratify=True)
 
 
 def train(args, out=None) -> int:

@@ -315,6 +315,29 @@ def test_chainrule_train_reaches_97_percent_on_held_out_digits(tmp_path, capsys)
     assert model.count_params() == 21_386
 
 
+def _write_idx(path, magic, array):
+    import gzip
+
+    header = np.array([magic, *array.shape], dtype=">i4").tobytes()
+    path.write_bytes(gzip.compress(header + array.astype(np.uint8).tobytes()))
+
+
+def test_chainrule_train_on_a_full_mnist_folder_tests_on_the_test_files(tmp_path, capsys):
+    rng = np.random.default_rng(0)
+    for prefix, n in (("train", 200), ("t10k", 50)):
+        labels = np.arange(n) % 10
+        images = rng.integers(0, 30, (n, 28, 28))
+        images[np.arange(n), 2 * labels + 4] = 255                # one bright row per class
+        _write_idx(tmp_path / f"{prefix}-images-idx3-ubyte.gz", 2051, images)
+        _write_idx(tmp_path / f"{prefix}-labels-idx1-ubyte.gz", 2049, labels)
+    code = main(["train", "--model", "keras-mnist-mlp", "--dataset", "mnist", "--data-dir", str(tmp_path),
+                 "--epochs", "3", "--output", str(tmp_path / "run")])
+    out = capsys.readouterr().out
+    assert code == 0
+    assert "180 train, 20 validation, 50 test" in out and "(50 held-out images)" in out
+    assert float(out.split("Test accuracy: ")[1].split()[0]) > 0.5
+
+
 def test_chainrule_train_mnist_needs_a_folder(capsys):
     assert main(["train", "--dataset", "mnist"]) == 1
     assert "--data-dir" in capsys.readouterr().err
