@@ -7,9 +7,7 @@ mistake per exercise (which must fail, the table naming the wrong element), and 
 the derivative exercises to central differences of a NumPy forward.
 """
 import doctest
-import os
 import re
-import subprocess
 import sys
 from pathlib import Path
 
@@ -25,6 +23,8 @@ import tutorials.exercises.cnn as ex  # noqa: E402
 from tutorials.exercises import ExerciseError, attempt  # noqa: E402
 from tutorials.exercises.checking import ATOL, RTOL, index_text  # noqa: E402
 from tutorials.solutions.cnn import SOLUTIONS  # noqa: E402
+
+from _lessons import run_lesson  # noqa: E402  (tests/_lessons.py)
 
 LESSONS = sorted((ROOT / "tutorials").glob("cnn_0*.py"))
 # Seconds a lesson may take before the run is stopped: lesson 5 trains a CNN (about half a minute
@@ -46,20 +46,8 @@ def test_there_are_seven_lessons_and_a_readme_that_lists_them():
 
 @pytest.mark.parametrize("lesson", LESSONS, ids=lambda p: p.stem)
 def test_lesson_runs_as_a_script_and_writes_its_pictures(lesson, tmp_path):
-    out = tmp_path / "out"
-    env = dict(os.environ, TUTORIAL_OUTPUT=str(out), MPLBACKEND="Agg")
-    for name in ("MNIST_DIR", "TUTORIAL_FULL"):        # the default run, whatever the caller's environment
-        env.pop(name, None)
-    (tmp_path / "empty").mkdir()
-    env["PATH"] = str(tmp_path / "empty")              # no `dot` (nor anything else) needed
-    result = subprocess.run([sys.executable, str(lesson)], cwd=ROOT, env=env, capture_output=True, text=True,
-                            timeout=TIMEOUT.get(lesson.stem, 120))
-    assert result.returncode == 0, f"{lesson.name} failed:\n{result.stdout[-4000:]}\n{result.stderr[-4000:]}"
-    assert [p.name for p in out.iterdir()] == [lesson.stem]  # everything went to $TUTORIAL_OUTPUT/<lesson>
-    svgs = sorted((out / lesson.stem).rglob("*.svg"))
-    assert svgs, f"{lesson.name} wrote no SVG"
-    for svg in svgs:
-        assert "<svg" in svg.read_text()[:4000], svg
+    result = run_lesson(lesson, tmp_path, timeout=TIMEOUT.get(lesson.stem, 120),
+                        unset=("MNIST_DIR", "TUTORIAL_FULL"))
     for name in ex.LESSONS[lesson.stem]:               # each exercise is reported, unattempted, by the script
         assert f"{name}: not attempted" in result.stdout, name
 
