@@ -3,6 +3,14 @@
 Record a graph by computing with Tensors, then sweep it: reverse mode (``y.backward()``,
 ``grad``, ``vjp``) or forward mode (``jvp``), to any order (``hessian``, ``derivative``).
 See the README for a tour, and :mod:`autodiff.ops` for the primitives and their rules.
+
+The modules form a ladder, each importing only the rungs below it (ARCHITECTURE.md):
+
+    tensor       the node: value, inputs, op, params; recording on/off (no_grad)
+    primitives   declaring an op (value, vjp, jvp, sympy, samples, kinks) and applying it
+    ops, sweep   the declared ops; the two sweeps over a recorded graph
+    operators    Tensor's operators, methods and backward(), bound in one table
+    views        functional API, numerical, symbolic, checks, compare, labels, tables, draw
 """
 from .tensor import Tensor, no_grad, is_grad_enabled, value_of
 from .primitives import Primitive, primitive, REGISTRY
@@ -13,13 +21,18 @@ from .ops import (
     sum_to, broadcast_to, reshape, transpose, getitem, scatter_add, concatenate, stack, matmul,
     unbroadcast,
 )
+from .sweep import toposort, reverse_sweep, forward_sweep
+from . import operators  # noqa: F401  (gives Tensor its operators and backward())
 from .functional import (
     grad, value_and_grad, vjp, jvp, jacobian, hessian, hvp, derivative, gradients,
 )
-from .sweep import toposort, reverse_sweep, forward_sweep
 from .symbolic import to_sympy
 from .numerical import DEFAULT_EPS, EpsSweep, eps_sweep, numerical_derivative, numerical_gradient, numerical_jacobian
-from .checks import Comparison, GradcheckError, GradcheckReport, GradcheckWarning, check_primitive, compare, gradcheck
+from .checks import GradcheckError, GradcheckReport, GradcheckWarning, check_primitive, gradcheck
+from .compare import Comparison, compare
+from .labels import graph_code, print_graph
+from .tables import TraceTable, trace_table
+from .draw import GraphvizNotFound, Steps, draw, draw_steps, save
 from . import examples
 
 __all__ = [
@@ -32,8 +45,6 @@ __all__ = [
     "toposort", "reverse_sweep", "forward_sweep", "to_sympy", "examples",
     "DEFAULT_EPS", "EpsSweep", "eps_sweep", "numerical_derivative", "numerical_gradient", "numerical_jacobian",
     "Comparison", "GradcheckError", "GradcheckReport", "GradcheckWarning", "check_primitive", "compare", "gradcheck",
+    "GraphvizNotFound", "Steps", "TraceTable", "draw", "draw_steps", "graph_code", "print_graph", "save",
+    "trace_table",
 ]
-from .draw import GraphvizNotFound, Steps, TraceTable, draw, draw_steps, graph_code, print_graph, save, trace_table
-
-__all__ += ["GraphvizNotFound", "Steps", "TraceTable", "draw", "draw_steps", "graph_code", "print_graph", "save",
-            "trace_table"]

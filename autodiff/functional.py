@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .ops import identity, stack, reshape
+from .ops import identity, reshape, stack, transpose
 from .sweep import forward_sweep, reverse_sweep, toposort
 from .tensor import Tensor
 
@@ -271,8 +271,6 @@ def _move_leading(jac, nx, ny):
     """Reorder axes from in.shape + out.shape to out.shape + in.shape."""
     axes = tuple(range(nx, nx + ny)) + tuple(range(nx))
     if isinstance(jac, Tensor):
-        from .ops import transpose
-
         return transpose(jac, axes=axes)
     return np.transpose(jac, axes)
 

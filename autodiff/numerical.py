@@ -24,6 +24,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .functional import grad
+from .tensor import value_of
+
 METHODS = ("forward", "backward", "central", "complex")
 _U = np.finfo(np.float64).eps
 
@@ -38,8 +41,6 @@ def _check_method(method):
 
 
 def _plain(y):
-    from .tensor import value_of
-
     return np.asarray(value_of(y))
 
 
@@ -163,8 +164,6 @@ def eps_sweep(f, x, method="forward", eps=None, exact=None) -> EpsSweep:
     _check_method(method)
     eps = np.logspace(-1, -14, 14) if eps is None else np.asarray(eps, dtype=np.float64)
     if exact is None:
-        from .functional import grad
-
         exact = grad(lambda t: f(t))(float(x))
     estimates = np.array([numerical_derivative(f, float(x), method, e) for e in eps])
     scale = max(abs(exact), np.finfo(np.float64).tiny)

@@ -18,7 +18,12 @@ derivative of the derivative is wanted, and with Tensors (building a new graph) 
 For elementwise ops it is enough to give ``partials``: the local derivative d out / d input_i, as
 in the source material's eq. 5.40 (dd/dc = exp(c), dh/dg = cos(g), df/de = 2e). Then
 ``vjp_i = g * partial_i`` (summed back to the input's shape where the input was broadcast) and
-``jvp_i = t * partial_i``.
+``jvp_i = t * partial_i`` (broadcast to the output's shape).
+
+Shapes: a vjp rule returns its input's shape, a jvp rule its output's shape; the sweeps check both.
+Broadcasting is therefore part of the rules, and the two primitives it needs, ``sum_to`` and
+``broadcast_to`` (each the other's adjoint), are declared here, at the end of this module, so that
+the rules built from ``partials`` can use them: this rung imports only :mod:`autodiff.tensor`.
 """
 from __future__ import annotations
 
@@ -28,6 +33,7 @@ from typing import Callable
 
 import numpy as np
 
+from .samples import cases1
 from .tensor import apply
 
 #: Every declared primitive, by name. Tests iterate over it.
@@ -77,7 +83,6 @@ class _ArgnumRules:
 
 def _from_partials(partials):
     """vjp and jvp rules of an elementwise op from its local derivatives (eq. 5.40 style)."""
-    from .ops import unbroadcast  # the ops module defines unbroadcast with the engine's own ops
 
     def make_vjp(i, partial):
         def vjp(g, out, *inputs, **params):
@@ -86,7 +91,7 @@ def _from_partials(partials):
 
     def make_jvp(partial):
         def jvp(t, out, *inputs, **params):
-            return t * partial(out, *inputs, **params)
+            return broadcast_like(t * partial(out, *inputs, **params), out)
         return jvp
 
     return (tuple(make_vjp(i, p) for i, p in enumerate(partials)),
@@ -209,3 +214,49 @@ def _public_function(prim, impl, nin, statics, variadic):
     functools.update_wrapper(op, impl)
     op.__name__ = op.__qualname__ = prim.name
     return op
+
+
+# --------------------------------------------------------------------------------------------
+# Broadcasting: the two shape primitives that every elementwise rule rests on
+
+def shape_of(x) -> tuple:
+    """The shape of an array, a NumPy scalar, a Tensor or a Python number."""
+    try:
+        return x.shape
+    except AttributeError:
+        return np.shape(x)
+
+
+@primitive(vjp=[lambda g, out, x, *, shape: broadcast_to(g, shape_of(x))],
+           jvp=[lambda t, out, x, *, shape: sum_to(t, shape=shape)],
+           samples=cases1(((2, 3), {"shape": (3,)}), ((2, 3), {"shape": (2, 1)}), ((4, 2, 3), {"shape": ()})))
+def sum_to(x, *, shape):
+    """Sum ``x`` down to ``shape`` (the adjoint of broadcast_to)."""
+    x = np.asarray(x)
+    shape = tuple(shape)
+    if x.shape == shape:
+        return x
+    lead = x.ndim - len(shape)
+    axes = tuple(range(lead)) + tuple(lead + i for i, n in enumerate(shape) if n == 1 and x.shape[lead + i] != 1)
+    return np.reshape(np.sum(x, axis=axes, keepdims=True), shape)
+
+
+@primitive(vjp=[lambda g, out, x, *, shape: sum_to(g, shape=shape_of(x))],
+           jvp=[lambda t, out, x, *, shape: broadcast_to(t, shape=shape)],
+           samples=cases1(((3,), {"shape": (2, 3)}), ((2, 1), {"shape": (2, 4)}), ((), {"shape": (2, 2)})))
+def broadcast_to(x, *, shape):
+    """Broadcast ``x`` to ``shape`` (NumPy rules)."""
+    return np.broadcast_to(x, shape)
+
+
+def unbroadcast(g, shape):
+    """Sum a cotangent ``g`` down to its input's ``shape``: the reverse of NumPy broadcasting."""
+    if type(shape) is not tuple:
+        shape = tuple(shape)
+    return g if shape_of(g) == shape else sum_to(g, shape=shape)
+
+
+def broadcast_like(t, out):
+    """Broadcast a tangent ``t`` up to the shape of the output ``out`` (a jvp rule's last step)."""
+    shape = shape_of(out)
+    return t if shape_of(t) == shape else broadcast_to(t, shape=shape)

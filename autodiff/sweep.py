@@ -104,7 +104,7 @@ def forward_sweep(order, seeds, *, create_graph=False, on_edge=None):
     """Forward mode: tangents of the nodes in ``order`` from the ``seeds`` {id: tangent}.
 
     Each node's tangent is the sum over its inputs of the jvp rule applied to the input's tangent
-    (inputs without a tangent contribute nothing). Returns {id(node): tangent} for every node with
+    (inputs without a tangent contribute nothing); each rule returns the output's shape. Returns {id(node): tangent} for every node with
     a tangent; seeded nodes keep their seed. ``on_edge(node, i, input, contribution)`` is called
     for each contribution.
     """
@@ -125,27 +125,17 @@ def forward_sweep(order, seeds, *, create_graph=False, on_edge=None):
             c = prim.jvp[i](t, out, *args, **node.params)
             if c is None:
                 continue
+            if _shape(c) != node._value.shape:
+                raise RuntimeError(
+                    f"the jvp rule of {prim.name!r} returned a tangent of shape {_shape(c)} for input {i}, "
+                    f"but the output has shape {node._value.shape}: a rule must return its output's shape")
             if on_edge is not None:
                 on_edge(node, i, inp, c)
             total = c if total is None else total + c
         if total is None:
             continue
-        shape = node._value.shape
-        if _shape(total) != shape:
-            try:
-                total = np.broadcast_to(total, shape) if not isinstance(total, Tensor) else _broadcast(total, shape)
-            except ValueError:
-                raise RuntimeError(
-                    f"the jvp rule of {prim.name!r} returned a tangent of shape {_shape(total)} for an output "
-                    f"of shape {shape}") from None
         tangent[nid] = total
     return tangent
-
-
-def _broadcast(t, shape):
-    from .ops import broadcast_to
-
-    return broadcast_to(t, shape)
 
 
 def accumulate_into_grads(y: Tensor, gradient, create_graph: bool) -> None:

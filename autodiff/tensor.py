@@ -6,12 +6,17 @@ remembers the primitive that made it (``op``), its inputs and the primitive's st
 That record is the computational graph of the source material's Fig. 5.8; the sweeps in
 :mod:`autodiff.sweep` walk it backwards (reverse mode) and forwards (forward mode).
 
+This module is the bottom rung of the engine (ARCHITECTURE.md): it imports nothing of autodiff.
+Tensor's arithmetic (``x + y``, ``x @ w``, ``x[i]``, ``x.sum()``) and ``backward()`` are the ops and
+the sweep of the rungs above; :mod:`autodiff.operators` binds them to this class, in one table.
+
 Operations whose arguments are plain numbers or arrays are *not* recorded: they return plain NumPy
 values. The derivative rules rely on this: written once with the engine's own ops, they run on
 plain arrays when no derivative of a derivative is wanted, and build a graph when one is.
 """
 from __future__ import annotations
 
+import functools
 import itertools
 import threading
 
@@ -51,8 +56,6 @@ class no_grad:
         return False
 
     def __call__(self, func):
-        import functools
-
         @functools.wraps(func)
         def wrapper(*args, **kwargs):
             with no_grad():
@@ -217,44 +220,25 @@ class Tensor:
         """Forget the accumulated gradient (sets ``.grad`` to None)."""
         self.grad = None
 
-    def backward(self, gradient=None, create_graph: bool = False) -> None:
-        """Reverse mode: accumulate d(self)/d(leaf) into ``.grad`` of every leaf with requires_grad.
-
-        ``gradient`` is the seed (the adjoint of this Tensor), required when it is not a scalar.
-        Gradients *accumulate*: calling ``backward()`` twice adds the gradient twice, as in PyTorch
-        (the graph is kept, so a second call is allowed). Call ``x.zero_grad()`` (or an
-        optimiser's ``zero_grad()``) between steps. With ``create_graph=True`` the sweep itself is
-        recorded and ``.grad`` holds a Tensor that can be differentiated again; otherwise ``.grad``
-        is a NumPy array. Non-leaf Tensors keep their adjoint only after ``retain_grad()``.
-        """
-        from .sweep import accumulate_into_grads
-
-        accumulate_into_grads(self, gradient, create_graph)
-
-    # --- operators: defined in autodiff.ops, attached there ----------------------------------
-    # Comparisons give plain boolean arrays: they are not differentiable.
+    # --- comparisons: plain boolean arrays, not differentiable -------------------------------
+    # (the differentiable operators and backward() are bound by autodiff.operators)
     def __lt__(self, other):
-        return self._value < _value_of(other)
+        return self._value < value_of(other)
 
     def __le__(self, other):
-        return self._value <= _value_of(other)
+        return self._value <= value_of(other)
 
     def __gt__(self, other):
-        return self._value > _value_of(other)
+        return self._value > value_of(other)
 
     def __ge__(self, other):
-        return self._value >= _value_of(other)
+        return self._value >= value_of(other)
 
     def __eq__(self, other):
-        return self._value == _value_of(other)
+        return self._value == value_of(other)
 
     def __ne__(self, other):
-        return self._value != _value_of(other)
-
-
-def _value_of(x):
-    """The plain value of a Tensor, or the argument itself."""
-    return x._value if isinstance(x, Tensor) else x
+        return self._value != value_of(other)
 
 
 def value_of(x):

@@ -218,6 +218,21 @@ def test_missing_unbroadcast_is_caught(planted):
     assert re.search(r"First wrong rule: node #1 = bad_add\(\(2, 3\), \(3,\)\)", message), message
 
 
+def test_jvp_rule_that_does_not_broadcast_to_the_output_is_caught(planted):
+    """A jvp rule must return its output's shape (as a vjp rule its input's): the forward sweep
+    does not broadcast a tangent silently."""
+    fwd_add = _declare("fwd_add", vjp=[lambda g, out, a, b: ad.unbroadcast(g, np.shape(a)),
+                                       lambda g, out, a, b: ad.unbroadcast(g, np.shape(b))],
+                       jvp=[lambda t, out, a, b: t, lambda t, out, a, b: t])(lambda a, b: np.add(a, b))
+    a, b = RNG.normal(size=(2, 3)), RNG.normal(size=3)
+    with pytest.raises(GradcheckError) as info:
+        ad.gradcheck(lambda x, y: ad.sin(fwd_add(x, y)), a, b, modes=("forward",))
+    message = str(info.value)
+    assert ("jvp rule of 'fwd_add' returned a tangent of shape (3,) for input 1, but the output has shape (2, 3)"
+            in message), message
+    assert "First wrong rule: node #1 = fwd_add((2, 3), (3,)): its jvp (forward rule) fails" in message, message
+
+
 def test_order_2_catches_a_rule_that_is_not_differentiable(planted):
     frozen_sin = _declare("frozen_sin", partials=[lambda out, x: np.cos(ad.value_of(x))])(lambda x: np.sin(x))  # np, not ad
     x = np.array([0.4, 1.1])

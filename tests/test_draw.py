@@ -171,6 +171,6 @@ def test_without_dot_the_error_says_how_to_install_and_the_source_is_kept(tmp_pa
 
 
 def test_negative_zero_is_printed_as_zero():
-    from autodiff.draw import _number
+    from autodiff.labels import number_text as _number
 
     assert _number(-0.0, 4) == "0" and _number(np.array([-0.0, -1.5]), 4) == "[0, -1.5]"

@@ -1,0 +1,168 @@
+"""Python's syntax for Tensors: every operator and method, and ``backward()``, in one visible place.
+
+``x + y`` is the primitive ``add(x, y)``, ``x @ w`` is ``matmul``, ``x[i]`` is ``getitem``, ``x ** 2`` is
+``pow_const`` (a number exponent) or ``pow`` (a Tensor exponent), ``y.backward()`` is the reverse sweep
+of :mod:`autodiff.sweep`. The class below lists them; ``bind`` copies them onto
+:class:`autodiff.tensor.Tensor` once, when ``autodiff`` is imported.
+
+Why here and not in the Tensor class itself: the Tensor is the bottom rung of the engine (the node
+and its recording) and the ops and sweeps are declared on top of it, so the Tensor cannot import
+them without an import cycle. This module sits above both and joins them, as JAX's
+``array_methods`` does for its arrays. Comparisons (``x > 0``) are not differentiable; they stay
+in the Tensor class and return plain boolean arrays.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from . import ops
+from .sweep import accumulate_into_grads
+from .tensor import Tensor
+
+
+class TensorSyntax:
+    """The operators and methods that :func:`bind` gives the Tensor class (each one op or sweep)."""
+
+    # --- arithmetic: elementwise with NumPy broadcasting -----------------------------------------
+    def __add__(self, other):
+        return ops.add(self, other)
+
+    def __radd__(self, other):
+        return ops.add(other, self)
+
+    def __sub__(self, other):
+        return ops.sub(self, other)
+
+    def __rsub__(self, other):
+        return ops.sub(other, self)
+
+    def __mul__(self, other):
+        return ops.mul(self, other)
+
+    def __rmul__(self, other):
+        return ops.mul(other, self)
+
+    def __truediv__(self, other):
+        return ops.div(self, other)
+
+    def __rtruediv__(self, other):
+        return ops.div(other, self)
+
+    def __matmul__(self, other):
+        return ops.matmul(self, other)
+
+    def __rmatmul__(self, other):
+        return ops.matmul(other, self)
+
+    def __pow__(self, exponent):
+        """``x ** 2`` (a number: pow_const, as eq. 5.38's b = a^2) or ``x ** y`` (a Tensor: pow)."""
+        if not isinstance(exponent, Tensor) and np.ndim(exponent) == 0:
+            return ops.pow_const(self, p=exponent.item() if isinstance(exponent, np.generic) else exponent)
+        return ops.pow(self, exponent)
+
+    def __rpow__(self, base):
+        return ops.pow(base, self)
+
+    def __neg__(self):
+        return ops.neg(self)
+
+    def __pos__(self):
+        return self
+
+    def __abs__(self):
+        return ops.abs(self)
+
+    def __getitem__(self, index):
+        """``x[index]``: NumPy indexing, basic and advanced (Tensors in the index are constants)."""
+        return ops.getitem(self, index=ops.normalize_index(index))
+
+    # --- methods: the ops of the same name ------------------------------------------------------
+    def sum(self, axis=None, keepdims=False):
+        return ops.sum(self, axis=axis, keepdims=keepdims)
+
+    def mean(self, axis=None, keepdims=False):
+        return ops.mean(self, axis=axis, keepdims=keepdims)
+
+    def max(self, axis=None, keepdims=False):
+        return ops.max(self, axis=axis, keepdims=keepdims)
+
+    def min(self, axis=None, keepdims=False):
+        return ops.min(self, axis=axis, keepdims=keepdims)
+
+    def logsumexp(self, axis=None, keepdims=False):
+        return ops.logsumexp(self, axis=axis, keepdims=keepdims)
+
+    def softmax(self, axis=-1):
+        return ops.softmax(self, axis=axis)
+
+    def log_softmax(self, axis=-1):
+        return ops.log_softmax(self, axis=axis)
+
+    def exp(self):
+        return ops.exp(self)
+
+    def log(self):
+        return ops.log(self)
+
+    def sin(self):
+        return ops.sin(self)
+
+    def cos(self):
+        return ops.cos(self)
+
+    def tanh(self):
+        return ops.tanh(self)
+
+    def sigmoid(self):
+        return ops.sigmoid(self)
+
+    def relu(self):
+        return ops.relu(self)
+
+    def sqrt(self):
+        return ops.sqrt(self)
+
+    def clip(self, a_min=None, a_max=None):
+        return ops.clip(self, a_min=a_min, a_max=a_max)
+
+    def reshape(self, *shape):
+        """``x.reshape(2, 3)`` or ``x.reshape((2, 3))``."""
+        return ops.reshape(self, shape=shape[0] if len(shape) == 1 and not np.isscalar(shape[0]) else shape)
+
+    def transpose(self, *axes):
+        """``x.transpose()``, ``x.transpose(1, 0)`` or ``x.transpose((1, 0))``."""
+        if len(axes) == 1 and not np.isscalar(axes[0]):
+            axes = axes[0]
+        return ops.transpose(self, axes=tuple(axes) if axes else None)
+
+    @property
+    def T(self):
+        """The transpose (axes reversed)."""
+        return ops.transpose(self)
+
+    # --- reverse mode -----------------------------------------------------------------------------
+    def backward(self, gradient=None, create_graph: bool = False) -> None:
+        """Reverse mode: accumulate d(self)/d(leaf) into ``.grad`` of every leaf with requires_grad.
+
+        ``gradient`` is the seed (the adjoint of this Tensor), required when it is not a scalar.
+        Gradients *accumulate*: calling ``backward()`` twice adds the gradient twice, as in PyTorch
+        (the graph is kept, so a second call is allowed). Call ``x.zero_grad()`` (or an
+        optimiser's ``zero_grad()``) between steps. With ``create_graph=True`` the sweep itself is
+        recorded and ``.grad`` holds a Tensor that can be differentiated again; otherwise ``.grad``
+        is a NumPy array. Non-leaf Tensors keep their adjoint only after ``retain_grad()``.
+        """
+        accumulate_into_grads(self, gradient, create_graph)
+
+
+_NOT_SYNTAX = {"__module__", "__qualname__", "__doc__", "__dict__", "__weakref__", "__firstlineno__",
+               "__static_attributes__"}
+
+
+def bind(cls=Tensor, syntax=TensorSyntax) -> None:
+    """Give ``cls`` every operator and method of ``syntax`` (done once, by ``import autodiff``)."""
+    for name, member in vars(syntax).items():
+        if name not in _NOT_SYNTAX:
+            setattr(cls, name, member)
+
+
+bind()

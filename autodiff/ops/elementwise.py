@@ -1,0 +1,274 @@
+"""Arithmetic and elementwise functions: the elementary functions of eq. 5.38 (sin, exp, +, *, **).
+
+Broadcasting follows NumPy: each reverse rule sums the cotangent back to its input's shape
+(``unbroadcast``) and each forward rule broadcasts the tangent up to the output's shape.
+Non-differentiable points: ``relu'(0) = 0``, ``abs'(0) = 0`` (the sign function), ``clip`` passes the
+gradient on the closed interval (as ``torch.clamp``), ``maximum``/``minimum`` split it evenly at ties.
+"""
+from __future__ import annotations
+
+import operator
+
+import numpy as np
+
+from ..primitives import broadcast_like, primitive, shape_of, unbroadcast
+from ..samples import binary, uniform, unary
+from ..tensor import value_of
+
+
+def _ties(va, vb, dtype, better):
+    """Weights of the first argument of maximum/minimum: 1 where it wins, 1/2 at ties, else 0."""
+    return (better(va, vb) + np.float32(0.5) * (va == vb)).astype(dtype)
+
+
+def _result_dtype(out):
+    return value_of(out).dtype
+
+
+def real_only(name, *xs):
+    """Refuse complex input in ops that are not complex-analytic (the complex step would be wrong)."""
+    if any(np.iscomplexobj(x) for x in xs):
+        raise TypeError(f"{name} is not complex-analytic, so the complex-step method cannot differentiate "
+                        f"through it: use method='central' (or 'forward'/'backward')")
+
+
+# --------------------------------------------------------------------------------------------
+# Arithmetic
+
+@primitive(vjp=[lambda g, out, a, b: unbroadcast(g, shape_of(a)),
+                lambda g, out, a, b: unbroadcast(g, shape_of(b))],
+           jvp=[lambda t, out, a, b: broadcast_like(t, out),
+                lambda t, out, a, b: broadcast_like(t, out)],
+           sympy=operator.add, symbol="+", samples=binary())
+def add(a, b):
+    """a + b, elementwise with broadcasting."""
+    return np.add(a, b)
+
+
+@primitive(vjp=[lambda g, out, a, b: unbroadcast(g, shape_of(a)),
+                lambda g, out, a, b: unbroadcast(-g, shape_of(b))],
+           jvp=[lambda t, out, a, b: broadcast_like(t, out),
+                lambda t, out, a, b: broadcast_like(-t, out)],
+           sympy=operator.sub, symbol="-", samples=binary())
+def sub(a, b):
+    """a - b, elementwise with broadcasting."""
+    return np.subtract(a, b)
+
+
+@primitive(partials=[lambda out, a, b: b,
+                     lambda out, a, b: a],
+           sympy=operator.mul, symbol="*", samples=binary())
+def mul(a, b):
+    """a * b, elementwise with broadcasting."""
+    return np.multiply(a, b)
+
+
+@primitive(vjp=[lambda g, out, a, b: unbroadcast(g / b, shape_of(a)),
+                lambda g, out, a, b: unbroadcast(-g * out / b, shape_of(b))],
+           jvp=[lambda t, out, a, b: t / b,
+                lambda t, out, a, b: -t * out / b],
+           sympy=operator.truediv, symbol="/", samples=binary(lo2=0.5, hi2=2.0))
+def div(a, b):
+    """a / b, elementwise with broadcasting."""
+    return np.divide(a, b)
+
+
+@primitive(vjp=[lambda g, out, x: -g], jvp=[lambda t, out, x: -t],
+           sympy=operator.neg, symbol="neg", samples=unary())
+def neg(x):
+    """-x."""
+    return np.negative(x)
+
+
+def _log_base(x):
+    """log(x) for the exponent's derivative of x ** y, with log(0) read as 0 (0 ** y is flat in y)."""
+    return log(where(value_of(x) == 0, 1.0, x))
+
+
+@primitive(partials=[lambda out, x, y: y * x ** (y - 1),
+                     lambda out, x, y: out * _log_base(x)],
+           sympy=operator.pow, symbol="**", samples=binary(lo=0.5, hi=2.0))
+def pow(x, y):
+    """x ** y with a Tensor exponent (d/dy = x**y log x). ``x ** 2`` with a number uses pow_const."""
+    return np.power(x, y)
+
+
+def _pow_const_partial(out, x, *, p):
+    if p == 0:
+        return np.zeros_like(value_of(x))
+    if p == 1:
+        return np.ones_like(value_of(x))
+    return p * (x if p == 2 else x ** (p - 1))
+
+
+@primitive(partials=[_pow_const_partial],
+           sympy=lambda x, *, p: x ** _sympy_number(p), symbol="**",
+           samples=lambda rng: [((uniform(rng, 0.5, 2, s),), {"p": p})
+                                for s, p in [((), 2), ((3,), 3), ((2, 3), -1.5), ((2,), 0.5), ((), 1), ((3,), 0)]])
+def pow_const(x, *, p):
+    """x ** p for a constant exponent p (a number): b = a^2 in eq. 5.38 is ``pow_const(a, p=2)``."""
+    return np.power(x, p)
+
+
+def _sympy_number(p):
+    import sympy
+
+    p = float(p)
+    return sympy.Integer(int(p)) if p.is_integer() else sympy.nsimplify(p)
+
+
+# --------------------------------------------------------------------------------------------
+# Elementwise functions
+
+@primitive(partials=[lambda out, x: out], sympy="exp", samples=unary())
+def exp(x):
+    """Exponential, elementwise."""
+    return np.exp(x)
+
+
+@primitive(vjp=[lambda g, out, x: g / x], jvp=[lambda t, out, x: t / x],
+           sympy="log", samples=unary(0.2, 3.0))
+def log(x):
+    """Natural logarithm, elementwise."""
+    return np.log(x)
+
+
+@primitive(partials=[lambda out, x: cos(x)], sympy="sin", samples=unary(-3, 3))
+def sin(x):
+    """Sine, elementwise."""
+    return np.sin(x)
+
+
+@primitive(partials=[lambda out, x: -sin(x)], sympy="cos", samples=unary(-3, 3))
+def cos(x):
+    """Cosine, elementwise."""
+    return np.cos(x)
+
+
+@primitive(partials=[lambda out, x: 1 + out * out], sympy="tan", samples=unary(-1.2, 1.2))
+def tan(x):
+    """Tangent, elementwise (d/dx tan x = 1 + tan^2 x)."""
+    return np.tan(x)
+
+
+@primitive(partials=[lambda out, x: 1 - out * out], sympy="tanh", samples=unary(-3, 3))
+def tanh(x):
+    """Hyperbolic tangent, elementwise (d/dx tanh x = 1 - tanh^2 x)."""
+    return np.tanh(x)
+
+
+def _sympy_sigmoid(x):
+    import sympy
+
+    return 1 / (1 + sympy.exp(-x))
+
+
+@primitive(partials=[lambda out, x: out * (1 - out)], sympy=_sympy_sigmoid, samples=unary(-4, 4))
+def sigmoid(x):
+    """Logistic sigmoid 1 / (1 + exp(-x)), computed without overflow (d/dx = s (1 - s))."""
+    x = np.asarray(x)
+    if np.iscomplexobj(x):  # the complex step: the plain formula is analytic
+        return 1 / (1 + np.exp(-x))
+    e = np.exp(-np.abs(x))
+    return np.where(x >= 0, 1, e) / (1 + e)
+
+
+@primitive(vjp=[lambda g, out, x: g / (2 * out)], jvp=[lambda t, out, x: t / (2 * out)],
+           sympy="sqrt", samples=unary(0.2, 3.0))
+def sqrt(x):
+    """Square root, elementwise."""
+    return np.sqrt(x)
+
+
+@primitive(partials=[lambda out, x: np.sign(value_of(x))], sympy="Abs", samples=unary(),
+           kinks=[lambda x: x])
+def abs(x):
+    """|x|, elementwise; abs'(0) = 0."""
+    real_only("abs", x)
+    return np.abs(x)
+
+
+def _sympy_relu(x):
+    import sympy
+
+    return sympy.Max(x, 0)
+
+
+@primitive(partials=[lambda out, x: value_of(x) > 0], sympy=_sympy_relu, samples=unary(),
+           kinks=[lambda x: x])
+def relu(x):
+    """max(x, 0), elementwise; relu'(0) = 0."""
+    real_only("relu", x)
+    return np.maximum(x, 0)
+
+
+@primitive(partials=[lambda out, a, b: _ties(value_of(a), value_of(b), _result_dtype(out), np.greater),
+                     lambda out, a, b: _ties(value_of(b), value_of(a), _result_dtype(out), np.greater)],
+           sympy="Max", samples=binary(), kinks=[lambda a, b: a - b])
+def maximum(a, b):
+    """Elementwise maximum; at ties each argument gets half the gradient."""
+    real_only("maximum", a, b)
+    return np.maximum(a, b)
+
+
+@primitive(partials=[lambda out, a, b: _ties(value_of(a), value_of(b), _result_dtype(out), np.less),
+                     lambda out, a, b: _ties(value_of(b), value_of(a), _result_dtype(out), np.less)],
+           sympy="Min", samples=binary(), kinks=[lambda a, b: a - b])
+def minimum(a, b):
+    """Elementwise minimum; at ties each argument gets half the gradient."""
+    real_only("minimum", a, b)
+    return np.minimum(a, b)
+
+
+def _clip_mask(x, a_min, a_max):
+    v = value_of(x)
+    inside = np.ones(v.shape, dtype=bool)
+    if a_min is not None:
+        inside &= v >= a_min
+    if a_max is not None:
+        inside &= v <= a_max
+    return inside
+
+
+def _sympy_clip(x, *, a_min, a_max):
+    import sympy
+
+    if a_min is not None:
+        x = sympy.Max(x, a_min)
+    return x if a_max is None else sympy.Min(x, a_max)
+
+
+@primitive(partials=[lambda out, x, *, a_min, a_max: _clip_mask(x, a_min, a_max)],
+           sympy=_sympy_clip, samples=unary(-2, 2, a_min=-1.0, a_max=1.0),
+           kinks=[lambda x, *, a_min, a_max: x - (np.inf if a_min is None else a_min),
+                  lambda x, *, a_min, a_max: x - (np.inf if a_max is None else a_max)])
+def clip(x, *, a_min=None, a_max=None):
+    """Clamp x to [a_min, a_max]; the gradient passes on the closed interval (as torch.clamp)."""
+    real_only("clip", x)
+    return np.clip(x, a_min, a_max)
+
+
+@primitive(vjp=[lambda g, out, x: g], jvp=[lambda t, out, x: t],
+           sympy=lambda x: x, samples=unary())
+def identity(x):
+    """x itself: a fresh node standing for a function argument in nested differentiation."""
+    return x
+
+
+def _where_samples(rng):
+    cond = rng.uniform(size=(2, 3)) > 0.5
+    return [((uniform(rng, -2, 2, (2, 3)), uniform(rng, -2, 2, (3,))), {"cond": cond})]
+
+
+@primitive(vjp=[lambda g, out, a, b, *, cond: unbroadcast(where(cond, g, 0), shape_of(a)),
+                lambda g, out, a, b, *, cond: unbroadcast(where(cond, 0, g), shape_of(b))],
+           jvp=[lambda t, out, a, b, *, cond: broadcast_like(where(cond, t, 0), out),
+                lambda t, out, a, b, *, cond: broadcast_like(where(cond, 0, t), out)],
+           samples=_where_samples)
+def _where(a, b, *, cond):
+    return np.where(cond, a, b)
+
+
+def where(cond, a, b):
+    """``a`` where ``cond`` is true, else ``b`` (broadcasting). ``cond`` is not differentiated."""
+    return _where(a, b, cond=np.asarray(value_of(cond), dtype=bool))

@@ -1,0 +1,154 @@
+"""Reductions: sums, means, extrema, logsumexp, softmax and log-softmax over axes.
+
+Ties are split evenly: ``max(x)`` shares the gradient equally among all the maxima (as JAX and
+PyTorch's ``amax``); the forward rule uses the same weights, so both modes agree.
+"""
+from __future__ import annotations
+
+import builtins
+
+import numpy as np
+
+from ..primitives import broadcast_to, primitive, shape_of
+from ..samples import cases1
+from ..tensor import value_of
+from .elementwise import real_only, exp, where
+from .shapes import reshape
+
+
+def _normalize_axes(axis, ndim):
+    if axis is None:
+        return tuple(range(ndim))
+    axes = (axis,) if np.isscalar(axis) else tuple(axis)
+    return tuple(int(a) % ndim if ndim else 0 for a in axes)
+
+
+def _keepdims_shape(shape, axis):
+    axes = _normalize_axes(axis, len(shape))
+    return tuple(1 if i in axes else n for i, n in enumerate(shape))
+
+
+def _expand(g, x_shape, axis, keepdims):
+    """Reshape a reduction's cotangent so that it broadcasts against the reduced input."""
+    if keepdims:
+        return g
+    return reshape(g, _keepdims_shape(x_shape, axis))
+
+
+
+# --------------------------------------------------------------------------------------------
+# Reductions
+
+@primitive(vjp=[lambda g, out, x, *, axis, keepdims: broadcast_to(_expand(g, shape_of(x), axis, keepdims), shape_of(x))],
+           jvp=[lambda t, out, x, *, axis, keepdims: sum(t, axis=axis, keepdims=keepdims)],
+           sympy=lambda x, **params: x,  # of a scalar
+           samples=cases1(((3,), {"axis": None, "keepdims": False}), ((2, 3), {"axis": 1, "keepdims": False}),
+                          ((2, 3, 2), {"axis": (0, 2), "keepdims": True}), ((), {"axis": None, "keepdims": False})))
+def sum(x, *, axis=None, keepdims=False):
+    """Sum over ``axis`` (all axes by default)."""
+    return np.sum(x, axis=axis, keepdims=keepdims)
+
+
+def _count(x_shape, out_shape):
+    return int(np.prod(x_shape)) // builtins.max(int(np.prod(out_shape)), 1)
+
+
+@primitive(vjp=[lambda g, out, x, *, axis, keepdims:
+                broadcast_to(_expand(g, shape_of(x), axis, keepdims) / _count(shape_of(x), shape_of(out)), shape_of(x))],
+           jvp=[lambda t, out, x, *, axis, keepdims: mean(t, axis=axis, keepdims=keepdims)],
+           sympy=lambda x, **params: x,  # of a scalar
+           samples=cases1(((3,), {"axis": None, "keepdims": False}), ((2, 3), {"axis": 0, "keepdims": False}),
+                          ((2, 3, 2), {"axis": -1, "keepdims": True})))
+def mean(x, *, axis=None, keepdims=False):
+    """Mean over ``axis`` (all axes by default)."""
+    return np.mean(x, axis=axis, keepdims=keepdims)
+
+
+def _argmax_weights(x, out, axis, keepdims):
+    """1/k on each of the k maxima (or minima) of each reduced slice, 0 elsewhere: ties split evenly."""
+    vx = value_of(x)
+    vo = value_of(out) if keepdims else np.reshape(value_of(out), _keepdims_shape(vx.shape, axis))
+    hit = vx == vo
+    return (hit / np.sum(hit, axis=_normalize_axes(axis, vx.ndim), keepdims=True)).astype(vx.dtype)
+
+
+def _extremum_gap(x, *, axis, keepdims, sign):
+    """Kink of max (sign=1) or min (sign=-1): the gap between the two largest (smallest) of each
+    slice, zero at a tie. Written with the engine's ops, so its rate of change has a tangent."""
+    vx = value_of(x) * sign
+    top = np.max(vx, axis=axis, keepdims=True)
+    ties = np.sum(vx == top, axis=axis, keepdims=True) > 1
+    first = max(x * sign, axis=axis, keepdims=True)
+    second = max(where(vx == top, -np.inf, x * sign), axis=axis, keepdims=True)
+    return where(ties, 0.0, first - where(np.isfinite(value_of(second)), second, first))
+
+
+def _extremum_rules():
+    vjp = [lambda g, out, x, *, axis, keepdims:
+           _expand(g, shape_of(x), axis, keepdims) * _argmax_weights(x, out, axis, keepdims)]
+    jvp = [lambda t, out, x, *, axis, keepdims:
+           sum(t * _argmax_weights(x, out, axis, keepdims), axis=axis, keepdims=keepdims)]
+    return dict(vjp=vjp, jvp=jvp)
+
+
+_REDUCE_CASES = cases1(((5,), {"axis": None, "keepdims": False}), ((2, 3), {"axis": 1, "keepdims": False}),
+                       ((2, 3, 2), {"axis": 0, "keepdims": True}))
+
+
+@primitive(**_extremum_rules(), sympy=lambda x, **params: x,  # of a scalar
+           samples=_REDUCE_CASES,
+           kinks=[lambda x, *, axis, keepdims: _extremum_gap(x, axis=axis, keepdims=keepdims, sign=1)])
+def max(x, *, axis=None, keepdims=False):
+    """Maximum over ``axis``; the gradient is shared equally among tied maxima."""
+    real_only("max", x)
+    return np.max(x, axis=axis, keepdims=keepdims)
+
+
+@primitive(**_extremum_rules(), sympy=lambda x, **params: x,  # of a scalar
+           samples=_REDUCE_CASES,
+           kinks=[lambda x, *, axis, keepdims: _extremum_gap(x, axis=axis, keepdims=keepdims, sign=-1)])
+def min(x, *, axis=None, keepdims=False):
+    """Minimum over ``axis``; the gradient is shared equally among tied minima."""
+    real_only("min", x)
+    return np.min(x, axis=axis, keepdims=keepdims)
+
+
+def _softmax_of_input(x, out, axis, keepdims):
+    return exp(x - _expand(out, shape_of(x), axis, keepdims))
+
+
+@primitive(vjp=[lambda g, out, x, *, axis, keepdims:
+                _expand(g, shape_of(x), axis, keepdims) * _softmax_of_input(x, out, axis, keepdims)],
+           jvp=[lambda t, out, x, *, axis, keepdims:
+                sum(t * _softmax_of_input(x, out, axis, keepdims), axis=axis, keepdims=keepdims)],
+           samples=cases1(((4,), {"axis": None, "keepdims": False}), ((2, 3), {"axis": 1, "keepdims": False}),
+                          ((2, 3), {"axis": 0, "keepdims": True})))
+def logsumexp(x, *, axis=None, keepdims=False):
+    """log(sum(exp(x))) over ``axis``, shifted by the maximum so that it never overflows."""
+    x = np.asarray(x)
+    m = np.max(x, axis=axis, keepdims=True)
+    m = np.where(np.isfinite(m), m, 0)
+    out = np.log(np.sum(np.exp(x - m), axis=axis, keepdims=True)) + m
+    return out if keepdims else np.reshape(out, np.shape(np.sum(x, axis=axis)))
+
+
+def _softmax_rule(g, out, x, *, axis):
+    return out * (g - sum(g * out, axis=axis, keepdims=True))
+
+
+@primitive(vjp=[_softmax_rule], jvp=[_softmax_rule],  # the softmax Jacobian is symmetric
+           samples=cases1(((4,), {"axis": -1}), ((2, 3), {"axis": 0}), ((2, 3, 4), {"axis": 1})))
+def softmax(x, *, axis=-1):
+    """exp(x_i) / sum_j exp(x_j) along ``axis``; Jacobian y_i (delta_ij - y_j)."""
+    x = np.asarray(x)
+    e = np.exp(x - np.max(x, axis=axis, keepdims=True))
+    return e / np.sum(e, axis=axis, keepdims=True)
+
+
+@primitive(vjp=[lambda g, out, x, *, axis: g - exp(out) * sum(g, axis=axis, keepdims=True)],
+           jvp=[lambda t, out, x, *, axis: t - sum(exp(out) * t, axis=axis, keepdims=True)],
+           samples=cases1(((4,), {"axis": -1}), ((2, 3), {"axis": 0})))
+def log_softmax(x, *, axis=-1):
+    """x_i - logsumexp(x) along ``axis``: the log of softmax, without overflow or log(0)."""
+    x = np.asarray(x)
+    return x - logsumexp.primitive.impl(x, axis=axis, keepdims=True)
