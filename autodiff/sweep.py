@@ -56,6 +56,14 @@ def _shape(x):
         return np.shape(x)
 
 
+def _check_rule_shape(c, shape, prim, i, rule):
+    """A vjp rule returns its input's shape, a jvp rule its output's: say which rule broke this."""
+    if _shape(c) != shape:
+        what, whose = ("cotangent", "input") if rule == "vjp" else ("tangent", "output")
+        raise RuntimeError(f"the {rule} rule of {prim.name!r} returned a {what} of shape {_shape(c)} for input {i}, "
+                           f"but the {whose} has shape {shape}: a rule must return its {whose}'s shape")
+
+
 def reverse_sweep(order, ids, seeds, *, create_graph=False, keep=None, stop=frozenset(), on_edge=None):
     """Algorithm 2: adjoints dy/dv of the nodes in ``order``, from the ``seeds`` {id: adjoint}.
 
@@ -89,10 +97,7 @@ def reverse_sweep(order, ids, seeds, *, create_graph=False, keep=None, stop=froz
             c = prim.vjp[i](g, out, *args, **params)
             if c is None:
                 continue
-            if _shape(c) != inp._value.shape:
-                raise RuntimeError(
-                    f"the vjp rule of {prim.name!r} returned a cotangent of shape {_shape(c)} for input "
-                    f"{i}, whose shape is {inp._value.shape}: a rule must return its input's shape")
+            _check_rule_shape(c, inp._value.shape, prim, i, "vjp")
             if on_edge is not None:
                 on_edge(node, i, inp, c)
             previous = adjoint.get(key)
@@ -125,10 +130,7 @@ def forward_sweep(order, seeds, *, create_graph=False, on_edge=None):
             c = prim.jvp[i](t, out, *args, **node.params)
             if c is None:
                 continue
-            if _shape(c) != node._value.shape:
-                raise RuntimeError(
-                    f"the jvp rule of {prim.name!r} returned a tangent of shape {_shape(c)} for input {i}, "
-                    f"but the output has shape {node._value.shape}: a rule must return its output's shape")
+            _check_rule_shape(c, node._value.shape, prim, i, "jvp")
             if on_edge is not None:
                 on_edge(node, i, inp, c)
             total = c if total is None else total + c

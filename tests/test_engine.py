@@ -196,9 +196,20 @@ def test_vjp_rule_returning_a_wrong_shape_is_named():
         return np.array(x, copy=True)
 
     x = Tensor(np.ones(3), requires_grad=True)
-    with pytest.raises(RuntimeError, match=r"vjp rule of 'bad_copy' returned a cotangent of shape \(\) for input 0, whose shape is \(3,\)"):
+    with pytest.raises(RuntimeError, match=r"vjp rule of 'bad_copy' returned a cotangent of shape \(\) for input 0, but the input has shape \(3,\)"):
         bad_copy(x).sum().backward()
     del ad.REGISTRY["bad_copy"]
+
+
+def test_jvp_rule_returning_a_wrong_shape_is_named():
+    @ad.primitive(vjp=[lambda g, out, x: g], jvp=[lambda t, out, x: t.sum()])
+    def bad_copy_fwd(x):
+        return np.array(x, copy=True)
+
+    with pytest.raises(RuntimeError, match=r"jvp rule of 'bad_copy_fwd' returned a tangent of shape \(\) for input 0, "
+                                           r"but the output has shape \(3,\)"):
+        ad.jvp(bad_copy_fwd, (np.ones(3),), (np.ones(3),))
+    del ad.REGISTRY["bad_copy_fwd"]
 
 
 def test_primitive_names_are_unique():

@@ -237,7 +237,7 @@ assert abs(dy_dx - eq_5_37(0.5)) <= 1e-14 * abs(eq_5_37(0.5))
 # ### The engine's backward sweep
 #
 # `y.backward()` runs the same sweep. Its rules are declared once per primitive (in
-# `autodiff/ops.py`), exactly like our four local derivatives. The reverse trace table shows each
+# `autodiff/ops/`), exactly like our four local derivatives. The reverse trace table shows each
 # node's adjoint and the rule that produced it: each rule is a line of eq. 5.39, with the local
 # derivative of eq. 5.40 written out.
 
