@@ -59,7 +59,7 @@ def best_ms(fn, repeat):
 
 def measure_ours(batch, repeat, backend):
     """{case: ms} for our kernels on one backend."""
-    import kernels  # before numpy: kernels._env arranges BLAS threading
+    import kernels  # before numpy: kernels.runtime arranges BLAS threading
     import numpy as np
 
     rng = np.random.default_rng(0)
@@ -203,11 +203,11 @@ def main(argv=None):
     import numba
     import numpy as np
 
-    from kernels import _env
+    from kernels import runtime
 
     print(f"kernels benchmark, batch {batch}, float32; numpy {np.__version__}, numba {numba.__version__}, "
           f"{os.cpu_count()} cores, numba threads {numba.get_num_threads()} ({numba.threading_layer()} layer); "
-          f"BLAS env {_env.BLAS_ENV if _env.ARRANGED else 'not arranged (numpy was imported first)'}")
+          f"BLAS: {runtime.BLAS_ENV if runtime.status().blas_timeout else 'one thread (numpy was imported first)'}")
     if torch_result:
         print(f"PyTorch {torch_result['version']} (own process, {torch_result['threads']} threads)")
     else:

@@ -7,9 +7,11 @@ A step is: zero the gradients, forward (conv 32 3x3 relu, max-pool 2, conv 64 3x
 flatten, dropout 0.5, dense 10), the fused softmax cross-entropy, backward, Adam update of the 34,826
 parameters. PyTorch runs the same model in its own process (its thread pool and Numba's must not
 share one), with the same number of threads. Ours is measured with glibc's malloc tuned to reuse freed
-memory, as nn.fit does (kernels._env.keep_freed_memory), and once without, to show what it is worth. Reported: median and best milliseconds per step, the
-ratio ours / PyTorch (the goal: <= 1.5), a breakdown of our step by phase, and the peak resident
-memory of each process (ru_maxrss, which includes the interpreter and libraries).
+memory, as the kernels' first call does for nn.fit and any loop (kernels.runtime), and once without
+(``kernels.runtime.configure(keep_freed_memory=False)`` first), to show what it is worth. Reported:
+median and best milliseconds per step, the ratio ours / PyTorch (the goal: <= 1.5), a breakdown of
+our step by phase, and the peak resident memory of each process (ru_maxrss, which includes the
+interpreter and libraries).
 """
 from __future__ import annotations
 
@@ -30,8 +32,8 @@ import numpy as np
 import kernels
 
 backend, repeat = sys.argv[2], int(sys.argv[3])
-if sys.argv[4] == "keep":
-    kernels._env.keep_freed_memory()        # as nn.fit does
+if sys.argv[4] != "keep":
+    kernels.runtime.configure(keep_freed_memory=False)   # before any kernel call: malloc left alone
 nn.set_seed(0)
 model = nn.models.keras_mnist_cnn()
 optimizer = nn.optim.Adam(model.parameters())
@@ -52,7 +54,7 @@ def step():
     t3 = time.perf_counter()
     return t1 - t0, t2 - t1, t3 - t2
 
-with kernels.use_backend(backend), kernels._env.blas_guard():
+with kernels.use_backend(backend):
     for _ in range(3):
         step()
     times = []

@@ -1,23 +1,54 @@
 """kernels: compute only. 2-D convolution, pooling and optimiser updates, each in three versions
 with one signature: a NumPy reference (``kernels.<family>.reference``), Numba CPU-parallel
-(``.cpu``) and numba.cuda (``.cuda``), behind one dispatch (``kernels.backend``).
+(``.cpu``) and numba.cuda (``.cuda``). Layout NCHW; float32 by default, float64 accepted. Knows
+nothing of graphs (DESIGN.md).
 
-Layout NCHW; float32 by default, float64 accepted. Knows nothing of graphs (DESIGN.md).
+The public surface, all importable from ``kernels``:
+
+- options, validated once when built (``kernels.options``): ``ConvGeometry``, ``PoolGeometry`` and
+  one hyper-parameter object per optimiser (``SGDHyper``, ``AdagradHyper``, ``AdadeltaHyper``,
+  ``RMSpropHyper``, ``AdamHyper``, ``AdamWHyper``);
+- entry points that take them and check only the arrays: ``kernels.conv2d.forward /
+  backward_input / backward_weight``, ``kernels.pool2d.max_forward / max_backward / avg_forward /
+  avg_backward``, ``kernels.optim.sgd_step / adagrad_step / adadelta_step / rmsprop_step /
+  adam_step``;
+- keyword functions that build the options and call them: ``conv2d_forward(x, w, b, stride=...)``,
+  ``max_pool2d_forward``, ``adam_update(..., lr=...)``, ...;
+- the backend choice (``kernels.backend``): "numpy", "cpu" (the default) or "cuda", per call
+  (``backend=``), per block (``use_backend``) or per session (``set_backend``); each family's
+  ``IMPLEMENTATIONS`` table says which module runs on which;
+- process-wide tuning (``kernels.runtime``): OpenBLAS's idle threads and glibc's malloc, set up
+  once, by the kernels' first call or by ``kernels.runtime.configure(...)``.
+
+Inside: ``_checks.py`` (the per-call array checks and the one host/device test), ``_cuda.py`` (the
+CUDA launch configuration and host/device moves shared by the three ``cuda.py``), ``_jit.py`` (the
+typed zero and index helper shared by the compiled kernels).
 
 >>> import numpy as np, kernels
 >>> x = np.ones((1, 1, 4, 4), dtype=np.float32)
 >>> kernels.conv2d_forward(x, np.ones((1, 1, 3, 3), dtype=np.float32), backend="numpy")[0, 0]
 array([[9., 9.],
        [9., 9.]], dtype=float32)
+>>> geometry = kernels.ConvGeometry(padding=1)                 # built once ...
+>>> kernels.conv2d.forward(x, np.ones((1, 1, 3, 3), np.float32), None, geometry, backend="numpy").shape
+(1, 1, 4, 4)
 """
-from . import _env  # noqa: F401  (first: sets BLAS threading before NumPy loads)
-from .backend import BACKENDS, BackendUnavailable, cuda_available, get_backend, set_backend, use_backend
-from .conv2d import conv2d_backward_input, conv2d_backward_weight, conv2d_forward
-from .pool2d import avg_pool2d_backward, avg_pool2d_forward, max_pool2d_backward, max_pool2d_forward
-from .optim import adadelta_update, adagrad_update, adam_update, adamw_update, rmsprop_update, sgd_update
+from . import runtime
+
+runtime.arrange_blas_environment()   # before NumPy loads OpenBLAS: the only moment it reads the variable
+
+from .backend import BACKENDS, BackendUnavailable, cuda_available, get_backend, set_backend, use_backend  # noqa: E402
+from .options import (AdadeltaHyper, AdagradHyper, AdamHyper, AdamWHyper, ConvGeometry, PoolGeometry,  # noqa: E402
+                      RMSpropHyper, SGDHyper)
+from .conv2d import conv2d_backward_input, conv2d_backward_weight, conv2d_forward  # noqa: E402
+from .pool2d import avg_pool2d_backward, avg_pool2d_forward, max_pool2d_backward, max_pool2d_forward  # noqa: E402
+from .optim import (adadelta_update, adagrad_update, adam_update, adamw_update, rmsprop_update,  # noqa: E402
+                    sgd_update)
 
 __all__ = [
     "BACKENDS", "BackendUnavailable", "cuda_available", "get_backend", "set_backend", "use_backend",
+    "ConvGeometry", "PoolGeometry", "SGDHyper", "AdagradHyper", "AdadeltaHyper", "RMSpropHyper", "AdamHyper",
+    "AdamWHyper", "runtime",
     "conv2d_forward", "conv2d_backward_input", "conv2d_backward_weight",
     "max_pool2d_forward", "max_pool2d_backward", "avg_pool2d_forward", "avg_pool2d_backward",
     "sgd_update", "adagrad_update", "adadelta_update", "rmsprop_update", "adam_update", "adamw_update",

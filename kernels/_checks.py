@@ -1,8 +1,10 @@
-"""Validation at the kernels' public boundary: clear errors naming the argument, before any work.
+"""Array checks at the kernels' entry points, run on every call: clear errors naming the argument,
+before any work. (The options a call takes besides its arrays are checked once, when they are built:
+``kernels.options``.)
 
-Host arrays are converted once to a C-contiguous array of a supported dtype (so that the compiled
-kernels see one layout and never recompile per layout); numba CUDA device arrays are checked in
-place and never copied to the host.
+``is_device_array`` is the package's one host/device test. Host arrays are converted once to a
+C-contiguous array of a supported dtype (so that the compiled kernels see one layout and never
+recompile per layout); numba CUDA device arrays are checked in place and never copied to the host.
 """
 from __future__ import annotations
 
@@ -56,19 +58,6 @@ def float_array(x, name: str, ndim: int | None = None, dtype=None):
     return x
 
 
-def pair(value, name: str, minimum: int = 1):
-    """An int or a pair of ints -> (int, int), each >= minimum."""
-    if isinstance(value, (int, np.integer)):
-        value = (int(value), int(value))
-    try:
-        a, b = (int(v) for v in value)
-    except (TypeError, ValueError):
-        raise TypeError(f"{name} must be an int or a pair of ints, got {value!r}") from None
-    if a < minimum or b < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {value!r}")
-    return a, b
-
-
 def shape4(shape, name: str):
     """A 4-tuple of positive ints (N, C, H, W)."""
     try:
@@ -78,18 +67,3 @@ def shape4(shape, name: str):
     if len(shape) != 4 or min(shape) < 1:
         raise ValueError(f"{name} must be 4 positive ints (N, C, H, W), got {shape}")
     return shape
-
-
-def output_size(size: int, kernel: int, stride: int, padding: int, dilation: int, what: str) -> int:
-    """floor((size + 2 padding - dilation (kernel - 1) - 1) / stride) + 1, which must be >= 1."""
-    out = (size + 2 * padding - dilation * (kernel - 1) - 1) // stride + 1
-    if out < 1:
-        raise ValueError(f"{what}: the output would be empty: input size {size} with padding {padding} is smaller "
-                         f"than the (dilated) kernel {dilation * (kernel - 1) + 1}")
-    return out
-
-
-def output_hw(height: int, width: int, kernel, stride, padding, dilation=(1, 1)) -> tuple[int, int]:
-    """(Ho, Wo) of a window sliding over an already validated (height, width) input; pairs per axis."""
-    return tuple((size + 2 * pad - dil * (k - 1) - 1) // s + 1
-                 for size, k, s, pad, dil in zip((height, width), kernel, stride, padding, dilation))

@@ -2,19 +2,27 @@
 
 Layers and models (Keras's names, NCHW), functional ops as autodiff primitives (``nn.functional``),
 initialisers (``nn.init``), optimisers and schedules (``nn.optim``), regularisers, data utilities,
-a training loop (``nn.fit``), ready models (``nn.models``) and the ``chainrule`` command line.
+a training loop (``nn.fit``) and ready models (``nn.models``). One concern per module:
+
+- ``module``: Parameter, Module, Layer (the build protocol), the softmax rule, layer specs, naming;
+- ``layers/``: the layers by concern (core, conv, regularisation, activations, containers, summary);
+- ``functional``: the ops the layers call; ``init``: initialisers; ``optim``: optimisers, schedules;
+- ``training``: ``fit``, ``evaluate``, ``predict``, callbacks; ``io``: ``save`` / ``load``;
+- ``data/``: splits, normalisers, batching, labels; ``augment``: augmentations; ``datasets``;
+- ``regularizers``, ``diagnostics``, ``models``, ``plot``; ``utils``: the seeded generator.
 
 >>> import nn
 >>> model = nn.models.keras_mnist_cnn()
 >>> model.count_params()
 34826
 """
-from kernels import _env  # noqa: F401  (first: BLAS threading is arranged before NumPy is loaded)
+import kernels  # noqa: F401  (first: kernels.runtime arranges BLAS threading before NumPy is loaded)
 
 from . import augment, data, datasets, functional, init, utils
-from .module import (LAYERS, ELU, Activation, AvgPool2D, BatchNorm, Conv2D, Dense, DropConnect, Dropout, Flatten,
-                     Input, Layer, LeakyReLU, MaxPool2D, Maxout, Module, Parameter, PReLU, ReLU, Residual,
-                     Sequential, Sigmoid, Softmax, Swish, Tanh)
+from .module import LAYERS, Layer, Module, Parameter
+from . import layers
+from .layers import (ELU, Activation, AvgPool2D, BatchNorm, Conv2D, Dense, DropConnect, Dropout, Flatten, Input,
+                     LeakyReLU, MaxPool2D, Maxout, PReLU, ReLU, Residual, Sequential, Sigmoid, Softmax, Swish, Tanh)
 from .utils import set_seed
 from . import optim
 from .training import Callback, EarlyStopping, History, ModelCheckpoint, evaluate, fit, predict
@@ -23,8 +31,8 @@ from . import diagnostics, models, plot, regularizers
 from .datasets import load_digits, load_mnist
 
 __all__ = [
-    "functional", "init", "utils", "optim", "models", "set_seed", "augment", "data", "datasets", "diagnostics",
-    "regularizers", "plot", "load_digits", "load_mnist",
+    "functional", "init", "utils", "layers", "optim", "models", "set_seed", "augment", "data", "datasets",
+    "diagnostics", "regularizers", "plot", "load_digits", "load_mnist",
     "Module", "Layer", "Parameter", "Sequential", "Input", "Conv2D", "MaxPool2D", "AvgPool2D", "Flatten", "Dense",
     "Dropout", "DropConnect", "BatchNorm", "Activation", "ReLU", "LeakyReLU", "PReLU", "ELU", "Swish", "Sigmoid",
     "Tanh", "Softmax", "Maxout", "Residual", "LAYERS",

@@ -25,7 +25,7 @@ import zlib
 
 import numpy as np
 
-__all__ = ["load_digits", "load_mnist", "read_idx"]
+__all__ = ["load_digits", "load_mnist", "read_idx", "DATASETS"]
 
 # IDX type codes -> big-endian dtypes
 _IDX_TYPES = {0x08: np.dtype(">u1"), 0x09: np.dtype(">i1"), 0x0B: np.dtype(">i2"),
@@ -208,3 +208,8 @@ def load_mnist(path, kind="train", dtype=np.float32):
     labels = np.concatenate([labels for _, labels in loaded])
     x = (images.reshape(-1, 1, 28, 28) / dtype.type(255)).astype(dtype, copy=False)
     return x, labels.astype(np.int64)
+
+
+# The data sets by name (the command line's ``--dataset`` choices). ``load_digits()`` needs nothing;
+# a loader that reads files takes the folder and the part, as ``load_mnist(path, kind)``.
+DATASETS = {"digits": load_digits, "mnist": load_mnist}

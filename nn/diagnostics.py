@@ -39,7 +39,8 @@ from autodiff import no_grad
 from . import functional as F
 from . import init as initialisers
 from . import utils
-from .module import Dense, Input, Module, Sequential, _Activated
+from .layers import Dense, Input, Sequential
+from .module import Activated, Module
 from .training import _check_data, loss_function
 
 __all__ = ["LayerStats", "ActivationStats", "activation_stats", "gradient_norms", "layer_gradient_norms",
@@ -171,7 +172,7 @@ def activation_stats(model, x, bins=50, pre_activation=False, hist_range=None):
                 if isinstance(layer, Input):
                     h = layer(h)
                     continue
-                if pre_activation and isinstance(layer, _Activated):
+                if pre_activation and isinstance(layer, Activated):
                     z = layer.forward(h, pre_activation=True)
                     h = F.activation(layer.activation)(z)
                 else:

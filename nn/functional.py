@@ -34,7 +34,7 @@ from autodiff import primitive, value_of
 from autodiff.ops import (broadcast_to, exp, log, matmul, maximum, mean, minimum, relu, reshape, sigmoid,
                           softmax, sum, tanh, where)
 from autodiff.ops import max as reduce_max
-from kernels._checks import output_size, pair  # the kernels' own argument checks, shared
+from . import utils  # rng=None: nn's global generator (nn.set_seed), as everywhere in nn
 
 __all__ = [
     "conv2d", "max_pool2d", "avg_pool2d", "linear", "flatten", "dropout", "drop_connect", "batch_norm",
@@ -58,9 +58,21 @@ def _uniform(rng, shape):
 # so the vjp of conv is conv_input_grad / conv_weight_grad, and the vjps of those two are conv
 # again (and each other). Bias is conv2d's third input: its vjp is g summed over (N, H, W).
 
-def _conv_options(stride, padding, dilation, groups):
-    return {"stride": pair(stride, "stride"), "padding": pair(padding, "padding", minimum=0),
-            "dilation": pair(dilation, "dilation"), "groups": int(groups)}
+#: The keyword arguments of conv2d and the poolings as their signatures leave them (nothing asked for).
+_UNSET = {kernels.ConvGeometry: dict(stride=1, padding=0, dilation=1, groups=1),
+          kernels.PoolGeometry: dict(kernel_size=None, stride=None, padding=0)}
+
+
+def _given(geometry, kind, **keywords):
+    """``geometry`` when a layer passes the one it built (``kernels.ConvGeometry`` or ``PoolGeometry``,
+    validated once), else one built from the keyword arguments, which must then be left unset."""
+    if geometry is None:
+        return kind(**keywords)
+    if not isinstance(geometry, kind):
+        raise TypeError(f"geometry must be a kernels.{kind.__name__}, got {type(geometry).__name__}")
+    if keywords != _UNSET[kind]:
+        raise TypeError(f"pass either geometry= or {', '.join(_UNSET[kind])}, not both")
+    return geometry
 
 
 def _zeros_bias(w):
@@ -68,9 +80,9 @@ def _zeros_bias(w):
 
 
 def _conv_samples(rng):
-    cases = [((2, 3, 5, 6), (4, 3, 3, 2), dict(stride=(1, 1), padding=(0, 0), dilation=(1, 1), groups=1)),
-             ((1, 4, 6, 5), (2, 2, 2, 3), dict(stride=(2, 1), padding=(1, 2), dilation=(1, 2), groups=2))]
-    return [((_uniform(rng, xs), _uniform(rng, ws), _uniform(rng, ws[0])), p) for xs, ws, p in cases]
+    cases = [((2, 3, 5, 6), (4, 3, 3, 2), kernels.ConvGeometry()),
+             ((1, 4, 6, 5), (2, 2, 2, 3), kernels.ConvGeometry((2, 1), (1, 2), dilation=(1, 2), groups=2))]
+    return [((_uniform(rng, xs), _uniform(rng, ws), _uniform(rng, ws[0])), {"geometry": g}) for xs, ws, g in cases]
 
 
 @primitive(name="conv2d",
@@ -81,13 +93,13 @@ def _conv_samples(rng):
                 lambda t, out, x, w, b, **p: _conv2d(x, t, _zeros_bias(w), **p),
                 lambda t, out, x, w, b, **p: broadcast_to(reshape(t, shape=(1, -1, 1, 1)), shape=_shape(out))],
            samples=_conv_samples)
-def _conv2d(x, w, b, *, stride, padding, dilation, groups):
+def _conv2d(x, w, b, *, geometry):
     """y[n, f, i, j] = b[f] + sum_{c,p,q} w[f, c, p, q] x[n, c, i*s + p*d - pad, j*s + q*d - pad] (kernels)."""
-    return kernels.conv2d_forward(x, w, b, stride=stride, padding=padding, dilation=dilation, groups=groups)
+    return kernels.conv2d.forward(x, w, b, geometry)
 
 
 def _input_grad_samples(rng):
-    p = dict(input_shape=(2, 3, 6, 5), stride=(2, 1), padding=(1, 0), dilation=(1, 1), groups=1)
+    p = dict(input_shape=(2, 3, 6, 5), geometry=kernels.ConvGeometry(stride=(2, 1), padding=(1, 0)))
     return [((_uniform(rng, (2, 4, 3, 4)), _uniform(rng, (4, 3, 3, 2))), p)]
 
 
@@ -96,14 +108,13 @@ def _input_grad_samples(rng):
            jvp=[lambda t, out, gy, w, **p: conv2d_input_grad(t, w, **p),
                 lambda t, out, gy, w, **p: conv2d_input_grad(gy, t, **p)],
            samples=_input_grad_samples)
-def conv2d_input_grad(gy, w, *, input_shape, stride, padding, dilation, groups):
-    """dL/dx of y = conv2d(x, w), given gy = dL/dy (kernels.conv2d_backward_input)."""
-    return kernels.conv2d_backward_input(gy, w, input_shape, stride=stride, padding=padding, dilation=dilation,
-                                         groups=groups)
+def conv2d_input_grad(gy, w, *, input_shape, geometry):
+    """dL/dx of y = conv2d(x, w), given gy = dL/dy (kernels.conv2d.backward_input)."""
+    return kernels.conv2d.backward_input(gy, w, input_shape, geometry)
 
 
 def _weight_grad_samples(rng):
-    p = dict(weight_shape=(4, 3, 3, 2), stride=(2, 1), padding=(1, 0), dilation=(1, 1), groups=1)
+    p = dict(weight_shape=(4, 3, 3, 2), geometry=kernels.ConvGeometry(stride=(2, 1), padding=(1, 0)))
     return [((_uniform(rng, (2, 4, 3, 4)), _uniform(rng, (2, 3, 6, 5))), p)]
 
 
@@ -112,19 +123,21 @@ def _weight_grad_samples(rng):
            jvp=[lambda t, out, gy, x, **p: conv2d_weight_grad(t, x, **p),
                 lambda t, out, gy, x, **p: conv2d_weight_grad(gy, t, **p)],
            samples=_weight_grad_samples)
-def conv2d_weight_grad(gy, x, *, weight_shape, stride, padding, dilation, groups):
-    """dL/dw of y = conv2d(x, w), given gy = dL/dy (kernels.conv2d_backward_weight, without bias)."""
-    return kernels.conv2d_backward_weight(gy, x, weight_shape, stride=stride, padding=padding, dilation=dilation,
-                                          groups=groups, bias=False)[0]
+def conv2d_weight_grad(gy, x, *, weight_shape, geometry):
+    """dL/dw of y = conv2d(x, w), given gy = dL/dy (kernels.conv2d.backward_weight, without bias)."""
+    return kernels.conv2d.backward_weight(gy, x, weight_shape, geometry, bias=False)[0]
 
 
-def conv2d(x, w, b=None, stride=1, padding=0, dilation=1, groups=1):
+def conv2d(x, w, b=None, stride=1, padding=0, dilation=1, groups=1, *, geometry=None):
     """2-D cross-correlation with bias, NCHW: x (N, C, H, W), w (F, C/groups, kh, kw), b (F,) or None.
 
     The output is (N, F, Ho, Wo) with Ho = floor((H + 2 padding - dilation (kh - 1) - 1) / stride) + 1.
+    ``geometry``: a ``kernels.ConvGeometry`` built once (a layer builds it at construction), instead of
+    stride, padding, dilation and groups, which are then validated once instead of on every call.
     Runs on the current ``kernels`` backend; shapes are checked there, with errors naming x, w and b.
     """
-    return _conv2d(x, w, _zeros_bias(w) if b is None else b, **_conv_options(stride, padding, dilation, groups))
+    geometry = _given(geometry, kernels.ConvGeometry, stride=stride, padding=padding, dilation=dilation, groups=groups)
+    return _conv2d(x, w, _zeros_bias(w) if b is None else b, geometry=geometry)
 
 
 # --- pooling ------------------------------------------------------------------------------------------
@@ -141,7 +154,7 @@ def _gather(x, argmax):
 
 def _max_pool_samples(rng):
     x = _uniform(rng, (2, 2, 5, 4))
-    _, argmax = kernels.max_pool2d_forward(x, 2, stride=(2, 1), backend="numpy")
+    _, argmax = kernels.pool2d.max_forward(x, kernels.PoolGeometry(2, stride=(2, 1)), backend="numpy")
     return [((x,), {"argmax": argmax, "pooled": None})]
 
 
@@ -156,7 +169,7 @@ def _max_pool_select(x, *, argmax, pooled=None):
 
 def _scatter_samples(rng):
     x = _uniform(rng, (2, 2, 5, 4))
-    _, argmax = kernels.max_pool2d_forward(x, 3, stride=1, padding=1, backend="numpy")  # overlapping windows
+    _, argmax = kernels.pool2d.max_forward(x, kernels.PoolGeometry(3, stride=1, padding=1), backend="numpy")  # overlap
     return [((_uniform(rng, argmax.shape),), {"argmax": argmax, "input_shape": (2, 2, 5, 4)})]
 
 
@@ -166,50 +179,50 @@ def _scatter_samples(rng):
            samples=_scatter_samples)
 def max_pool2d_scatter(gy, *, argmax, input_shape):
     """dL/dx of max-pooling: each gy[n, c, i, j] added to x[n, c].flat[argmax[n, c, i, j]] (kernels)."""
-    return kernels.max_pool2d_backward(gy, argmax, input_shape)
+    return kernels.pool2d.max_backward(gy, argmax, input_shape)
 
 
-def max_pool2d(x, kernel_size, stride=None, padding=0):
-    """Max-pooling over kernel_size windows (stride defaults to kernel_size; -inf padding), NCHW."""
-    pooled, argmax = kernels.max_pool2d_forward(value_of(x), kernel_size, stride=stride, padding=padding)
+def max_pool2d(x, kernel_size=None, stride=None, padding=0, *, geometry=None):
+    """Max-pooling over kernel_size windows (stride defaults to kernel_size; -inf padding), NCHW.
+
+    ``geometry``: a ``kernels.PoolGeometry`` built once (a layer builds it), instead of the three others."""
+    geometry = _given(geometry, kernels.PoolGeometry, kernel_size=kernel_size, stride=stride, padding=padding)
+    pooled, argmax = kernels.pool2d.max_forward(value_of(x), geometry)
     return _max_pool_select(x, argmax=argmax, pooled=pooled)
 
 
-def _pool_options(kernel_size, stride, padding):
-    kernel = pair(kernel_size, "kernel_size")
-    return {"kernel_size": kernel, "stride": kernel if stride is None else pair(stride, "stride"),
-            "padding": pair(padding, "padding", minimum=0)}
-
-
 def _avg_samples(rng):
-    return [((_uniform(rng, (2, 3, 5, 4)),), {"kernel_size": (2, 3), "stride": (1, 2), "padding": (1, 1)})]
+    return [((_uniform(rng, (2, 3, 5, 4)),), {"geometry": kernels.PoolGeometry((2, 3), stride=(1, 2), padding=1)})]
 
 
 @primitive(name="avg_pool2d",
            vjp=[lambda g, out, x, **p: avg_pool2d_transpose(g, input_shape=_shape(x), **p)],
            jvp=[lambda t, out, x, **p: _avg_pool2d(t, **p)],
            samples=_avg_samples)
-def _avg_pool2d(x, *, kernel_size, stride, padding):
-    """Mean over each window, zero padding counted in the divisor (kernels.avg_pool2d_forward)."""
-    return kernels.avg_pool2d_forward(x, kernel_size, stride=stride, padding=padding)
+def _avg_pool2d(x, *, geometry):
+    """Mean over each window, zero padding counted in the divisor (kernels.pool2d.avg_forward)."""
+    return kernels.pool2d.avg_forward(x, geometry)
 
 
 def _avg_t_samples(rng):
-    p = {"input_shape": (2, 3, 5, 4), "kernel_size": (2, 3), "stride": (1, 2), "padding": (1, 1)}
+    p = {"input_shape": (2, 3, 5, 4), "geometry": kernels.PoolGeometry((2, 3), stride=(1, 2), padding=1)}
     return [((_uniform(rng, (2, 3, 6, 2)),), p)]
 
 
 @primitive(vjp=[lambda g, out, gy, *, input_shape, **p: _avg_pool2d(g, **p)],
            jvp=[lambda t, out, gy, **p: avg_pool2d_transpose(t, **p)],
            samples=_avg_t_samples)
-def avg_pool2d_transpose(gy, *, input_shape, kernel_size, stride, padding):
-    """dL/dx of average pooling: each gy spread evenly over its window (kernels.avg_pool2d_backward)."""
-    return kernels.avg_pool2d_backward(gy, input_shape, kernel_size, stride=stride, padding=padding)
+def avg_pool2d_transpose(gy, *, input_shape, geometry):
+    """dL/dx of average pooling: each gy spread evenly over its window (kernels.pool2d.avg_backward)."""
+    return kernels.pool2d.avg_backward(gy, input_shape, geometry)
 
 
-def avg_pool2d(x, kernel_size, stride=None, padding=0):
-    """Average pooling over kernel_size windows (stride defaults to kernel_size), NCHW."""
-    return _avg_pool2d(x, **_pool_options(kernel_size, stride, padding))
+def avg_pool2d(x, kernel_size=None, stride=None, padding=0, *, geometry=None):
+    """Average pooling over kernel_size windows (stride defaults to kernel_size), NCHW.
+
+    ``geometry``: a ``kernels.PoolGeometry`` built once (a layer builds it), instead of the three others."""
+    geometry = _given(geometry, kernels.PoolGeometry, kernel_size=kernel_size, stride=stride, padding=padding)
+    return _avg_pool2d(x, geometry=geometry)
 
 
 # --- dense, flatten, dropout, drop-connect, batch normalisation ---------------------------------------
@@ -240,12 +253,14 @@ def _keep_mask(shape, rate, rng, dtype):
 def dropout(x, rate, training=True, rng=None):
     """Inverted dropout: zero each element with probability ``rate`` and scale the rest by 1/(1 - rate).
 
-    In evaluation (``training=False``) it is the identity, so nothing changes at test time.
+    In evaluation (``training=False``) it is the identity, so nothing changes at test time. ``rng``:
+    a Generator or an int seed; None draws from nn's global generator, so ``nn.set_seed`` fixes the
+    masks (:mod:`nn.utils`).
     """
     rate = _check_rate(rate)
     if not training or rate == 0.0:
         return x
-    rng = np.random.default_rng() if rng is None else rng
+    rng = utils.rng(rng)
     return x * _keep_mask(_shape(x), rate, rng, value_of(x).dtype)
 
 

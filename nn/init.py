@@ -25,6 +25,8 @@ import math
 
 import numpy as np
 
+from autodiff import no_grad
+
 from . import utils
 
 __all__ = ["fans", "zeros", "ones", "constant", "normal", "uniform", "xavier_normal", "xavier_uniform",
@@ -168,8 +170,6 @@ def lsuv(model, x, tol=0.1, max_iter=10, rng=None):
     variance is within ``tol`` of 1 (at most ``max_iter`` times). Biases are left at zero.
     Returns {layer name: output variance after the last rescaling}.
     """
-    from autodiff import no_grad
-
     rng = utils.rng(rng)
     layers = [layer for layer in model.layers if getattr(layer, "weight", None) is not None]
     if not layers:

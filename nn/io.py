@@ -2,9 +2,9 @@
 
 ``save(model, "digits")`` writes ``digits.npz`` and ``digits.json``, each atomically (a temporary
 file in the same folder, then a rename), so an interrupted save never leaves a half-written file
-where a good one was. ``load("digits")`` rebuilds the model from the JSON (layer classes looked up
-in a whitelist, ``nn.LAYERS``; nothing is evaluated) and loads the weights with
-``allow_pickle=False`` (loading runs no code), after checking every name and shape.
+where a good one was. ``load("digits")`` rebuilds the model from the JSON (:func:`nn.module.from_spec`:
+layer classes looked up in a whitelist, ``nn.LAYERS``; nothing is evaluated) and loads the weights
+with ``allow_pickle=False`` (loading runs no code), after checking every name and shape.
 
 >>> import tempfile, os, numpy as np, nn
 >>> model = nn.models.digits_cnn()
@@ -27,6 +27,8 @@ import zipfile
 from pathlib import Path
 
 import numpy as np
+
+from .module import from_spec, layer_spec
 
 __all__ = ["save", "load", "load_weights", "FORMAT"]
 
@@ -75,7 +77,7 @@ def save(model, path, metadata=None):
     state = model.state_dict()
     description = {
         "format": FORMAT, "version": VERSION,
-        "architecture": {"class": type(model).__name__, "name": model.name, "config": model.get_config()},
+        "architecture": layer_spec(model),
         "input_shape": None if model.input_shape is None else list(model.input_shape),
         "state": {name: {"shape": list(a.shape), "dtype": str(a.dtype)} for name, a in state.items()},
         "metadata": _json_safe(metadata or {}),
@@ -112,8 +114,6 @@ def load_weights(model, path):
 
 def load(path):
     """The model saved at ``path`` (architecture from the .json, weights from the .npz)."""
-    from .module import _from_config
-
     base = _base(path)
     js = base.with_suffix(".json")
     try:
@@ -127,7 +127,7 @@ def load(path):
                          f"{description.get('format') if isinstance(description, dict) else None!r})")
     if description.get("version") != VERSION:
         raise ValueError(f"{js} has version {description.get('version')!r}; this nn reads version {VERSION}")
-    model = _from_config(description["architecture"])
+    model = from_spec(description["architecture"])
     if not model.built:
         if description.get("input_shape") is None:
             raise ValueError(f"{js} has no input_shape, so the model cannot be built")

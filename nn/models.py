@@ -13,7 +13,7 @@
 """
 from __future__ import annotations
 
-from .module import (AvgPool2D, BatchNorm, Conv2D, Dense, Dropout, Flatten, Input, MaxPool2D, ReLU, Residual,
+from .layers import (AvgPool2D, BatchNorm, Conv2D, Dense, Dropout, Flatten, Input, MaxPool2D, ReLU, Residual,
                      Sequential)
 
 __all__ = ["keras_mnist_mlp", "keras_mnist_cnn", "lenet5", "resnet_small", "digits_cnn", "MODELS"]

@@ -4,7 +4,9 @@
 ``loss.backward()``, ``opt.step()``. The state (momentum buffers, running averages) lives in plain
 arrays next to each parameter; ``step()`` updates parameter and state in place with one fused
 kernel per parameter (section 5.4, eqs. 5.17-5.33; see :mod:`kernels.optim` for each formula and
-where PyTorch's convention differs from the book's).
+where PyTorch's convention differs from the book's). The hyper-parameters are validated once, when
+the optimiser is built (or its lr changed), into the kernels' object (``self.options``, e.g. a
+``kernels.AdamHyper``), which every step hands to the kernel as it is.
 
 Learning-rate schedules: ``StepLR`` (multiply by gamma every step_size epochs) and
 ``ReduceLROnPlateau`` (the source material's "divide the learning rate by 10 when the validation
@@ -35,6 +37,7 @@ class Optimizer:
 
     state_names: tuple = ()
     defaults: dict = {}
+    hyper_type: type = None          # the kernels' hyper-parameter class, e.g. kernels.AdamHyper
 
     def __init__(self, params, **hyper):
         params = list(params)
@@ -49,13 +52,13 @@ class Optimizer:
                             f"its arguments are {sorted(self.defaults)}")
         self.params = params
         self.hyper = {**self.defaults, **hyper}
-        self._validate(self.hyper)
+        self.options = self._options(self.hyper)
         self.steps = [0] * len(params)
         self.state = [None] * len(params)
 
-    def _validate(self, hyper):
-        if not hyper["lr"] >= 0:
-            raise ValueError(f"lr must be >= 0, got {hyper['lr']!r}")
+    def _options(self, hyper):
+        """The kernels' hyper-parameter object for ``hyper``, validated there (errors name the argument)."""
+        return self.hyper_type(**hyper)
 
     @property
     def lr(self):
@@ -63,9 +66,8 @@ class Optimizer:
 
     @lr.setter
     def lr(self, value):
-        if not value >= 0:
-            raise ValueError(f"lr must be >= 0, got {value!r}")
-        self.hyper["lr"] = float(value)
+        self.options = self._options({**self.hyper, "lr": value})
+        self.hyper["lr"] = self.options.lr
 
     def zero_grad(self):
         for p in self.params:
@@ -119,7 +121,7 @@ class Optimizer:
                 new[i] = self._new_state(self.params[i])
             new[i][name][...] = array
         hyper = {**self.hyper, **state_dict["hyper"]}
-        self._validate(hyper)
+        self.options = self._options(hyper)
         self.hyper, self.steps, self.state = hyper, steps, new
 
     def __repr__(self):
@@ -132,12 +134,13 @@ class SGD(Optimizer):
 
     state_names = ("momentum_buffer",)
     defaults = dict(lr=1e-3, momentum=0.0, dampening=0.0, weight_decay=0.0, nesterov=False)
+    hyper_type = kernels.SGDHyper
 
     def _new_state(self, p):
         return super()._new_state(p) if self.hyper["momentum"] else {}
 
     def _update(self, param, grad, state, step):
-        kernels.sgd_update(param, grad, state.get("momentum_buffer"), step=step, **self.hyper)
+        kernels.optim.sgd_step(param, grad, state.get("momentum_buffer"), self.options, step)
 
 
 class Adagrad(Optimizer):
@@ -145,13 +148,16 @@ class Adagrad(Optimizer):
 
     state_names = ("state_sum",)
     defaults = dict(lr=1e-2, lr_decay=0.0, weight_decay=0.0, initial_accumulator_value=0.0, eps=1e-10)
+    hyper_type = kernels.AdagradHyper
+
+    def _options(self, hyper):      # the initial value fills the state; the kernel does not see it
+        return super()._options({k: v for k, v in hyper.items() if k != "initial_accumulator_value"})
 
     def _new_state(self, p):
         return {"state_sum": np.full_like(p.value, self.hyper["initial_accumulator_value"])}
 
     def _update(self, param, grad, state, step):
-        h = {k: v for k, v in self.hyper.items() if k != "initial_accumulator_value"}
-        kernels.adagrad_update(param, grad, state["state_sum"], step=step, **h)
+        kernels.optim.adagrad_step(param, grad, state["state_sum"], self.options, step)
 
 
 class Adadelta(Optimizer):
@@ -159,9 +165,10 @@ class Adadelta(Optimizer):
 
     state_names = ("square_avg", "acc_delta")
     defaults = dict(lr=1.0, rho=0.9, eps=1e-6, weight_decay=0.0)
+    hyper_type = kernels.AdadeltaHyper
 
     def _update(self, param, grad, state, step):
-        kernels.adadelta_update(param, grad, state["square_avg"], state["acc_delta"], step=step, **self.hyper)
+        kernels.optim.adadelta_step(param, grad, state["square_avg"], state["acc_delta"], self.options, step)
 
 
 class RMSprop(Optimizer):
@@ -169,6 +176,7 @@ class RMSprop(Optimizer):
 
     state_names = ("square_avg", "momentum_buffer", "grad_avg")
     defaults = dict(lr=1e-2, alpha=0.99, eps=1e-8, weight_decay=0.0, momentum=0.0, centered=False)
+    hyper_type = kernels.RMSpropHyper
 
     def _new_state(self, p):
         names = ["square_avg"] + (["momentum_buffer"] if self.hyper["momentum"] else []) + \
@@ -176,8 +184,8 @@ class RMSprop(Optimizer):
         return {name: np.zeros_like(p.value) for name in names}
 
     def _update(self, param, grad, state, step):
-        kernels.rmsprop_update(param, grad, state["square_avg"], state.get("momentum_buffer"), state.get("grad_avg"),
-                               step=step, **self.hyper)
+        kernels.optim.rmsprop_step(param, grad, state["square_avg"], state.get("momentum_buffer"),
+                                   state.get("grad_avg"), self.options, step)
 
 
 class Adam(Optimizer):
@@ -185,22 +193,22 @@ class Adam(Optimizer):
 
     state_names = ("exp_avg", "exp_avg_sq", "max_exp_avg_sq")
     defaults = dict(lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, amsgrad=False)
-    kernel = staticmethod(kernels.adam_update)
+    hyper_type = kernels.AdamHyper
 
     def _new_state(self, p):
         names = ["exp_avg", "exp_avg_sq"] + (["max_exp_avg_sq"] if self.hyper["amsgrad"] else [])
         return {name: np.zeros_like(p.value) for name in names}
 
     def _update(self, param, grad, state, step):
-        type(self).kernel(param, grad, state["exp_avg"], state["exp_avg_sq"], state.get("max_exp_avg_sq"),
-                          step=step, **{**self.hyper, "betas": tuple(self.hyper["betas"])})
+        kernels.optim.adam_step(param, grad, state["exp_avg"], state["exp_avg_sq"], state.get("max_exp_avg_sq"),
+                                self.options, step)
 
 
 class AdamW(Adam):
     """AdamW: Adam with decoupled weight decay (default 1e-2), as torch.optim.AdamW."""
 
     defaults = dict(lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2, amsgrad=False)
-    kernel = staticmethod(kernels.adamw_update)
+    hyper_type = kernels.AdamWHyper          # the same kernel, with the weight decay decoupled
 
 
 OPTIMIZERS = {"sgd": SGD, "adagrad": Adagrad, "adadelta": Adadelta, "rmsprop": RMSprop, "adam": Adam,

@@ -12,6 +12,7 @@ True
 from __future__ import annotations
 
 from html import escape
+from pathlib import Path
 
 __all__ = ["history_svg", "save_history_svg"]
 
@@ -78,7 +79,5 @@ def history_svg(history) -> str:
 
 def save_history_svg(history, path):
     """Write :func:`history_svg` to ``path``."""
-    from pathlib import Path
-
     Path(path).write_text(history_svg(history))
     return str(path)

@@ -54,7 +54,7 @@ import numpy as np
 
 from autodiff import Tensor, abs as ad_abs, softmax, sum as ad_sum
 
-from .module import Module
+from .module import Module, ends_in_softmax
 from .training import Callback, evaluate as _evaluate, predict as _predict
 
 __all__ = ["l1", "l2", "elastic_net", "l1_penalty", "l2_penalty", "elastic_net_penalty", "WeightPenalty",
@@ -291,8 +291,9 @@ class MaxNorm(Callback):
 class Ensemble(Module):
     """Ensemble model averaging (section 5.2.5): the (weighted) mean of the members' probabilities.
 
-    ``models``: trained models with the same output shape. A member that ends in softmax gives
-    probabilities; any other member's outputs are taken as logits and passed through softmax first.
+    ``models``: trained models with the same output shape. A member that ends in softmax
+    (:func:`nn.module.ends_in_softmax`) gives probabilities; any other member's outputs are taken as
+    logits and passed through softmax first.
     ``average="outputs"`` averages the raw outputs instead (regression). ``weights``: one
     non-negative number per member for a weighted combination (normalised to sum 1).
 
@@ -327,12 +328,12 @@ class Ensemble(Module):
             raise ValueError(f"Ensemble: weights must not all be 0, got {weights}")
         for i, m in enumerate(models):
             setattr(self, f"member_{i}", m)      # registered: parameters(), train() and eval() reach them
-        object.__setattr__(self, "members", models)
-        object.__setattr__(self, "weights", [w / sum(weights) for w in weights])
-        object.__setattr__(self, "average", average)
+        self.members = models
+        self.weights = [w / sum(weights) for w in weights]
+        self.average = average
 
     def _member_output(self, model, x):
-        if self.average == "outputs" or getattr(model, "ends_in_softmax", lambda: False)():
+        if self.average == "outputs" or ends_in_softmax(model):
             return model(x)
         return softmax(model(x), axis=1)
 
@@ -342,10 +343,6 @@ class Ensemble(Module):
         if len(shapes) > 1:
             raise ValueError(f"Ensemble: the members' outputs differ in shape: {[tuple(o.shape) for o in outputs]}")
         return _total(w * o for w, o in zip(self.weights, outputs))
-
-    def ends_in_softmax(self):
-        """False: the ensemble's outputs are already probabilities, not logits to fuse with a loss."""
-        return False
 
     def predict(self, x, batch_size=256):
         """The averaged probabilities (or outputs) for ``x``, in evaluation mode, as an array."""

@@ -20,12 +20,13 @@ import time
 import numpy as np
 
 import kernels
-from kernels._env import blas_guard, keep_freed_memory
 from autodiff import Tensor, no_grad
 
 from . import functional as F
 from . import optim as optimisers
 from . import utils
+from .io import save
+from .module import ends_in_softmax
 
 __all__ = ["fit", "evaluate", "predict", "History", "Callback", "EarlyStopping", "ModelCheckpoint",
            "LearningRateScheduler", "loss_function", "LOSSES"]
@@ -38,8 +39,9 @@ LOSSES = ("softmax_cross_entropy", "sparse_categorical_crossentropy", "categoric
 def loss_function(model, loss):
     """``(x, y) -> (scalar loss Tensor, output Tensor)`` for the loss called ``loss`` (or ``f(output, y)``).
 
-    The cross-entropies of a model that ends in softmax are computed from its logits with the fused,
-    stable ``softmax_cross_entropy`` (same value, gradient y - t): Keras does the same internally. The
+    The cross-entropies of a model that ends in softmax (:func:`nn.module.ends_in_softmax`) are
+    computed from its logits, ``model.forward(x, pre_activation=True)``, with the fused, stable
+    ``softmax_cross_entropy`` (same value, gradient y - t): Keras does the same internally. The
     output returned is then the logits (their argmax is the prediction's).
     """
     if callable(loss):
@@ -49,16 +51,17 @@ def loss_function(model, loss):
         return objective
     if loss not in LOSSES:
         raise ValueError(f"loss must be one of {LOSSES} or a function(output, y), got {loss!r}")
-    ends_in_softmax = getattr(model, "ends_in_softmax", lambda: False)()
+    softmax_output = ends_in_softmax(model)
     if loss == "mse":
         base = F.mse
-    elif loss == "softmax_cross_entropy" or ends_in_softmax:
+    elif loss == "softmax_cross_entropy" or softmax_output:
         base = F.softmax_cross_entropy
     else:
         base = F.cross_entropy
+    on_logits = softmax_output and base is F.softmax_cross_entropy
 
     def objective(x, y):
-        out = model.forward(x, logits=True) if ends_in_softmax and base is F.softmax_cross_entropy else model(x)
+        out = model.forward(x, pre_activation=True) if on_logits else model(x)
         return base(out, y), out
     return objective
 
@@ -158,8 +161,6 @@ class ModelCheckpoint(Callback):
         self.best = None
 
     def on_epoch_end(self, epoch, logs, model):
-        from .io import save
-
         if self.save_best_only:
             value = logs.get(self.monitor)
             if value is None:
@@ -235,8 +236,8 @@ class _Progress:
 
 @contextlib.contextmanager
 def _running(backend):
-    """The kernels backend for a run, and BLAS kept from spinning against Numba (kernels._env)."""
-    with (kernels.use_backend(backend) if backend is not None else contextlib.nullcontext()), blas_guard():
+    """The kernels backend for a run (the process-wide tuning is the kernels' own: kernels.runtime)."""
+    with kernels.use_backend(backend) if backend is not None else contextlib.nullcontext():
         yield
 
 
@@ -250,9 +251,10 @@ def fit(model, data, loss="softmax_cross_entropy", optimizer="adam", epochs=1, b
     ``regularizer``: ``f(model) -> scalar Tensor`` added to the loss (e.g. ``nn.regularizers.l2(1e-4)``);
     as in Keras, the logged training ``loss`` includes it, ``val_loss`` does not. ``augment``:
     ``f(x_batch, rng) -> x_batch`` applied to every training batch (``nn.augment``'s transforms).
-    ``backend``: the kernels backend for the whole run ("cpu", "numpy", "cuda"); the first call also
-    tunes glibc's malloc to reuse freed memory (``kernels._env.keep_freed_memory``: 1.5x faster
-    steps). ``seed``: shuffling (default: nn's global generator). ``verbose``: 0 silent, 1 progress,
+    ``backend``: the kernels backend for the whole run ("cpu", "numpy", "cuda"). fit tunes nothing
+    process-wide itself: the kernels' first call does (``kernels.runtime``: glibc's malloc kept from
+    paging in fresh memory every step, 1.5x faster steps, and OpenBLAS's idle threads kept from
+    spinning), for fit and for any training loop alike. ``seed``: shuffling (default: nn's global generator). ``verbose``: 0 silent, 1 progress,
     2 one line per epoch. "accuracy" is logged when y holds class labels (or, with a cross-entropy,
     target distributions).
     """
@@ -268,7 +270,6 @@ def fit(model, data, loss="softmax_cross_entropy", optimizer="adam", epochs=1, b
     objective = loss_function(model, loss)
     rng = utils.rng(seed)
     callbacks = list(callbacks)
-    keep_freed_memory()     # reuse freed activations instead of paging in fresh memory (kernels._env)
     history = History()
     n = x.shape[0]
     steps = math.ceil(n / batch_size)

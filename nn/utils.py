@@ -1,8 +1,15 @@
-"""Random numbers for nn: one seeded generator unless a call passes its own.
+"""Small helpers shared across nn: the one seeded generator, and the positive-count check.
 
-``set_seed(s)`` makes initialisation, dropout and shuffling reproducible, as ``torch.manual_seed``
-does. Functions that draw random numbers take ``rng=`` (a ``np.random.Generator`` or an int seed)
-and fall back to this generator.
+Random numbers. ``set_seed(s)`` makes initialisation, dropout, drop-connect, shuffling and
+augmentation reproducible, as ``torch.manual_seed`` does (and, as in PyTorch and Keras, dropout
+follows that seed). Everything in nn that draws random numbers takes ``rng=`` (or ``seed=``) with
+one meaning, the one :func:`rng` gives it:
+
+- ``None``: nn's global generator, the one ``set_seed`` seeds (it advances with every draw);
+- an int: a new Generator seeded with it (the same int, the same numbers);
+- a ``np.random.Generator``: that generator itself (drawing advances it).
+
+NumPy's own global random state (``np.random.seed``) is never used.
 
 >>> set_seed(0); a = rng().random()
 >>> set_seed(0); a == rng().random()
@@ -10,23 +17,39 @@ True
 """
 from __future__ import annotations
 
+import numbers
+
 import numpy as np
+
+__all__ = ["set_seed", "rng", "positive_int"]
 
 _generator = np.random.default_rng(0)
 
 
 def set_seed(seed: int) -> None:
-    """Reseed nn's global generator."""
+    """Reseed nn's global generator (what ``rng=None`` means everywhere in nn)."""
     global _generator
     _generator = np.random.default_rng(seed)
 
 
-def rng(rng=None) -> np.random.Generator:
-    """``rng`` as a Generator: itself, a new one seeded with an int, or nn's global one for None."""
-    if rng is None:
+def rng(seed=None, name: str = "rng") -> np.random.Generator:
+    """``seed`` as a Generator: nn's global one for None, a new one for an int, a Generator itself.
+
+    ``name`` is the argument's name in the error for anything else (a float, a negative int).
+    """
+    if seed is None:
         return _generator
-    if isinstance(rng, np.random.Generator):
-        return rng
-    if isinstance(rng, (int, np.integer)):
-        return np.random.default_rng(int(rng))
-    raise TypeError(f"rng must be None, an int seed or a numpy Generator, got {type(rng).__name__}")
+    if isinstance(seed, np.random.Generator):
+        return seed
+    if isinstance(seed, numbers.Integral) and not isinstance(seed, bool):
+        if seed < 0:
+            raise ValueError(f"{name} must be a non-negative int, got {seed}")
+        return np.random.default_rng(int(seed))
+    raise TypeError(f"{name} must be an int, None or a np.random.Generator, got {type(seed).__name__}")
+
+
+def positive_int(value, name: str) -> int:
+    """``value`` as an int >= 1 (sizes, counts), refusing 2.7 or True rather than truncating them."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+        raise ValueError(f"{name} must be a positive int, got {value!r}")
+    return int(value)

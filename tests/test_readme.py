@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from autodiff.examples import eq_5_37
-from nn.cli import main
+from chainrule.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
 README = (ROOT / "README.md").read_text()
@@ -45,10 +45,10 @@ def test_packaging_installs_every_package_and_subpackage_and_the_console_script(
     include = meta["tool"]["setuptools"]["packages"]["find"]["include"]
     installed = set(find_packages(str(ROOT), include=include))
     on_disk = {str(init.parent.relative_to(ROOT)).replace(os.sep, ".")
-               for top in ("autodiff", "kernels", "nn") for init in (ROOT / top).rglob("__init__.py")}
-    assert {"autodiff", "kernels", "kernels.conv2d", "kernels.pool2d", "kernels.optim", "nn"} <= on_disk
+               for top in ("autodiff", "kernels", "nn", "chainrule") for init in (ROOT / top).rglob("__init__.py")}
+    assert {"autodiff", "kernels", "kernels.conv2d", "kernels.pool2d", "kernels.optim", "nn", "chainrule"} <= on_disk
     assert installed == on_disk
-    assert meta["project"]["scripts"]["chainrule"] == "nn.cli:main"
+    assert meta["project"]["scripts"]["chainrule"] == "chainrule.cli:main"
     assert meta["project"]["requires-python"] == ">=3.11"
 
 
@@ -74,7 +74,7 @@ def test_demo_prints_eq_5_37_three_ways(monkeypatch):
 
 
 def test_demo_runs_as_a_module():
-    result = subprocess.run([sys.executable, "-m", "nn.cli", "demo", "--at", "0.25"], cwd=ROOT,
+    result = subprocess.run([sys.executable, "-m", "chainrule", "demo", "--at", "0.25"], cwd=ROOT,
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     (values,) = _demo_rows(result.stdout).values()

@@ -10,42 +10,65 @@ j and q; x is 0 outside the image). The output has
 
     Ho = floor((H + 2*pad - d*(kh - 1) - 1) / s) + 1        (and Wo the same with W, kw)
 
-Given g = dL/dy, conv2d_backward_input returns dL/dx and conv2d_backward_weight returns (dL/dw, dL/db).
+Given g = dL/dy, backward_input returns dL/dx and backward_weight returns (dL/dw, dL/db).
 
-The functions check their arguments here, once, and then run one of three implementations with the
-same arguments (kernels.backend): "numpy" (reference.py, the oracle), "cpu" (cpu.py, Numba) or
-"cuda" (cuda.py, numba.cuda). float32 is the default dtype; float64 is accepted; all arrays of a call
-must share one dtype.
+Two ways in. The entry points take the geometry as a ``kernels.ConvGeometry``, built (and validated)
+once, e.g. by a layer at construction::
+
+    forward(x, w, b, geometry)                       -> y
+    backward_input(g, w, input_shape, geometry)      -> dx
+    backward_weight(g, x, weight_shape, geometry, bias=True) -> (dw, db)
+
+They check the arrays on every call (dtype, shape, that they fit the geometry), not the geometry,
+and run the function of the same name and arguments in the backend's module (IMPLEMENTATIONS):
+"numpy" (reference.py, the oracle), "cpu" (cpu.py, Numba) or "cuda" (cuda.py, numba.cuda). The
+keyword functions ``conv2d_forward(x, w, b, stride=, padding=, dilation=, groups=)``,
+``conv2d_backward_input`` and ``conv2d_backward_weight`` build a geometry and call them. float32 is
+the default dtype; float64 is accepted; all arrays of a call must share one dtype.
 """
 from __future__ import annotations
 
-import numpy as np
+from .._checks import float_array, host_only, shape4
+from ..backend import resolve
+from ..options import ConvGeometry
+from . import reference
 
-from .._checks import float_array, host_only, output_size, pair, shape4
-from ..backend import implementation, resolve
-
-__all__ = ["conv2d_forward", "conv2d_backward_input", "conv2d_backward_weight"]
-
-
-# --- argument checks -----------------------------------------------------------------------------
-
-def _options(stride, padding, dilation, groups):
-    """stride, padding, dilation as (int, int) pairs (>= 1, >= 0, >= 1) and groups as an int >= 1."""
-    stride = pair(stride, "stride", minimum=1)
-    padding = pair(padding, "padding", minimum=0)
-    dilation = pair(dilation, "dilation", minimum=1)
-    if not isinstance(groups, (int, np.integer)) or isinstance(groups, bool) or groups < 1:
-        raise ValueError(f"groups must be an int >= 1, got {groups!r}")
-    return stride, padding, dilation, int(groups)
+__all__ = ["forward", "backward_input", "backward_weight",
+           "conv2d_forward", "conv2d_backward_input", "conv2d_backward_weight"]
 
 
-def _output_shape(x_shape, w_shape, stride, padding, dilation, groups, x_name):
+# --- the static dispatch table: backend name -> the module with this family's verbs there ------------
+
+def _cpu():
+    from . import cpu       # imported at the first "cpu" call: it loads Numba (about 0.3 s)
+    return cpu
+
+
+def _cuda():
+    from . import cuda      # imported at the first "cuda" call: it loads numba.cuda (about 0.5 s)
+    return cuda
+
+
+IMPLEMENTATIONS = {"numpy": lambda: reference, "cpu": _cpu, "cuda": _cuda}
+
+
+# --- array checks (every call) ---------------------------------------------------------------------
+
+def _geometry(geometry):
+    if not isinstance(geometry, ConvGeometry):
+        raise TypeError(f"geometry must be a kernels.ConvGeometry (built once, e.g. ConvGeometry(stride=2)), "
+                        f"got {type(geometry).__name__}")
+    return geometry
+
+
+def _output_shape(x_shape, w_shape, geometry, x_name):
     """(N, F, Ho, Wo) of the forward pass, after checking that the shapes of x and w fit together.
 
     ``x_name`` is what the caller calls the input's shape ("x" or "input_shape"), for the messages.
     """
     n, c, height, width = x_shape
     f, cg, kh, kw = w_shape
+    groups = geometry.groups
     if min(w_shape) < 1:
         raise ValueError(f"w must have 4 positive sizes (F, C/groups, kh, kw), got shape {tuple(w_shape)}")
     if c % groups != 0:
@@ -55,11 +78,7 @@ def _output_shape(x_shape, w_shape, stride, padding, dilation, groups, x_name):
                          f"with C={c} channels and groups={groups}, got w.shape {tuple(w_shape)}")
     if f % groups != 0:
         raise ValueError(f"groups={groups} must divide the number of filters F: w has F={f} (w.shape[0])")
-    ho = output_size(height, kh, stride[0], padding[0], dilation[0],
-                     f"conv2d over the height of {x_name} (H={height}) with w's kh={kh}")
-    wo = output_size(width, kw, stride[1], padding[1], dilation[1],
-                     f"conv2d over the width of {x_name} (W={width}) with w's kw={kw}")
-    return n, f, ho, wo
+    return (n, f, *geometry.output_hw(height, width, (kh, kw), of=x_name))
 
 
 def _check_g(g, expected):
@@ -68,7 +87,50 @@ def _check_g(g, expected):
                          f"got {tuple(g.shape)}")
 
 
-# --- the public functions ------------------------------------------------------------------------
+# --- the entry points: a geometry built once ----------------------------------------------------------
+
+def forward(x, w, b, geometry: ConvGeometry, *, backend=None):
+    """y = conv2d(x, w) + b (N, F, Ho, Wo); b may be None. See the module docstring."""
+    name = resolve(backend)
+    geometry = _geometry(geometry)
+    x = float_array(x, "x", 4)
+    w = float_array(w, "w", 4, dtype=x.dtype)
+    if b is not None:
+        b = float_array(b, "b", 1, dtype=x.dtype)
+    shape4(x.shape, "x")
+    _n, f, _ho, _wo = _output_shape(x.shape, w.shape, geometry, "x")
+    if b is not None and tuple(b.shape) != (f,):
+        raise ValueError(f"b must have shape (F,) = ({f},), one bias per filter, got {tuple(b.shape)}")
+    host_only(name, x=x, w=w, b=b)
+    return IMPLEMENTATIONS[name]().forward(x, w, b, geometry)
+
+
+def backward_input(g, w, input_shape, geometry: ConvGeometry, *, backend=None):
+    """dL/dx of shape ``input_shape`` given g = dL/dy. See conv2d_backward_input."""
+    name = resolve(backend)
+    geometry = _geometry(geometry)
+    g = float_array(g, "g", 4)
+    w = float_array(w, "w", 4, dtype=g.dtype)
+    input_shape = shape4(input_shape, "input_shape")
+    _check_g(g, _output_shape(input_shape, w.shape, geometry, "input_shape"))
+    host_only(name, g=g, w=w)
+    return IMPLEMENTATIONS[name]().backward_input(g, w, input_shape, geometry)
+
+
+def backward_weight(g, x, weight_shape, geometry: ConvGeometry, *, bias=True, backend=None):
+    """(dL/dw, dL/db) given g = dL/dy; dL/db is None when ``bias`` is False. See conv2d_backward_weight."""
+    name = resolve(backend)
+    geometry = _geometry(geometry)
+    g = float_array(g, "g", 4)
+    x = float_array(x, "x", 4, dtype=g.dtype)
+    weight_shape = shape4(weight_shape, "weight_shape")
+    shape4(x.shape, "x")
+    _check_g(g, _output_shape(x.shape, weight_shape, geometry, "x"))
+    host_only(name, g=g, x=x)
+    return IMPLEMENTATIONS[name]().backward_weight(g, x, weight_shape, geometry, bool(bias))
+
+
+# --- the keyword functions: build the geometry, call the entry point -------------------------------
 
 def conv2d_forward(x, w, b=None, *, stride=1, padding=0, dilation=1, groups=1, backend=None):
     """y = conv2d(x, w) + b, of shape (N, F, Ho, Wo).
@@ -94,18 +156,7 @@ def conv2d_forward(x, w, b=None, *, stride=1, padding=0, dilation=1, groups=1, b
     >>> conv2d_forward(x, w, padding=1, dilation=2, backend="numpy").shape     # (4 + 2 - 2 - 1)//1 + 1 = 4
     (1, 1, 4, 4)
     """
-    name = resolve(backend)
-    x = float_array(x, "x", 4)
-    w = float_array(w, "w", 4, dtype=x.dtype)
-    if b is not None:
-        b = float_array(b, "b", 1, dtype=x.dtype)
-    stride, padding, dilation, groups = _options(stride, padding, dilation, groups)
-    shape4(x.shape, "x")
-    _n, f, _ho, _wo = _output_shape(x.shape, w.shape, stride, padding, dilation, groups, "x")
-    if b is not None and tuple(b.shape) != (f,):
-        raise ValueError(f"b must have shape (F,) = ({f},), one bias per filter, got {tuple(b.shape)}")
-    host_only(name, x=x, w=w, b=b)
-    return implementation("conv2d", name).forward(x, w, b, stride, padding, dilation, groups)
+    return forward(x, w, b, ConvGeometry(stride, padding, dilation, groups), backend=backend)
 
 
 def conv2d_backward_input(g, w, input_shape, *, stride=1, padding=0, dilation=1, groups=1, backend=None):
@@ -125,14 +176,7 @@ def conv2d_backward_input(g, w, input_shape, *, stride=1, padding=0, dilation=1,
            [2., 4., 4., 2.],
            [1., 2., 2., 1.]], dtype=float32)
     """
-    name = resolve(backend)
-    g = float_array(g, "g", 4)
-    w = float_array(w, "w", 4, dtype=g.dtype)
-    input_shape = shape4(input_shape, "input_shape")
-    stride, padding, dilation, groups = _options(stride, padding, dilation, groups)
-    _check_g(g, _output_shape(input_shape, w.shape, stride, padding, dilation, groups, "input_shape"))
-    host_only(name, g=g, w=w)
-    return implementation("conv2d", name).backward_input(g, w, input_shape, stride, padding, dilation, groups)
+    return backward_input(g, w, input_shape, ConvGeometry(stride, padding, dilation, groups), backend=backend)
 
 
 def conv2d_backward_weight(g, x, weight_shape, *, stride=1, padding=0, dilation=1, groups=1, bias=True,
@@ -151,13 +195,5 @@ def conv2d_backward_weight(g, x, weight_shape, *, stride=1, padding=0, dilation=
     (array([[45., 54.],
            [81., 90.]], dtype=float32), array([9.], dtype=float32))
     """
-    name = resolve(backend)
-    g = float_array(g, "g", 4)
-    x = float_array(x, "x", 4, dtype=g.dtype)
-    weight_shape = shape4(weight_shape, "weight_shape")
-    stride, padding, dilation, groups = _options(stride, padding, dilation, groups)
-    shape4(x.shape, "x")
-    _check_g(g, _output_shape(x.shape, weight_shape, stride, padding, dilation, groups, "x"))
-    host_only(name, g=g, x=x)
-    return implementation("conv2d", name).backward_weight(g, x, weight_shape, stride, padding, dilation, groups,
-                                                          bool(bias))
+    return backward_weight(g, x, weight_shape, ConvGeometry(stride, padding, dilation, groups), bias=bias,
+                           backend=backend)

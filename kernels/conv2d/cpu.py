@@ -16,7 +16,8 @@ entry r = (c, p, q) multiplies. With the filters flattened to ``w_mat`` (F, C/gr
 
 Why this layout: the matrix product is by far the largest piece of work, and BLAS (OpenBLAS through
 NumPy) does it with its own threads and vector code. It is called from Python, outside every Numba
-``prange`` loop, so BLAS's thread pool and Numba's never run at the same time. The copying steps are
+``prange`` loop, so BLAS's thread pool and Numba's never run at the same time (and OpenBLAS's idle
+threads do not spin against Numba's: ``kernels.runtime`` sees to that, once per process). The copying steps are
 Numba ``prange`` loops in which every iteration writes its own part of the output (one image and
 channel), so no two threads ever add to the same element: results are identical run to run.
 """
@@ -28,8 +29,6 @@ import numba
 import numpy as np
 from numba import njit, prange
 
-from .._checks import output_hw
-from .._env import blas_guard
 
 
 # --- the parallel copying steps (compiled once per dtype, cached on disk) -------------------------
@@ -158,11 +157,11 @@ class _Workspace(threading.local):
 _workspace = _Workspace()
 
 
-def _columns(x, kh, kw, stride, padding, dilation, ho, wo):
+def _columns(x, kh, kw, geometry, ho, wo):
     """im2col of x: the (C*kh*kw, N*Ho*Wo) matrix described in the module docstring."""
     n, c = x.shape[0], x.shape[1]
     cols = _workspace.get("cols", (c * kh * kw, n * ho * wo), x.dtype)
-    _im2col(x, kh, kw, *stride, *padding, *dilation, ho, wo, cols)
+    _im2col(x, kh, kw, *geometry.stride, *geometry.padding, *geometry.dilation, ho, wo, cols)
     return cols
 
 
@@ -181,55 +180,55 @@ def _group_rows(group, per_group):
 
 # --- the three directions ---------------------------------------------------------------------------
 
-def forward(x, w, b, stride, padding, dilation, groups):
+def forward(x, w, b, geometry):
     """y (N, F, Ho, Wo): im2col, one matrix product per group (BLAS), reshuffle to NCHW adding b."""
     x, w = np.ascontiguousarray(x), np.ascontiguousarray(w)
     n, c, height, width = x.shape
     f, cg, kh, kw = w.shape
-    ho, wo = output_hw(height, width, (kh, kw), stride, padding, dilation)
-    cols = _columns(x, kh, kw, stride, padding, dilation, ho, wo)
+    groups = geometry.groups
+    ho, wo = geometry.output_hw(height, width, (kh, kw))
+    cols = _columns(x, kh, kw, geometry, ho, wo)
     w_mat = w.reshape(f, cg * kh * kw)
     y_mat = _workspace.get("y_mat", (f, n * ho * wo), x.dtype)
-    with blas_guard():
-        for grp in range(groups):
-            rows_f, rows_k = _group_rows(grp, f // groups), _group_rows(grp, cg * kh * kw)
-            np.matmul(w_mat[rows_f], cols[rows_k], out=y_mat[rows_f])
+    for grp in range(groups):
+        rows_f, rows_k = _group_rows(grp, f // groups), _group_rows(grp, cg * kh * kw)
+        np.matmul(w_mat[rows_f], cols[rows_k], out=y_mat[rows_f])
     bias = np.zeros(f, dtype=x.dtype) if b is None else np.ascontiguousarray(b)   # no bias: add zeros
     y = np.empty((n, f, ho, wo), dtype=x.dtype)
     _fmat_to_nchw(y_mat, bias, y)
     return y
 
 
-def backward_input(g, w, input_shape, stride, padding, dilation, groups):
+def backward_input(g, w, input_shape, geometry):
     """dx of input_shape: dcols = w_mat.T @ g_mat per group (BLAS), then col2im adds dcols into dx."""
     g, w = np.ascontiguousarray(g), np.ascontiguousarray(w)
     n, c, height, width = input_shape
     f, cg, kh, kw = w.shape
+    groups = geometry.groups
     ho, wo = g.shape[2], g.shape[3]
     g_mat = _filter_matrix(g)
     w_mat = w.reshape(f, cg * kh * kw)
     dcols = _workspace.get("dcols", (c * kh * kw, n * ho * wo), g.dtype)
-    with blas_guard():
-        for grp in range(groups):
-            rows_f, rows_k = _group_rows(grp, f // groups), _group_rows(grp, cg * kh * kw)
-            np.matmul(w_mat[rows_f].T, g_mat[rows_f], out=dcols[rows_k])
+    for grp in range(groups):
+        rows_f, rows_k = _group_rows(grp, f // groups), _group_rows(grp, cg * kh * kw)
+        np.matmul(w_mat[rows_f].T, g_mat[rows_f], out=dcols[rows_k])
     dx = np.zeros((n, c, height, width), dtype=g.dtype)
     n_blocks = min(n, -(-4 * numba.get_num_threads() // c))    # at least ~4 iterations per thread
-    _col2im(dcols, kh, kw, *stride, *padding, *dilation, ho, wo, n_blocks, dx)
+    _col2im(dcols, kh, kw, *geometry.stride, *geometry.padding, *geometry.dilation, ho, wo, n_blocks, dx)
     return dx
 
 
-def backward_weight(g, x, weight_shape, stride, padding, dilation, groups, bias):
+def backward_weight(g, x, weight_shape, geometry, bias):
     """(dw, db): dw_mat = g_mat @ cols.T per group (BLAS); db = row sums of g_mat (None without bias)."""
     g, x = np.ascontiguousarray(g), np.ascontiguousarray(x)
     f, cg, kh, kw = weight_shape
+    groups = geometry.groups
     ho, wo = g.shape[2], g.shape[3]
-    cols = _columns(x, kh, kw, stride, padding, dilation, ho, wo)
+    cols = _columns(x, kh, kw, geometry, ho, wo)
     g_mat = _filter_matrix(g)
     dw_mat = np.empty((f, cg * kh * kw), dtype=g.dtype)
-    with blas_guard():
-        for grp in range(groups):
-            rows_f, rows_k = _group_rows(grp, f // groups), _group_rows(grp, cg * kh * kw)
-            np.matmul(g_mat[rows_f], cols[rows_k].T, out=dw_mat[rows_f])
+    for grp in range(groups):
+        rows_f, rows_k = _group_rows(grp, f // groups), _group_rows(grp, cg * kh * kw)
+        np.matmul(g_mat[rows_f], cols[rows_k].T, out=dw_mat[rows_f])
     db = g_mat.sum(axis=1) if bias else None
     return dw_mat.reshape(f, cg, kh, kw), db

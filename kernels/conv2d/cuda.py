@@ -1,8 +1,8 @@
 """2-D convolution with numba.cuda: one GPU thread per output element, written to be read.
 
-Same maths as kernels.conv2d.reference. Each kernel gives every thread one element of the result
-and lets it sum its terms in a fixed order, so there are no atomics and results are identical run to
-run:
+Same maths, functions and arguments as kernels.conv2d.reference. Each kernel gives every thread one
+element of the result and lets it sum its terms in a fixed order, so there are no atomics and
+results are identical run to run:
 
     forward          one thread per y[n, f, i, j]: sum over (c, p, q)
     backward input   one thread per dx[n, c, h, v]: gather form, sum over the filters and the kernel
@@ -10,27 +10,16 @@ run:
     backward weight  one thread per dw[f, c, p, q]: sum over n and the output positions (i, j)
     bias gradient    one thread per db[f]: sum of g[:, f]
 
-Threads are numbered with cuda.grid(1) over the flattened result, in blocks of THREADS_PER_BLOCK;
-each thread first checks that its number is inside the result. No warp shuffles or shared memory,
-so the kernels also run in Numba's CUDA simulator (NUMBA_ENABLE_CUDASIM=1), slowly.
-
-Host (NumPy) inputs are copied to the device and the result is copied back; when any input is
-already a device array, the result is left on the device (a numba device array).
+How threads are numbered and launched, and where arrays live (host in, host out; device in, device
+out), is shared by the three CUDA modules: ``kernels/_cuda.py``. Sums start from ``kernels._jit.ZERO``.
 """
 from __future__ import annotations
 
 import numpy as np
 from numba import cuda
 
-from .._checks import output_hw
-
-THREADS_PER_BLOCK = 128
-
-
-def launch_config(n_threads):
-    """(blocks, threads per block) for one thread per element of an ``n_threads``-element result."""
-    blocks = (n_threads + THREADS_PER_BLOCK - 1) // THREADS_PER_BLOCK
-    return blocks, THREADS_PER_BLOCK
+from .._cuda import launch_config, on_device, to_caller, to_device
+from .._jit import ZERO, unravel4
 
 
 # --- kernels ----------------------------------------------------------------------------------------
@@ -46,10 +35,7 @@ def _forward_kernel(x, w, b, sh, sw, ph, pw, dil_h, dil_w, groups, y):
     cg, kh, kw = w.shape[1], w.shape[2], w.shape[3]
     idx = cuda.grid(1)
     if idx < n_images * n_filters * ho * wo:
-        j = idx % wo                          # idx = ((n*F + f)*Ho + i)*Wo + j
-        i = (idx // wo) % ho
-        f = (idx // (wo * ho)) % n_filters
-        n = idx // (wo * ho * n_filters)
+        n, f, i, j = unravel4(idx, n_filters, ho, wo)
         c0 = (f // (n_filters // groups)) * cg    # first input channel of f's group
         acc = b[f]
         for c in range(cg):
@@ -64,12 +50,12 @@ def _forward_kernel(x, w, b, sh, sw, ph, pw, dil_h, dil_w, groups, y):
 
 
 @cuda.jit
-def _backward_input_kernel(g, w, sh, sw, ph, pw, dil_h, dil_w, groups, zero, dx):
+def _backward_input_kernel(g, w, sh, sw, ph, pw, dil_h, dil_w, groups, dx):
     """dx[n, c, h, v] = sum of w[f, c', p, q] * g[n, f, i, j] over the (f, p, q, i, j) that read x[n, c, h, v].
 
     Output (i, j) reads row h through kernel row p when i*sh + p*dil_h - ph == h, that is when
     h + ph - p*dil_h is >= 0 and a multiple of sh (then i is that over sh, and must be < Ho); the same
-    for columns. ``zero`` is 0 in the arrays' dtype, so a float32 sum stays float32.
+    for columns.
     """
     n_images, n_channels, height, width = dx.shape
     n_filters, ho, wo = g.shape[1], g.shape[2], g.shape[3]
@@ -77,13 +63,10 @@ def _backward_input_kernel(g, w, sh, sw, ph, pw, dil_h, dil_w, groups, zero, dx)
     fg = n_filters // groups
     idx = cuda.grid(1)
     if idx < n_images * n_channels * height * width:
-        v = idx % width                       # idx = ((n*C + c)*H + h)*W + v
-        h = (idx // width) % height
-        c = (idx // (width * height)) % n_channels
-        n = idx // (width * height * n_channels)
+        n, c, h, v = unravel4(idx, n_channels, height, width)
         group = c // cg
         c_in_group = c % cg
-        acc = zero
+        acc = ZERO
         for f in range(group * fg, (group + 1) * fg):
             for p in range(kh):
                 ti = h + ph - p * dil_h          # = i*sh if output row i reads h
@@ -97,19 +80,16 @@ def _backward_input_kernel(g, w, sh, sw, ph, pw, dil_h, dil_w, groups, zero, dx)
 
 
 @cuda.jit
-def _backward_weight_kernel(g, x, sh, sw, ph, pw, dil_h, dil_w, groups, zero, dw):
+def _backward_weight_kernel(g, x, sh, sw, ph, pw, dil_h, dil_w, groups, dw):
     """dw[f, c, p, q] = sum_{n,i,j} g[n, f, i, j] * x[n, c0 + c, i*sh + p*dil_h - ph, j*sw + q*dil_w - pw]."""
     n_filters, cg, kh, kw = dw.shape
     n_images, ho, wo = g.shape[0], g.shape[2], g.shape[3]
     height, width = x.shape[2], x.shape[3]
     idx = cuda.grid(1)
     if idx < n_filters * cg * kh * kw:
-        q = idx % kw                          # idx = ((f*Cg + c)*kh + p)*kw + q
-        p = (idx // kw) % kh
-        c = (idx // (kw * kh)) % cg
-        f = idx // (kw * kh * cg)
+        f, c, p, q = unravel4(idx, cg, kh, kw)
         c0 = (f // (n_filters // groups)) * cg
-        acc = zero
+        acc = ZERO
         for n in range(n_images):
             for i in range(ho):
                 h = i * sh + p * dil_h - ph
@@ -122,12 +102,12 @@ def _backward_weight_kernel(g, x, sh, sw, ph, pw, dil_h, dil_w, groups, zero, dw
 
 
 @cuda.jit
-def _bias_grad_kernel(g, zero, db):
+def _bias_grad_kernel(g, db):
     """db[f] = sum_{n,i,j} g[n, f, i, j]."""
     n_images, n_filters, ho, wo = g.shape
     f = cuda.grid(1)
     if f < n_filters:
-        acc = zero
+        acc = ZERO
         for n in range(n_images):
             for i in range(ho):
                 for j in range(wo):
@@ -135,58 +115,41 @@ def _bias_grad_kernel(g, zero, db):
         db[f] = acc
 
 
-# --- host side --------------------------------------------------------------------------------------
+# --- host side: the functions of kernels.conv2d.reference, with the same arguments ------------------
 
-def _on_device(*arrays):
-    """Whether any of the (non-None) arrays is already on the device (not a NumPy array)."""
-    return any(a is not None and not isinstance(a, np.ndarray) for a in arrays)
-
-
-def _device(a):
-    """``a`` on the device: host arrays are copied there, device arrays are used as they are."""
-    return cuda.to_device(a) if isinstance(a, np.ndarray) else a
-
-
-def forward(x, w, b, stride, padding, dilation, groups):
+def forward(x, w, b, geometry):
     """y (N, F, Ho, Wo), one thread per element; a device array when an input is one."""
-    keep = _on_device(x, w, b)
+    keep = on_device(x, w, b)
     dtype = np.dtype(x.dtype)
     n, c, height, width = x.shape
     f, cg, kh, kw = w.shape
-    ho, wo = output_hw(height, width, (kh, kw), stride, padding, dilation)
+    ho, wo = geometry.output_hw(height, width, (kh, kw))
     bias = np.zeros(f, dtype=dtype) if b is None else b                  # no bias: add zeros
     y = cuda.device_array((n, f, ho, wo), dtype=dtype)
-    blocks, threads = launch_config(n * f * ho * wo)
-    _forward_kernel[blocks, threads](_device(x), _device(w), _device(bias), *stride, *padding, *dilation,
-                                     groups, y)
-    return y if keep else y.copy_to_host()
+    _forward_kernel[launch_config(y.size)](to_device(x), to_device(w), to_device(bias), *geometry.stride,
+                                           *geometry.padding, *geometry.dilation, geometry.groups, y)
+    return to_caller(y, keep)
 
 
-def backward_input(g, w, input_shape, stride, padding, dilation, groups):
+def backward_input(g, w, input_shape, geometry):
     """dx of input_shape, one thread per input element (gather form, no atomics)."""
-    keep = _on_device(g, w)
-    dtype = np.dtype(g.dtype)
-    dx = cuda.device_array(tuple(input_shape), dtype=dtype)
-    blocks, threads = launch_config(dx.size)
-    _backward_input_kernel[blocks, threads](_device(g), _device(w), *stride, *padding, *dilation, groups,
-                                            dtype.type(0), dx)
-    return dx if keep else dx.copy_to_host()
+    keep = on_device(g, w)
+    dx = cuda.device_array(tuple(input_shape), dtype=np.dtype(g.dtype))
+    _backward_input_kernel[launch_config(dx.size)](to_device(g), to_device(w), *geometry.stride, *geometry.padding,
+                                                   *geometry.dilation, geometry.groups, dx)
+    return to_caller(dx, keep)
 
 
-def backward_weight(g, x, weight_shape, stride, padding, dilation, groups, bias):
+def backward_weight(g, x, weight_shape, geometry, bias):
     """(dw, db): one thread per weight element, one per filter for db (None when ``bias`` is False)."""
-    keep = _on_device(g, x)
+    keep = on_device(g, x)
     dtype = np.dtype(g.dtype)
-    g_dev = _device(g)
+    g_dev = to_device(g)
     dw = cuda.device_array(tuple(weight_shape), dtype=dtype)
-    blocks, threads = launch_config(dw.size)
-    _backward_weight_kernel[blocks, threads](g_dev, _device(x), *stride, *padding, *dilation, groups,
-                                             dtype.type(0), dw)
+    _backward_weight_kernel[launch_config(dw.size)](g_dev, to_device(x), *geometry.stride, *geometry.padding,
+                                                    *geometry.dilation, geometry.groups, dw)
     db = None
     if bias:
         db = cuda.device_array(weight_shape[0], dtype=dtype)
-        blocks, threads = launch_config(weight_shape[0])
-        _bias_grad_kernel[blocks, threads](g_dev, dtype.type(0), db)
-    if keep:
-        return dw, db
-    return dw.copy_to_host(), None if db is None else db.copy_to_host()
+        _bias_grad_kernel[launch_config(weight_shape[0])](g_dev, db)
+    return to_caller(dw, keep), None if db is None else to_caller(db, keep)

@@ -10,14 +10,14 @@ where g = f // (F/groups) is the group of filter f, (sh, sw) the stride, (ph, pw
 The idea: for one kernel offset (p, q), the inputs that w[:, :, p, q] multiplies form a strided
 window of the padded input, of shape (N, C, Ho, Wo). So the convolution is a sum over the kh*kw
 offsets of one small matrix product each, and both backward passes are the same loop read the other
-way round. Arguments are already validated by kernels.conv2d; stride, padding and dilation are
-(int, int) pairs.
+way round. Arguments are already validated by kernels.conv2d; ``geometry`` is a
+``kernels.ConvGeometry`` (stride, padding and dilation as (int, int) pairs, and groups). The same
+functions, with the same arguments, are in cpu.py and cuda.py.
 """
 from __future__ import annotations
 
 import numpy as np
 
-from .._checks import output_hw
 
 
 def _window(p, q, ho, wo, stride, dilation):
@@ -32,13 +32,14 @@ def _window(p, q, ho, wo, stride, dilation):
     return rows, cols
 
 
-def forward(x, w, b, stride, padding, dilation, groups):
+def forward(x, w, b, geometry):
     """y (N, F, Ho, Wo) = sum over offsets (p, q) of w[:, :, p, q] applied to the window of x."""
     n, c, height, width = x.shape
     f, cg, kh, kw = w.shape
+    stride, dilation, groups = geometry.stride, geometry.dilation, geometry.groups
     fg = f // groups
-    ho, wo = output_hw(height, width, (kh, kw), stride, padding, dilation)
-    ph, pw = padding
+    ho, wo = geometry.output_hw(height, width, (kh, kw))
+    ph, pw = geometry.padding
     xp = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)))
     y = np.zeros((n, f, ho, wo), dtype=x.dtype)
     for g in range(groups):
@@ -54,13 +55,14 @@ def forward(x, w, b, stride, padding, dilation, groups):
     return y
 
 
-def backward_input(g, w, input_shape, stride, padding, dilation, groups):
+def backward_input(g, w, input_shape, geometry):
     """dx = dL/dx for dL/dy = g: each offset (p, q) sends w[:, :, p, q]^T g back to its window."""
     n, c, height, width = input_shape
     f, cg, kh, kw = w.shape
+    stride, dilation, groups = geometry.stride, geometry.dilation, geometry.groups
     fg = f // groups
     ho, wo = g.shape[2], g.shape[3]
-    ph, pw = padding
+    ph, pw = geometry.padding
     dxp = np.zeros((n, c, height + 2 * ph, width + 2 * pw), dtype=g.dtype)   # gradient of the padded input
     for grp in range(groups):
         gg = g[:, grp * fg:(grp + 1) * fg]
@@ -73,15 +75,16 @@ def backward_input(g, w, input_shape, stride, padding, dilation, groups):
     return dxp[:, :, ph:ph + height, pw:pw + width].copy()   # the padding's gradient is dropped
 
 
-def backward_weight(g, x, weight_shape, stride, padding, dilation, groups, bias):
+def backward_weight(g, x, weight_shape, geometry, bias):
     """(dw, db) for dL/dy = g: dw[f, c, p, q] = sum_{n,i,j} g[n, f, i, j] * window_(p,q)(x)[n, c, i, j].
 
     db[f] = sum_{n,i,j} g[n, f, i, j], or None when ``bias`` is False.
     """
     f, cg, kh, kw = weight_shape
+    stride, dilation, groups = geometry.stride, geometry.dilation, geometry.groups
     fg = f // groups
     ho, wo = g.shape[2], g.shape[3]
-    ph, pw = padding
+    ph, pw = geometry.padding
     xp = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)))
     dw = np.zeros(weight_shape, dtype=g.dtype)
     for grp in range(groups):

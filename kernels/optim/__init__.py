@@ -15,6 +15,19 @@ the steps: ``step`` is 1 on the first update, 2 on the second, ...
 >>> param.round(4)  # Adam's first step moves each element by about lr, against the gradient's sign
 array([ 0.9, -2.1,  3.1], dtype=float32)
 
+Two ways in. The entry points take the hyper-parameters as an object of ``kernels.options``, built
+(and validated) once, e.g. by an optimiser at construction, and check only the arrays and the step::
+
+    sgd_step(param, grad, momentum_buffer, hyper: SGDHyper, step)
+    adagrad_step(param, grad, state_sum, hyper: AdagradHyper, step)
+    adadelta_step(param, grad, square_avg, acc_delta, hyper: AdadeltaHyper, step)
+    rmsprop_step(param, grad, square_avg, momentum_buffer, grad_avg, hyper: RMSpropHyper, step)
+    adam_step(param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, hyper: AdamHyper or AdamWHyper, step)
+
+then run the function of the same name and arguments in the backend's module (IMPLEMENTATIONS). The
+keyword functions (``sgd_update(param, grad, buf, step=1, lr=0.1, momentum=0.9)``, ...) build the
+object and call them.
+
 Arrays may have any shape; all arrays of one call must have the same shape and dtype (float32
 or float64) and be C-contiguous (a non-contiguous array would have to be copied, and the update
 of the copy would be lost). ``backend`` picks the implementation: "numpy" (the reference),
@@ -27,18 +40,33 @@ independent NumPy version that the tests hold both to.
 """
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
-from .. import backend as _backend
 from .._checks import FLOAT_DTYPES, is_device_array
+from ..backend import resolve
+from ..options import AdadeltaHyper, AdagradHyper, AdamHyper, AdamWHyper, RMSpropHyper, SGDHyper
+from . import reference
 
-__all__ = ["sgd_update", "adagrad_update", "adadelta_update", "rmsprop_update", "adam_update",
-           "adamw_update"]
+__all__ = ["sgd_step", "adagrad_step", "adadelta_step", "rmsprop_step", "adam_step",
+           "sgd_update", "adagrad_update", "adadelta_update", "rmsprop_update", "adam_update", "adamw_update"]
 
 
-# --- validation -------------------------------------------------------------------------------
+# --- the static dispatch table: backend name -> the module with this family's verbs there ------------
+
+def _cpu():
+    from . import cpu       # imported at the first "cpu" call: it loads Numba (about 0.3 s)
+    return cpu
+
+
+def _cuda():
+    from . import cuda      # imported at the first "cuda" call: it loads numba.cuda (about 0.5 s)
+    return cuda
+
+
+IMPLEMENTATIONS = {"numpy": lambda: reference, "cpu": _cpu, "cuda": _cuda}
+
+
+# --- checks of the arrays and the step (every call) ---------------------------------------------
 
 def _flat_arrays(named, backend_name):
     """Check the arrays of one call and return flat (1-D) views of them, in the same order.
@@ -92,39 +120,6 @@ def _flat_arrays(named, backend_name):
     return flat
 
 
-def _number(value, name: str) -> float:
-    """A hyper-parameter as a Python float (NumPy scalars too), refusing NaN and infinities."""
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
-        raise TypeError(f"{name} must be a real number, got {value!r}")
-    value = float(value)
-    if not math.isfinite(value):
-        raise ValueError(f"{name} must be finite, got {value}")
-    return value
-
-
-def _at_least(value, name: str, low: float) -> float:
-    value = _number(value, name)
-    if value < low:
-        raise ValueError(f"{name} must be >= {low}, got {value}")
-    return value
-
-
-def _between(value, name: str, low: float, high: float, high_included: bool) -> float:
-    """low <= value <= high (or < high when ``high_included`` is False)."""
-    value = _number(value, name)
-    ok = low <= value <= high if high_included else low <= value < high
-    if not ok:
-        raise ValueError(f"{name} must be in [{low}, {high}{']' if high_included else ')'}, got {value}")
-    return value
-
-
-def _positive(value, name: str) -> float:
-    value = _number(value, name)
-    if value <= 0:
-        raise ValueError(f"{name} must be > 0, got {value}")
-    return value
-
-
 def _step(step) -> int:
     """The step number: an int >= 1 (1 on the first update)."""
     if isinstance(step, bool) or not isinstance(step, (int, np.integer)):
@@ -139,15 +134,90 @@ def _required(array, name: str, reason: str):
         raise ValueError(f"{name} is required {reason} (a zero-initialised array like param)")
 
 
-def _betas(betas):
-    try:
-        beta1, beta2 = betas
-    except (TypeError, ValueError):
-        raise TypeError(f"betas must be a pair (beta1, beta2), got {betas!r}") from None
-    return _between(beta1, "betas[0]", 0.0, 1.0, False), _between(beta2, "betas[1]", 0.0, 1.0, False)
+def _hyper(hyper, kind):
+    if not isinstance(hyper, kind):
+        raise TypeError(f"hyper must be a kernels.{kind.__name__} (built once, e.g. {kind.__name__}(lr=0.01)), "
+                        f"got {type(hyper).__name__}")
 
 
-# --- public functions -------------------------------------------------------------------------
+# --- the entry points: hyper-parameters built once ----------------------------------------------------
+
+def sgd_step(param, grad, momentum_buffer, hyper: SGDHyper, step: int, *, backend=None) -> None:
+    """One SGD step (eqs. 5.17-5.20) in place; ``momentum_buffer`` is required when momentum > 0
+    and ignored otherwise. See sgd_update."""
+    name = resolve(backend)
+    _hyper(hyper, SGDHyper)
+    step = _step(step)
+    if hyper.momentum > 0:
+        _required(momentum_buffer, "momentum_buffer", "when momentum > 0")
+    else:
+        momentum_buffer = None  # not used without momentum
+    flat = _flat_arrays([("param", param), ("grad", grad), ("momentum_buffer", momentum_buffer)], name)
+    IMPLEMENTATIONS[name]().sgd_step(*flat, hyper, step)
+
+
+def adagrad_step(param, grad, state_sum, hyper: AdagradHyper, step: int, *, backend=None) -> None:
+    """One AdaGrad step (eq. 5.21) in place. See adagrad_update."""
+    name = resolve(backend)
+    _hyper(hyper, AdagradHyper)
+    step = _step(step)
+    _required(state_sum, "state_sum", "for AdaGrad")
+    flat = _flat_arrays([("param", param), ("grad", grad), ("state_sum", state_sum)], name)
+    IMPLEMENTATIONS[name]().adagrad_step(*flat, hyper, step)
+
+
+def adadelta_step(param, grad, square_avg, acc_delta, hyper: AdadeltaHyper, step: int, *, backend=None) -> None:
+    """One AdaDelta step (eqs. 5.22-5.26) in place. See adadelta_update."""
+    name = resolve(backend)
+    _hyper(hyper, AdadeltaHyper)
+    step = _step(step)
+    _required(square_avg, "square_avg", "for AdaDelta")
+    _required(acc_delta, "acc_delta", "for AdaDelta")
+    flat = _flat_arrays([("param", param), ("grad", grad), ("square_avg", square_avg),
+                         ("acc_delta", acc_delta)], name)
+    IMPLEMENTATIONS[name]().adadelta_step(*flat, hyper, step)
+
+
+def rmsprop_step(param, grad, square_avg, momentum_buffer, grad_avg, hyper: RMSpropHyper, step: int, *,
+                 backend=None) -> None:
+    """One RMSprop step (eqs. 5.27-5.28) in place; ``momentum_buffer`` is required when momentum > 0
+    and ``grad_avg`` when centered, each ignored otherwise. See rmsprop_update."""
+    name = resolve(backend)
+    _hyper(hyper, RMSpropHyper)
+    step = _step(step)
+    _required(square_avg, "square_avg", "for RMSprop")
+    if hyper.momentum > 0:
+        _required(momentum_buffer, "momentum_buffer", "when momentum > 0")
+    else:
+        momentum_buffer = None
+    if hyper.centered:
+        _required(grad_avg, "grad_avg", "when centered=True")
+    else:
+        grad_avg = None
+    flat = _flat_arrays([("param", param), ("grad", grad), ("square_avg", square_avg),
+                         ("momentum_buffer", momentum_buffer), ("grad_avg", grad_avg)], name)
+    IMPLEMENTATIONS[name]().rmsprop_step(*flat, hyper, step)
+
+
+def adam_step(param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, hyper: AdamHyper, step: int, *,
+              backend=None) -> None:
+    """One Adam / AMSGrad step (eqs. 5.29-5.33) in place, AdamW's when ``hyper`` is an AdamWHyper;
+    ``max_exp_avg_sq`` is required with amsgrad and ignored otherwise. See adam_update."""
+    name = resolve(backend)
+    _hyper(hyper, AdamHyper)
+    step = _step(step)
+    _required(exp_avg, "exp_avg", "for Adam")
+    _required(exp_avg_sq, "exp_avg_sq", "for Adam")
+    if hyper.amsgrad:
+        _required(max_exp_avg_sq, "max_exp_avg_sq", "when amsgrad=True")
+    else:
+        max_exp_avg_sq = None
+    flat = _flat_arrays([("param", param), ("grad", grad), ("exp_avg", exp_avg),
+                         ("exp_avg_sq", exp_avg_sq), ("max_exp_avg_sq", max_exp_avg_sq)], name)
+    IMPLEMENTATIONS[name]().adam_step(*flat, hyper, step)
+
+
+# --- the keyword functions: build the hyper-parameters, call the entry point ---------------------------
 
 def sgd_update(param, grad, momentum_buffer=None, *, step, lr, momentum=0.0, dampening=0.0,
                weight_decay=0.0, nesterov=False, backend=None) -> None:
@@ -168,24 +238,9 @@ def sgd_update(param, grad, momentum_buffer=None, *, step, lr, momentum=0.0, dam
     ``momentum_buffer`` (zeros like ``param``) is required when ``momentum > 0`` and ignored
     otherwise. Nesterov needs ``momentum > 0`` and ``dampening == 0`` (PyTorch's rule).
     """
-    step = _step(step)
-    lr = _at_least(lr, "lr", 0.0)
-    momentum = _at_least(momentum, "momentum", 0.0)
-    dampening = _between(dampening, "dampening", 0.0, 1.0, True)
-    weight_decay = _at_least(weight_decay, "weight_decay", 0.0)
-    nesterov = bool(nesterov)
-    if nesterov and (momentum <= 0 or dampening != 0):
-        raise ValueError(f"Nesterov momentum needs momentum > 0 and dampening == 0, got "
-                         f"momentum={momentum}, dampening={dampening}")
-    if momentum > 0:
-        _required(momentum_buffer, "momentum_buffer", "when momentum > 0")
-    else:
-        momentum_buffer = None  # not used without momentum
-    name = _backend.resolve(backend)
-    flat = _flat_arrays([("param", param), ("grad", grad), ("momentum_buffer", momentum_buffer)], name)
-    _backend.implementation("optim", name).sgd_update(
-        *flat, step=step, lr=lr, momentum=momentum, dampening=dampening,
-        weight_decay=weight_decay, nesterov=nesterov)
+    sgd_step(param, grad, momentum_buffer,
+             SGDHyper(lr, momentum=momentum, dampening=dampening, weight_decay=weight_decay, nesterov=nesterov),
+             step, backend=backend)
 
 
 def adagrad_update(param, grad, state_sum, *, step, lr=0.01, lr_decay=0.0, weight_decay=0.0,
@@ -203,16 +258,8 @@ def adagrad_update(param, grad, state_sum, *, step, lr=0.01, lr_decay=0.0, weigh
     may decay with the step. PyTorch's ``initial_accumulator_value`` is the value ``state_sum``
     starts with: fill it with that value (zeros by default) before the first step.
     """
-    step = _step(step)
-    lr = _at_least(lr, "lr", 0.0)
-    lr_decay = _at_least(lr_decay, "lr_decay", 0.0)
-    weight_decay = _at_least(weight_decay, "weight_decay", 0.0)
-    eps = _positive(eps, "eps")
-    _required(state_sum, "state_sum", "for AdaGrad")
-    name = _backend.resolve(backend)
-    flat = _flat_arrays([("param", param), ("grad", grad), ("state_sum", state_sum)], name)
-    _backend.implementation("optim", name).adagrad_update(
-        *flat, step=step, lr=lr, lr_decay=lr_decay, weight_decay=weight_decay, eps=eps)
+    adagrad_step(param, grad, state_sum, AdagradHyper(lr, lr_decay=lr_decay, weight_decay=weight_decay, eps=eps),
+                 step, backend=backend)
 
 
 def adadelta_update(param, grad, square_avg, acc_delta, *, step, lr=1.0, rho=0.9, eps=1e-6,
@@ -231,18 +278,8 @@ def adadelta_update(param, grad, square_avg, acc_delta, *, step, lr=1.0, rho=0.9
     PyTorch keeps one (default 1.0, which is eq. 5.26 exactly) to scale the step.
     ``square_avg`` and ``acc_delta`` start as zeros.
     """
-    step = _step(step)
-    lr = _at_least(lr, "lr", 0.0)
-    rho = _between(rho, "rho", 0.0, 1.0, True)
-    eps = _positive(eps, "eps")
-    weight_decay = _at_least(weight_decay, "weight_decay", 0.0)
-    _required(square_avg, "square_avg", "for AdaDelta")
-    _required(acc_delta, "acc_delta", "for AdaDelta")
-    name = _backend.resolve(backend)
-    flat = _flat_arrays([("param", param), ("grad", grad), ("square_avg", square_avg),
-                         ("acc_delta", acc_delta)], name)
-    _backend.implementation("optim", name).adadelta_update(
-        *flat, step=step, lr=lr, rho=rho, eps=eps, weight_decay=weight_decay)
+    adadelta_step(param, grad, square_avg, acc_delta,
+                  AdadeltaHyper(lr, rho=rho, eps=eps, weight_decay=weight_decay), step, backend=backend)
 
 
 def rmsprop_update(param, grad, square_avg, momentum_buffer=None, grad_avg=None, *, step, lr=0.01,
@@ -267,51 +304,9 @@ def rmsprop_update(param, grad, square_avg, momentum_buffer=None, grad_avg=None,
     ``momentum > 0`` and ``grad_avg`` when ``centered``; both start as zeros and are ignored
     otherwise.
     """
-    step = _step(step)
-    lr = _at_least(lr, "lr", 0.0)
-    alpha = _between(alpha, "alpha", 0.0, 1.0, True)
-    eps = _positive(eps, "eps")
-    weight_decay = _at_least(weight_decay, "weight_decay", 0.0)
-    momentum = _at_least(momentum, "momentum", 0.0)
-    centered = bool(centered)
-    _required(square_avg, "square_avg", "for RMSprop")
-    if momentum > 0:
-        _required(momentum_buffer, "momentum_buffer", "when momentum > 0")
-    else:
-        momentum_buffer = None
-    if centered:
-        _required(grad_avg, "grad_avg", "when centered=True")
-    else:
-        grad_avg = None
-    name = _backend.resolve(backend)
-    flat = _flat_arrays([("param", param), ("grad", grad), ("square_avg", square_avg),
-                         ("momentum_buffer", momentum_buffer), ("grad_avg", grad_avg)], name)
-    _backend.implementation("optim", name).rmsprop_update(
-        *flat, step=step, lr=lr, alpha=alpha, eps=eps, weight_decay=weight_decay,
-        momentum=momentum, centered=centered)
-
-
-def _adam(param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, step, lr, betas, eps, weight_decay,
-          amsgrad, decoupled, backend):
-    """Validate and dispatch, for adam_update (L2 weight decay) and adamw_update (decoupled)."""
-    step = _step(step)
-    lr = _at_least(lr, "lr", 0.0)
-    beta1, beta2 = _betas(betas)
-    eps = _positive(eps, "eps")
-    weight_decay = _at_least(weight_decay, "weight_decay", 0.0)
-    amsgrad = bool(amsgrad)
-    _required(exp_avg, "exp_avg", "for Adam")
-    _required(exp_avg_sq, "exp_avg_sq", "for Adam")
-    if amsgrad:
-        _required(max_exp_avg_sq, "max_exp_avg_sq", "when amsgrad=True")
-    else:
-        max_exp_avg_sq = None
-    name = _backend.resolve(backend)
-    flat = _flat_arrays([("param", param), ("grad", grad), ("exp_avg", exp_avg),
-                         ("exp_avg_sq", exp_avg_sq), ("max_exp_avg_sq", max_exp_avg_sq)], name)
-    _backend.implementation("optim", name).adam_update(
-        *flat, step=step, lr=lr, beta1=beta1, beta2=beta2, eps=eps, weight_decay=weight_decay,
-        amsgrad=amsgrad, decoupled=decoupled)
+    rmsprop_step(param, grad, square_avg, momentum_buffer, grad_avg,
+                 RMSpropHyper(lr, alpha=alpha, eps=eps, weight_decay=weight_decay, momentum=momentum,
+                              centered=centered), step, backend=backend)
 
 
 def adam_update(param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq=None, *, step, lr=1e-3,
@@ -332,8 +327,8 @@ def adam_update(param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq=None, *, step, 
     required then) replaces it before the bias correction. ``exp_avg`` and ``exp_avg_sq`` start
     as zeros. Weight decay here is the L2 penalty; for decoupled decay use ``adamw_update``.
     """
-    _adam(param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, step, lr, betas, eps, weight_decay,
-          amsgrad, False, backend)
+    adam_step(param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq,
+              AdamHyper(lr, betas=betas, eps=eps, weight_decay=weight_decay, amsgrad=amsgrad), step, backend=backend)
 
 
 def adamw_update(param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq=None, *, step, lr=1e-3,
@@ -346,5 +341,5 @@ def adamw_update(param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq=None, *, step,
     estimates (Loshchilov and Hutter, "Decoupled Weight Decay Regularization"; not in the book).
     Note the default ``weight_decay=1e-2``, PyTorch's, where Adam's is 0.
     """
-    _adam(param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, step, lr, betas, eps, weight_decay,
-          amsgrad, True, backend)
+    adam_step(param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq,
+              AdamWHyper(lr, betas=betas, eps=eps, weight_decay=weight_decay, amsgrad=amsgrad), step, backend=backend)

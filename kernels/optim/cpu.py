@@ -14,12 +14,13 @@ Each element's update is independent of the others, so the loop parallelises wit
 synchronisation, and one pass reads and writes each array once: the whole update is "fused"
 into a single sweep over memory, where NumPy would make one pass per operation.
 
-The public functions in ``kernels.optim`` validate their arguments and pass flat (1-D),
-C-contiguous views; the functions here only compute the per-step coefficients (once, in
-Python, in the arrays' dtype: ``formulas.*_coefficients``; ``formulas.py`` says why) and call
-the kernel. An optional state that is switched off
-(no momentum buffer, no AMSGrad maximum, ...) arrives as ``None`` and is replaced by an empty
-array of the same type, so that the kernel compiles once per dtype; the kernel never touches it.
+The entry points in ``kernels.optim`` validate their arguments and pass flat (1-D),
+C-contiguous views; the functions here (the same names and arguments as in reference.py and
+cuda.py) only compute the per-step coefficients (once, in Python, in the arrays' dtype:
+``formulas.*_coefficients``; ``formulas.py`` says why) and call the kernel. An optional state
+that is switched off (no momentum buffer, no AMSGrad maximum, ...) arrives as ``None`` and is
+replaced by an empty array of the same type, so that the kernel compiles once per dtype; the
+kernel never touches it.
 
 ``cache=True`` stores the compiled machine code in ``__pycache__`` (``*.nbi``/``*.nbc`` files), so
 only the first run on a machine pays the compilation. Numba checks only this file's timestamp:
@@ -119,52 +120,37 @@ def _adam_kernel(param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, beta1, beta2,
             max_exp_avg_sq[i] = vmax
 
 
-# --- the functions the dispatcher calls (same names and arguments in reference.py and cuda.py) --
+# --- the functions the entry points call (same names and arguments in reference.py and cuda.py) ----
 
 def _or_empty(state, param):
     """``state``, or an empty array like ``param`` when the state is switched off (None)."""
     return param[:0] if state is None else state
 
 
-def sgd_update(param, grad, momentum_buffer, **hyper):
-    """SGD (eqs. 5.17-5.20) on flat arrays, in place; see ``formulas.sgd``.
-
-    ``hyper``: step, lr, momentum, dampening, weight_decay, nesterov.
-    """
+def sgd_step(param, grad, momentum_buffer, hyper, step):
+    """SGD (eqs. 5.17-5.20) on flat arrays, in place; see ``formulas.sgd``."""
     _run(_sgd_kernel, param, grad, _or_empty(momentum_buffer, param),
-         *formulas.sgd_coefficients(param.dtype, **hyper))
+         *formulas.sgd_coefficients(param.dtype, hyper, step))
 
 
-def adagrad_update(param, grad, state_sum, **hyper):
-    """AdaGrad (eq. 5.21) on flat arrays, in place; see ``formulas.adagrad``.
-
-    ``hyper``: step, lr, lr_decay, weight_decay, eps.
-    """
-    _run(_adagrad_kernel, param, grad, state_sum, *formulas.adagrad_coefficients(param.dtype, **hyper))
+def adagrad_step(param, grad, state_sum, hyper, step):
+    """AdaGrad (eq. 5.21) on flat arrays, in place; see ``formulas.adagrad``."""
+    _run(_adagrad_kernel, param, grad, state_sum, *formulas.adagrad_coefficients(param.dtype, hyper, step))
 
 
-def adadelta_update(param, grad, square_avg, acc_delta, **hyper):
-    """AdaDelta (eqs. 5.22-5.26) on flat arrays, in place; see ``formulas.adadelta``.
-
-    ``hyper``: step, lr, rho, eps, weight_decay.
-    """
+def adadelta_step(param, grad, square_avg, acc_delta, hyper, step):
+    """AdaDelta (eqs. 5.22-5.26) on flat arrays, in place; see ``formulas.adadelta``."""
     _run(_adadelta_kernel, param, grad, square_avg, acc_delta,
-         *formulas.adadelta_coefficients(param.dtype, **hyper))
+         *formulas.adadelta_coefficients(param.dtype, hyper, step))
 
 
-def rmsprop_update(param, grad, square_avg, momentum_buffer, grad_avg, **hyper):
-    """RMSprop (eqs. 5.27-5.28) on flat arrays, in place; see ``formulas.rmsprop``.
-
-    ``hyper``: step, lr, alpha, eps, weight_decay, momentum, centered.
-    """
-    _run(_rmsprop_kernel, param, grad, square_avg, _or_empty(momentum_buffer, param),
-         _or_empty(grad_avg, param), *formulas.rmsprop_coefficients(param.dtype, **hyper))
+def rmsprop_step(param, grad, square_avg, momentum_buffer, grad_avg, hyper, step):
+    """RMSprop (eqs. 5.27-5.28) on flat arrays, in place; see ``formulas.rmsprop``."""
+    _run(_rmsprop_kernel, param, grad, square_avg, _or_empty(momentum_buffer, param), _or_empty(grad_avg, param),
+         *formulas.rmsprop_coefficients(param.dtype, hyper, step))
 
 
-def adam_update(param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, **hyper):
-    """Adam / AMSGrad / AdamW (eqs. 5.29-5.33) on flat arrays, in place; see ``formulas.adam``.
-
-    ``hyper``: step, lr, beta1, beta2, eps, weight_decay, amsgrad, decoupled.
-    """
+def adam_step(param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, hyper, step):
+    """Adam / AMSGrad / AdamW (eqs. 5.29-5.33) on flat arrays, in place; see ``formulas.adam``."""
     _run(_adam_kernel, param, grad, exp_avg, exp_avg_sq, _or_empty(max_exp_avg_sq, param),
-         *formulas.adam_coefficients(param.dtype, **hyper))
+         *formulas.adam_coefficients(param.dtype, hyper, step))

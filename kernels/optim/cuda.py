@@ -11,7 +11,8 @@ Every kernel has the same shape::
             exp_avg[i] = m
 
 The arithmetic lives in ``formulas.py``, shared with the CPU loops of ``cpu.py``: the same
-``register_jitable`` function is compiled for the GPU here and for the CPU there.
+``register_jitable`` function is compiled for the GPU here and for the CPU there. The launch
+configuration and the host/device moves are shared by the three CUDA modules (``kernels/_cuda.py``).
 
 Arrays may be numba CUDA device arrays (``numba.cuda.to_device(x)``), which are updated on the
 device and never leave it (the way to train on a GPU: keep parameters and state there), or
@@ -24,14 +25,10 @@ tiny there.
 """
 from __future__ import annotations
 
-import math
-
-import numpy as np
 from numba import cuda
 
+from .._cuda import launch_config, on_device, to_device
 from . import formulas
-
-THREADS_PER_BLOCK = 256
 
 
 # --- kernels ----------------------------------------------------------------------------------
@@ -119,70 +116,44 @@ def _launch(kernel, arrays, scalars):
     the parameter and the states copied back into them afterwards).
     """
     param = arrays[0]
-    on_host = isinstance(param, np.ndarray)
-    device_arrays = []
-    for array in arrays:
-        if array is None:
-            device_arrays.append(cuda.device_array(0, dtype=param.dtype))
-        elif on_host:
-            device_arrays.append(cuda.to_device(array))
-        else:
-            device_arrays.append(array)
-
-    n = param.size
-    if n > 0:  # a launch needs at least one block
-        threads = min(THREADS_PER_BLOCK, n)
-        blocks = math.ceil(n / threads)
-        kernel[blocks, threads](*device_arrays, *scalars)
-
+    on_host = not on_device(param)
+    device_arrays = [cuda.device_array(0, dtype=param.dtype) if array is None else to_device(array)
+                     for array in arrays]
+    if param.size > 0:  # a launch needs at least one thread with work
+        kernel[launch_config(param.size)](*device_arrays, *scalars)
     if on_host:
         for index, (array, device_array) in enumerate(zip(arrays, device_arrays)):
             if array is not None and index != 1:  # index 1 is the gradient: read, not written
                 device_array.copy_to_host(array)
 
 
-# --- the functions the dispatcher calls (same names and arguments in reference.py and cpu.py) --
+# --- the functions the entry points call (same names and arguments in reference.py and cpu.py) ----
 
-def sgd_update(param, grad, momentum_buffer, **hyper):
-    """SGD (eqs. 5.17-5.20) on flat arrays, in place; see ``formulas.sgd``.
-
-    ``hyper``: step, lr, momentum, dampening, weight_decay, nesterov.
-    """
+def sgd_step(param, grad, momentum_buffer, hyper, step):
+    """SGD (eqs. 5.17-5.20) on flat arrays, in place; see ``formulas.sgd``."""
     _launch(_sgd_kernel, [param, grad, momentum_buffer],
-            formulas.sgd_coefficients(param.dtype, **hyper))
+            formulas.sgd_coefficients(param.dtype, hyper, step))
 
 
-def adagrad_update(param, grad, state_sum, **hyper):
-    """AdaGrad (eq. 5.21) on flat arrays, in place; see ``formulas.adagrad``.
-
-    ``hyper``: step, lr, lr_decay, weight_decay, eps.
-    """
+def adagrad_step(param, grad, state_sum, hyper, step):
+    """AdaGrad (eq. 5.21) on flat arrays, in place; see ``formulas.adagrad``."""
     _launch(_adagrad_kernel, [param, grad, state_sum],
-            formulas.adagrad_coefficients(param.dtype, **hyper))
+            formulas.adagrad_coefficients(param.dtype, hyper, step))
 
 
-def adadelta_update(param, grad, square_avg, acc_delta, **hyper):
-    """AdaDelta (eqs. 5.22-5.26) on flat arrays, in place; see ``formulas.adadelta``.
-
-    ``hyper``: step, lr, rho, eps, weight_decay.
-    """
+def adadelta_step(param, grad, square_avg, acc_delta, hyper, step):
+    """AdaDelta (eqs. 5.22-5.26) on flat arrays, in place; see ``formulas.adadelta``."""
     _launch(_adadelta_kernel, [param, grad, square_avg, acc_delta],
-            formulas.adadelta_coefficients(param.dtype, **hyper))
+            formulas.adadelta_coefficients(param.dtype, hyper, step))
 
 
-def rmsprop_update(param, grad, square_avg, momentum_buffer, grad_avg, **hyper):
-    """RMSprop (eqs. 5.27-5.28) on flat arrays, in place; see ``formulas.rmsprop``.
-
-    ``hyper``: step, lr, alpha, eps, weight_decay, momentum, centered.
-    """
+def rmsprop_step(param, grad, square_avg, momentum_buffer, grad_avg, hyper, step):
+    """RMSprop (eqs. 5.27-5.28) on flat arrays, in place; see ``formulas.rmsprop``."""
     _launch(_rmsprop_kernel, [param, grad, square_avg, momentum_buffer, grad_avg],
-            formulas.rmsprop_coefficients(param.dtype, **hyper))
+            formulas.rmsprop_coefficients(param.dtype, hyper, step))
 
 
-def adam_update(param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, **hyper):
-    """Adam / AMSGrad / AdamW (eqs. 5.29-5.33) on flat arrays, in place; see ``formulas.adam``.
-
-    ``hyper``: step, lr, beta1, beta2, eps, weight_decay, amsgrad, decoupled.
-    """
+def adam_step(param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, hyper, step):
+    """Adam / AMSGrad / AdamW (eqs. 5.29-5.33) on flat arrays, in place; see ``formulas.adam``."""
     _launch(_adam_kernel, [param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq],
-            formulas.adam_coefficients(param.dtype, **hyper))
+            formulas.adam_coefficients(param.dtype, hyper, step))

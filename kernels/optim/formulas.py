@@ -7,10 +7,12 @@ The loops around it live elsewhere:
 - ``kernels/optim/cpu.py`` calls it for every element inside a Numba ``prange`` loop;
 - ``kernels/optim/cuda.py`` calls it from a ``@cuda.jit`` kernel, one GPU thread per element.
 
-So the arithmetic of each optimiser is written exactly once. The formulas follow PyTorch's
-documented algorithms (``torch.optim``), which is what the public functions promise; each
-docstring names the equation of the source text (section 5.4, eqs. 5.17-5.33) and says where
-PyTorch's convention differs from it.
+So the arithmetic of each optimiser is written exactly once. (The loop bodies around the call,
+which read an element and write it back, stay in each loop: moved into a shared function here,
+Adam's CPU loop was no longer inlined and vectorised, and ran 10x slower.)
+The formulas follow PyTorch's documented algorithms (``torch.optim``), which is what the public
+functions promise; each docstring names the equation of the source text (section 5.4, eqs.
+5.17-5.33) and says where PyTorch's convention differs from it.
 
 Two details shape this file:
 
@@ -24,9 +26,9 @@ Two details shape this file:
 Coefficients computed by the caller
     Every number that is the same for all elements is computed once per step, in Python (double
     precision, by the ``*_coefficients`` functions at the end of this file), rounded once to the
-    arrays' dtype, and passed in: the step-
-    dependent ones (Adam's bias corrections, AdaGrad's decayed learning rate, SGD's "first
-    step?") and the complements ``1 - beta2``, ``1 - rho``, ... (as ``one_minus_beta2``, ...).
+    arrays' dtype, and passed in: the step-dependent ones (Adam's bias corrections, AdaGrad's
+    decayed learning rate, SGD's "first step?") and the complements ``1 - beta2``, ``1 - rho``,
+    ... (as ``one_minus_beta2``, ...).
     Two reasons. Precision: float32(0.999) is 0.99900001, and ``1 - beta2`` computed from it is
     0.00099999 instead of 0.001, a relative error of 1.3e-5 that the subtraction exposes; in
     double precision it is exact to 1e-16 before the one rounding. Type: in Numba a literal such
@@ -225,37 +227,41 @@ def adam(p, g, m, v, vmax, beta1, beta2, one_minus_beta1, one_minus_beta2, eps, 
 # --- the per-step coefficients, computed once in Python for all elements ----------------------
 # Each function returns the scalar arguments of its formula (everything after the arrays'
 # elements), in the formula's order, as numbers of the arrays' dtype (np.float32 or np.float64).
+# ``hyper`` is the optimiser's object of kernels.options (SGDHyper, ...), ``step`` the step number.
 
-def sgd_coefficients(dtype, *, step, lr, momentum, dampening, weight_decay, nesterov):
+def sgd_coefficients(dtype, hyper, step):
     """``(lr, momentum, one_minus_dampening, weight_decay, nesterov, first_step)`` for ``sgd``."""
     s = np.dtype(dtype).type
-    return s(lr), s(momentum), s(1 - dampening), s(weight_decay), bool(nesterov), step == 1
+    return (s(hyper.lr), s(hyper.momentum), s(1 - hyper.dampening), s(hyper.weight_decay), hyper.nesterov,
+            step == 1)
 
 
-def adagrad_coefficients(dtype, *, step, lr, lr_decay, weight_decay, eps):
+def adagrad_coefficients(dtype, hyper, step):
     """``(clr, weight_decay, eps)`` for ``adagrad``; ``clr = lr / (1 + (step - 1) * lr_decay)``."""
     s = np.dtype(dtype).type
-    return s(lr / (1 + (step - 1) * lr_decay)), s(weight_decay), s(eps)
+    return s(hyper.lr / (1 + (step - 1) * hyper.lr_decay)), s(hyper.weight_decay), s(hyper.eps)
 
 
-def adadelta_coefficients(dtype, *, step, lr, rho, eps, weight_decay):
+def adadelta_coefficients(dtype, hyper, step):
     """``(lr, rho, one_minus_rho, eps, weight_decay)`` for ``adadelta`` (``step`` is not needed)."""
     s = np.dtype(dtype).type
-    return s(lr), s(rho), s(1 - rho), s(eps), s(weight_decay)
+    return s(hyper.lr), s(hyper.rho), s(1 - hyper.rho), s(hyper.eps), s(hyper.weight_decay)
 
 
-def rmsprop_coefficients(dtype, *, step, lr, alpha, eps, weight_decay, momentum, centered):
+def rmsprop_coefficients(dtype, hyper, step):
     """``(lr, alpha, one_minus_alpha, eps, weight_decay, momentum, centered)`` for ``rmsprop``."""
     s = np.dtype(dtype).type
-    return s(lr), s(alpha), s(1 - alpha), s(eps), s(weight_decay), s(momentum), bool(centered)
+    return (s(hyper.lr), s(hyper.alpha), s(1 - hyper.alpha), s(hyper.eps), s(hyper.weight_decay),
+            s(hyper.momentum), hyper.centered)
 
 
-def adam_coefficients(dtype, *, step, lr, beta1, beta2, eps, weight_decay, amsgrad, decoupled):
+def adam_coefficients(dtype, hyper, step):
     """``(beta1, beta2, one_minus_beta1, one_minus_beta2, eps, weight_decay, decay_factor,
     step_size, bias_correction2_sqrt, amsgrad, decoupled)`` for ``adam``."""
     s = np.dtype(dtype).type
+    (beta1, beta2), lr = hyper.betas, hyper.lr
     step_size = lr / (1 - beta1 ** step)             # lr / bias_correction1
     bias_correction2_sqrt = math.sqrt(1 - beta2 ** step)
-    decay_factor = 1 - lr * weight_decay             # AdamW's shrinking factor
-    return (s(beta1), s(beta2), s(1 - beta1), s(1 - beta2), s(eps), s(weight_decay), s(decay_factor),
-            s(step_size), s(bias_correction2_sqrt), bool(amsgrad), bool(decoupled))
+    decay_factor = 1 - lr * hyper.weight_decay       # AdamW's shrinking factor
+    return (s(beta1), s(beta2), s(1 - beta1), s(1 - beta2), s(hyper.eps), s(hyper.weight_decay), s(decay_factor),
+            s(step_size), s(bias_correction2_sqrt), hyper.amsgrad, hyper.decoupled)

@@ -1,8 +1,17 @@
 """2-D max and average pooling, layout NCHW, with the semantics of torch.nn.functional.max_pool2d and
 avg_pool2d (dilation 1, floor mode).
 
-Four functions, each running on the backend asked for ("numpy" reference, "cpu" Numba-parallel or
-"cuda"; see :mod:`kernels.backend`):
+Four entry points, each taking the window as a ``kernels.PoolGeometry`` built (and validated) once,
+e.g. by a layer at construction, checking the arrays on every call, and running the function of the
+same name and arguments in the backend's module (IMPLEMENTATIONS: "numpy" reference.py, "cpu"
+Numba-parallel cpu.py, "cuda" cuda.py; see :mod:`kernels.backend`)::
+
+    max_forward(x, geometry)                 -> (y, argmax)
+    max_backward(g, argmax, input_shape)     -> dx
+    avg_forward(x, geometry)                 -> y
+    avg_backward(g, input_shape, geometry)   -> dx
+
+and their keyword forms, which build the geometry and call them::
 
     max_pool2d_forward(x, kernel_size, stride=, padding=)   -> (y, argmax)
     max_pool2d_backward(g, argmax, input_shape)             -> dx
@@ -61,47 +70,119 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import _checks
-from ..backend import implementation, resolve
+from .._checks import float_array, host_only, is_device_array, shape4
+from ..backend import resolve
+from ..options import PoolGeometry
+from . import reference
 
-__all__ = ["max_pool2d_forward", "max_pool2d_backward", "avg_pool2d_forward", "avg_pool2d_backward"]
+__all__ = ["max_forward", "max_backward", "avg_forward", "avg_backward",
+           "max_pool2d_forward", "max_pool2d_backward", "avg_pool2d_forward", "avg_pool2d_backward"]
 
 
-# --- checks at the boundary: every error names the argument, what was expected and what came -------
+# --- the static dispatch table: backend name -> the module with this family's verbs there ------------
+
+def _cpu():
+    from . import cpu       # imported at the first "cpu" call: it loads Numba (about 0.3 s)
+    return cpu
+
+
+def _cuda():
+    from . import cuda      # imported at the first "cuda" call: it loads numba.cuda (about 0.5 s)
+    return cuda
+
+
+IMPLEMENTATIONS = {"numpy": lambda: reference, "cpu": _cpu, "cuda": _cuda}
+
+
+# --- array checks (every call): each error names the argument, what was expected and what came ------
 
 def _float4(a, name, backend, dtype=None):
     """A 4-D float32/float64 array: host arrays made C-contiguous; device arrays only on "cuda"."""
-    _checks.host_only(backend, **{name: a})
-    return _checks.float_array(a, name, ndim=4, dtype=dtype)
+    host_only(backend, **{name: a})
+    return float_array(a, name, ndim=4, dtype=dtype)
 
 
-def _geometry(kernel_size, stride, padding):
-    """kernel, stride, padding as (int, int) pairs; stride defaults to the kernel size."""
-    kernel = _checks.pair(kernel_size, "kernel_size", 1)
-    stride = kernel if stride is None else _checks.pair(stride, "stride", 1)
-    padding = _checks.pair(padding, "padding", 0)
-    half = (kernel[0] // 2, kernel[1] // 2)
-    if padding[0] > half[0] or padding[1] > half[1]:
-        raise ValueError(f"padding must be at most kernel_size // 2 = {half} (torch's rule: every window must "
-                         f"hold at least one element of the input), got padding {padding} with kernel_size "
-                         f"{kernel}")
-    return kernel, stride, padding
+def _geometry(geometry):
+    if not isinstance(geometry, PoolGeometry):
+        raise TypeError(f"geometry must be a kernels.PoolGeometry (built once, e.g. PoolGeometry(2)), "
+                        f"got {type(geometry).__name__}")
+    return geometry
 
 
-def _output_shape(input_shape, kernel, stride, padding, what):
+def _checked_input(x, geometry, backend):
+    """(backend name, x) for a forward pass: x a 4-D float array that the window fits."""
+    name = resolve(backend)
+    geometry = _geometry(geometry)
+    x = _float4(x, "x", name)
+    _output_shape(x.shape, geometry, "x")
+    return name, x
+
+
+def _output_shape(input_shape, geometry, of):
     """(N, C, Ho, Wo), each side floor((size + 2 padding - kernel) / stride) + 1, which must be >= 1."""
     n, c, h, w = input_shape
-    out_h = _checks.output_size(h, kernel[0], stride[0], padding[0], 1, f"{what} (height)")
-    out_w = _checks.output_size(w, kernel[1], stride[1], padding[1], 1, f"{what} (width)")
-    return (n, c, out_h, out_w)
+    return (n, c, *geometry.output_hw(h, w, of=of))
 
 
-def _check_g_shape(g, expected):
-    if tuple(g.shape) != tuple(expected):
-        raise ValueError(f"g must have the shape of the forward output {tuple(expected)}, got {tuple(g.shape)}")
+def _argmax(argmax, g, input_shape, backend):
+    """argmax: int64, g's shape; on the host also every index inside the plane (0 <= i < H * W)."""
+    host_only(backend, argmax=argmax)
+    on_device = is_device_array(argmax)
+    if not on_device:
+        if not isinstance(argmax, np.ndarray):
+            raise TypeError(f"argmax must be the int64 array max_pool2d_forward returned, got "
+                            f"{type(argmax).__name__}")
+        argmax = np.ascontiguousarray(argmax)
+    if np.dtype(argmax.dtype) != np.int64:
+        raise TypeError(f"argmax must be int64 (as max_pool2d_forward returns it), got {np.dtype(argmax.dtype)}")
+    if tuple(argmax.shape) != tuple(g.shape):
+        raise ValueError(f"argmax must have g's shape {tuple(g.shape)}, got {tuple(argmax.shape)}")
+    plane = input_shape[2] * input_shape[3]
+    if not on_device and argmax.size and (argmax.min() < 0 or argmax.max() >= plane):
+        raise ValueError(f"argmax must hold flat indices into an input plane of {input_shape[2]}x{input_shape[3]}"
+                         f" (0 .. {plane - 1}), got values from {argmax.min()} to {argmax.max()}")
+    return argmax
 
 
-# --- the public functions -----------------------------------------------------------------------
+# --- the entry points: a geometry built once ----------------------------------------------------------
+
+def max_forward(x, geometry: PoolGeometry, *, backend=None):
+    """Max pooling: ``(y, argmax)``; see max_pool2d_forward."""
+    name, x = _checked_input(x, geometry, backend)
+    return IMPLEMENTATIONS[name]().max_forward(x, geometry)
+
+
+def max_backward(g, argmax, input_shape, *, backend=None):
+    """Gradient of max pooling: ``dx`` of shape ``input_shape``; see max_pool2d_backward."""
+    name = resolve(backend)
+    g = _float4(g, "g", name)
+    input_shape = shape4(input_shape, "input_shape")
+    if tuple(g.shape[:2]) != input_shape[:2]:
+        raise ValueError(f"g must have the batch size and channels of input_shape {input_shape[:2]}, "
+                         f"got g of shape {tuple(g.shape)}")
+    argmax = _argmax(argmax, g, input_shape, name)
+    return IMPLEMENTATIONS[name]().max_backward(g, argmax, input_shape)
+
+
+def avg_forward(x, geometry: PoolGeometry, *, backend=None):
+    """Average pooling (zero padding counted in the divisor); see avg_pool2d_forward."""
+    name, x = _checked_input(x, geometry, backend)
+    return IMPLEMENTATIONS[name]().avg_forward(x, geometry)
+
+
+def avg_backward(g, input_shape, geometry: PoolGeometry, *, backend=None):
+    """Gradient of average pooling: ``dx`` of shape ``input_shape``; see avg_pool2d_backward."""
+    name = resolve(backend)
+    geometry = _geometry(geometry)
+    g = _float4(g, "g", name)
+    input_shape = shape4(input_shape, "input_shape")
+    expected = _output_shape(input_shape, geometry, "input_shape")
+    if tuple(g.shape) != expected:
+        raise ValueError(f"g must have the shape of the forward output {expected}, got {tuple(g.shape)}")
+    return IMPLEMENTATIONS[name]().avg_backward(g, input_shape, geometry)
+
+
+# --- the keyword functions: build the geometry, call the entry point -------------------------------
 
 def max_pool2d_forward(x, kernel_size, *, stride=None, padding=0, backend=None):
     """Max pooling over kh x kw windows: ``(y, argmax)``, like torch's max_pool2d(return_indices=True).
@@ -120,12 +201,7 @@ def max_pool2d_forward(x, kernel_size, *, stride=None, padding=0, backend=None):
     array([[ 5.,  7.],
            [13., 15.]], dtype=float32)
     """
-    name = resolve(backend)
-    impl = implementation("pool2d", name)
-    x = _float4(x, "x", name)
-    kernel, stride, padding = _geometry(kernel_size, stride, padding)
-    _output_shape(x.shape, kernel, stride, padding, "max_pool2d_forward")
-    return impl.max_forward(x, kernel, stride, padding)
+    return max_forward(x, PoolGeometry(kernel_size, stride, padding), backend=backend)
 
 
 def max_pool2d_backward(g, argmax, input_shape, *, backend=None):
@@ -146,15 +222,7 @@ def max_pool2d_backward(g, argmax, input_shape, *, backend=None):
     array([[[[ 0., 11.,  0.],
              [ 0.,  0.,  0.]]]], dtype=float32)
     """
-    name = resolve(backend)
-    impl = implementation("pool2d", name)
-    g = _float4(g, "g", name)
-    input_shape = _checks.shape4(input_shape, "input_shape")
-    if tuple(g.shape[:2]) != input_shape[:2]:
-        raise ValueError(f"g must have the batch size and channels of input_shape {input_shape[:2]}, "
-                         f"got g of shape {tuple(g.shape)}")
-    argmax = _argmax(argmax, g, input_shape, name)
-    return impl.max_backward(g, argmax, input_shape)
+    return max_backward(g, argmax, input_shape, backend=backend)
 
 
 def avg_pool2d_forward(x, kernel_size, *, stride=None, padding=0, backend=None):
@@ -174,12 +242,7 @@ def avg_pool2d_forward(x, kernel_size, *, stride=None, padding=0, backend=None):
     array([[0.44444444, 0.44444444],
            [0.44444444, 0.44444444]])
     """
-    name = resolve(backend)
-    impl = implementation("pool2d", name)
-    x = _float4(x, "x", name)
-    kernel, stride, padding = _geometry(kernel_size, stride, padding)
-    _output_shape(x.shape, kernel, stride, padding, "avg_pool2d_forward")
-    return impl.avg_forward(x, kernel, stride, padding)
+    return avg_forward(x, PoolGeometry(kernel_size, stride, padding), backend=backend)
 
 
 def avg_pool2d_backward(g, input_shape, kernel_size, *, stride=None, padding=0, backend=None):
@@ -195,30 +258,4 @@ def avg_pool2d_backward(g, input_shape, kernel_size, *, stride=None, padding=0, 
     array([[[[1., 1., 2., 2.],
              [1., 1., 2., 2.]]]])
     """
-    name = resolve(backend)
-    impl = implementation("pool2d", name)
-    g = _float4(g, "g", name)
-    input_shape = _checks.shape4(input_shape, "input_shape")
-    kernel, stride, padding = _geometry(kernel_size, stride, padding)
-    _check_g_shape(g, _output_shape(input_shape, kernel, stride, padding, "avg_pool2d_backward"))
-    return impl.avg_backward(g, input_shape, kernel, stride, padding)
-
-
-def _argmax(argmax, g, input_shape, backend):
-    """argmax: int64, g's shape; on the host also every index inside the plane (0 <= i < H * W)."""
-    _checks.host_only(backend, argmax=argmax)
-    on_device = _checks.is_device_array(argmax)
-    if not on_device:
-        if not isinstance(argmax, np.ndarray):
-            raise TypeError(f"argmax must be the int64 array max_pool2d_forward returned, got "
-                            f"{type(argmax).__name__}")
-        argmax = np.ascontiguousarray(argmax)
-    if np.dtype(argmax.dtype) != np.int64:
-        raise TypeError(f"argmax must be int64 (as max_pool2d_forward returns it), got {np.dtype(argmax.dtype)}")
-    if tuple(argmax.shape) != tuple(g.shape):
-        raise ValueError(f"argmax must have g's shape {tuple(g.shape)}, got {tuple(argmax.shape)}")
-    plane = input_shape[2] * input_shape[3]
-    if not on_device and argmax.size and (argmax.min() < 0 or argmax.max() >= plane):
-        raise ValueError(f"argmax must hold flat indices into an input plane of {input_shape[2]}x{input_shape[3]}"
-                         f" (0 .. {plane - 1}), got values from {argmax.min()} to {argmax.max()}")
-    return argmax
+    return avg_backward(g, input_shape, PoolGeometry(kernel_size, stride, padding), backend=backend)

@@ -21,7 +21,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-from .._checks import output_hw
+from .._jit import ZERO
 
 
 # --- the compiled kernels: planes of shape (N * C, H, W) -----------------------------------------
@@ -129,9 +129,7 @@ def _avg_forward_planes(x, kh, kw, sh, sw, ph, pw, area, y):
             for ow in range(out_w):
                 w_lo = max(ow * sw - pw, 0)
                 w_hi = min(ow * sw - pw + kw, width)
-                # a float32 zero: a plain 0.0 would be float64 and turn a float32 sum into float64
-                # (for float64 input Numba widens it to float64)
-                total = np.float32(0.0)
+                total = ZERO         # the typed zero: a float32 sum stays float32 (kernels._jit)
                 for h in range(h_lo, h_hi):
                     for w in range(w_lo, w_hi):
                         total += x[p, h, w]
@@ -158,10 +156,11 @@ def _avg_backward_planes(g, kh, kw, sh, sw, ph, pw, area, dx):
 
 # --- the backend's functions: NCHW in, NCHW out --------------------------------------------------
 
-def max_forward(x, kernel, stride, padding):
+def max_forward(x, geometry):
     """Max pooling: ``(y, argmax)``; see :func:`kernels.pool2d.max_pool2d_forward`."""
     n, c, h, w = x.shape
-    out_h, out_w = output_hw(h, w, kernel, stride, padding)
+    kernel, stride, padding = geometry.kernel_size, geometry.stride, geometry.padding
+    out_h, out_w = geometry.output_hw(h, w)
     y = np.empty((n * c, out_h, out_w), dtype=x.dtype)
     argmax = np.empty((n * c, out_h, out_w), dtype=np.int64)
     planes = np.ascontiguousarray(x).reshape(n * c, h, w)
@@ -182,22 +181,24 @@ def max_backward(g, argmax, input_shape):
     return dx.reshape(n, c, h, w)
 
 
-def avg_forward(x, kernel, stride, padding):
+def avg_forward(x, geometry):
     """Average pooling (zero padding counted in the divisor kh * kw)."""
     n, c, h, w = x.shape
-    out_h, out_w = output_hw(h, w, kernel, stride, padding)
+    (kh, kw), stride, padding = geometry.kernel_size, geometry.stride, geometry.padding
+    out_h, out_w = geometry.output_hw(h, w)
     y = np.empty((n * c, out_h, out_w), dtype=x.dtype)
-    area = x.dtype.type(kernel[0] * kernel[1])
-    _avg_forward_planes(np.ascontiguousarray(x).reshape(n * c, h, w), *kernel, *stride, *padding, area, y)
+    area = x.dtype.type(kh * kw)
+    _avg_forward_planes(np.ascontiguousarray(x).reshape(n * c, h, w), kh, kw, *stride, *padding, area, y)
     return y.reshape(n, c, out_h, out_w)
 
 
-def avg_backward(g, input_shape, kernel, stride, padding):
+def avg_backward(g, input_shape, geometry):
     """Gradient of average pooling: each window shares its g equally among its kh * kw places."""
     n, c, h, w = input_shape
+    (kh, kw), stride, padding = geometry.kernel_size, geometry.stride, geometry.padding
     out_h, out_w = g.shape[2:]
     dx = np.zeros((n * c, h, w), dtype=g.dtype)
-    area = g.dtype.type(kernel[0] * kernel[1])
-    _avg_backward_planes(np.ascontiguousarray(g).reshape(n * c, out_h, out_w), *kernel, *stride, *padding,
+    area = g.dtype.type(kh * kw)
+    _avg_backward_planes(np.ascontiguousarray(g).reshape(n * c, out_h, out_w), kh, kw, *stride, *padding,
                          area, dx)
     return dx.reshape(n, c, h, w)

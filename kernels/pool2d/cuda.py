@@ -5,8 +5,9 @@ Same functions and arguments as :mod:`kernels.pool2d.reference`, which they are 
 CUDA device arrays: device in, device out (nothing is copied back); host in, host out.
 
 How the work is split: one thread per element of the array being *written*, numbered by
-``cuda.grid(1)`` and turned back into (n, c, row, column); 128 threads per block, and threads past the
-end of the array return at once (the bounds check).
+``cuda.grid(1)`` and turned back into (n, c, row, column) with ``kernels._jit.unravel4``; threads past
+the end of the array return at once (the bounds check). The launch configuration and the host/device
+moves are shared by the three CUDA modules (``kernels/_cuda.py``); sums start from ``kernels._jit.ZERO``.
 
 - Forward: one thread per output element; it reads its window.
 - Backward: one thread per *input* element; it gathers the gradient from every output that used it
@@ -25,18 +26,11 @@ from __future__ import annotations
 
 import math
 
-import numba
 import numpy as np
 from numba import cuda
 
-from .._checks import output_hw
-
-THREADS_PER_BLOCK = 128
-
-
-def _blocks(total):
-    """Blocks of THREADS_PER_BLOCK threads enough for one thread per element."""
-    return (total + THREADS_PER_BLOCK - 1) // THREADS_PER_BLOCK
+from .._cuda import launch_config, on_device, to_caller, to_device
+from .._jit import ZERO, unravel4
 
 
 # --- kernels -------------------------------------------------------------------------------------
@@ -51,12 +45,9 @@ def _max_forward_kernel(x, kh, kw, sh, sw, ph, pw, y, argmax):
     t = cuda.grid(1)
     _, channels, out_h, out_w = y.shape
     height, width = x.shape[2], x.shape[3]
-    if t >= channels * out_h * out_w * y.shape[0]:
+    if t >= y.size:
         return
-    ow = t % out_w
-    oh = (t // out_w) % out_h
-    c = (t // (out_w * out_h)) % channels
-    n = t // (out_w * out_h * channels)
+    n, c, oh, ow = unravel4(t, channels, out_h, out_w)
     h_lo = max(oh * sh - ph, 0)                        # the window's real rows: h_lo .. h_hi - 1
     h_hi = min(oh * sh - ph + kh, height)
     w_lo = max(ow * sw - pw, 0)
@@ -84,14 +75,11 @@ def _max_backward_kernel(g, argmax, dx):
     t = cuda.grid(1)
     _, channels, height, width = dx.shape
     out_h, out_w = g.shape[2], g.shape[3]
-    if t >= channels * height * width * dx.shape[0]:
+    if t >= dx.size:
         return
-    w = t % width
-    h = (t // width) % height
-    c = (t // (width * height)) % channels
-    n = t // (width * height * channels)
+    n, c, h, w = unravel4(t, channels, height, width)
     me = h * width + w
-    total = numba.float32(0.0)  # float32 zero: stays float32 for float32 g (float64 g widens it)
+    total = ZERO
     for oh in range(out_h):
         for ow in range(out_w):
             if argmax[n, c, oh, ow] == me:
@@ -105,13 +93,10 @@ def _avg_forward_kernel(x, kh, kw, sh, sw, ph, pw, area, y):
     t = cuda.grid(1)
     _, channels, out_h, out_w = y.shape
     height, width = x.shape[2], x.shape[3]
-    if t >= channels * out_h * out_w * y.shape[0]:
+    if t >= y.size:
         return
-    ow = t % out_w
-    oh = (t // out_w) % out_h
-    c = (t // (out_w * out_h)) % channels
-    n = t // (out_w * out_h * channels)
-    total = numba.float32(0.0)
+    n, c, oh, ow = unravel4(t, channels, out_h, out_w)
+    total = ZERO
     for h in range(max(oh * sh - ph, 0), min(oh * sh - ph + kh, height)):
         for w in range(max(ow * sw - pw, 0), min(ow * sw - pw + kw, width)):
             total += x[n, c, h, w]
@@ -128,72 +113,57 @@ def _avg_backward_kernel(g, kh, kw, sh, sw, ph, pw, area, dx):
     t = cuda.grid(1)
     _, channels, height, width = dx.shape
     out_h, out_w = g.shape[2], g.shape[3]
-    if t >= channels * height * width * dx.shape[0]:
+    if t >= dx.size:
         return
-    w = t % width
-    h = (t // width) % height
-    c = (t // (width * height)) % channels
-    n = t // (width * height * channels)
+    n, c, h, w = unravel4(t, channels, height, width)
     first_h = h + ph - kh + 1                           # the lowest oh * sh whose window reaches row h
     oh_lo = 0 if first_h <= 0 else (first_h + sh - 1) // sh
     oh_hi = min((h + ph) // sh, out_h - 1)
     first_w = w + pw - kw + 1
     ow_lo = 0 if first_w <= 0 else (first_w + sw - 1) // sw
     ow_hi = min((w + pw) // sw, out_w - 1)
-    total = numba.float32(0.0)
+    total = ZERO
     for oh in range(oh_lo, oh_hi + 1):
         for ow in range(ow_lo, ow_hi + 1):
             total += g[n, c, oh, ow]
     dx[n, c, h, w] = total / area
 
 
-# --- the backend's functions ---------------------------------------------------------------------
+# --- the backend's functions: those of kernels.pool2d.reference, with the same arguments -----------
 
-def _on_device(a):
-    """A device array (the checked inputs are NumPy arrays or numba device arrays)."""
-    return not isinstance(a, np.ndarray)
-
-
-def _device(a):
-    """``a`` on the device (a host array is copied there once)."""
-    return a if _on_device(a) else cuda.to_device(np.ascontiguousarray(a))
-
-
-def _like(result, a):
-    """The result where ``a`` lives: a device array stays on the device, else copied to the host."""
-    return result if _on_device(a) else result.copy_to_host()
-
-
-def max_forward(x, kernel, stride, padding):
+def max_forward(x, geometry):
     """Max pooling: ``(y, argmax)``; see :func:`kernels.pool2d.max_pool2d_forward`."""
     n, c, h, w = x.shape
-    out_shape = (n, c, *output_hw(h, w, kernel, stride, padding))
+    out_shape = (n, c, *geometry.output_hw(h, w))
     y = cuda.device_array(out_shape, dtype=x.dtype)
     argmax = cuda.device_array(out_shape, dtype=np.int64)
-    _max_forward_kernel[_blocks(y.size), THREADS_PER_BLOCK](_device(x), *kernel, *stride, *padding, y, argmax)
-    return _like(y, x), _like(argmax, x)
+    _max_forward_kernel[launch_config(y.size)](to_device(x), *geometry.kernel_size, *geometry.stride,
+                                               *geometry.padding, y, argmax)
+    return to_caller(y, on_device(x)), to_caller(argmax, on_device(x))
 
 
 def max_backward(g, argmax, input_shape):
     """Gradient of max pooling: each input element gathers the g of the windows that chose it."""
     dx = cuda.device_array(tuple(input_shape), dtype=g.dtype)
-    _max_backward_kernel[_blocks(dx.size), THREADS_PER_BLOCK](_device(g), _device(argmax), dx)
-    return _like(dx, g)
+    _max_backward_kernel[launch_config(dx.size)](to_device(g), to_device(argmax), dx)
+    return to_caller(dx, on_device(g))
 
 
-def avg_forward(x, kernel, stride, padding):
+def avg_forward(x, geometry):
     """Average pooling (zero padding counted in the divisor kh * kw)."""
     n, c, h, w = x.shape
-    out_shape = (n, c, *output_hw(h, w, kernel, stride, padding))
+    out_shape = (n, c, *geometry.output_hw(h, w))
     y = cuda.device_array(out_shape, dtype=x.dtype)
-    area = np.dtype(x.dtype).type(kernel[0] * kernel[1])
-    _avg_forward_kernel[_blocks(y.size), THREADS_PER_BLOCK](_device(x), *kernel, *stride, *padding, area, y)
-    return _like(y, x)
+    (kh, kw), stride, padding = geometry.kernel_size, geometry.stride, geometry.padding
+    area = np.dtype(x.dtype).type(kh * kw)
+    _avg_forward_kernel[launch_config(y.size)](to_device(x), kh, kw, *stride, *padding, area, y)
+    return to_caller(y, on_device(x))
 
 
-def avg_backward(g, input_shape, kernel, stride, padding):
+def avg_backward(g, input_shape, geometry):
     """Gradient of average pooling: each input element gathers g / (kh * kw) from its windows."""
     dx = cuda.device_array(tuple(input_shape), dtype=g.dtype)
-    area = np.dtype(g.dtype).type(kernel[0] * kernel[1])
-    _avg_backward_kernel[_blocks(dx.size), THREADS_PER_BLOCK](_device(g), *kernel, *stride, *padding, area, dx)
-    return _like(dx, g)
+    (kh, kw), stride, padding = geometry.kernel_size, geometry.stride, geometry.padding
+    area = np.dtype(g.dtype).type(kh * kw)
+    _avg_backward_kernel[launch_config(dx.size)](to_device(g), kh, kw, *stride, *padding, area, dx)
+    return to_caller(dx, on_device(g))

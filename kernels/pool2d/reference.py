@@ -7,13 +7,14 @@ a strided slice of the (padded) input,
     xp[:, :, i : i + sh * Ho : sh, j : j + sw * Wo : sw]      (shape N, C, Ho, Wo)
 
 so a whole layer is kh * kw array operations. Layout NCHW; the result has the input's dtype.
-Arguments are assumed checked by :mod:`kernels.pool2d` (kernel, stride, padding are (int, int) pairs).
+Arguments are assumed checked by :mod:`kernels.pool2d`; ``geometry`` is a ``kernels.PoolGeometry``
+(kernel_size, stride, padding as (int, int) pairs). cpu.py and cuda.py have the same functions with
+the same arguments.
 """
 from __future__ import annotations
 
 import numpy as np
 
-from .._checks import output_hw
 
 
 def _window_slice(i, j, out_h, out_w, stride):
@@ -22,7 +23,7 @@ def _window_slice(i, j, out_h, out_w, stride):
     return (slice(None), slice(None), slice(i, i + sh * out_h, sh), slice(j, j + sw * out_w, sw))
 
 
-def max_forward(x, kernel, stride, padding):
+def max_forward(x, geometry):
     """Max pooling: ``(y, argmax)``, argmax the flat index h * W + w of the chosen element in its plane.
 
     Padding is -inf, so it never wins. NaN propagates (counts as larger than every number). Ties go
@@ -30,8 +31,8 @@ def max_forward(x, kernel, stride, padding):
     strictly larger.
     """
     n, c, h, w = x.shape
-    (kh, kw), (sh, sw), (ph, pw) = kernel, stride, padding
-    out_h, out_w = output_hw(h, w, kernel, stride, padding)
+    (kh, kw), stride, (ph, pw) = geometry.kernel_size, geometry.stride, geometry.padding
+    out_h, out_w = geometry.output_hw(h, w)
     xp = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)), constant_values=-np.inf)
     # the flat index of each input element, -1 in the padding
     flat = np.pad(np.arange(h * w, dtype=np.int64).reshape(h, w), ((ph, ph), (pw, pw)), constant_values=-1)
@@ -59,11 +60,11 @@ def max_backward(g, argmax, input_shape):
     return dx.reshape(n, c, h, w)
 
 
-def avg_forward(x, kernel, stride, padding):
+def avg_forward(x, geometry):
     """Average pooling, zero padding counted in the divisor: every window is divided by kh * kw."""
     n, c, h, w = x.shape
-    (kh, kw), (sh, sw), (ph, pw) = kernel, stride, padding
-    out_h, out_w = output_hw(h, w, kernel, stride, padding)
+    (kh, kw), stride, (ph, pw) = geometry.kernel_size, geometry.stride, geometry.padding
+    out_h, out_w = geometry.output_hw(h, w)
     xp = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)))
     total = np.zeros((n, c, out_h, out_w), dtype=x.dtype)
     for i in range(kh):
@@ -72,10 +73,10 @@ def avg_forward(x, kernel, stride, padding):
     return total / x.dtype.type(kh * kw)
 
 
-def avg_backward(g, input_shape, kernel, stride, padding):
+def avg_backward(g, input_shape, geometry):
     """Each window hands g / (kh * kw) to every one of its elements; the padding's share is dropped."""
     n, c, h, w = input_shape
-    (kh, kw), (ph, pw) = kernel, padding
+    (kh, kw), stride, (ph, pw) = geometry.kernel_size, geometry.stride, geometry.padding
     out_h, out_w = g.shape[2:]
     share = g / g.dtype.type(kh * kw)
     dxp = np.zeros((n, c, h + 2 * ph, w + 2 * pw), dtype=g.dtype)

@@ -1,9 +1,13 @@
-"""One dispatch for every kernel: a default backend, set_backend, use_backend and backend= per call."""
+"""One dispatch for every kernel: a default backend, set_backend, use_backend and backend= per call,
+through each family's static IMPLEMENTATIONS table."""
+import inspect
+
 import numpy as np
 import pytest
 
 import kernels
 from kernels import backend as dispatch
+from kernels import conv2d, optim, pool2d
 
 
 @pytest.fixture(autouse=True)
@@ -14,16 +18,14 @@ def _restore_default():
 
 
 def _spy(monkeypatch):
-    """Record which backend module each conv2d_forward call reaches."""
+    """Record which backend module each conv2d_forward call reaches (through the dispatch table)."""
     seen = []
-    real = dispatch.implementation
-
-    def spying(family, backend):
-        module = real(family, backend)
-        seen.append(module.__name__.rsplit(".", 1)[-1])
-        return module
-
-    monkeypatch.setattr("kernels.conv2d.implementation", spying)
+    for name, load in dict(conv2d.IMPLEMENTATIONS).items():
+        def spying(_load=load):
+            module = _load()
+            seen.append(module.__name__.rsplit(".", 1)[-1])
+            return module
+        monkeypatch.setitem(conv2d.IMPLEMENTATIONS, name, spying)
     return seen
 
 
@@ -78,3 +80,22 @@ def test_cuda_asked_for_without_a_device_is_a_clear_error_and_changes_nothing(mo
 def test_the_simulator_counts_as_cuda_in_the_test_session():
     # conftest.py switches NUMBA_ENABLE_CUDASIM on before numba is imported
     assert kernels.cuda_available()
+
+
+@pytest.mark.parametrize("family", [conv2d, pool2d, optim], ids=lambda f: f.__name__)
+def test_every_family_has_a_static_table_and_the_same_verbs_in_its_three_modules(family):
+    """IMPLEMENTATIONS names every backend; reference, cpu and cuda have the same public functions with
+    the same arguments, and the family's entry points are those verbs."""
+    assert set(family.IMPLEMENTATIONS) == set(kernels.BACKENDS)
+    modules = {name: load() for name, load in family.IMPLEMENTATIONS.items()}
+    assert [m.__name__.rsplit(".", 1)[-1] for m in modules.values()] == ["reference", "cpu", "cuda"]
+
+    def verbs(module):
+        return {name: list(inspect.signature(f).parameters) for name, f in vars(module).items()
+                if inspect.isfunction(f) and not name.startswith("_") and f.__module__ == module.__name__}
+
+    reference = verbs(modules["numpy"])
+    assert reference and verbs(modules["cpu"]) == reference and verbs(modules["cuda"]) == reference
+    for name, arguments in reference.items():
+        entry = list(inspect.signature(getattr(family, name)).parameters)
+        assert entry[:len(arguments)] == arguments, name

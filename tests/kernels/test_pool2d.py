@@ -20,6 +20,11 @@ def rand(shape, dtype=np.float64, seed=0):
     return np.random.default_rng(seed).standard_normal(shape).astype(dtype)
 
 
+def geometry(kernel, stride, padding):
+    """The kernels.PoolGeometry the backend functions take."""
+    return kernels.PoolGeometry(kernel, stride, padding)
+
+
 def as_pairs(kernel, stride, padding):
     pair = lambda v: (v, v) if isinstance(v, int) else tuple(v)
     kernel = pair(kernel)
@@ -76,11 +81,11 @@ SMALL = ["odd-sizes", "overlap", "padding", "non-square"]  # for the slow Python
 def test_reference_forward_equals_direct_loops(case):
     shape, k, s, p = GEOMETRIES[case]
     x = rand(shape)
-    y, arg = reference.max_forward(x, *as_pairs(k, s, p))
+    y, arg = reference.max_forward(x, geometry(k, s, p))
     y_loops, arg_loops = loops_max_pool(x, k, s, p)
     np.testing.assert_array_equal(y, y_loops)
     np.testing.assert_array_equal(arg, arg_loops)
-    np.testing.assert_allclose(reference.avg_forward(x, *as_pairs(k, s, p)), loops_avg_pool(x, k, s, p), rtol=1e-13)
+    np.testing.assert_allclose(reference.avg_forward(x, geometry(k, s, p)), loops_avg_pool(x, k, s, p), rtol=1e-13)
 
 
 def test_hand_worked_values_with_padding():
@@ -115,9 +120,9 @@ def test_reference_avg_backward_is_the_adjoint_of_avg_forward(case):
     """<avg(x), g> == <x, avg_backward(g)>: the backward is the transpose of the (linear) forward."""
     shape, k, s, p = GEOMETRIES[case]
     x = rand(shape)
-    y = reference.avg_forward(x, *as_pairs(k, s, p))
+    y = reference.avg_forward(x, geometry(k, s, p))
     g = rand(y.shape, seed=1)
-    dx = reference.avg_backward(g, shape, *as_pairs(k, s, p))
+    dx = reference.avg_backward(g, shape, geometry(k, s, p))
     assert np.vdot(y, g) == pytest.approx(np.vdot(x, dx), rel=1e-12, abs=1e-12)
 
 
@@ -127,10 +132,10 @@ def test_reference_max_backward_equals_finite_differences(case):
     a step of 1e-3 never changes which element wins: f is linear there and the difference is exact."""
     shape, k, s, p = GEOMETRIES[case]
     x = np.random.default_rng(2).permutation(np.prod(shape)).reshape(shape) * 0.1
-    kernel, stride, padding = as_pairs(k, s, p)
-    y, arg = reference.max_forward(x, kernel, stride, padding)
+    window = geometry(k, s, p)
+    y, arg = reference.max_forward(x, window)
     g = rand(y.shape, seed=3)
-    f = lambda z: np.sum(g * reference.max_forward(z, kernel, stride, padding)[0])
+    f = lambda z: np.sum(g * reference.max_forward(z, window)[0])
     numeric = np.zeros(shape)
     eps = 1e-3
     for idx in np.ndindex(*shape):
@@ -168,7 +173,7 @@ def test_nans_and_ties_everywhere_in_a_window_match_the_reference(kernel, stride
     rng = np.random.default_rng(7)
     x = rng.integers(0, 3, (3, 2, 7, 8)).astype(np.float32)         # many ties
     x[rng.random(x.shape) < 0.1] = np.nan                           # NaNs in every position of a window
-    y_ref, arg_ref = reference.max_forward(x, (kernel, kernel), (stride, stride), (0, 0))
+    y_ref, arg_ref = reference.max_forward(x, geometry(kernel, stride, 0))
     y, arg = max_pool2d_forward(x, kernel, stride=stride, backend="cpu")
     np.testing.assert_array_equal(arg, arg_ref)
     np.testing.assert_array_equal(y, y_ref)
@@ -241,7 +246,7 @@ def test_cuda_device_arrays_stay_on_the_device():
     x = rand((1, 2, 4, 4), np.float32)
     y, arg = max_pool2d_forward(cuda.to_device(x), 2, backend="cuda")
     assert not isinstance(y, np.ndarray) and not isinstance(arg, np.ndarray)
-    y_ref, arg_ref = reference.max_forward(x, (2, 2), (2, 2), (0, 0))
+    y_ref, arg_ref = reference.max_forward(x, geometry(2, 2, 0))
     np.testing.assert_array_equal(y.copy_to_host(), y_ref)
     np.testing.assert_array_equal(arg.copy_to_host(), arg_ref)
     dx = max_pool2d_backward(y, arg, x.shape, backend="cuda")  # device g, device argmax
@@ -250,8 +255,8 @@ def test_cuda_device_arrays_stay_on_the_device():
     avg = avg_pool2d_forward(cuda.to_device(x), 2, backend="cuda")
     dx_avg = avg_pool2d_backward(avg, x.shape, 2, backend="cuda")
     assert not isinstance(avg, np.ndarray) and not isinstance(dx_avg, np.ndarray)
-    avg_ref = reference.avg_forward(x, (2, 2), (2, 2), (0, 0))
-    np.testing.assert_allclose(dx_avg.copy_to_host(), reference.avg_backward(avg_ref, x.shape, (2, 2), (2, 2), (0, 0)),
+    avg_ref = reference.avg_forward(x, geometry(2, 2, 0))
+    np.testing.assert_allclose(dx_avg.copy_to_host(), reference.avg_backward(avg_ref, x.shape, geometry(2, 2, 0)),
                                rtol=1e-6)
     with pytest.raises(TypeError, match=r"x is a CUDA device array, but backend 'cpu'"):
         max_pool2d_forward(cuda.to_device(x), 2, backend="cpu")

@@ -376,3 +376,65 @@ def test_functions_want_a_float_nchw_batch(function):
         function(np.zeros((1, 1, 6, 6), np.uint8), 0)
     with pytest.raises(TypeError, match="seed must be an int, None or a np.random.Generator"):
         function(np.zeros((1, 1, 6, 6), np.float32), "seed")
+
+
+# --- the one generic transform --------------------------------------------------------------------
+
+from nn.augment import Transform  # noqa: E402
+
+
+@pytest.mark.parametrize("transform, function, params", [
+    (RandomFlip(vertical=True), random_flip, {"horizontal": True, "vertical": True, "p": 0.5}),
+    (RandomCrop(5, padding=2), random_crop, {"size": 5, "padding": 2, "fill": 0.0}),
+    (RandomRotation(15), random_rotation, {"degrees": 15, "fill": 0.0}),
+    (RandomShift(2), random_shift, {"max_shift": 2, "fill": 0.0}),
+    (RandomScale((0.8, 1.2)), random_scale, {"scale": (0.8, 1.2), "fill": 0.0}),
+    (RandomShear(10), random_shear, {"degrees": 10, "fill": 0.0}),
+    (ContrastJitter(0.3), contrast_jitter, {"factor": 0.3}),
+    (RandomAffine(degrees=10, max_shift=1), random_affine,
+     {"degrees": 10, "max_shift": 1, "scale": (1, 1), "shear": 0, "fill": 0.0}),
+], ids=lambda v: type(v).__name__ if isinstance(v, Transform) else "")
+def test_each_named_transform_is_its_function_with_the_parameters_fixed(transform, function, params):
+    assert isinstance(transform, Transform) and transform.params == params
+    assert repr(transform) == f"{type(transform).__name__}({', '.join(f'{k}={v!r}' for k, v in params.items())})"
+    x = batch(3, 3, 6, 6)
+    np.testing.assert_array_equal(transform(x, 4), function(x, 4, **params))
+
+
+def test_a_transform_of_ones_own_binds_the_functions_signature_and_runs_its_checks():
+    def jitter(x, rng, amount, clip=True):
+        out = x + np.asarray(rng.uniform(-amount, amount, size=x.shape), x.dtype)
+        return np.clip(out, 0, 1) if clip else out
+
+    def non_negative(value):
+        if value < 0:
+            raise ValueError(f"amount must be >= 0, got {value}")
+        return float(value)
+
+    class Jitter(Transform):
+        function = staticmethod(jitter)
+        checks = {"amount": non_negative}
+
+    t = Jitter(1)                                          # positional, the default filled in, checked
+    assert t.params == {"amount": 1.0, "clip": True} and t.amount == 1.0 and repr(t) == "Jitter(amount=1.0, clip=True)"
+    x = batch(2, 1, 3, 3)
+    np.testing.assert_array_equal(t(x, 9), jitter(x, np.random.default_rng(9), 1.0))
+    np.testing.assert_array_equal(Compose([t])(x, 9), t(x, 9))
+    with pytest.raises(ValueError, match="amount must be >= 0, got -1"):
+        Jitter(-1)                                         # at construction, not at the first batch
+    with pytest.raises(TypeError, match="Jitter: missing a required argument: 'amount'"):
+        Jitter()
+    with pytest.raises(TypeError, match="Jitter: got an unexpected keyword argument 'sigma'"):
+        Jitter(1, sigma=2)
+    with pytest.raises(TypeError, match="Transform names no function"):
+        Transform()
+
+
+def test_named_transforms_check_their_arguments_when_made():
+    for make, message in [(lambda: RandomShear(90), r"degrees must lie within \(-90, 90\), got 90"),
+                          (lambda: RandomAffine(shear=95), r"shear must lie within \(-90, 90\)"),
+                          (lambda: RandomCrop(3, padding=-1), "padding must be >= 0"),
+                          (lambda: RandomFlip(p=2), r"p must be a probability in \[0, 1\], got 2")]:
+        with pytest.raises(ValueError, match=message):
+            make()
+    assert RandomFlip(horizontal=0, p=1).params == {"horizontal": False, "vertical": False, "p": 1.0}

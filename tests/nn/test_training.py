@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import nn
-from nn.cli import main
+from chainrule.cli import main
 
 
 def _param(values):

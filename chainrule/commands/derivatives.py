@@ -1,0 +1,104 @@
+"""The autodiff subcommands: ``demo``, ``graph`` and ``check``.
+
+- ``chainrule demo [--at X ...]``: eq. 5.36 of the source material differentiated by forward mode,
+  reverse mode and SymPy (eq. 5.37), side by side.
+- ``chainrule graph EXPR --at x=0.5 -o graph.svg [--steps]``: the expression's graph (eq. 5.38 form),
+  its reverse trace table, and its picture with values and adjoints; ``--steps`` also writes one
+  picture per node of the reverse sweep.
+- ``chainrule check EXPR --at x=0.5``: the derivative by every method, side by side (``compare``).
+
+Expressions are parsed against a whitelist (``autodiff.expression``), never evaluated as Python.
+"""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import autodiff as ad
+from autodiff.examples import eq_5_36
+from autodiff.expression import parse_assignments, parse_expression
+
+MODES = ("reverse", "forward")   # the two sweeps a graph can be drawn for
+
+
+def demo(points, out=None) -> int:
+    """Print dy/dx of eq. 5.36 at each point by forward mode, reverse mode and SymPy."""
+    import sympy   # here, not at the top: SymPy takes half a second to import, and only demo needs it
+
+    out = out or sys.stdout
+    x = ad.Tensor(points[0], requires_grad=True, name="x")
+    y = eq_5_36(x)
+    expr = ad.to_sympy(y)
+    symbol = sympy.Symbol("x", real=True)
+    derivative = sympy.diff(expr, symbol)
+    n_ops = sum(1 for node in ad.toposort([y])[0] if node.op is not None)
+    print(f"Eq. 5.36 of the source material, recorded as a graph of {n_ops} primitives (eq. 5.38):", file=out)
+    print(f"  y     = {expr}", file=out)
+    print(f"  dy/dx = {derivative}   (SymPy, eq. 5.37)", file=out)
+    print(file=out)
+    header = f"{'x':>8}  {'forward mode':>22}  {'reverse mode':>22}  {'SymPy (eq. 5.37)':>22}  {'max rel. diff':>13}"
+    print(header, file=out)
+    print("-" * len(header), file=out)
+    for p in points:
+        _, forward = ad.jvp(eq_5_36, (p,), (1.0,))
+        reverse = ad.grad(eq_5_36)(p)
+        symbolic = float(derivative.evalf(30, subs={symbol: sympy.Float(p, 30)}))
+        diff = max(abs(forward - symbolic), abs(reverse - symbolic)) / abs(symbolic)
+        print(f"{p:8.3f}  {forward:22.16g}  {reverse:22.16g}  {symbolic:22.16g}  {diff:13.1e}", file=out)
+    return 0
+
+
+def _record(expr, at):
+    """Parse EXPR over the variables of --at and evaluate it on named leaves: (f, values, leaves, output)."""
+    values = parse_assignments(at)
+    f = parse_expression(expr, list(values))
+    leaves = [ad.Tensor(v, requires_grad=True, name=k) for k, v in values.items()]
+    return f, values, leaves, f(*leaves)
+
+
+def graph(expr, at, output, steps=False, mode="reverse", out=None) -> int:
+    """Print the graph of EXPR as code and as a trace table; save its picture (and the steps)."""
+    out = out or sys.stdout
+    _, _, leaves, y = _record(expr, at)
+    if not isinstance(y, ad.Tensor) or not y.requires_grad:
+        print("chainrule graph: the expression does not depend on its variables", file=sys.stderr)
+        return 2
+    print(ad.graph_code(y), file=out)
+    print(file=out)
+    print(ad.trace_table(y, mode=mode, wrt=leaves), file=out)
+    show = ("value", "grad") if mode == "reverse" else ("value", "tangent")
+    path = ad.save(ad.draw(y, show=show, names="letters", wrt=leaves), output)
+    print(f"\nsaved {path}", file=out)
+    if steps:
+        folder = Path(output).with_suffix("")
+        folder = folder.with_name(folder.name + "_steps")
+        paths = ad.draw_steps(y, mode=mode, wrt=leaves).save(folder, format=Path(output).suffix.lstrip(".") or "svg")
+        print(f"saved {len(paths)} step pictures in {folder}/", file=out)
+    return 0
+
+
+def check(expr, at, out=None) -> int:
+    """Print the derivative of EXPR at the point by every method (``autodiff.compare``)."""
+    out = out or sys.stdout
+    f, values, _, _ = _record(expr, at)
+    print(ad.compare(f, *values.values()), file=out)
+    return 0
+
+
+def add_to(sub) -> None:
+    """Add ``demo``, ``graph`` and ``check`` to the subparsers ``sub``; each sets ``run(args) -> int``."""
+    p_demo = sub.add_parser("demo", help="differentiate the source material's eq. 5.36 three ways")
+    p_demo.add_argument("--at", type=float, nargs="+", default=[-1.0, 0.0, 0.5, 1.0, 2.0], metavar="X",
+                        help="points at which to differentiate (default: -1 0 0.5 1 2)")
+    p_demo.set_defaults(run=lambda args: demo(args.at))
+    p_graph = sub.add_parser("graph", help="draw an expression's graph with values and adjoints")
+    p_graph.add_argument("expression", help='e.g. "exp(sin(x) + sin(x)**2) + sin(exp(x) + exp(x)**2)"')
+    p_graph.add_argument("--at", nargs="+", required=True, metavar="NAME=VALUE", help="the point, e.g. x=0.5")
+    p_graph.add_argument("-o", "--output", default="graph.svg", help="picture to write (.svg, .png or .dot)")
+    p_graph.add_argument("--steps", action="store_true", help="also write one picture per step of the sweep")
+    p_graph.add_argument("--mode", choices=MODES, default="reverse")
+    p_graph.set_defaults(run=lambda args: graph(args.expression, args.at, args.output, args.steps, args.mode))
+    p_check = sub.add_parser("check", help="an expression's derivative by every method, side by side")
+    p_check.add_argument("expression")
+    p_check.add_argument("--at", nargs="+", required=True, metavar="NAME=VALUE")
+    p_check.set_defaults(run=lambda args: check(args.expression, args.at))

@@ -1,0 +1,99 @@
+"""The nn subcommand: ``chainrule train``, the main job.
+
+``chainrule train --model digits-cnn --dataset digits --epochs 10 --optimizer adam`` trains a model
+from ``nn.models`` (``--dataset mnist --data-dir PATH`` for MNIST IDX files), printing the summary,
+the progress and the final test accuracy, and saves the weights (``.npz`` + ``.json``) and a
+loss/accuracy plot (``.svg``) in ``--output`` (default ``runs/<model>``).
+
+The choices are the registries' names: ``nn.models.MODELS``, ``nn.datasets.DATASETS``,
+``nn.optim.OPTIMIZERS`` and ``kernels.BACKENDS``; a model added to ``MODELS`` is a ``--model``.
+"""
+from __future__ import annotations
+
+import functools
+import sys
+from pathlib import Path
+
+import kernels
+import nn
+from nn.plot import save_history_svg
+
+
+def _shipped(name, data_dir, seed, out, title):
+    """A data set shipped with the package, split 70 / 10 / 20 into train, validation and test."""
+    x, y = nn.datasets.DATASETS[name]()
+    return _three_way(x, y, 0.1, seed, out, how=f"{title} ({len(x):,} images)")
+
+
+def _idx_folder(name, data_dir, seed, out, title):
+    """IDX files read from --data-dir: the "train" files split 90 / 10 into train and validation, the
+    "test" files the test set. With only the test files there (MNIST's 10,000), they are split
+    72 / 8 / 20: 8,000 to learn from (7,200 train + 800 validation), 2,000 to test."""
+    if data_dir is None:
+        raise ValueError(f"--dataset {name} needs --data-dir PATH (a folder with the {title} IDX files)")
+    load = nn.datasets.DATASETS[name]
+    try:
+        (x, y), (xt, yt) = load(data_dir, "train"), load(data_dir, "test")
+    except FileNotFoundError:   # only the test set
+        x, y = load(data_dir, "test")
+        return _three_way(x, y, 0.08, seed, out,
+                          how=f"the {title} test set of {data_dir} ({len(x):,} images; no training files there)")
+    xtr, xv, ytr, yv = nn.data.train_test_split(x, y, test_size=0.1, seed=seed, stratify=True)
+    print(f"Data: {title} from {data_dir}: {len(xtr):,} train, {len(xv):,} validation, {len(xt):,} test", file=out)
+    return (xtr, ytr), (xv, yv), (xt, yt)
+
+
+def _three_way(x, y, val_size, seed, out, how):
+    """Split one set into train, validation (``val_size``) and a held-out 20% test set, saying so."""
+    xtr, xv, xt, ytr, yv, yt = nn.data.train_val_test_split(x, y, val_size=val_size, test_size=0.2, seed=seed,
+                                                            stratify=True)
+    print(f"Data: {how}, split (seed {seed}) into {len(xtr):,} train, {len(xv):,} validation and "
+          f"{len(xt):,} held-out test images", file=out)
+    return (xtr, ytr), (xv, yv), (xt, yt)
+
+
+# How the command line reads and splits each data set of nn.datasets.DATASETS (a test holds the two
+# to the same names): (name, data_dir, seed, out) -> (train, validation, test) pairs.
+SPLITS = {"digits": functools.partial(_shipped, title="the 8x8 digits"),
+          "mnist": functools.partial(_idx_folder, title="MNIST")}
+
+
+def train(args, out=None) -> int:
+    """Train a model from nn.models, report the held-out test accuracy, save weights and a plot."""
+    out = out or sys.stdout
+    nn.set_seed(args.seed)
+    train_set, val_set, test_set = SPLITS[args.dataset](args.dataset, args.data_dir, args.seed, out)
+    model = nn.models.MODELS[args.model](input_shape=train_set[0].shape[1:])
+    model.summary(file=out)
+    optimizer = nn.optim.get(args.optimizer, model.parameters(), **({} if args.lr is None else {"lr": args.lr}))
+    print(f"Training {args.model} with {optimizer} for {args.epochs} epochs, batch {args.batch_size}, "
+          f"backend {args.backend}", file=out)
+    history = nn.fit(model, train_set, loss="sparse_categorical_crossentropy", optimizer=optimizer,
+                     epochs=args.epochs, batch_size=args.batch_size, validation=val_set, backend=args.backend,
+                     seed=args.seed, verbose=1, file=out)
+    test = nn.evaluate(model, test_set, loss="sparse_categorical_crossentropy", backend=args.backend)
+    print(f"Test accuracy: {test['accuracy']:.4f} ({len(test_set[0]):,} held-out images), "
+          f"test loss {test['loss']:.4f}", file=out)
+    folder = Path(args.output or Path("runs") / args.model)
+    paths = nn.save(model, folder / "model", metadata={"model": args.model, "dataset": args.dataset,
+                                                        "epochs": args.epochs, "test_accuracy": test["accuracy"],
+                                                        "seed": args.seed})
+    plot = save_history_svg(history, folder / "history.svg")
+    print(f"Saved {paths[0]}, {paths[1]} and {plot}", file=out)
+    return 0
+
+
+def add_to(sub) -> None:
+    """Add ``train`` to the subparsers ``sub``, its choices read from the registries."""
+    p = sub.add_parser("train", help="train a CNN (the main job): summary, progress, test accuracy, saved weights")
+    p.add_argument("--model", default="digits-cnn", choices=sorted(nn.models.MODELS))
+    p.add_argument("--dataset", choices=list(nn.datasets.DATASETS), default="digits")
+    p.add_argument("--data-dir", help="folder with the MNIST IDX files (gzip or raw), for --dataset mnist")
+    p.add_argument("--epochs", type=int, default=10)
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--optimizer", default="adam", choices=list(nn.optim.OPTIMIZERS))
+    p.add_argument("--lr", type=float, help="learning rate (default: the optimiser's, as torch.optim)")
+    p.add_argument("--backend", choices=list(kernels.BACKENDS), default="cpu")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--output", help="folder for model.npz, model.json and history.svg (default runs/MODEL)")
+    p.set_defaults(run=train)

@@ -1,0 +1,28 @@
+"""Small pieces the compiled kernels share, Numba CPU loops and numba.cuda kernels alike.
+
+``register_jitable`` compiles a function into whichever kind of code calls it (``@njit`` or
+``@cuda.jit``; plain Python in the CUDA simulator), as ``kernels/optim/formulas.py`` explains.
+
+``ZERO``
+    The typed zero a sum starts from: a float32 zero. In Numba a literal ``0.0`` is a float64, and
+    float32 arithmetic with a float64 is done in float64, so a float32 sum started at ``0.0`` would
+    run (and round) in float64; started at ``ZERO`` it stays float32, and with float64 arrays Numba
+    widens it to float64. (For the same reason ``formulas.py`` passes every coefficient in the
+    arrays' dtype.)
+"""
+from __future__ import annotations
+
+import numpy as np
+from numba.extending import register_jitable
+
+ZERO = np.float32(0.0)
+
+
+@register_jitable
+def unravel4(t, d1, d2, d3):
+    """(i0, i1, i2, i3) with t = ((i0*d1 + i1)*d2 + i2)*d3 + i3: element t of a C-order (., d1, d2, d3) array."""
+    i3 = t % d3
+    i2 = (t // d3) % d2
+    i1 = (t // (d3 * d2)) % d1
+    i0 = t // (d3 * d2 * d1)
+    return i0, i1, i2, i3
