@@ -1,77 +1,92 @@
 """One Adam training step of the source material's Keras MNIST CNN at batch 128, float32 (run by hand).
 
-    python benchmarks/train_step.py            # ours (cpu and numpy backends) beside PyTorch CPU
-    python benchmarks/train_step.py --quick    # fewer repeats
+    python benchmarks/train_step.py                          # ours beside PyTorch CPU (if installed)
+    python benchmarks/train_step.py --torch-python PATH      # PyTorch from another environment
+    python benchmarks/train_step.py --quick                  # fewer repeats, no busy-machine run
 
 A step is: zero the gradients, forward (conv 32 3x3 relu, max-pool 2, conv 64 3x3 relu, max-pool 2,
 flatten, dropout 0.5, dense 10), the fused softmax cross-entropy, backward, Adam update of the 34,826
-parameters. PyTorch runs the same model in its own process (its thread pool and Numba's must not
-share one), with the same number of threads. Ours is measured with glibc's malloc tuned to reuse freed
-memory, as the kernels' first call does for nn.fit and any loop (kernels.runtime), and once without
-(``kernels.runtime.configure(keep_freed_memory=False)`` first), to show what it is worth. Reported:
-median and best milliseconds per step, the ratio ours / PyTorch (the goal: <= 1.5), a breakdown of
-our step by phase, and the peak resident memory of each process (ru_maxrss, which includes the
-interpreter and libraries).
+parameters. Each case runs in its own process (PyTorch's thread pool and Numba's must not share one),
+all with the same number of threads:
+
+- the headline, **plain loop, NumPy first**: the loop most users write, with nothing arranged
+  (``import numpy`` before ``nn``, no ``nn.fit``, no tuning by hand);
+- plain loop, ``nn`` imported first (it used to be faster: it must not be any more);
+- ``nn.fit`` (one epoch of the same batches, per step);
+- PyTorch, the same model and loop.
+
+Reported: median and best milliseconds per step, ours / PyTorch, our step by phase, peak resident
+memory (ru_maxrss, which includes the interpreter and libraries), and, unless --quick, the same steps
+with one competing CPU-bound process on the machine (a busy loop started before, ended after), so
+that both slowdowns are measured under the same load. The CPU model is printed with the figures.
 """
 from __future__ import annotations
 
 import argparse
 import json
 import os
+import platform
 import subprocess
 import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 
-OURS = r"""
+COMMON = r"""
 import json, resource, sys, time
 sys.path.insert(0, sys.argv[1])
-import nn                                   # before numpy: kernels arranges BLAS threading
-import numpy as np
-import kernels
+repeat, case = int(sys.argv[2]), sys.argv[3]
+if case == "nn first":
+    import nn, autodiff as ad
+    import numpy as np
+else:
+    import numpy as np
+    import nn, autodiff as ad
 
-backend, repeat = sys.argv[2], int(sys.argv[3])
-if sys.argv[4] != "keep":
-    kernels.runtime.configure(keep_freed_memory=False)   # before any kernel call: malloc left alone
 nn.set_seed(0)
 model = nn.models.keras_mnist_cnn()
-optimizer = nn.optim.Adam(model.parameters())
+opt = nn.optim.Adam(model.parameters())
 rng = np.random.default_rng(0)
 x = rng.random((128, 1, 28, 28), dtype=np.float32)
 y = rng.integers(0, 10, 128)
-objective = nn.training.loss_function(model, "sparse_categorical_crossentropy")
 phases = {"forward": [], "backward": [], "update": []}
+times = []
 
-def step():
+def step():                                  # the issue's loop, written as a user writes it
     t0 = time.perf_counter()
-    optimizer.zero_grad()
-    loss, _ = objective(x, y)
+    opt.zero_grad(); loss = nn.functional.softmax_cross_entropy(model(ad.Tensor(x)), y)
     t1 = time.perf_counter()
     loss.backward()
     t2 = time.perf_counter()
-    optimizer.step()
+    opt.step()
     t3 = time.perf_counter()
     return t1 - t0, t2 - t1, t3 - t2
 
-with kernels.use_backend(backend):
+if case == "fit":
+    xs, ys = np.concatenate([x] * 8), np.concatenate([y] * 8)
+    nn.fit(model, (xs[:256], ys[:256]), optimizer=opt, epochs=1, batch_size=128, verbose=0, seed=0)   # warm-up
+    for _ in range(max(1, repeat // 8)):
+        t = time.perf_counter()
+        nn.fit(model, (xs, ys), optimizer=opt, epochs=1, batch_size=128, verbose=0, seed=0)
+        times.append((time.perf_counter() - t) / 8)
+else:
     for _ in range(3):
         step()
-    times = []
     for _ in range(repeat):
         f, b, u = step()
         phases["forward"].append(f); phases["backward"].append(b); phases["update"].append(u)
         times.append(f + b + u)
 ms = sorted(1e3 * t for t in times)
 print(json.dumps({"median": ms[len(ms) // 2], "best": ms[0],
-                  "phases": {k: 1e3 * sorted(v)[len(v) // 2] for k, v in phases.items()},
+                  "phases": {k: 1e3 * sorted(v)[len(v) // 2] for k, v in phases.items() if v},
                   "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
 """
 
 TORCH = r"""
 import json, resource, sys, time
 import torch
-repeat = int(sys.argv[1])
+repeat, threads = int(sys.argv[1]), int(sys.argv[2])
+torch.set_num_threads(threads)
 torch.manual_seed(0)
 model = torch.nn.Sequential(
     torch.nn.Conv2d(1, 32, 3), torch.nn.ReLU(), torch.nn.MaxPool2d(2),
@@ -100,40 +115,93 @@ print(json.dumps({"median": ms[len(ms) // 2], "best": ms[0], "threads": torch.ge
                   "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
 """
 
+BUSY = "import time\nend = time.time() + 600\nwhile time.time() < end:\n    pass\n"
 
-def _run(code, *args):
-    proc = subprocess.run([sys.executable, "-c", code, *map(str, args)], capture_output=True, text=True,
-                          env=dict(os.environ))
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"
+
+
+def cpu_flags() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("flags"):
+                flags = line.split(":", 1)[1].split()
+                return " ".join(sorted(f for f in flags if f.startswith(("avx", "fma", "sse4"))))
+    except OSError:
+        pass
+    return ""
+
+
+def _run(python, code, *args):
+    env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_THREAD_TIMEOUT"}
+    proc = subprocess.run([python, "-c", code, *map(str, args)], capture_output=True, text=True, env=env)
     if proc.returncode != 0:
         return None, (proc.stderr.strip().splitlines() or ["failed"])[-1]
     return json.loads(proc.stdout.strip().splitlines()[-1]), None
 
 
-def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="fewer repeats (a smoke run)")
-    parser.add_argument("--no-torch", action="store_true")
-    args = parser.parse_args(argv)
-    repeat = 5 if args.quick else 30
-    torch_result, torch_note = (None, "skipped") if args.no_torch else _run(TORCH, repeat)
-    results = {f"{backend}{'' if keep == 'keep' else ', malloc untuned'}":
-               _run(OURS, REPO, backend, repeat if backend == "cpu" else max(3, repeat // 5), keep)
-               for backend, keep in (("cpu", "keep"), ("cpu", "plain"), ("numpy", "keep"))}
-    print(f"Keras MNIST CNN (34,826 parameters), one Adam step at batch 128, float32, {os.cpu_count()} cores")
+def measure(torch_python, repeat, threads):
+    """Every case, each in its own process; {name: (result, note)}."""
+    results = {case: _run(sys.executable, COMMON, REPO, repeat, case) for case in ("numpy first", "nn first", "fit")}
+    results["pytorch"] = (None, "skipped") if torch_python is None else _run(torch_python, TORCH, repeat, threads)
+    return results
+
+
+def report(results, title):
+    print(title)
+    torch_result = results["pytorch"][0]
     if torch_result:
-        print(f"PyTorch {torch_result['version']} ({torch_result['threads']} threads): median "
+        print(f"  PyTorch {torch_result['version']} ({torch_result['threads']} threads): median "
               f"{torch_result['median']:.1f} ms, best {torch_result['best']:.1f} ms, peak RSS "
               f"{torch_result['peak_mb']:.0f} MB")
     else:
-        print(f"PyTorch not measured: {torch_note} (pip install torch==2.13.0)")
-    for backend, (result, note) in results.items():
+        print(f"  PyTorch not measured: {results['pytorch'][1]} (pip install torch==2.13.0, then --torch-python)")
+    names = {"numpy first": "plain loop, NumPy imported first (headline)", "nn first": "plain loop, nn imported first",
+             "fit": "nn.fit, per step"}
+    for case, label in names.items():
+        result, note = results[case]
         if result is None:
-            print(f"ours, backend {backend}: failed: {note}")
+            print(f"  ours, {label}: failed: {note}")
             continue
-        ratio = f", ours/torch {result['median'] / torch_result['median']:.2f}x (goal <= 1.5)" if torch_result else ""
+        ratio = f", ours/torch {result['median'] / torch_result['median']:.2f}x" if torch_result else ""
         phases = ", ".join(f"{k} {v:.1f}" for k, v in result["phases"].items())
-        print(f"ours, backend {backend}: median {result['median']:.1f} ms, best {result['best']:.1f} ms{ratio}; "
-              f"phases (ms): {phases}; peak RSS {result['peak_mb']:.0f} MB")
+        print(f"  ours, {label}: median {result['median']:.1f} ms, best {result['best']:.1f} ms{ratio}"
+              + (f"; phases (ms): {phases}" if phases else "") + f"; peak RSS {result['peak_mb']:.0f} MB")
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="fewer repeats, no busy-machine run")
+    parser.add_argument("--torch-python", default=None,
+                        help="the Python that has torch (default: this one, if it has torch)")
+    args = parser.parse_args(argv)
+    torch_python = args.torch_python
+    if torch_python is None and subprocess.run([sys.executable, "-c", "import torch"], capture_output=True).returncode == 0:
+        torch_python = sys.executable
+    repeat = 5 if args.quick else 30
+    threads = int(os.environ.get("NUMBA_NUM_THREADS", os.cpu_count()))
+    print(f"CPU: {cpu_model()} ({os.cpu_count()} cores; {cpu_flags()})")
+    quiet = measure(torch_python, repeat, threads)
+    report(quiet, f"Keras MNIST CNN (34,826 parameters), one Adam step at batch 128, float32, {threads} threads")
+    if args.quick:
+        return
+    busy = subprocess.Popen([sys.executable, "-c", BUSY])
+    try:
+        loaded = measure(torch_python, repeat, threads)
+    finally:
+        busy.kill()
+    report(loaded, "The same with one competing CPU-bound process (a Python busy loop) on the machine")
+    for case in ("numpy first", "pytorch"):
+        before, after = quiet[case][0], loaded[case][0]
+        if before and after:
+            print(f"  slowdown under load, {case}: {after['median'] / before['median']:.2f}x")
 
 
 if __name__ == "__main__":

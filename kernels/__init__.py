@@ -17,8 +17,9 @@ The public surface, all importable from ``kernels``:
 - the backend choice (``kernels.backend``): "numpy", "cpu" (the default) or "cuda", per call
   (``backend=``), per block (``use_backend``) or per session (``set_backend``); each family's
   ``IMPLEMENTATIONS`` table says which module runs on which;
-- process-wide tuning (``kernels.runtime``): OpenBLAS's idle threads and glibc's malloc, set up
-  once, by the kernels' first call or by ``kernels.runtime.configure(...)``.
+- process-wide tuning (``kernels.runtime``): one thread pool (Numba's; every BLAS on one thread), a
+  fork-safe Numba threading layer and glibc's malloc, set up once, by the kernels' first call or by
+  ``kernels.runtime.configure(...)``; importing ``kernels`` changes nothing.
 
 Inside: ``_checks.py`` (the per-call array checks and the one host/device test), ``_cuda.py`` (the
 CUDA launch configuration and host/device moves shared by the three ``cuda.py``), ``_jit.py`` (the
@@ -34,15 +35,12 @@ array([[9., 9.],
 (1, 1, 4, 4)
 """
 from . import runtime
-
-runtime.arrange_blas_environment()   # before NumPy loads OpenBLAS: the only moment it reads the variable
-
-from .backend import BACKENDS, BackendUnavailable, cuda_available, get_backend, set_backend, use_backend  # noqa: E402
-from .options import (AdadeltaHyper, AdagradHyper, AdamHyper, AdamWHyper, ConvGeometry, PoolGeometry,  # noqa: E402
+from .backend import BACKENDS, BackendUnavailable, cuda_available, get_backend, set_backend, use_backend
+from .options import (AdadeltaHyper, AdagradHyper, AdamHyper, AdamWHyper, ConvGeometry, PoolGeometry,
                       RMSpropHyper, SGDHyper)
-from .conv2d import conv2d_backward_input, conv2d_backward_weight, conv2d_forward  # noqa: E402
-from .pool2d import avg_pool2d_backward, avg_pool2d_forward, max_pool2d_backward, max_pool2d_forward  # noqa: E402
-from .optim import (adadelta_update, adagrad_update, adam_update, adamw_update, rmsprop_update,  # noqa: E402
+from .conv2d import conv2d_backward_input, conv2d_backward_weight, conv2d_forward
+from .pool2d import avg_pool2d_backward, avg_pool2d_forward, max_pool2d_backward, max_pool2d_forward
+from .optim import (adadelta_update, adagrad_update, adam_update, adamw_update, rmsprop_update,
                     sgd_update)
 
 __all__ = [

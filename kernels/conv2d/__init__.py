@@ -89,8 +89,9 @@ def _check_g(g, expected):
 
 # --- the entry points: a geometry built once ----------------------------------------------------------
 
-def forward(x, w, b, geometry: ConvGeometry, *, backend=None):
-    """y = conv2d(x, w) + b (N, F, Ho, Wo); b may be None. See the module docstring."""
+def forward(x, w, b, geometry: ConvGeometry, *, relu=False, backend=None):
+    """y = conv2d(x, w) + b (N, F, Ho, Wo); b may be None. ``relu=True``: max(y, 0), fused (the
+    activation applied while each result is still in cache). See the module docstring."""
     name = resolve(backend)
     geometry = _geometry(geometry)
     x = float_array(x, "x", 4)
@@ -102,7 +103,7 @@ def forward(x, w, b, geometry: ConvGeometry, *, backend=None):
     if b is not None and tuple(b.shape) != (f,):
         raise ValueError(f"b must have shape (F,) = ({f},), one bias per filter, got {tuple(b.shape)}")
     host_only(name, x=x, w=w, b=b)
-    return IMPLEMENTATIONS[name]().forward(x, w, b, geometry)
+    return IMPLEMENTATIONS[name]().forward(x, w, b, geometry, bool(relu))
 
 
 def backward_input(g, w, input_shape, geometry: ConvGeometry, *, backend=None):

@@ -1,37 +1,43 @@
-"""2-D convolution on the CPU: Numba-parallel im2col / col2im around one BLAS matrix product.
+"""2-D convolution on the CPU: one image per Numba thread, im2col and a BLAS product inside the thread.
 
-Same maths as kernels.conv2d.reference (read that first). The convolution is turned into a matrix
-product ("im2col"):
+Same maths as kernels.conv2d.reference (read that first). For one image n and one group, the
+convolution is a matrix product ("im2col"):
 
-    cols[(c*kh + p)*kw + q, (n*Ho + i)*Wo + j] = x[n, c, i*sh + p*dil_h - ph, j*sw + q*dil_w - pw]   (0 in the padding)
+    cols[(c*kh + p)*kw + q, i*Wo + j] = x[n, c, i*sh + p*dil_h - ph, j*sw + q*dil_w - pw]   (0 in the padding)
 
-so row r of ``cols`` holds, for every output position of every image, the input value that kernel
-entry r = (c, p, q) multiplies. With the filters flattened to ``w_mat`` (F, C/groups*kh*kw):
+so row r of ``cols`` holds, for every output position, the input value that kernel entry
+r = (c, p, q) multiplies. With the group's filters flattened to ``w_mat`` (F/groups, C/groups*kh*kw):
 
-    forward          y_mat (F, N*Ho*Wo) = w_mat @ cols                  then reshuffle y_mat -> y (N, F, Ho, Wo)
-    backward weight  dw_mat (F, C/groups*kh*kw) = g_mat @ cols.T         with g_mat = g reshuffled to (F, N*Ho*Wo)
-    backward input   dcols = w_mat.T @ g_mat                             then col2im: add dcols back into dx
+    forward          y[n] (F/groups, Ho*Wo)      = w_mat @ cols             (+ b, then relu if asked)
+    backward input   dcols (C/groups*kh*kw, Ho*Wo) = w_mat.T @ g[n]         then col2im adds dcols into dx[n]
+    backward weight  dw (F/groups, C/groups*kh*kw) += g[n] @ cols.T         summed over the images
 
-(one product per group: group k uses filter rows k*F/groups... and cols rows k*C/groups*kh*kw...).
+Why this layout (PyTorch's own CPU fallback works the same way): an image's ``cols`` (139 KB for the
+Keras CNN's second convolution) stays in the core's cache between being written and being multiplied,
+the product's result is already in NCHW order (no reshuffle), and the bias and ReLU are added while
+the result is still in cache. Every product is a single-threaded BLAS call made from inside the
+Numba thread (Numba's ``np.dot``, through SciPy's BLAS), so the only thread pool is Numba's: BLAS's
+own threads never start, so they cannot spin against Numba's, whatever was imported first
+(``kernels.runtime`` keeps every BLAS at one thread).
 
-Why this layout: the matrix product is by far the largest piece of work, and BLAS (OpenBLAS through
-NumPy) does it with its own threads and vector code. It is called from Python, outside every Numba
-``prange`` loop, so BLAS's thread pool and Numba's never run at the same time (and OpenBLAS's idle
-threads do not spin against Numba's: ``kernels.runtime`` sees to that, once per process). The copying steps are
-Numba ``prange`` loops in which every iteration writes its own part of the output (one image and
-channel), so no two threads ever add to the same element: results are identical run to run.
+Threads never write to the same element: forward and backward input write their own image; backward
+weight adds each image into the partial sum of its chunk (a fixed split of the batch, independent of
+the number of threads) and the chunks are summed in order at the end. So results are identical run to
+run, and do not depend on the thread count.
 """
 from __future__ import annotations
-
-import threading
 
 import numba
 import numpy as np
 from numba import njit, prange
 
+from .._jit import ZERO
 
+U = np.uint64   # an index known not to be negative (see _im2col)
 
-# --- the parallel copying steps (compiled once per dtype, cached on disk) -------------------------
+#: Backward weight sums the images in this many chunks (at most), each chunk's partial sum apart.
+WEIGHT_CHUNKS = 16
+
 
 @njit(cache=True)
 def _valid_range(size, out, stride, offset):
@@ -41,194 +47,200 @@ def _valid_range(size, out, stride, offset):
     return lo, max(lo, hi)
 
 
-@njit(parallel=True, cache=True)
-def _im2col(x, kh, kw, sh, sw, ph, pw, dil_h, dil_w, ho, wo, cols):
-    """Fill cols (C*kh*kw, N*Ho*Wo): cols[(c*kh + p)*kw + q, (n*Ho + i)*Wo + j] = x[n, c, h, v] or 0.
+@njit(cache=True)
+def _im2col(x, n, c0, kh, kw, sh, sw, ph, pw, dil_h, dil_w, ho, wo, cols):
+    """Fill cols (cg*kh*kw, Ho*Wo) from image n, channels c0 .. c0+cg-1 (cg = cols rows / (kh*kw)).
 
-    h = i*sh + p*dil_h - ph and v = j*sw + q*dil_w - pw; positions in the zero padding give 0.
-    One parallel iteration per row of cols, written front to back: each thread writes its own rows,
-    in long runs (row by row is 1.5x faster than image by image here, which writes 9 rows at once).
-    The valid columns [j0, j1) are worked out once per row, so the inner loop has no branch.
+    cols[(c*kh + p)*kw + q, i*Wo + j] = x[n, c0 + c, i*sh + p*dil_h - ph, j*sw + q*dil_w - pw], 0 in
+    the padding. The valid columns [j0, j1) of each q and rows [i0, i1) of each p are worked out
+    once, so the inner loop is a plain copy. Its indices are unsigned (U): Numba then knows they are
+    not negative and leaves out the wrap-around test it makes for a signed index, which would keep
+    the copy from being vectorised (3x slower here).
     """
-    n_images, n_channels, height, width = x.shape
-    for row in prange(n_channels * kh * kw):
-        c = row // (kh * kw)
-        p = (row // kw) % kh
-        q = row % kw
+    height, width = x.shape[2], x.shape[3]
+    cg = cols.shape[0] // (kh * kw)
+    for q in range(kw):
         j0, j1 = _valid_range(width, wo, sw, q * dil_w - pw)
-        v0 = j0 * sw + q * dil_w - pw
-        for n in range(n_images):
-            for i in range(ho):
-                h = i * sh + p * dil_h - ph
-                start = (n * ho + i) * wo
-                if 0 <= h < height:
-                    for j in range(j0):
-                        cols[row, start + j] = 0
-                    for j in range(j0, j1):
-                        cols[row, start + j] = x[n, c, h, v0 + (j - j0) * sw]
-                    for j in range(j1, wo):
-                        cols[row, start + j] = 0
-                else:                                   # the whole row is in the padding
-                    for j in range(wo):
-                        cols[row, start + j] = 0
-
-
-@njit(parallel=True, cache=True)
-def _col2im(dcols, kh, kw, sh, sw, ph, pw, dil_h, dil_w, ho, wo, n_blocks, dx):
-    """The adjoint of _im2col: dx[n, c, h, v] += dcols[row, col] for every entry im2col copied from there.
-
-    ``dx`` must start at zero. Entries that came from the zero padding are dropped. One parallel
-    iteration per (channel, block of images): it reads the rows of channel c for those images and
-    adds only into dx[those images, c], so no two threads touch the same element, and each element's
-    terms are added in the same order every run. ``n_blocks`` splits the images so that there are
-    enough iterations to share out when there are few channels.
-    """
-    n_images, n_channels, height, width = dx.shape
-    per_block = (n_images + n_blocks - 1) // n_blocks
-    for cb in prange(n_channels * n_blocks):
-        c = cb // n_blocks
-        first = (cb % n_blocks) * per_block
-        last = min(n_images, first + per_block)
+        v0 = U(j0 * sw + q * dil_w - pw)
         for p in range(kh):
-            for q in range(kw):
-                row = (c * kh + p) * kw + q
-                j0, j1 = _valid_range(width, wo, sw, q * dil_w - pw)
-                v0 = j0 * sw + q * dil_w - pw
-                for n in range(first, last):
-                    for i in range(ho):
-                        h = i * sh + p * dil_h - ph
-                        if 0 <= h < height:
-                            start = (n * ho + i) * wo
-                            for j in range(j0, j1):
-                                dx[n, c, h, v0 + (j - j0) * sw] += dcols[row, start + j]
+            i0, i1 = _valid_range(height, ho, sh, p * dil_h - ph)
+            for c in range(cg):
+                src = x[n, c0 + c]
+                dst = cols[(c * kh + p) * kw + q]
+                for k in range(i0 * wo):                 # output rows that read the top padding
+                    dst[k] = 0
+                for i in range(i0, i1):
+                    start = U(i * wo)
+                    line = src[U(i * sh + p * dil_h - ph)]
+                    for j in range(j0):
+                        dst[start + U(j)] = 0
+                    for j in range(j1 - j0):
+                        dst[start + U(j0 + j)] = line[v0 + U(j * sw)]
+                    for j in range(j1, wo):
+                        dst[start + U(j)] = 0
+                for k in range(i1 * wo, ho * wo):        # and the bottom padding
+                    dst[k] = 0
+
+
+@njit(cache=True)
+def _col2im(dcols, n, c0, kh, kw, sh, sw, ph, pw, dil_h, dil_w, ho, wo, dx):
+    """The adjoint of _im2col: dx[n, c0 + c, h, v] += dcols[row, col] for every entry it copied from there."""
+    height, width = dx.shape[2], dx.shape[3]
+    cg = dcols.shape[0] // (kh * kw)
+    for q in range(kw):
+        j0, j1 = _valid_range(width, wo, sw, q * dil_w - pw)
+        v0 = U(j0 * sw + q * dil_w - pw)
+        for p in range(kh):
+            i0, i1 = _valid_range(height, ho, sh, p * dil_h - ph)
+            for c in range(cg):
+                dst = dx[n, c0 + c]
+                src = dcols[(c * kh + p) * kw + q]
+                for i in range(i0, i1):
+                    start = U(i * wo)
+                    line = dst[U(i * sh + p * dil_h - ph)]
+                    for j in range(j1 - j0):
+                        line[v0 + U(j * sw)] += src[start + U(j0 + j)]
+
+
+@njit(cache=True)
+def _forward_images(x, w3, b, first, last, kh, kw, sh, sw, ph, pw, dil_h, dil_w, ho, wo, relu, y):
+    """y[n] (F, Ho*Wo) = w_mat @ cols (+ b[f], then max(., 0) if relu) for images first .. last-1."""
+    groups, fg, kg = w3.shape
+    cg = kg // (kh * kw)
+    cols = np.empty((kg, ho * wo), dtype=x.dtype)
+    prod = np.empty((fg, ho * wo), dtype=x.dtype)
+    for n in range(first, last):
+        for grp in range(groups):
+            _im2col(x, n, grp * cg, kh, kw, sh, sw, ph, pw, dil_h, dil_w, ho, wo, cols)
+            np.dot(w3[grp], cols, prod)
+            for f in range(fg):                         # the epilogue, while prod is in cache
+                bias = b[grp * fg + f]
+                row = y[n, grp * fg + f]
+                if relu:
+                    for k in range(ho * wo):
+                        row[k] = max(prod[f, k] + bias, ZERO)
+                else:
+                    for k in range(ho * wo):
+                        row[k] = prod[f, k] + bias
+
+
+@njit(cache=True)
+def _backward_input_images(g, wt3, first, last, kh, kw, sh, sw, ph, pw, dil_h, dil_w, ho, wo, dx):
+    """dx[n] += col2im(w_mat.T @ g[n]) per group for images first .. last-1 (dx starts at zero)."""
+    groups, kg, fg = wt3.shape
+    cg = kg // (kh * kw)
+    dcols = np.empty((kg, ho * wo), dtype=g.dtype)
+    gn = np.empty((fg, ho * wo), dtype=g.dtype)
+    for n in range(first, last):
+        for grp in range(groups):
+            if groups == 1:
+                np.dot(wt3[0], g[n], dcols)              # g[n] is already the (F, Ho*Wo) matrix
+            else:
+                gn[:, :] = g[n, grp * fg:(grp + 1) * fg]
+                np.dot(wt3[grp], gn, dcols)
+            _col2im(dcols, n, grp * cg, kh, kw, sh, sw, ph, pw, dil_h, dil_w, ho, wo, dx)
+
+
+@njit(cache=True)
+def _backward_weight_images(g, x, first, last, kh, kw, sh, sw, ph, pw, dil_h, dil_w, ho, wo, dw, db):
+    """dw[grp] += g[n] @ cols.T and db[f] += sum of g[n, f] over images first .. last-1."""
+    groups, fg, kg = dw.shape
+    cg = kg // (kh * kw)
+    cols = np.empty((kg, ho * wo), dtype=x.dtype)
+    gn = np.empty((fg, ho * wo), dtype=g.dtype)
+    prod = np.empty((fg, kg), dtype=g.dtype)
+    for n in range(first, last):
+        for grp in range(groups):
+            _im2col(x, n, grp * cg, kh, kw, sh, sw, ph, pw, dil_h, dil_w, ho, wo, cols)
+            if groups == 1:
+                np.dot(g[n], cols.T, prod)               # g[n] is already the (F, Ho*Wo) matrix
+            else:
+                gn[:, :] = g[n, grp * fg:(grp + 1) * fg]
+                np.dot(gn, cols.T, prod)
+            dw[grp] += prod
+            for f in range(fg):
+                total = ZERO
+                for k in range(ho * wo):
+                    total += g[n, grp * fg + f, k]
+                db[grp * fg + f] += total
+
+
+# The parallel drivers: one chunk of images per iteration, each chunk's work a serial function above
+# (so that Numba compiles the BLAS calls on plain contiguous arrays).
+
+@njit(parallel=True, cache=True)
+def _forward(x, w3, b, n_chunks, kh, kw, sh, sw, ph, pw, dil_h, dil_w, ho, wo, relu, y):
+    per = (x.shape[0] + n_chunks - 1) // n_chunks
+    for t in prange(n_chunks):
+        _forward_images(x, w3, b, t * per, min(x.shape[0], (t + 1) * per), kh, kw, sh, sw, ph, pw, dil_h, dil_w,
+                        ho, wo, relu, y)
 
 
 @njit(parallel=True, cache=True)
-def _fmat_to_nchw(y_mat, b, y):
-    """y[n, f, i, j] = y_mat[f, (n*Ho + i)*Wo + j] + b[f]: the product's result back in NCHW order."""
-    n_images, n_filters, ho, wo = y.shape
-    for nf in prange(n_images * n_filters):
-        n = nf // n_filters
-        f = nf % n_filters
-        for i in range(ho):
-            start = (n * ho + i) * wo
-            for j in range(wo):
-                y[n, f, i, j] = y_mat[f, start + j] + b[f]
+def _backward_input(g, wt3, n_chunks, kh, kw, sh, sw, ph, pw, dil_h, dil_w, ho, wo, dx):
+    per = (g.shape[0] + n_chunks - 1) // n_chunks
+    for t in prange(n_chunks):
+        _backward_input_images(g, wt3, t * per, min(g.shape[0], (t + 1) * per), kh, kw, sh, sw, ph, pw, dil_h,
+                               dil_w, ho, wo, dx)
 
 
 @njit(parallel=True, cache=True)
-def _nchw_to_fmat(g, g_mat):
-    """g_mat[f, (n*Ho + i)*Wo + j] = g[n, f, i, j]: the inverse of _fmat_to_nchw (without bias)."""
-    n_images, n_filters, ho, wo = g.shape
-    for nf in prange(n_images * n_filters):
-        n = nf // n_filters
-        f = nf % n_filters
-        for i in range(ho):
-            start = (n * ho + i) * wo
-            for j in range(wo):
-                g_mat[f, start + j] = g[n, f, i, j]
+def _backward_weight(g, x, n_chunks, kh, kw, sh, sw, ph, pw, dil_h, dil_w, ho, wo, dw_part, db_part):
+    per = (g.shape[0] + n_chunks - 1) // n_chunks
+    for t in prange(n_chunks):
+        _backward_weight_images(g, x, t * per, min(g.shape[0], (t + 1) * per), kh, kw, sh, sw, ph, pw, dil_h,
+                                dil_w, ho, wo, dw_part[t], db_part[t])
 
 
-# --- helpers ----------------------------------------------------------------------------------------
-
-class _Workspace(threading.local):
-    """Scratch matrices (cols, g_mat, y_mat, dcols) kept between calls, per thread.
-
-    A fresh 18 MB array costs its page faults on every call (about 2 ms of conv2's 11 ms here);
-    a training step asks for the same few shapes again and again, so they are kept, a handful at a
-    time, and never returned to the caller.
-    """
-    KEEP = 8
-
-    def __init__(self):
-        self.arrays = {}
-
-    def get(self, name, shape, dtype):
-        key = (name, shape, np.dtype(dtype))
-        array = self.arrays.pop(key, None)
-        if array is None:
-            array = np.empty(shape, dtype=dtype)
-        self.arrays[key] = array                     # most recently used last
-        while len(self.arrays) > self.KEEP:
-            del self.arrays[next(iter(self.arrays))]
-        return array
+def _chunks(n):
+    """How many chunks of images a call splits the batch into: a few per thread, so that a thread
+    slowed by another process leaves less work waiting (forward and backward input)."""
+    return max(1, min(n, 4 * numba.get_num_threads()))
 
 
-_workspace = _Workspace()
+def _geometry_args(geometry):
+    return (*geometry.stride, *geometry.padding, *geometry.dilation)
 
 
-def _columns(x, kh, kw, geometry, ho, wo):
-    """im2col of x: the (C*kh*kw, N*Ho*Wo) matrix described in the module docstring."""
-    n, c = x.shape[0], x.shape[1]
-    cols = _workspace.get("cols", (c * kh * kw, n * ho * wo), x.dtype)
-    _im2col(x, kh, kw, *geometry.stride, *geometry.padding, *geometry.dilation, ho, wo, cols)
-    return cols
-
-
-def _filter_matrix(g):
-    """g (N, F, Ho, Wo) as the (F, N*Ho*Wo) matrix g_mat."""
-    n, f, ho, wo = g.shape
-    g_mat = _workspace.get("g_mat", (f, n * ho * wo), g.dtype)
-    _nchw_to_fmat(g, g_mat)
-    return g_mat
-
-
-def _group_rows(group, per_group):
-    """The rows of group ``group`` when each group owns ``per_group`` consecutive rows."""
-    return slice(group * per_group, (group + 1) * per_group)
-
-
-# --- the three directions ---------------------------------------------------------------------------
-
-def forward(x, w, b, geometry):
-    """y (N, F, Ho, Wo): im2col, one matrix product per group (BLAS), reshuffle to NCHW adding b."""
+def forward(x, w, b, geometry, relu=False):
+    """y (N, F, Ho, Wo) = conv2d(x, w) + b, then max(y, 0) when ``relu``: see the module docstring."""
     x, w = np.ascontiguousarray(x), np.ascontiguousarray(w)
     n, c, height, width = x.shape
     f, cg, kh, kw = w.shape
     groups = geometry.groups
     ho, wo = geometry.output_hw(height, width, (kh, kw))
-    cols = _columns(x, kh, kw, geometry, ho, wo)
-    w_mat = w.reshape(f, cg * kh * kw)
-    y_mat = _workspace.get("y_mat", (f, n * ho * wo), x.dtype)
-    for grp in range(groups):
-        rows_f, rows_k = _group_rows(grp, f // groups), _group_rows(grp, cg * kh * kw)
-        np.matmul(w_mat[rows_f], cols[rows_k], out=y_mat[rows_f])
+    w3 = w.reshape(groups, f // groups, cg * kh * kw)
     bias = np.zeros(f, dtype=x.dtype) if b is None else np.ascontiguousarray(b)   # no bias: add zeros
     y = np.empty((n, f, ho, wo), dtype=x.dtype)
-    _fmat_to_nchw(y_mat, bias, y)
+    _forward(x, w3, bias, _chunks(n), kh, kw, *_geometry_args(geometry), ho, wo, bool(relu), y.reshape(n, f, ho * wo))
     return y
 
 
 def backward_input(g, w, input_shape, geometry):
-    """dx of input_shape: dcols = w_mat.T @ g_mat per group (BLAS), then col2im adds dcols into dx."""
+    """dx of input_shape: per image, dcols = w_mat.T @ g[n] (BLAS), then col2im adds dcols into dx[n]."""
     g, w = np.ascontiguousarray(g), np.ascontiguousarray(w)
     n, c, height, width = input_shape
     f, cg, kh, kw = w.shape
     groups = geometry.groups
     ho, wo = g.shape[2], g.shape[3]
-    g_mat = _filter_matrix(g)
-    w_mat = w.reshape(f, cg * kh * kw)
-    dcols = _workspace.get("dcols", (c * kh * kw, n * ho * wo), g.dtype)
-    for grp in range(groups):
-        rows_f, rows_k = _group_rows(grp, f // groups), _group_rows(grp, cg * kh * kw)
-        np.matmul(w_mat[rows_f].T, g_mat[rows_f], out=dcols[rows_k])
+    wt3 = np.ascontiguousarray(w.reshape(groups, f // groups, cg * kh * kw).transpose(0, 2, 1))
     dx = np.zeros((n, c, height, width), dtype=g.dtype)
-    n_blocks = min(n, -(-4 * numba.get_num_threads() // c))    # at least ~4 iterations per thread
-    _col2im(dcols, kh, kw, *geometry.stride, *geometry.padding, *geometry.dilation, ho, wo, n_blocks, dx)
+    _backward_input(g.reshape(n, f, ho * wo), wt3, _chunks(n), kh, kw, *_geometry_args(geometry), ho, wo, dx)
     return dx
 
 
 def backward_weight(g, x, weight_shape, geometry, bias):
-    """(dw, db): dw_mat = g_mat @ cols.T per group (BLAS); db = row sums of g_mat (None without bias)."""
+    """(dw, db): per image g[n] @ cols.T (BLAS), summed in fixed chunks; db the sums of g (None without bias)."""
     g, x = np.ascontiguousarray(g), np.ascontiguousarray(x)
     f, cg, kh, kw = weight_shape
     groups = geometry.groups
-    ho, wo = g.shape[2], g.shape[3]
-    cols = _columns(x, kh, kw, geometry, ho, wo)
-    g_mat = _filter_matrix(g)
-    dw_mat = np.empty((f, cg * kh * kw), dtype=g.dtype)
-    for grp in range(groups):
-        rows_f, rows_k = _group_rows(grp, f // groups), _group_rows(grp, cg * kh * kw)
-        np.matmul(g_mat[rows_f], cols[rows_k].T, out=dw_mat[rows_f])
-    db = g_mat.sum(axis=1) if bias else None
-    return dw_mat.reshape(f, cg, kh, kw), db
+    n, ho, wo = g.shape[0], g.shape[2], g.shape[3]
+    n_chunks = min(n, WEIGHT_CHUNKS)
+    dw_part = np.zeros((n_chunks, groups, f // groups, cg * kh * kw), dtype=g.dtype)
+    db_part = np.zeros((n_chunks, f), dtype=g.dtype)
+    _backward_weight(g.reshape(n, f, ho * wo), x, n_chunks, kh, kw, *_geometry_args(geometry), ho, wo, dw_part, db_part)
+    dw, db = dw_part[0], db_part[0]
+    for t in range(1, n_chunks):          # in chunk order: the same sum whatever the thread count
+        dw = dw + dw_part[t]
+        db = db + db_part[t]
+    return dw.reshape(f, cg, kh, kw), (db if bias else None)

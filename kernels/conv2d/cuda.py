@@ -25,8 +25,9 @@ from .._jit import ZERO, unravel4
 # --- kernels ----------------------------------------------------------------------------------------
 
 @cuda.jit
-def _forward_kernel(x, w, b, sh, sw, ph, pw, dil_h, dil_w, groups, y):
-    """y[n, f, i, j] = b[f] + sum_{c,p,q} w[f, c, p, q] * x[n, c0 + c, i*sh + p*dil_h - ph, j*sw + q*dil_w - pw].
+def _forward_kernel(x, w, b, sh, sw, ph, pw, dil_h, dil_w, groups, relu, y):
+    """y[n, f, i, j] = b[f] + sum_{c,p,q} w[f, c, p, q] * x[n, c0 + c, i*sh + p*dil_h - ph, j*sw + q*dil_w - pw],
+    then max(y, 0) when ``relu``.
 
     c0 = group * C/groups is the first input channel of filter f's group.
     """
@@ -46,6 +47,8 @@ def _forward_kernel(x, w, b, sh, sw, ph, pw, dil_h, dil_w, groups, y):
                         v = j * sw + q * dil_w - pw
                         if 0 <= v < width:
                             acc += w[f, c, p, q] * x[n, c0 + c, h, v]
+        if relu and acc < ZERO:
+            acc = ZERO
         y[n, f, i, j] = acc
 
 
@@ -117,8 +120,8 @@ def _bias_grad_kernel(g, db):
 
 # --- host side: the functions of kernels.conv2d.reference, with the same arguments ------------------
 
-def forward(x, w, b, geometry):
-    """y (N, F, Ho, Wo), one thread per element; a device array when an input is one."""
+def forward(x, w, b, geometry, relu=False):
+    """y (N, F, Ho, Wo) (then max(y, 0) when ``relu``), one thread per element; a device array when an input is one."""
     keep = on_device(x, w, b)
     dtype = np.dtype(x.dtype)
     n, c, height, width = x.shape
@@ -127,7 +130,7 @@ def forward(x, w, b, geometry):
     bias = np.zeros(f, dtype=dtype) if b is None else b                  # no bias: add zeros
     y = cuda.device_array((n, f, ho, wo), dtype=dtype)
     _forward_kernel[launch_config(y.size)](to_device(x), to_device(w), to_device(bias), *geometry.stride,
-                                           *geometry.padding, *geometry.dilation, geometry.groups, y)
+                                           *geometry.padding, *geometry.dilation, geometry.groups, bool(relu), y)
     return to_caller(y, keep)
 
 

@@ -32,8 +32,9 @@ def _window(p, q, ho, wo, stride, dilation):
     return rows, cols
 
 
-def forward(x, w, b, geometry):
-    """y (N, F, Ho, Wo) = sum over offsets (p, q) of w[:, :, p, q] applied to the window of x."""
+def forward(x, w, b, geometry, relu=False):
+    """y (N, F, Ho, Wo) = sum over offsets (p, q) of w[:, :, p, q] applied to the window of x (+ b), then
+    max(y, 0) when ``relu`` (the fused activation of a Conv2D(..., activation="relu"))."""
     n, c, height, width = x.shape
     f, cg, kh, kw = w.shape
     stride, dilation, groups = geometry.stride, geometry.dilation, geometry.groups
@@ -52,7 +53,7 @@ def forward(x, w, b, geometry):
                 yg += np.einsum("nchw,fc->nfhw", xg[:, :, rows, cols], wg[:, :, p, q], optimize=True)
     if b is not None:
         y += b[None, :, None, None]
-    return y
+    return np.maximum(y, 0, out=y) if relu else y
 
 
 def backward_input(g, w, input_shape, geometry):

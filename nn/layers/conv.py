@@ -80,6 +80,12 @@ class Conv2D(Activated):
     def _linear(self, x):
         return F.conv2d(x, self.weight, self.bias, geometry=self.geometry)
 
+    def forward(self, x, pre_activation=False):
+        if self.activation == "relu" and not pre_activation:   # the ReLU fused into the convolution
+            self._check_input(x)
+            return F.conv2d(x, self.weight, self.bias, geometry=self.geometry, activation="relu")
+        return super().forward(x, pre_activation)
+
 
 class _Pool(Layer):
     """A pooling window: ``pool_size``, ``stride`` (default: the pool size) and zero ``padding``."""

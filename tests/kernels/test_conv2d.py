@@ -265,3 +265,47 @@ def test_backends_numpy_and_cpu_agree_and_an_unknown_backend_is_refused():
         conv2d_forward(x, w, b, backend="gpu", **opts)
     with pytest.raises(ValueError, match="backend must be one of"):
         conv2d_backward_input(g, w, x.shape, backend="torch", **opts)
+
+
+THREAD_COUNT_RUN = """
+import sys, numpy as np, kernels
+rng = np.random.default_rng(5)
+x = rng.standard_normal((37, 6, 12, 11), dtype=np.float32)
+w = rng.standard_normal((8, 3, 3, 3), dtype=np.float32)
+g = rng.standard_normal((37, 8, 6, 6), dtype=np.float32)
+opts = dict(stride=2, padding=1, groups=2)
+out = [kernels.conv2d_forward(x, w, np.ones(8, np.float32), **opts),
+       kernels.conv2d_backward_input(g, w, x.shape, **opts), *kernels.conv2d_backward_weight(g, x, w.shape, **opts)]
+sys.stdout.write(b"".join(a.tobytes() for a in out).hex())
+"""
+
+
+def test_cpu_results_do_not_depend_on_the_thread_count():
+    """Backward weight sums the images in fixed chunks, whatever the number of threads: 1 and 2
+    threads give the same bits (so do the other two directions, which write one image per thread)."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    outputs = []
+    for threads in ("1", "2"):
+        env = dict(os.environ, NUMBA_NUM_THREADS=threads, PYTHONPATH=str(root))
+        result = subprocess.run([sys.executable, "-c", THREAD_COUNT_RUN], capture_output=True, text=True, env=env)
+        assert result.returncode == 0, result.stderr[-2000:]
+        outputs.append(result.stdout)
+    assert outputs[0] == outputs[1] and len(outputs[0]) > 1000
+
+
+@pytest.mark.parametrize("backend", ["numpy", "cpu", pytest.param("cuda", marks=needs_cuda)])
+def test_forward_with_fused_relu_is_max_of_the_forward_and_zero(backend):
+    import kernels
+
+    spec = CASES["everything at once"] if backend != "cuda" else CUDA_CASES["stride, dilation, groups"]
+    x, w, b, _ = problem(spec, seed=4, dtype=np.float32)
+    geometry = kernels.ConvGeometry(**spec["options"])
+    plain = kernels.conv2d.forward(x, w, b, geometry, backend="numpy")
+    fused = kernels.conv2d.forward(x, w, b, geometry, relu=True, backend=backend)
+    assert (plain < 0).any() and (fused == 0).any()
+    close_to(fused, np.maximum(plain, 0), 1e-5)

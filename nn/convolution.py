@@ -1,0 +1,223 @@
+"""The heavy ops of the CNN stack, as autodiff primitives whose work ``kernels`` does: conv2d (with
+an optional fused ReLU) and max- and average-pooling, each with its rules (DESIGN.md: the op owns the
+maths, ``kernels`` does the work). The rules are written with primitives again (the gradient of a
+convolution is a convolution read the other way round), so a gradient can itself be differentiated:
+``gradcheck(..., order=2)`` and Hessian-vector products work through a CNN. ``nn.functional``
+re-exports the public functions (``F.conv2d``, ``F.max_pool2d``, ``F.avg_pool2d``).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+import kernels
+from autodiff import primitive, value_of
+from autodiff.ops import broadcast_to, reshape, sum, where
+
+__all__ = ["conv2d", "conv2d_input_grad", "conv2d_weight_grad", "max_pool2d", "max_pool2d_scatter", "avg_pool2d",
+           "avg_pool2d_transpose"]
+
+
+def _shape(x):
+    return tuple(np.shape(value_of(x)))
+
+
+def _uniform(rng, shape):
+    return rng.uniform(-1.0, 1.0, size=shape)
+
+
+# --- convolution: three bilinear primitives, each the others' adjoint --------------------------------
+#
+# y = conv(x, w) is linear in x and in w. With <a, b> the sum of a * b:
+#     <conv(x, w), g> = <x, conv_input_grad(g, w)> = <w, conv_weight_grad(g, x)>
+# so the vjp of conv is conv_input_grad / conv_weight_grad, and the vjps of those two are conv
+# again (and each other). Bias is conv2d's third input: its vjp is g summed over (N, H, W).
+
+#: The keyword arguments of conv2d and the poolings as their signatures leave them (nothing asked for).
+_UNSET = {kernels.ConvGeometry: dict(stride=1, padding=0, dilation=1, groups=1),
+          kernels.PoolGeometry: dict(kernel_size=None, stride=None, padding=0)}
+
+
+def _given(geometry, kind, **keywords):
+    """``geometry`` when a layer passes the one it built (``kernels.ConvGeometry`` or ``PoolGeometry``,
+    validated once), else one built from the keyword arguments, which must then be left unset."""
+    if geometry is None:
+        return kind(**keywords)
+    if not isinstance(geometry, kind):
+        raise TypeError(f"geometry must be a kernels.{kind.__name__}, got {type(geometry).__name__}")
+    if keywords != _UNSET[kind]:
+        raise TypeError(f"pass either geometry= or {', '.join(_UNSET[kind])}, not both")
+    return geometry
+
+
+def _zeros_bias(w):
+    return np.zeros(_shape(w)[0], dtype=value_of(w).dtype)
+
+
+def _conv_samples(rng):
+    cases = [((2, 3, 5, 6), (4, 3, 3, 2), kernels.ConvGeometry()),
+             ((1, 4, 6, 5), (2, 2, 2, 3), kernels.ConvGeometry((2, 1), (1, 2), dilation=(1, 2), groups=2))]
+    return [((_uniform(rng, xs), _uniform(rng, ws), _uniform(rng, ws[0])), {"geometry": g}) for xs, ws, g in cases]
+
+
+@primitive(name="conv2d",
+           vjp=[lambda g, out, x, w, b, **p: conv2d_input_grad(g, w, input_shape=_shape(x), **p),
+                lambda g, out, x, w, b, **p: conv2d_weight_grad(g, x, weight_shape=_shape(w), **p),
+                lambda g, out, x, w, b, **p: sum(g, axis=(0, 2, 3))],
+           jvp=[lambda t, out, x, w, b, **p: _conv2d(t, w, _zeros_bias(w), **p),
+                lambda t, out, x, w, b, **p: _conv2d(x, t, _zeros_bias(w), **p),
+                lambda t, out, x, w, b, **p: broadcast_to(reshape(t, shape=(1, -1, 1, 1)), shape=_shape(out))],
+           samples=_conv_samples)
+def _conv2d(x, w, b, *, geometry):
+    """y[n, f, i, j] = b[f] + sum_{c,p,q} w[f, c, p, q] x[n, c, i*s + p*d - pad, j*s + q*d - pad] (kernels)."""
+    return kernels.conv2d.forward(x, w, b, geometry)
+
+
+def _active(g, out):
+    """g where the fused ReLU let its input through (out > 0), else 0: relu'(0) = 0, as ``relu``."""
+    return where(value_of(out) > 0, g, 0)
+
+
+@primitive(name="conv2d_relu",
+           vjp=[lambda g, out, x, w, b, **p: conv2d_input_grad(_active(g, out), w, input_shape=_shape(x), **p),
+                lambda g, out, x, w, b, **p: conv2d_weight_grad(_active(g, out), x, weight_shape=_shape(w), **p),
+                lambda g, out, x, w, b, **p: sum(_active(g, out), axis=(0, 2, 3))],
+           jvp=[lambda t, out, x, w, b, **p: _active(_conv2d(t, w, _zeros_bias(w), **p), out),
+                lambda t, out, x, w, b, **p: _active(_conv2d(x, t, _zeros_bias(w), **p), out),
+                lambda t, out, x, w, b, **p: _active(broadcast_to(reshape(t, shape=(1, -1, 1, 1)), shape=_shape(out)),
+                                                     out)],
+           samples=_conv_samples, kinks=[lambda x, w, b, **p: _conv2d(x, w, b, **p)])
+def _conv2d_relu(x, w, b, *, geometry):
+    """max(conv2d(x, w) + b, 0), the ReLU fused into the convolution's last pass (kernels.conv2d.forward
+    with relu=True): one node for Conv2D(..., activation="relu"), and no separate pass over its output."""
+    return kernels.conv2d.forward(x, w, b, geometry, relu=True)
+
+
+def _input_grad_samples(rng):
+    p = dict(input_shape=(2, 3, 6, 5), geometry=kernels.ConvGeometry(stride=(2, 1), padding=(1, 0)))
+    return [((_uniform(rng, (2, 4, 3, 4)), _uniform(rng, (4, 3, 3, 2))), p)]
+
+
+@primitive(vjp=[lambda g, out, gy, w, *, input_shape, **p: _conv2d(g, w, _zeros_bias(w), **p),
+                lambda g, out, gy, w, *, input_shape, **p: conv2d_weight_grad(gy, g, weight_shape=_shape(w), **p)],
+           jvp=[lambda t, out, gy, w, **p: conv2d_input_grad(t, w, **p),
+                lambda t, out, gy, w, **p: conv2d_input_grad(gy, t, **p)],
+           samples=_input_grad_samples)
+def conv2d_input_grad(gy, w, *, input_shape, geometry):
+    """dL/dx of y = conv2d(x, w), given gy = dL/dy (kernels.conv2d.backward_input)."""
+    return kernels.conv2d.backward_input(gy, w, input_shape, geometry)
+
+
+def _weight_grad_samples(rng):
+    p = dict(weight_shape=(4, 3, 3, 2), geometry=kernels.ConvGeometry(stride=(2, 1), padding=(1, 0)))
+    return [((_uniform(rng, (2, 4, 3, 4)), _uniform(rng, (2, 3, 6, 5))), p)]
+
+
+@primitive(vjp=[lambda g, out, gy, x, *, weight_shape, **p: _conv2d(x, g, _zeros_bias(g), **p),
+                lambda g, out, gy, x, *, weight_shape, **p: conv2d_input_grad(gy, g, input_shape=_shape(x), **p)],
+           jvp=[lambda t, out, gy, x, **p: conv2d_weight_grad(t, x, **p),
+                lambda t, out, gy, x, **p: conv2d_weight_grad(gy, t, **p)],
+           samples=_weight_grad_samples)
+def conv2d_weight_grad(gy, x, *, weight_shape, geometry):
+    """dL/dw of y = conv2d(x, w), given gy = dL/dy (kernels.conv2d.backward_weight, without bias)."""
+    return kernels.conv2d.backward_weight(gy, x, weight_shape, geometry, bias=False)[0]
+
+
+def conv2d(x, w, b=None, stride=1, padding=0, dilation=1, groups=1, *, geometry=None, activation=None):
+    """2-D cross-correlation with bias, NCHW: x (N, C, H, W), w (F, C/groups, kh, kw), b (F,) or None.
+
+    The output is (N, F, Ho, Wo) with Ho = floor((H + 2 padding - dilation (kh - 1) - 1) / stride) + 1.
+    ``geometry``: a ``kernels.ConvGeometry`` built once (a layer builds it at construction), instead of
+    stride, padding, dilation and groups, which are then validated once instead of on every call.
+    ``activation="relu"``: relu(conv2d(...)) as one fused op (same value and derivatives).
+    Runs on the current ``kernels`` backend; shapes are checked there, with errors naming x, w and b.
+    """
+    geometry = _given(geometry, kernels.ConvGeometry, stride=stride, padding=padding, dilation=dilation, groups=groups)
+    if activation not in (None, "relu"):
+        raise ValueError(f"conv2d: activation must be None or 'relu' (fused), got {activation!r}")
+    op = _conv2d_relu if activation == "relu" else _conv2d
+    return op(x, w, _zeros_bias(w) if b is None else b, geometry=geometry)
+
+
+# --- pooling ------------------------------------------------------------------------------------------
+#
+# Max-pooling picks one input per window: y = x[argmax] (a gather), whose vjp scatters g back to the
+# chosen inputs (the source material's Jacobian with a single 1 per row; ties go to the first
+# maximum in row-major order, kernels.pool2d). Both are linear in their input for a fixed argmax.
+
+def _gather(x, argmax):
+    n, c = x.shape[:2]
+    flat = np.reshape(x, (n, c, -1))
+    return np.take_along_axis(flat, np.reshape(argmax, (n, c, -1)), axis=2).reshape(argmax.shape)
+
+
+def _max_pool_samples(rng):
+    x = _uniform(rng, (2, 2, 5, 4))
+    _, argmax = kernels.pool2d.max_forward(x, kernels.PoolGeometry(2, stride=(2, 1)), backend="numpy")
+    return [((x,), {"argmax": argmax, "pooled": None})]
+
+
+@primitive(name="max_pool2d",
+           vjp=[lambda g, out, x, *, argmax, pooled: max_pool2d_scatter(g, argmax=argmax, input_shape=_shape(x))],
+           jvp=[lambda t, out, x, *, argmax, pooled: _max_pool_select(t, argmax=argmax, pooled=None)],
+           samples=_max_pool_samples)
+def _max_pool_select(x, *, argmax, pooled=None):
+    """y[n, c, i, j] = x[n, c].flat[argmax[n, c, i, j]]; ``pooled`` is that value when already known."""
+    return pooled if pooled is not None else _gather(np.asarray(x), argmax)
+
+
+def _scatter_samples(rng):
+    x = _uniform(rng, (2, 2, 5, 4))
+    _, argmax = kernels.pool2d.max_forward(x, kernels.PoolGeometry(3, stride=1, padding=1), backend="numpy")  # overlap
+    return [((_uniform(rng, argmax.shape),), {"argmax": argmax, "input_shape": (2, 2, 5, 4)})]
+
+
+@primitive(vjp=[lambda g, out, gy, *, argmax, input_shape: _max_pool_select(g, argmax=argmax, pooled=None)],
+           jvp=[lambda t, out, gy, *, argmax, input_shape: max_pool2d_scatter(t, argmax=argmax,
+                                                                              input_shape=input_shape)],
+           samples=_scatter_samples)
+def max_pool2d_scatter(gy, *, argmax, input_shape):
+    """dL/dx of max-pooling: each gy[n, c, i, j] added to x[n, c].flat[argmax[n, c, i, j]] (kernels)."""
+    return kernels.pool2d.max_backward(gy, argmax, input_shape)
+
+
+def max_pool2d(x, kernel_size=None, stride=None, padding=0, *, geometry=None):
+    """Max-pooling over kernel_size windows (stride defaults to kernel_size; -inf padding), NCHW.
+
+    ``geometry``: a ``kernels.PoolGeometry`` built once (a layer builds it), instead of the three others."""
+    geometry = _given(geometry, kernels.PoolGeometry, kernel_size=kernel_size, stride=stride, padding=padding)
+    pooled, argmax = kernels.pool2d.max_forward(value_of(x), geometry)
+    return _max_pool_select(x, argmax=argmax, pooled=pooled)
+
+
+def _avg_samples(rng):
+    return [((_uniform(rng, (2, 3, 5, 4)),), {"geometry": kernels.PoolGeometry((2, 3), stride=(1, 2), padding=1)})]
+
+
+@primitive(name="avg_pool2d",
+           vjp=[lambda g, out, x, **p: avg_pool2d_transpose(g, input_shape=_shape(x), **p)],
+           jvp=[lambda t, out, x, **p: _avg_pool2d(t, **p)],
+           samples=_avg_samples)
+def _avg_pool2d(x, *, geometry):
+    """Mean over each window, zero padding counted in the divisor (kernels.pool2d.avg_forward)."""
+    return kernels.pool2d.avg_forward(x, geometry)
+
+
+def _avg_t_samples(rng):
+    p = {"input_shape": (2, 3, 5, 4), "geometry": kernels.PoolGeometry((2, 3), stride=(1, 2), padding=1)}
+    return [((_uniform(rng, (2, 3, 6, 2)),), p)]
+
+
+@primitive(vjp=[lambda g, out, gy, *, input_shape, **p: _avg_pool2d(g, **p)],
+           jvp=[lambda t, out, gy, **p: avg_pool2d_transpose(t, **p)],
+           samples=_avg_t_samples)
+def avg_pool2d_transpose(gy, *, input_shape, geometry):
+    """dL/dx of average pooling: each gy spread evenly over its window (kernels.pool2d.avg_backward)."""
+    return kernels.pool2d.avg_backward(gy, input_shape, geometry)
+
+
+def avg_pool2d(x, kernel_size=None, stride=None, padding=0, *, geometry=None):
+    """Average pooling over kernel_size windows (stride defaults to kernel_size), NCHW.
+
+    ``geometry``: a ``kernels.PoolGeometry`` built once (a layer builds it), instead of the three others."""
+    geometry = _given(geometry, kernels.PoolGeometry, kernel_size=kernel_size, stride=stride, padding=padding)
+    return _avg_pool2d(x, geometry=geometry)
