@@ -1,13 +1,17 @@
 """Kernel benchmarks on the source material's Keras MNIST CNN at batch 128 (run by hand).
 
-    python benchmarks/kernels.py            # all kernels, about a minute or two
-    python benchmarks/kernels.py --quick    # batch 8, a smoke run
+    python benchmarks/kernels.py                          # all kernels, about a minute or two
+    python benchmarks/kernels.py --torch-python PATH      # PyTorch from another environment
+    python benchmarks/kernels.py --quick                  # batch 8, a smoke run
 
 Shapes: conv1 128x1x28x28 -> 32 filters 3x3, conv2 128x32x13x13 -> 64 filters 3x3, max-pools 2x2
 (after conv1: 128x32x26x26, after conv2: 128x64x11x11), Adam over 34,826 parameters.
 
 Every number is measured in this run: milliseconds (best of several calls after a warm-up) and
-GFLOP/s for our Numba CPU kernels, the NumPy reference, and PyTorch CPU when it is installed.
+GFLOP/s for our Numba CPU kernels, the NumPy reference, and PyTorch CPU when it is installed. Beside
+each convolution, "gemm ms" is its matrix products alone, made the way the kernel makes them (one
+single-threaded BLAS product per image, the images shared out over Numba's threads), so that the time
+around the products (im2col, col2im, bias and ReLU) is the difference.
 PyTorch runs in its own process (its thread pool and Numba's must not share one). Compile time is
 measured in fresh processes: with an empty Numba cache (cold) and with the cache filled (cached).
 """
@@ -23,8 +27,9 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
+for _path in (str(REPO), str(REPO / "benchmarks")):
+    if _path not in sys.path:
+        sys.path.insert(0, _path)
 
 ADAM_PARAMS = 34_826
 
@@ -59,7 +64,7 @@ def best_ms(fn, repeat):
 
 def measure_ours(batch, repeat, backend):
     """{case: ms} for our kernels on one backend."""
-    import kernels  # before numpy: kernels.runtime arranges BLAS threading
+    import kernels
     import numpy as np
 
     rng = np.random.default_rng(0)
@@ -92,6 +97,41 @@ def measure_ours(batch, repeat, backend):
         kernels.adam_update(p, grad, m, v, step=step[0], backend=backend)
 
     out["adam update (34,826 params)"] = best_ms(adam, repeat * 20)
+    return out
+
+
+# --- the products alone ------------------------------------------------------------------------------
+
+def measure_gemm(batch, repeat):
+    """{conv direction: ms} of only the per-image products each convolution direction makes."""
+    import kernels  # noqa: F401  (kernels.runtime: every BLAS on one thread, as in the kernels)
+    import numpy as np
+    from numba import njit, prange
+
+    from kernels import runtime
+
+    runtime.configure()
+
+    @njit(parallel=True)
+    def products(a, b, out, transpose_b):
+        for n in prange(out.shape[0]):
+            if transpose_b:
+                np.dot(a[n], b[n].T, out[n])
+            else:
+                np.dot(a[n], b[n], out[n])
+
+    rng = np.random.default_rng(0)
+    out = {}
+    for name, (xs, ws) in list(shapes(batch).items())[:2]:
+        n, f, k, hw = xs[0], ws[0], ws[1] * ws[2] * ws[3], (xs[2] - ws[2] + 1) * (xs[3] - ws[3] + 1)
+        w = np.broadcast_to(rng.standard_normal((f, k), dtype=np.float32), (n, f, k))
+        wt = np.broadcast_to(rng.standard_normal((k, f), dtype=np.float32), (n, k, f))
+        cols, g = rng.standard_normal((n, k, hw), dtype=np.float32), rng.standard_normal((n, f, hw), dtype=np.float32)
+        y, dcols, dw = np.empty((n, f, hw), np.float32), np.empty((n, k, hw), np.float32), np.empty((n, f, k), np.float32)
+        w, wt = np.ascontiguousarray(w[:1]).repeat(n, 0), np.ascontiguousarray(wt[:1]).repeat(n, 0)
+        out[f"{name} forward"] = best_ms(lambda: products(w, cols, y, False), repeat)
+        out[f"{name} backward input"] = best_ms(lambda: products(wt, g, dcols, False), repeat)
+        out[f"{name} backward weight"] = best_ms(lambda: products(g, cols, dw, True), repeat)
     return out
 
 
@@ -133,9 +173,9 @@ print(json.dumps(out))
 """ % (ADAM_PARAMS, ADAM_PARAMS)
 
 
-def measure_torch(batch, repeat):
+def measure_torch(batch, repeat, python=sys.executable):
     cases = {k: v for k, v in shapes(batch).items()}
-    proc = subprocess.run([sys.executable, "-c", TORCH_WORKER, str(batch), str(repeat), json.dumps(cases)],
+    proc = subprocess.run([python, "-c", TORCH_WORKER, str(batch), str(repeat), json.dumps(cases)],
                           capture_output=True, text=True)
     if proc.returncode != 0:
         return None, proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else "failed"
@@ -192,12 +232,15 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="batch 8 and few repeats (a smoke run)")
     parser.add_argument("--no-torch", action="store_true", help="skip PyTorch even if installed")
+    parser.add_argument("--torch-python", default=sys.executable, help="the Python that has torch")
     args = parser.parse_args(argv)
     batch, repeat = (8, 2) if args.quick else (128, 7)
 
-    torch_result, torch_note = (None, "skipped (--no-torch)") if args.no_torch else measure_torch(batch, repeat)
+    torch_result, torch_note = ((None, "skipped (--no-torch)") if args.no_torch
+                                else measure_torch(batch, repeat, args.torch_python))
     compile_runs, compile_note = measure_compile()
     ours = measure_ours(batch, repeat, "cpu")
+    gemm = measure_gemm(batch, repeat)
     reference = measure_ours(batch, max(1, repeat // 3), "numpy")
 
     import numba
@@ -205,14 +248,19 @@ def main(argv=None):
 
     from kernels import runtime
 
+    from train_step import cpu_flags, cpu_model
+
+    status = runtime.status()
+    print(f"CPU: {cpu_model()} ({os.cpu_count()} cores; {cpu_flags()})")
     print(f"kernels benchmark, batch {batch}, float32; numpy {np.__version__}, numba {numba.__version__}, "
-          f"{os.cpu_count()} cores, numba threads {numba.get_num_threads()} ({numba.threading_layer()} layer); "
-          f"BLAS: {runtime.BLAS_ENV if runtime.status().blas_timeout else 'one thread (numpy was imported first)'}")
+          f"numba threads {numba.get_num_threads()} ({status.threading_layer} layer); "
+          f"BLAS {'on one thread' if status.blas_single_threaded else 'multi-threaded'}")
     if torch_result:
         print(f"PyTorch {torch_result['version']} (own process, {torch_result['threads']} threads)")
     else:
         print(f"PyTorch not measured: {torch_note} (pip install torch==2.13.0)")
-    header = f"{'kernel':34} {'ours ms':>9} {'GFLOP/s':>8} {'numpy ms':>9} {'torch ms':>9} {'GFLOP/s':>8} {'ours/torch':>10}"
+    header = (f"{'kernel':34} {'ours ms':>9} {'GFLOP/s':>8} {'gemm ms':>8} {'numpy ms':>9} {'torch ms':>9} "
+              f"{'GFLOP/s':>8} {'ours/torch':>10}")
     print(header)
     print("-" * len(header))
     for case, ms in ours.items():
@@ -221,7 +269,8 @@ def main(argv=None):
         gf = f"{flops / ms / 1e6:8.1f}" if flops else " " * 8
         tgf = f"{flops / t / 1e6:8.1f}" if flops and t else " " * 8
         ratio = f"{t / ms:9.2f}x" if t else ""
-        print(f"{case:34} {ms:9.3f} {gf} {reference[case]:9.2f} {t if t else float('nan'):9.3f} {tgf} {ratio}")
+        products = f"{gemm[case]:8.3f}" if case in gemm else " " * 8
+        print(f"{case:34} {ms:9.3f} {gf} {products} {reference[case]:9.2f} {t if t else float('nan'):9.3f} {tgf} {ratio}")
     print("ours/torch = torch time / our time: above 1 means we are faster (throughput ratio).")
     if compile_runs:
         print(f"import + first call of every CPU kernel: cold (empty cache) {compile_runs[0]:.1f} s, "

@@ -16,7 +16,7 @@ a training loop (``nn.fit``) and ready models (``nn.models``). One concern per m
 >>> model.count_params()
 34826
 """
-import kernels  # noqa: F401  (first: kernels.runtime arranges BLAS threading before NumPy is loaded)
+import kernels  # noqa: F401
 
 from . import augment, data, datasets, functional, init, utils
 from .module import LAYERS, Layer, Module, Parameter

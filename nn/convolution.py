@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 import kernels
-from autodiff import primitive, value_of
+from autodiff import Tensor, primitive, value_of
 from autodiff.ops import broadcast_to, reshape, sum, where
 
 __all__ = ["conv2d", "conv2d_input_grad", "conv2d_weight_grad", "max_pool2d", "max_pool2d_scatter", "avg_pool2d",
@@ -72,9 +72,20 @@ def _conv2d(x, w, b, *, geometry):
     return kernels.conv2d.forward(x, w, b, geometry)
 
 
+class _LastMasked:
+    """The last masked gradient of a fused conv2d_relu node. The reverse sweep calls the node's rules
+    for x, w and b one after the other with the same ``g``: the mask is applied once, not three
+    times (the cache holds ``g`` and ``out`` themselves, so their ids cannot be reused meanwhile)."""
+    g = out = masked = None
+
+
 def _active(g, out):
     """g where the fused ReLU let its input through (out > 0), else 0: relu'(0) = 0, as ``relu``."""
-    return where(value_of(out) > 0, g, 0)
+    if isinstance(g, Tensor) or isinstance(out, Tensor):      # a recorded sweep: with the engine's ops
+        return where(value_of(out) > 0, g, 0)
+    if _LastMasked.g is not g or _LastMasked.out is not out:
+        _LastMasked.g, _LastMasked.out, _LastMasked.masked = g, out, kernels.conv2d.relu_grad(g, out)
+    return _LastMasked.masked
 
 
 @primitive(name="conv2d_relu",

@@ -33,7 +33,7 @@ from ..backend import resolve
 from ..options import ConvGeometry
 from . import reference
 
-__all__ = ["forward", "backward_input", "backward_weight",
+__all__ = ["forward", "backward_input", "backward_weight", "relu_grad",
            "conv2d_forward", "conv2d_backward_input", "conv2d_backward_weight"]
 
 
@@ -129,6 +129,18 @@ def backward_weight(g, x, weight_shape, geometry: ConvGeometry, *, bias=True, ba
     _check_g(g, _output_shape(x.shape, weight_shape, geometry, "x"))
     host_only(name, g=g, x=x)
     return IMPLEMENTATIONS[name]().backward_weight(g, x, weight_shape, geometry, bool(bias))
+
+
+def relu_grad(g, out, *, backend=None):
+    """g where ``out`` (the output of ``forward(..., relu=True)``) is positive, else 0: the gradient
+    that reaches the convolution through its fused ReLU (relu'(0) = 0, as ``autodiff.relu``)."""
+    name = resolve(backend)
+    g = float_array(g, "g", 4)
+    out = float_array(out, "out", 4, dtype=g.dtype)
+    if tuple(out.shape) != tuple(g.shape):
+        raise ValueError(f"out must have g's shape {tuple(g.shape)}, got {tuple(out.shape)}")
+    host_only(name, g=g, out=out)
+    return IMPLEMENTATIONS[name]().relu_grad(g, out)
 
 
 # --- the keyword functions: build the geometry, call the entry point -------------------------------

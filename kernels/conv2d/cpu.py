@@ -198,6 +198,13 @@ def _chunks(n):
     return max(1, min(n, 4 * numba.get_num_threads()))
 
 
+@njit(parallel=True, cache=True)
+def _relu_grad(g, out, dg):
+    """dg = g where out > 0, else 0 (flat arrays), in one parallel pass."""
+    for k in prange(g.size):
+        dg[k] = g[k] if out[k] > ZERO else ZERO
+
+
 def _geometry_args(geometry):
     return (*geometry.stride, *geometry.padding, *geometry.dilation)
 
@@ -244,3 +251,12 @@ def backward_weight(g, x, weight_shape, geometry, bias):
         dw = dw + dw_part[t]
         db = db + db_part[t]
     return dw.reshape(f, cg, kh, kw), (db if bias else None)
+
+
+def relu_grad(g, out):
+    """g where the fused ReLU's output ``out`` is positive, else 0: the gradient that reaches the
+    convolution under relu (relu'(0) = 0)."""
+    g, out = np.ascontiguousarray(g), np.ascontiguousarray(out)
+    dg = np.empty_like(g)
+    _relu_grad(g.reshape(-1), out.reshape(-1), dg.reshape(-1))
+    return dg

@@ -118,6 +118,14 @@ def _bias_grad_kernel(g, db):
         db[f] = acc
 
 
+@cuda.jit
+def _relu_grad_kernel(g, out, dg):
+    """dg = g where out > 0, else 0 (flat arrays), one thread per element."""
+    k = cuda.grid(1)
+    if k < g.size:
+        dg[k] = g[k] if out[k] > ZERO else ZERO
+
+
 # --- host side: the functions of kernels.conv2d.reference, with the same arguments ------------------
 
 def forward(x, w, b, geometry, relu=False):
@@ -156,3 +164,11 @@ def backward_weight(g, x, weight_shape, geometry, bias):
         db = cuda.device_array(weight_shape[0], dtype=dtype)
         _bias_grad_kernel[launch_config(weight_shape[0])](g_dev, db)
     return to_caller(dw, keep), None if db is None else to_caller(db, keep)
+
+
+def relu_grad(g, out):
+    """g where the fused ReLU's output ``out`` is positive, else 0, one thread per element."""
+    keep = on_device(g, out)
+    dg = cuda.device_array(g.shape, dtype=np.dtype(g.dtype))
+    _relu_grad_kernel[launch_config(g.size)](to_device(g).reshape(-1), to_device(out).reshape(-1), dg.reshape(-1))
+    return to_caller(dg, keep)

@@ -98,3 +98,8 @@ def backward_weight(g, x, weight_shape, geometry, bias):
                                                                  optimize=True)
     db = g.sum(axis=(0, 2, 3)) if bias else None
     return dw, db
+
+
+def relu_grad(g, out):
+    """g where the fused ReLU's output ``out`` is positive, else 0 (relu'(0) = 0)."""
+    return np.where(out > 0, g, np.zeros((), dtype=g.dtype))

@@ -309,3 +309,17 @@ def test_forward_with_fused_relu_is_max_of_the_forward_and_zero(backend):
     fused = kernels.conv2d.forward(x, w, b, geometry, relu=True, backend=backend)
     assert (plain < 0).any() and (fused == 0).any()
     close_to(fused, np.maximum(plain, 0), 1e-5)
+
+
+@pytest.mark.parametrize("backend", ["numpy", "cpu", pytest.param("cuda", marks=needs_cuda)])
+def test_relu_grad_passes_g_where_the_fused_relu_output_is_positive(backend):
+    import kernels
+
+    rng = np.random.default_rng(6)
+    out = np.maximum(rng.standard_normal((2, 3, 4, 5), dtype=np.float32), 0)   # zeros where relu cut
+    g = rng.standard_normal(out.shape, dtype=np.float32)
+    got = kernels.conv2d.relu_grad(g, out, backend=backend)
+    assert got.dtype == np.float32 and (out == 0).any()
+    assert np.array_equal(got, np.where(out > 0, g, 0).astype(np.float32))      # relu'(0) = 0
+    with pytest.raises(ValueError, match=r"out must have g's shape \(2, 3, 4, 5\), got \(2, 3, 4, 4\)"):
+        kernels.conv2d.relu_grad(g, out[..., :4], backend=backend)
