@@ -9,7 +9,8 @@ The modules form a ladder, each importing only the rungs below it (ARCHITECTURE.
     tensor       the node: value, inputs, op, params; recording on/off (no_grad)
     primitives   declaring an op (value, vjp, jvp, sympy, samples, kinks) and applying it
     ops, sweep   the declared ops; the two sweeps over a recorded graph
-    operators    Tensor's operators, methods and backward(), bound in one table
+    operators    Tensor's operators, methods and backward(), bound in one table; with them the
+                 NumPy protocols (interop: np.sin(t), np.sum(t), np.linalg.det(t) run the ops)
     views        functional API, numerical, symbolic, checks, compare, labels, tables, draw
 """
 from .tensor import Tensor, no_grad, is_grad_enabled, value_of
@@ -20,6 +21,9 @@ from .ops import (
     sum, mean, max, min, logsumexp, softmax, log_softmax,
     sum_to, broadcast_to, reshape, transpose, getitem, scatter_add, concatenate, stack, matmul,
     unbroadcast,
+    sign, prod, cumsum, cumprod, var, std, einsum, det, inv, solve, dot, inner, outer, vdot, tensordot, cross,
+    trace, norm, astype, diagonal, expand_dims, squeeze, ravel, moveaxis, swapaxes, flip, roll, take,
+    take_along_axis, pad, triu, tril, eye, zeros, ones, full, zeros_like, ones_like,
 )
 from .sweep import toposort, reverse_sweep, forward_sweep
 from . import operators  # noqa: F401  (gives Tensor its operators and backward())
@@ -41,6 +45,10 @@ __all__ = [
     "sigmoid", "sqrt", "abs", "relu", "maximum", "minimum", "clip", "identity", "where", "sum", "mean",
     "max", "min", "logsumexp", "softmax", "log_softmax", "sum_to", "broadcast_to", "reshape",
     "transpose", "getitem", "scatter_add", "concatenate", "stack", "matmul", "unbroadcast",
+    "sign", "prod", "cumsum", "cumprod", "var", "std", "einsum", "det", "inv", "solve", "dot", "inner", "outer",
+    "vdot", "tensordot", "cross", "trace", "norm", "astype", "diagonal", "expand_dims", "squeeze", "ravel",
+    "moveaxis", "swapaxes", "flip", "roll", "take", "take_along_axis", "pad", "triu", "tril", "eye", "zeros",
+    "ones", "full", "zeros_like", "ones_like",
     "grad", "value_and_grad", "vjp", "jvp", "jacobian", "hessian", "hvp", "derivative", "gradients",
     "toposort", "reverse_sweep", "forward_sweep", "to_sympy", "examples",
     "DEFAULT_EPS", "EpsSweep", "eps_sweep", "numerical_derivative", "numerical_gradient", "numerical_jacobian",

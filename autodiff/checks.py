@@ -248,9 +248,23 @@ def gradcheck(f, *inputs, eps=1e-6, atol=1e-5, rtol=1e-3, modes=("reverse", "for
     if report.failures or report.errors:
         report.passed = False
         report.culprit = _localise(trace.order, trace.ids, eps, atol, rtol, seed)
+        report.notes.extend(_where_nan_hint(report.failures, trace.order))
     if not report.passed and raise_exception:
         raise GradcheckError(report)
     return report
+
+
+def _where_nan_hint(failures, order):
+    """The NaN of ``where(v > 0, sqrt(v), 0)`` at v = 0 (as in PyTorch and JAX), and its remedy."""
+    if not any(np.isnan(r["analytic"]) for r in failures):
+        return []
+    wheres = [n for n in order if n.op is not None and n.op.name == "where"]
+    if not wheres:
+        return []
+    labels = "; ".join(describe_node(order, n) for n in wheres[:3])
+    return [f"A NaN in the gradient, and the graph has where() ({labels}): where(c, f(x), y) sends a zero "
+            f"cotangent into f where c is false, and f's own rule can make it NaN there (sqrt(x) at x = 0: "
+            f"0 * inf). The safe pattern keeps f away from the bad point: where(c, f(where(c, x, 1.0)), y)."]
 
 
 def _first_derivative_function(f, xs, seed):

@@ -7,14 +7,15 @@ available: SymPy, else the complex step, else reverse mode (the source material'
 from __future__ import annotations
 
 import html
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
-from .checks import float_inputs
+from .checks import _kink_message, _kink_nodes, float_inputs
 from .functional import jacobian
 from .numerical import DEFAULT_EPS, METHODS, numerical_jacobian
 from .ops import reshape
+from .sweep import forward_sweep, toposort
 from .symbolic import to_sympy
 from .tables import cell_text, html_table, text_table
 from .tensor import Tensor, value_of
@@ -26,16 +27,29 @@ class Comparison:
 
     reference: str
     rows: list          # dicts: method, value, abs err, rel err, note
+    names: list = None  # the inputs' names: scalar inputs get one column per partial derivative
+    notes: list = field(default_factory=list)   # sentences printed under the table (NaN values, kinks)
+
+    def _table(self):
+        per_name = self.names is not None and len(self.names) > 1 and all(
+            r["value"] is None or np.size(r["value"]) == len(self.names) for r in self.rows)
+        heads = [f"d/d{n}" for n in self.names] if per_name else ["derivative"]
+        body = []
+        for r in self.rows:
+            values = ([_fmt_value(None if r["value"] is None else np.ravel(r["value"])[k]) for k in range(len(heads))]
+                      if per_name else [_fmt_value(r["value"])])
+            body.append([r["method"], *values, cell_text(r["abs err"]), cell_text(r["rel err"]), r["note"]])
+        return ("method", *heads, "abs err", "rel err", "note"), body
 
     def __str__(self):
-        columns = ("method", "derivative", "abs err", "rel err", "note")
-        body = [[r["method"], _fmt_value(r["value"]), cell_text(r["abs err"]), cell_text(r["rel err"]), r["note"]] for r in self.rows]
-        return f"reference: {self.reference}\n" + text_table(columns, body, align="right")
+        columns, body = self._table()
+        notes = "".join(f"\n{note}" for note in self.notes)
+        return f"reference: {self.reference}\n" + text_table(columns, body, align="right") + notes
 
     def _repr_html_(self):
-        columns = ("method", "derivative", "abs err", "rel err", "note")
-        body = [[r["method"], _fmt_value(r["value"]), cell_text(r["abs err"]), cell_text(r["rel err"]), r["note"]] for r in self.rows]
-        return f"<p>reference: {html.escape(self.reference)}</p>" + html_table(columns, body)
+        columns, body = self._table()
+        notes = "".join(f"<p>{html.escape(note)}</p>" for note in self.notes)
+        return f"<p>reference: {html.escape(self.reference)}</p>" + html_table(columns, body) + notes
 
 
 def _fmt_value(v):
@@ -47,10 +61,17 @@ def _fmt_value(v):
     return f"array{v.shape}, |J|max = {np.max(np.abs(v)):.6g}"
 
 
-def compare(f, *inputs, eps=None):
+def compare(f, *inputs, eps=None, names=None):
     """One table of f's derivative (gradient or Jacobian, w.r.t. all inputs) by reverse mode,
     forward mode, SymPy (scalar graphs) and each difference quotient, with errors against the most
     exact method available: SymPy, else the complex step, else reverse mode.
+
+    ``names`` (one per input) label the partial derivatives, one column each for scalar inputs.
+    Under the table: a value or derivative that is NaN or infinite is said so (its errors are no
+    measure of anything), a point where SymPy's derivative has no finite real value is said so,
+    and a point within a difference step of a kink (relu at 0) gets gradcheck's note; the errors of
+    the rows there are left out, since each method picks its own one-sided value (SymPy's
+    Heaviside(0) = 1/2), as they are where f itself is NaN or infinite.
 
     >>> import autodiff as ad
     >>> table = compare(lambda x: ad.exp(ad.sin(x)), 0.5)
@@ -60,6 +81,9 @@ def compare(f, *inputs, eps=None):
     ['reverse mode', 'forward mode', 'SymPy']
     """
     xs = float_inputs(inputs, "compare")
+    if names is not None and len(names) != len(xs):
+        raise ValueError(f"compare: names must name each of the {len(xs)} inputs, got {list(names)}")
+    names = None if names is None else [str(n) for n in names]
     flat_sizes = [x.size for x in xs]
 
     def flat_f(v):
@@ -74,7 +98,7 @@ def compare(f, *inputs, eps=None):
     notes = {}
     results["reverse mode"] = jacobian(flat_f, mode="reverse")(point)
     results["forward mode"] = jacobian(flat_f, mode="forward")(point)
-    results["SymPy"], notes["SymPy"] = _sympy_derivative(f, xs)
+    results["SymPy"], notes["SymPy"] = _sympy_derivative(f, xs, names)
     for method in METHODS:
         name = f"numerical, {method}"
         step = DEFAULT_EPS[method] if eps is None else eps
@@ -90,24 +114,59 @@ def compare(f, *inputs, eps=None):
         "numerical, complex" if results["numerical, complex"] is not None else "reverse mode")
     ref = np.asarray(results[reference], dtype=np.float64)
     scale = np.max(np.abs(ref)) if ref.size else 0.0
+    kinks = _kinks(f, xs, names or ["x"] if len(xs) == 1 else names or [f"input {k}" for k in range(len(xs))],
+                   max(DEFAULT_EPS.values()) if eps is None else eps)
+    undefined = not np.all(np.isfinite(np.asarray(value_of(f(*xs)), dtype=np.float64)))
     rows = []
     for method, value in results.items():
         if value is None:
             rows.append({"method": method, "value": None, "abs err": "-", "rel err": "-", "note": notes.get(method, "")})
             continue
+        finite = bool(np.all(np.isfinite(value)))
         err = float(np.max(np.abs(np.asarray(value, dtype=np.float64) - ref))) if ref.size else 0.0
-        rows.append({"method": method, "value": value, "abs err": err,
-                     "rel err": err / scale if scale else err, "note": notes.get(method, "")})
-    return Comparison(reference, rows)
+        measured = not kinks and not undefined
+        rows.append({"method": method, "value": value, "abs err": err if measured else "-",
+                     "rel err": (err / scale if scale else err) if measured else "-",
+                     "note": notes.get(method, "") if finite else "not finite"})
+    return Comparison(reference, rows, names, _value_notes(f, xs, rows) + kinks)
 
 
-def _sympy_derivative(f, xs):
+def _value_notes(f, xs, rows):
+    """Sentences for a value of f, or derivatives, that are not finite numbers."""
+    value = np.asarray(value_of(f(*xs)), dtype=np.float64)
+    notes = []
+    if not np.all(np.isfinite(value)):
+        notes.append(f"The value of f here is {cell_text(float(value.ravel()[~np.isfinite(value.ravel())][0]))}: "
+                     f"the point is outside f's domain, so the derivatives above are formal (no errors are given).")
+    bad = [r["method"] for r in rows if r["value"] is not None and not np.all(np.isfinite(r["value"]))]
+    if bad:
+        notes.append(f"Not finite (NaN or inf) by {', '.join(bad)}: their errors measure nothing.")
+    return notes
+
+
+def _kinks(f, xs, names, eps):
+    """gradcheck's note for each input along which a kink lies within ``eps`` of the point."""
+    leaves = [Tensor(x, requires_grad=True) for x in xs]
+    y = f(*leaves)
+    if not isinstance(y, Tensor):
+        return []
+    order = toposort([y])[0]
+    notes = []
+    for leaf, name in zip(leaves, names):
+        kinked = _kink_nodes(order, forward_sweep(order, {id(leaf): np.ones(leaf.shape)}), eps)
+        if kinked:
+            notes.append(_kink_message(kinked, order, f"derivatives along {name}"))
+    return notes
+
+
+def _sympy_derivative(f, xs, names=None):
     """SymPy's derivative of f's recorded graph at the point, or (None, reason)."""
     if any(x.ndim for x in xs):
         return None, "scalar inputs only"
     import sympy
 
-    leaves = [Tensor(x, requires_grad=True, name=f"x{k}" if len(xs) > 1 else "x") for k, x in enumerate(xs)]
+    names = names or [f"x{k}" if len(xs) > 1 else "x" for k in range(len(xs))]
+    leaves = [Tensor(x, requires_grad=True, name=n) for n, x in zip(names, xs)]
     try:
         expr = to_sympy(f(*leaves))
     except (NotImplementedError, ValueError) as exc:
@@ -117,4 +176,14 @@ def _sympy_derivative(f, xs):
     out = np.asarray(value_of(f(*xs)))
     if out.ndim:
         return None, "scalar outputs only"
-    return np.array([float(sympy.diff(expr, s).evalf(30, subs=point)) for s in symbols]).reshape(1, -1)[0], ""
+    partials = []
+    for s in symbols:
+        try:
+            value = sympy.diff(expr, s).subs(point).evalf(30)
+            finite = bool(value.is_real and value.is_finite)
+        except (TypeError, ValueError, ZeroDivisionError, ArithmeticError):
+            value, finite = "undefined", False
+        if not finite:
+            return None, f"no finite real value here (d/d{s} = {value})"
+        partials.append(float(value))
+    return np.array(partials), ""

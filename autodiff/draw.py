@@ -19,14 +19,40 @@ import html
 from collections import Counter
 from pathlib import Path
 
-from .labels import (adjoints_of, constant_text, expression, graph_of, node_names, number_text, seed_of,
-                     tangents_of, wrt_list)
+import graphviz
+
+from .labels import (adjoints_of, constant_text, expression, graph_code, graph_of, local_derivative, node_names,
+                     number_text, partial_texts, seed_of, tangents_of, wrt_list)
+from .player import Step, player_html
+from .tables import trace_table
 
 INSTALL_DOT = "install Graphviz's 'dot' program (Debian/Ubuntu: apt-get install graphviz; macOS: brew install graphviz)"
 
 
 class GraphvizNotFound(RuntimeError):
     """The ``dot`` program is missing: the picture cannot be rendered (its DOT source can)."""
+
+
+def _fallback_html(text):
+    """What a notebook shows in place of a picture when ``dot`` is missing: text, and how to install it."""
+    return (f"<pre>{html.escape(text)}</pre>"
+            f"<p><em>(no picture: {html.escape(INSTALL_DOT)}; then run the cell again)</em></p>")
+
+
+class Picture(graphviz.Digraph):
+    """A ``graphviz.Digraph`` that a notebook can always show: rendered by ``dot`` when it is
+    installed; otherwise the graph as straight-line code and its trace table (eq. 5.38 and the
+    sweep's numbers), with one line saying how to install Graphviz (``fallback_of()``: that text)."""
+
+    def fallback_of(self):
+        return self.source
+
+    def _repr_mimebundle_(self, include=None, exclude=None, **kwargs):
+        try:
+            return super()._repr_mimebundle_(include, exclude, **kwargs)
+        except graphviz.ExecutableNotFound:
+            text = self.fallback_of()
+            return {"text/html": _fallback_html(text), "text/plain": f"{text}\n(no picture: {INSTALL_DOT})"}
 
 
 # --- pictures ----------------------------------------------------------------------------------
@@ -46,7 +72,7 @@ def _box_text(node, name, names, show, adjoint, tangent, digits, extra=None):
     if "value" in show:
         lines.append(f"value {number_text(node._value, digits)}")
     if "grad" in show and adjoint is not None:
-        lines.append(f"grad {number_text(adjoint, digits)}")
+        lines.append(f"adjoint {number_text(adjoint, digits)}")
     if "tangent" in show and tangent is not None:
         lines.append(f"tangent {number_text(tangent, digits)}")
     if extra:
@@ -61,17 +87,27 @@ def _keep_nodes(order, max_nodes):
     return order[-max_nodes:], order[:-max_nodes]
 
 
-def _digraph(order, y, *, names, show, adjoints, tangents, digits, rankdir, max_nodes, current=None,
-             extra_labels=None):
-    import graphviz
+def _edge_label(node, i, label, partials, digits):
+    """The local derivative on an edge (eq. 5.40), e.g. ``dd/dc = exp(c) = 2.033``; "" when not scalar."""
+    value = local_derivative(node, i)
+    if value is None:
+        return ""
+    name, parent = label[id(node)], label[id(node.inputs[i])]
+    text = number_text(value, digits)
+    symbolic = partials[i] if partials else None
+    middle = f"{symbolic} = " if symbolic and symbolic != text else ""
+    return f"d{name}/d{parent} = {middle}{text}"
 
+
+def _digraph(order, y, *, names, show, adjoints, tangents, digits, rankdir, max_nodes, current=None,
+             extra_labels=None, edge_labels=False):
     if rankdir not in ("LR", "TB", "RL", "BT"):
         raise ValueError(f"rankdir must be one of LR, TB, RL, BT; got {rankdir!r}")
     label = node_names(order, y, names)
     kept, hidden = _keep_nodes(order, max_nodes)
     hidden_ids = {id(n) for n in hidden}
     key = {id(n): f"n{k}" for k, n in enumerate(order)}  # stable DOT ids
-    dot = graphviz.Digraph(graph_attr=dict(rankdir=rankdir), node_attr=dict(fontname="Helvetica", fontsize="11"))
+    dot = Picture(graph_attr=dict(rankdir=rankdir), node_attr=dict(fontname="Helvetica", fontsize="11"))
     if hidden:
         counts = Counter(n.op.name if n.op else "input" for n in hidden)
         summary = ", ".join(f"{op} x{k}" for op, k in counts.most_common(6))
@@ -87,11 +123,13 @@ def _digraph(order, y, *, names, show, adjoints, tangents, digits, rankdir, max_
         dot.node(key[nid], _box_text(node, label[nid], label, show, adjoints.get(nid), tangents.get(nid), digits,
                                        extra), **style)
         edges_from_hidden = False
-        for inp in node.inputs:
+        partials = partial_texts(node, label) if edge_labels and node.op is not None else None
+        for i, inp in enumerate(node.inputs):
             if id(inp) in hidden_ids:
                 edges_from_hidden = True
             elif id(inp) in label:
-                dot.edge(key[id(inp)], key[nid])
+                text = _edge_label(node, i, label, partials, digits) if edge_labels else ""
+                dot.edge(key[id(inp)], key[nid], **(dict(label=text, fontsize="9", fontcolor="#1d4ed8") if text else {}))
             else:  # a constant input
                 constants += 1
                 cid = f"const{constants}"
@@ -102,19 +140,23 @@ def _digraph(order, y, *, names, show, adjoints, tangents, digits, rankdir, max_
     return dot
 
 
-def draw(y, show=("value", "grad"), rankdir="LR", names=None, wrt=None, seed=None, max_nodes=200, digits=4):
+def draw(y, show=("value", "grad"), rankdir="LR", names=None, wrt=None, seed=None, max_nodes=200, digits=4,
+         edge_labels=False):
     """A picture of the graph that produced ``y``: one node per leaf and per recorded op.
 
     ``show`` picks what each node lists: ``"value"``, ``"grad"`` (the adjoint dy/dv from a reverse
-    sweep, the one ``y.backward()`` runs; ``seed=`` for non-scalar y) and ``"tangent"`` (from a
-    forward sweep seeded with 1 at ``wrt``). ``names="letters"`` names unnamed nodes a, b, c as in
-    eq. 5.38. Past ``max_nodes`` the earliest nodes are collapsed into one summary node. Returns a
-    ``graphviz.Digraph`` (shown inline in Jupyter; ``save`` renders it to SVG or PNG).
+    sweep, the one ``y.backward()`` runs, labelled "adjoint" as in the trace tables; ``seed=`` for
+    non-scalar y) and ``"tangent"`` (from a forward sweep seeded with 1 at ``wrt``).
+    ``names="letters"`` names unnamed nodes a, b, c as in eq. 5.38. ``edge_labels=True`` writes
+    each scalar edge's local derivative on it (eq. 5.40: ``dd/dc = exp(c) = 2.033``), the factor
+    the chain rule multiplies there. Past ``max_nodes`` the earliest nodes are collapsed into one
+    summary node. Returns a ``Picture`` (a ``graphviz.Digraph``, shown inline in Jupyter, as text
+    when ``dot`` is missing; ``save`` renders it to SVG or PNG).
 
     >>> from autodiff import Tensor, sin
     >>> x = Tensor(0.5, requires_grad=True, name="x")
     >>> dot = draw(sin(x) * x, names="letters")
-    >>> "a = sin" in dot.source and "grad 1" in dot.source
+    >>> "a = sin" in dot.source and "adjoint 1" in dot.source
     True
     """
     show = (show,) if isinstance(show, str) else tuple(show)
@@ -124,16 +166,32 @@ def draw(y, show=("value", "grad"), rankdir="LR", names=None, wrt=None, seed=Non
     order, ids = graph_of(y)
     adjoints = adjoints_of(order, ids, y, seed_of(y, seed, "draw")) if "grad" in show and y.requires_grad else {}
     tangents = tangents_of(order, wrt_list(wrt, order, "draw")) if "tangent" in show and y.requires_grad else {}
-    return _digraph(order, y, names=names, show=show, adjoints=adjoints, tangents=tangents, digits=digits,
-                    rankdir=rankdir, max_nodes=max_nodes)
+    picture = _digraph(order, y, names=names, show=show, adjoints=adjoints, tangents=tangents, digits=digits,
+                       rankdir=rankdir, max_nodes=max_nodes, edge_labels=edge_labels)
+    mode = "forward" if "tangent" in show else "reverse"
+    picture.fallback_of = lambda: _text_views(y, mode, wrt, names, seed, max_nodes)
+    return picture
+
+
+def _text_views(y, mode, wrt, names, seed, max_nodes):
+    """The graph as straight-line code (eq. 5.38) and, for a graph of at most ``max_nodes`` lines
+    whose sweep needs nothing more (a seed, wrt=), its trace table: what needs no ``dot``."""
+    if not y.requires_grad:
+        return f"an untracked Tensor: {number_text(y._value, 6)}"
+    code = graph_code(y, names).splitlines()
+    if max_nodes is not None and len(code) > max_nodes:
+        return "\n".join([f"... {len(code) - max_nodes:,} earlier lines"] + code[-max_nodes:])
+    try:
+        table = trace_table(y, mode=mode, wrt=wrt, names=names, seed=seed)
+    except ValueError:   # a non-scalar y without seed=, tangents without wrt=: the code alone
+        return "\n".join(code)
+    return "\n".join(code) + f"\n\n{table}"
 
 
 def save(graph, path, format=None) -> Path:
     """Render ``graph`` (a Digraph) to ``path`` (.svg or .png) with ``dot``; the DOT source is always
     written beside it (``path`` with suffix .dot). Without ``dot``, raises ``GraphvizNotFound``
     saying how to install it, after writing the DOT source."""
-    import graphviz
-
     path = Path(path)
     fmt = format or path.suffix.lstrip(".") or "svg"
     if fmt not in ("svg", "png", "pdf", "dot"):
@@ -157,37 +215,64 @@ def save(graph, path, format=None) -> Path:
 # --- step by step ------------------------------------------------------------------------------
 
 class Steps(list):
-    """The pictures of a sweep, one per node swept; ``save(folder)`` writes step_001.svg, ..."""
+    """The pictures of a sweep, one per node swept (a list of ``Picture``), with what each step
+    completes (``steps``: a ``player.Step`` each) and the sweep's trace table (``table``), one row
+    per step. ``save(folder)`` writes step_001.svg, ...; ``save_html(path)`` the step-through
+    player; in Jupyter the player shows inline (without ``dot``: its panel and table, no pictures)."""
 
-    def __init__(self, graphs, mode):
+    def __init__(self, graphs, mode, steps, table):
         super().__init__(graphs)
+        if not len(graphs) == len(steps) == len(table.rows):
+            raise ValueError(f"Steps: graphs, steps and table rows must be as many; got {len(graphs)}, {len(steps)} "
+                             f"and {len(table.rows)}")
         self.mode = mode
+        self.steps = list(steps)
+        self.table = table
 
     def save(self, folder, format="svg"):
         """Render every step to ``folder/step_NNN.<format>``; returns the paths."""
         folder = Path(folder)
         return [save(g, folder / f"step_{k:03d}.{format}", format) for k, g in enumerate(self, start=1)]
 
+    def _svgs(self):
+        return [g.pipe(format="svg", encoding="utf-8") for g in self]
+
+    def player(self, standalone=False):
+        """The step-through player as HTML (``autodiff.player``); needs ``dot`` (GraphvizNotFound)."""
+        try:
+            svgs = self._svgs()
+        except graphviz.ExecutableNotFound:
+            raise GraphvizNotFound(f"cannot render the player's pictures: {INSTALL_DOT}") from None
+        return player_html(self.steps, self.mode, self.table.columns, self.table.rows, svgs, standalone=standalone)
+
+    def save_html(self, path) -> Path:
+        """Write the player to ``path`` as one self-contained HTML page (pictures, style and script
+        inline: it opens offline). Without ``dot``, raises ``GraphvizNotFound`` and writes nothing."""
+        path = Path(path)
+        if path.suffix.lower() not in (".html", ".htm"):
+            raise ValueError(f"save_html: path must end in .html, got {path.name!r}")
+        page = self.player(standalone=True)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(page, encoding="utf-8")
+        return path
+
     def _repr_html_(self):
-        import graphviz
-
-        parts = []
-        for k, g in enumerate(self, start=1):
-            try:
-                body = g.pipe(format="svg").decode()
-            except graphviz.ExecutableNotFound:
-                body = f"<pre>{html.escape(g.source)}</pre>"
-            parts.append(f"<div><p>{self.mode} sweep, step {k} of {len(self)}</p>{body}</div>")
-        return "".join(parts)
+        try:
+            return self.player()
+        except GraphvizNotFound:
+            return player_html(self.steps, self.mode, self.table.columns, self.table.rows, None,
+                               note=f"No pictures: {INSTALL_DOT}. The table and the sums still step.")
 
 
-def draw_steps(y, mode="reverse", wrt=None, names="letters", seed=None, rankdir="LR", max_nodes=200, digits=4):
+def draw_steps(y, mode="reverse", wrt=None, names="letters", seed=None, rankdir="LR", max_nodes=200, digits=4,
+               edge_labels=False):
     """The sweep as a sequence of pictures, one per node in the order the sweep visits them.
 
     Reverse mode (Algorithm 2) visits y first and the inputs last; each picture highlights the node
     whose adjoint is being completed and lists its terms, e.g. at a fan-out node
     ``dy/da = dy/dc dc/da + dy/db db/da`` (eq. 5.39) with their values. Forward mode visits the
-    inputs first and lists the terms of each tangent. Returns ``Steps`` (a list of Digraphs).
+    inputs first and lists the terms of each tangent; ``edge_labels=True`` as in ``draw``. Returns
+    ``Steps`` (a list of Digraphs, with the trace table and the player).
 
     >>> from autodiff import Tensor, sin
     >>> x = Tensor(0.5, requires_grad=True, name="x")
@@ -212,17 +297,22 @@ def draw_steps(y, mode="reverse", wrt=None, names="letters", seed=None, rankdir=
         values = tangents_of(order, wrt_list(wrt, order, "draw_steps"), on_edge=record)
         visit, show, letter = order, ("value", "tangent"), "tangent"
 
-    graphs = []
+    graphs, steps = [], []
     done = {}
+    quantity = "adjoint" if mode == "reverse" else "tangent"
     for node in visit:
         nid = id(node)
         if nid in values:
             done[nid] = values[nid]
-        extra = {nid: _step_terms(node, terms.get(nid, []), label, mode, values.get(nid), digits)}
+        lines = _step_terms(node, terms.get(nid, []), label, mode, values.get(nid), digits)
         graphs.append(_digraph(order, y, names=names, show=show,
                                adjoints=done if letter == "grad" else {}, tangents=done if letter == "tangent" else {},
-                               digits=digits, rankdir=rankdir, max_nodes=max_nodes, current=node, extra_labels=extra))
-    return Steps(graphs, mode)
+                               digits=digits, rankdir=rankdir, max_nodes=max_nodes, current=node,
+                               extra_labels={nid: lines}, edge_labels=edge_labels))
+        graphs[-1].fallback_of = lambda: _text_views(y, mode, wrt, names, seed, max_nodes)
+        steps.append(Step(label[nid], quantity, number_text(values.get(nid, 0), digits), [t for t in lines if t]))
+    table = trace_table(y, mode=mode, wrt=wrt, names=names, seed=seed)
+    return Steps(graphs, mode, steps, table)
 
 
 def _step_terms(node, terms, label, mode, total, digits):

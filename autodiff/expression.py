@@ -19,7 +19,10 @@ from __future__ import annotations
 import ast
 import math
 
+import numpy as np
+
 from . import ops
+from .tensor import Tensor, value_of
 
 #: The functions an expression may call, with their number of arguments.
 FUNCTIONS = {
@@ -28,8 +31,19 @@ FUNCTIONS = {
     "abs": (ops.abs, 1), "relu": (ops.relu, 1), "maximum": (ops.maximum, 2), "minimum": (ops.minimum, 2),
 }
 CONSTANTS = {"pi": math.pi, "e": math.e}
-_BINARY = {ast.Add: ops.add, ast.Sub: ops.sub, ast.Mult: ops.mul, ast.Div: ops.div,
-           ast.Pow: lambda a, b: a ** b}
+
+
+def _power(a, b):
+    """``a ** b``: the Tensor operator (which records ``pow_const`` for a constant exponent), and for
+    plain numbers NumPy's (``0.0 ** -1`` is inf and ``(-1.5) ** -1.5`` NaN, as for Tensors; Python's
+    floats would raise or turn complex). Complex arrays (the complex-step difference) stay complex."""
+    if isinstance(a, Tensor) or isinstance(b, Tensor):
+        return a ** b
+    a, b = (np.asarray(v) if np.asarray(v).dtype.kind in "fc" else np.asarray(v, dtype=np.float64) for v in (a, b))
+    return np.power(a, b)
+
+
+_BINARY = {ast.Add: ops.add, ast.Sub: ops.sub, ast.Mult: ops.mul, ast.Div: ops.div, ast.Pow: _power}
 _UNARY = {ast.USub: ops.neg, ast.UAdd: lambda a: a}
 MAX_LENGTH = 2000
 MAX_DEPTH = 200  # operators and parentheses nested; also bounds the builder's recursion
@@ -46,6 +60,17 @@ class ExpressionError(ValueError):
         shown = self.text if len(self.text) <= 120 else self.text[:117] + "..."
         caret = " " * self.column + "^" * self.length if self.column < len(shown) else ""
         return f"{self.message}\n  {shown}\n  {caret}".rstrip()
+
+    def one_line(self):
+        """The message and the offending token on one line (the command line's form of the error).
+
+        >>> print(ExpressionError("unknown name 'y'", "x + y", 4).one_line())
+        unknown name 'y' (column 5: 'y')
+        """
+        token = self.text[self.column:self.column + self.length]
+        if not token.strip():
+            return self.message
+        return f"{self.message} (column {self.column + 1}: {token if len(token) <= 40 else token[:37] + '...'!r})"
 
 
 def _where(node):
@@ -129,6 +154,7 @@ class _Builder:
         self.variables = variables
         self.steps = []
         self.seen = {}
+        self.constants = {}   # step index -> value, for the steps made of numbers alone
 
     def fail(self, message, node):
         col, length = _where(node)
@@ -137,9 +163,25 @@ class _Builder:
     def emit(self, node, kind, payload, args=()):
         key = ast.dump(node)
         if key not in self.seen:
+            if kind == "op" and all(a in self.constants for a in args):
+                self.constant_value(node, payload, args)
             self.steps.append((kind, payload, tuple(args)))
             self.seen[key] = len(self.steps) - 1
+            if kind == "value":
+                self.constants[self.seen[key]] = payload
+            elif kind == "op" and all(a in self.constants for a in args):
+                self.constants[self.seen[key]] = self.last_constant
         return self.seen[key]
+
+    def constant_value(self, node, fn, args):
+        """Compute a subexpression of numbers alone now (in float64), refusing one that is not a finite
+        real number (``9**9**9``, ``1/0``, ``(-8)**(1/3)``) before it can overflow at run time."""
+        with np.errstate(all="ignore"):
+            value = np.asarray(value_of(fn(*(np.float64(self.constants[a]) for a in args))))
+        if value.dtype.kind not in "fiu" or not np.all(np.isfinite(value)):
+            text = ast.get_source_segment(self.text, node) or "a constant"
+            self.fail(f"{text} is not a finite real number ({value}), so the expression has no value", node)
+        self.last_constant = float(value)
 
     def __call__(self, node, depth):
         if depth > MAX_DEPTH:
@@ -147,7 +189,15 @@ class _Builder:
         if isinstance(node, ast.Constant):
             if isinstance(node.value, bool) or not isinstance(node.value, (int, float)):
                 self.fail(f"only numbers are allowed as literals, not {type(node.value).__name__}", node)
-            return self.emit(node, "value", float(node.value))
+            try:
+                value = float(node.value)
+            except OverflowError:
+                value = math.inf
+            if not math.isfinite(value):
+                digits = ast.get_source_segment(self.text, node) or ""
+                self.fail(f"the number {digits[:20] + '...' if len(digits) > 20 else digits} is too large for a "
+                          f"float (at most about 1.8e308)", node)
+            return self.emit(node, "value", value)
         if isinstance(node, ast.Name):
             return self.name(node)
         if isinstance(node, ast.BinOp) and type(node.op) in _BINARY:
@@ -177,7 +227,9 @@ class _Builder:
 
     def call(self, node, depth):
         if not isinstance(node.func, ast.Name):
-            self(node.func, depth + 1)  # reports what is wrong inside it
+            self(node.func, depth + 1)  # reports what is wrong inside it, if anything
+            called = ast.get_source_segment(self.text, node.func) or _describe(node.func)
+            self.fail(f"only a function's name can be called (e.g. sin(x)), not {called!r}", node.func)
         if node.func.id not in FUNCTIONS:
             self.fail(f"unknown function {node.func.id!r} (allowed: {', '.join(sorted(FUNCTIONS))})", node.func)
         fn, arity = FUNCTIONS[node.func.id]

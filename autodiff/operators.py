@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import ops
+from . import interop, ops
 from .sweep import accumulate_into_grads
 from .tensor import Tensor
 
@@ -76,6 +76,21 @@ class TensorSyntax:
         """``x[index]``: NumPy indexing, basic and advanced (Tensors in the index are constants)."""
         return ops.getitem(self, index=ops.normalize_index(index))
 
+    def __setitem__(self, index, value):
+        """Refused: writing into a Tensor would change a value the graph saved for its rules."""
+        raise TypeError("a Tensor does not support item assignment (x[i] = v would change a value the graph "
+                        "has saved, and gradients computed from it would be wrong); write x = x.at[i].set(v) "
+                        "(or .add(v)), which records the update so that gradients flow through x and v")
+
+    @property
+    def at(self):
+        """``x.at[index].set(v)`` / ``.add(v)`` / ``.get()``: a new Tensor with x updated at index (JAX's)."""
+        return ops.IndexUpdate(self)
+
+    # --- NumPy's functions and ufuncs on Tensors run the engine's ops (autodiff.interop) --------
+    __array_ufunc__ = interop.array_ufunc
+    __array_function__ = interop.array_function
+
     # --- methods: the ops of the same name ------------------------------------------------------
     def sum(self, axis=None, keepdims=False):
         return ops.sum(self, axis=axis, keepdims=keepdims)
@@ -88,6 +103,47 @@ class TensorSyntax:
 
     def min(self, axis=None, keepdims=False):
         return ops.min(self, axis=axis, keepdims=keepdims)
+
+    def prod(self, axis=None, keepdims=False):
+        return ops.prod(self, axis=axis, keepdims=keepdims)
+
+    def cumsum(self, axis=None):
+        return ops.cumsum(self, axis=axis)
+
+    def cumprod(self, axis=None):
+        return ops.cumprod(self, axis=axis)
+
+    def var(self, axis=None, ddof=0, keepdims=False):
+        return ops.var(self, axis=axis, ddof=ddof, keepdims=keepdims)
+
+    def std(self, axis=None, ddof=0, keepdims=False):
+        return ops.std(self, axis=axis, ddof=ddof, keepdims=keepdims)
+
+    def dot(self, other):
+        return ops.dot(self, other)
+
+    def trace(self, offset=0, axis1=0, axis2=1):
+        return ops.trace(self, offset, axis1, axis2)
+
+    def diagonal(self, offset=0, axis1=0, axis2=1):
+        return ops.diagonal(self, offset, axis1, axis2)
+
+    def flatten(self):
+        """The elements in one dimension (a reshape: no copy is needed, values are never written)."""
+        return ops.ravel(self)
+
+    def ravel(self):
+        return ops.ravel(self)
+
+    def squeeze(self, axis=None):
+        return ops.squeeze(self, axis)
+
+    def swapaxes(self, axis1, axis2):
+        return ops.swapaxes(self, axis1, axis2)
+
+    def astype(self, dtype):
+        """``x`` converted to ``dtype`` (differentiable between float dtypes; see autodiff.astype)."""
+        return ops.astype(self, dtype)
 
     def logsumexp(self, axis=None, keepdims=False):
         return ops.logsumexp(self, axis=axis, keepdims=keepdims)

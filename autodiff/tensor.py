@@ -81,6 +81,8 @@ class Tensor:
     NumPy scalar) and keeps its dtype: Python floats become float64, Python ints int64, float32
     arrays stay float32. ``requires_grad=True`` makes it a leaf whose gradient ``backward()``
     accumulates into ``.grad``; only floating or complex dtypes can require gradients.
+    ``Tensor(t)`` of a Tensor that is being recorded is refused (the copy would be cut from t's
+    graph): ``t.detach()`` says that a constant is meant.
 
     >>> import numpy as np
     >>> from autodiff import Tensor
@@ -94,11 +96,12 @@ class Tensor:
     __slots__ = ("_value", "requires_grad", "grad", "name", "op", "inputs", "params", "_retains_grad",
                  "_seq", "__weakref__")
 
-    # NumPy defers to our reflected operators (ndarray * Tensor -> Tensor.__rmul__).
-    __array_ufunc__ = None
+    # NumPy functions and ufuncs on Tensors run the engine's ops: autodiff.operators binds
+    # __array_ufunc__ and __array_function__ (from autodiff.interop), as it binds the operators.
 
     def __init__(self, value, requires_grad: bool = False, name: str | None = None):
         if isinstance(value, Tensor):
+            _refuse_detaching(value, "Tensor()")  # a new leaf would be cut from value's graph
             value = value._value
         arr = np.array(value)  # a copy: later changes to the caller's array do not reach the graph
         _check_numeric(arr, "Tensor value")
@@ -160,14 +163,20 @@ class Tensor:
         return self.op is None
 
     def item(self):
-        """The value of a one-element Tensor as a Python number."""
+        """The value of a one-element Tensor as a Python number: an explicit way out of the graph
+        (as PyTorch's ``.item()``), for printing a loss or logging it."""
         return self._value.item()
 
     def numpy(self) -> np.ndarray:
-        """The value as a NumPy array (same as ``.value``)."""
+        """The value as a NumPy array; refused on a Tensor being recorded, as PyTorch's ``numpy()``."""
+        _refuse_detaching(self, "numpy()")
         return self._value
 
     def __array__(self, dtype=None, copy=None):
+        """``np.asarray(t)``. Refused on a Tensor that requires grad while recording (PyTorch's rule):
+        the array would be a constant and every gradient through it silently zero. ``t.detach()``
+        or ``t.value`` say that a constant is meant."""
+        _refuse_detaching(self, "np.asarray()")
         if copy:
             return np.array(self._value, dtype=dtype, copy=True)
         return self._value if dtype is None else self._value.astype(dtype, copy=False)
@@ -181,7 +190,20 @@ class Tensor:
         return (self[i] for i in range(len(self)))
 
     def __float__(self):
+        """``float(t)``, and with it ``math.sin(t)``, ``math.exp(t)``...: refused (a TypeError, not a
+        warning) on a Tensor being recorded. Python's ``math`` functions convert their argument with
+        ``float()``, so the result would be a constant and the gradient silently zero; a warning is
+        easy to miss, and a wrong gradient is the worst result a checking toolkit can give. Use
+        ``autodiff.sin(t)`` to stay in the graph, ``t.item()`` for the number. ``int()`` and
+        ``bool()`` are allowed: their results have no derivative to lose."""
+        _refuse_detaching(self, "float()")
         return float(self._value)
+
+    def __format__(self, spec):
+        """``f"{loss:.4f}"`` formats the value (a string carries no gradient, so nothing is lost)."""
+        if spec and self._value.ndim == 0:
+            return format(self._value.item(), spec)
+        return format(str(self), spec)
 
     def __int__(self):
         return int(self._value)
@@ -239,6 +261,16 @@ class Tensor:
 
     def __ne__(self, other):
         return self._value != value_of(other)
+
+
+def _refuse_detaching(t: "Tensor", what: str) -> None:
+    """Raise when converting ``t`` would cut a recorded Tensor out of the graph without saying so."""
+    if t.requires_grad and _grad_mode.enabled:
+        raise TypeError(
+            f"Can't call {what} on a Tensor that requires grad: the result would be a constant, cut from the "
+            f"graph, and every gradient through it silently zero (math.* functions call float()). Use "
+            f"t.detach() or t.value (t.item() for a number) if you mean the value as a constant, or the autodiff "
+            f"op (autodiff.sin, autodiff.sum, autodiff.einsum, ...) to stay in the graph.")
 
 
 def value_of(x):

@@ -25,7 +25,7 @@ import zlib
 
 import numpy as np
 
-__all__ = ["load_digits", "load_mnist", "read_idx", "DATASETS"]
+__all__ = ["load_digits", "load_mnist", "read_idx", "DATASETS", "MAX_IDX_BYTES"]
 
 # IDX type codes -> big-endian dtypes
 _IDX_TYPES = {0x08: np.dtype(">u1"), 0x09: np.dtype(">i1"), 0x0B: np.dtype(">i2"),
@@ -95,44 +95,95 @@ def load_digits(dtype=np.float32):
 
 # --- IDX files ------------------------------------------------------------------------------------
 
-def _read_bytes(file) -> bytes:
-    """The (decompressed) contents of ``file``; gzip is recognised by its name or its first bytes."""
-    with open(file, "rb") as f:
-        data = f.read()
-    if str(file).endswith(".gz") or data[:2] == b"\x1f\x8b":
+#: The most data (bytes, after decompression) one IDX file may declare: MNIST's training images are 47 MB.
+MAX_IDX_BYTES = 1 << 30
+
+
+class _Reader:
+    """The file's bytes in order, decompressed if it is gzip (recognised by its name or its first
+    bytes), read only as far as asked: nothing is decompressed beyond what the header promises."""
+
+    def __init__(self, file):
+        self.file = file
+        self.raw = open(file, "rb")
+        self.gzip = str(file).endswith(".gz") or self.raw.read(2) == b"\x1f\x8b"
+        self.raw.seek(0)
+        self.stream = gzip.GzipFile(fileobj=self.raw, mode="rb") if self.gzip else self.raw
+
+    def read(self, n: int) -> bytes:
+        """Up to ``n`` bytes (fewer only at the end), read in chunks of at most 1 MiB."""
+        chunks, got = [], 0
         try:
-            data = gzip.decompress(data)
+            while got < n:
+                chunk = self.stream.read(min(n - got, 1 << 20))
+                if not chunk:
+                    break
+                chunks.append(chunk)
+                got += len(chunk)
         except (OSError, EOFError, zlib.error) as exc:
-            raise ValueError(f"{file}: not a valid gzip file ({exc})") from None
-    return data
+            raise ValueError(f"{self.file}: not a valid gzip file ({exc})") from None
+        return b"".join(chunks)
+
+    def remaining(self) -> int | None:
+        """The number of bytes left: from the file's size for a raw file; for gzip, read (at most
+        1 MiB more: None when there is more than that), which also checks the CRC at the end."""
+        if not self.gzip:
+            return os.fstat(self.raw.fileno()).st_size - self.raw.tell()
+        extra = len(self.read(1 << 20))
+        return extra if extra < 1 << 20 else None
+
+    def close(self):
+        self.raw.close()
 
 
-def _parse_idx(data: bytes, file, magic: int | None = None) -> np.ndarray:
-    if len(data) < 4:
-        raise ValueError(f"{file}: too short for an IDX header ({len(data)} bytes)")
-    found = int.from_bytes(data[:4], "big")
-    if magic is not None and found != magic:
-        raise ValueError(f"{file}: wrong magic number: expected {magic} (0x{magic:08X}), got "
-                         f"{found} (0x{found:08X})")
-    if data[0] != 0 or data[1] != 0 or data[2] not in _IDX_TYPES or data[3] == 0:
-        raise ValueError(f"{file}: not an IDX file (magic number 0x{found:08X} should be "
-                         f"0x0000TTDD: a known type code TT and at least one dimension DD)")
-    dtype, ndim = _IDX_TYPES[data[2]], data[3]
-    header = 4 + 4 * ndim
-    if len(data) < header:
-        raise ValueError(f"{file}: truncated header: {ndim} dimensions need {header} bytes, "
-                         f"the file has {len(data)}")
-    shape = tuple(int.from_bytes(data[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim))
-    expected = math.prod(shape) * dtype.itemsize
-    if len(data) - header != expected:
-        what = "truncated" if len(data) - header < expected else "too long"
-        raise ValueError(f"{file}: {what}: the header promises {' x '.join(map(str, shape))} values of "
-                         f"{dtype.itemsize} byte(s) = {expected} bytes of data, found {len(data) - header}")
-    return np.frombuffer(data, dtype=dtype, offset=header).reshape(shape).astype(dtype.newbyteorder("="))
+def _read_idx(file, magic: int | None = None, max_bytes: int = MAX_IDX_BYTES) -> np.ndarray:
+    """Read an IDX file, checking the header against the file before the data is read: the data the
+    header promises is at most ``max_bytes``, and (raw files) the file's size is what it promises."""
+    reader = _Reader(file)
+    try:
+        head = reader.read(4)
+        if len(head) < 4:
+            raise ValueError(f"{file}: too short for an IDX header ({len(head)} bytes)")
+        found = int.from_bytes(head, "big")
+        if magic is not None and found != magic:
+            raise ValueError(f"{file}: wrong magic number: expected {magic} (0x{magic:08X}), got "
+                             f"{found} (0x{found:08X})")
+        if head[0] != 0 or head[1] != 0 or head[2] not in _IDX_TYPES or head[3] == 0:
+            raise ValueError(f"{file}: not an IDX file (magic number 0x{found:08X} should be "
+                             f"0x0000TTDD: a known type code TT and at least one dimension DD)")
+        dtype, ndim = _IDX_TYPES[head[2]], head[3]
+        sizes = reader.read(4 * ndim)
+        if len(sizes) < 4 * ndim:
+            raise ValueError(f"{file}: truncated header: {ndim} dimensions need {4 + 4 * ndim} bytes, "
+                             f"the file has {4 + len(sizes)}")
+        shape = tuple(int.from_bytes(sizes[4 * i: 4 * i + 4], "big") for i in range(ndim))
+        expected = math.prod(shape) * dtype.itemsize
+        promise = f"the header promises {' x '.join(map(str, shape))} values of {dtype.itemsize} byte(s) = " \
+                  f"{expected} bytes of data"
+        if expected > max_bytes:
+            raise ValueError(f"{file}: {promise}, more than max_bytes={max_bytes:,}")
+        if not reader.gzip and reader.remaining() != expected:
+            left = reader.remaining()
+            raise ValueError(f"{file}: {'truncated' if left < expected else 'too long'}: {promise}, found {left}")
+        data = reader.read(expected)
+        if len(data) < expected:
+            raise ValueError(f"{file}: truncated: {promise}, found {len(data)}")
+        extra = reader.remaining()
+        if extra != 0:
+            found_text = f"{expected + extra}" if extra is not None else f"more than {expected + (1 << 20)}"
+            raise ValueError(f"{file}: too long: {promise}, found {found_text}")
+    finally:
+        reader.close()
+    return np.frombuffer(data, dtype=dtype).reshape(shape).astype(dtype.newbyteorder("="))
 
 
 def read_idx(file) -> np.ndarray:
     """Read an IDX file (raw, or gzip-compressed) into a NumPy array of its shape and type.
+
+    The header is checked before the data is read: the data it promises must be at most
+    ``MAX_IDX_BYTES`` and (raw files) exactly what the file holds; a gzip file is decompressed only
+    as far as the header promises (plus a little, to tell "too long"), so a small file that
+    decompresses to gigabytes fails fast. Every problem is a ValueError naming the file.
 
     >>> import os, struct, tempfile
     >>> with tempfile.TemporaryDirectory() as folder:
@@ -142,7 +193,7 @@ def read_idx(file) -> np.ndarray:
     ...     read_idx(path)
     array([7, 0, 9], dtype=uint8)
     """
-    return _parse_idx(_read_bytes(file), file)
+    return _read_idx(file)
 
 
 # --- MNIST ----------------------------------------------------------------------------------------
@@ -161,10 +212,10 @@ def _find(folder, name: str, kind: str) -> str:
 def _load_mnist_part(folder, part: str, kind: str):
     images_name, labels_name = MNIST_FILES[part]
     images_file, labels_file = _find(folder, images_name, kind), _find(folder, labels_name, kind)
-    images = _parse_idx(_read_bytes(images_file), images_file, IMAGES_MAGIC)
+    images = _read_idx(images_file, IMAGES_MAGIC)
     if images.shape[1:] != (28, 28):
         raise ValueError(f"{images_file}: expected 28 x 28 images, got {images.shape[1]} x {images.shape[2]}")
-    labels = _parse_idx(_read_bytes(labels_file), labels_file, LABELS_MAGIC)
+    labels = _read_idx(labels_file, LABELS_MAGIC)
     if len(labels) != len(images):
         raise ValueError(f"{labels_file} holds {len(labels)} labels but {images_file} holds "
                          f"{len(images)} images: the counts must match")

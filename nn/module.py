@@ -15,7 +15,12 @@ The layers themselves live in :mod:`nn.layers` (by concern); this module holds w
   ``evaluate``, ``Sequential.forward(logits=True)`` and ``nn.regularizers.Ensemble`` all follow.
 - ``LAYERS``, ``register``, ``layer_spec`` and ``from_spec``: a layer as JSON-friendly data
   ``{"class", "name", "config"}`` and back, through a whitelist of classes (``nn.save``/``nn.load``).
-- ``assign_names``: Keras's layer names (conv2d, conv2d_1, max_pool2d, ...).
+- ``assign_names``: Keras's layer names (conv2d, conv2d_1, max_pool2d, ...); ``check_layer_name``:
+  a layer's name becomes an attribute of its container, so it must be an identifier that shadows
+  nothing (not ``forward``, ``eval``, ``layers``, ``__class__``).
+- ``Layer.add_weight`` and ``parameter_budget``: every parameter is made in one place, where a
+  loader can cap the values an architecture may allocate (``nn.load`` caps them at what the file
+  holds) before the allocation happens.
 
 >>> import nn
 >>> model = nn.Sequential([nn.Input((1, 28, 28)), nn.Flatten(), nn.Dense(128, activation="relu"), nn.Dense(10)])
@@ -26,6 +31,10 @@ The layers themselves live in :mod:`nn.layers` (by concern); this module holds w
 """
 from __future__ import annotations
 
+import contextlib
+import contextvars
+import keyword
+import math
 import re
 from collections import OrderedDict
 
@@ -34,9 +43,10 @@ import numpy as np
 from autodiff import Tensor
 
 from . import functional as F
+from . import init as initialisers
 
 __all__ = ["Parameter", "Module", "Layer", "Activated", "final_activation", "ends_in_softmax", "LAYERS", "register",
-           "layer_spec", "from_spec", "assign_names"]
+           "layer_spec", "from_spec", "assign_names", "check_layer_name", "parameter_budget"]
 
 
 class Parameter(Tensor):
@@ -123,11 +133,13 @@ class Module:
         """Copy arrays into the parameters and buffers, after checking every name, shape and dtype.
 
         Nothing is changed unless everything fits: a missing or unexpected name (with ``strict``),
-        or a shape that differs, raises ValueError naming them all.
+        a shape that differs, a non-numeric array, or values that the cast to the parameter's dtype
+        would change (an int64 2**62 into float32, a float64 1e300 into float32's inf) raise
+        ValueError naming them all.
         """
         targets = OrderedDict((name, p.value) for name, p in self.named_parameters())
         targets.update(self.named_buffers())
-        problems = []
+        problems, cast = [], {}
         missing = [n for n in targets if n not in state]
         unexpected = [n for n in state if n not in targets]
         if strict and missing:
@@ -141,11 +153,13 @@ class Module:
                     problems.append(f"{name}: expected shape {target.shape}, got {got.shape}")
                 elif got.dtype.kind not in "fiu":
                     problems.append(f"{name}: expected a numeric array, got dtype {got.dtype}")
+                else:
+                    cast[name] = _exact_cast(name, got, target.dtype, problems)
         if problems:
             raise ValueError("load_state_dict: the state does not fit this model; " + "; ".join(problems))
         for name, target in targets.items():
-            if name in state:
-                target[...] = np.asarray(state[name])
+            if name in cast:
+                target[...] = cast[name]
 
     # --- calling -------------------------------------------------------------------------------------
     def ends_in_softmax(self) -> bool:
@@ -157,6 +171,25 @@ class Module:
 
     def __call__(self, x):
         return self.forward(x)
+
+
+def _exact_cast(name, got, dtype, problems):
+    """``got`` as ``dtype``, or None with a problem noted when the cast would change a value: an
+    integer beyond the float's exact range (2**24 for float32), or a finite float that overflows."""
+    with np.errstate(all="ignore"):
+        cast = got.astype(dtype)
+        if got.dtype.kind in "iu" and dtype.kind == "f":
+            changed = np.abs(got.astype(np.float64)) > 2.0 ** (np.finfo(dtype).nmant + 1)
+        elif got.dtype.kind == "f":
+            changed = np.isfinite(got) & ~np.isfinite(cast)
+        else:
+            changed = cast.astype(got.dtype) != got
+    if np.any(changed):
+        index = int(np.flatnonzero(changed)[0])
+        problems.append(f"{name}: the value {got.ravel()[index].item()!r} (dtype {got.dtype}) does not fit "
+                        f"{dtype} exactly")
+        return None
+    return cast
 
 
 def final_activation(model):
@@ -211,6 +244,16 @@ class Layer(Module):
 
     def _build(self, input_shape):
         return input_shape
+
+    def add_weight(self, name, shape, initializer):
+        """Make the Parameter ``name`` of ``shape`` (Keras's ``add_weight``), set it as an attribute and
+        return it. ``initializer`` is a name of ``nn.init`` or a function of the shape. Inside a
+        :func:`parameter_budget` the values are counted against the budget before they are made."""
+        shape = tuple(int(s) for s in shape)
+        _charge(self, name, shape)
+        parameter = Parameter(initialisers.get(initializer)(shape), name)
+        setattr(self, name, parameter)
+        return parameter
 
     def get_config(self):
         """The constructor's arguments (JSON-friendly), so ``type(layer)(**config)`` rebuilds it.
@@ -274,7 +317,76 @@ def from_spec(spec):
     return cls.from_config(dict(spec.get("config", {})), name=spec.get("name"))
 
 
+# --- the parameter budget ------------------------------------------------------------------------------
+
+_BUDGET = contextvars.ContextVar("nn_parameter_budget", default=None)
+
+
+@contextlib.contextmanager
+def parameter_budget(values: int, of: str = "the budget"):
+    """Within the block, refuse any :meth:`Layer.add_weight` that would take the parameters made so far
+    past ``values`` in all, before it allocates (``nn.load`` builds a saved architecture inside the
+    budget of the values its file holds, so a spec asking for 7 GiB fails at once).
+
+    >>> import nn
+    >>> with parameter_budget(100, of="the file"):
+    ...     nn.Sequential([nn.Input((64,)), nn.Dense(4000)])
+    Traceback (most recent call last):
+    ...
+    ValueError: dense: parameter 'weight' of shape (64, 4000) needs 256,000 values, more than the 100 left of the file
+    """
+    token = _BUDGET.set([int(values), of])
+    try:
+        yield
+    finally:
+        _BUDGET.reset(token)
+
+
+def _charge(layer, name, shape):
+    budget = _BUDGET.get()
+    if budget is None:
+        return
+    needed = math.prod(shape)
+    if needed > budget[0]:
+        raise ValueError(f"{layer.name or type(layer).__name__}: parameter {name!r} of shape {shape} needs "
+                         f"{needed:,} values, more than the {budget[0]:,} left of {budget[1]}")
+    budget[0] -= needed
+
+
 # --- naming ------------------------------------------------------------------------------------------
+
+#: Attributes a container sets after its layers (so ``hasattr`` cannot see them yet).
+_CONTAINER_ATTRIBUTES = frozenset({"layers", "body", "shortcut", "config", "geometry"})
+
+
+def _shadows(owner, name):
+    """Whether ``owner.<name> = layer`` would hide a method, property or attribute that ``owner`` uses.
+    A plain class-level default (``Layer.activation = None``, which a container never reads: its
+    final activation is its last layer's) may be shadowed, so Keras's name "activation" stays usable."""
+    if name in vars(owner) or name in _CONTAINER_ATTRIBUTES:
+        return True
+    for klass in type(owner).__mro__:
+        if name in vars(klass):
+            value = vars(klass)[name]
+            return callable(value) or hasattr(value, "__get__")
+    return False
+MAX_NAME_LENGTH = 64
+
+
+def check_layer_name(owner, name):
+    """Refuse ``name`` for a layer of the container ``owner``: it becomes ``owner.<name>``, so it must be
+    an identifier (not a keyword, not starting with "_", at most 64 characters) that shadows no
+    attribute or method of ``owner`` (``forward``, ``eval``, ``parameters``, ``layers``, ...)."""
+    kind = type(owner).__name__
+    if (not isinstance(name, str) or not name.isidentifier() or keyword.iskeyword(name) or name.startswith("_")
+            or len(name) > MAX_NAME_LENGTH):
+        raise ValueError(f"{kind}: a layer name must be a Python identifier of at most {MAX_NAME_LENGTH} characters "
+                         f"not starting with '_' (it becomes an attribute), got {name!r}")
+    if _shadows(owner, name):
+        raise ValueError(f"{kind}: a layer may not be named {name!r}: that would shadow {kind}.{name} "
+                         f"(layer names become attributes; choose another)")
+    return name
+
 
 def _snake(name):
     return re.sub(r"(?<=[a-z0-9])([A-Z])", r"_\1", name).lower().replace("2_d", "2d")

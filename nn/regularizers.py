@@ -39,7 +39,7 @@ Dropout, drop-connect and batch normalisation (5.2.2-5.2.4) are layers (``nn.Dro
 >>> penalty = l2(0.1)
 >>> penalty
 l2(lam=0.1)
->>> round(float(penalty(model)), 6)        # 0.1 / 2 * (1 + 1): the bias is left out
+>>> round(penalty(model).item(), 6)        # 0.1 / 2 * (1 + 1): the bias is left out
 0.1
 >>> penalty(model).backward()
 >>> model.layers[1].weight.grad.ravel(), model.layers[1].bias.grad
@@ -113,7 +113,7 @@ def l1_penalty(params, lam):
     >>> import numpy as np, autodiff as ad
     >>> w = ad.Tensor(np.array([1.0, -2.0, 0.0], np.float32), requires_grad=True)
     >>> p = l1_penalty([w], 0.5); p.backward()
-    >>> float(p), w.grad
+    >>> p.item(), w.grad
     (1.5, array([ 0.5, -0.5,  0. ], dtype=float32))
     """
     lam = _non_negative(lam, "lam", "l1_penalty")
@@ -126,7 +126,7 @@ def l2_penalty(params, lam):
     >>> import numpy as np, autodiff as ad
     >>> w = ad.Tensor(np.array([1.0, -2.0, 0.0], np.float32), requires_grad=True)
     >>> p = l2_penalty([w], 0.5); p.backward()
-    >>> float(p), w.grad
+    >>> p.item(), w.grad
     (1.25, array([ 0.5, -1. ,  0. ], dtype=float32))
     """
     lam = _non_negative(lam, "lam", "l2_penalty")

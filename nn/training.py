@@ -152,7 +152,7 @@ class EarlyStopping(Callback):
 
 
 class ModelCheckpoint(Callback):
-    """Save the model (``nn.save``: .npz weights + .json architecture) after each epoch, or only when
+    """Save the model (``nn.save``: one .safetensors file, written atomically) after each epoch, or only when
     ``monitor`` improves with ``save_best_only``. ``path`` may contain ``{epoch}``."""
 
     def __init__(self, path, monitor="val_loss", save_best_only=False, mode="auto"):

@@ -288,3 +288,14 @@ def test_compare_without_sympy_or_complex_step_says_why():
     assert rows["SymPy"]["value"] is None and rows["SymPy"]["note"] == "scalar inputs only"
     assert rows["numerical, complex"]["value"] is None and "relu is not complex-analytic" in rows["numerical, complex"]["note"]
     assert rows["numerical, central"]["abs err"] < 1e-8
+
+
+def test_a_nan_gradient_behind_where_gets_the_safe_pattern_and_only_then():
+    v = np.array([0.0, 1.0, 4.0])
+    with np.errstate(divide="ignore", invalid="ignore"):
+        report = ad.gradcheck(lambda x: ad.where(x > 0, ad.sqrt(x), 0.0), v, raise_exception=False)
+    assert not report.passed and any(np.isnan(r["analytic"]) for r in report.failures)
+    assert report.culprit is None  # every rule is right: the hint, not a culprit, explains the NaN
+    assert any("where(c, f(where(c, x, 1.0)), y)" in note and "node #2 = where" in note for note in report.notes)
+    safe = ad.gradcheck(lambda x: ad.where(x > 0, ad.sqrt(ad.where(x > 0, x, 1.0)), 0.0), np.array([-1.0, 2.0]))
+    assert safe.passed and not any("where(c" in note for note in safe.notes)

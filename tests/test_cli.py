@@ -44,7 +44,7 @@ def test_graph_writes_the_picture_and_the_steps(tmp_path, monkeypatch):
 def test_graph_without_dot_explains_and_keeps_the_source(tmp_path, monkeypatch):
     monkeypatch.setenv("PATH", str(tmp_path / "empty"))
     code, out, err = _run(monkeypatch, "graph", "sin(x) * x", "--at", "x=1", "-o", str(tmp_path / "g.svg"))
-    assert code == 1 and "apt-get install graphviz" in err
+    assert code == 2 and "apt-get install graphviz" in err and err.count("\n") == 1
     assert (tmp_path / "g.dot").read_text().startswith("digraph")
 
 
@@ -58,10 +58,109 @@ def test_check_prints_the_comparison_table(monkeypatch):
 
 def test_malicious_or_bad_input_is_rejected_without_evaluation(tmp_path, monkeypatch):
     code, out, err = _run(monkeypatch, "check", "__import__('os').system('touch pwned')", "--at", "x=1")
-    assert code == 2 and "unknown function '__import__'" in err and "^^^^^^^^^^" in err
+    assert code == 2 and err.startswith("chainrule check: unknown function '__import__'") and err.count("\n") == 1
+    assert "(column 1: '__import__')" in err
     assert not os.path.exists("pwned")
     code, _, err = _run(monkeypatch, "graph", "sin(x)", "--at", "x=abc")
-    assert code == 1 and "must be a number" in err
+    assert code == 2 and "must be a number" in err
+
+
+# --- hostile or careless input: one line on stderr and exit status 2, never a traceback -----------------------
+
+@pytest.mark.parametrize("argv, message", [
+    (["check", "sin(x)(1)", "--at", "x=1"], "only a function's name can be called (e.g. sin(x)), not 'sin(x)'"),
+    (["check", "x + 9**9**9", "--at", "x=1"], "9**9**9 is not a finite real number (inf)"),
+    (["check", "x + " + "9" * 400, "--at", "x=1"], "is too large for a float (at most about 1.8e308)"),
+    (["check", "1e400 * x", "--at", "x=1"], "the number 1e400 is too large for a float"),
+    (["check", "x + 1/0", "--at", "x=1"], "1/0 is not a finite real number (inf)"),
+    (["check", "2 + 3", "--at", "x=1"], "the expression does not depend on its variables"),
+    (["check", "x", "--at", "x=1e999"], "--at: the value of 'x' must be finite, got '1e999'"),
+    (["check", "x"], "the following arguments are required: --at (see chainrule check --help)"),
+    (["graph", "x", "--at", "x=1", "--seed", "x"], "--seed x picks forward mode's direction"),
+    (["graph", "x", "--at", "x=1", "--mode", "forward", "--seed", "y"], "--seed: 'y' is not a variable of --at"),
+    (["nonsense"], "invalid choice: 'nonsense'"),
+    (["train", "--epochs", "0"], "argument --epochs: expected a positive int, got 0"),
+    (["train", "--batch-size", "x"], "argument --batch-size: expected a positive int, got 'x'"),
+    (["train", "--output", __file__], "--output must be a folder, but"),
+    (["train", "--dataset", "mnist", "--data-dir", __file__], "path must be a folder holding the MNIST files"),
+])
+def test_bad_input_gets_one_line_and_status_2(monkeypatch, argv, message):
+    code, out, err = _run(monkeypatch, *argv)
+    assert code == 2 and message in err and err.count("\n") == 1 and "Traceback" not in err
+    assert err.startswith("chainrule")
+
+
+def test_a_hostile_model_file_is_one_line_too(tmp_path, monkeypatch):
+    import nn
+
+    monkeypatch.setattr(nn, "load", lambda path: (_ for _ in ()).throw(nn.io.ModelFileError(f"{path}: bad\nfile")))
+    from chainrule import cli
+
+    monkeypatch.setattr(cli.derivatives, "check", lambda *a, **k: nn.load("m.safetensors"))
+    code, _, err = _run(monkeypatch, "check", "x", "--at", "x=1")
+    assert code == 2 and err == "chainrule check: m.safetensors: bad file\n"
+
+
+def _table(out):
+    """The compare table's rows by method: {"reverse mode": ["reverse", "mode", value, ...], "SymPy": [...]}."""
+    rows = [line.split() for line in out.splitlines() if line.strip().startswith(("reverse mode", "forward mode",
+                                                                                 "SymPy"))]
+    return {" ".join(r[:2]) if r[0] != "SymPy" else "SymPy": r for r in rows}
+
+
+def test_check_reports_a_nan_value_instead_of_zero_error(monkeypatch):
+    code, out, err = _run(monkeypatch, "check", "log(x)", "--at", "x=-1")
+    assert code == 0 and err == ""
+    assert "The value of f here is nan" in out
+    assert _table(out)["reverse mode"][2:4] == ["-1", "-"]      # the derivative, and no error claimed for it
+
+
+@pytest.mark.parametrize("expression, at, sympy_says", [("sqrt(x)", "x=0", "d/dx = zoo"), ("sqrt(x)", "x=-1", "d/dx = "),
+                                                        ("1/x", "x=0", "d/dx = zoo")])
+def test_check_says_where_sympy_has_no_finite_value(monkeypatch, expression, at, sympy_says):
+    code, out, err = _run(monkeypatch, "check", expression, "--at", at)
+    assert code == 0 and err == ""
+    assert "no finite real value here" in out and sympy_says in out
+
+
+def test_check_gives_a_kink_the_note_gradcheck_gives(monkeypatch):
+    import autodiff as ad
+
+    code, out, _ = _run(monkeypatch, "check", "relu(x)", "--at", "x=0")
+    report = ad.gradcheck(ad.relu, 0.0)
+    assert code == 0 and report.kinks
+    note = report.kinks[0].replace("input 0[]", "x")
+    assert note in out
+    assert _table(out)["SymPy"][1:3] == ["0.5", "-"]    # SymPy's Heaviside(0) = 1/2, not counted as an error
+
+
+def test_check_prints_the_partials_by_name(monkeypatch):
+    import math
+
+    code, out, _ = _run(monkeypatch, "check", "x * sin(y)", "--at", "x=2", "y=0.5")
+    assert code == 0
+    assert out.splitlines()[1].split()[:3] == ["method", "d/dx", "d/dy"]
+    reverse = _table(out)["reverse mode"]
+    assert float(reverse[2]) == pytest.approx(math.sin(0.5), rel=1e-15)
+    assert float(reverse[3]) == pytest.approx(2 * math.cos(0.5), rel=1e-15)
+
+
+def test_graph_forward_mode_seeds_the_chosen_variable(tmp_path, monkeypatch):
+    import math
+
+    rows = {}
+    for seed in (None, "x", "y"):
+        argv = ["graph", "x * sin(y)", "--at", "x=2", "y=0.5", "--mode", "forward", "-o", str(tmp_path / "g.dot")]
+        code, out, err = _run(monkeypatch, *argv, *(["--seed", seed] if seed else []))
+        if code == 1 or (code == 2 and "Graphviz" in err):
+            pytest.skip("no Graphviz")
+        assert code == 0, err
+        rows[seed] = out
+        last = [line for line in out.splitlines() if line.startswith("b ") and "=" not in line.split()[1]][0].split()
+        expected = math.sin(0.5) if seed in (None, "x") else 2 * math.cos(0.5)
+        assert last[:4] == ["b", "x", "*", "a"] and float(last[5]) == pytest.approx(expected, rel=1e-5)
+    assert "Forward mode along x: dx = 1, dy = 0 (the first variable; --seed NAME picks another)" in rows[None]
+    assert "Forward mode along y: dy = 1, dx = 0\n" in rows["y"]
 
 
 # --- the parser: its choices are the registries' names ------------------------------------------------
@@ -99,9 +198,9 @@ def test_a_model_added_to_the_registry_is_a_choice_of_train(monkeypatch, capsys)
 
     monkeypatch.setitem(nn.models.MODELS, "tiny-test-model", nn.models.digits_cnn)
     assert "tiny-test-model" in _choices("train", "--model")
-    with pytest.raises(SystemExit) as exc:   # and a name not in it is refused by the parser
-        main(["train", "--model", "no-such-model"])
-    assert exc.value.code == 2 and "invalid choice: 'no-such-model'" in capsys.readouterr().err
+    assert main(["train", "--model", "no-such-model"]) == 2   # and a name not in it is refused, on one line
+    err = capsys.readouterr().err
+    assert "invalid choice: 'no-such-model'" in err and err.count("\n") == 1 and "usage:" not in err
 
 
 def test_help_lists_the_choices_and_python_m_chainrule_works():

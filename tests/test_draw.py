@@ -42,8 +42,29 @@ def test_eq_5_36_drawing_has_the_nodes_of_eq_5_38_with_engine_values_and_adjoint
     for node in order:
         lines = by_name[names[id(node)]]
         assert f"value {node.item():.4g}" in lines
-        assert f"grad {float(adjoints[id(node)]):.4g}" in lines
-    assert f"grad {eq_5_37(0.5):.4g}" in by_name["x"]
+        assert f"adjoint {float(adjoints[id(node)]):.4g}" in lines
+    assert f"adjoint {eq_5_37(0.5):.4g}" in by_name["x"]
+
+
+def test_edges_carry_their_local_derivative_eq_5_40():
+    x, y = _eq_5_36_graph()
+    dot = ad.draw(y, names="letters", edge_labels=True)
+    edges = dict(re.findall(r'(n\d+ -> n\d+) \[label="([^"]*)"', dot.source))
+    assert len(edges) == 12                                  # every edge of eq. 5.38 is labelled
+    a, e = np.sin(0.5), np.exp(0.5)
+    c = a + a ** 2
+    # The book's factors, computed here from NumPy, not from the engine's rules.
+    expected = {"da/dx": ("cos(x)", np.cos(0.5)), "db/da": ("2*a", 2 * a), "dd/dc": ("exp(c)", np.exp(c)),
+                "de/dx": ("exp(x)", e), "df/de": ("2*e", 2 * e), "dh/dg": ("cos(g)", np.cos(e + e ** 2))}
+    for label in edges.values():
+        name, _, rest = label.partition(" = ")
+        if name in expected:
+            text, value = expected.pop(name)
+            assert rest == f"{text} = {value:.4g}", label
+        else:                                                # the additions: dc/da = dc/db = dg/de = ... = 1
+            assert rest == "1", label
+    assert not expected
+    assert "label=" not in ad.draw(y).source.split("->", 1)[1].split("\n", 1)[0]   # off by default
 
 
 def test_tangents_after_a_forward_sweep():
@@ -51,7 +72,7 @@ def test_tangents_after_a_forward_sweep():
     nodes = _nodes(ad.draw(y, show=("value", "tangent"), wrt=x, names="letters"))
     by_name = {lines[0].split(" = ")[0]: lines for lines in nodes.values()}
     assert f"tangent {eq_5_37(0.5):.4g}" in by_name["y"] and "tangent 1" in by_name["x"]
-    assert not any(line.startswith("grad") for lines in nodes.values() for line in lines)
+    assert not any(line.startswith("adjoint") for lines in nodes.values() for line in lines)
 
 
 def test_print_graph_and_trace_tables_follow_the_textbook(capsys):
@@ -129,7 +150,7 @@ def test_the_graph_of_a_derivative_draws_like_any_graph():
     dot = ad.draw(x.grad, show=("value",))
     labels = [lines[0] for lines in _nodes(dot).values()]
     assert "x" in labels and len(labels) > 3
-    assert f"value {float(x.grad):.4g}" in dot.source
+    assert f"value {x.grad.item():.4g}" in dot.source
 
 
 def test_bad_arguments_are_named():
@@ -167,7 +188,25 @@ def test_without_dot_the_error_says_how_to_install_and_the_source_is_kept(tmp_pa
         ad.save(dot, tmp_path / "g.svg")
     assert (tmp_path / "g.dot").read_text() == dot.source
     assert not (tmp_path / "g.svg").exists()
-    assert "<pre>" in ad.Steps([dot], "reverse")._repr_html_()
+    shown = dot._repr_mimebundle_()                     # a notebook shows the graph as text, never raises
+    assert "image/svg+xml" not in shown and "apt-get install graphviz" in shown["text/html"]
+    assert "a = sin(x)" not in shown["text/plain"] and "v1 = sin(x)" in shown["text/plain"]   # names=None: v1, v2
+    assert "x̄ = " in shown["text/plain"]                  # and the reverse trace table, with the adjoints
+    steps = ad.draw_steps(y)._repr_html_()
+    assert "<svg" not in steps and "apt-get install graphviz" in steps and "dy/da = dy/dc·dc/da" in steps
+
+
+def test_a_cell_ending_in_draw_shows_without_dot(tmp_path, monkeypatch):
+    # What IPython does with a cell's last expression: the display formatter, which must not raise.
+    formatters = pytest.importorskip("IPython.core.formatters")
+
+    monkeypatch.setenv("PATH", str(tmp_path))
+    x, y = _eq_5_36_graph()
+    data, _ = formatters.DisplayFormatter().format(ad.draw(y, names="letters"))
+    assert "a = sin(x)" in data["text/html"] and "apt-get install graphviz" in data["text/html"]
+    v = ad.Tensor(np.arange(3.0), requires_grad=True, name="v")
+    data, _ = formatters.DisplayFormatter().format(ad.draw(ad.sin(v) * 2, show=("value",)))  # no seed: no table
+    assert "v1 = sin(v)" in data["text/html"] and "adjoint" not in data["text/html"]
 
 
 def test_negative_zero_is_printed_as_zero():

@@ -77,3 +77,38 @@ def test_parse_assignments():
                          (["sin=1"], "not a usable variable name"), (["x=nan"], "finite"), ([], "at least one")]:
         with pytest.raises(ValueError, match=message):
             parse_assignments(bad)
+
+
+@pytest.mark.parametrize("text, message, column", [
+    ("sin(x)(1)", r"only a function's name can be called \(e.g. sin\(x\)\), not 'sin\(x\)'", 0),
+    ("(x + 1)(2)", r"only a function's name can be called", 1),
+    ("x + 9**9**9", r"9\*\*9\*\*9 is not a finite real number \(inf\)", 4),
+    ("x * (1/0)", r"1/0 is not a finite real number \(inf\)", 5),
+    ("x + (-8)**(1/3)", r"\(-8\)\*\*\(1/3\) is not a finite real number \(nan\)", 4),
+    ("x + " + "9" * 400, r"the number 9{20}\.\.\. is too large for a float \(at most about 1.8e308\)", 4),
+    ("1e400 * x", r"the number 1e400 is too large for a float", 0),
+])
+def test_overflowing_constants_and_calls_of_calls_are_refused_where_they_are(text, message, column):
+    with pytest.raises(ExpressionError, match=message) as info:
+        parse_expression(text, ["x"])
+    assert info.value.column == column
+    assert "\n" not in info.value.one_line() and f"(column {column + 1}: " in info.value.one_line()
+
+
+def test_powers_of_plain_numbers_follow_numpy_not_python():
+    """0.0 ** -1 and (-1.5) ** -1.5 raise or turn complex in Python; the engine gives inf and NaN,
+    the same as NumPy (the oracle) and as the same expression on Tensors."""
+    with np.errstate(all="ignore"):
+        assert parse_expression("0 ** x", ["x"])(-1.0) == np.power(0.0, -1.0) == np.inf
+        assert np.isnan(parse_expression("x ** x", ["x"])(-1.5))
+        assert np.isnan(parse_expression("x ** x", ["x"])(ad.Tensor(-1.5)).value)
+    assert parse_expression("x ** 2 + 2 ** x", ["x"])(3.0) == 17.0
+
+
+def test_the_complex_step_goes_through_powers_of_plain_arrays():
+    """compare's complex-step row calls the expression on complex arrays: x ** 3 must stay complex,
+    so that Im f(x + ih) / h is 3 x**2 (the oracle)."""
+    f = parse_expression("x ** 3 + 2 ** x", ["x"])
+    h = 1e-20
+    got = f(np.array(1.5 + 1j * h)).imag / h
+    assert got == pytest.approx(3 * 1.5 ** 2 + np.log(2) * 2 ** 1.5, rel=1e-14)

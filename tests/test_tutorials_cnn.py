@@ -8,23 +8,20 @@ the derivative exercises to central differences of a NumPy forward.
 """
 import doctest
 import re
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:  # `tutorials` is a folder of the repository, not an installed package
-    sys.path.insert(0, str(ROOT))
 
-import autodiff as ad  # noqa: E402
-import tutorials.exercises.cnn as ex  # noqa: E402
-from tutorials.exercises import ExerciseError, attempt  # noqa: E402
-from tutorials.exercises.checking import ATOL, RTOL, index_text  # noqa: E402
-from tutorials.solutions.cnn import SOLUTIONS  # noqa: E402
+import autodiff as ad
+import chainrule.exercises.cnn as ex
+from chainrule.exercises import ExerciseError, attempt
+from chainrule.exercises.checking import ATOL, RTOL, index_text
+from chainrule.exercises.solutions.cnn import SOLUTIONS
 
-from _lessons import run_lesson  # noqa: E402  (tests/_lessons.py)
+from _lessons import run_lesson  # tests/_lessons.py
 
 LESSONS = sorted((ROOT / "tutorials").glob("cnn_0*.py"))
 # Seconds a lesson may take before the run is stopped: lesson 5 trains a CNN (about half a minute
@@ -34,8 +31,8 @@ TIMEOUT = {"cnn_05_training": 300, "cnn_06_regularisation": 240}
 
 # --- the lessons -------------------------------------------------------------------------------------
 
-def test_there_are_seven_lessons_and_a_readme_that_lists_them():
-    assert [p.stem[:6] for p in LESSONS] == [f"cnn_0{k}" for k in range(1, 8)]
+def test_there_are_eight_lessons_and_a_readme_that_lists_them():
+    assert [p.stem[:6] for p in LESSONS] == [f"cnn_0{k}" for k in range(1, 9)]
     assert [p.stem for p in LESSONS] == list(ex.LESSONS)
     readme = (ROOT / "tutorials" / "README.md").read_text()
     section = readme.split("## Training CNNs", 1)[1]
@@ -220,6 +217,7 @@ MISTAKES = {  # a classic mistake for each exercise
     "elastic_net_grad": lambda w, l1, l2: l1 * np.sign(w) + 2 * l2 * w,           # Keras's convention: no 1/2
     "max_norm": lambda w, c: w * c / np.linalg.norm(w, axis=0),                   # every column set to norm c
     "residual_block": _residual_without_shortcut,                                  # forgot the identity's g
+    "conv_params": lambda f, c, k, g: (f * c * k * k, f),                          # forgot the groups
 }
 
 

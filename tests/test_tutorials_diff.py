@@ -10,6 +10,7 @@ import doctest
 import os
 import re
 import shutil
+import subprocess
 import sys
 from pathlib import Path
 
@@ -17,16 +18,14 @@ import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:  # `tutorials` is a folder of the repository, not an installed package
-    sys.path.insert(0, str(ROOT))
 
-import autodiff as ad  # noqa: E402
-import tutorials.exercises as ex  # noqa: E402
-from tutorials.exercises import ExerciseError, attempt  # noqa: E402
-from tutorials.exercises.checking import ATOL, RTOL, index_text  # noqa: E402
-from tutorials.solutions.diff import SOLUTIONS  # noqa: E402
+import autodiff as ad
+import chainrule.exercises as ex
+from chainrule.exercises import ExerciseError, attempt
+from chainrule.exercises.checking import ATOL, RTOL, index_text
+from chainrule.exercises.solutions.diff import SOLUTIONS
 
-from _lessons import run_lesson  # noqa: E402  (tests/_lessons.py)
+from _lessons import run_lesson  # tests/_lessons.py
 
 LESSONS = sorted((ROOT / "tutorials").glob("diff_0*.py"))
 # Lessons that render graphs with Graphviz's `dot`. CI installs it (and sets CI=true), so there they
@@ -51,6 +50,15 @@ def test_lesson_runs_as_a_script_and_writes_its_pictures(lesson, tmp_path):
     if lesson.stem in NEEDS_DOT and NO_DOT:
         pytest.skip("Graphviz 'dot' is not installed (apt-get install graphviz)")
     run_lesson(lesson, tmp_path, needs_dot=lesson.stem in NEEDS_DOT)
+
+
+def test_a_graph_lesson_runs_without_dot_and_says_what_it_skipped(tmp_path):
+    result = run_lesson(ROOT / "tutorials" / "diff_01_graphs.py", tmp_path, writes_svg=False)   # empty PATH
+    skipped = [line for line in result.stdout.splitlines() if line.startswith("skipped ")]
+    assert [line.split()[1] for line in skipped] == ["fig_5_8.svg", "reverse_steps.html", "fig_5_8_adjoints.svg"]
+    assert all("apt-get install graphviz" in line for line in skipped)
+    assert "forward: 9 operations; backward: 12 local derivatives" in result.stdout   # its last line: it finished
+    assert (tmp_path / "out" / "diff_01_graphs" / "fig_5_8.dot").exists()           # the DOT source is kept
 
 
 def test_lessons_are_jupytext_percent_scripts_that_end_with_exercises():
@@ -229,9 +237,38 @@ def test_hints_name_a_sign_flip_and_a_constant_factor():
 
 
 def test_the_examples_in_the_exercise_module_and_the_tutorials_readme_run():
-    import tutorials.exercises.diff as diff
+    import chainrule.exercises.diff as diff
 
     for result in (doctest.testmod(diff, optionflags=doctest.NORMALIZE_WHITESPACE),
                    doctest.testfile(str(ROOT / "tutorials" / "README.md"), module_relative=False,
                                     optionflags=doctest.NORMALIZE_WHITESPACE)):
         assert result.attempted > 0 and result.failed == 0
+
+
+def test_the_checkers_import_from_anywhere_once_the_package_is_installed(tmp_path):
+    # A student's own script, in a folder of its own, with no PYTHONPATH: `chainrule.exercises` is
+    # part of the installed package (pip install -e .), under the package's own name.
+    script = tmp_path / "my_answers.py"
+    script.write_text("import numpy as np\n"
+                      "from chainrule.exercises import check_relu\n"
+                      "from chainrule.exercises.cnn import check_confusion_matrix\n"
+                      "print(check_relu(lambda x, g: g * (x > 0)))\n")
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    result = subprocess.run([sys.executable, str(script)], cwd=tmp_path, env=env, capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("relu: passed")
+
+
+def test_a_lesson_copied_out_of_the_repository_runs_there(tmp_path):
+    # A teacher's copy of lesson 6 in a folder of its own: it imports the installed checkers and
+    # solutions (no `tutorials` package, no PYTHONPATH) and writes its pictures under that folder.
+    copy = tmp_path / "class" / "diff_06_gradcheck_exercises.py"
+    copy.parent.mkdir()
+    copy.write_text((ROOT / "tutorials" / copy.name).read_text())
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "TUTORIAL_OUTPUT")} | {"MPLBACKEND": "Agg"}
+    result = subprocess.run([sys.executable, copy.name], cwd=copy.parent, env=env, capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "sigmoid: passed" in result.stdout
+    assert list((copy.parent / "tutorials" / "_output" / "diff_06_gradcheck_exercises").glob("*.svg"))

@@ -41,7 +41,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent if "__file__" in globals() else Path.cwd()
 ROOT = HERE.parent if HERE.name == "tutorials" else HERE
-sys.path.insert(0, str(ROOT))  # the repository: `autodiff`, `nn` and `tutorials` import without installing
+sys.path.insert(0, str(ROOT))  # the repository: `autodiff`, `nn` and `chainrule` import without installing
 import kernels  # before NumPy, so that idle BLAS threads sleep (kernels/_env.py)
 
 import matplotlib
@@ -54,6 +54,8 @@ import numpy as np
 import autodiff as ad
 import nn
 from nn import functional as F
+
+from chainrule.lessons import show_figure
 
 OUT = Path(os.environ.get("TUTORIAL_OUTPUT", ROOT / "tutorials" / "_output")) / "cnn_01_activations"
 OUT.mkdir(parents=True, exist_ok=True)
@@ -132,8 +134,7 @@ for ax, name in zip(axes.ravel(), ACTIVATIONS):
 axes[0, 0].legend(loc="upper left")
 fig.suptitle("The slides' activation functions (solid) and their derivatives by the engine (dashed)")
 fig.tight_layout()
-fig.savefig(OUT / "activations.svg")
-plt.close(fig)
+show_figure(fig, OUT / "activations.svg")
 
 # %% [markdown]
 # ## 2. Saturation: what happens at x = -10, 0 and 10?
@@ -198,8 +199,7 @@ ax.set_ylabel("|f'(x)|")
 ax.set_title("Saturation: the derivative far from 0 (log scale)")
 ax.legend(fontsize=9)
 fig.tight_layout()
-fig.savefig(OUT / "saturation.svg")
-plt.close(fig)
+show_figure(fig, OUT / "saturation.svg")
 assert 0.25 ** 10 < 1e-6 and np.max(derivative(F.sigmoid, wide)) == 0.25
 
 # %% [markdown]
@@ -392,8 +392,7 @@ ax.set_ylabel("fraction of the 100 hidden units")
 ax.set_title("Dying ReLU: three epochs of SGD on the digits")
 ax.legend(fontsize=9)
 fig.tight_layout()
-fig.savefig(OUT / "dying_relu.svg")
-plt.close(fig)
+show_figure(fig, OUT / "dying_relu.svg")
 
 # %% [markdown]
 # With a learning rate of 2 most ReLU units die within three epochs and the network is left
@@ -405,7 +404,7 @@ plt.close(fig)
 # %% [markdown]
 # ## Exercises
 #
-# Checked exercises (`tutorials/exercises/cnn.py`; answers in `tutorials/solutions/cnn.py`): write
+# Checked exercises (`chainrule/exercises/cnn.py`; answers in `chainrule/exercises/solutions/cnn.py`): write
 # the function in the cell below, then run it. The checker compares your values with the engine's
 # derivative of the toolkit's function at twelve points and names every wrong element.
 #
@@ -422,8 +421,8 @@ plt.close(fig)
 #    Dense layer's activation) and train for 50 epochs after the big step: do the units come back?
 
 # %%
-from tutorials.exercises import attempt
-from tutorials.exercises.cnn import check_elu_derivative, check_swish_derivative
+from chainrule.exercises import attempt
+from chainrule.exercises.cnn import check_elu_derivative, check_swish_derivative
 
 
 def elu_derivative(x):
@@ -437,8 +436,8 @@ def swish_derivative(x):
 for check, answer in [(check_elu_derivative, elu_derivative), (check_swish_derivative, swish_derivative)]:
     print(attempt(check, answer))
 
-# %% The answers pass the same checks (tutorials/solutions/cnn.py: read it after trying).
-from tutorials.solutions.cnn import SOLUTIONS
+# %% The answers pass the same checks (chainrule/exercises/solutions/cnn.py: read it after trying).
+from chainrule.exercises.solutions.cnn import SOLUTIONS
 
 for name, check in [("elu_derivative", check_elu_derivative), ("swish_derivative", check_swish_derivative)]:
     assert check(SOLUTIONS[name]).passed

@@ -41,7 +41,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent if "__file__" in globals() else Path.cwd()
 ROOT = HERE.parent if HERE.name == "tutorials" else HERE
-sys.path.insert(0, str(ROOT))  # the repository: `autodiff`, `nn` and `tutorials` import without installing
+sys.path.insert(0, str(ROOT))  # the repository: `autodiff`, `nn` and `chainrule` import without installing
 import kernels  # before NumPy, so that idle BLAS threads sleep (kernels/_env.py)
 
 import matplotlib
@@ -53,6 +53,8 @@ import numpy as np
 
 import nn
 from nn.diagnostics import activation_stats, deep_mlp, layer_gradient_norms
+
+from chainrule.lessons import show_figure
 
 OUT = Path(os.environ.get("TUTORIAL_OUTPUT", ROOT / "tutorials" / "_output")) / "cnn_02_initialisation"
 OUT.mkdir(parents=True, exist_ok=True)
@@ -172,8 +174,7 @@ for ax in (left, right):
     ax.set_xticks(layers)
 right.legend(fontsize=8)
 fig.tight_layout()
-fig.savefig(OUT / "layer_mean_std.svg")
-plt.close(fig)
+show_figure(fig, OUT / "layer_mean_std.svg")
 
 fig, axes = plt.subplots(len(stats), 10, figsize=(15, 1.6 * len(stats)), sharey="row")
 for row, (name, s) in zip(axes, stats.items()):
@@ -188,8 +189,7 @@ for ax, k in zip(axes[0], layers):
     ax.set_title(f"layer {k}", fontsize=9)
 fig.suptitle("Histograms of each layer's activations (the slides' 10 x 500 network)")
 fig.tight_layout()
-fig.savefig(OUT / "histograms.svg")
-plt.close(fig)
+show_figure(fig, OUT / "histograms.svg")
 
 # %% [markdown]
 # ## 2. The gradients
@@ -224,8 +224,7 @@ ax.set_ylabel("||dL/dW||")
 ax.set_title("Gradient norms per layer at initialisation")
 ax.legend(fontsize=8)
 fig.tight_layout()
-fig.savefig(OUT / "gradient_norms.svg")
-plt.close(fig)
+show_figure(fig, OUT / "gradient_norms.svg")
 
 # %% [markdown]
 # With $N(0, 0.01^2)$ every layer's gradient is about $2 \cdot 10^{-7}$, a million times smaller than
@@ -332,7 +331,7 @@ np.testing.assert_allclose(tanh_stds, stats["Xavier, tanh"][0].std, rtol=0.02)  
 # %% [markdown]
 # ## Exercises
 #
-# Checked (`tutorials/exercises/cnn.py`; answers in `tutorials/solutions/cnn.py`):
+# Checked (`chainrule/exercises/cnn.py`; answers in `chainrule/exercises/solutions/cnn.py`):
 #
 # 1. **Xavier and He for a convolution.** `init_std(shape)` returns `(xavier_std, he_std)` for a
 #    weight of shape `(F, C, kh, kw)`: $F$ filters over $C$ input channels. Each output of the
@@ -350,8 +349,8 @@ np.testing.assert_allclose(tanh_stds, stats["Xavier, tanh"][0].std, rtol=0.02)  
 #    training curve with He's (lesson 5 trains that network).
 
 # %%
-from tutorials.exercises import attempt
-from tutorials.exercises.cnn import check_init_std
+from chainrule.exercises import attempt
+from chainrule.exercises.cnn import check_init_std
 
 
 def init_std(shape):
@@ -360,7 +359,7 @@ def init_std(shape):
 
 print(attempt(check_init_std, init_std))
 
-# %% The answer passes the same check (tutorials/solutions/cnn.py: read it after trying).
-from tutorials.solutions.cnn import SOLUTIONS
+# %% The answer passes the same check (chainrule/exercises/solutions/cnn.py: read it after trying).
+from chainrule.exercises.solutions.cnn import SOLUTIONS
 
 assert check_init_std(SOLUTIONS["init_std"]).passed

@@ -39,7 +39,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent if "__file__" in globals() else Path.cwd()
 ROOT = HERE.parent if HERE.name == "tutorials" else HERE
-sys.path.insert(0, str(ROOT))  # the repository: `autodiff`, `nn` and `tutorials` import without installing
+sys.path.insert(0, str(ROOT))  # the repository: `autodiff`, `nn` and `chainrule` import without installing
 import kernels  # before NumPy, so that idle BLAS threads sleep (kernels/_env.py)
 
 import matplotlib
@@ -51,6 +51,8 @@ import numpy as np
 
 import autodiff as ad
 import nn
+
+from chainrule.lessons import show_figure
 
 OUT = Path(os.environ.get("TUTORIAL_OUTPUT", ROOT / "tutorials" / "_output")) / "cnn_04_data"
 OUT.mkdir(parents=True, exist_ok=True)
@@ -173,8 +175,7 @@ for ax in axes.ravel():
     ax.set_yticks([])
 fig.suptitle("Mean-image vs per-channel centring of the 8x8 digits (one channel)")
 fig.tight_layout()
-fig.savefig(OUT / "centring.svg")
-plt.close(fig)
+show_figure(fig, OUT / "centring.svg")
 
 # %% [markdown]
 # The digits have one channel, so per-channel centring subtracts one number: the overall mean is
@@ -291,8 +292,7 @@ for ax, (name, r) in zip(axes, best.items()):
 axes[0].set_ylabel("$w_2$")
 fig.suptitle("SGD from (-1, 1) to w* = (1, -1): all-positive inputs zig-zag")
 fig.tight_layout()
-fig.savefig(OUT / "zero_mean.svg")
-plt.close(fig)
+show_figure(fig, OUT / "zero_mean.svg")
 
 # %% [markdown]
 # On raw inputs every single update lies in the $(+,+)$ or $(-,-)$ orthant, exactly as the slides
@@ -305,7 +305,7 @@ plt.close(fig)
 # %% [markdown]
 # ## Exercises
 #
-# Checked (`tutorials/exercises/cnn.py`; answers in `tutorials/solutions/cnn.py`):
+# Checked (`chainrule/exercises/cnn.py`; answers in `chainrule/exercises/solutions/cnn.py`):
 #
 # 1. **Per-channel centring by hand.** `channel_centre(x_train, x)` returns `x` minus the
 #    per-channel mean of `x_train`, for images (N, C, H, W): one number per channel, averaged over
@@ -323,8 +323,8 @@ plt.close(fig)
 #    the number of steps?
 
 # %%
-from tutorials.exercises import attempt
-from tutorials.exercises.cnn import check_channel_centre
+from chainrule.exercises import attempt
+from chainrule.exercises.cnn import check_channel_centre
 
 
 def channel_centre(x_train, x):
@@ -333,7 +333,7 @@ def channel_centre(x_train, x):
 
 print(attempt(check_channel_centre, channel_centre))
 
-# %% The answer passes the same check (tutorials/solutions/cnn.py: read it after trying).
-from tutorials.solutions.cnn import SOLUTIONS
+# %% The answer passes the same check (chainrule/exercises/solutions/cnn.py: read it after trying).
+from chainrule.exercises.solutions.cnn import SOLUTIONS
 
 assert check_channel_centre(SOLUTIONS["channel_centre"]).passed

@@ -44,7 +44,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent if "__file__" in globals() else Path.cwd()
 ROOT = HERE.parent if HERE.name == "tutorials" else HERE
-sys.path.insert(0, str(ROOT))  # the repository: `autodiff`, `nn` and `tutorials` import without installing
+sys.path.insert(0, str(ROOT))  # the repository: `autodiff`, `nn` and `chainrule` import without installing
 import kernels  # before NumPy, so that idle BLAS threads sleep (kernels/_env.py)
 
 import matplotlib
@@ -56,6 +56,8 @@ import numpy as np
 
 import nn
 from nn.plot import save_history_svg   # `import nn` does not load nn.plot
+
+from chainrule.lessons import show_figure
 
 OUT = Path(os.environ.get("TUTORIAL_OUTPUT", ROOT / "tutorials" / "_output")) / "cnn_05_training"
 OUT.mkdir(parents=True, exist_ok=True)
@@ -162,8 +164,7 @@ for ax in (left, right):
     ax.set_xlabel("epoch")
     ax.legend(fontsize=9)
 fig.tight_layout()
-fig.savefig(OUT / "history.svg")
-plt.close(fig)
+show_figure(fig, OUT / "history.svg")
 
 # %% [markdown]
 # ## 4. Which digits does it confuse?
@@ -198,8 +199,7 @@ ax.set_xlabel("predicted")
 ax.set_ylabel("true")
 ax.set_title(f"Confusion matrix of the {len(y_test)} test digits")
 fig.tight_layout()
-fig.savefig(OUT / "confusion_matrix.svg")
-plt.close(fig)
+show_figure(fig, OUT / "confusion_matrix.svg")
 
 # %% [markdown]
 # And the misclassified images themselves, with the network's probability for its wrong answer
@@ -218,8 +218,7 @@ for ax in axes[0]:
     ax.axis("off")
 fig.suptitle(f"{len(wrong)} misclassified test digits\ntrue -> predicted, p(predicted) vs p(true)", fontsize=9)
 fig.tight_layout()
-fig.savefig(OUT / "misclassified.svg")
-plt.close(fig)
+show_figure(fig, OUT / "misclassified.svg")
 
 # %% [markdown]
 # ## 5. What the first layer learned
@@ -249,8 +248,7 @@ for ax in axes.ravel():
 axes[0, 3].set_title("before training", fontsize=10, loc="left")
 axes[0, 12].set_title("after training", fontsize=10, loc="left")
 fig.suptitle("The 32 first-layer filters (3x3, blue negative, red positive)")
-fig.savefig(OUT / "filters.svg")
-plt.close(fig)
+show_figure(fig, OUT / "filters.svg")
 
 digit = x_test[:1]
 feature_maps = np.asarray(model.forward_until(digit, model.layers[1]).value)[0]     # after ReLU: (32, 8, 8)
@@ -264,8 +262,7 @@ for ax in axes.ravel():
     ax.axis("off")
 fig.suptitle("The first layer's 32 feature maps (after ReLU) for one test digit")
 fig.tight_layout()
-fig.savefig(OUT / "feature_maps.svg")
-plt.close(fig)
+show_figure(fig, OUT / "feature_maps.svg")
 
 # %% [markdown]
 # ## 6. Two backends, one result
@@ -333,7 +330,7 @@ else:
 # %% [markdown]
 # ## Exercises
 #
-# Checked (`tutorials/exercises/cnn.py`; answers in `tutorials/solutions/cnn.py`):
+# Checked (`chainrule/exercises/cnn.py`; answers in `chainrule/exercises/solutions/cnn.py`):
 #
 # 1. **A confusion matrix.** `confusion_matrix(y_true, y_pred, classes)` returns the
 #    `(classes, classes)` counts, rows the true class and columns the predicted one. Try it without
@@ -348,8 +345,8 @@ else:
 # 5. Which test digits is the network least sure about (lowest top probability), even when right?
 
 # %%
-from tutorials.exercises import attempt
-from tutorials.exercises.cnn import check_confusion_matrix
+from chainrule.exercises import attempt
+from chainrule.exercises.cnn import check_confusion_matrix
 
 
 def confusion_matrix(y_true, y_pred, classes):
@@ -359,7 +356,7 @@ def confusion_matrix(y_true, y_pred, classes):
 print(attempt(check_confusion_matrix, confusion_matrix))
 
 # %% The answer passes the same check, and agrees with the matrix above.
-from tutorials.solutions.cnn import SOLUTIONS
+from chainrule.exercises.solutions.cnn import SOLUTIONS
 
 assert check_confusion_matrix(SOLUTIONS["confusion_matrix"]).passed
 np.testing.assert_array_equal(SOLUTIONS["confusion_matrix"](y_test, predicted, 10), confusion)

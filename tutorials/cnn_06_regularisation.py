@@ -41,7 +41,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent if "__file__" in globals() else Path.cwd()
 ROOT = HERE.parent if HERE.name == "tutorials" else HERE
-sys.path.insert(0, str(ROOT))  # the repository: `autodiff`, `nn` and `tutorials` import without installing
+sys.path.insert(0, str(ROOT))  # the repository: `autodiff`, `nn` and `chainrule` import without installing
 import kernels  # before NumPy, so that idle BLAS threads sleep (kernels/_env.py)
 
 import matplotlib
@@ -54,6 +54,8 @@ import numpy as np
 import autodiff as ad
 import nn
 from nn import augment, regularizers
+
+from chainrule.lessons import show_figure
 
 OUT = Path(os.environ.get("TUTORIAL_OUTPUT", ROOT / "tutorials" / "_output")) / "cnn_06_regularisation"
 OUT.mkdir(parents=True, exist_ok=True)
@@ -178,8 +180,7 @@ ax.set_xlabel("weight value")
 ax.set_title("Weights after training: L2 shrinks them all, L1 sets most to 0")
 ax.legend(fontsize=8)
 fig.tight_layout()
-fig.savefig(OUT / "weight_histograms.svg")
-plt.close(fig)
+show_figure(fig, OUT / "weight_histograms.svg")
 
 # %% [markdown]
 # ## Dropout and drop-connect
@@ -304,8 +305,7 @@ ax.set_xlabel("epoch")
 ax.set_title("Fig. 5.2: stop when the validation loss stops improving")
 ax.legend()
 fig.tight_layout()
-fig.savefig(OUT / "early_stopping.svg")
-plt.close(fig)
+show_figure(fig, OUT / "early_stopping.svg")
 
 # %% [markdown]
 # ## Data augmentation
@@ -338,8 +338,7 @@ for row, (name, transform) in zip(axes, TRANSFORMS.items()):
     row[0].set_ylabel(name, fontsize=9, rotation=0, ha="right", va="center")
 fig.suptitle("nn.augment on eight training digits (Fig. 5.1's operations)")
 fig.tight_layout()
-fig.savefig(OUT / "augmentation.svg")
-plt.close(fig)
+show_figure(fig, OUT / "augmentation.svg")
 flipped = augment.random_flip(sample, 0, p=1.0)
 np.testing.assert_array_equal(flipped, sample[..., ::-1])
 
@@ -406,7 +405,7 @@ assert min(r["train_acc"] for r in results.values()) > 0.95
 # %% [markdown]
 # ## Exercises
 #
-# Checked (`tutorials/exercises/cnn.py`; answers in `tutorials/solutions/cnn.py`):
+# Checked (`chainrule/exercises/cnn.py`; answers in `chainrule/exercises/solutions/cnn.py`):
 #
 # 1. **The elastic-net gradient.** `elastic_net_grad(w, l1, l2)`: the gradient of
 #    $l_1\sum|w| + \frac{l_2}{2}\sum w^2$ with respect to `w` (no weight is exactly 0). The checker
@@ -423,8 +422,8 @@ assert min(r["train_acc"] for r in results.values()) > 0.95
 # 5. Train the CNN with augmentation for 150 epochs instead of 60. Does it now beat the plain CNN?
 
 # %%
-from tutorials.exercises import attempt
-from tutorials.exercises.cnn import check_elastic_net_grad, check_max_norm
+from chainrule.exercises import attempt
+from chainrule.exercises.cnn import check_elastic_net_grad, check_max_norm
 
 
 def elastic_net_grad(w, l1, l2):
@@ -438,7 +437,7 @@ def max_norm(w, c):
 for check, answer in [(check_elastic_net_grad, elastic_net_grad), (check_max_norm, max_norm)]:
     print(attempt(check, answer))
 
-# %% The answers pass the same checks (tutorials/solutions/cnn.py: read them after trying).
-from tutorials.solutions.cnn import SOLUTIONS
+# %% The answers pass the same checks (chainrule/exercises/solutions/cnn.py: read them after trying).
+from chainrule.exercises.solutions.cnn import SOLUTIONS
 
 assert check_elastic_net_grad(SOLUTIONS["elastic_net_grad"]).passed and check_max_norm(SOLUTIONS["max_norm"]).passed

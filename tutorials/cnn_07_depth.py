@@ -39,7 +39,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent if "__file__" in globals() else Path.cwd()
 ROOT = HERE.parent if HERE.name == "tutorials" else HERE
-sys.path.insert(0, str(ROOT))  # the repository: `autodiff`, `nn` and `tutorials` import without installing
+sys.path.insert(0, str(ROOT))  # the repository: `autodiff`, `nn` and `chainrule` import without installing
 import kernels  # before NumPy, so that idle BLAS threads sleep (kernels/_env.py)
 
 import matplotlib
@@ -52,6 +52,8 @@ import numpy as np
 import autodiff as ad
 import nn
 from nn.diagnostics import deep_mlp, layer_gradient_norms
+
+from chainrule.lessons import show_figure
 
 OUT = Path(os.environ.get("TUTORIAL_OUTPUT", ROOT / "tutorials" / "_output")) / "cnn_07_depth"
 OUT.mkdir(parents=True, exist_ok=True)
@@ -142,9 +144,10 @@ def layer_input(model, layer):
 
 
 def jacobian_of(layer, h):
-    """d layer(h) / d h for one example: (64, 64), by the engine."""
+    """d layer(h) / d h for one example: (64, 64), by the engine, as a NumPy array."""
     with_params = lambda v: ad.reshape(layer(ad.reshape(v, (1, -1))), (-1,))       # noqa: E731
-    return ad.jacobian(with_params)(h[0])
+    jacobian = ad.jacobian(with_params)(h[0])   # a Tensor: it depends on the layer's parameters too
+    return np.asarray(jacobian.value if isinstance(jacobian, ad.Tensor) else jacobian)
 
 
 plain_layer = plain.layers[15]
@@ -186,8 +189,7 @@ ax.set_ylabel("||dL/dW||")
 ax.set_title("Vanishing gradients, and residual connections")
 ax.legend(fontsize=9)
 fig.tight_layout()
-fig.savefig(OUT / "gradient_norms.svg")
-plt.close(fig)
+show_figure(fig, OUT / "gradient_norms.svg")
 
 # %% [markdown]
 # ## 5. Training them
@@ -226,8 +228,7 @@ ax.set_ylabel("training loss")
 ax.set_title("SGD, lr 0.03: depth without shortcuts does not train")
 ax.legend(fontsize=9)
 fig.tight_layout()
-fig.savefig(OUT / "training.svg")
-plt.close(fig)
+show_figure(fig, OUT / "training.svg")
 
 # %% [markdown]
 # The plain 30-layer network stays at the loss of a uniform guess, $\ln 10 = 2.30$: its first
@@ -247,7 +248,7 @@ assert len(blocks) == 3 and resnet.layers[-1].output_shape == (10,)
 # %% [markdown]
 # ## Exercises
 #
-# Checked (`tutorials/exercises/cnn.py`; answers in `tutorials/solutions/cnn.py`):
+# Checked (`chainrule/exercises/cnn.py`; answers in `chainrule/exercises/solutions/cnn.py`):
 #
 # 1. **The backward pass of a residual block.** $\mathbf{y} = \mathbf{x} + \mathrm{relu}(\mathbf{x}W_1)W_2$
 #    for a batch `x` (N, D), `W1` (D, H), `W2` (H, D): write `residual_block_vjp(x, W1, W2, g)`
@@ -266,8 +267,8 @@ assert len(blocks) == 3 and resnet.layers[-1].output_shape == (10,)
 #    layer of each block at 0, so that every block starts as the identity.)
 
 # %%
-from tutorials.exercises import attempt
-from tutorials.exercises.cnn import check_residual_block, residual_block  # noqa: F401 (the forward, for you)
+from chainrule.exercises import attempt
+from chainrule.exercises.cnn import check_residual_block, residual_block  # noqa: F401 (the forward, for you)
 
 
 def residual_block_vjp(x, W1, W2, g):
@@ -276,7 +277,7 @@ def residual_block_vjp(x, W1, W2, g):
 
 print(attempt(check_residual_block, residual_block_vjp))
 
-# %% The answer passes the same check (tutorials/solutions/cnn.py: read it after trying).
-from tutorials.solutions.cnn import SOLUTIONS
+# %% The answer passes the same check (chainrule/exercises/solutions/cnn.py: read it after trying).
+from chainrule.exercises.solutions.cnn import SOLUTIONS
 
 assert check_residual_block(SOLUTIONS["residual_block"]).passed

@@ -31,7 +31,9 @@
 #
 # Run it as a script (`python tutorials/diff_01_graphs.py`) or open it as a notebook with Jupytext.
 # Pictures are written as SVG to `tutorials/_output/diff_01_graphs/` (or `$TUTORIAL_OUTPUT`);
-# rendering them needs Graphviz's `dot` program (`apt-get install graphviz`).
+# rendering them needs Graphviz's `dot` program (`apt-get install graphviz`). Without it the lesson
+# still runs to the end, saying which pictures it skipped (a notebook shows the graphs as text).
+# As a notebook, the graphs, trace tables and the step-through player show inline.
 
 # %%
 import os
@@ -49,6 +51,8 @@ ROOT = HERE.parent if HERE.name == "tutorials" else HERE
 sys.path.insert(0, str(ROOT))  # the repository, so that `autodiff` imports without installing
 import autodiff as ad
 from autodiff.examples import eq_5_37
+
+from chainrule.lessons import show, show_picture, show_steps
 
 OUT = Path(os.environ.get("TUTORIAL_OUTPUT", ROOT / "tutorials" / "_output")) / "diff_01_graphs"
 OUT.mkdir(parents=True, exist_ok=True)
@@ -109,7 +113,7 @@ assert (len(order), len(operations), len(edges)) == (10, 9, 12)
 
 # %%
 fig_5_8 = ad.draw(y, show=("value",), names="letters")
-print("wrote", ad.save(fig_5_8, OUT / "fig_5_8.svg"))
+show_picture(fig_5_8, OUT / "fig_5_8.svg")  # inline in a notebook; without `dot`, says so
 assert fig_5_8.source.count("->") == len(edges)
 
 # %% [markdown]
@@ -146,7 +150,7 @@ print(f"y(0.5) = {y.item():.6f}, y(1.3) = {values[id(y)]:.6f}")
 
 # %%
 forward_table = ad.trace_table(y, mode="forward")
-print(ad.TraceTable("forward", ["node", "expression", "value"], forward_table.rows))
+show(ad.TraceTable("forward", ["node", "expression", "value"], forward_table.rows))
 
 # %% [markdown]
 # ## 3. Algorithm 2: the backward sweep
@@ -242,7 +246,7 @@ assert abs(dy_dx - eq_5_37(0.5)) <= 1e-14 * abs(eq_5_37(0.5))
 # derivative of eq. 5.40 written out.
 
 # %%
-print(ad.trace_table(y, mode="reverse"))
+show(ad.trace_table(y, mode="reverse"))
 
 y.backward()
 print(f"\nx.grad = {x.grad:.16f}")
@@ -251,19 +255,25 @@ assert abs(x.grad - eq_5_37(0.5)) <= 1e-14 * abs(eq_5_37(0.5))
 # %% [markdown]
 # Step by step: `draw_steps` makes one picture per node, in the order the sweep visits them. The
 # node being completed is highlighted and lists its terms; at a node with two children you see
-# the sum of eq. 5.39. Open `reverse_steps/step_001.svg` ... `step_010.svg` in order.
+# the sum of eq. 5.39. In a notebook the player below steps through them (buttons, slider or the
+# arrow keys), the node's adjoint and its row of the trace table highlighted; the same player is
+# written to `reverse_steps.html` (one file, opens offline), the pictures to `reverse_steps/`.
+# With `edge_labels=True` every edge carries its local derivative (eq. 5.40: $dd/dc = \exp(c)$,
+# $df/de = 2e$), so you see each factor of the chain rule on the edge where it is multiplied.
 
 # %%
-steps = ad.draw_steps(y, mode="reverse", names="letters")
-paths = steps.save(OUT / "reverse_steps")
-print(f"wrote {len(paths)} pictures to {OUT / 'reverse_steps'}")
+steps = ad.draw_steps(y, mode="reverse", names="letters", edge_labels=True)
+show_steps(steps, OUT / "reverse_steps")  # the pictures, and the player reverse_steps.html
 assert len(steps) == len(order) == 10
 assert any("dy/da = dy/dc·dc/da + dy/db·db/da" in step.source for step in steps)
 assert any("dy/de = dy/dg·dg/de + dy/df·df/de" in step.source for step in steps)
 
-fig_5_8_adjoints = ad.draw(y, names="letters")  # values and adjoints ("grad") of every node
-print("wrote", ad.save(fig_5_8_adjoints, OUT / "fig_5_8_adjoints.svg"))
-assert f"grad {eq_5_37(0.5):.4g}" in fig_5_8_adjoints.source
+fig_5_8_adjoints = ad.draw(y, names="letters", edge_labels=True)  # values, adjoints, local derivatives
+show_picture(fig_5_8_adjoints, OUT / "fig_5_8_adjoints.svg")
+assert f"adjoint {eq_5_37(0.5):.4g}" in fig_5_8_adjoints.source
+c_node, e_node = operations[2], operations[4]                       # c = a + b and e = exp(x)
+assert f"dd/dc = exp(c) = {np.exp(c_node.item()):.4g}" in fig_5_8_adjoints.source   # eq. 5.40
+assert f"df/de = 2*e = {2 * e_node.item():.4g}" in fig_5_8_adjoints.source
 
 # %% [markdown]
 # ## 4. What it cost

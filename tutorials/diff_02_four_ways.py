@@ -50,6 +50,8 @@ sys.path.insert(0, str(ROOT))  # the repository, so that `autodiff` imports with
 import autodiff as ad
 from autodiff.examples import eq_5_36, eq_5_37
 
+from chainrule.lessons import show, show_figure
+
 OUT = Path(os.environ.get("TUTORIAL_OUTPUT", ROOT / "tutorials" / "_output")) / "diff_02_four_ways"
 OUT.mkdir(parents=True, exist_ok=True)
 
@@ -149,8 +151,7 @@ ax.loglog(eps, model, "k--", lw=1, label=r"model $h|f''|/2 + 2u|f|/h$ (forward)"
 ax.set_title("Error of difference quotients for eq. 5.36 at x = 0.5")
 ax.legend(fontsize=8)
 fig.tight_layout()
-fig.savefig(OUT / "eps_u_curves.svg")
-plt.close(fig)
+show_figure(fig, OUT / "eps_u_curves.svg")
 
 # %% [markdown]
 # What the curves show, asserted: the forward difference has slope 1 (error $\propto h$) while
@@ -212,8 +213,7 @@ ax.set_ylabel("relative error")
 ax.grid(True, which="both", alpha=0.3)
 ax.legend(fontsize=8)
 fig.tight_layout()
-fig.savefig(OUT / "higher_order_errors.svg")
-plt.close(fig)
+show_figure(fig, OUT / "higher_order_errors.svg")
 
 # %% [markdown]
 # Asserted: the difference quotients lose digits order by order (at $k = 10$ not even two are
@@ -347,8 +347,7 @@ for ax in (left, right):
     ax.set_ylabel("size")
     ax.grid(True, which="both", alpha=0.3)
 fig.tight_layout()
-fig.savefig(OUT / "expression_swell.svg")
-plt.close(fig)
+show_figure(fig, OUT / "expression_swell.svg")
 
 # %% [markdown]
 # The claims, asserted. For exp(sin x): both sizes grow with the order, and at order 10 SymPy's
@@ -393,7 +392,7 @@ assert worst < 1e-12
 
 # %%
 table = ad.compare(eq_5_36, X0)
-print(table)
+show(table)
 
 results = {
     "analytical (eq. 5.37)": (analytical, "a derivation by hand"),

@@ -55,6 +55,8 @@ sys.path.insert(0, str(ROOT))  # the repository, so that `autodiff` imports with
 import autodiff as ad
 from autodiff.examples import eq_5_37, rosenbrock, rosenbrock_hessian
 
+from chainrule.lessons import show, show_figure, show_picture, show_steps
+
 OUT = Path(os.environ.get("TUTORIAL_OUTPUT", ROOT / "tutorials" / "_output")) / "diff_03_forward_reverse"
 OUT.mkdir(parents=True, exist_ok=True)
 
@@ -135,20 +137,23 @@ assert abs(y_dual.tangent - eq_5_37(0.5)) <= 1e-14 * abs(eq_5_37(0.5))
 # The engine's forward mode does the same thing on the recorded graph: it visits the nodes in
 # evaluation order and applies each primitive's *forward rule* (its jvp) to the incoming tangents.
 # The forward trace table is Algorithm 1 with a tangent column, and that column is, number for
-# number, the $\varepsilon$ parts on our tape.
+# number, the $\varepsilon$ parts on our tape. Below it, the graph with its tangents, and the
+# forward sweep's step-through player (in a notebook; as a script it is written to
+# `forward_steps.html`): step it with the buttons or the arrow keys and watch each tangent
+# assembled from its inputs' tangents.
 
 # %%
 x = ad.Tensor(0.5, requires_grad=True, name="x")
 y = f(x)
 table = ad.trace_table(y, mode="forward", wrt=x)
-print(table)
+show(table)
 assert [row["tangent"] for row in table.rows] == [f"{d.tangent:.6g}" for d in TAPE]
 assert [row["value"] for row in table.rows] == [f"{d.value:.6g}" for d in TAPE]
 
 tangent_picture = ad.draw(y, show=("value", "tangent"), wrt=x, names="letters")
-print("wrote", ad.save(tangent_picture, OUT / "tangents.svg"))
+show_picture(tangent_picture, OUT / "tangents.svg")
 steps = ad.draw_steps(y, mode="forward", names="letters")
-print(f"wrote {len(steps.save(OUT / 'forward_steps'))} pictures of the forward sweep to {OUT / 'forward_steps'}")
+show_steps(steps, OUT / "forward_steps")  # the pictures, and the player forward_steps.html
 assert f"tangent {eq_5_37(0.5):.4g}" in tangent_picture.source
 assert any("dc = dc/da·da + dc/db·db" in step.source for step in steps)
 
@@ -278,8 +283,7 @@ for ax, name, xlabel in zip(axes, ("loss", "curve"), (r"inputs $n$ of the loss $
     ax.legend()
 axes[0].set_ylabel("wall time (ms)")
 fig.tight_layout()
-fig.savefig(OUT / "jacobian_cost.svg")
-plt.close(fig)
+show_figure(fig, OUT / "jacobian_cost.svg")
 
 # %% [markdown]
 # This is why neural networks are trained with reverse mode (back-propagation): the loss is one

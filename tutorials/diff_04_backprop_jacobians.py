@@ -51,6 +51,8 @@ ROOT = HERE.parent if HERE.name == "tutorials" else HERE
 sys.path.insert(0, str(ROOT))  # the repository, so that `autodiff` imports without installing
 import autodiff as ad
 
+from chainrule.lessons import show_figure
+
 OUT = Path(os.environ.get("TUTORIAL_OUTPUT", ROOT / "tutorials" / "_output")) / "diff_04_backprop_jacobians"
 OUT.mkdir(parents=True, exist_ok=True)
 
@@ -259,8 +261,7 @@ for ax, (M, title) in zip(axes, pictures):
     ax.set_yticks([])
 fig.suptitle("Per-layer Jacobians of the tiny network for one sample (red > 0, blue < 0, pale grey = 0)", fontsize=10)
 fig.tight_layout()
-fig.savefig(OUT / "jacobians.svg")
-plt.close(fig)
+show_figure(fig, OUT / "jacobians.svg")
 
 # %% [markdown]
 # ## 5. The appendix: ReLU followed by max-pooling

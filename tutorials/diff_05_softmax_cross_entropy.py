@@ -51,6 +51,8 @@ ROOT = HERE.parent if HERE.name == "tutorials" else HERE
 sys.path.insert(0, str(ROOT))  # the repository, so that `autodiff` imports without installing
 import autodiff as ad
 
+from chainrule.lessons import show, show_figure, show_picture
+
 OUT = Path(os.environ.get("TUTORIAL_OUTPUT", ROOT / "tutorials" / "_output")) / "diff_05_softmax_cross_entropy"
 OUT.mkdir(parents=True, exist_ok=True)
 
@@ -142,8 +144,7 @@ right.set_title("soft-max outputs in the 2-simplex, with the regions $P_c$")
 right.set_aspect("equal")
 right.axis("off")
 fig.tight_layout()
-fig.savefig(OUT / "softmax_simplex.svg")
-plt.close(fig)
+show_figure(fig, OUT / "softmax_simplex.svg")
 
 # %% [markdown]
 # ## 2. Cross-entropy: the lecture's worked example
@@ -250,16 +251,16 @@ print("dL/dz =", S - T, "= y - t")
 
 # %% [markdown]
 # On the graph: the adjoints flowing back through `log` and `softmax` arrive at $\mathbf{z}$ as
-# $\mathbf{y} - \mathbf{t}$ (look at the `grad` line of node z). In the fused graph the same number
+# $\mathbf{y} - \mathbf{t}$ (look at the `adjoint` line of node z). In the fused graph the same number
 # comes out of a single rule.
 
 # %%
 z_node = ad.Tensor(z_lecture, requires_grad=True, name="z")
 unfused_picture = ad.draw(cross_entropy(z_node, T), names="letters")
 fused_picture = ad.draw(fused_cross_entropy(z_node, T), names="letters")
-print("wrote", ad.save(unfused_picture, OUT / "cross_entropy_graph.svg"))
-print("wrote", ad.save(fused_picture, OUT / "fused_cross_entropy_graph.svg"))
-y_minus_t = "grad [" + ", ".join(f"{v:.4g}" for v in S - T) + "]"
+show_picture(unfused_picture, OUT / "cross_entropy_graph.svg")
+show_picture(fused_picture, OUT / "fused_cross_entropy_graph.svg")
+y_minus_t = "adjoint [" + ", ".join(f"{v:.4g}" for v in S - T) + "]"
 assert y_minus_t in unfused_picture.source and y_minus_t in fused_picture.source
 
 fig, ax = plt.subplots(figsize=(6, 3.4))
@@ -272,8 +273,7 @@ ax.set_xticks(classes, [f"class {c + 1}" for c in classes])
 ax.set_title("The lecture's example: the gradient is prediction minus truth")
 ax.legend(fontsize=8)
 fig.tight_layout()
-fig.savefig(OUT / "gradient_y_minus_t.svg")
-plt.close(fig)
+show_figure(fig, OUT / "gradient_y_minus_t.svg")
 assert abs((S - T).sum()) < 1e-15 and (S - T)[0] < 0 and np.all((S - T)[1:] > 0)
 
 # %% [markdown]

@@ -27,13 +27,13 @@
 # of deep learning code live: a missing factor, a transposed matrix, a forgotten path through a
 # mean. So we check them.
 #
-# **How it works.** For each exercise, `tutorials/exercises` gives the forward function in NumPy
+# **How it works.** For each exercise, `chainrule.exercises` gives the forward function in NumPy
 # and a checker. You write the vjp in the cell below its description (replace the
 # `raise NotImplementedError`), then run the check cell. The checker draws inputs and a random
 # $\mathbf{g}$, computes the reference vjp with the engine (a reverse sweep through the same
 # function written with autodiff operations) and compares every element. It either passes, or
 # prints a table of the wrong elements: which gradient, which index, what was expected, what you
-# returned. The answers are in `tutorials/solutions/diff.py`: try first.
+# returned. The answers are in `chainrule/exercises/solutions/diff.py`: try first.
 #
 # Run as a script, this lesson reports every exercise as "not attempted", then shows the checker
 # at work on the solutions (they pass) and on planted mistakes (they fail, with the table).
@@ -53,12 +53,14 @@ import numpy as np
 
 HERE = Path(__file__).resolve().parent if "__file__" in globals() else Path.cwd()
 ROOT = HERE.parent if HERE.name == "tutorials" else HERE
-sys.path.insert(0, str(ROOT))  # the repository: `autodiff` and `tutorials` import without installing
+sys.path.insert(0, str(ROOT))  # the repository: `autodiff` and `chainrule` import without installing
 import autodiff as ad
-import tutorials.exercises as ex
-from tutorials.exercises import attempt
-from tutorials.exercises.checking import index_text
-from tutorials.exercises.diff import BN_EPS, ELU_ALPHA, LEAKY_SLOPE, softmax  # noqa: F401 (for your answers)
+import chainrule.exercises as ex
+from chainrule.exercises import attempt
+from chainrule.exercises.checking import index_text
+from chainrule.exercises.diff import BN_EPS, ELU_ALPHA, LEAKY_SLOPE, softmax  # noqa: F401 (for your answers)
+
+from chainrule.lessons import show_figure
 
 OUT = Path(os.environ.get("TUTORIAL_OUTPUT", ROOT / "tutorials" / "_output")) / "diff_06_gradcheck_exercises"
 OUT.mkdir(parents=True, exist_ok=True)
@@ -178,11 +180,11 @@ assert len(scorecard) == 11 and set(scorecard.values()) <= {"passed", "not attem
 # %% [markdown]
 # ## What the checker does with a right answer...
 #
-# The solutions, imported from `tutorials/solutions/diff.py`, pass every check. (Skip this cell
+# The solutions, imported from `chainrule/exercises/solutions/diff.py`, pass every check. (Skip this cell
 # if you have not finished: it does not show the code, but the next one does.)
 
 # %%
-from tutorials.solutions.diff import SOLUTIONS
+from chainrule.exercises.solutions.diff import SOLUTIONS
 
 for name, solution in SOLUTIONS.items():
     report = ex.CHECKS[name](solution)
@@ -256,8 +258,7 @@ for ax, (image, title) in zip(axes, [(inputs["x"][n, c], f"input x[{n}, {c}] (2x
     fig.colorbar(shown, ax=ax, shrink=0.8)
 fig.suptitle("A planted max-pooling mistake: gradient sent to the top-left of each window")
 fig.tight_layout()
-fig.savefig(OUT / "planted_maxpool_error.svg")
-plt.close(fig)
+show_figure(fig, OUT / "planted_maxpool_error.svg")
 
 # %% [markdown]
 # **A typo in one element.** The smallest possible mistake: the conv2d answer is right except for one
@@ -325,10 +326,48 @@ except ad.GradcheckError as err:
     assert "First wrong rule: node #1 = planted_tanh((2, 3))" in str(err)
 
 # %% [markdown]
+# ## A NaN where every rule is right: `where(v > 0, sqrt(v), 0)`
+#
+# Guarding a function that is not differentiable everywhere with `where` looks safe:
+# $f(v) = \sqrt{v}$ for $v > 0$, else $0$. Its value is right at $v = 0$, but its gradient there is
+# NaN, in this engine as in PyTorch and JAX. The reverse sweep runs *both* branches: `where` sends
+# the cotangent $g$ to the branch it selected and $0$ to the other, and the unselected `sqrt` turns
+# that $0$ into $0 \cdot \tfrac{1}{2\sqrt{0}} = 0 \cdot \infty = $ NaN, which the sum of eq. 5.39
+# then carries into $v$. No rule is wrong, so `gradcheck` names no culprit; it points at the
+# `where` instead. The safe pattern is a **second `where`**, inside, that keeps `sqrt` away from
+# the bad point: `where(v > 0, sqrt(where(v > 0, v, 1.0)), 0)`. Where $v \le 0$ the inner branch
+# now sees $1$, whose derivative is finite, and the outer `where` still discards it.
+
+# %%
+v = np.array([0.0, 1.0, 4.0])
+
+
+def guarded(v):
+    return ad.where(v > 0, ad.sqrt(v), 0.0)
+
+
+def safe(v):
+    return ad.where(v > 0, ad.sqrt(ad.where(v > 0, v, 1.0)), 0.0)
+
+
+with np.errstate(divide="ignore", invalid="ignore"):
+    nan_gradient = ad.grad(lambda v: ad.sum(guarded(v)))(v)
+    report = ad.gradcheck(guarded, v, raise_exception=False)
+print("where(v > 0, sqrt(v), 0):                   gradient", nan_gradient)
+print(report.notes[-1])
+assert np.isnan(nan_gradient[0]) and np.allclose(nan_gradient[1:], [0.5, 0.25])
+assert not report.passed and "where(c, f(where(c, x, 1.0)), y)" in report.notes[-1]
+
+safe_gradient = ad.grad(lambda v: ad.sum(safe(v)))(v)
+print("where(v > 0, sqrt(where(v > 0, v, 1)), 0): gradient", safe_gradient)
+np.testing.assert_array_equal(safe_gradient, [0.0, 0.5, 0.25])
+assert ad.gradcheck(safe, np.array([-1.0, 0.5, 4.0])).passed   # away from 0, where differences straddle the switch
+
+# %% [markdown]
 # ## More exercises
 #
 # No checkers for these: build your own with `ex.Exercise(name, args, wrt, forward, ad_forward,
-# sample)` (see `tutorials/exercises/checking.py`), or declare a primitive and use `ad.check_primitive`.
+# sample)` (see `chainrule/exercises/checking.py`), or declare a primitive and use `ad.check_primitive`.
 #
 # 1. **PReLU**: $\max(\alpha x, x)$ with a learnable $\alpha$ shared by all elements. Return `(dx, dalpha)`.
 # 2. **Swish**: $x\,\sigma(x)$.

@@ -1,10 +1,15 @@
 """The engine's primitives, each declared once: value, reverse rule, forward rule, SymPy, samples.
 
 - :mod:`.elementwise`: arithmetic and elementwise functions (add ... sigmoid, relu, where);
-- :mod:`.reductions`: sum, mean, max, min, logsumexp, softmax, log_softmax;
+- :mod:`.reductions`: sum, mean, max, min, logsumexp, softmax, log_softmax, prod, cumsum;
 - :mod:`.shapes`: reshape, transpose, getitem / scatter_add, concatenate, stack (and, re-exported
   from :mod:`autodiff.primitives`, the broadcasting pair sum_to / broadcast_to);
-- :mod:`.linalg`: matmul.
+- :mod:`.linalg`: matmul, einsum, det, inv, solve;
+- :mod:`.arrays` (composed): squeeze, expand_dims, ravel, moveaxis, swapaxes, flip, roll, take,
+  take_along_axis, pad, diagonal, triu, tril, ``x.at[i].set(v)``; the astype primitive; constructors
+  (eye, zeros, ones, full, zeros_like, ones_like) returning plain arrays, the graph's constants;
+- :mod:`.vectors` (composed): dot, inner, outer, vdot, tensordot, cross, trace, norm;
+- :mod:`.reductions` also: prod, cumsum (primitives), cumprod, var, std (composed).
 
 Conventions at non-differentiable points (documented in the README, tested):
 
@@ -20,15 +25,22 @@ operators on Tensors (``x + y``, ``x @ w``, ``x[i]``) are these ops: see :mod:`a
 """
 from ..primitives import broadcast_like, broadcast_to, sum_to, unbroadcast
 from .elementwise import (abs, add, clip, cos, div, exp, identity, log, maximum, minimum, mul, neg, pow,
-                          pow_const, relu, sigmoid, sin, sqrt, sub, tan, tanh, where)
-from .linalg import matmul
-from .reductions import logsumexp, log_softmax, max, mean, min, softmax, sum
+                          pow_const, relu, sigmoid, sign, sin, sqrt, sub, tan, tanh, where)
+from .linalg import det, einsum, inv, matmul, solve
+from .reductions import cumprod, cumsum, logsumexp, log_softmax, max, mean, min, prod, softmax, std, sum, var
 from .shapes import concatenate, getitem, normalize_index, reshape, scatter_add, stack, transpose
+from .arrays import (IndexUpdate, astype, diagonal, expand_dims, eye, flip, full, moveaxis, ones, ones_like, pad,
+                     ravel, roll, squeeze, swapaxes, take, take_along_axis, tril, triu, zeros, zeros_like)
+from .vectors import cross, dot, inner, norm, outer, tensordot, trace, vdot
 
 __all__ = [
     "add", "sub", "mul", "div", "neg", "pow", "pow_const", "exp", "log", "sin", "cos", "tan", "tanh", "sigmoid",
     "sqrt", "abs", "relu", "maximum", "minimum", "clip", "identity", "where",
     "sum", "mean", "max", "min", "logsumexp", "softmax", "log_softmax",
     "sum_to", "broadcast_to", "unbroadcast", "broadcast_like", "reshape", "transpose", "getitem", "scatter_add",
-    "concatenate", "stack", "normalize_index", "matmul",
+    "concatenate", "stack", "normalize_index", "matmul", "IndexUpdate",
+    "sign", "einsum", "det", "inv", "solve", "prod", "cumsum", "cumprod", "var", "std", "astype", "diagonal",
+    "expand_dims", "flip", "moveaxis", "pad", "ravel", "roll", "squeeze", "swapaxes", "take", "take_along_axis",
+    "tril", "triu", "cross", "dot", "inner", "norm", "outer", "tensordot", "trace", "vdot",
+    "eye", "zeros", "ones", "full", "zeros_like", "ones_like",
 ]

@@ -188,6 +188,14 @@ def abs(x):
     return np.abs(x)
 
 
+@primitive(partials=[lambda out, x: np.zeros_like(value_of(x))], sympy="sign", samples=unary(),
+           kinks=[lambda x: x])
+def sign(x):
+    """-1, 0 or 1 by the sign of x, elementwise; its derivative is 0 (except at 0, where it jumps)."""
+    real_only("sign", x)
+    return np.sign(x)
+
+
 def _sympy_relu(x):
     import sympy
 

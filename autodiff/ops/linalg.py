@@ -1,10 +1,16 @@
-"""Linear algebra: the matrix product and its two rules (batched, with NumPy's 1-D conventions)."""
+"""Linear algebra: matmul (NumPy's 1-D conventions, batched), einsum, det, inv and solve.
+
+Each is one primitive whose rules are written with these same ops, so that they can be
+differentiated again. Composed ops (dot, cross, norm, trace...) are in :mod:`.vectors`.
+"""
 from __future__ import annotations
 
 import numpy as np
 
 from ..primitives import primitive, shape_of, unbroadcast
 from ..samples import uniform
+from ..tensor import value_of
+from .reductions import sum
 from .shapes import reshape, transpose
 
 
@@ -56,3 +62,167 @@ def matmul(a, b):
         raise ValueError(f"matmul: shapes {np.shape(a)} and {np.shape(b)} do not align: the last axis "
                          f"of the first must equal the {'only' if np.ndim(b) == 1 else 'second-to-last'} "
                          f"axis of the second") from None
+
+
+# --------------------------------------------------------------------------------------------
+# einsum: one primitive whose rules are einsums again
+
+_LETTERS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+
+
+def normalize_subscripts(subscripts, shapes):
+    """Explicit einsum subscripts ('ij,jk->ik'): spaces dropped, '...' spelled out in letters,
+    the implicit output (letters seen once, in alphabetical order) written after '->'."""
+    if not isinstance(subscripts, str):
+        raise TypeError(f"einsum: subscripts must be a string such as 'ij,jk->ik', got {type(subscripts).__name__}")
+    spec = subscripts.replace(" ", "")
+    ins, arrow, res = spec.partition("->")
+    terms = ins.split(",")
+    if len(terms) != len(shapes):
+        raise ValueError(f"einsum: {subscripts!r} names {len(terms)} operand(s) but {len(shapes)} were given")
+    unused = [c for c in _LETTERS if c not in spec]
+    n_ell = max([len(s) - (len(t) - 3) for t, s in zip(terms, shapes) if "..." in t] or [0])
+    ell = "".join(unused[:n_ell])
+    out_terms, sizes = [], {}
+    for t, s in zip(terms, shapes):
+        if "..." in t:
+            k = len(s) - (len(t) - 3)
+            t = t.replace("...", ell[n_ell - k:] if k else "")
+        if len(t) != len(s) or not all(c in _LETTERS for c in t):
+            raise ValueError(f"einsum: subscripts {t!r} do not fit an operand of shape {s}")
+        for c, n in zip(t, s):
+            if sizes.setdefault(c, n) != n:
+                raise ValueError(f"einsum: index {c!r} has sizes {sizes[c]} and {n}; autodiff's einsum does not "
+                                 f"broadcast (use broadcast_to first)")
+        out_terms.append(t)
+    if arrow:
+        res = res.replace("...", ell)
+    else:
+        seen = "".join(out_terms)
+        res = ell + "".join(sorted(c for c in set(seen) if seen.count(c) == 1 and c not in ell))
+    return ",".join(out_terms) + "->" + res
+
+
+def _einsum_vjp(g, out, *xs, subscripts, argnum):
+    """The cotangent of operand i: g contracted with the other operands onto operand i's indices.
+    A repeated index of operand i (a diagonal, 'ii') becomes a fresh one tied by an identity
+    matrix; an index only operand i has (summed in it alone) is restored by a vector of ones."""
+    ins, res = subscripts.split("->")
+    terms = ins.split(",")
+    dtype = np.result_type(*[np.asarray(value_of(a)).dtype for a in (g,) + xs])
+    sizes = {c: n for t, x in zip(terms, xs) for c, n in zip(t, shape_of(x))}
+    fresh = iter(c for c in _LETTERS if c not in subscripts)
+    parts, operands = [res], [g]
+    for k, (t, x) in enumerate(zip(terms, xs)):
+        if k != argnum:
+            parts.append(t)
+            operands.append(x)
+    target = ""
+    for c in terms[argnum]:
+        if c in target:
+            f = next(fresh)
+            parts.append(c + f)
+            operands.append(np.eye(sizes[c], dtype=dtype))
+            c = f
+        target += c
+    present = set("".join(parts))
+    for c in target:
+        if c not in present:
+            parts.append(c)
+            operands.append(np.ones(sizes[c], dtype=dtype))
+    return _einsum(operands, subscripts=",".join(parts) + "->" + target)
+
+
+def _einsum_jvp(t, out, *xs, subscripts, argnum):
+    return _einsum([t if k == argnum else x for k, x in enumerate(xs)], subscripts=subscripts)
+
+
+def _einsum_samples(rng):
+    specs = [("ij,jk->ik", (2, 3), (3, 4)), ("ii->", (3, 3)), ("ii->i", (3, 3)), ("ij->j", (2, 3)),
+             ("i,i->", (3,), (3,)), ("i,j->ij", (2,), (3,)), ("bij,bjk->bik", (2, 2, 3), (2, 3, 2)),
+             ("ijk,jk->i", (2, 3, 2), (3, 2)), ("ij,ij,j->i", (2, 3), (2, 3), (3,)), ("iij->j", (2, 2, 3))]
+    return [(tuple(uniform(rng, -2, 2, s) for s in shapes), {"subscripts": spec}) for spec, *shapes in specs]
+
+
+@primitive(name="einsum", vjp=_einsum_vjp, jvp=_einsum_jvp, samples=_einsum_samples)
+def _einsum(*operands, subscripts):
+    return np.einsum(subscripts, *operands, optimize=len(operands) > 2)
+
+
+def einsum(subscripts, *operands):
+    """Einstein summation, as ``np.einsum('ij,jk->ik', a, b)`` (implicit output and '...' too).
+
+    One primitive: the tangent is the sum of einsums with one operand replaced by its tangent, and
+    the cotangent of an operand is the einsum of the output's cotangent with the other operands,
+    back onto that operand's indices. Operands do not broadcast against each other.
+    """
+    subscripts = normalize_subscripts(subscripts, [shape_of(x) for x in operands])
+    return _einsum(operands, subscripts=subscripts)
+
+
+# --------------------------------------------------------------------------------------------
+# Determinant, inverse, linear solve: the textbook matrix-calculus rules (batched over leading axes)
+
+def _square_samples(*shapes, extra=None):
+    def samples(rng):
+        out = []
+        for s in shapes:
+            a = uniform(rng, -1, 1, s) + 3 * np.eye(s[-1])  # well conditioned
+            out.append(((a,) + (() if extra is None else (uniform(rng, -2, 2, extra(s)),)), {}))
+        return out
+    return samples
+
+
+def _mat(x):
+    """Add two trailing unit axes, so that a per-matrix number scales its matrix."""
+    return reshape(x, shape_of(x) + (1, 1))
+
+
+@primitive(vjp=[lambda g, out, a: _mat(g * out) * _swap_last(inv(a))],
+           jvp=[lambda t, out, a: out * sum(_swap_last(inv(a)) * t, axis=(-2, -1))],
+           samples=_square_samples((2, 2), (3, 3), (2, 3, 3)))
+def det(a):
+    """Determinant of a square matrix (or a stack). d det = det tr(A^-1 dA) (Jacobi's formula), so
+    the gradient is det A^-T; its rules need A invertible (NumPy's LinAlgError otherwise)."""
+    a = np.asarray(a)
+    if a.ndim < 2 or a.shape[-1] != a.shape[-2]:
+        raise ValueError(f"det: a must be a square matrix (or a stack of them), got shape {a.shape}")
+    return np.linalg.det(a)
+
+
+@primitive(vjp=[lambda g, out, a: -matmul(_swap_last(out), matmul(g, _swap_last(out)))],
+           jvp=[lambda t, out, a: -matmul(out, matmul(t, out))],
+           samples=_square_samples((2, 2), (3, 3), (2, 3, 3)))
+def inv(a):
+    """Inverse of a square matrix (or a stack): d(A^-1) = -A^-1 dA A^-1."""
+    a = np.asarray(a)
+    if a.ndim < 2 or a.shape[-1] != a.shape[-2]:
+        raise ValueError(f"inv: a must be a square matrix (or a stack of them), got shape {a.shape}")
+    return np.linalg.inv(a)
+
+
+def _outer_last(u, x):
+    """u x^T over the last axes: a vector right-hand side gives a matrix, a matrix one a product."""
+    if len(shape_of(x)) == 1:
+        return reshape(u, shape_of(u) + (1,)) * reshape(x, (1,) + shape_of(x))
+    return matmul(u, _swap_last(x))
+
+
+def _solve_vjp_b(g, out, a, b):
+    return solve(_swap_last(a), g)
+
+
+@primitive(vjp=[lambda g, out, a, b: -_outer_last(_solve_vjp_b(g, out, a, b), out), _solve_vjp_b],
+           jvp=[lambda t, out, a, b: -solve(a, matmul(t, out)), lambda t, out, a, b: solve(a, t)],
+           samples=lambda rng: (_square_samples((2, 2), (3, 3), extra=lambda s: s[-1:])(rng)
+                                + _square_samples((3, 3), (2, 2, 2), extra=lambda s: s[:-1] + (2,))(rng)))
+def solve(a, b):
+    """x with A x = b (b a vector, or a matrix of right-hand sides). With x = A^-1 b:
+    dx = A^-1 (db - dA x), so b's cotangent is A^-T g and A's is -(A^-T g) x^T."""
+    a, b = np.asarray(a), np.asarray(b)
+    if a.ndim < 2 or a.shape[-1] != a.shape[-2]:
+        raise ValueError(f"solve: a must be a square matrix (or a stack of them), got shape {a.shape}")
+    if not ((b.ndim == 1 and a.ndim == 2) or (b.ndim == a.ndim and b.shape[:-1] == a.shape[:-1])):
+        raise ValueError(f"solve: b must be a vector of shape {a.shape[-1:]} (for a single matrix) or have "
+                         f"shape {a.shape[:-1] + ('k',)}, got {b.shape}")
+    return np.linalg.solve(a, b)

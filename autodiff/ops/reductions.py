@@ -12,8 +12,8 @@ import numpy as np
 from ..primitives import broadcast_to, primitive, shape_of
 from ..samples import cases1
 from ..tensor import value_of
-from .elementwise import real_only, exp, where
-from .shapes import reshape
+from .elementwise import real_only, exp, sqrt, where
+from .shapes import reshape, transpose
 
 
 def _normalize_axes(axis, ndim):
@@ -152,3 +152,106 @@ def log_softmax(x, *, axis=-1):
     """x_i - logsumexp(x) along ``axis``: the log of softmax, without overflow or log(0)."""
     x = np.asarray(x)
     return x - logsumexp.primitive.impl(x, axis=axis, keepdims=True)
+
+
+# --------------------------------------------------------------------------------------------
+# Products and running sums
+
+def _single_axis(name, axis):
+    if axis is not None and not isinstance(axis, (int, np.integer)):
+        raise TypeError(f"{name}: axis must be None or an int, got {axis!r}")
+
+
+def _to_last(x, axis):
+    """``x`` with ``axis`` moved to the end (axis None: ``x`` flattened), and the way back."""
+    if axis is None:
+        return reshape(x, (-1,)), lambda y: reshape(y, shape_of(x))
+    nd = len(shape_of(x))
+    axis = int(axis) % nd
+    order = tuple(i for i in range(nd) if i != axis) + (axis,)
+    back = tuple(np.argsort(order))
+    return transpose(x, axes=order), lambda y: transpose(y, axes=back)
+
+
+def _rows(last):
+    """(..., n) -> (..., n, n) whose every row is the last axis, and n."""
+    n = shape_of(last)[-1]
+    return broadcast_to(reshape(last, shape_of(last)[:-1] + (1, n)), shape_of(last) + (n,)), n
+
+
+def _exclusive_products(x, axis):
+    """prod_{j != i} x_j along ``axis`` for every i, without dividing: row i of an n x n array holds
+    the x_j with a 1 on the diagonal. O(n^2), exact at zeros and differentiable to any order."""
+    last, back = _to_last(x, axis)
+    rows, n = _rows(last)
+    return back(prod(where(np.eye(n, dtype=bool), 1.0, rows), axis=-1))
+
+
+def _prod_others(x, out, axis, keepdims):
+    """d prod / d x_i = prod_{j != i} x_j: out / x_i when no x_j is 0, else the exclusive products."""
+    if np.any(value_of(x) == 0):
+        return _exclusive_products(x, axis)
+    return _expand(out, shape_of(x), axis, keepdims) / x
+
+
+def _prod_samples(rng):
+    with_zero = rng.uniform(-2, 2, (2, 3))
+    with_zero[0, 1] = 0.0
+    two_zeros = rng.uniform(-2, 2, (4,))
+    two_zeros[[0, 2]] = 0.0
+    return [((rng.uniform(-2, 2, (4,)),), {"axis": None, "keepdims": False}),
+            ((rng.uniform(-2, 2, (2, 3)),), {"axis": 1, "keepdims": False}),
+            ((rng.uniform(-2, 2, (2, 3)),), {"axis": 0, "keepdims": True}),
+            ((with_zero,), {"axis": 1, "keepdims": False}), ((two_zeros,), {"axis": None, "keepdims": False}),
+            ((np.asarray(rng.uniform(-2, 2)),), {"axis": None, "keepdims": False})]
+
+
+@primitive(vjp=[lambda g, out, x, *, axis, keepdims:
+                _expand(g, shape_of(x), axis, keepdims) * _prod_others(x, out, axis, keepdims)],
+           jvp=[lambda t, out, x, *, axis, keepdims: sum(t * _prod_others(x, out, axis, keepdims), axis=axis,
+                                                          keepdims=keepdims)],
+           sympy=lambda x, **params: x,  # of a scalar
+           samples=_prod_samples)
+def prod(x, *, axis=None, keepdims=False):
+    """Product over ``axis`` (None: all elements); d/dx_i = prod_{j != i} x_j, exact at zeros too."""
+    _single_axis("prod", axis)
+    return np.prod(x, axis=axis, keepdims=keepdims)
+
+
+def _reverse_cumsum(g, axis):
+    """sum_{j >= i} g_j along ``axis``: the adjoint of a running sum."""
+    return sum(g, axis=axis, keepdims=True) - cumsum(g, axis=axis) + g
+
+
+@primitive(vjp=[lambda g, out, x, *, axis: reshape(_reverse_cumsum(g, 0 if axis is None else axis), shape_of(x))],
+           jvp=[lambda t, out, x, *, axis: cumsum(t, axis=axis)],
+           samples=cases1(((4,), {"axis": 0}), ((2, 3), {"axis": 1}), ((2, 3), {"axis": None}),
+                          ((2, 3, 2), {"axis": -2})))
+def cumsum(x, *, axis=None):
+    """Running sum along ``axis`` (None: of the flattened array); its adjoint sums from the end."""
+    _single_axis("cumsum", axis)
+    return np.cumsum(x, axis=axis)
+
+
+def cumprod(x, axis=None):
+    """Running product along ``axis`` (None: of the flattened array), composed from ``prod``:
+    out_k = prod_i m_ki with m_ki = x_i for i <= k, else 1. O(n^2) along the axis, and exact where
+    an x_i is 0 (dividing by x_i, the usual shortcut, is not)."""
+    _single_axis("cumprod", axis)
+    if axis is None:
+        x, axis = reshape(x, (-1,)), 0
+    last, back = _to_last(x, axis)
+    rows, n = _rows(last)
+    return back(prod(where(np.tril(np.ones((n, n), dtype=bool)), rows, 1.0), axis=-1))
+
+
+def var(x, axis=None, ddof=0, keepdims=False):
+    """Variance over ``axis``: mean of squared deviations, divided by n - ddof (NumPy's ``ddof``)."""
+    centred = x - mean(x, axis=axis, keepdims=True)
+    n = _count(shape_of(x), _keepdims_shape(shape_of(x), axis))
+    return sum(centred * centred, axis=axis, keepdims=keepdims) / (n - ddof)
+
+
+def std(x, axis=None, ddof=0, keepdims=False):
+    """Standard deviation over ``axis``: sqrt(var)."""
+    return sqrt(var(x, axis=axis, ddof=ddof, keepdims=keepdims))

@@ -4,7 +4,8 @@
   reverse mode and SymPy (eq. 5.37), side by side.
 - ``chainrule graph EXPR --at x=0.5 -o graph.svg [--steps]``: the expression's graph (eq. 5.38 form),
   its reverse trace table, and its picture with values and adjoints; ``--steps`` also writes one
-  picture per node of the reverse sweep.
+  picture per node of the reverse sweep; ``--steps -o sweep.html`` writes the step-through player
+  (``autodiff.player``): one self-contained page.
 - ``chainrule check EXPR --at x=0.5``: the derivative by every method, side by side (``compare``).
 
 Expressions are parsed against a whitelist (``autodiff.expression``), never evaluated as Python.
@@ -13,6 +14,8 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+
+import numpy as np
 
 import autodiff as ad
 from autodiff.examples import eq_5_36
@@ -56,32 +59,70 @@ def _record(expr, at):
     return f, values, leaves, f(*leaves)
 
 
-def graph(expr, at, output, steps=False, mode="reverse", out=None) -> int:
-    """Print the graph of EXPR as code and as a trace table; save its picture (and the steps)."""
+def _direction(leaves, seed, mode):
+    """The leaves forward mode seeds with 1: the variable ``seed`` (default: the first one)."""
+    names = [leaf.name for leaf in leaves]
+    if mode != "forward":
+        if seed is not None:
+            raise ValueError(f"--seed {seed} picks forward mode's direction; reverse mode seeds the output "
+                             f"(add --mode forward)")
+        return leaves
+    name = names[0] if seed is None else seed
+    if name not in names:
+        raise ValueError(f"--seed: {name!r} is not a variable of --at (variables: {', '.join(names)})")
+    return [leaves[names.index(name)]]
+
+
+def graph(expr, at, output, steps=False, mode="reverse", out=None, seed=None) -> int:
+    """Print the graph of EXPR as code and as a trace table; save its picture (and the steps).
+
+    Forward mode pushes the tangents of one direction: d(seed) = 1 and the other variables' 0
+    (``seed``: a variable's name; default the first variable, and the output says which).
+    """
     out = out or sys.stdout
-    _, _, leaves, y = _record(expr, at)
-    if not isinstance(y, ad.Tensor) or not y.requires_grad:
-        print("chainrule graph: the expression does not depend on its variables", file=sys.stderr)
-        return 2
+    with np.errstate(all="ignore"):   # NaN and inf are shown in the table; no NumPy warnings on stderr
+        _, _, leaves, y = _record(expr, at)
+        wrt = _direction(leaves, seed, mode)
+        if not isinstance(y, ad.Tensor) or not y.requires_grad:
+            print("chainrule graph: the expression does not depend on its variables", file=sys.stderr)
+            return 2
+        return _graph(y, leaves, wrt, output, steps, mode, out, seed)
+
+
+def _graph(y, leaves, wrt, output, steps, mode, out, seed):
     print(ad.graph_code(y), file=out)
     print(file=out)
-    print(ad.trace_table(y, mode=mode, wrt=leaves), file=out)
+    if mode == "forward":
+        others = [leaf.name for leaf in leaves if leaf is not wrt[0]]
+        print(f"Forward mode along {wrt[0].name}: d{wrt[0].name} = 1" + "".join(f", d{n} = 0" for n in others)
+              + ("" if seed is not None else " (the first variable; --seed NAME picks another)"), file=out)
+    print(ad.trace_table(y, mode=mode, wrt=wrt), file=out)
+    if Path(output).suffix.lower() in (".html", ".htm"):   # the step-through player, one self-contained page
+        path = ad.draw_steps(y, mode=mode, wrt=wrt).save_html(output)
+        print(f"\nsaved {path}: the {mode} sweep step by step (buttons, slider, arrow keys)", file=out)
+        return 0
     show = ("value", "grad") if mode == "reverse" else ("value", "tangent")
-    path = ad.save(ad.draw(y, show=show, names="letters", wrt=leaves), output)
+    path = ad.save(ad.draw(y, show=show, names="letters", wrt=wrt), output)
     print(f"\nsaved {path}", file=out)
     if steps:
         folder = Path(output).with_suffix("")
         folder = folder.with_name(folder.name + "_steps")
-        paths = ad.draw_steps(y, mode=mode, wrt=leaves).save(folder, format=Path(output).suffix.lstrip(".") or "svg")
+        paths = ad.draw_steps(y, mode=mode, wrt=wrt).save(folder, format=Path(output).suffix.lstrip(".") or "svg")
         print(f"saved {len(paths)} step pictures in {folder}/", file=out)
     return 0
 
 
 def check(expr, at, out=None) -> int:
-    """Print the derivative of EXPR at the point by every method (``autodiff.compare``)."""
+    """Print the derivative of EXPR at the point by every method (``autodiff.compare``): one column per
+    variable's partial derivative; NaN or inf values, points where SymPy has no finite value, and
+    kinks are said so under the table."""
     out = out or sys.stdout
-    f, values, _, _ = _record(expr, at)
-    print(ad.compare(f, *values.values()), file=out)
+    with np.errstate(all="ignore"):   # NaN and inf are reported in the table, not as NumPy warnings
+        f, values, _, y = _record(expr, at)
+        if not isinstance(y, ad.Tensor) or not y.requires_grad:
+            print("chainrule check: the expression does not depend on its variables", file=sys.stderr)
+            return 2
+        print(ad.compare(f, *values.values(), names=list(values)), file=out)
     return 0
 
 
@@ -94,10 +135,15 @@ def add_to(sub) -> None:
     p_graph = sub.add_parser("graph", help="draw an expression's graph with values and adjoints")
     p_graph.add_argument("expression", help='e.g. "exp(sin(x) + sin(x)**2) + sin(exp(x) + exp(x)**2)"')
     p_graph.add_argument("--at", nargs="+", required=True, metavar="NAME=VALUE", help="the point, e.g. x=0.5")
-    p_graph.add_argument("-o", "--output", default="graph.svg", help="picture to write (.svg, .png or .dot)")
-    p_graph.add_argument("--steps", action="store_true", help="also write one picture per step of the sweep")
+    p_graph.add_argument("-o", "--output", default="graph.svg",
+                         help="picture to write (.svg, .png or .dot), or .html: the step-through player")
+    p_graph.add_argument("--steps", action="store_true", help="also write one picture per step of the sweep "
+                         "(with -o NAME.html: the player that steps through them, one self-contained page)")
     p_graph.add_argument("--mode", choices=MODES, default="reverse")
-    p_graph.set_defaults(run=lambda args: graph(args.expression, args.at, args.output, args.steps, args.mode))
+    p_graph.add_argument("--seed", metavar="NAME", help="forward mode's direction: the variable seeded with 1 "
+                         "(default: the first)")
+    p_graph.set_defaults(run=lambda args: graph(args.expression, args.at, args.output, args.steps, args.mode,
+                                                seed=args.seed))
     p_check = sub.add_parser("check", help="an expression's derivative by every method, side by side")
     p_check.add_argument("expression")
     p_check.add_argument("--at", nargs="+", required=True, metavar="NAME=VALUE")

@@ -2,15 +2,18 @@
 
 ``chainrule train --model digits-cnn --dataset digits --epochs 10 --optimizer adam`` trains a model
 from ``nn.models`` (``--dataset mnist --data-dir PATH`` for MNIST IDX files), printing the summary,
-the progress and the final test accuracy, and saves the weights (``.npz`` + ``.json``) and a
-loss/accuracy plot (``.svg``) in ``--output`` (default ``runs/<model>``).
+the progress and the final test accuracy, and saves the model (``model.safetensors``: weights and
+architecture in one file, written atomically) and a loss/accuracy plot (``.svg``) in ``--output``
+(default ``runs/<model>``).
 
 The choices are the registries' names: ``nn.models.MODELS``, ``nn.datasets.DATASETS``,
 ``nn.optim.OPTIMIZERS`` and ``kernels.BACKENDS``; a model added to ``MODELS`` is a ``--model``.
 """
 from __future__ import annotations
 
+import argparse
 import functools
+import os
 import sys
 from pathlib import Path
 
@@ -58,9 +61,34 @@ SPLITS = {"digits": functools.partial(_shipped, title="the 8x8 digits"),
           "mnist": functools.partial(_idx_folder, title="MNIST")}
 
 
+def _output_folder(args) -> Path:
+    """--output (default runs/MODEL), checked before any work: a folder, or a path where one can be made."""
+    folder = Path(args.output or Path("runs") / args.model)
+    for parent in (folder, *folder.parents):
+        if parent.exists():
+            if not parent.is_dir():
+                raise ValueError(f"--output must be a folder, but {parent} is a file")
+            if not os.access(parent, os.W_OK):
+                raise ValueError(f"--output: cannot write in {parent} (permission denied)")
+            return folder
+    return folder
+
+
+def _positive_int(text):
+    """argparse's type for --epochs and --batch-size: an int >= 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive int, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive int, got {value}")
+    return value
+
+
 def train(args, out=None) -> int:
     """Train a model from nn.models, report the held-out test accuracy, save weights and a plot."""
     out = out or sys.stdout
+    folder = _output_folder(args)   # refused now, not after the training
     nn.set_seed(args.seed)
     train_set, val_set, test_set = SPLITS[args.dataset](args.dataset, args.data_dir, args.seed, out)
     model = nn.models.MODELS[args.model](input_shape=train_set[0].shape[1:])
@@ -74,12 +102,11 @@ def train(args, out=None) -> int:
     test = nn.evaluate(model, test_set, loss="sparse_categorical_crossentropy", backend=args.backend)
     print(f"Test accuracy: {test['accuracy']:.4f} ({len(test_set[0]):,} held-out images), "
           f"test loss {test['loss']:.4f}", file=out)
-    folder = Path(args.output or Path("runs") / args.model)
-    paths = nn.save(model, folder / "model", metadata={"model": args.model, "dataset": args.dataset,
+    path = nn.save(model, folder / "model", metadata={"model": args.model, "dataset": args.dataset,
                                                         "epochs": args.epochs, "test_accuracy": test["accuracy"],
                                                         "seed": args.seed})
     plot = save_history_svg(history, folder / "history.svg")
-    print(f"Saved {paths[0]}, {paths[1]} and {plot}", file=out)
+    print(f"Saved {path} and {plot}", file=out)
     return 0
 
 
@@ -89,11 +116,11 @@ def add_to(sub) -> None:
     p.add_argument("--model", default="digits-cnn", choices=sorted(nn.models.MODELS))
     p.add_argument("--dataset", choices=list(nn.datasets.DATASETS), default="digits")
     p.add_argument("--data-dir", help="folder with the MNIST IDX files (gzip or raw), for --dataset mnist")
-    p.add_argument("--epochs", type=int, default=10)
-    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--epochs", type=_positive_int, default=10)
+    p.add_argument("--batch-size", type=_positive_int, default=32)
     p.add_argument("--optimizer", default="adam", choices=list(nn.optim.OPTIMIZERS))
     p.add_argument("--lr", type=float, help="learning rate (default: the optimiser's, as torch.optim)")
     p.add_argument("--backend", choices=list(kernels.BACKENDS), default="cpu")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--output", help="folder for model.npz, model.json and history.svg (default runs/MODEL)")
+    p.add_argument("--output", help="folder for model.safetensors and history.svg (default runs/MODEL)")
     p.set_defaults(run=train)

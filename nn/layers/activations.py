@@ -16,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import functional as F
-from ..module import Layer, Parameter, register
+from ..module import Layer, register
 
 __all__ = ["Activation", "ReLU", "Sigmoid", "Tanh", "LeakyReLU", "ELU", "Swish", "Softmax", "Maxout", "PReLU"]
 
@@ -135,7 +135,7 @@ class PReLU(Layer):
         return {"alpha": self.alpha_init}
 
     def _build(self, input_shape):
-        self.alpha = Parameter(np.full(input_shape[0], self.alpha_init, np.float32), "alpha")
+        self.add_weight("alpha", (input_shape[0],), lambda shape: np.full(shape, self.alpha_init, np.float32))
         return input_shape
 
     def forward(self, x):

@@ -18,7 +18,7 @@ import numpy as np
 from autodiff import Tensor
 
 from .. import functional as F
-from ..module import Activated, Layer, assign_names, final_activation, from_spec, layer_spec, register
+from ..module import Activated, Layer, assign_names, check_layer_name, final_activation, from_spec, layer_spec, register
 from .core import Input
 from .summary import summary
 
@@ -40,7 +40,7 @@ class Sequential(Layer):
             if not isinstance(layer, Layer):
                 raise TypeError(f"Sequential: layer {i} must be an nn layer, got {type(layer).__name__}")
         for layer in assign_names(layers):
-            setattr(self, layer.name, layer)
+            setattr(self, check_layer_name(self, layer.name), layer)
         self.layers = layers
         if layers and isinstance(layers[0], Input):
             self.build(layers[0].shape)

@@ -17,7 +17,7 @@ from kernels.options import pair
 
 from .. import functional as F
 from .. import init as initialisers
-from ..module import Activated, Layer, Parameter, register
+from ..module import Activated, Layer, register
 from ..utils import positive_int
 
 __all__ = ["Conv2D", "MaxPool2D", "AvgPool2D"]
@@ -71,9 +71,8 @@ class Conv2D(Activated):
             raise ValueError(f"Conv2D: groups={groups} must divide the input channels ({channels}) and "
                              f"filters ({c['filters']})")
         shape = (c["filters"], channels // groups, *c["kernel_size"])
-        self.weight = Parameter(initialisers.get(c["kernel_initializer"])(shape), name="weight")
-        self.bias = (Parameter(initialisers.get(c["bias_initializer"])((c["filters"],)), name="bias")
-                     if c["use_bias"] else None)
+        self.add_weight("weight", shape, c["kernel_initializer"])
+        self.bias = self.add_weight("bias", (c["filters"],), c["bias_initializer"]) if c["use_bias"] else None
         return (c["filters"], *self.geometry.output_hw(height, width, tuple(c["kernel_size"]),
                                                        of=f"Conv2D's input of shape {input_shape}"))
 

@@ -13,7 +13,7 @@ from autodiff import Tensor
 
 from .. import functional as F
 from .. import init as initialisers
-from ..module import Activated, Layer, Parameter, register
+from ..module import Activated, Layer, register
 from ..utils import positive_int
 
 __all__ = ["Input", "Flatten", "Dense"]
@@ -70,8 +70,8 @@ class Dense(Activated):
             raise ValueError(f"{type(self).__name__} needs flat input (features,), got {input_shape}: "
                              f"put a Flatten() before it")
         c = self.config
-        self.weight = Parameter(initialisers.get(c["kernel_initializer"])((input_shape[0], c["units"])), "weight")
-        self.bias = Parameter(initialisers.get(c["bias_initializer"])((c["units"],)), "bias") if c["use_bias"] else None
+        self.add_weight("weight", (input_shape[0], c["units"]), c["kernel_initializer"])
+        self.bias = self.add_weight("bias", (c["units"],), c["bias_initializer"]) if c["use_bias"] else None
         return (c["units"],)
 
     def _weight(self):

@@ -17,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import functional as F
-from ..module import Layer, Parameter, register
+from ..module import Layer, register
 from .core import Dense
 
 __all__ = ["Dropout", "DropConnect", "BatchNorm"]
@@ -62,8 +62,8 @@ class BatchNorm(Layer):
 
     def _build(self, input_shape):
         c = input_shape[0]
-        self.gamma = Parameter(np.ones(c, np.float32), "gamma")
-        self.beta = Parameter(np.zeros(c, np.float32), "beta")
+        self.add_weight("gamma", (c,), "ones")
+        self.add_weight("beta", (c,), "zeros")
         self.register_buffer("running_mean", np.zeros(c, np.float32))
         self.register_buffer("running_var", np.ones(c, np.float32))
         return input_shape

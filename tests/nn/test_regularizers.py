@@ -21,7 +21,7 @@ def test_l2_value_and_gradient_follow_the_source_convention():
     penalty = R.l2(lam)(model)
     ws = [p.value.astype(np.float64) for p in weights(model)]
     assert penalty.dtype == np.float32
-    np.testing.assert_allclose(float(penalty), lam / 2 * sum((w ** 2).sum() for w in ws), rtol=1e-6)
+    np.testing.assert_allclose(penalty.item(), lam / 2 * sum((w ** 2).sum() for w in ws), rtol=1e-6)
     penalty.backward()
     for p, w in zip(weights(model), ws):
         np.testing.assert_allclose(p.grad, lam * w, rtol=1e-6)          # d/dw (lam/2 w^2) = lam w
@@ -35,7 +35,7 @@ def test_l1_value_and_gradient():
     model.layers[1].weight.value[0, 0] = 0.0                           # sign(0) = 0: the subgradient used
     penalty = R.l1(lam)(model)
     ws = [p.value.astype(np.float64) for p in weights(model)]
-    np.testing.assert_allclose(float(penalty), lam * sum(np.abs(w).sum() for w in ws), rtol=1e-6)
+    np.testing.assert_allclose(penalty.item(), lam * sum(np.abs(w).sum() for w in ws), rtol=1e-6)
     penalty.backward()
     for p, w in zip(weights(model), ws):
         np.testing.assert_allclose(p.grad, lam * np.sign(w), rtol=1e-6)
@@ -46,7 +46,7 @@ def test_include_bias_adds_the_biases_and_nothing_else():
     model, lam = small_model(2), 0.2
     penalty = R.l2(lam, include_bias=True)(model)
     ps = [p for name, p in model.named_parameters() if name.endswith((".weight", ".bias"))]
-    np.testing.assert_allclose(float(penalty), lam / 2 * sum((p.value.astype(np.float64) ** 2).sum() for p in ps),
+    np.testing.assert_allclose(penalty.item(), lam / 2 * sum((p.value.astype(np.float64) ** 2).sum() for p in ps),
                                rtol=1e-6)
     penalty.backward()
     np.testing.assert_allclose(model.layers[1].bias.grad, lam * model.layers[1].bias.value, rtol=1e-6)
@@ -56,22 +56,22 @@ def test_include_bias_adds_the_biases_and_nothing_else():
 def test_elastic_net_is_the_sum_of_its_l1_and_l2_parts():
     model = small_model(3)
     net = R.elastic_net(l1=0.01, l2=0.2)(model)
-    parts = float(R.l1(0.01)(model)) + float(R.l2(0.2)(model))
-    np.testing.assert_allclose(float(net), parts, rtol=1e-6)
+    parts = R.l1(0.01)(model).item() + R.l2(0.2)(model).item()
+    np.testing.assert_allclose(net.item(), parts, rtol=1e-6)
     net.backward()
     for p in weights(model):
         w = p.value.astype(np.float64)
         np.testing.assert_allclose(p.grad, 0.01 * np.sign(w) + 0.2 * w, rtol=1e-5)
-    assert float(R.elastic_net(l2=0.2)(model)) == float(R.l2(0.2)(model))
-    assert float(R.elastic_net()(model)) == 0.0
+    assert R.elastic_net(l2=0.2)(model).item() == R.l2(0.2)(model).item()
+    assert R.elastic_net()(model).item() == 0.0
 
 
 def test_plain_penalty_functions_on_parameter_lists():
     a = nn.Parameter(np.array([[1.0, -2.0]], np.float32))
     b = nn.Parameter(np.array([3.0], np.float32))
-    assert float(R.l1_penalty([a, b], 0.5)) == pytest.approx(0.5 * 6)
-    assert float(R.l2_penalty([a, b], 0.5)) == pytest.approx(0.25 * 14)
-    assert float(R.elastic_net_penalty([a, b], l1=0.5, l2=0.5)) == pytest.approx(3 + 3.5)
+    assert R.l1_penalty([a, b], 0.5).item() == pytest.approx(0.5 * 6)
+    assert R.l2_penalty([a, b], 0.5).item() == pytest.approx(0.25 * 14)
+    assert R.elastic_net_penalty([a, b], l1=0.5, l2=0.5).item() == pytest.approx(3 + 3.5)
     assert float(R.l2_penalty([], 1.0)) == 0.0
 
 

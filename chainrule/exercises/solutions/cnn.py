@@ -1,13 +1,13 @@
 """Answers to the CNN-training lessons' exercises, in plain NumPy.
 
-Each function has the signature of its stub in :mod:`tutorials.exercises.cnn` and passes its
+Each function has the signature of its stub in :mod:`chainrule.exercises.cnn` and passes its
 checker there. ``SOLUTIONS`` maps each exercise name to its answer.
 """
 from __future__ import annotations
 
 import numpy as np
 
-from tutorials.exercises.cnn import ADAM_EPS, ELU_ALPHA, SWISH_BETA
+from ..cnn import ADAM_EPS, ELU_ALPHA, SWISH_BETA
 
 
 def _sigmoid(x):
@@ -96,7 +96,14 @@ def residual_block_vjp(x, W1, W2, g):
 
 
 #: Every answer, by exercise name.
+# --- lesson 8 --------------------------------------------------------------------------------------
+
+def conv_params(filters, channels, kernel, groups):
+    """Each filter spans channels / groups input channels over kernel x kernel; one bias per filter."""
+    return filters * (channels // groups) * kernel * kernel, filters
+
+
 SOLUTIONS = {"elu_derivative": elu_derivative, "swish_derivative": swish_derivative, "init_std": init_std,
              "momentum_step": momentum_step, "adam_step": adam_step, "channel_centre": channel_centre,
              "confusion_matrix": confusion_matrix, "elastic_net_grad": elastic_net_grad, "max_norm": max_norm,
-             "residual_block": residual_block_vjp}
+             "residual_block": residual_block_vjp, "conv_params": conv_params}

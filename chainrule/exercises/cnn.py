@@ -5,18 +5,18 @@ the standard deviation of an initialiser, one step of an optimiser, centred data
 matrix, a penalty's gradient, a max-norm projection. A :class:`ValueExercise` checks such an
 answer against what the toolkit computes for the same inputs (the engine's derivative,
 ``nn.init.fans``, ``nn.optim``, ``nn.data``, ``nn.regularizers``), element by element, with the
-tolerances and the report of :mod:`tutorials.exercises.checking`: it passes, or raises
+tolerances and the report of :mod:`chainrule.exercises.checking`: it passes, or raises
 ``ExerciseError`` with a table naming each wrong element (the output, its index, the expected and
 the returned value). The residual block of lesson 7 is a backward pass again, checked like the
-differentiation exercises (a :class:`~tutorials.exercises.checking.Exercise`).
+differentiation exercises (a :class:`~chainrule.exercises.checking.Exercise`).
 
 For each exercise this module gives a stub with the signature your answer must have (it raises
 ``NotImplementedError``) and a checker ``check_<name>(your_function)``; ``LESSONS`` says which
-lesson asks for which. The answers are in :mod:`tutorials.solutions.cnn`: try first.
+lesson asks for which. The answers are in :mod:`chainrule.exercises.solutions.cnn`: try first.
 
 >>> import numpy as np
->>> from tutorials.exercises.cnn import check_elu_derivative, elu_derivative
->>> from tutorials.exercises import attempt
+>>> from chainrule.exercises.cnn import check_elu_derivative, elu_derivative
+>>> from chainrule.exercises import attempt
 >>> attempt(check_elu_derivative, elu_derivative).status
 'not attempted'
 >>> print(check_elu_derivative(lambda x: np.where(x > 0, 1.0, np.exp(x))))
@@ -357,14 +357,42 @@ def check_residual_block(student_vjp):
 # --- the index -------------------------------------------------------------------------------------
 
 #: Every exercise, in the order of the lessons.
+# --- lesson 8: architectures ------------------------------------------------------------------------
+
+def conv_params(filters, channels, kernel, groups):
+    """Return (weights, biases): the parameters of a Conv2D layer of ``filters`` kernels of size
+    ``kernel`` x ``kernel`` over ``channels`` input channels split into ``groups`` groups (AlexNet's
+    two GPUs: groups=2, each filter sees channels / groups of them)."""
+    raise NotImplementedError("count the weights of one filter, times the filters; then the biases")
+
+
+def _conv_params_reference(filters, channels, kernel, groups):
+    layer = nn.Conv2D(filters, kernel, groups=groups)
+    nn.Sequential([nn.Input((channels, kernel, kernel)), layer])    # built: its parameters exist
+    weight, bias = layer.parameters()
+    return weight.value.size, bias.value.size
+
+
+CONV_PARAMS = ValueExercise(
+    "conv_params", ("filters", "channels", "kernel", "groups"), ("weights", "biases"), _conv_params_reference,
+    lambda rng: {"filters": int(rng.choice([64, 96, 256])), "channels": int(rng.choice([48, 96, 192])),
+                 "kernel": int(rng.choice([3, 5, 11])), "groups": 2})
+
+
+def check_conv_params(student):
+    """Check ``student(filters, channels, kernel, groups) -> (weights, biases)`` against ``nn.Conv2D``."""
+    return CONV_PARAMS.check(student)
+
+
 EXERCISES = {e.name: e for e in (ELU_DERIVATIVE, SWISH_DERIVATIVE, INIT_STD, MOMENTUM_STEP, ADAM_STEP,
-                                 CHANNEL_CENTRE, CONFUSION_MATRIX, ELASTIC_NET_GRAD, MAX_NORM, RESIDUAL_BLOCK)}
+                                 CHANNEL_CENTRE, CONFUSION_MATRIX, ELASTIC_NET_GRAD, MAX_NORM, RESIDUAL_BLOCK,
+                                 CONV_PARAMS)}
 
 #: Which lesson asks for which exercises.
 LESSONS = {"cnn_01_activations": ["elu_derivative", "swish_derivative"], "cnn_02_initialisation": ["init_std"],
            "cnn_03_solvers": ["momentum_step", "adam_step"], "cnn_04_data": ["channel_centre"],
            "cnn_05_training": ["confusion_matrix"], "cnn_06_regularisation": ["elastic_net_grad", "max_norm"],
-           "cnn_07_depth": ["residual_block"]}
+           "cnn_07_depth": ["residual_block"], "cnn_08_architectures": ["conv_params"]}
 
 #: The checker of each exercise, by name.
 CHECKS = {name: globals()[f"check_{name}"] for name in EXERCISES}

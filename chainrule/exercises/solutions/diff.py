@@ -3,13 +3,13 @@
 Each function takes the forward's inputs and the cotangent ``g = dL/dy`` and returns ``dL/dx = g J``
 without forming the Jacobian J: for an elementwise function J is diagonal, so ``g J`` is ``g * f'(x)``;
 for the others the sums over J's structure are written out. ``SOLUTIONS`` maps each exercise name to
-its answer. Each passes its checker in :mod:`tutorials.exercises`.
+its answer. Each passes its checker in :mod:`chainrule.exercises`.
 """
 from __future__ import annotations
 
 import numpy as np
 
-from tutorials.exercises.diff import BN_EPS, ELU_ALPHA, LEAKY_SLOPE, softmax
+from ..diff import BN_EPS, ELU_ALPHA, LEAKY_SLOPE, softmax
 
 
 def sigmoid_vjp(x, g):

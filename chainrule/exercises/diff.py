@@ -10,9 +10,9 @@ For each exercise this module gives
 
 Your function receives the forward's inputs and the cotangent ``g = dL/dy`` (shaped like the
 output) and returns ``dL/dx = g J`` for each differentiable input: one array for one input, a tuple
-in argument order for several. The answers are in :mod:`tutorials.solutions.diff`: try first.
+in argument order for several. The answers are in :mod:`chainrule.exercises.solutions.diff`: try first.
 
->>> from tutorials.exercises import check_sigmoid, sigmoid_vjp, attempt
+>>> from chainrule.exercises import check_sigmoid, sigmoid_vjp, attempt
 >>> attempt(check_sigmoid, sigmoid_vjp).status
 'not attempted'
 >>> import numpy as np

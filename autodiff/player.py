@@ -1,0 +1,108 @@
+"""The step-through player: a sweep's pictures, one node at a time, as one self-contained HTML page.
+
+``draw_steps(y).save_html("sweep.html")`` (or ``Steps._repr_html_`` in Jupyter) shows the graph
+with buttons, a slider and the keyboard's arrow keys to step the reverse (or forward) sweep one
+node at a time: the node being completed highlighted in the picture, its adjoint (or tangent) and,
+at a fan-out node, the sum of its contributions (eq. 5.39), and the matching row of the trace
+table highlighted beside it. Everything is inline (the SVGs, the style, the script): the file
+opens offline.
+
+This module only lays the page out; the numbers and pictures come from :mod:`autodiff.draw`, which
+takes them from the engine's sweeps. The page's script is ``_player.js`` beside this file.
+"""
+from __future__ import annotations
+
+import html
+import json
+import re
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+_SCRIPT = Path(__file__).with_name("_player.js")
+
+_CSS = """
+.cr-player{font-family:Helvetica,Arial,sans-serif;font-size:13px;border:1px solid #cbd5e1;padding:8px;outline:none}
+.cr-player:focus{border-color:#f59e0b}
+.cr-controls{display:flex;gap:6px;align-items:center;flex-wrap:wrap}
+.cr-controls input[type=range]{width:240px}
+.cr-panel{margin:6px 0;padding:6px;background:#fef3c7;font-family:monospace;white-space:pre-wrap}
+.cr-body{display:flex;gap:12px;align-items:flex-start;flex-wrap:wrap}
+.cr-graph svg{max-width:100%;height:auto}
+.cr-table table{border-collapse:collapse;font-family:monospace}
+.cr-table td,.cr-table th{border:1px solid #e2e8f0;padding:2px 6px;text-align:left}
+.cr-table tr.cr-row-current td{background:#fde68a;font-weight:bold}
+.cr-note{color:#b45309}
+"""
+
+
+@dataclass
+class Step:
+    """One step of a sweep: the node completed, its number as text, the terms of its sum."""
+    node: str           # the node's name, as in the pictures and the trace table
+    quantity: str       # "adjoint" or "tangent"
+    value: str          # its value, as the pictures print it
+    terms: list         # lines: the sum of contributions (eq. 5.39) and its numbers
+
+
+def svg_body(svg: str) -> str:
+    """An SVG document without its XML prolog and DOCTYPE, to be put inline in HTML."""
+    start = svg.find("<svg")
+    if start < 0:
+        raise ValueError("svg_body: the text holds no <svg> element")
+    return svg[start:]
+
+
+def _json_for_script(data) -> str:
+    """JSON that is safe inside a <script> element (no '</' can close it)."""
+    return json.dumps(data, ensure_ascii=False).replace("</", "<\\/")
+
+
+def player_html(steps, mode, columns, rows, svgs=None, note=None, standalone=False) -> str:
+    """The player as an HTML fragment (``standalone``: a whole page, with keyboard arrows on the
+    page). ``steps``: a list of ``Step``; ``rows``: the trace table's rows, one per step, in step
+    order; ``svgs``: one SVG document per step, or None (no pictures: the table and the panel
+    still step, and ``note`` says why)."""
+    if svgs is not None and len(svgs) != len(steps):
+        raise ValueError(f"player_html: svgs must hold one picture per step ({len(steps)}), got {len(svgs)}")
+    if len(rows) != len(steps):
+        raise ValueError(f"player_html: rows must hold one row per step ({len(steps)}), got {len(rows)}")
+    pid = f"cr-player-{uuid.uuid4().hex[:12]}"   # unique even across saved notebook outputs
+    frames = "" if svgs is None else "".join(
+        f'<div class="cr-frame" data-step="{k}"{"" if k == 0 else " hidden"}>{svg_body(s)}</div>'
+        for k, s in enumerate(svgs))
+    head = "".join(f"<th>{html.escape(c)}</th>" for c in columns)
+    body = "".join(f'<tr data-step="{k}">' + "".join(f"<td>{html.escape(str(r[c]))}</td>" for c in columns)
+                   + "</tr>" for k, r in enumerate(rows))
+    data = {"mode": mode, "standalone": standalone,
+            "steps": [dict(node=s.node, quantity=s.quantity, value=s.value, terms=s.terms) for s in steps]}
+    n = len(steps)
+    fragment = f"""<div class="cr-player" id="{pid}" tabindex="0" data-step="0">
+<style>{_CSS}</style>
+<div class="cr-controls">
+<button type="button" data-act="first" title="first step (Home)">&#xAB; first</button>
+<button type="button" data-act="prev" title="previous step (left arrow)">&#x25C0; back</button>
+<button type="button" data-act="next" title="next step (right arrow)">next &#x25B6;</button>
+<button type="button" data-act="last" title="last step (End)">last &#xBB;</button>
+<input type="range" class="cr-slider" min="1" max="{n}" value="1" step="1" aria-label="step">
+<span class="cr-counter"></span>
+</div>
+{f'<p class="cr-note">{html.escape(note)}</p>' if note else ''}
+<div class="cr-panel"><span class="cr-node"></span>: <span class="cr-quantity"></span> <span class="cr-value"></span>
+<span class="cr-terms"></span></div>
+<div class="cr-body"><div class="cr-graph">{frames}</div>
+<div class="cr-table"><table><tr>{head}</tr>{body}</table></div></div>
+<script type="application/json" class="cr-data">{_json_for_script(data)}</script>
+<script>{_SCRIPT.read_text()}
+chainrulePlayer(document.getElementById("{pid}"));</script>
+</div>"""
+    if not standalone:
+        return fragment
+    title = f"{mode} sweep, step by step"
+    return (f"<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>{title}</title></head>\n"
+            f"<body>\n<h3>{title}</h3>\n{fragment}\n</body></html>\n")
+
+
+def inline_only(page: str) -> bool:
+    """True when ``page`` loads nothing from elsewhere (no src= or href= to another file or site)."""
+    return re.search(r"""\b(?:src|href)\s*=\s*["'](?!#|data:)""", page) is None
