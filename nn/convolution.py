@@ -59,14 +59,24 @@ def _conv_samples(rng):
     return [((_uniform(rng, xs), _uniform(rng, ws), _uniform(rng, ws[0])), {"geometry": g}) for xs, ws, g in cases]
 
 
-@primitive(name="conv2d",
-           vjp=[lambda g, out, x, w, b, **p: conv2d_input_grad(g, w, input_shape=_shape(x), **p),
-                lambda g, out, x, w, b, **p: conv2d_weight_grad(g, x, weight_shape=_shape(w), **p),
-                lambda g, out, x, w, b, **p: sum(g, axis=(0, 2, 3))],
-           jvp=[lambda t, out, x, w, b, **p: _conv2d(t, w, _zeros_bias(w), **p),
-                lambda t, out, x, w, b, **p: _conv2d(x, t, _zeros_bias(w), **p),
-                lambda t, out, x, w, b, **p: broadcast_to(reshape(t, shape=(1, -1, 1, 1)), shape=_shape(out))],
-           samples=_conv_samples)
+def _conv_rules(active):
+    """The rules of y = active-part of conv2d(x, w) + b: those of the convolution, with the cotangent
+    (reverse) or the tangent (forward) passed through ``active`` (the identity for plain conv2d, the
+    fused ReLU's mask for conv2d_relu). The convolution is bilinear: its rules are convolutions."""
+    return dict(
+        vjp=[lambda g, out, x, w, b, **p: conv2d_input_grad(active(g, out), w, input_shape=_shape(x), **p),
+             lambda g, out, x, w, b, **p: conv2d_weight_grad(active(g, out), x, weight_shape=_shape(w), **p),
+             lambda g, out, x, w, b, **p: sum(active(g, out), axis=(0, 2, 3))],
+        jvp=[lambda t, out, x, w, b, **p: active(_conv2d(t, w, _zeros_bias(w), **p), out),
+             lambda t, out, x, w, b, **p: active(_conv2d(x, t, _zeros_bias(w), **p), out),
+             lambda t, out, x, w, b, **p: active(broadcast_to(reshape(t, shape=(1, -1, 1, 1)), shape=_shape(out)), out)])
+
+
+def _all(g, out):
+    return g
+
+
+@primitive(name="conv2d", **_conv_rules(_all), samples=_conv_samples)
 def _conv2d(x, w, b, *, geometry):
     """y[n, f, i, j] = b[f] + sum_{c,p,q} w[f, c, p, q] x[n, c, i*s + p*d - pad, j*s + q*d - pad] (kernels)."""
     return kernels.conv2d.forward(x, w, b, geometry)
@@ -88,15 +98,8 @@ def _active(g, out):
     return _LastMasked.masked
 
 
-@primitive(name="conv2d_relu",
-           vjp=[lambda g, out, x, w, b, **p: conv2d_input_grad(_active(g, out), w, input_shape=_shape(x), **p),
-                lambda g, out, x, w, b, **p: conv2d_weight_grad(_active(g, out), x, weight_shape=_shape(w), **p),
-                lambda g, out, x, w, b, **p: sum(_active(g, out), axis=(0, 2, 3))],
-           jvp=[lambda t, out, x, w, b, **p: _active(_conv2d(t, w, _zeros_bias(w), **p), out),
-                lambda t, out, x, w, b, **p: _active(_conv2d(x, t, _zeros_bias(w), **p), out),
-                lambda t, out, x, w, b, **p: _active(broadcast_to(reshape(t, shape=(1, -1, 1, 1)), shape=_shape(out)),
-                                                     out)],
-           samples=_conv_samples, kinks=[lambda x, w, b, **p: _conv2d(x, w, b, **p)])
+@primitive(name="conv2d_relu", **_conv_rules(lambda g, out: _active(g, out)), samples=_conv_samples,
+           kinks=[lambda x, w, b, **p: _conv2d(x, w, b, **p)])
 def _conv2d_relu(x, w, b, *, geometry):
     """max(conv2d(x, w) + b, 0), the ReLU fused into the convolution's last pass (kernels.conv2d.forward
     with relu=True): one node for Conv2D(..., activation="relu"), and no separate pass over its output."""
