@@ -25,10 +25,12 @@ from .layers import (ELU, Activation, AvgPool2D, BatchNorm, Conv2D, Dense, DropC
                      LeakyReLU, MaxPool2D, Maxout, PReLU, ReLU, Residual, Sequential, Sigmoid, Softmax, Swish, Tanh)
 from .utils import set_seed
 from . import optim
-from .training import Callback, EarlyStopping, History, ModelCheckpoint, evaluate, fit, predict
-from .io import load, save
+from .training import Callback, EarlyStopping, History, LearningRateScheduler, ModelCheckpoint, evaluate, fit, predict
+from .io import load, load_weights, save
 from . import diagnostics, models, plot, regularizers
 from .datasets import load_digits, load_mnist
+from .export import export_onnx
+from .experiments import cross_validate, sweep
 
 __all__ = [
     "functional", "init", "utils", "layers", "optim", "models", "set_seed", "augment", "data", "datasets",
@@ -36,5 +38,6 @@ __all__ = [
     "Module", "Layer", "Parameter", "Sequential", "Input", "Conv2D", "MaxPool2D", "AvgPool2D", "Flatten", "Dense",
     "Dropout", "DropConnect", "BatchNorm", "Activation", "ReLU", "LeakyReLU", "PReLU", "ELU", "Swish", "Sigmoid",
     "Tanh", "Softmax", "Maxout", "Residual", "LAYERS",
-    "fit", "evaluate", "predict", "History", "Callback", "EarlyStopping", "ModelCheckpoint", "save", "load",
+    "fit", "evaluate", "predict", "History", "Callback", "EarlyStopping", "ModelCheckpoint", "LearningRateScheduler",
+    "save", "load", "load_weights", "export_onnx", "cross_validate", "sweep",
 ]

@@ -27,6 +27,8 @@ array([[2., 2., 2., 0.],
 """
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 
 from autodiff import primitive, value_of
@@ -243,8 +245,13 @@ def softmax_cross_entropy(logits, labels):
 
     ``logits`` (N, K); ``labels`` integer classes (N,) or target distributions (N, K). Its
     gradient is (softmax(logits) - t) / N: the source material's y - t. Never takes log of 0, so
-    logits of 1000 are fine.
+    logits of 1000 are fine. Given the output of a softmax (a model that ends in softmax, called
+    in a loop of your own), it warns: softmax would be applied twice, and training stalls.
     """
+    if getattr(getattr(logits, "op", None), "name", None) == "softmax":
+        warnings.warn("softmax_cross_entropy takes logits but got the output of a softmax (softmax applied "
+                      "twice): pass model.forward(x, logits=True), or use nn.functional.cross_entropy(model(x), y)",
+                      stacklevel=2)
     n, k = _shape(logits)
     return _softmax_cross_entropy(logits, targets=_check_targets(labels, n, k, "softmax_cross_entropy"))
 

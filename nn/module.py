@@ -98,7 +98,11 @@ class Module:
                 yield (f"{module_name}.{name}" if module_name else name), p
 
     def parameters(self):
-        return [p for _, p in self.named_parameters()]
+        """The Parameters, each once (a layer shared by two containers too), as torch's ``parameters()``."""
+        unique = {}
+        for _, p in self.named_parameters():
+            unique.setdefault(id(p), p)
+        return list(unique.values())
 
     def named_buffers(self, prefix=""):
         for module_name, module in self.named_modules(prefix):
@@ -225,12 +229,20 @@ class Layer(Module):
     """
 
     activation = None
+    #: Keras's ``input_shape=`` (C, H, W) or (features,) of a first layer: a Sequential starting with
+    #: it is built at once, as with an ``Input``. Not part of the config (a saved model keeps its Input).
+    declared_input_shape = None
+    #: Whether the input must have the weights' dtype (the convolution kernels need it; NumPy's
+    #: products in Dense promote instead): checked first, with the fix named, by ``_check_input``.
+    same_dtype = False
 
-    def __init__(self, name=None):
+    def __init__(self, name=None, input_shape=None):
         super().__init__()
         self.name = name
         self.input_shape = None
         self.output_shape = None
+        if input_shape is not None:
+            self.declared_input_shape = tuple(int(s) for s in input_shape)
 
     @property
     def built(self):
@@ -274,13 +286,20 @@ class Layer(Module):
                              f"{', '.join(map(str, self.input_shape))}), got (N, {', '.join(map(str, shape))})")
         if not self.built:
             self.build(shape)
+        dtype = (x.value if isinstance(x, Tensor) else np.asarray(x)).dtype
+        first = next(iter(self._parameters), None)     # read as an attribute: what forward will use
+        weight = None if first is None else getattr(self, first)
+        if self.same_dtype and isinstance(weight, Tensor) and dtype.kind == "f" and dtype != weight.value.dtype:
+            raise TypeError(f"{self.name or type(self).__name__}: the input has dtype {dtype} but the layer's weights "
+                            f"{weight.value.dtype}; cast it first (x.astype(np.{weight.value.dtype})); fit, "
+                            f"evaluate, predict and the model methods cast float input to the model's dtype for you")
 
 
 class Activated(Layer):
     """A layer followed by an optional activation (Keras's ``activation=``): a subclass defines ``_linear``."""
 
-    def __init__(self, activation=None, name=None):
-        super().__init__(name)
+    def __init__(self, activation=None, name=None, input_shape=None):
+        super().__init__(name, input_shape)
         F.activation(activation)  # checks the name now
         self.activation = activation
 

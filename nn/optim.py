@@ -46,6 +46,12 @@ class Optimizer:
         for i, p in enumerate(params):
             if not getattr(p, "requires_grad", False):
                 raise TypeError(f"{type(self).__name__}: parameter {i} is not a Tensor with requires_grad=True")
+        seen = {}
+        for i, p in enumerate(params):
+            if id(p) in seen:   # it would be updated twice per step (torch refuses it too)
+                raise ValueError(f"{type(self).__name__}: parameters {seen[id(p)]} and {i} are the same Parameter; "
+                                 f"pass each parameter once (e.g. model.parameters(), which lists shared ones once)")
+            seen[id(p)] = i
         unknown = set(hyper) - set(self.defaults)
         if unknown:
             raise TypeError(f"{type(self).__name__} got unexpected arguments {sorted(unknown)}; "

@@ -1,7 +1,9 @@
 """A loss/accuracy plot of a training History as a small, self-contained SVG (no plotting library).
 
 Two panels side by side: loss (and val_loss) and accuracy (and val_accuracy) per epoch, with axes,
-ticks and a legend. ``chainrule train`` writes it next to the weights; tutorials that want more use
+round ("nice") ticks, curves inset from the frame, a point per epoch (so one epoch shows) and a
+legend. No plotting library is needed, so the command line and CI draw it anywhere; a History
+shows it in Jupyter (``_repr_svg_``). ``chainrule train`` writes it next to the weights; tutorials that want more use
 matplotlib.
 
 >>> svg = history_svg({"loss": [1.0, 0.5, 0.25], "val_loss": [1.1, 0.6, 0.4],
@@ -11,18 +13,32 @@ True
 """
 from __future__ import annotations
 
+import math
 from html import escape
 from pathlib import Path
 
-__all__ = ["history_svg", "save_history_svg"]
+__all__ = ["history_svg", "save_history_svg", "nice_ticks"]
 
 _COLOURS = {"train": "#1f77b4", "val": "#d62728"}
 
 
-def _ticks(lo, hi, count=5):
+def nice_ticks(lo, hi, count=6):
+    """Round tick values (1, 2 or 5 times a power of ten apart) covering [lo, hi] with about ``count``
+    ticks (Heckbert's "nice numbers"); the axis then runs from the first tick to the last.
+
+    >>> nice_ticks(0.0863, 0.532)
+    [0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6]
+    >>> nice_ticks(0.97, 0.97)
+    [0.9, 0.95, 1.0, 1.05]
+    """
     if hi == lo:
-        hi = lo + 1.0
-    return [lo + (hi - lo) * i / (count - 1) for i in range(count)]
+        lo, hi = lo - max(abs(lo) * 0.05, 0.05), hi + max(abs(hi) * 0.05, 0.05)
+    raw = (hi - lo) / max(count - 1, 1)
+    power = 10.0 ** math.floor(math.log10(raw))
+    step = next(m * power for m in (1, 2, 5, 10) if m * power >= raw)
+    first, last = math.floor(lo / step + 1e-9), math.ceil(hi / step - 1e-9)
+    digits = max(0, -math.floor(math.log10(step)) + 1)
+    return [round(k * step, digits) for k in range(first, last + 1)]
 
 
 def _panel(x0, title, series, width=360, height=260, legend_at_bottom=False):
@@ -31,20 +47,20 @@ def _panel(x0, title, series, width=360, height=260, legend_at_bottom=False):
     left, right, top, bottom = 50, 15, 30, 40
     w, h = width - left - right, height - top - bottom
     values = [v for ys in series.values() for v in ys]
-    lo, hi = min(values), max(values)
-    if hi == lo:
-        lo, hi = lo - 0.5, hi + 0.5
+    ticks = nice_ticks(min(values), max(values))
+    lo, hi = ticks[0], ticks[-1]
     n = max(len(ys) for ys in series.values())
+    inset = 12                                  # the curves keep off the frame's sides
 
     def px(i):
-        return x0 + left + (w * i / (n - 1) if n > 1 else w / 2)
+        return x0 + left + inset + ((w - 2 * inset) * i / (n - 1) if n > 1 else (w - 2 * inset) / 2)
 
     def py(v):
         return top + h - h * (v - lo) / (hi - lo)
 
     parts = [f'<text x="{x0 + left + w / 2}" y="18" text-anchor="middle" font-weight="bold">{escape(title)}</text>',
              f'<rect x="{x0 + left}" y="{top}" width="{w}" height="{h}" fill="none" stroke="#444"/>']
-    for v in _ticks(lo, hi):
+    for v in ticks:
         parts.append(f'<line x1="{x0 + left - 4}" x2="{x0 + left}" y1="{py(v):.1f}" y2="{py(v):.1f}" stroke="#444"/>'
                      f'<text x="{x0 + left - 6}" y="{py(v) + 4:.1f}" text-anchor="end">{v:.3g}</text>')
     for i in range(n):
@@ -55,6 +71,8 @@ def _panel(x0, title, series, width=360, height=260, legend_at_bottom=False):
         colour = _COLOURS["val" if label.startswith("val") else "train"]
         points = " ".join(f"{px(i):.1f},{py(v):.1f}" for i, v in enumerate(ys))
         parts.append(f'<polyline points="{points}" fill="none" stroke="{colour}" stroke-width="2"/>')
+        if n <= 30:                             # points too, so a single epoch shows
+            parts += [f'<circle cx="{px(i):.1f}" cy="{py(v):.1f}" r="3" fill="{colour}"/>' for i, v in enumerate(ys)]
         ly = (top + h - 8 - 16 * (len(series) - 1 - k)) if legend_at_bottom else (top + 14 + 16 * k)
         parts.append(f'<line x1="{x0 + left + w - 115}" x2="{x0 + left + w - 95}" y1="{ly - 4}" y2="{ly - 4}" '
                      f'stroke="{colour}" stroke-width="2"/><text x="{x0 + left + w - 90}" y="{ly}">{escape(label)}</text>')

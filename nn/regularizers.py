@@ -298,7 +298,8 @@ class Ensemble(Module):
     non-negative number per member for a weighted combination (normalised to sum 1).
 
     An Ensemble is a Module: ``nn.predict(ensemble, x)`` works, and so does
-    ``nn.evaluate(ensemble, (x, y), loss="cross_entropy")`` (its outputs are probabilities); the
+    ``nn.evaluate(ensemble, (x, y))`` with any cross-entropy, the default too (its outputs are
+    probabilities, ``outputs_probabilities``, so no second softmax is applied); the
     methods ``predict`` and ``evaluate`` do just that.
 
     >>> import numpy as np, nn
@@ -331,6 +332,13 @@ class Ensemble(Module):
         self.members = models
         self.weights = [w / sum(weights) for w in weights]
         self.average = average
+
+    @property
+    def outputs_probabilities(self) -> bool:
+        """True when averaging probabilities: ``fit``/``evaluate`` then take the cross-entropy of the outputs
+        as they are, whatever cross-entropy is named (the default ``softmax_cross_entropy`` would apply a
+        second softmax)."""
+        return self.average == "probabilities"
 
     def _member_output(self, model, x):
         if self.average == "outputs" or ends_in_softmax(model):

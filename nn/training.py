@@ -27,6 +27,7 @@ from . import optim as optimisers
 from . import utils
 from .io import save
 from .module import ends_in_softmax
+from .plot import history_svg
 
 __all__ = ["fit", "evaluate", "predict", "History", "Callback", "EarlyStopping", "ModelCheckpoint",
            "LearningRateScheduler", "loss_function", "LOSSES"]
@@ -42,7 +43,9 @@ def loss_function(model, loss):
     The cross-entropies of a model that ends in softmax (:func:`nn.module.ends_in_softmax`) are
     computed from its logits, ``model.forward(x, pre_activation=True)``, with the fused, stable
     ``softmax_cross_entropy`` (same value, gradient y - t): Keras does the same internally. The
-    output returned is then the logits (their argmax is the prediction's).
+    output returned is then the logits (their argmax is the prediction's). A model whose
+    ``outputs_probabilities`` is true (an ``nn.regularizers.Ensemble`` averaging probabilities) gets
+    the cross-entropy of its outputs, whichever cross-entropy is named: never a second softmax.
     """
     if callable(loss):
         def objective(x, y):
@@ -54,6 +57,8 @@ def loss_function(model, loss):
     softmax_output = ends_in_softmax(model)
     if loss == "mse":
         base = F.mse
+    elif getattr(model, "outputs_probabilities", False):   # an Ensemble's averages: no softmax again
+        base = F.cross_entropy
     elif loss == "softmax_cross_entropy" or softmax_output:
         base = F.softmax_cross_entropy
     else:
@@ -86,6 +91,12 @@ class History:
 
     def __repr__(self):
         return f"History(epochs={len(self.epoch)}, keys={list(self.history)})"
+
+    def _repr_svg_(self):
+        """Jupyter shows a History as its loss/accuracy plot (:func:`nn.plot.history_svg`)."""
+        if not any(key in self.history for key in ("loss", "val_loss", "accuracy", "val_accuracy")):
+            return None
+        return history_svg(self)
 
 
 class Callback:
@@ -197,10 +208,20 @@ def _has_accuracy(y, loss):
     return (y.ndim == 1 and y.dtype.kind in "iu") or (y.ndim == 2 and loss != "mse")
 
 
-def _check_data(data, what):
+def _as_model_dtype(model, x):
+    """Float input cast to the dtype of the model's parameters (float64 data, float32 model: Keras's rule)."""
+    x = np.asarray(x)
+    params = model.parameters()
+    if params and x.dtype.kind == "f" and x.dtype != params[0].value.dtype:
+        return x.astype(params[0].value.dtype)
+    return x
+
+
+def _check_data(data, what, model=None):
     if not (isinstance(data, (tuple, list)) and len(data) == 2):
         raise TypeError(f"{what} must be a pair (x, y) of arrays")
-    x, y = np.asarray(data[0]), np.asarray(data[1])
+    x = np.asarray(data[0]) if model is None else _as_model_dtype(model, data[0])
+    y = np.asarray(data[1])
     if x.shape[0] != y.shape[0]:
         raise ValueError(f"{what}: x has {x.shape[0]} samples but y has {y.shape[0]}")
     if x.shape[0] == 0:
@@ -258,9 +279,9 @@ def fit(model, data, loss="softmax_cross_entropy", optimizer="adam", epochs=1, b
     2 one line per epoch. "accuracy" is logged when y holds class labels (or, with a cross-entropy,
     target distributions).
     """
-    x, y = _check_data(data, "data")
+    x, y = _check_data(data, "data", model)
     if validation is not None:
-        validation = _check_data(validation, "validation")
+        validation = _check_data(validation, "validation", model)
     if int(epochs) < 0 or int(batch_size) < 1:
         raise ValueError(f"epochs must be >= 0 and batch_size >= 1, got epochs={epochs!r}, batch_size={batch_size!r}")
     if isinstance(optimizer, str):
@@ -323,7 +344,7 @@ def fit(model, data, loss="softmax_cross_entropy", optimizer="adam", epochs=1, b
 
 def predict(model, x, batch_size=256, backend=None):
     """The model's outputs for ``x`` in evaluation mode (no dropout, running statistics), as an array."""
-    x = np.asarray(x)
+    x = _as_model_dtype(model, x)
     was_training = model.training
     model.eval()
     try:
@@ -336,7 +357,7 @@ def predict(model, x, batch_size=256, backend=None):
 
 def evaluate(model, data, loss="softmax_cross_entropy", batch_size=256, backend=None):
     """{"loss", "accuracy"} of ``model`` on ``data = (x, y)`` in evaluation mode."""
-    x, y = _check_data(data, "data")
+    x, y = _check_data(data, "data", model)
     objective = loss_function(model, loss)
     was_training = model.training
     model.eval()

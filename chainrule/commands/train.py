@@ -61,6 +61,29 @@ SPLITS = {"digits": functools.partial(_shipped, title="the 8x8 digits"),
           "mnist": functools.partial(_idx_folder, title="MNIST")}
 
 
+#: The image shape (C, H, W) of each data set, known before it is read, so that a model too deep for
+#: it is refused before any work (a test holds it to the loaders).
+SHAPES = {"digits": (1, 8, 8), "mnist": (1, 28, 28)}
+
+
+def _check_fits(model_name, dataset):
+    """Build ``model_name`` for ``dataset``'s images; if it cannot take them, say which models can."""
+    shape = SHAPES[dataset]
+    try:
+        nn.models.MODELS[model_name](input_shape=shape)
+    except ValueError:
+        fitting = []
+        for name, build in nn.models.MODELS.items():
+            try:
+                build(input_shape=shape)
+                fitting.append(name)
+            except ValueError:
+                pass
+        raise ValueError(f"--model {model_name} cannot take --dataset {dataset}'s {shape[1]}x{shape[2]} images "
+                         f"(its layers would shrink them to nothing); models that fit {dataset}: "
+                         f"{', '.join(fitting)}") from None
+
+
 def _output_folder(args) -> Path:
     """--output (default runs/MODEL), checked before any work: a folder, or a path where one can be made."""
     folder = Path(args.output or Path("runs") / args.model)
@@ -89,12 +112,13 @@ def train(args, out=None) -> int:
     """Train a model from nn.models, report the held-out test accuracy, save weights and a plot."""
     out = out or sys.stdout
     folder = _output_folder(args)   # refused now, not after the training
+    _check_fits(args.model, args.dataset)
     nn.set_seed(args.seed)
     train_set, val_set, test_set = SPLITS[args.dataset](args.dataset, args.data_dir, args.seed, out)
     model = nn.models.MODELS[args.model](input_shape=train_set[0].shape[1:])
     model.summary(file=out)
     optimizer = nn.optim.get(args.optimizer, model.parameters(), **({} if args.lr is None else {"lr": args.lr}))
-    print(f"Training {args.model} with {optimizer} for {args.epochs} epochs, batch {args.batch_size}, "
+    print(f"Training {args.model} with {optimizer} for {args.epochs} epoch{'s' if args.epochs != 1 else ''}, batch {args.batch_size}, "
           f"backend {args.backend}", file=out)
     history = nn.fit(model, train_set, loss="sparse_categorical_crossentropy", optimizer=optimizer,
                      epochs=args.epochs, batch_size=args.batch_size, validation=val_set, backend=args.backend,
@@ -110,17 +134,26 @@ def train(args, out=None) -> int:
     return 0
 
 
+class _ShowDefaults(argparse.ArgumentDefaultsHelpFormatter):
+    """--help with each default shown, except None (those options say what their absence means)."""
+
+    def _get_help_string(self, action):
+        return action.help if action.default is None else super()._get_help_string(action)
+
+
 def add_to(sub) -> None:
     """Add ``train`` to the subparsers ``sub``, its choices read from the registries."""
-    p = sub.add_parser("train", help="train a CNN (the main job): summary, progress, test accuracy, saved weights")
-    p.add_argument("--model", default="digits-cnn", choices=sorted(nn.models.MODELS))
-    p.add_argument("--dataset", choices=list(nn.datasets.DATASETS), default="digits")
+    p = sub.add_parser("train", help="train a CNN (the main job): summary, progress, test accuracy, saved weights",
+                       formatter_class=_ShowDefaults)
+    p.add_argument("--model", default="digits-cnn", choices=sorted(nn.models.MODELS),
+                   help="a model of nn.models (one that fits the data set's images)")
+    p.add_argument("--dataset", choices=list(nn.datasets.DATASETS), default="digits", help="the data set")
     p.add_argument("--data-dir", help="folder with the MNIST IDX files (gzip or raw), for --dataset mnist")
-    p.add_argument("--epochs", type=_positive_int, default=10)
-    p.add_argument("--batch-size", type=_positive_int, default=32)
-    p.add_argument("--optimizer", default="adam", choices=list(nn.optim.OPTIMIZERS))
+    p.add_argument("--epochs", type=_positive_int, default=10, help="passes over the training set (>= 1)")
+    p.add_argument("--batch-size", type=_positive_int, default=32, help="samples per step (>= 1)")
+    p.add_argument("--optimizer", default="adam", choices=list(nn.optim.OPTIMIZERS), help="an nn.optim optimiser")
     p.add_argument("--lr", type=float, help="learning rate (default: the optimiser's, as torch.optim)")
-    p.add_argument("--backend", choices=list(kernels.BACKENDS), default="cpu")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--backend", choices=list(kernels.BACKENDS), default="cpu", help="the kernels backend")
+    p.add_argument("--seed", type=int, default=0, help="the seed of the split, initialisation and shuffling")
     p.add_argument("--output", help="folder for model.safetensors and history.svg (default runs/MODEL)")
     p.set_defaults(run=train)

@@ -1,5 +1,7 @@
 """Mini-batches: ``batches`` for one epoch, ``Batches`` a re-iterable loader (one epoch per loop).
 
+``batches(...)`` returns a ``Batches`` too, so looping over it a second time gives the next epoch.
+
 An int ``seed`` and the epoch number together fix the order (same seed and epoch, same order);
 a Generator (or None: nn's global one) is drawn from, and advanced.
 """
@@ -55,6 +57,10 @@ def batches(x, y=None, batch_size=32, shuffle=True, seed=0, drop_last=False, epo
     one); a Generator is drawn from (and advanced), so successive calls differ. The last batch is
     smaller unless ``drop_last``. Batches are copies.
 
+    What it returns is a :class:`Batches` starting at ``epoch``: made once outside an epoch loop
+    and looped over again, it gives the next epoch's batches (never silently nothing, as a
+    one-shot generator would), the same as calling ``batches(..., epoch=e)`` in epoch e.
+
     >>> x = np.arange(5)
     >>> [b.tolist() for b in batches(x, batch_size=2, shuffle=False)]
     [[0, 1], [2, 3], [4]]
@@ -64,10 +70,10 @@ def batches(x, y=None, batch_size=32, shuffle=True, seed=0, drop_last=False, epo
     >>> first == [b.tolist() for b in batches(x, batch_size=5, seed=3, epoch=0)]
     True
     """
-    x, y, batch_size = _check_batching(x, y, batch_size, drop_last)
-    rng = _epoch_generator(seed, epoch)
-    order = rng.permutation(len(x)) if shuffle else np.arange(len(x))
-    return _generate(x, y, batch_size, drop_last, order)
+    _epoch_generator(seed, epoch)  # the checks, now
+    loader = Batches(x, y, batch_size=batch_size, shuffle=shuffle, seed=seed, drop_last=drop_last)
+    loader.epoch = epoch
+    return loader
 
 
 class Batches:

@@ -9,6 +9,7 @@ module              layers
 ``activations``     Activation, ReLU, Sigmoid, Tanh, LeakyReLU, ELU, Swish, Softmax, Maxout, PReLU
 ``containers``      Sequential, Residual
 ``summary``         the Keras-style table of ``Sequential.summary()``
+``model``           Keras's compile / fit / evaluate / predict / save and torch's ``to``, on Sequential
 ==================  ==========================================================================
 
 What they share (Module, Layer, the build protocol, the softmax rule, layer specs, naming) is

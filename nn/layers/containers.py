@@ -20,21 +20,26 @@ from autodiff import Tensor
 from .. import functional as F
 from ..module import Activated, Layer, assign_names, check_layer_name, final_activation, from_spec, layer_spec, register
 from .core import Input
+from .model import ModelMethods
 from .summary import summary
 
 __all__ = ["Sequential", "Residual"]
 
 
 @register
-class Sequential(Layer):
-    """Layers applied one after the other; built at once when the first layer is ``Input``.
+class Sequential(ModelMethods, Layer):
+    """Layers applied one after the other; built at once when the first layer is ``Input`` (or has
+    Keras's ``input_shape=``). ``Sequential([a, b])`` and ``Sequential(a, b)`` are the same model.
+    Keras's methods ``compile``/``fit``/``evaluate``/``predict``/``save`` come from :mod:`nn.layers.model`.
 
     Layers are named like Keras's (conv2d, conv2d_1, max_pool2d, ...) unless given a name;
     parameter names are "<layer name>.<parameter>" (e.g. "conv2d.weight").
     """
 
-    def __init__(self, layers, name=None):
+    def __init__(self, *layers, name=None):
         super().__init__(name)
+        if len(layers) == 1 and not isinstance(layers[0], Layer):
+            layers = layers[0]              # Sequential([a, b]), Keras's form
         layers = list(layers)
         for i, layer in enumerate(layers):
             if not isinstance(layer, Layer):
@@ -44,6 +49,8 @@ class Sequential(Layer):
         self.layers = layers
         if layers and isinstance(layers[0], Input):
             self.build(layers[0].shape)
+        elif layers and getattr(layers[0], "declared_input_shape", None) is not None:
+            self.build(layers[0].declared_input_shape)
 
     def _build(self, input_shape):
         shape = input_shape

@@ -1,5 +1,7 @@
 """Convolution and pooling layers over NCHW images: Conv2D, MaxPool2D, AvgPool2D (Keras's arguments).
 
+``stride=`` (PyTorch's name) or Keras's ``strides=``; ``input_shape=`` (C, H, W) on a first layer.
+
 Each builds its geometry once, at construction (``kernels.ConvGeometry`` / ``kernels.PoolGeometry``:
 stride, padding, dilation, groups validated there), and hands the same object to every call.
 
@@ -34,6 +36,16 @@ def _padding(padding, kernel):
     return pair(padding, "padding", minimum=0)
 
 
+def _keras_strides(stride, strides, default, kind):
+    """Keras's ``strides=`` as another name for ``stride=`` (PyTorch's); both given is refused."""
+    if strides is None:
+        return stride
+    if stride != default:
+        raise TypeError(f"{kind}: give stride= or Keras's strides=, not both (got stride={stride!r}, "
+                        f"strides={strides!r})")
+    return strides
+
+
 def _image_hw(layer, input_shape):
     """(H, W) of a (C, H, W) input, or an error naming the layer."""
     if len(input_shape) != 3:
@@ -50,9 +62,13 @@ class Conv2D(Activated):
     "valid" (0) or "same" (kernel_size // 2, odd kernels, stride 1 keeps the size).
     """
 
+    same_dtype = True
+
     def __init__(self, filters, kernel_size, stride=1, padding=0, dilation=1, groups=1, activation=None,
-                 use_bias=True, kernel_initializer="glorot_uniform", bias_initializer="zeros", name=None):
-        super().__init__(activation, name)
+                 use_bias=True, kernel_initializer="glorot_uniform", bias_initializer="zeros", name=None,
+                 strides=None, input_shape=None):
+        super().__init__(activation, name, input_shape)
+        stride = _keras_strides(stride, strides, 1, "Conv2D")
         filters = positive_int(filters, "filters")
         kernel = pair(kernel_size, "kernel_size")
         self.geometry = g = kernels.ConvGeometry(stride, _padding(padding, kernel), dilation, groups)
@@ -89,8 +105,9 @@ class Conv2D(Activated):
 class _Pool(Layer):
     """A pooling window: ``pool_size``, ``stride`` (default: the pool size) and zero ``padding``."""
 
-    def __init__(self, pool_size=2, stride=None, padding=0, name=None):
-        super().__init__(name)
+    def __init__(self, pool_size=2, stride=None, padding=0, name=None, strides=None, input_shape=None):
+        super().__init__(name, input_shape)
+        stride = _keras_strides(stride, strides, None, type(self).__name__)
         self.geometry = g = kernels.PoolGeometry(pool_size, stride, padding)
         self.config = dict(pool_size=list(g.kernel_size), stride=None if stride is None else list(g.stride),
                            padding=list(g.padding))

@@ -58,8 +58,8 @@ class Dense(Activated):
     """Fully connected: x @ weight + bias, weight (in, units) as in Keras; Glorot-uniform by default."""
 
     def __init__(self, units, activation=None, use_bias=True, kernel_initializer="glorot_uniform",
-                 bias_initializer="zeros", name=None):
-        super().__init__(activation, name)
+                 bias_initializer="zeros", name=None, input_shape=None):
+        super().__init__(activation, name, input_shape)
         units = positive_int(units, "units")
         initialisers.get(kernel_initializer), initialisers.get(bias_initializer)
         self.config = dict(units=units, activation=activation, use_bias=bool(use_bias),

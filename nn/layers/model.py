@@ -1,0 +1,108 @@
+"""Keras's model methods (``compile``, ``fit``, ``evaluate``, ``predict``, ``save``) and PyTorch's ``to``,
+as thin wrappers over ``nn.fit``, ``nn.evaluate``, ``nn.predict`` and ``nn.save``; ``Sequential`` has them.
+
+>>> import numpy as np, nn
+>>> rng = np.random.default_rng(0)
+>>> x = rng.normal(size=(80, 2)).astype(np.float32); y = (x[:, 0] > 0).astype(np.int64)
+>>> nn.set_seed(0)
+>>> model = nn.Sequential(nn.Dense(8, activation="relu", input_shape=(2,)), nn.Dense(2, activation="softmax"))
+>>> model.compile(optimizer=nn.optim.Adam(model.parameters(), lr=0.05), loss="sparse_categorical_crossentropy",
+...               metrics=["accuracy"])
+>>> history = model.fit(x, y, epochs=15, batch_size=16, validation_split=0.25, verbose=0)
+>>> sorted(history.history)
+['accuracy', 'loss', 'lr', 'val_accuracy', 'val_loss']
+>>> loss, accuracy = model.evaluate(x, y)
+>>> accuracy > 0.9, model.predict(x[:3]).shape
+(True, (3, 2))
+"""
+from __future__ import annotations
+
+import kernels
+
+from .. import optim as optimisers
+from ..io import load_weights, save
+from ..training import LOSSES, evaluate, fit, predict
+
+__all__ = ["ModelMethods"]
+
+#: The metrics ``compile`` accepts (accuracy is logged whenever the labels are classes).
+METRICS = ("accuracy", "acc")
+
+
+class ModelMethods:
+    """Keras's ``Model`` methods for a Module; ``compile`` first, as in Keras, then ``fit``/``evaluate``."""
+
+    def compile(self, optimizer="rmsprop", loss="softmax_cross_entropy", metrics=None):
+        """Choose the optimiser (an ``nn.optim`` one or its name; Keras's default "rmsprop"), the loss
+        (a name of ``nn.training.LOSSES`` or ``f(output, y)``) and ``metrics`` (None or ["accuracy"])."""
+        if not (callable(loss) or loss in LOSSES):
+            raise ValueError(f"compile: loss must be one of {LOSSES} or a function(output, y), got {loss!r}")
+        if isinstance(optimizer, str) and optimizer not in optimisers.OPTIMIZERS:
+            raise ValueError(f"compile: optimizer must be one of {list(optimisers.OPTIMIZERS)} or an nn.optim "
+                             f"optimiser, got {optimizer!r}")
+        metrics = list(metrics or [])
+        unknown = [m for m in metrics if m not in METRICS]
+        if unknown:
+            raise ValueError(f"compile: metrics may only hold 'accuracy', got {unknown}")
+        object.__setattr__(self, "_compiled", {"optimizer": optimizer, "loss": loss, "metrics": metrics})
+
+    def _compile_state(self, method):
+        compiled = getattr(self, "_compiled", None)
+        if compiled is None:
+            raise RuntimeError(f"{method}: call model.compile(optimizer=..., loss=...) first (as in Keras)")
+        if isinstance(compiled["optimizer"], str):   # made once, so a second fit keeps its state
+            compiled["optimizer"] = optimisers.get(compiled["optimizer"], self.parameters())
+        return compiled
+
+    def fit(self, x, y, batch_size=32, epochs=1, verbose=1, callbacks=None, validation_split=0.0,
+            validation_data=None, shuffle=True, **options):
+        """``nn.fit`` with Keras's arguments; returns the History. ``validation_split``: the last fraction of
+        (x, y), taken before shuffling (Keras's rule); ``validation_data`` (x, y) wins over it. Other
+        ``nn.fit`` options (seed, backend, regularizer, augment, file) pass through."""
+        if not 0.0 <= float(validation_split) < 1.0:
+            raise ValueError(f"fit: validation_split must be in [0, 1), got {validation_split!r}")
+        compiled = self._compile_state("fit")
+        if validation_data is None and validation_split:
+            cut = len(x) - int(round(len(x) * float(validation_split)))
+            if cut in (0, len(x)):
+                raise ValueError(f"fit: validation_split={validation_split} of {len(x)} samples leaves "
+                                 f"{'no training' if cut == 0 else 'no validation'} samples")
+            x, y, validation_data = x[:cut], y[:cut], (x[cut:], y[cut:])
+        return fit(self, (x, y), loss=compiled["loss"], optimizer=compiled["optimizer"], epochs=epochs,
+                   batch_size=batch_size, validation=validation_data, callbacks=callbacks or (), shuffle=shuffle,
+                   verbose=verbose, **options)
+
+    def evaluate(self, x, y, batch_size=256, return_dict=False, backend=None):
+        """The compiled loss on (x, y) in evaluation mode: a float, or [loss, accuracy] when compiled with
+        metrics=["accuracy"] (Keras's convention); ``return_dict=True`` gives {"loss", "accuracy"}."""
+        compiled = self._compile_state("evaluate")
+        result = evaluate(self, (x, y), loss=compiled["loss"], batch_size=batch_size, backend=backend)
+        if return_dict:
+            return result
+        if compiled["metrics"] and "accuracy" in result:
+            return [result["loss"], result["accuracy"]]
+        return result["loss"]
+
+    def predict(self, x, batch_size=256, backend=None):
+        """The outputs for ``x`` in evaluation mode, as an array (``nn.predict``)."""
+        return predict(self, x, batch_size=batch_size, backend=backend)
+
+    def save(self, path, metadata=None):
+        """``nn.save``: one .safetensors file (weights and architecture), written atomically; its path."""
+        return save(self, path, metadata=metadata)
+
+    def load_weights(self, path):
+        """``nn.load_weights``: the arrays saved at ``path`` into this model, all checked first."""
+        load_weights(self, path)
+        return self
+
+    def to(self, device):
+        """PyTorch's ``to``: "cpu" is where the parameters are (returns the model). Parameters on a GPU are
+        not supported yet: the kernels run on one per call instead (``fit(..., backend="cuda")``)."""
+        if str(device) == "cpu":
+            return self
+        if str(device).startswith("cuda"):
+            raise kernels.BackendUnavailable(
+                f"model.to({device!r}): keeping parameters on the GPU is not supported yet; they stay on the "
+                f"host and the kernels run on the GPU per call with fit(..., backend='cuda')")
+        raise ValueError(f"model.to: device must be 'cpu' or 'cuda', got {device!r}")
