@@ -1,7 +1,5 @@
 """Drawing the graph: pictures, step-by-step sweeps, trace tables, straight-line code."""
-import os
 import re
-import shutil
 
 import numpy as np
 import pytest
@@ -9,10 +7,10 @@ import pytest
 import autodiff as ad
 from autodiff.examples import eq_5_36, eq_5_37
 
+from _requires import requires_dot  # tests/_requires.py
+
 # Rendering needs Graphviz's `dot`. CI installs it (and sets CI=true), so there these tests always
 # run; on a machine without `dot` they are skipped rather than failing the README's test command.
-requires_dot = pytest.mark.skipif(shutil.which("dot") is None and os.environ.get("CI") != "true",
-                                  reason="Graphviz 'dot' is not installed (apt-get install graphviz)")
 
 EQ_5_38 = ["a = sin(x)", "b = a ** 2", "c = a + b", "d = exp(c)", "e = exp(x)", "f = e ** 2", "g = e + f",
            "h = sin(g)", "y = d + h"]

@@ -20,8 +20,8 @@ from autodiff.examples import eq_5_36
 from autodiff.player import inline_only
 from chainrule import cli
 
-requires_dot = pytest.mark.skipif(shutil.which("dot") is None and os.environ.get("CI") != "true",
-                                  reason="Graphviz 'dot' is not installed (apt-get install graphviz)")
+from _requires import require, requires_dot  # tests/_requires.py
+
 CHROMIUM, CHROMEDRIVER = shutil.which("chromium"), shutil.which("chromedriver")
 EQ_5_36 = "exp(sin(x) + sin(x)**2) + sin(exp(x) + exp(x)**2)"
 
@@ -92,8 +92,7 @@ def test_chainrule_graph_steps_writes_the_player(tmp_path, capsys):
 @pytest.fixture
 def browser():
     webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is in the test extra")
-    if not (CHROMIUM and CHROMEDRIVER):
-        pytest.skip("Debian's chromium and chromium-driver are not installed (apt-get install chromium chromium-driver)")
+    require("chromium", "chromedriver")                    # in CI: a missing browser fails, never skips
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
     for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--window-size=1400,900"):

@@ -9,7 +9,6 @@ of the exercise's NumPy forward (not with autodiff, which the checkers use).
 import doctest
 import os
 import re
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -26,13 +25,14 @@ from chainrule.exercises.checking import ATOL, RTOL, index_text
 from chainrule.exercises.solutions.diff import SOLUTIONS
 
 from _lessons import run_lesson  # tests/_lessons.py
+from _requires import HAS_DOT  # tests/_requires.py
 
 LESSONS = sorted((ROOT / "tutorials").glob("diff_0*.py"))
 # Lessons that render graphs with Graphviz's `dot`. CI installs it (and sets CI=true), so there they
 # always run; on a machine without `dot` they are skipped. The other lessons run with an empty PATH,
 # which proves they do not need it.
 NEEDS_DOT = {"diff_01_graphs", "diff_03_forward_reverse", "diff_05_softmax_cross_entropy"}
-NO_DOT = shutil.which("dot") is None and os.environ.get("CI") != "true"
+NO_DOT = not HAS_DOT
 
 
 # --- the lessons -------------------------------------------------------------------------------------

@@ -8,8 +8,6 @@ lesson whose cell ends in a save, a print or an assert (or closes its figure fir
 them, which is the failure this guards against. Without Graphviz's ``dot`` the graph lessons still
 run to the end as notebooks, showing the graph as text with a line saying how to install Graphviz.
 """
-import os
-import shutil
 from collections import Counter
 from pathlib import Path
 
@@ -21,7 +19,7 @@ pytest.importorskip("ipykernel")
 
 ROOT = Path(__file__).resolve().parents[1]
 TUTORIALS = ROOT / "tutorials"
-HAS_DOT = shutil.which("dot") is not None or os.environ.get("CI") == "true"
+from _requires import HAS_DOT  # tests/_requires.py
 
 # What each lesson must show inline: {mime type: number of outputs}. The graph lessons' pictures
 # are SVG (ad.draw), their tables and players HTML; figures are PNG (show_figure).

@@ -133,7 +133,13 @@ def backward_weight(g, x, weight_shape, geometry: ConvGeometry, *, bias=True, ba
 
 def relu_grad(g, out, *, backend=None):
     """g where ``out`` (the output of ``forward(..., relu=True)``) is positive, else 0: the gradient
-    that reaches the convolution through its fused ReLU (relu'(0) = 0, as ``autodiff.relu``)."""
+    that reaches the convolution through its fused ReLU (relu'(0) = 0, as ``autodiff.relu``).
+
+    >>> import numpy as np
+    >>> out = np.array([0.0, 2.0, 0.0, 0.5], np.float32).reshape(1, 1, 2, 2)
+    >>> relu_grad(np.ones_like(out), out, backend="numpy").ravel()
+    array([0., 1., 0., 1.], dtype=float32)
+    """
     name = resolve(backend)
     g = float_array(g, "g", 4)
     out = float_array(out, "out", 4, dtype=g.dtype)

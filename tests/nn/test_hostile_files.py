@@ -8,7 +8,6 @@ import struct
 import subprocess
 import sys
 import textwrap
-import time
 import zipfile
 from pathlib import Path
 
@@ -61,10 +60,9 @@ def _good_state(units=2, inputs=3, name="dense"):
 
 
 def _refused(path, match, **kwargs):
-    started = time.perf_counter()
+    """The one-line ModelFileError (that nothing heavy is done first is held by the memory-bound tests)."""
     with pytest.raises(ModelFileError, match=match):
         nn.load(path, **kwargs)
-    assert time.perf_counter() - started < 2.0, "the refusal should come before any heavy work"
 
 
 def test_a_consistent_hand_written_file_loads(tmp_path):

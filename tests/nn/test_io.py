@@ -140,7 +140,7 @@ def test_a_kill_during_a_save_leaves_the_previous_model_intact(tmp_path):
     nn.save(models[0], target, metadata={"k": 0})
     states = [m.state_dict() for m in models]
     rng = np.random.default_rng(0)
-    started, seen, leftovers = time.monotonic(), set(), 0
+    seen, leftovers = set(), 0
     for _ in range(40):
         pid = os.fork()
         if pid == 0:   # the child: save until killed; never return into pytest
@@ -161,4 +161,3 @@ def test_a_kill_during_a_save_leaves_the_previous_model_intact(tmp_path):
     nn.save(models[0], target)
     assert os.listdir(tmp_path) == ["model.safetensors"]
     assert len(seen) == 3 and leftovers > 0   # the kills reached every model, and into the middle of saves
-    assert time.monotonic() - started < 60

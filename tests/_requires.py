@@ -1,0 +1,29 @@
+"""Programs some tests need from the system (Graphviz's ``dot``, Debian's chromium): on a developer's
+machine a missing one skips those tests with its install line; in CI (``CI=true``), where ``.ci/run``
+installs them, they are taken as present, so a missing one fails the test instead of skipping it:
+these tests always run where it matters."""
+import os
+import shutil
+
+import pytest
+
+IN_CI = os.environ.get("CI") == "true"
+INSTALL = {"dot": "Graphviz 'dot' is not installed (apt-get install graphviz)",
+           "chromium": "Debian's chromium and chromium-driver are not installed (apt-get install chromium chromium-driver)"}
+INSTALL["chromedriver"] = INSTALL["chromium"]
+
+
+def have(program: str) -> bool:
+    """Whether ``program`` is on PATH (always True in CI: there, its absence must fail the test)."""
+    return IN_CI or shutil.which(program) is not None
+
+
+def require(*programs: str) -> None:
+    """Skip the calling test, naming how to install them, unless every program is there (or in CI)."""
+    for program in programs:
+        if not have(program):
+            pytest.skip(INSTALL[program])
+
+
+HAS_DOT = have("dot")
+requires_dot = pytest.mark.skipif(not HAS_DOT, reason=INSTALL["dot"])
