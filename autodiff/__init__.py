@@ -11,7 +11,9 @@ The modules form a ladder, each importing only the rungs below it (ARCHITECTURE.
     ops, sweep   the declared ops; the two sweeps over a recorded graph
     operators    Tensor's operators, methods and backward(), bound in one table; with them the
                  NumPy protocols (interop: np.sin(t), np.sum(t), np.linalg.det(t) run the ops)
-    views        functional API, numerical, symbolic, checks, compare, labels, tables, draw
+    views        functional API (and vmap), numerical, symbolic, checks, compare, labels, tables, draw
+    compiler     autodiff.compile: the recorded graph and its derivative written out as Python
+                 source (eq. 5.38, eq. 5.39) and compiled with Numba; a view, like the others
 """
 from .tensor import Tensor, no_grad, is_grad_enabled, value_of
 from .primitives import Primitive, primitive, REGISTRY
@@ -30,6 +32,7 @@ from . import operators  # noqa: F401  (gives Tensor its operators and backward(
 from .functional import (
     grad, value_and_grad, vjp, jvp, jacobian, hessian, hvp, derivative, gradients,
 )
+from .vmap import vmap
 from .symbolic import to_sympy
 from .numerical import DEFAULT_EPS, EpsSweep, eps_sweep, numerical_derivative, numerical_gradient, numerical_jacobian
 from .checks import GradcheckError, GradcheckReport, GradcheckWarning, check_primitive, gradcheck
@@ -38,6 +41,7 @@ from .labels import graph_code, print_graph
 from .tables import TraceTable, trace_table
 from .draw import GraphvizNotFound, Steps, draw, draw_steps, save
 from . import examples
+from .compiler import CompileError, Compiled, compile
 
 __all__ = [
     "Tensor", "no_grad", "is_grad_enabled", "value_of", "Primitive", "primitive", "REGISTRY",
@@ -49,10 +53,10 @@ __all__ = [
     "vdot", "tensordot", "cross", "trace", "norm", "astype", "diagonal", "expand_dims", "squeeze", "ravel",
     "moveaxis", "swapaxes", "flip", "roll", "take", "take_along_axis", "pad", "triu", "tril", "eye", "zeros",
     "ones", "full", "zeros_like", "ones_like",
-    "grad", "value_and_grad", "vjp", "jvp", "jacobian", "hessian", "hvp", "derivative", "gradients",
+    "grad", "value_and_grad", "vjp", "jvp", "jacobian", "hessian", "hvp", "derivative", "gradients", "vmap",
     "toposort", "reverse_sweep", "forward_sweep", "to_sympy", "examples",
     "DEFAULT_EPS", "EpsSweep", "eps_sweep", "numerical_derivative", "numerical_gradient", "numerical_jacobian",
     "Comparison", "GradcheckError", "GradcheckReport", "GradcheckWarning", "check_primitive", "compare", "gradcheck",
     "GraphvizNotFound", "Steps", "TraceTable", "draw", "draw_steps", "graph_code", "print_graph", "save",
-    "trace_table",
+    "trace_table", "CompileError", "Compiled", "compile",
 ]

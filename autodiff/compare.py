@@ -168,7 +168,7 @@ def _sympy_derivative(f, xs, names=None):
     names = names or [f"x{k}" if len(xs) > 1 else "x" for k in range(len(xs))]
     leaves = [Tensor(x, requires_grad=True, name=n) for n, x in zip(names, xs)]
     try:
-        expr = to_sympy(f(*leaves))
+        expr = to_sympy(f(*leaves), real=True)          # real: d|x|/dx is sign(x), as the engine's
     except (NotImplementedError, ValueError) as exc:
         return None, str(exc)
     symbols = [sympy.Symbol(w.name, real=True) for w in leaves]

@@ -163,9 +163,9 @@ def draw(y, show=("value", "grad"), rankdir="LR", names=None, wrt=None, seed=Non
     unknown = set(show) - {"value", "grad", "tangent"}
     if unknown:
         raise ValueError(f"show may hold 'value', 'grad' and 'tangent'; got {sorted(unknown)}")
-    order, ids = graph_of(y)
-    adjoints = adjoints_of(order, ids, y, seed_of(y, seed, "draw")) if "grad" in show and y.requires_grad else {}
-    tangents = tangents_of(order, wrt_list(wrt, order, "draw")) if "tangent" in show and y.requires_grad else {}
+    order, ids = graph_of(y, "draw")
+    adjoints = adjoints_of(order, ids, y, seed_of(y, seed, "draw")) if "grad" in show else {}
+    tangents = tangents_of(order, wrt_list(wrt, order, "draw")) if "tangent" in show else {}
     picture = _digraph(order, y, names=names, show=show, adjoints=adjoints, tangents=tangents, digits=digits,
                        rankdir=rankdir, max_nodes=max_nodes, edge_labels=edge_labels)
     mode = "forward" if "tangent" in show else "reverse"
@@ -176,8 +176,6 @@ def draw(y, show=("value", "grad"), rankdir="LR", names=None, wrt=None, seed=Non
 def _text_views(y, mode, wrt, names, seed, max_nodes):
     """The graph as straight-line code (eq. 5.38) and, for a graph of at most ``max_nodes`` lines
     whose sweep needs nothing more (a seed, wrt=), its trace table: what needs no ``dot``."""
-    if not y.requires_grad:
-        return f"an untracked Tensor: {number_text(y._value, 6)}"
     code = graph_code(y, names).splitlines()
     if max_nodes is not None and len(code) > max_nodes:
         return "\n".join([f"... {len(code) - max_nodes:,} earlier lines"] + code[-max_nodes:])
@@ -282,7 +280,7 @@ def draw_steps(y, mode="reverse", wrt=None, names="letters", seed=None, rankdir=
     """
     if mode not in ("reverse", "forward"):
         raise ValueError(f"draw_steps: mode must be 'reverse' or 'forward', got {mode!r}")
-    order, ids = graph_of(y)
+    order, ids = graph_of(y, "draw_steps")
     label = node_names(order, y, names)
     terms = {}
 

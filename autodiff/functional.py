@@ -234,35 +234,45 @@ def _assemble(pieces, lead_shape, trail_shape, as_tensor):
 def jacobian(f, argnums=0, mode="reverse"):
     """The Jacobian of ``f`` with respect to one argument: shape ``out.shape + in.shape``.
 
-    ``mode="reverse"`` runs one reverse sweep per output element (cheap for few outputs);
-    ``mode="forward"`` one forward sweep per input element (cheap for few inputs). The graph is
-    recorded once and swept many times.
+    ``argnums`` picks the argument (an int) or arguments (a tuple: then a tuple of Jacobians, one per
+    argument, as ``jax.jacobian``). ``mode="reverse"`` runs one reverse sweep per output element
+    (cheap for few outputs; each sweep gives a row of every argument's Jacobian); ``mode="forward"``
+    one forward sweep per input element (cheap for few inputs). The graph is recorded once and swept
+    many times.
 
     >>> import numpy as np
     >>> from autodiff import jacobian
     >>> jacobian(lambda x: x ** 2, mode="forward")(np.array([1.0, 3.0]))
     array([[2., 0.],
            [0., 6.]])
+    >>> jacobian(lambda x, y: x * y, argnums=(0, 1))(np.array([1.0, 3.0]), 2.0)
+    (array([[2., 0.],
+           [0., 2.]]), array([1., 3.]))
     """
     if mode not in ("reverse", "forward"):
         raise ValueError(f"jacobian: mode must be 'reverse' or 'forward', got {mode!r}")
-    if not isinstance(argnums, (int, np.integer)):
-        raise TypeError(f"jacobian: argnums must be one int, got {argnums!r}")
+    if not isinstance(argnums, (int, np.integer)) and not (
+            isinstance(argnums, tuple) and argnums and all(isinstance(a, (int, np.integer)) for a in argnums)):
+        raise TypeError(f"jacobian: argnums must be an int or a non-empty tuple of ints, got {argnums!r}")
 
     def jacobian_f(*args, **kwargs):
         trace = _Trace(f, args, argnums, kwargs, "jacobian")
         try:
-            x, y = trace.leaves[0], trace.out
+            y = trace.out
             if mode == "reverse":
-                rows = [trace.reverse(e)[0] for e in _basis(y.shape, y.dtype)]
-                jac = _assemble(rows, y.shape, x.shape, trace.nested)
+                rows = [trace.reverse(e) for e in _basis(y.shape, y.dtype)]
+                jacs = [_assemble([row[k] for row in rows], y.shape, x.shape, trace.nested)
+                        for k, x in enumerate(trace.leaves)]
             else:
-                cols = [trace.forward([e]) for e in _basis(x.shape, x.dtype)]
-                jac = _assemble(cols, x.shape, y.shape, trace.nested)
-                jac = _move_leading(jac, x.ndim, y.ndim)
+                jacs = []
+                for k, x in enumerate(trace.leaves):
+                    others = [_zeros_like(w) for w in trace.leaves]
+                    cols = [trace.forward(others[:k] + [e] + others[k + 1:]) for e in _basis(x.shape, x.dtype)]
+                    jacs.append(_move_leading(_assemble(cols, x.shape, y.shape, trace.nested), x.ndim, y.ndim))
         finally:
             trace.release()
-        return trace.result(jac, 0)
+        jacs = tuple(trace.result(jac, k) for k, jac in enumerate(jacs))
+        return jacs[0] if trace.single else jacs
 
     return jacobian_f
 

@@ -19,14 +19,18 @@ from .tensor import Tensor
 
 # --- the graph and its names -------------------------------------------------------------------
 
-def graph_of(y):
-    """(order, ids) of the graph behind ``y``; ``y`` alone when it is not tracked."""
+def graph_of(y, what="graph_of"):
+    """(order, ids) of the graph behind ``y``. An untracked ``y`` (no input had requires_grad=True,
+    or it was computed under no_grad) has no graph: nothing was recorded, so there is nothing to
+    show but a constant, mislabelled as an input; ``what`` (the view asked for) says so instead."""
     if not isinstance(y, Tensor):
-        raise TypeError(f"expected a Tensor, got {type(y).__name__}")
-    order, ids = toposort([y])
-    if not order:  # an untracked Tensor: draw it alone
-        order, ids = [y], {id(y)}
-    return order, ids
+        raise TypeError(f"{what}: expected a Tensor, got {type(y).__name__}")
+    if not y.requires_grad:
+        value = number_text(y._value, 6) if y.size == 1 else f"of shape {y.shape}"
+        raise ValueError(f"{what}: y has no recorded graph (it is the constant {value}): it was computed from "
+                         f"Tensors without requires_grad=True, or under no_grad; create the inputs with "
+                         f"Tensor(value, requires_grad=True, name=...) and compute y again")
+    return toposort([y])
 
 
 def node_names(order, y, names="letters"):
@@ -142,13 +146,14 @@ def graph_code(y, names="letters") -> str:
     h = sin(g)
     y = d + h
     """
-    order, _ = graph_of(y)
+    order, _ = graph_of(y, "graph_code")
     label = node_names(order, y, names)
     return "\n".join(f"{label[id(n)]} = {expression(n, label)}" for n in order if n.op is not None)
 
 
 def print_graph(y, names="letters", file=None) -> None:
     """Print ``graph_code(y)``: the graph as straight-line code, the form of eq. 5.38."""
+    graph_of(y, "print_graph")
     print(graph_code(y, names), file=file)
 
 

@@ -44,7 +44,8 @@ class Primitive:
     """An elementary operation with its value, derivative rules and symbolic counterpart."""
 
     def __init__(self, name: str, impl: Callable, *, vjp, jvp, sympy=None, symbol: str | None = None,
-                 samples: Callable | None = None, variadic: bool = False, nin: int = 1, kinks=()):
+                 samples: Callable | None = None, variadic: bool = False, nin: int = 1, kinks=(),
+                 partials=None, code=None, code_partials=None):
         self.name = name
         self.impl = impl
         self.vjp = vjp
@@ -55,6 +56,9 @@ class Primitive:
         self.variadic = variadic
         self.nin = nin
         self.kinks = tuple(kinks)
+        self.partials = partials            # the local derivatives, when declared with partials=
+        self.code = code                    # how autodiff.compile writes it (see primitive())
+        self.code_partials = code_partials
 
     def __repr__(self):
         return f"<primitive {self.name}>"
@@ -99,7 +103,8 @@ def _from_partials(partials):
 
 
 def primitive(name: str | None = None, *, vjp=None, jvp=None, partials=None, sympy=None,
-              symbol: str | None = None, samples: Callable | None = None, kinks=()):
+              symbol: str | None = None, samples: Callable | None = None, kinks=(), code=None,
+              code_partials=None):
     """Declare a primitive from its NumPy implementation; returns the public op function.
 
     The implementation's positional parameters are the op's differentiable inputs; its
@@ -108,6 +113,12 @@ def primitive(name: str | None = None, *, vjp=None, jvp=None, partials=None, sym
     rules take ``argnum=``. Give either ``partials`` (elementwise ops) or ``vjp`` and ``jvp``.
     ``kinks`` lists functions ``kink(*inputs, **params)`` that vanish where the op is not
     differentiable (used by ``gradcheck`` to recognise a finite difference straddling a kink).
+    ``code`` says how :func:`autodiff.compile` writes the op: a template for one element
+    (``"sin({0})"``: inputs by position, static parameters by name) fuses it into loops; ``"impl"``
+    calls its NumPy implementation between them; None (the default) refuses it by name.
+    ``code_partials`` (with ``partials``): a template per input (None: the rule as declared) for
+    local derivatives that read the input values (``"{0} > 0"`` for relu), which a compiled
+    program must compute, not freeze at the example point; ``{out}`` names the output.
 
     >>> import numpy as np
     >>> from autodiff import primitive, cos, grad
@@ -141,7 +152,8 @@ def primitive(name: str | None = None, *, vjp=None, jvp=None, partials=None, sym
             raise TypeError(f"primitive {op_name!r} has {nin} inputs but {len(rules[0])} vjp and "
                             f"{len(rules[1])} jvp rules: give one rule per input")
         prim = Primitive(op_name, impl, vjp=rules[0], jvp=rules[1], sympy=sympy, symbol=symbol,
-                         samples=samples, variadic=variadic, nin=nin, kinks=kinks)
+                         samples=samples, variadic=variadic, nin=nin, kinks=kinks, partials=partials,
+                         code=code, code_partials=code_partials)
         _register(prim)
         public = _public_function(prim, impl, nin, statics, variadic)
         public.primitive = prim
@@ -229,7 +241,8 @@ def shape_of(x) -> tuple:
 
 @primitive(vjp=[lambda g, out, x, *, shape: broadcast_to(g, shape_of(x))],
            jvp=[lambda t, out, x, *, shape: sum_to(t, shape=shape)],
-           samples=cases1(((2, 3), {"shape": (3,)}), ((2, 3), {"shape": (2, 1)}), ((4, 2, 3), {"shape": ()})))
+           samples=cases1(((2, 3), {"shape": (3,)}), ((2, 3), {"shape": (2, 1)}), ((4, 2, 3), {"shape": ()})),
+           code="impl")
 def sum_to(x, *, shape):
     """Sum ``x`` down to ``shape`` (the adjoint of broadcast_to)."""
     x = np.asarray(x)
@@ -243,7 +256,8 @@ def sum_to(x, *, shape):
 
 @primitive(vjp=[lambda g, out, x, *, shape: sum_to(g, shape=shape_of(x))],
            jvp=[lambda t, out, x, *, shape: broadcast_to(t, shape=shape)],
-           samples=cases1(((3,), {"shape": (2, 3)}), ((2, 1), {"shape": (2, 4)}), ((), {"shape": (2, 2)})))
+           samples=cases1(((3,), {"shape": (2, 3)}), ((2, 1), {"shape": (2, 4)}), ((), {"shape": (2, 2)})),
+           code="impl")
 def broadcast_to(x, *, shape):
     """Broadcast ``x`` to ``shape`` (NumPy rules)."""
     return np.broadcast_to(x, shape)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .tensor import Tensor
+from .tensor import Tensor, _foreign
 
 
 def toposort(roots, stop=frozenset()):
@@ -167,6 +167,10 @@ def accumulate_into_grads(y: Tensor, gradient, create_graph: bool) -> None:
             continue
         if create_graph:
             g = g if isinstance(g, Tensor) else Tensor._make(np.array(g))
+        elif _foreign(g):   # an array of another library (on a GPU, say): stays there, a copy if shared
+            if id(g) in stored:
+                g = g.copy()
+            stored.add(id(g))
         else:
             g = np.asarray(g)
             # .grad must be a writeable array of its own (adjoints may be broadcast views, or shared)

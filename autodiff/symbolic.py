@@ -19,7 +19,7 @@ def _sympy_constant(value):
     return sympy.sympify(v)
 
 
-def to_sympy(y, *arg_names, at=None, symbols: dict | None = None):
+def to_sympy(y, *arg_names, at=None, symbols: dict | None = None, real: bool = False):
     """The SymPy expression of a recorded graph of scalar ops.
 
     ``to_sympy(y)``: ``y`` is a recorded Tensor; its leaves that require grad become symbols named
@@ -28,12 +28,23 @@ def to_sympy(y, *arg_names, at=None, symbols: dict | None = None):
     default 0.5 each; only ``where``'s condition depends on them) and converts that graph.
     ``symbols`` may map leaves to SymPy objects of your own.
 
+    The symbols are plain, ``sympy.Symbol("x")``, the one a user writes: SymPy tells symbols apart
+    by their assumptions too, so ``diff`` by a symbol of other assumptions would silently give 0.
+    ``real=True`` makes them ``Symbol("x", real=True)`` (then ``diff(Abs(x))`` is ``sign(x)``, where
+    a plain symbol gives the complex form); differentiate by the same symbol, or by those of
+    ``expr.free_symbols``.
+
+    >>> import sympy
     >>> from autodiff import Tensor, sin, to_sympy
     >>> x = Tensor(0.5, requires_grad=True, name="x")
     >>> to_sympy(sin(x) ** 2 + 1)
     sin(x)**2 + 1
+    >>> sympy.diff(to_sympy(sin(x) ** 2), sympy.Symbol("x"))
+    2*sin(x)*cos(x)
     >>> to_sympy(lambda a, b: a * b + sin(b), "a", "b")
     a*b + sin(b)
+    >>> sympy.diff(to_sympy(abs(x), real=True), sympy.Symbol("x", real=True))
+    sign(x)
     """
     import sympy
 
@@ -58,7 +69,7 @@ def to_sympy(y, *arg_names, at=None, symbols: dict | None = None):
             if name is None:
                 name = "x" if unnamed == 0 else f"x{unnamed}"
                 unnamed += 1
-            exprs[id(node)] = sympy.Symbol(name, real=True)
+            exprs[id(node)] = sympy.Symbol(name, real=True) if real else sympy.Symbol(name)
             continue
         position += 1
         args = [exprs[id(i)] if id(i) in exprs else _sympy_constant(i._value) for i in node.inputs]

@@ -105,7 +105,7 @@ def trace_table(y, mode="forward", wrt=None, names="letters", seed=None, digits=
     """
     if mode not in ("forward", "reverse"):
         raise ValueError(f"trace_table: mode must be 'forward' or 'reverse', got {mode!r}")
-    order, ids = graph_of(y)
+    order, ids = graph_of(y, "trace_table")
     label = node_names(order, y, names)
     partials = {id(n): partial_texts(n, label) for n in order if n.op is not None}
     rows = []

@@ -69,6 +69,14 @@ def is_grad_enabled() -> bool:
     return _grad_mode.enabled
 
 
+def _foreign(value) -> bool:
+    """An array of another library that says which device it lives on (DLPack's ``__dlpack_device__``:
+    a ``kernels.device.DeviceArray``, a CuPy or PyTorch array): kept as it is, where it is, never
+    converted to NumPy (that would copy it off its device). The engine asks of it only ``shape``,
+    ``dtype``, ``+`` (the sweep's accumulation) and what the primitives applied to it ask."""
+    return not isinstance(value, np.ndarray) and hasattr(type(value), "__dlpack_device__")
+
+
 def _check_numeric(arr: np.ndarray, what: str) -> None:
     if arr.dtype.kind not in "biufc":
         raise TypeError(f"{what} must be numeric (bool, int, float or complex); got dtype {arr.dtype}")
@@ -103,7 +111,8 @@ class Tensor:
         if isinstance(value, Tensor):
             _refuse_detaching(value, "Tensor()")  # a new leaf would be cut from value's graph
             value = value._value
-        arr = np.array(value)  # a copy: later changes to the caller's array do not reach the graph
+        # a copy: later changes to the caller's array do not reach the graph
+        arr = value.copy() if _foreign(value) else np.array(value)
         _check_numeric(arr, "Tensor value")
         if requires_grad and arr.dtype.kind not in "fc":
             raise TypeError(
@@ -124,7 +133,7 @@ class Tensor:
     @classmethod
     def _make(cls, value, op=None, inputs=(), params=None, requires_grad=False, name=None):
         t = object.__new__(cls)
-        t._value = value if type(value) is np.ndarray else np.asarray(value)
+        t._value = value if type(value) is np.ndarray or _foreign(value) else np.asarray(value)
         t.requires_grad = requires_grad
         t.grad = None
         t.name = name
@@ -214,7 +223,8 @@ class Tensor:
     __hash__ = object.__hash__
 
     def __repr__(self):
-        body = np.array2string(self._value, separator=", ", prefix="Tensor(")
+        body = repr(self._value) if _foreign(self._value) else np.array2string(self._value, separator=", ",
+                                                                               prefix="Tensor(")
         extras = []
         if self.op is not None:
             extras.append(f"op={self.op.name!r}")
@@ -322,4 +332,4 @@ def _constant(x, dtype) -> Tensor:
     if isinstance(x, (bool, int, float, complex)) and not isinstance(x, np.generic):
         if dtype.kind in "fc":
             return Tensor._make(np.asarray(x, dtype=dtype))
-    return Tensor._make(np.asarray(x))
+    return Tensor._make(x)  # _make keeps a foreign (device) array where it is, and np.asarray's the rest

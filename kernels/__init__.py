@@ -9,11 +9,20 @@ The public surface, all importable from ``kernels``:
   one hyper-parameter object per optimiser (``SGDHyper``, ``AdagradHyper``, ``AdadeltaHyper``,
   ``RMSpropHyper``, ``AdamHyper``, ``AdamWHyper``);
 - entry points that take them and check only the arrays: ``kernels.conv2d.forward /
-  backward_input / backward_weight``, ``kernels.pool2d.max_forward / max_backward / avg_forward /
+  backward_input / backward_weight / backward`` (the last gives all three gradients from one pass
+  over g, masked by a fused ReLU's output on the way), ``kernels.pool2d.max_forward / max_backward / avg_forward /
   avg_backward``, ``kernels.optim.sgd_step / adagrad_step / adadelta_step / rmsprop_step /
   adam_step``;
 - keyword functions that build the options and call them: ``conv2d_forward(x, w, b, stride=...)``,
   ``max_pool2d_forward``, ``adam_update(..., lr=...)``, ...;
+- the light ops of nn's device path, with a NumPy reference and a numba.cuda version:
+  ``kernels.dense`` (forward / backward_input / backward_weight of a dense layer) and
+  ``kernels.elementwise`` (activations, dropout masks, softmax, the fused softmax cross-entropy,
+  batch normalisation);
+- arrays on the device: ``kernels.device`` (``DeviceArray``, ``to_device``, ``zeros``; imported at its
+  first use, as it loads numba.cuda) and ``is_device_array`` (the host/device test, without numba).
+  A kernel called with device arrays runs on the device and returns device arrays, whatever the
+  current backend: the device follows the data;
 - the backend choice (``kernels.backend``): "numpy", "cpu" (the default) or "cuda", per call
   (``backend=``), per block (``use_backend``) or per session (``set_backend``); each family's
   ``IMPLEMENTATIONS`` table says which module runs on which;
@@ -34,7 +43,10 @@ array([[9., 9.],
 >>> kernels.conv2d.forward(x, np.ones((1, 1, 3, 3), np.float32), None, geometry, backend="numpy").shape
 (1, 1, 4, 4)
 """
-from . import runtime
+import importlib
+
+from . import dense, elementwise, runtime
+from ._checks import is_device_array
 from .backend import BACKENDS, BackendUnavailable, cuda_available, get_backend, set_backend, use_backend
 from .options import (AdadeltaHyper, AdagradHyper, AdamHyper, AdamWHyper, ConvGeometry, PoolGeometry,
                       RMSpropHyper, SGDHyper)
@@ -46,8 +58,15 @@ from .optim import (adadelta_update, adagrad_update, adam_update, adamw_update, 
 __all__ = [
     "BACKENDS", "BackendUnavailable", "cuda_available", "get_backend", "set_backend", "use_backend",
     "ConvGeometry", "PoolGeometry", "SGDHyper", "AdagradHyper", "AdadeltaHyper", "RMSpropHyper", "AdamHyper",
-    "AdamWHyper", "runtime",
+    "AdamWHyper", "runtime", "dense", "elementwise", "device", "is_device_array",
     "conv2d_forward", "conv2d_backward_input", "conv2d_backward_weight",
     "max_pool2d_forward", "max_pool2d_backward", "avg_pool2d_forward", "avg_pool2d_backward",
     "sgd_update", "adagrad_update", "adadelta_update", "rmsprop_update", "adam_update", "adamw_update",
 ]
+
+
+def __getattr__(name):
+    """``kernels.device`` (DeviceArray, to_device, zeros), imported at its first use: it loads numba.cuda."""
+    if name == "device":
+        return importlib.import_module(".device", __name__)
+    raise AttributeError(f"module 'kernels' has no attribute {name!r}")

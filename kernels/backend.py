@@ -17,6 +17,7 @@ import contextlib
 import threading
 
 from . import runtime
+from ._checks import host_only, is_device_array
 
 BACKENDS = ("numpy", "cpu", "cuda")
 
@@ -92,3 +93,23 @@ def resolve(backend: str | None) -> str:
     _require(name)
     runtime.ensure_configured()
     return name
+
+
+def resolve_for(backend: str | None, *arrays) -> str:
+    """``resolve`` for a call on ``arrays``: the device follows the data. When the call names no
+    backend and one of the arrays is a device array, it runs on "cuda", whatever the current default
+    (a backend context only chooses between implementations for host data); a backend named in the
+    call is taken at its word (a device array on "cpu" is then refused, by ``_checks.host_only``)."""
+    if backend is None:
+        for a in arrays:
+            if a is not None and is_device_array(a):
+                return resolve("cuda")
+    return resolve(backend)
+
+
+def implementation(table, backend: str | None, **arrays):
+    """The module of ``table`` (a family's IMPLEMENTATIONS) that runs a call on ``arrays``: the backend
+    ``resolve_for`` picks, after refusing device arrays on a host backend (naming the argument)."""
+    name = resolve_for(backend, *arrays.values())
+    host_only(name, **arrays)
+    return table[name]()

@@ -50,6 +50,8 @@ def _given(geometry, kind, **keywords):
 
 
 def _zeros_bias(w):
+    if kernels.is_device_array(value_of(w)):          # made where w is (nothing copied)
+        return kernels.device.zeros(_shape(w)[0], value_of(w).dtype)
     return np.zeros(_shape(w)[0], dtype=value_of(w).dtype)
 
 
@@ -59,46 +61,59 @@ def _conv_samples(rng):
     return [((_uniform(rng, xs), _uniform(rng, ws), _uniform(rng, ws[0])), {"geometry": g}) for xs, ws, g in cases]
 
 
-def _conv_rules(active):
-    """The rules of y = active-part of conv2d(x, w) + b: those of the convolution, with the cotangent
-    (reverse) or the tangent (forward) passed through ``active`` (the identity for plain conv2d, the
-    fused ReLU's mask for conv2d_relu). The convolution is bilinear: its rules are convolutions."""
+class _LastBackward:
+    """The cotangents (dx, dw, db) of the last conv2d node whose rules ran on plain arrays. The reverse
+    sweep calls a node's rules for x, w and b one after the other with the same ``g``: the first call
+    computes every cotangent that can still be asked for in one kernel call (kernels.conv2d.backward:
+    each image's g read once, the fused ReLU's mask applied on the way), the later calls take theirs
+    from here. (x's rule comes first when x needs a gradient; when the first call is w's or b's, x
+    needs none.) The cache holds ``g`` and ``out`` themselves, so their ids cannot be reused meanwhile."""
+    g = out = grads = None
+
+
+def _cotangent(i, g, out, x, w, relu, geometry):
+    """Cotangent i (0: x, 1: w, 2: b) of a conv2d node (with a fused ReLU when ``relu``) on plain arrays."""
+    if _LastBackward.g is not g or _LastBackward.out is not out or _LastBackward.grads[i] is None:
+        grads = kernels.conv2d.backward(g, x, w, geometry, input_grad=i == 0, relu_out=out if relu else None)
+        _LastBackward.g, _LastBackward.out, _LastBackward.grads = g, out, grads
+    return _LastBackward.grads[i]
+
+
+def _conv_rules(relu):
+    """The rules of y = conv2d(x, w) + b, or of max(y, 0) when ``relu`` (the fused ReLU): those of the
+    convolution, with the cotangent (reverse) or the tangent (forward) masked where out = 0
+    (relu'(0) = 0). The convolution is bilinear: its rules are convolutions, so a recorded sweep
+    (``g`` a Tensor) differentiates them again; on plain arrays one kernel call gives all three."""
+    def active(g, out):
+        if not relu:
+            return g
+        if isinstance(g, Tensor) or isinstance(out, Tensor):      # a recorded sweep: the engine's ops
+            return where(value_of(out) > 0, g, 0)
+        return kernels.conv2d.relu_grad(g, out)
+
+    def vjp(i, recorded):
+        def rule(g, out, x, w, b, **p):
+            if isinstance(g, Tensor) or isinstance(out, Tensor):
+                return recorded(active(g, out), x, w, **p)
+            return _cotangent(i, g, out, x, w, relu, p["geometry"])
+        return rule
+
     return dict(
-        vjp=[lambda g, out, x, w, b, **p: conv2d_input_grad(active(g, out), w, input_shape=_shape(x), **p),
-             lambda g, out, x, w, b, **p: conv2d_weight_grad(active(g, out), x, weight_shape=_shape(w), **p),
-             lambda g, out, x, w, b, **p: sum(active(g, out), axis=(0, 2, 3))],
+        vjp=[vjp(0, lambda g, x, w, **p: conv2d_input_grad(g, w, input_shape=_shape(x), **p)),
+             vjp(1, lambda g, x, w, **p: conv2d_weight_grad(g, x, weight_shape=_shape(w), **p)),
+             vjp(2, lambda g, x, w, **p: sum(g, axis=(0, 2, 3)))],
         jvp=[lambda t, out, x, w, b, **p: active(_conv2d(t, w, _zeros_bias(w), **p), out),
              lambda t, out, x, w, b, **p: active(_conv2d(x, t, _zeros_bias(w), **p), out),
              lambda t, out, x, w, b, **p: active(broadcast_to(reshape(t, shape=(1, -1, 1, 1)), shape=_shape(out)), out)])
 
 
-def _all(g, out):
-    return g
-
-
-@primitive(name="conv2d", **_conv_rules(_all), samples=_conv_samples)
+@primitive(name="conv2d", **_conv_rules(relu=False), samples=_conv_samples)
 def _conv2d(x, w, b, *, geometry):
     """y[n, f, i, j] = b[f] + sum_{c,p,q} w[f, c, p, q] x[n, c, i*s + p*d - pad, j*s + q*d - pad] (kernels)."""
     return kernels.conv2d.forward(x, w, b, geometry)
 
 
-class _LastMasked:
-    """The last masked gradient of a fused conv2d_relu node. The reverse sweep calls the node's rules
-    for x, w and b one after the other with the same ``g``: the mask is applied once, not three
-    times (the cache holds ``g`` and ``out`` themselves, so their ids cannot be reused meanwhile)."""
-    g = out = masked = None
-
-
-def _active(g, out):
-    """g where the fused ReLU let its input through (out > 0), else 0: relu'(0) = 0, as ``relu``."""
-    if isinstance(g, Tensor) or isinstance(out, Tensor):      # a recorded sweep: with the engine's ops
-        return where(value_of(out) > 0, g, 0)
-    if _LastMasked.g is not g or _LastMasked.out is not out:
-        _LastMasked.g, _LastMasked.out, _LastMasked.masked = g, out, kernels.conv2d.relu_grad(g, out)
-    return _LastMasked.masked
-
-
-@primitive(name="conv2d_relu", **_conv_rules(lambda g, out: _active(g, out)), samples=_conv_samples,
+@primitive(name="conv2d_relu", **_conv_rules(relu=True), samples=_conv_samples,
            kinks=[lambda x, w, b, **p: _conv2d(x, w, b, **p)])
 def _conv2d_relu(x, w, b, *, geometry):
     """max(conv2d(x, w) + b, 0), the ReLU fused into the convolution's last pass (kernels.conv2d.forward

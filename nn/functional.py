@@ -10,6 +10,10 @@ Everything else (dense layers, activations, dropout, batch normalisation, the ot
 composition of the engine's primitives: its derivative comes from the engine, with nothing new to
 get wrong.
 
+On the GPU (a model moved with ``model.to("cuda")``), ``linear``, the activations, ``dropout``,
+``batch_norm`` and ``softmax_cross_entropy`` hand device data to :mod:`nn.device`'s fused primitives
+(one type test each); conv2d and the poolings run their kernels on the device as they are.
+
 Layout NCHW; float32 in, float32 out (float64 works too, for gradient checks).
 
 >>> import numpy as np, autodiff as ad
@@ -35,6 +39,7 @@ from autodiff import primitive, value_of
 from autodiff.ops import (exp, log, matmul, maximum, mean, minimum, relu, reshape, sigmoid,
                           softmax, sum, tanh, where)
 from autodiff.ops import max as reduce_max
+from . import device
 from . import utils  # rng=None: nn's global generator (nn.set_seed), as everywhere in nn
 from .convolution import avg_pool2d, conv2d, max_pool2d  # the heavy ops (kernels do their work)
 
@@ -57,6 +62,8 @@ def _uniform(rng, shape):
 
 def linear(x, w, b=None):
     """Dense layer: x @ w + b, with x (N, in), w (in, units) (Keras's layout), b (units,)."""
+    if device.is_device(w):                       # the model is on the device: one fused op there
+        return device.linear(x, w, b)
     y = matmul(x, w)
     return y if b is None else y + b
 
@@ -89,6 +96,8 @@ def dropout(x, rate, training=True, rng=None):
     if not training or rate == 0.0:
         return x
     rng = utils.rng(rng)
+    if device.is_device(x):                       # a mask made on the device, from one drawn seed
+        return x * device.dropout_mask(_shape(x), rate, rng, value_of(x).dtype)
     return x * _keep_mask(_shape(x), rate, rng, value_of(x).dtype)
 
 
@@ -108,6 +117,8 @@ def batch_norm(x, gamma, beta, running_mean=None, running_var=None, training=Tru
     shape = _shape(x)
     if len(shape) not in (2, 4):
         raise ValueError(f"batch_norm: x must be (N, C) or (N, C, H, W), got shape {shape}")
+    if device.is_device(gamma):
+        return device.batch_norm(x, gamma, beta, running_mean, running_var, training, momentum, eps)
     axes = (0,) if len(shape) == 2 else (0, 2, 3)
     channel = (1, -1) if len(shape) == 2 else (1, -1, 1, 1)
     if training:
@@ -180,14 +191,27 @@ ACTIVATIONS = {
 }
 
 
+def _routed(name, host):
+    """``host`` for host data, the device's activation for device data (one cheap type test)."""
+    def run(x, **config):
+        return device.activation(x, name, **config) if device.is_device(x) else host(x, **config)
+    run.__name__ = run.__qualname__ = name
+    run.__doc__ = host.__doc__
+    return run
+
+
+_ROUTED = {name: _routed(name, host) for name, host in ACTIVATIONS.items()}
+
+
 def activation(name):
-    """The activation function called ``name`` (None or "linear": the identity)."""
+    """The activation function called ``name`` (None or "linear": the identity); it runs on the device
+    for device data (:mod:`nn.device`)."""
     if name is None:
         return ACTIVATIONS["linear"]
     if callable(name):
         return name
     try:
-        return ACTIVATIONS[name]
+        return _ROUTED[name]
     except KeyError:
         raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)} (or a function), got {name!r}") from None
 
@@ -253,6 +277,8 @@ def softmax_cross_entropy(logits, labels):
                       "twice): pass model.forward(x, logits=True), or use nn.functional.cross_entropy(model(x), y)",
                       stacklevel=2)
     n, k = _shape(logits)
+    if device.is_device(logits):
+        return device.softmax_cross_entropy(logits, labels)
     return _softmax_cross_entropy(logits, targets=_check_targets(labels, n, k, "softmax_cross_entropy"))
 
 

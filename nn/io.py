@@ -41,9 +41,10 @@ import numpy as np
 import safetensors
 import safetensors.numpy
 
+from . import device
 from .legacy_io import legacy_paths, read_legacy
-from .module import from_spec, layer_spec, parameter_budget
-from .schema import FORMAT, ModelFileError, brief, check_description
+from .module import LAYERS, from_spec, layer_spec, parameter_budget
+from .schema import CHILD_KEYS, FORMAT, ModelFileError, brief, check_description
 
 __all__ = ["save", "load", "load_weights", "read_metadata", "ModelFileError", "FORMAT", "VERSION", "SUFFIX",
            "MAX_BYTES"]
@@ -119,17 +120,41 @@ def _json_safe(value):
     return value
 
 
+def _class_names(spec):
+    """The class names a layer spec holds, its containers' layers included."""
+    yield spec["class"]
+    for key in CHILD_KEYS:
+        for child in spec["config"].get(key) or ():
+            yield from _class_names(child)
+
+
+def _check_registered(model, architecture):
+    """Every class the architecture names must be in ``LAYERS`` as itself, or ``nn.load`` could not
+    rebuild the file (a subclass's own sub-layers are rebuilt by its constructor: not named there)."""
+    names = set(_class_names(architecture))
+    for _, module in model.named_modules():
+        cls = type(module)
+        if cls.__name__ in names and LAYERS.get(cls.__name__) is not cls:
+            raise ValueError(f"save: {cls.__name__} is not registered, so nn.load could not rebuild it; decorate "
+                             f"the class with @nn.module.register (its get_config() gives its constructor's "
+                             f"arguments)")
+
+
 def save(model, path, metadata=None) -> str:
     """Write the model to ``<path>.safetensors`` (``path`` may end in .safetensors) atomically; return its path.
 
     Everything is prepared in memory first: a model that cannot be described in JSON (a layer
-    configured with a function, say) raises before anything is written.
+    configured with a function, say) or names a class ``nn.load`` does not know (one not registered
+    with ``@nn.module.register``) raises before anything is written.
     """
     target = _target(path)
-    state = {name: np.ascontiguousarray(a) for name, a in model.state_dict().items()}
+    architecture = layer_spec(model)
+    _check_registered(model, architecture)
+    on_host = model if device.device_of(model) == "cpu" else device.host_copy(model)   # the same file either way
+    state = {name: np.ascontiguousarray(a) for name, a in on_host.state_dict().items()}
     description = {
         "format": FORMAT, "version": VERSION,
-        "architecture": layer_spec(model),
+        "architecture": architecture,
         "input_shape": None if model.input_shape is None else list(model.input_shape),
         "state": {name: {"shape": list(a.shape), "dtype": str(a.dtype)} for name, a in state.items()},
         "metadata": _json_safe(metadata or {}),
@@ -265,11 +290,14 @@ def load_weights(model, path, max_bytes=MAX_BYTES, allow_nonfinite=False):
     return _fill(model, where, _checked_state(where, declared, stored, arrays, model, allow_nonfinite))
 
 
-def load(path, max_bytes=MAX_BYTES, allow_nonfinite=False):
+def load(path, max_bytes=MAX_BYTES, allow_nonfinite=False, backend=None):
     """The model saved at ``path`` (``x``, ``x.safetensors``, or an earlier version's ``x.npz``/``x.json``).
 
     ``max_bytes`` caps the arrays the file may imply; ``allow_nonfinite=True`` lets NaN/inf weights in.
+    ``backend="cuda"``: the model's parameters put on the device (``nn.device.to_device``).
     """
+    if backend not in (None, "numpy", "cpu", "cuda"):
+        raise ValueError(f"load: backend must be None, 'numpy', 'cpu' or 'cuda', got {backend!r}")
     where, (description, stored, arrays) = _open(path, max_bytes)
     declared = check_description(description, str(where))
     budget = sum(int(np.prod(shape, dtype=object)) for shape, _ in stored.values())
@@ -280,7 +308,8 @@ def load(path, max_bytes=MAX_BYTES, allow_nonfinite=False):
         raise ModelFileError(f"{where}: the architecture cannot be built: a layer's config lacks {exc}") from None
     except (ValueError, TypeError) as exc:
         raise ModelFileError(f"{where}: the architecture cannot be built: {' '.join(str(exc).split())}") from None
-    return _fill(model, where, _checked_state(where, declared, stored, arrays, model, allow_nonfinite))
+    model = _fill(model, where, _checked_state(where, declared, stored, arrays, model, allow_nonfinite))
+    return device.to_device(model, "cuda") if backend == "cuda" else model
 
 
 def from_description(description):

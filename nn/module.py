@@ -20,7 +20,7 @@ The layers themselves live in :mod:`nn.layers` (by concern); this module holds w
   nothing (not ``forward``, ``eval``, ``layers``, ``__class__``).
 - ``Layer.add_weight`` and ``parameter_budget``: every parameter is made in one place, where a
   loader can cap the values an architecture may allocate (``nn.load`` caps them at what the file
-  holds) before the allocation happens.
+  holds) before the allocation happens; inside ``shapes_only()`` nothing is allocated at all.
 
 >>> import nn
 >>> model = nn.Sequential([nn.Input((1, 28, 28)), nn.Flatten(), nn.Dense(128, activation="relu"), nn.Dense(10)])
@@ -46,7 +46,7 @@ from . import functional as F
 from . import init as initialisers
 
 __all__ = ["Parameter", "Module", "Layer", "Activated", "final_activation", "ends_in_softmax", "LAYERS", "register",
-           "layer_spec", "from_spec", "assign_names", "check_layer_name", "parameter_budget"]
+           "layer_spec", "from_spec", "assign_names", "check_layer_name", "parameter_budget", "shapes_only"]
 
 
 class Parameter(Tensor):
@@ -263,7 +263,10 @@ class Layer(Module):
         :func:`parameter_budget` the values are counted against the budget before they are made."""
         shape = tuple(int(s) for s in shape)
         _charge(self, name, shape)
-        parameter = Parameter(initialisers.get(initializer)(shape), name)
+        if _SHAPES_ONLY.get():      # one read-only zero seen in every position: no memory, no time
+            parameter = Parameter._make(np.broadcast_to(np.float32(0), shape), requires_grad=True, name=name)
+        else:
+            parameter = Parameter(initialisers.get(initializer)(shape), name)
         setattr(self, name, parameter)
         return parameter
 
@@ -359,6 +362,21 @@ def parameter_budget(values: int, of: str = "the budget"):
         yield
     finally:
         _BUDGET.reset(token)
+
+
+_SHAPES_ONLY = contextvars.ContextVar("nn_shapes_only", default=False)
+
+
+@contextlib.contextmanager
+def shapes_only():
+    """Within the block, layers are built without values (PyTorch's "meta" device): each parameter is
+    a read-only view of a single zero, so ``summary()`` and ``count_params()`` of VGG16's 138 million
+    parameters cost neither memory nor time. Such a model cannot be trained (its weights refuse writes)."""
+    token = _SHAPES_ONLY.set(True)
+    try:
+        yield
+    finally:
+        _SHAPES_ONLY.reset(token)
 
 
 def _charge(layer, name, shape):

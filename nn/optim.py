@@ -27,6 +27,7 @@ import math
 import numpy as np
 
 import kernels
+from autodiff import Tensor
 
 __all__ = ["Optimizer", "SGD", "Adagrad", "Adadelta", "RMSprop", "Adam", "AdamW", "StepLR", "ReduceLROnPlateau",
            "get", "OPTIMIZERS"]
@@ -43,9 +44,10 @@ class Optimizer:
         params = list(params)
         if not params:
             raise ValueError(f"{type(self).__name__}: the parameter list is empty")
-        for i, p in enumerate(params):
-            if not getattr(p, "requires_grad", False):
-                raise TypeError(f"{type(self).__name__}: parameter {i} is not a Tensor with requires_grad=True")
+        for i, p in enumerate(params):   # a frozen Parameter (requires_grad=False) is accepted and skipped
+            if not (isinstance(p, Tensor) and (p.requires_grad or p.op is None)):
+                raise TypeError(f"{type(self).__name__}: parameter {i} is not a Tensor with requires_grad=True "
+                                f"(nor a frozen leaf, which is skipped), got {type(p).__name__}")
         seen = {}
         for i, p in enumerate(params):
             if id(p) in seen:   # it would be updated twice per step (torch refuses it too)
@@ -83,11 +85,13 @@ class Optimizer:
         return {name: np.zeros_like(p.value) for name in self.state_names}
 
     def step(self):
-        """Update every parameter that has a gradient (parameters without one are skipped, like torch)."""
+        """Update every parameter that has a gradient (parameters without one, and frozen ones, are
+        skipped, like torch)."""
         for i, p in enumerate(self.params):
-            if p.grad is None:
+            if p.grad is None or not p.requires_grad:
                 continue
-            grad = np.ascontiguousarray(np.asarray(p.grad, dtype=p.value.dtype))
+            grad = p.grad if kernels.is_device_array(p.grad) else np.ascontiguousarray(
+                np.asarray(p.grad, dtype=p.value.dtype))
             if grad.shape != p.value.shape:
                 raise ValueError(f"parameter {i} ({p.name}): gradient of shape {grad.shape} for a parameter "
                                  f"of shape {p.value.shape}")

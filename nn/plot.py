@@ -1,10 +1,13 @@
-"""A loss/accuracy plot of a training History as a small, self-contained SVG (no plotting library).
+"""A training History's loss/accuracy curves: a matplotlib figure where matplotlib is installed, and
+a small self-contained SVG that needs no plotting library.
 
-Two panels side by side: loss (and val_loss) and accuracy (and val_accuracy) per epoch, with axes,
-round ("nice") ticks, curves inset from the frame, a point per epoch (so one epoch shows) and a
-legend. No plotting library is needed, so the command line and CI draw it anywhere; a History
-shows it in Jupyter (``_repr_svg_``). ``chainrule train`` writes it next to the weights; tutorials that want more use
-matplotlib.
+``history_figure(history)`` (``History.plot()``; in Jupyter a History shows it as a PNG) draws two
+panels, loss (and val_loss) and accuracy (and val_accuracy) per epoch, with matplotlib's own round
+ticks, its 5% margins, integer epochs and a marker per epoch, so that a single epoch shows. Without
+matplotlib, ``history_svg`` draws the same panels by hand: Heckbert's round ticks (``nice_ticks``),
+curves inset from the frame on every side, a point per epoch and a legend; ``chainrule train`` and
+``save_history_svg`` write it, so the command line and CI draw the curves anywhere, and a History
+shows it in Jupyter when matplotlib is missing.
 
 >>> svg = history_svg({"loss": [1.0, 0.5, 0.25], "val_loss": [1.1, 0.6, 0.4],
 ...                    "accuracy": [0.5, 0.8, 0.9], "val_accuracy": [0.45, 0.75, 0.85]})
@@ -13,11 +16,17 @@ True
 """
 from __future__ import annotations
 
+import importlib.util
+import io
 import math
 from html import escape
 from pathlib import Path
+__all__ = ["history_figure", "history_png", "HAS_MATPLOTLIB", "history_svg", "save_history_svg", "nice_ticks"]
 
-__all__ = ["history_svg", "save_history_svg", "nice_ticks"]
+#: Whether matplotlib is installed (then ``History.plot()`` works and Jupyter shows a PNG).
+HAS_MATPLOTLIB = importlib.util.find_spec("matplotlib") is not None
+#: The two panels: a title and the History keys it plots.
+PANELS = (("loss", ("loss", "val_loss")), ("accuracy", ("accuracy", "val_accuracy")))
 
 _COLOURS = {"train": "#1f77b4", "val": "#d62728"}
 
@@ -47,7 +56,8 @@ def _panel(x0, title, series, width=360, height=260, legend_at_bottom=False):
     left, right, top, bottom = 50, 15, 30, 40
     w, h = width - left - right, height - top - bottom
     values = [v for ys in series.values() for v in ys]
-    ticks = nice_ticks(min(values), max(values))
+    margin = 0.05 * (max(values) - min(values))  # as matplotlib's: no curve on the top or bottom edge
+    ticks = nice_ticks(min(values) - margin, max(values) + margin)
     lo, hi = ticks[0], ticks[-1]
     n = max(len(ys) for ys in series.values())
     inset = 12                                  # the curves keep off the frame's sides
@@ -79,14 +89,54 @@ def _panel(x0, title, series, width=360, height=260, legend_at_bottom=False):
     return parts
 
 
-def history_svg(history) -> str:
-    """The SVG text for a History (or a dict of per-epoch lists)."""
+def _panels(history, what):
+    """[(title, {key: values})] of the panels that have data; a clear error when none has."""
     data = getattr(history, "history", history)
     panels = [(title, {k: list(map(float, data[k])) for k in keys if k in data and len(data[k])})
-              for title, keys in (("loss", ("loss", "val_loss")), ("accuracy", ("accuracy", "val_accuracy")))]
+              for title, keys in PANELS]
     panels = [(title, series) for title, series in panels if series]
     if not panels:
-        raise ValueError(f"history_svg: nothing to plot; the history has {sorted(data)}")
+        raise ValueError(f"{what}: nothing to plot; the history has {sorted(data)}")
+    return panels
+
+
+def history_figure(history):
+    """A matplotlib ``Figure`` of the History (or a dict of per-epoch lists): a panel for the loss
+    and one for the accuracy, train and validation curves with a marker per epoch. Made without
+    pyplot (no global state); in Jupyter a Figure shows inline, elsewhere ``fig.savefig(path)``."""
+    if not HAS_MATPLOTLIB:
+        raise ImportError("History.plot() needs matplotlib (pip install matplotlib); without it "
+                          "nn.plot.save_history_svg(history, path) draws the curves as SVG")
+    panels = _panels(history, "History.plot")
+    from matplotlib.figure import Figure        # here: matplotlib is optional, and 0.3 s to import
+    from matplotlib.ticker import MaxNLocator
+
+    figure = Figure(figsize=(4.8 * len(panels), 3.6), layout="constrained")
+    for ax, (title, series) in zip(figure.subplots(1, len(panels), squeeze=False)[0], panels):
+        for label, ys in series.items():
+            ax.plot(range(1, len(ys) + 1), ys, marker="o", markersize=4, label=label,
+                    color=_COLOURS["val" if label.startswith("val") else "train"])
+        ax.set(title=title, xlabel="epoch")
+        n = max(len(ys) for ys in series.values())
+        pad = max(0.5, 0.05 * (n - 1))          # matplotlib's 5% margin, at least half an epoch
+        ax.set_xlim(1 - pad, n + pad)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))   # whole epochs
+        ax.margins(y=0.05)
+        ax.grid(alpha=0.3)
+        ax.legend(loc="lower right" if title == "accuracy" else "upper right")
+    return figure
+
+
+def history_png(history) -> bytes:
+    """:func:`history_figure` as PNG bytes (what Jupyter shows for a History)."""
+    buffer = io.BytesIO()
+    history_figure(history).savefig(buffer, format="png", dpi=80)
+    return buffer.getvalue()
+
+
+def history_svg(history) -> str:
+    """The SVG text for a History (or a dict of per-epoch lists), drawn without a plotting library."""
+    panels = _panels(history, "history_svg")
     width = 360 * len(panels)
     body = []
     for k, (title, series) in enumerate(panels):

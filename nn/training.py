@@ -22,12 +22,13 @@ import numpy as np
 import kernels
 from autodiff import Tensor, no_grad
 
+from . import device
 from . import functional as F
 from . import optim as optimisers
 from . import utils
 from .io import save
 from .module import ends_in_softmax
-from .plot import history_svg
+from . import plot as plots
 
 __all__ = ["fit", "evaluate", "predict", "History", "Callback", "EarlyStopping", "ModelCheckpoint",
            "LearningRateScheduler", "loss_function", "LOSSES"]
@@ -92,11 +93,21 @@ class History:
     def __repr__(self):
         return f"History(epochs={len(self.epoch)}, keys={list(self.history)})"
 
+    def plot(self):
+        """The loss and accuracy curves per epoch as a matplotlib Figure (:func:`nn.plot.history_figure`),
+        as Keras users plot ``history.history``; ``fig.savefig(path)`` writes it."""
+        return plots.history_figure(self)
+
+    def _plottable(self):
+        return any(key in self.history for key in ("loss", "val_loss", "accuracy", "val_accuracy"))
+
+    def _repr_png_(self):
+        """Jupyter shows a History as its plot: matplotlib's PNG where matplotlib is installed..."""
+        return plots.history_png(self) if plots.HAS_MATPLOTLIB and self._plottable() else None
+
     def _repr_svg_(self):
-        """Jupyter shows a History as its loss/accuracy plot (:func:`nn.plot.history_svg`)."""
-        if not any(key in self.history for key in ("loss", "val_loss", "accuracy", "val_accuracy")):
-            return None
-        return history_svg(self)
+        """... else the hand-drawn SVG (:func:`nn.plot.history_svg`); one of the two, never both."""
+        return plots.history_svg(self) if not plots.HAS_MATPLOTLIB and self._plottable() else None
 
 
 class Callback:
@@ -295,6 +306,10 @@ def fit(model, data, loss="softmax_cross_entropy", optimizer="adam", epochs=1, b
     n = x.shape[0]
     steps = math.ceil(n / batch_size)
     progress = _Progress(epochs, steps, verbose, file)
+    on_device = device.device_of(model) == "cuda"   # batches in, the loss out; nothing else moves
+    if on_device:
+        device.check_fit(loss, regularizer, fused=loss == "softmax_cross_entropy" or (
+            loss in LOSSES[1:4] and ends_in_softmax(model) and not getattr(model, "outputs_probabilities", False)))
     with _running(backend):
         for cb in callbacks:
             cb.on_train_begin(model)
@@ -310,21 +325,25 @@ def fit(model, data, loss="softmax_cross_entropy", optimizer="adam", epochs=1, b
                 if augment is not None:
                     xb = augment(xb, rng)
                 optimizer.zero_grad()
-                value, out = objective(xb, yb)
+                targets = yb
+                if on_device:
+                    xb, targets = device.batch_to_device(xb, yb)
+                value, out = objective(xb, targets)
                 total = value + regularizer(model) if regularizer is not None else value
                 total.backward()
                 optimizer.step()
                 for cb in callbacks:
                     cb.on_batch_end(model)
                 total_loss += float(total.value) * len(index)
-                if track_accuracy:
-                    total_correct += _accuracy(out.value, yb) * len(index)
+                if track_accuracy:              # on the device: a device sum, read once per epoch
+                    total_correct += (device.correct(out, targets) if on_device else
+                                      _accuracy(out.value, yb) * len(index))
                 progress.step(epoch, step + 1, total_loss / min(n, (step + 1) * batch_size),
                               time.perf_counter() - start)
             seconds = time.perf_counter() - start
             logs = {"loss": total_loss / n}
             if track_accuracy:                      # running, over the epoch's batches (as Keras)
-                logs["accuracy"] = total_correct / n
+                logs["accuracy"] = float(total_correct) / n
             if validation is not None:
                 metrics = evaluate(model, validation, loss=loss, batch_size=max(batch_size, 256))
                 logs["val_loss"] = metrics["loss"]
@@ -349,7 +368,7 @@ def predict(model, x, batch_size=256, backend=None):
     model.eval()
     try:
         with _running(backend), no_grad():
-            outs = [np.asarray(model(x[i:i + batch_size]).value) for i in range(0, x.shape[0], batch_size)]
+            outs = [device.to_host(model(x[i:i + batch_size]).value) for i in range(0, x.shape[0], batch_size)]
     finally:
         model.train(was_training)
     return np.concatenate(outs)
@@ -368,7 +387,7 @@ def evaluate(model, data, loss="softmax_cross_entropy", batch_size=256, backend=
                 xb, yb = x[i:i + batch_size], y[i:i + batch_size]
                 value, out = objective(xb, yb)
                 total += float(value.value) * xb.shape[0]
-                outputs.append(np.asarray(out.value))
+                outputs.append(device.to_host(out.value))
     finally:
         model.train(was_training)
     result = {"loss": total / x.shape[0]}

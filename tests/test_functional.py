@@ -95,6 +95,34 @@ def test_jacobian_both_modes_match_central_differences(mode):
     np.testing.assert_allclose(j2, _central_jacobian(lambda m: ad.softmax(m, axis=1), matrix_in), atol=1e-9)
 
 
+@pytest.mark.parametrize("mode", ["reverse", "forward"])
+def test_jacobian_with_a_tuple_of_argnums_gives_a_tuple_matching_central_differences(mode):
+    def f(a, b, c):            # R^2 x R^3 x R -> R^2 (c is left alone)
+        return ad.stack([ad.sin(a[0]) * ad.sum(b ** 2), a[1] * b[2] + ad.exp(a[0] * b[0]) * c])
+
+    a, b, c = np.array([0.3, -0.7]), np.array([1.1, 0.4, -0.2]), 0.5
+    ja, jb = ad.jacobian(f, argnums=(0, 1), mode=mode)(a, b, c)
+    assert ja.shape == (2, 2) and jb.shape == (2, 3)
+    np.testing.assert_allclose(ja, _central_jacobian(lambda v: f(v, b, c), a), rtol=1e-7, atol=1e-9)
+    np.testing.assert_allclose(jb, _central_jacobian(lambda v: f(a, v, c), b), rtol=1e-7, atol=1e-9)
+    (jc,) = ad.jacobian(f, argnums=(2,), mode=mode)(a, b, c)        # a 1-tuple stays a tuple (JAX)
+    np.testing.assert_allclose(jc, [0.0, np.exp(a[0] * b[0])], rtol=1e-15)
+    jb2, ja2 = ad.jacobian(f, argnums=(1, -3), mode=mode)(a, b, c)  # in the order asked
+    np.testing.assert_array_equal(ja2, ja)
+    np.testing.assert_array_equal(jb2, jb)
+
+
+def test_grad_with_a_tuple_of_argnums_is_the_hand_derivative_and_bad_argnums_are_named():
+    gx, gy = ad.grad(lambda x, y: x ** 2 * ad.sin(y), argnums=(0, 1))(1.5, 0.3)
+    assert gx == pytest.approx(2 * 1.5 * np.sin(0.3), rel=1e-15)
+    assert gy == pytest.approx(1.5 ** 2 * np.cos(0.3), rel=1e-15)
+    (only,) = ad.grad(lambda x, y: x * y, argnums=(1,))(2.0, 5.0)
+    assert only == 2.0
+    for bad in ([0, 1], (), (0, "1"), 1.0):
+        with pytest.raises(TypeError, match=r"jacobian: argnums must be an int or a non-empty tuple of ints, got"):
+            ad.jacobian(ad.sin, argnums=bad)
+
+
 def test_forward_and_reverse_jacobians_are_equal():
     x = np.array([0.3, -0.7, 1.1])
     np.testing.assert_allclose(ad.jacobian(f_vec, mode="forward")(x), ad.jacobian(f_vec)(x), rtol=1e-14)

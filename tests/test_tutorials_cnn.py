@@ -31,8 +31,8 @@ TIMEOUT = {"cnn_05_training": 300, "cnn_06_regularisation": 240}
 
 # --- the lessons -------------------------------------------------------------------------------------
 
-def test_there_are_eight_lessons_and_a_readme_that_lists_them():
-    assert [p.stem[:6] for p in LESSONS] == [f"cnn_0{k}" for k in range(1, 9)]
+def test_there_are_nine_lessons_and_a_readme_that_lists_them():
+    assert [p.stem[:6] for p in LESSONS] == [f"cnn_0{k}" for k in range(1, 10)]
     assert [p.stem for p in LESSONS] == list(ex.LESSONS)
     readme = (ROOT / "tutorials" / "README.md").read_text()
     section = readme.split("## Training CNNs", 1)[1]
@@ -45,7 +45,7 @@ def test_there_are_eight_lessons_and_a_readme_that_lists_them():
 def test_lesson_runs_as_a_script_and_writes_its_pictures(lesson, tmp_path):
     result = run_lesson(lesson, tmp_path, timeout=TIMEOUT.get(lesson.stem, 120),
                         unset=("MNIST_DIR", "TUTORIAL_FULL"))
-    for name in ex.LESSONS[lesson.stem]:               # each exercise is reported, unattempted, by the script
+    for name in ex.LESSONS[lesson.stem]:      # each exercise is reported, unattempted, by the script
         assert f"{name}: not attempted" in result.stdout, name
 
 
@@ -206,6 +206,16 @@ def _residual_without_shortcut(x, W1, W2, g):
     return dx - g, dW1, dW2
 
 
+def _dense_counts_without_biases(widths, classes, frozen):
+    sizes = [a * b for a, b in zip(widths, widths[1:] + [classes])]
+    return sum(sizes[frozen:]), sum(sizes[:frozen])
+
+
+def _layerwise_input_without_the_last_sigmoid(x, weights, biases, k):
+    h = SOLUTIONS["layerwise_input"](x, weights, biases, k - 1)
+    return h @ weights[k - 1] + biases[k - 1]
+
+
 MISTAKES = {  # a classic mistake for each exercise
     "elu_derivative": lambda x: np.where(x > 0, 1.0, np.exp(x) - 1),               # f instead of f'
     "swish_derivative": lambda x: _sigmoid(x),                                     # forgot x sigma'(x)
@@ -218,6 +228,8 @@ MISTAKES = {  # a classic mistake for each exercise
     "max_norm": lambda w, c: w * c / np.linalg.norm(w, axis=0),                   # every column set to norm c
     "residual_block": _residual_without_shortcut,                                  # forgot the identity's g
     "conv_params": lambda f, c, k, g: (f * c * k * k, f),                          # forgot the groups
+    "transfer_params": _dense_counts_without_biases,                               # forgot the biases
+    "layerwise_input": _layerwise_input_without_the_last_sigmoid,                  # the pre-activation
 }
 
 
@@ -250,6 +262,17 @@ def test_answers_of_the_wrong_form_are_explained():
         ex.check_confusion_matrix(MISTAKES["confusion_matrix"])
     with pytest.raises(ExerciseError, match="opposite sign"):
         ex.check_elastic_net_grad(lambda w, l1, l2: -SOLUTIONS["elastic_net_grad"](w, l1, l2))
+
+
+def test_the_pretraining_checkers_refuse_other_plausible_answers():
+    """Lesson 9: the Input counted as a frozen layer, the old head kept instead of the new one, and
+    layer k's own output (k + 1 layers) instead of its input all fail."""
+    solution = SOLUTIONS["transfer_params"]
+    for wrong in (lambda w, c, f: solution(w, c, f - 1), lambda w, c, f: solution(w, 2, f)):
+        with pytest.raises(ExerciseError, match="transfer_params: FAILED"):
+            ex.check_transfer_params(wrong)
+    with pytest.raises(ExerciseError, match=r"input of layer k has shape \(4, 3\), expected \(4, 4\)"):
+        ex.check_layerwise_input(lambda x, w, b, k: SOLUTIONS["layerwise_input"](x, w, b, k + 1))
 
 
 def test_the_examples_in_the_exercise_module_run():

@@ -37,8 +37,8 @@ NO_DOT = not HAS_DOT
 
 # --- the lessons -------------------------------------------------------------------------------------
 
-def test_there_are_six_lessons_and_a_readme_that_lists_them():
-    assert [p.stem[:7] for p in LESSONS] == [f"diff_0{k}" for k in range(1, 7)]
+def test_there_are_seven_lessons_and_a_readme_that_lists_them():
+    assert [p.stem[:7] for p in LESSONS] == [f"diff_0{k}" for k in range(1, 8)]
     readme = (ROOT / "tutorials" / "README.md").read_text()
     for lesson in LESSONS:
         assert f"python tutorials/{lesson.name}" in readme or f"`{lesson.name}`" in readme, lesson.name

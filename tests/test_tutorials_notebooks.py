@@ -30,14 +30,16 @@ SHOWS = {
     "diff_04_backprop_jacobians": {"image/png": 1},
     "diff_05_softmax_cross_entropy": {"image/svg+xml": 2, "image/png": 2},
     "diff_06_gradcheck_exercises": {"image/png": 1},
+    "diff_07_source_transformation": {"image/png": 1},
     "cnn_01_activations": {"image/png": 3},
     "cnn_02_initialisation": {"image/png": 3},
-    "cnn_03_solvers": {"image/png": 7},
+    "cnn_03_solvers": {"image/png": 8},
     "cnn_04_data": {"image/png": 2},
     "cnn_05_training": {"image/png": 5},
     "cnn_06_regularisation": {"image/png": 3},
     "cnn_07_depth": {"image/png": 2},
     "cnn_08_architectures": {"image/png": 1},
+    "cnn_09_pretraining": {"image/png": 2},
 }
 LESSONS = sorted(TUTORIALS.glob("*_0*.py"))
 

@@ -18,8 +18,11 @@
 # (AlexNet, ZFNet, VGG16), with the papers they cite: Krizhevsky, Sutskever and Hinton (2012),
 # Zeiler and Fergus (2013), Simonyan and Zisserman (2014).*
 #
-# The classic ImageNet networks, built layer for layer with `nn` (no training: building allocates
-# the parameters, so `summary()` and `count_params()` work at once), and what their counts teach:
+# The classic ImageNet networks, ready in `nn.models` (`alexnet()`, `zfnet()`, `vgg16()`, layer for
+# layer as their papers give them), and what their counts teach. Building a model makes its
+# parameters, so `summary()` and `count_params()` work at once, before any training; inside
+# `nn.models.shapes_only()` the parameters get shapes but no values (like PyTorch's "meta"
+# device), so even VGG16's 553 MB cost nothing here:
 #
 # 1. AlexNet as published, on two GPUs: its convolutions 2, 4 and 5 see only the half of the
 #    previous layer's channels that lives on the same GPU (`groups=2`): **60,965,224** parameters;
@@ -49,7 +52,7 @@ import numpy as np
 
 import autodiff as ad
 import nn
-from nn import Conv2D, Dense, Dropout, Flatten, Input, MaxPool2D, Sequential
+from nn import Conv2D, Input, MaxPool2D, Sequential
 
 from chainrule.lessons import show_figure
 
@@ -82,20 +85,8 @@ def dense_count(inputs, units):
 # is a grouped convolution with two groups.
 
 # %%
-def alexnet(classes=1000):
-    """AlexNet (Krizhevsky et al. 2012) on 227x227x3, with the two-GPU split as groups=2."""
-    return Sequential([Input((3, 227, 227)),
-                       Conv2D(96, 11, stride=4, activation="relu"), MaxPool2D(3, stride=2),
-                       Conv2D(256, 5, padding=2, groups=2, activation="relu"), MaxPool2D(3, stride=2),
-                       Conv2D(384, 3, padding=1, activation="relu"),
-                       Conv2D(384, 3, padding=1, groups=2, activation="relu"),
-                       Conv2D(256, 3, padding=1, groups=2, activation="relu"), MaxPool2D(3, stride=2),
-                       Flatten(), Dense(4096, activation="relu"), Dropout(0.5),
-                       Dense(4096, activation="relu"), Dropout(0.5), Dense(classes, activation="softmax")],
-                      name="alexnet")
-
-
-model = alexnet()
+with nn.models.shapes_only():          # shapes, no values: a summary without allocating 61 million floats
+    model = nn.models.alexnet()
 model.summary()
 ALEXNET = [conv_count(96, 3, 11), conv_count(256, 96, 5, 2), conv_count(384, 256, 3), conv_count(384, 384, 3, 2),
            conv_count(256, 384, 3, 2), dense_count(256 * 6 * 6, 4096), dense_count(4096, 4096),
@@ -128,19 +119,8 @@ assert sum(torchvision) == 61_100_840                                 # torchvis
 # table (its Fig. 3), not a total; counted from that table, on 224x224 images:
 
 # %%
-def zfnet(classes=1000):
-    """ZFNet (Zeiler and Fergus 2013, Fig. 3) on 224x224x3."""
-    return Sequential([Input((3, 224, 224)),
-                       Conv2D(96, 7, stride=2, padding=1, activation="relu"), MaxPool2D(3, stride=2, padding=1),
-                       Conv2D(256, 5, stride=2, activation="relu"), MaxPool2D(3, stride=2, padding=1),
-                       Conv2D(384, 3, padding=1, activation="relu"), Conv2D(384, 3, padding=1, activation="relu"),
-                       Conv2D(256, 3, padding=1, activation="relu"), MaxPool2D(3, stride=2),
-                       Flatten(), Dense(4096, activation="relu"), Dropout(0.5),
-                       Dense(4096, activation="relu"), Dropout(0.5), Dense(classes, activation="softmax")],
-                      name="zfnet")
-
-
-model = zfnet()
+with nn.models.shapes_only():
+    model = nn.models.zfnet()
 ZFNET = [conv_count(96, 3, 7), conv_count(256, 96, 5), conv_count(384, 256, 3), conv_count(384, 384, 3),
          conv_count(256, 384, 3), dense_count(256 * 6 * 6, 4096), dense_count(4096, 4096), dense_count(4096, 1000)]
 assert [count for _, count in weight_layers(model)] == ZFNET
@@ -159,21 +139,10 @@ del model
 # channels) each closed by a 2x2 max-pooling, then the same three dense layers: 16 weight layers.
 
 # %%
-VGG16_BLOCKS = [(64, 2), (128, 2), (256, 3), (512, 3), (512, 3)]     # (channels, convolutions) per block
-
-
-def vgg16(classes=1000):
-    """VGG16 (Simonyan and Zisserman 2014, configuration D) on 224x224x3."""
-    layers = [Input((3, 224, 224))]
-    for channels, convolutions in VGG16_BLOCKS:
-        layers += [Conv2D(channels, 3, padding=1, activation="relu") for _ in range(convolutions)]
-        layers.append(MaxPool2D(2))
-    layers += [Flatten(), Dense(4096, activation="relu"), Dropout(0.5), Dense(4096, activation="relu"),
-               Dropout(0.5), Dense(classes, activation="softmax")]
-    return Sequential(layers, name="vgg16")
-
-
-model = vgg16()
+VGG16_BLOCKS = nn.models.VGG16_BLOCKS          # (channels, convolutions) per block
+print(f"VGG16's blocks (channels, 3x3 convolutions): {VGG16_BLOCKS}")
+with nn.models.shapes_only():
+    model = nn.models.vgg16()
 channels_in = [3] + [c for c, n in VGG16_BLOCKS for _ in range(n)][:-1]
 channels_out = [c for c, n in VGG16_BLOCKS for _ in range(n)]
 VGG16 = [conv_count(o, i, 3) for i, o in zip(channels_in, channels_out)] + \

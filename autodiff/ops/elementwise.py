@@ -39,7 +39,7 @@ def real_only(name, *xs):
                 lambda g, out, a, b: unbroadcast(g, shape_of(b))],
            jvp=[lambda t, out, a, b: broadcast_like(t, out),
                 lambda t, out, a, b: broadcast_like(t, out)],
-           sympy=operator.add, symbol="+", samples=binary())
+           sympy=operator.add, symbol="+", samples=binary(), code="{0} + {1}")
 def add(a, b):
     """a + b, elementwise with broadcasting."""
     return np.add(a, b)
@@ -49,7 +49,7 @@ def add(a, b):
                 lambda g, out, a, b: unbroadcast(-g, shape_of(b))],
            jvp=[lambda t, out, a, b: broadcast_like(t, out),
                 lambda t, out, a, b: broadcast_like(-t, out)],
-           sympy=operator.sub, symbol="-", samples=binary())
+           sympy=operator.sub, symbol="-", samples=binary(), code="{0} - {1}")
 def sub(a, b):
     """a - b, elementwise with broadcasting."""
     return np.subtract(a, b)
@@ -57,7 +57,7 @@ def sub(a, b):
 
 @primitive(partials=[lambda out, a, b: b,
                      lambda out, a, b: a],
-           sympy=operator.mul, symbol="*", samples=binary())
+           sympy=operator.mul, symbol="*", samples=binary(), code="{0} * {1}")
 def mul(a, b):
     """a * b, elementwise with broadcasting."""
     return np.multiply(a, b)
@@ -67,14 +67,14 @@ def mul(a, b):
                 lambda g, out, a, b: unbroadcast(-g * out / b, shape_of(b))],
            jvp=[lambda t, out, a, b: t / b,
                 lambda t, out, a, b: -t * out / b],
-           sympy=operator.truediv, symbol="/", samples=binary(lo2=0.5, hi2=2.0))
+           sympy=operator.truediv, symbol="/", samples=binary(lo2=0.5, hi2=2.0), code="{0} / {1}")
 def div(a, b):
     """a / b, elementwise with broadcasting."""
     return np.divide(a, b)
 
 
 @primitive(vjp=[lambda g, out, x: -g], jvp=[lambda t, out, x: -t],
-           sympy=operator.neg, symbol="neg", samples=unary())
+           sympy=operator.neg, symbol="neg", samples=unary(), code="-{0}")
 def neg(x):
     """-x."""
     return np.negative(x)
@@ -87,7 +87,8 @@ def _log_base(x):
 
 @primitive(partials=[lambda out, x, y: y * x ** (y - 1),
                      lambda out, x, y: out * _log_base(x)],
-           sympy=operator.pow, symbol="**", samples=binary(lo=0.5, hi=2.0))
+           sympy=operator.pow, symbol="**", samples=binary(lo=0.5, hi=2.0),
+           code="{0} ** {1}", code_partials=[None, "{out} * (log({0}) if {0} != 0 else 0.0)"])
 def pow(x, y):
     """x ** y with a Tensor exponent (d/dy = x**y log x). ``x ** 2`` with a number uses pow_const."""
     return np.power(x, y)
@@ -104,7 +105,8 @@ def _pow_const_partial(out, x, *, p):
 @primitive(partials=[_pow_const_partial],
            sympy=lambda x, *, p: x ** _sympy_number(p), symbol="**",
            samples=lambda rng: [((uniform(rng, 0.5, 2, s),), {"p": p})
-                                for s, p in [((), 2), ((3,), 3), ((2, 3), -1.5), ((2,), 0.5), ((), 1), ((3,), 0)]])
+                                for s, p in [((), 2), ((3,), 3), ((2, 3), -1.5), ((2,), 0.5), ((), 1), ((3,), 0)]],
+           code="{0} ** {p}")
 def pow_const(x, *, p):
     """x ** p for a constant exponent p (a number): b = a^2 in eq. 5.38 is ``pow_const(a, p=2)``."""
     return np.power(x, p)
@@ -120,38 +122,38 @@ def _sympy_number(p):
 # --------------------------------------------------------------------------------------------
 # Elementwise functions
 
-@primitive(partials=[lambda out, x: out], sympy="exp", samples=unary())
+@primitive(partials=[lambda out, x: out], sympy="exp", samples=unary(), code="exp({0})")
 def exp(x):
     """Exponential, elementwise."""
     return np.exp(x)
 
 
 @primitive(vjp=[lambda g, out, x: g / x], jvp=[lambda t, out, x: t / x],
-           sympy="log", samples=unary(0.2, 3.0))
+           sympy="log", samples=unary(0.2, 3.0), code="log({0})")
 def log(x):
     """Natural logarithm, elementwise."""
     return np.log(x)
 
 
-@primitive(partials=[lambda out, x: cos(x)], sympy="sin", samples=unary(-3, 3))
+@primitive(partials=[lambda out, x: cos(x)], sympy="sin", samples=unary(-3, 3), code="sin({0})")
 def sin(x):
     """Sine, elementwise."""
     return np.sin(x)
 
 
-@primitive(partials=[lambda out, x: -sin(x)], sympy="cos", samples=unary(-3, 3))
+@primitive(partials=[lambda out, x: -sin(x)], sympy="cos", samples=unary(-3, 3), code="cos({0})")
 def cos(x):
     """Cosine, elementwise."""
     return np.cos(x)
 
 
-@primitive(partials=[lambda out, x: 1 + out * out], sympy="tan", samples=unary(-1.2, 1.2))
+@primitive(partials=[lambda out, x: 1 + out * out], sympy="tan", samples=unary(-1.2, 1.2), code="tan({0})")
 def tan(x):
     """Tangent, elementwise (d/dx tan x = 1 + tan^2 x)."""
     return np.tan(x)
 
 
-@primitive(partials=[lambda out, x: 1 - out * out], sympy="tanh", samples=unary(-3, 3))
+@primitive(partials=[lambda out, x: 1 - out * out], sympy="tanh", samples=unary(-3, 3), code="tanh({0})")
 def tanh(x):
     """Hyperbolic tangent, elementwise (d/dx tanh x = 1 - tanh^2 x)."""
     return np.tanh(x)
@@ -163,7 +165,8 @@ def _sympy_sigmoid(x):
     return 1 / (1 + sympy.exp(-x))
 
 
-@primitive(partials=[lambda out, x: out * (1 - out)], sympy=_sympy_sigmoid, samples=unary(-4, 4))
+@primitive(partials=[lambda out, x: out * (1 - out)], sympy=_sympy_sigmoid, samples=unary(-4, 4),
+           code="1.0 / (1.0 + exp(-{0}))")
 def sigmoid(x):
     """Logistic sigmoid 1 / (1 + exp(-x)), computed without overflow (d/dx = s (1 - s))."""
     x = np.asarray(x)
@@ -174,14 +177,14 @@ def sigmoid(x):
 
 
 @primitive(vjp=[lambda g, out, x: g / (2 * out)], jvp=[lambda t, out, x: t / (2 * out)],
-           sympy="sqrt", samples=unary(0.2, 3.0))
+           sympy="sqrt", samples=unary(0.2, 3.0), code="sqrt({0})")
 def sqrt(x):
     """Square root, elementwise."""
     return np.sqrt(x)
 
 
 @primitive(partials=[lambda out, x: np.sign(value_of(x))], sympy="Abs", samples=unary(),
-           kinks=[lambda x: x])
+           kinks=[lambda x: x], code="abs({0})", code_partials=["sign({0})"])
 def abs(x):
     """|x|, elementwise; abs'(0) = 0."""
     real_only("abs", x)
@@ -189,7 +192,7 @@ def abs(x):
 
 
 @primitive(partials=[lambda out, x: np.zeros_like(value_of(x))], sympy="sign", samples=unary(),
-           kinks=[lambda x: x])
+           kinks=[lambda x: x], code="sign({0})", code_partials=["0.0"])
 def sign(x):
     """-1, 0 or 1 by the sign of x, elementwise; its derivative is 0 (except at 0, where it jumps)."""
     real_only("sign", x)
@@ -203,7 +206,7 @@ def _sympy_relu(x):
 
 
 @primitive(partials=[lambda out, x: value_of(x) > 0], sympy=_sympy_relu, samples=unary(),
-           kinks=[lambda x: x])
+           kinks=[lambda x: x], code="maximum({0}, 0.0)", code_partials=["{0} > 0"])
 def relu(x):
     """max(x, 0), elementwise; relu'(0) = 0."""
     real_only("relu", x)
@@ -212,7 +215,8 @@ def relu(x):
 
 @primitive(partials=[lambda out, a, b: _ties(value_of(a), value_of(b), _result_dtype(out), np.greater),
                      lambda out, a, b: _ties(value_of(b), value_of(a), _result_dtype(out), np.greater)],
-           sympy="Max", samples=binary(), kinks=[lambda a, b: a - b])
+           sympy="Max", samples=binary(), kinks=[lambda a, b: a - b], code="maximum({0}, {1})",
+           code_partials=["({0} > {1}) + 0.5 * ({0} == {1})", "({1} > {0}) + 0.5 * ({0} == {1})"])
 def maximum(a, b):
     """Elementwise maximum; at ties each argument gets half the gradient."""
     real_only("maximum", a, b)
@@ -221,7 +225,8 @@ def maximum(a, b):
 
 @primitive(partials=[lambda out, a, b: _ties(value_of(a), value_of(b), _result_dtype(out), np.less),
                      lambda out, a, b: _ties(value_of(b), value_of(a), _result_dtype(out), np.less)],
-           sympy="Min", samples=binary(), kinks=[lambda a, b: a - b])
+           sympy="Min", samples=binary(), kinks=[lambda a, b: a - b], code="minimum({0}, {1})",
+           code_partials=["({0} < {1}) + 0.5 * ({0} == {1})", "({1} < {0}) + 0.5 * ({0} == {1})"])
 def minimum(a, b):
     """Elementwise minimum; at ties each argument gets half the gradient."""
     real_only("minimum", a, b)
@@ -238,6 +243,17 @@ def _clip_mask(x, a_min, a_max):
     return inside
 
 
+def _clip_code(x, a_min, a_max, lower, upper):
+    """clip's element code for autodiff.compile: its value (maximum/minimum) or its mask (>=, <=)."""
+    parts = [(lower, a_min), (upper, a_max)]
+    if lower == "maximum":
+        for fn, bound in parts:
+            x = x if bound is None else f"{fn}({x}, {float(bound)!r})"
+        return x
+    tests = [f"({x} {op} {float(bound)!r})" for op, bound in parts if bound is not None]
+    return " & ".join(tests) or "1.0"
+
+
 def _sympy_clip(x, *, a_min, a_max):
     import sympy
 
@@ -249,7 +265,9 @@ def _sympy_clip(x, *, a_min, a_max):
 @primitive(partials=[lambda out, x, *, a_min, a_max: _clip_mask(x, a_min, a_max)],
            sympy=_sympy_clip, samples=unary(-2, 2, a_min=-1.0, a_max=1.0),
            kinks=[lambda x, *, a_min, a_max: x - (np.inf if a_min is None else a_min),
-                  lambda x, *, a_min, a_max: x - (np.inf if a_max is None else a_max)])
+                  lambda x, *, a_min, a_max: x - (np.inf if a_max is None else a_max)],
+           code=lambda x, *, a_min, a_max: _clip_code(x, a_min, a_max, "maximum", "minimum"),
+           code_partials=[lambda x, *, a_min, a_max, out: _clip_code(x, a_min, a_max, ">=", "<=")])
 def clip(x, *, a_min=None, a_max=None):
     """Clamp x to [a_min, a_max]; the gradient passes on the closed interval (as torch.clamp)."""
     real_only("clip", x)
@@ -257,7 +275,7 @@ def clip(x, *, a_min=None, a_max=None):
 
 
 @primitive(vjp=[lambda g, out, x: g], jvp=[lambda t, out, x: t],
-           sympy=lambda x: x, samples=unary())
+           sympy=lambda x: x, samples=unary(), code="{0}")
 def identity(x):
     """x itself: a fresh node standing for a function argument in nested differentiation."""
     return x
@@ -272,7 +290,7 @@ def _where_samples(rng):
                 lambda g, out, a, b, *, cond: unbroadcast(where(cond, 0, g), shape_of(b))],
            jvp=[lambda t, out, a, b, *, cond: broadcast_like(where(cond, t, 0), out),
                 lambda t, out, a, b, *, cond: broadcast_like(where(cond, 0, t), out)],
-           samples=_where_samples)
+           samples=_where_samples, code="impl")
 def _where(a, b, *, cond):
     return np.where(cond, a, b)
 

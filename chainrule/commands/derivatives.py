@@ -32,7 +32,7 @@ def demo(points, out=None) -> int:
     x = ad.Tensor(points[0], requires_grad=True, name="x")
     y = eq_5_36(x)
     expr = ad.to_sympy(y)
-    symbol = sympy.Symbol("x", real=True)
+    symbol = sympy.Symbol("x")     # to_sympy's symbols are plain
     derivative = sympy.diff(expr, symbol)
     n_ops = sum(1 for node in ad.toposort([y])[0] if node.op is not None)
     print(f"Eq. 5.36 of the source material, recorded as a graph of {n_ops} primitives (eq. 5.38):", file=out)

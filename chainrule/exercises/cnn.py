@@ -1,14 +1,13 @@
 """Exercises for the CNN-training lessons (``tutorials/cnn_0N_*.py``), each with a checker.
 
 Most of these exercises ask for a *value*, not a backward pass: the derivative of an activation,
-the standard deviation of an initialiser, one step of an optimiser, centred data, a confusion
-matrix, a penalty's gradient, a max-norm projection. A :class:`ValueExercise` checks such an
-answer against what the toolkit computes for the same inputs (the engine's derivative,
-``nn.init.fans``, ``nn.optim``, ``nn.data``, ``nn.regularizers``), element by element, with the
-tolerances and the report of :mod:`chainrule.exercises.checking`: it passes, or raises
-``ExerciseError`` with a table naming each wrong element (the output, its index, the expected and
-the returned value). The residual block of lesson 7 is a backward pass again, checked like the
-differentiation exercises (a :class:`~chainrule.exercises.checking.Exercise`).
+an initialiser's standard deviation, an optimiser's step, centred data, a confusion matrix, a
+penalty's gradient, a max-norm projection, parameter counts, the input of a pre-training stage. A
+:class:`~chainrule.exercises.values.ValueExercise` checks it against what the toolkit computes for the same inputs (the
+engine, ``nn.init``, ``nn.optim``, ``nn.data``, ``nn.regularizers``, ``nn.transfer``), element by
+element, with the tolerances and the report of :mod:`chainrule.exercises.checking`: it passes, or
+raises ``ExerciseError`` with a table naming each wrong element. The residual block of lesson 7 is
+a backward pass, checked like the differentiation exercises (an ``Exercise``).
 
 For each exercise this module gives a stub with the signature your answer must have (it raises
 ``NotImplementedError``) and a checker ``check_<name>(your_function)``; ``LESSONS`` says which
@@ -29,90 +28,19 @@ elu_derivative: FAILED
 """
 from __future__ import annotations
 
-import copy
-import re
-from dataclasses import dataclass
-from typing import Callable
-
 import numpy as np
 
 import autodiff as ad
 import nn
 from nn import functional as F
+from nn.transfer import freeze, frozen_parameters, replace_head, trainable_parameters
 
-from .checking import ATOL, RTOL, Exercise, ExerciseError, ExerciseReport, _as_tuple, _compare, _hints
+from .checking import Exercise
+from .values import ValueExercise, ValueReport
 
 ELU_ALPHA = 1.0     # nn.functional.elu's default, the slides' alpha
 SWISH_BETA = 1.0    # nn.functional.swish's default: x sigmoid(x)
 ADAM_EPS = 1e-8     # torch.optim.Adam's (and nn.optim.Adam's) default epsilon
-
-
-# --- the machinery: a value checked against the toolkit's ----------------------------------------
-
-class ValueReport(ExerciseReport):
-    """An :class:`ExerciseReport` that speaks of the answer's *outputs*, not of gradients.
-
-    (Its rows keep the key "gradient" for the output's name, as the reports of the vjp exercises.)
-    """
-
-    def __str__(self):
-        text = super().__str__().replace("a gradient is None", "an output is None")
-        return re.sub(r"^gradient", "output  ", text, count=1, flags=re.M)
-
-
-@dataclass
-class ValueExercise:
-    """A computation to write by hand, and the toolkit's reference for it.
-
-    ``args`` names the student's arguments in order; ``outputs`` the arrays the answer returns, in
-    order (one array, or a tuple of them). ``sample(rng)`` draws the inputs as a dict (arrays,
-    numbers, shapes: passed as they are, copied); ``reference(**inputs)`` returns the expected
-    outputs as a tuple, computed with the toolkit.
-    """
-
-    name: str
-    args: tuple
-    outputs: tuple
-    reference: Callable
-    sample: Callable
-    seed: int = 0
-
-    def inputs(self, seed: int | None = None) -> dict:
-        """The inputs the checker uses, by argument name."""
-        return self.sample(np.random.default_rng(self.seed if seed is None else seed))
-
-    def expected(self, inputs: dict) -> tuple:
-        """The reference outputs (float64 arrays) for these inputs."""
-        result = self.reference(**copy.deepcopy(inputs))
-        return tuple(np.asarray(r, dtype=np.float64) for r in result)
-
-    def check(self, student: Callable, seed: int | None = None) -> ValueReport:
-        """Run ``student(*args)`` and compare with the reference; raise ``ExerciseError`` if wrong.
-
-        A stub that raises ``NotImplementedError`` lets it through: see ``attempt``.
-        """
-        inputs = self.inputs(seed)
-        expected = self.expected(inputs)
-        answer = student(*[copy.deepcopy(inputs[k]) for k in self.args])
-        report = ValueReport(self.name, passed=True)
-        transposed = []
-        got = _as_tuple(answer, len(self.outputs), report)
-        if got is not None:
-            for name, e, a in zip(self.outputs, expected, got):
-                if a.shape != e.shape:
-                    report.problems.append(f"{name} has shape {a.shape}, expected {e.shape}")
-                    continue
-                wrong_before = report.wrong
-                _compare(report, name, e, a)
-                if report.wrong > wrong_before and a.T.shape == e.shape and np.allclose(a.T, e, rtol=RTOL, atol=ATOL):
-                    transposed.append(name)
-        report.passed = not report.problems and not report.wrong
-        if not report.passed:
-            report.rows.sort(key=lambda r: r["abs err"] - ATOL - RTOL * abs(r["expected"]), reverse=True)
-            report.hints = [f"Hint: {name} is the transpose of the expected one: rows and columns swapped?"
-                            for name in transposed] or _hints(report.rows)
-            raise ExerciseError(report)
-        return report
 
 
 def _away_from_zero(rng, shape, lo=0.2, hi=4.0):
@@ -354,9 +282,6 @@ def check_residual_block(student_vjp):
     return RESIDUAL_BLOCK.check(student_vjp)
 
 
-# --- the index -------------------------------------------------------------------------------------
-
-#: Every exercise, in the order of the lessons.
 # --- lesson 8: architectures ------------------------------------------------------------------------
 
 def conv_params(filters, channels, kernel, groups):
@@ -384,15 +309,72 @@ def check_conv_params(student):
     return CONV_PARAMS.check(student)
 
 
+# --- lesson 9: pre-training and fine-tuning ---------------------------------------------------------
+
+def transfer_params(widths, classes, frozen):
+    """Return (trainable, non_trainable): the parameter counts of a Dense stack (input width widths[0],
+    hidden widths widths[1:]) whose head is replaced by Dense(classes) and first ``frozen`` layers frozen."""
+    raise NotImplementedError("count each Dense layer's weights and biases; the frozen ones apart")
+
+
+def _transfer_params_reference(widths, classes, frozen):
+    model = nn.Sequential([nn.Input((widths[0],))] + [nn.Dense(w) for w in widths[1:]] + [nn.Dense(2)])
+    new = replace_head(model, nn.Dense(classes))
+    freeze(*new.layers[1:1 + frozen])
+    return sum(p.size for p in trainable_parameters(new)), sum(p.size for p in frozen_parameters(new))
+
+
+TRANSFER_PARAMS = ValueExercise(
+    "transfer_params", ("widths", "classes", "frozen"), ("trainable", "non_trainable"), _transfer_params_reference,
+    lambda rng: {"widths": [int(w) for w in rng.choice([16, 32, 64, 100], 4)], "classes": 5, "frozen": 2})
+
+
+def check_transfer_params(student):
+    """Check ``student(widths, classes, frozen) -> (trainable, non_trainable)`` against ``nn.transfer``."""
+    return TRANSFER_PARAMS.check(student)
+
+
+def layerwise_input(x, weights, biases, k):
+    """Return what greedy layer-wise pre-training feeds layer ``k``'s auto-encoder (k = 0, 1, ...): ``x``
+    through the sigmoid Dense layers 0..k-1 (``weights[i]`` (in, units), ``biases[i]``), already trained."""
+    raise NotImplementedError("pass x through the layers before layer k")
+
+
+def _layerwise_input_reference(x, weights, biases, k):
+    h = x
+    for w, b in zip(weights[:k], biases[:k]):
+        layer = nn.Dense(w.shape[1], activation="sigmoid")
+        layer.build((w.shape[0],))
+        layer.weight, layer.bias = nn.Parameter(w), nn.Parameter(b)    # float64: the engine keeps the dtype
+        with ad.no_grad():
+            h = np.asarray(ad.value_of(layer(h)))
+    return (h,)
+
+
+LAYERWISE_INPUT = ValueExercise(
+    "layerwise_input", ("x", "weights", "biases", "k"), ("input of layer k",), _layerwise_input_reference,
+    lambda rng: {"x": rng.normal(size=(4, 6)), "weights": [rng.normal(size=s) for s in ((6, 5), (5, 4), (4, 3))],
+                 "biases": [rng.normal(size=n) for n in (5, 4, 3)], "k": 2})
+
+
+def check_layerwise_input(student):
+    """Check ``student(x, weights, biases, k) -> layer k's input`` against ``nn.Dense`` layers."""
+    return LAYERWISE_INPUT.check(student)
+
+
+# --- the index -------------------------------------------------------------------------------------
+
+#: Every exercise, in the order of the lessons.
 EXERCISES = {e.name: e for e in (ELU_DERIVATIVE, SWISH_DERIVATIVE, INIT_STD, MOMENTUM_STEP, ADAM_STEP,
                                  CHANNEL_CENTRE, CONFUSION_MATRIX, ELASTIC_NET_GRAD, MAX_NORM, RESIDUAL_BLOCK,
-                                 CONV_PARAMS)}
+                                 CONV_PARAMS, TRANSFER_PARAMS, LAYERWISE_INPUT)}
 
 #: Which lesson asks for which exercises.
 LESSONS = {"cnn_01_activations": ["elu_derivative", "swish_derivative"], "cnn_02_initialisation": ["init_std"],
            "cnn_03_solvers": ["momentum_step", "adam_step"], "cnn_04_data": ["channel_centre"],
            "cnn_05_training": ["confusion_matrix"], "cnn_06_regularisation": ["elastic_net_grad", "max_norm"],
-           "cnn_07_depth": ["residual_block"], "cnn_08_architectures": ["conv_params"]}
+           "cnn_07_depth": ["residual_block"], "cnn_08_architectures": ["conv_params"],
+           "cnn_09_pretraining": ["transfer_params", "layerwise_input"]}
 
 #: The checker of each exercise, by name.
 CHECKS = {name: globals()[f"check_{name}"] for name in EXERCISES}

@@ -18,6 +18,10 @@ once, e.g. by a layer at construction::
     forward(x, w, b, geometry)                       -> y
     backward_input(g, w, input_shape, geometry)      -> dx
     backward_weight(g, x, weight_shape, geometry, bias=True) -> (dw, db)
+    backward(g, x, w, geometry, input_grad=True, weight_grad=True, relu_out=None) -> (dx, dw, db)
+
+``backward`` gives all three from one pass over g (each image's g read once, masked by the fused
+ReLU's output ``relu_out`` when given, and used for both products while it is in cache).
 
 They check the arrays on every call (dtype, shape, that they fit the geometry), not the geometry,
 and run the function of the same name and arguments in the backend's module (IMPLEMENTATIONS):
@@ -29,11 +33,11 @@ the default dtype; float64 is accepted; all arrays of a call must share one dtyp
 from __future__ import annotations
 
 from .._checks import float_array, host_only, shape4
-from ..backend import resolve
+from ..backend import resolve_for
 from ..options import ConvGeometry
 from . import reference
 
-__all__ = ["forward", "backward_input", "backward_weight", "relu_grad",
+__all__ = ["forward", "backward_input", "backward_weight", "backward", "relu_grad",
            "conv2d_forward", "conv2d_backward_input", "conv2d_backward_weight"]
 
 
@@ -92,7 +96,7 @@ def _check_g(g, expected):
 def forward(x, w, b, geometry: ConvGeometry, *, relu=False, backend=None):
     """y = conv2d(x, w) + b (N, F, Ho, Wo); b may be None. ``relu=True``: max(y, 0), fused (the
     activation applied while each result is still in cache). See the module docstring."""
-    name = resolve(backend)
+    name = resolve_for(backend, x, w, b)
     geometry = _geometry(geometry)
     x = float_array(x, "x", 4)
     w = float_array(w, "w", 4, dtype=x.dtype)
@@ -108,7 +112,7 @@ def forward(x, w, b, geometry: ConvGeometry, *, relu=False, backend=None):
 
 def backward_input(g, w, input_shape, geometry: ConvGeometry, *, backend=None):
     """dL/dx of shape ``input_shape`` given g = dL/dy. See conv2d_backward_input."""
-    name = resolve(backend)
+    name = resolve_for(backend, g, w)
     geometry = _geometry(geometry)
     g = float_array(g, "g", 4)
     w = float_array(w, "w", 4, dtype=g.dtype)
@@ -120,7 +124,7 @@ def backward_input(g, w, input_shape, geometry: ConvGeometry, *, backend=None):
 
 def backward_weight(g, x, weight_shape, geometry: ConvGeometry, *, bias=True, backend=None):
     """(dL/dw, dL/db) given g = dL/dy; dL/db is None when ``bias`` is False. See conv2d_backward_weight."""
-    name = resolve(backend)
+    name = resolve_for(backend, g, x)
     geometry = _geometry(geometry)
     g = float_array(g, "g", 4)
     x = float_array(x, "x", 4, dtype=g.dtype)
@@ -129,6 +133,34 @@ def backward_weight(g, x, weight_shape, geometry: ConvGeometry, *, bias=True, ba
     _check_g(g, _output_shape(x.shape, weight_shape, geometry, "x"))
     host_only(name, g=g, x=x)
     return IMPLEMENTATIONS[name]().backward_weight(g, x, weight_shape, geometry, bool(bias))
+
+
+def backward(g, x, w, geometry: ConvGeometry, *, input_grad=True, weight_grad=True, relu_out=None, backend=None):
+    """(dL/dx, dL/dw, dL/db) of y = conv2d(x, w) + b given g = dL/dy, from one pass over g; dL/dx is None
+    unless ``input_grad``, dL/dw and dL/db None unless ``weight_grad``. ``relu_out``: the output of
+    ``forward(..., relu=True)``; g is then masked where it is 0 (relu'(0) = 0), as ``relu_grad`` does.
+
+    >>> import numpy as np
+    >>> x, w = np.ones((1, 1, 3, 3), np.float32), np.ones((1, 1, 2, 2), np.float32)
+    >>> dx, dw, db = backward(np.ones((1, 1, 2, 2), np.float32), x, w, ConvGeometry(), backend="numpy")
+    >>> dx[0, 0], dw.ravel(), db                 # windows covering each pixel; 4 windows; sum of g
+    (array([[1., 2., 1.],
+           [2., 4., 2.],
+           [1., 2., 1.]], dtype=float32), array([4., 4., 4., 4.], dtype=float32), array([4.], dtype=float32))
+    """
+    name = resolve_for(backend, g, x)
+    geometry = _geometry(geometry)
+    g = float_array(g, "g", 4)
+    x = float_array(x, "x", 4, dtype=g.dtype)
+    w = float_array(w, "w", 4, dtype=g.dtype)
+    shape4(x.shape, "x")
+    _check_g(g, _output_shape(x.shape, w.shape, geometry, "x"))
+    if relu_out is not None:
+        relu_out = float_array(relu_out, "relu_out", 4, dtype=g.dtype)
+        if tuple(relu_out.shape) != tuple(g.shape):
+            raise ValueError(f"relu_out must have g's shape {tuple(g.shape)}, got {tuple(relu_out.shape)}")
+    host_only(name, g=g, x=x, w=w, relu_out=relu_out)
+    return IMPLEMENTATIONS[name]().backward(g, x, w, geometry, bool(input_grad), bool(weight_grad), relu_out)
 
 
 def relu_grad(g, out, *, backend=None):
@@ -140,7 +172,7 @@ def relu_grad(g, out, *, backend=None):
     >>> relu_grad(np.ones_like(out), out, backend="numpy").ravel()
     array([0., 1., 0., 1.], dtype=float32)
     """
-    name = resolve(backend)
+    name = resolve_for(backend, g, out)
     g = float_array(g, "g", 4)
     out = float_array(out, "out", 4, dtype=g.dtype)
     if tuple(out.shape) != tuple(g.shape):

@@ -120,6 +120,67 @@ def _row_sum(row):
     return total
 
 
+#: Below this many rows of cols (C/groups * kh * kw), backward weight multiplies with _small_k_weight
+#: instead of BLAS: a first convolution over a grey image (K = 9) ran at ~40 GFLOP/s through BLAS
+#: here, ~140 with the loop below; from K ~ 50 on BLAS is faster.
+SMALL_K = 32
+
+
+@njit(cache=True, fastmath={"reassoc", "contract"})
+def _small_k_weight(gg, cols, dw):
+    """dw (F, K) += gg (F, HW) @ cols (K, HW).T for small K: four filters and two rows of cols at a
+    time, eight running sums in registers, each loaded value used four (or two) times.
+
+    ``reassoc`` lets the compiler split each sum over the vector lanes (so it vectorises); the order
+    it picks is fixed at compile time, so results are still identical run to run, and each image's
+    contribution does not depend on the thread count."""
+    fg, hw = gg.shape
+    kg = cols.shape[0]
+    f4 = fg - fg % 4
+    for f in range(0, f4, 4):
+        r = 0
+        while r + 1 < kg:
+            a0 = a1 = a2 = a3 = b0 = b1 = b2 = b3 = ZERO
+            for k in range(hw):
+                c, e = cols[r, k], cols[r + 1, k]
+                g0, g1, g2, g3 = gg[f, k], gg[f + 1, k], gg[f + 2, k], gg[f + 3, k]
+                a0 += g0 * c
+                a1 += g1 * c
+                a2 += g2 * c
+                a3 += g3 * c
+                b0 += g0 * e
+                b1 += g1 * e
+                b2 += g2 * e
+                b3 += g3 * e
+            dw[f, r] += a0
+            dw[f + 1, r] += a1
+            dw[f + 2, r] += a2
+            dw[f + 3, r] += a3
+            dw[f, r + 1] += b0
+            dw[f + 1, r + 1] += b1
+            dw[f + 2, r + 1] += b2
+            dw[f + 3, r + 1] += b3
+            r += 2
+        if r < kg:                                   # an odd K: the last row of cols
+            a0 = a1 = a2 = a3 = ZERO
+            for k in range(hw):
+                c = cols[r, k]
+                a0 += gg[f, k] * c
+                a1 += gg[f + 1, k] * c
+                a2 += gg[f + 2, k] * c
+                a3 += gg[f + 3, k] * c
+            dw[f, r] += a0
+            dw[f + 1, r] += a1
+            dw[f + 2, r] += a2
+            dw[f + 3, r] += a3
+    for f in range(f4, fg):                          # the filters left over after the fours
+        for r in range(kg):
+            a0 = ZERO
+            for k in range(hw):
+                a0 += gg[f, k] * cols[r, k]
+            dw[f, r] += a0
+
+
 @njit(cache=True)
 def _forward_images(x, w3, b, first, last, kh, kw, sh, sw, ph, pw, dil_h, dil_w, ho, wo, relu, y):
     """y[n] (F, Ho*Wo) = w_mat @ cols (+ b[f], then max(., 0) if relu) for images first .. last-1."""
@@ -143,41 +204,50 @@ def _forward_images(x, w3, b, first, last, kh, kw, sh, sw, ph, pw, dil_h, dil_w,
 
 
 @njit(cache=True)
-def _backward_input_images(g, wt3, first, last, kh, kw, sh, sw, ph, pw, dil_h, dil_w, ho, wo, dx):
-    """dx[n] += col2im(w_mat.T @ g[n]) per group for images first .. last-1 (dx starts at zero)."""
-    groups, kg, fg = wt3.shape
-    cg = kg // (kh * kw)
-    dcols = np.empty((kg, ho * wo), dtype=g.dtype)
-    gn = np.empty((fg, ho * wo), dtype=g.dtype)
-    for n in range(first, last):
-        for grp in range(groups):
-            if groups == 1:
-                np.dot(wt3[0], g[n], dcols)              # g[n] is already the (F, Ho*Wo) matrix
-            else:
-                gn[:, :] = g[n, grp * fg:(grp + 1) * fg]
-                np.dot(wt3[grp], gn, dcols)
-            _col2im(dcols, n, grp * cg, kh, kw, sh, sw, ph, pw, dil_h, dil_w, ho, wo, dx)
-
-
-@njit(cache=True)
-def _backward_weight_images(g, x, first, last, kh, kw, sh, sw, ph, pw, dil_h, dil_w, ho, wo, dw, db):
-    """dw[grp] += g[n] @ cols.T and db[f] += sum of g[n, f] over images first .. last-1."""
+def _backward_images(g, out, masked, x, wt3, first, last, kh, kw, sh, sw, ph, pw, dil_h, dil_w, ho, wo,
+                     want_dx, want_dw, dx, dw, db):
+    """Images first .. last-1 of the backward pass, each read once while it is in cache:
+    gm = g[n] (masked by the fused ReLU: 0 where out[n] = 0, when ``masked``); then, per group,
+    dx[n] = col2im(w_mat.T @ gm) (when ``want_dx``; dx[n] is zeroed here first), dw[grp] += gm @ cols.T
+    (when ``want_dw``) and db[f] += sum of gm[f]."""
     groups, fg, kg = dw.shape
     cg = kg // (kh * kw)
-    cols = np.empty((kg, ho * wo), dtype=x.dtype)
-    gn = np.empty((fg, ho * wo), dtype=g.dtype)
+    hw = ho * wo
+    gm = np.empty((groups * fg, hw), dtype=g.dtype)
+    gn = np.empty((fg, hw), dtype=g.dtype)
+    cols = np.empty((kg, hw), dtype=g.dtype)
+    dcols = np.empty((kg, hw), dtype=g.dtype)
     prod = np.empty((fg, kg), dtype=g.dtype)
     for n in range(first, last):
+        gi = g[n]
+        if masked:
+            oi = out[n]
+            for f in range(groups * fg):
+                for k in range(hw):
+                    gm[f, k] = gi[f, k] if oi[f, k] > ZERO else ZERO
+            gi = gm
+        if want_dx:
+            image = dx[n].reshape(-1)
+            for k in range(image.size):
+                image[k] = ZERO
         for grp in range(groups):
-            _im2col(x, n, grp * cg, kh, kw, sh, sw, ph, pw, dil_h, dil_w, ho, wo, cols)
             if groups == 1:
-                np.dot(g[n], cols.T, prod)               # g[n] is already the (F, Ho*Wo) matrix
+                gg = gi                                  # the image's g is already the (F, Ho*Wo) matrix
             else:
-                gn[:, :] = g[n, grp * fg:(grp + 1) * fg]
-                np.dot(gn, cols.T, prod)
-            dw[grp] += prod
-            for f in range(fg):
-                db[grp * fg + f] += _row_sum(g[n, grp * fg + f])
+                gn[:, :] = gi[grp * fg:(grp + 1) * fg]
+                gg = gn
+            if want_dx:
+                np.dot(wt3[grp], gg, dcols)
+                _col2im(dcols, n, grp * cg, kh, kw, sh, sw, ph, pw, dil_h, dil_w, ho, wo, dx)
+            if want_dw:
+                _im2col(x, n, grp * cg, kh, kw, sh, sw, ph, pw, dil_h, dil_w, ho, wo, cols)
+                if kg <= SMALL_K:
+                    _small_k_weight(gg, cols, dw[grp])
+                else:
+                    np.dot(gg, cols.T, prod)
+                    dw[grp] += prod
+                for f in range(fg):
+                    db[grp * fg + f] += _row_sum(gg[f])
 
 
 # The parallel drivers: one chunk of images per iteration, each chunk's work a serial function above
@@ -192,19 +262,12 @@ def _forward(x, w3, b, n_chunks, kh, kw, sh, sw, ph, pw, dil_h, dil_w, ho, wo, r
 
 
 @njit(parallel=True, cache=True)
-def _backward_input(g, wt3, n_chunks, kh, kw, sh, sw, ph, pw, dil_h, dil_w, ho, wo, dx):
+def _backward(g, out, masked, x, wt3, n_chunks, kh, kw, sh, sw, ph, pw, dil_h, dil_w, ho, wo, want_dx, want_dw,
+              dx, dw_part, db_part):
     per = (g.shape[0] + n_chunks - 1) // n_chunks
     for t in prange(n_chunks):
-        _backward_input_images(g, wt3, t * per, min(g.shape[0], (t + 1) * per), kh, kw, sh, sw, ph, pw, dil_h,
-                               dil_w, ho, wo, dx)
-
-
-@njit(parallel=True, cache=True)
-def _backward_weight(g, x, n_chunks, kh, kw, sh, sw, ph, pw, dil_h, dil_w, ho, wo, dw_part, db_part):
-    per = (g.shape[0] + n_chunks - 1) // n_chunks
-    for t in prange(n_chunks):
-        _backward_weight_images(g, x, t * per, min(g.shape[0], (t + 1) * per), kh, kw, sh, sw, ph, pw, dil_h,
-                                dil_w, ho, wo, dw_part[t], db_part[t])
+        _backward_images(g, out, masked, x, wt3, t * per, min(g.shape[0], (t + 1) * per), kh, kw, sh, sw, ph, pw,
+                         dil_h, dil_w, ho, wo, want_dx, want_dw, dx, dw_part[t], db_part[t])
 
 
 def _chunks(n):
@@ -238,34 +301,52 @@ def forward(x, w, b, geometry, relu=False):
     return y
 
 
-def backward_input(g, w, input_shape, geometry):
-    """dx of input_shape: per image, dcols = w_mat.T @ g[n] (BLAS), then col2im adds dcols into dx[n]."""
-    g, w = np.ascontiguousarray(g), np.ascontiguousarray(w)
+def _backward_pass(g, x, w, input_shape, weight_shape, geometry, input_grad, weight_grad, relu_out):
+    """(dx, dw, db) from one pass over the images (_backward_images). ``x`` is read only for dw and
+    ``w`` only for dx (each may be None when its gradient is not asked for). dw and db are summed in
+    fixed chunks of images, in chunk order: the same sums whatever the number of threads."""
     n, c, height, width = input_shape
-    f, cg, kh, kw = w.shape
-    groups = geometry.groups
-    ho, wo = g.shape[2], g.shape[3]
-    wt3 = np.ascontiguousarray(w.reshape(groups, f // groups, cg * kh * kw).transpose(0, 2, 1))
-    dx = np.zeros((n, c, height, width), dtype=g.dtype)
-    _backward_input(g.reshape(n, f, ho * wo), wt3, _chunks(n), kh, kw, *_geometry_args(geometry), ho, wo, dx)
-    return dx
-
-
-def backward_weight(g, x, weight_shape, geometry, bias):
-    """(dw, db): per image g[n] @ cols.T (BLAS), summed in fixed chunks; db the sums of g (None without bias)."""
-    g, x = np.ascontiguousarray(g), np.ascontiguousarray(x)
     f, cg, kh, kw = weight_shape
-    groups = geometry.groups
-    n, ho, wo = g.shape[0], g.shape[2], g.shape[3]
-    n_chunks = min(n, WEIGHT_CHUNKS)
-    dw_part = np.zeros((n_chunks, groups, f // groups, cg * kh * kw), dtype=g.dtype)
-    db_part = np.zeros((n_chunks, f), dtype=g.dtype)
-    _backward_weight(g.reshape(n, f, ho * wo), x, n_chunks, kh, kw, *_geometry_args(geometry), ho, wo, dw_part, db_part)
+    groups, fg, kg = geometry.groups, f // geometry.groups, cg * kh * kw
+    ho, wo = g.shape[2], g.shape[3]
+    dtype = g.dtype
+    g = np.ascontiguousarray(g).reshape(n, f, ho * wo)
+    masked = relu_out is not None
+    out = np.ascontiguousarray(relu_out).reshape(n, f, ho * wo) if masked else np.empty((0, 0, 0), dtype=dtype)
+    x = np.ascontiguousarray(x) if weight_grad else np.empty((0, 0, 0, 0), dtype=dtype)
+    wt3 = (np.ascontiguousarray(np.asarray(w).reshape(groups, fg, kg).transpose(0, 2, 1)) if input_grad
+           else np.empty((0, 0, 0), dtype=dtype))
+    n_chunks = min(n, WEIGHT_CHUNKS) if weight_grad else _chunks(n)
+    dx = np.empty((n, c, height, width) if input_grad else (0, 0, 0, 0), dtype=dtype)
+    dw_part = np.zeros((n_chunks, groups, fg, kg), dtype=dtype)
+    db_part = np.zeros((n_chunks, f), dtype=dtype)
+    _backward(g, out, masked, x, wt3, n_chunks, kh, kw, *_geometry_args(geometry), ho, wo, bool(input_grad),
+              bool(weight_grad), dx, dw_part, db_part)
+    if not weight_grad:
+        return dx, None, None
     dw, db = dw_part[0], db_part[0]
     for t in range(1, n_chunks):          # in chunk order: the same sum whatever the thread count
         dw = dw + dw_part[t]
         db = db + db_part[t]
-    return dw.reshape(f, cg, kh, kw), (db if bias else None)
+    return (dx if input_grad else None), dw.reshape(f, cg, kh, kw), db
+
+
+def backward(g, x, w, geometry, input_grad, weight_grad, relu_out):
+    """(dx, dw, db) read from one pass over g (and relu_out): each image's g is masked by the fused
+    ReLU's output (when given) and used for both products while it is in cache. dx is None unless
+    ``input_grad``; dw and db are None unless ``weight_grad``."""
+    return _backward_pass(g, x, w, x.shape, w.shape, geometry, input_grad, weight_grad, relu_out)
+
+
+def backward_input(g, w, input_shape, geometry):
+    """dx of input_shape: per image, dcols = w_mat.T @ g[n] (BLAS), then col2im adds dcols into dx[n]."""
+    return _backward_pass(g, None, w, tuple(input_shape), w.shape, geometry, True, False, None)[0]
+
+
+def backward_weight(g, x, weight_shape, geometry, bias):
+    """(dw, db): per image g[n] @ cols.T (BLAS), summed in fixed chunks; db the sums of g (None without bias)."""
+    _, dw, db = _backward_pass(g, x, None, x.shape, tuple(weight_shape), geometry, False, True, None)
+    return dw, (db if bias else None)
 
 
 def relu_grad(g, out):

@@ -8,18 +8,26 @@ results are identical run to run:
     backward input   one thread per dx[n, c, h, v]: gather form, sum over the filters and the kernel
                      offsets (p, q) whose output position (i, j) reads x[n, c, h, v]
     backward weight  one thread per dw[f, c, p, q]: sum over n and the output positions (i, j)
-    bias gradient    one thread per db[f]: sum of g[:, f]
+    bias gradient    the sum of g over (N, Ho, Wo): ``kernels.device.DeviceArray.sum``
 
-How threads are numbered and launched, and where arrays live (host in, host out; device in, device
+On a GPU, with groups == 1 (every ready model), the three directions run instead as matrix products
+tiled in shared memory (``tiles.py``, ``TILED``), these kernels staying for grouped convolutions. How threads are numbered and launched, and where arrays live (host in, host out; device in, device
 out), is shared by the three CUDA modules: ``kernels/_cuda.py``. Sums start from ``kernels._jit.ZERO``.
 """
 from __future__ import annotations
 
 import numpy as np
-from numba import cuda
+from numba import config, cuda
 
-from .._cuda import launch_config, on_device, to_caller, to_device
+from .._cuda import DeviceArray, launch_config, on_device, to_caller, to_device, zeros
 from .._jit import ZERO, unravel4
+from . import tiles
+from .reference import _composed_backward
+
+#: Whether groups == 1 runs the tiled kernels (tiles.py): on a GPU, yes. Not in the simulator, whose
+#: ``syncthreads`` makes every thread of the block poll (five times slower there); the tests switch
+#: it on for the tiles' own checks.
+TILED = not config.ENABLE_CUDASIM
 
 
 # --- kernels ----------------------------------------------------------------------------------------
@@ -105,20 +113,6 @@ def _backward_weight_kernel(g, x, sh, sw, ph, pw, dil_h, dil_w, groups, dw):
 
 
 @cuda.jit
-def _bias_grad_kernel(g, db):
-    """db[f] = sum_{n,i,j} g[n, f, i, j]."""
-    n_images, n_filters, ho, wo = g.shape
-    f = cuda.grid(1)
-    if f < n_filters:
-        acc = ZERO
-        for n in range(n_images):
-            for i in range(ho):
-                for j in range(wo):
-                    acc += g[n, f, i, j]
-        db[f] = acc
-
-
-@cuda.jit
 def _relu_grad_kernel(g, out, dg):
     """dg = g where out > 0, else 0 (flat arrays), one thread per element."""
     k = cuda.grid(1)
@@ -135,10 +129,14 @@ def forward(x, w, b, geometry, relu=False):
     n, c, height, width = x.shape
     f, cg, kh, kw = w.shape
     ho, wo = geometry.output_hw(height, width, (kh, kw))
-    bias = np.zeros(f, dtype=dtype) if b is None else b                  # no bias: add zeros
+    if b is None:                                                        # no bias: add zeros (made where x is)
+        b = zeros(f, dtype) if keep else np.zeros(f, dtype=dtype)
     y = cuda.device_array((n, f, ho, wo), dtype=dtype)
-    _forward_kernel[launch_config(y.size)](to_device(x), to_device(w), to_device(bias), *geometry.stride,
-                                           *geometry.padding, *geometry.dilation, geometry.groups, bool(relu), y)
+    if TILED and geometry.groups == 1:                                   # tiled in shared memory (tiles.py)
+        tiles.forward(to_device(x), to_device(w), to_device(b), geometry, relu, y)
+    else:
+        _forward_kernel[launch_config(y.size)](to_device(x), to_device(w), to_device(b), *geometry.stride,
+                                               *geometry.padding, *geometry.dilation, geometry.groups, bool(relu), y)
     return to_caller(y, keep)
 
 
@@ -146,8 +144,11 @@ def backward_input(g, w, input_shape, geometry):
     """dx of input_shape, one thread per input element (gather form, no atomics)."""
     keep = on_device(g, w)
     dx = cuda.device_array(tuple(input_shape), dtype=np.dtype(g.dtype))
-    _backward_input_kernel[launch_config(dx.size)](to_device(g), to_device(w), *geometry.stride, *geometry.padding,
-                                                   *geometry.dilation, geometry.groups, dx)
+    if TILED and geometry.groups == 1:
+        tiles.backward_input(to_device(g), to_device(w), geometry, dx)
+    else:
+        _backward_input_kernel[launch_config(dx.size)](to_device(g), to_device(w), *geometry.stride,
+                                                       *geometry.padding, *geometry.dilation, geometry.groups, dx)
     return to_caller(dx, keep)
 
 
@@ -157,12 +158,14 @@ def backward_weight(g, x, weight_shape, geometry, bias):
     dtype = np.dtype(g.dtype)
     g_dev = to_device(g)
     dw = cuda.device_array(tuple(weight_shape), dtype=dtype)
-    _backward_weight_kernel[launch_config(dw.size)](g_dev, to_device(x), *geometry.stride, *geometry.padding,
-                                                    *geometry.dilation, geometry.groups, dw)
+    if TILED and geometry.groups == 1:
+        tiles.backward_weight(g_dev, to_device(x), geometry, dw)
+    else:
+        _backward_weight_kernel[launch_config(dw.size)](g_dev, to_device(x), *geometry.stride, *geometry.padding,
+                                                        *geometry.dilation, geometry.groups, dw)
     db = None
-    if bias:
-        db = cuda.device_array(weight_shape[0], dtype=dtype)
-        _bias_grad_kernel[launch_config(weight_shape[0])](g_dev, db)
+    if bias:                    # a sum over (N, Ho, Wo) per filter: in pieces when long (kernels.device)
+        db = DeviceArray(g_dev).sum(axis=(0, 2, 3)).data
     return to_caller(dw, keep), None if db is None else to_caller(db, keep)
 
 
@@ -172,3 +175,10 @@ def relu_grad(g, out):
     dg = cuda.device_array(g.shape, dtype=np.dtype(g.dtype))
     _relu_grad_kernel[launch_config(g.size)](to_device(g).reshape(-1), to_device(out).reshape(-1), dg.reshape(-1))
     return to_caller(dg, keep)
+
+
+def backward(g, x, w, geometry, input_grad, weight_grad, relu_out):
+    """(dx, dw, db) in one call: relu_grad, backward_input and backward_weight above, one after the other
+    (no fused pass on the device yet); None for the gradients not asked for."""
+    return _composed_backward(relu_grad, backward_input, backward_weight, g, x, w, geometry, input_grad,
+                              weight_grad, relu_out)

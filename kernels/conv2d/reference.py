@@ -103,3 +103,21 @@ def backward_weight(g, x, weight_shape, geometry, bias):
 def relu_grad(g, out):
     """g where the fused ReLU's output ``out`` is positive, else 0 (relu'(0) = 0)."""
     return np.where(out > 0, g, np.zeros((), dtype=g.dtype))
+
+
+def backward(g, x, w, geometry, input_grad, weight_grad, relu_out):
+    """(dx, dw, db) in one call: g masked by the fused ReLU's output first (when ``relu_out`` is given),
+    then backward_input (when ``input_grad``) and backward_weight (when ``weight_grad``); None for the
+    gradients not asked for."""
+    return _composed_backward(relu_grad, backward_input, backward_weight, g, x, w, geometry, input_grad,
+                              weight_grad, relu_out)
+
+
+def _composed_backward(relu_grad, backward_input, backward_weight, g, x, w, geometry, input_grad, weight_grad,
+                       relu_out):
+    """``backward`` made of a backend's three other verbs (the reference's, and the CUDA kernels')."""
+    if relu_out is not None:
+        g = relu_grad(g, relu_out)
+    dx = backward_input(g, w, x.shape, geometry) if input_grad else None
+    dw, db = backward_weight(g, x, w.shape, geometry, True) if weight_grad else (None, None)
+    return dx, dw, db

@@ -43,7 +43,7 @@ from __future__ import annotations
 import numpy as np
 
 from .._checks import FLOAT_DTYPES, is_device_array
-from ..backend import resolve
+from ..backend import resolve_for
 from ..options import AdadeltaHyper, AdagradHyper, AdamHyper, AdamWHyper, RMSpropHyper, SGDHyper
 from . import reference
 
@@ -145,7 +145,7 @@ def _hyper(hyper, kind):
 def sgd_step(param, grad, momentum_buffer, hyper: SGDHyper, step: int, *, backend=None) -> None:
     """One SGD step (eqs. 5.17-5.20) in place; ``momentum_buffer`` is required when momentum > 0
     and ignored otherwise. See sgd_update."""
-    name = resolve(backend)
+    name = resolve_for(backend, param)
     _hyper(hyper, SGDHyper)
     step = _step(step)
     if hyper.momentum > 0:
@@ -158,7 +158,7 @@ def sgd_step(param, grad, momentum_buffer, hyper: SGDHyper, step: int, *, backen
 
 def adagrad_step(param, grad, state_sum, hyper: AdagradHyper, step: int, *, backend=None) -> None:
     """One AdaGrad step (eq. 5.21) in place. See adagrad_update."""
-    name = resolve(backend)
+    name = resolve_for(backend, param)
     _hyper(hyper, AdagradHyper)
     step = _step(step)
     _required(state_sum, "state_sum", "for AdaGrad")
@@ -168,7 +168,7 @@ def adagrad_step(param, grad, state_sum, hyper: AdagradHyper, step: int, *, back
 
 def adadelta_step(param, grad, square_avg, acc_delta, hyper: AdadeltaHyper, step: int, *, backend=None) -> None:
     """One AdaDelta step (eqs. 5.22-5.26) in place. See adadelta_update."""
-    name = resolve(backend)
+    name = resolve_for(backend, param)
     _hyper(hyper, AdadeltaHyper)
     step = _step(step)
     _required(square_avg, "square_avg", "for AdaDelta")
@@ -182,7 +182,7 @@ def rmsprop_step(param, grad, square_avg, momentum_buffer, grad_avg, hyper: RMSp
                  backend=None) -> None:
     """One RMSprop step (eqs. 5.27-5.28) in place; ``momentum_buffer`` is required when momentum > 0
     and ``grad_avg`` when centered, each ignored otherwise. See rmsprop_update."""
-    name = resolve(backend)
+    name = resolve_for(backend, param)
     _hyper(hyper, RMSpropHyper)
     step = _step(step)
     _required(square_avg, "square_avg", "for RMSprop")
@@ -203,7 +203,7 @@ def adam_step(param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, hyper: AdamHyper
               backend=None) -> None:
     """One Adam / AMSGrad step (eqs. 5.29-5.33) in place, AdamW's when ``hyper`` is an AdamWHyper;
     ``max_exp_avg_sq`` is required with amsgrad and ignored otherwise. See adam_update."""
-    name = resolve(backend)
+    name = resolve_for(backend, param)
     _hyper(hyper, AdamHyper)
     step = _step(step)
     _required(exp_avg, "exp_avg", "for Adam")

@@ -71,7 +71,7 @@ from __future__ import annotations
 import numpy as np
 
 from .._checks import float_array, host_only, is_device_array, shape4
-from ..backend import resolve
+from ..backend import resolve_for
 from ..options import PoolGeometry
 from . import reference
 
@@ -111,7 +111,7 @@ def _geometry(geometry):
 
 def _checked_input(x, geometry, backend):
     """(backend name, x) for a forward pass: x a 4-D float array that the window fits."""
-    name = resolve(backend)
+    name = resolve_for(backend, x)
     geometry = _geometry(geometry)
     x = _float4(x, "x", name)
     _output_shape(x.shape, geometry, "x")
@@ -154,7 +154,7 @@ def max_forward(x, geometry: PoolGeometry, *, backend=None):
 
 def max_backward(g, argmax, input_shape, *, backend=None):
     """Gradient of max pooling: ``dx`` of shape ``input_shape``; see max_pool2d_backward."""
-    name = resolve(backend)
+    name = resolve_for(backend, g, argmax)
     g = _float4(g, "g", name)
     input_shape = shape4(input_shape, "input_shape")
     if tuple(g.shape[:2]) != input_shape[:2]:
@@ -172,7 +172,7 @@ def avg_forward(x, geometry: PoolGeometry, *, backend=None):
 
 def avg_backward(g, input_shape, geometry: PoolGeometry, *, backend=None):
     """Gradient of average pooling: ``dx`` of shape ``input_shape``; see avg_pool2d_backward."""
-    name = resolve(backend)
+    name = resolve_for(backend, g)
     geometry = _geometry(geometry)
     g = _float4(g, "g", name)
     input_shape = shape4(input_shape, "input_shape")

@@ -109,9 +109,12 @@ def _max_forward_2x2(x, y, argmax):
 
 @njit(parallel=True, cache=True)
 def _max_backward_planes(g, argmax, dx):
-    """dx[p, argmax[p, oh, ow]] += g[p, oh, ow] (dx: planes of H * W, zeroed by the caller)."""
+    """dx[p, argmax[p, oh, ow]] += g[p, oh, ow] (dx: planes of H * W; each thread zeroes its plane
+    first, so the zeros are written by the thread that adds into them, while the plane is in cache)."""
     planes, out_h, out_w = g.shape
     for p in prange(planes):
+        for k in range(dx.shape[1]):
+            dx[p, k] = ZERO
         for oh in range(out_h):
             for ow in range(out_w):
                 dx[p, argmax[p, oh, ow]] += g[p, oh, ow]
@@ -138,10 +141,13 @@ def _avg_forward_planes(x, kh, kw, sh, sw, ph, pw, area, y):
 
 @njit(parallel=True, cache=True)
 def _avg_backward_planes(g, kh, kw, sh, sw, ph, pw, area, dx):
-    """Each window adds g / area to each of its real elements (dx zeroed by the caller)."""
+    """Each window adds g / area to each of its real elements (each thread zeroes its plane first)."""
     planes, height, width = dx.shape
     out_h, out_w = g.shape[1], g.shape[2]
     for p in prange(planes):
+        for h in range(height):
+            for w in range(width):
+                dx[p, h, w] = ZERO
         for oh in range(out_h):
             h_lo = max(oh * sh - ph, 0)
             h_hi = min(oh * sh - ph + kh, height)
@@ -175,7 +181,7 @@ def max_backward(g, argmax, input_shape):
     """Gradient of max pooling: g routed to the argmax positions, overlaps accumulated."""
     n, c, h, w = input_shape
     out_h, out_w = g.shape[2:]
-    dx = np.zeros((n * c, h * w), dtype=g.dtype)
+    dx = np.empty((n * c, h * w), dtype=g.dtype)
     _max_backward_planes(np.ascontiguousarray(g).reshape(n * c, out_h, out_w),
                          np.ascontiguousarray(argmax).reshape(n * c, out_h, out_w), dx)
     return dx.reshape(n, c, h, w)
@@ -197,7 +203,7 @@ def avg_backward(g, input_shape, geometry):
     n, c, h, w = input_shape
     (kh, kw), stride, padding = geometry.kernel_size, geometry.stride, geometry.padding
     out_h, out_w = g.shape[2:]
-    dx = np.zeros((n * c, h, w), dtype=g.dtype)
+    dx = np.empty((n * c, h, w), dtype=g.dtype)
     area = g.dtype.type(kh * kw)
     _avg_backward_planes(np.ascontiguousarray(g).reshape(n * c, out_h, out_w), kh, kw, *stride, *padding,
                          area, dx)

@@ -9,18 +9,21 @@ module              layers
 ``activations``     Activation, ReLU, Sigmoid, Tanh, LeakyReLU, ELU, Swish, Softmax, Maxout, PReLU
 ``containers``      Sequential, Residual
 ``summary``         the Keras-style table of ``Sequential.summary()``
-``model``           Keras's compile / fit / evaluate / predict / save and torch's ``to``, on Sequential
+``model``           ``Model`` (Keras's): compile / fit / evaluate / predict / summary / save and torch's
+                    ``to``; Sequential and a user's own model derive from it
 ==================  ==========================================================================
 
 What they share (Module, Layer, the build protocol, the softmax rule, layer specs, naming) is
 :mod:`nn.module`. Every class here is registered in ``nn.LAYERS`` (:func:`nn.module.register`),
-the whitelist ``nn.load`` rebuilds saved models from. All are importable from ``nn`` itself.
+the whitelist ``nn.load`` rebuilds saved models from. All are importable from ``nn`` itself, and so is
+``Model``, the base that is no layer of its own (not in ``LAYERS``: a user's subclass registers itself).
 """
 from ..module import LAYERS
 from .activations import ELU, Activation, LeakyReLU, Maxout, PReLU, ReLU, Sigmoid, Softmax, Swish, Tanh
 from .containers import Residual, Sequential
 from .conv import AvgPool2D, Conv2D, MaxPool2D
 from .core import Dense, Flatten, Input
+from .model import Model
 from .regularisation import BatchNorm, DropConnect, Dropout
 
 __all__ = ["Input", "Flatten", "Dense", "Conv2D", "MaxPool2D", "AvgPool2D", "Dropout", "DropConnect", "BatchNorm",

@@ -20,17 +20,17 @@ from autodiff import Tensor
 from .. import functional as F
 from ..module import Activated, Layer, assign_names, check_layer_name, final_activation, from_spec, layer_spec, register
 from .core import Input
-from .model import ModelMethods
-from .summary import summary
+from .model import Model
 
 __all__ = ["Sequential", "Residual"]
 
 
 @register
-class Sequential(ModelMethods, Layer):
+class Sequential(Model):
     """Layers applied one after the other; built at once when the first layer is ``Input`` (or has
     Keras's ``input_shape=``). ``Sequential([a, b])`` and ``Sequential(a, b)`` are the same model.
-    Keras's methods ``compile``/``fit``/``evaluate``/``predict``/``save`` come from :mod:`nn.layers.model`.
+    Keras's methods ``compile``/``fit``/``evaluate``/``predict``/``summary``/``save`` come from
+    :class:`nn.Model` (:mod:`nn.layers.model`).
 
     Layers are named like Keras's (conv2d, conv2d_1, max_pool2d, ...) unless given a name;
     parameter names are "<layer name>.<parameter>" (e.g. "conv2d.weight").
@@ -86,10 +86,6 @@ class Sequential(ModelMethods, Layer):
                 return layer(x)
             x = layer(x)
         raise ValueError(f"forward_until: {getattr(target, 'name', target)!r} is not a layer of this model")
-
-    def summary(self, file=None):
-        """Print a Keras-style table: layer (type), output shape, parameter count, and the totals."""
-        summary(self, file)
 
 
 @register

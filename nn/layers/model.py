@@ -1,5 +1,12 @@
-"""Keras's model methods (``compile``, ``fit``, ``evaluate``, ``predict``, ``save``) and PyTorch's ``to``,
-as thin wrappers over ``nn.fit``, ``nn.evaluate``, ``nn.predict`` and ``nn.save``; ``Sequential`` has them.
+"""``nn.Model``: Keras's ``Model``, the base of ``Sequential`` and of a user's own model with its own
+``forward``. It carries Keras's methods (``compile``, ``fit``, ``evaluate``, ``predict``, ``summary``,
+``save``, ``load_weights``) and PyTorch's ``to``, as thin wrappers over ``nn.fit``, ``nn.evaluate``,
+``nn.predict`` and ``nn.save``.
+
+A subclass assigns its layers in ``__init__`` (after ``super().__init__()``) and writes ``forward``,
+as with ``keras.Model``'s ``call`` or a ``torch.nn.Module``. Its layers are built at the first call
+(``fit`` calls it once on one sample first, so the optimiser sees every parameter), or at once with
+``model.build(input_shape)``.
 
 >>> import numpy as np, nn
 >>> rng = np.random.default_rng(0)
@@ -14,23 +21,78 @@ as thin wrappers over ``nn.fit``, ``nn.evaluate``, ``nn.predict`` and ``nn.save`
 >>> loss, accuracy = model.evaluate(x, y)
 >>> accuracy > 0.9, model.predict(x[:3]).shape
 (True, (3, 2))
+
+A model of one's own (a shortcut around a hidden layer):
+
+>>> class Wide(nn.Model):
+...     def __init__(self):
+...         super().__init__()
+...         self.hidden = nn.Dense(8, activation="relu")
+...         self.out = nn.Dense(2)
+...         self.skip = nn.Dense(2, use_bias=False)
+...     def forward(self, x):
+...         return self.out(self.hidden(x)) + self.skip(x)
+>>> nn.set_seed(0)
+>>> wide = Wide()
+>>> wide.compile(optimizer="adam", loss="softmax_cross_entropy", metrics=["accuracy"])   # its output: logits
+>>> wide.fit(x, y, epochs=20, batch_size=16, verbose=0).history["accuracy"][-1] > 0.9
+True
+>>> wide.count_params(), wide.output_shape
+(46, (2,))
 """
 from __future__ import annotations
 
+import numpy as np
+
 import kernels
+from autodiff import Tensor, no_grad
 
 from .. import optim as optimisers
+from ..device import to_device
 from ..io import load_weights, save
+from ..module import Layer
 from ..training import LOSSES, evaluate, fit, predict
+from .summary import summary
 
-__all__ = ["ModelMethods"]
+__all__ = ["Model"]
 
 #: The metrics ``compile`` accepts (accuracy is logged whenever the labels are classes).
 METRICS = ("accuracy", "acc")
 
 
-class ModelMethods:
-    """Keras's ``Model`` methods for a Module; ``compile`` first, as in Keras, then ``fit``/``evaluate``."""
+def _shape(x):
+    return tuple(np.shape(x.value if isinstance(x, Tensor) else x))[1:]
+
+
+class Model(Layer):
+    """Keras's ``Model``: a Layer with ``compile``/``fit``/``evaluate``/``predict``/``summary``/``save``/
+    ``load_weights`` and torch's ``to``. Subclass it with your own ``forward`` (``Sequential`` is one)."""
+
+    def __call__(self, x):
+        out = self.forward(x)
+        if not self.built:                    # a subclass's first call: its shapes, as Keras records them
+            self.input_shape, self.output_shape = _shape(x), _shape(out)
+        return out
+
+    def _build(self, input_shape):
+        """A subclass is built by one call on a zero sample, in evaluation mode (no statistics updated)."""
+        modes = [(module, module.training) for _, module in self.named_modules()]
+        self.eval()
+        try:
+            with no_grad():
+                out = self.forward(np.zeros((1, *input_shape), dtype=np.float32))
+        finally:
+            for module, mode in modes:
+                module.training = mode
+        return _shape(out)
+
+    @classmethod
+    def from_config(cls, config, name=None):
+        """A subclass's ``__init__`` need not take ``name``: it is set after (``nn.load``'s rebuild)."""
+        model = cls(**config)
+        if name is not None:
+            model.name = name
+        return model
 
     def compile(self, optimizer="rmsprop", loss="softmax_cross_entropy", metrics=None):
         """Choose the optimiser (an ``nn.optim`` one or its name; Keras's default "rmsprop"), the loss
@@ -61,6 +123,8 @@ class ModelMethods:
         ``nn.fit`` options (seed, backend, regularizer, augment, file) pass through."""
         if not 0.0 <= float(validation_split) < 1.0:
             raise ValueError(f"fit: validation_split must be in [0, 1), got {validation_split!r}")
+        if getattr(self, "_compiled", None) is not None and not self.built:
+            self.build(np.shape(x)[1:])       # every parameter made before the optimiser is
         compiled = self._compile_state("fit")
         if validation_data is None and validation_split:
             cut = len(x) - int(round(len(x) * float(validation_split)))
@@ -87,8 +151,14 @@ class ModelMethods:
         """The outputs for ``x`` in evaluation mode, as an array (``nn.predict``)."""
         return predict(self, x, batch_size=batch_size, backend=backend)
 
+    def summary(self, file=None):
+        """Print a Keras-style table: layer (type), output shape, parameter count, and the totals."""
+        summary(self, file)
+
     def save(self, path, metadata=None):
-        """``nn.save``: one .safetensors file (weights and architecture), written atomically; its path."""
+        """``nn.save``: one .safetensors file (weights and architecture), written atomically; its path.
+        A subclass is saved when registered (``@nn.module.register``, Keras's
+        ``register_keras_serializable``), so that ``nn.load`` may rebuild it by its name."""
         return save(self, path, metadata=metadata)
 
     def load_weights(self, path):
@@ -97,12 +167,6 @@ class ModelMethods:
         return self
 
     def to(self, device):
-        """PyTorch's ``to``: "cpu" is where the parameters are (returns the model). Parameters on a GPU are
-        not supported yet: the kernels run on one per call instead (``fit(..., backend="cuda")``)."""
-        if str(device) == "cpu":
-            return self
-        if str(device).startswith("cuda"):
-            raise kernels.BackendUnavailable(
-                f"model.to({device!r}): keeping parameters on the GPU is not supported yet; they stay on the "
-                f"host and the kernels run on the GPU per call with fit(..., backend='cuda')")
-        raise ValueError(f"model.to: device must be 'cpu' or 'cuda', got {device!r}")
+        """PyTorch's ``to``: every parameter and buffer moved to ``device`` ("cuda" or "cpu"), in place; returns
+        the model. Training then stays there (``nn.device.to_device``; ``BackendUnavailable`` without a GPU)."""
+        return to_device(self, device)

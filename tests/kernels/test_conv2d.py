@@ -323,3 +323,37 @@ def test_relu_grad_passes_g_where_the_fused_relu_output_is_positive(backend):
     assert np.array_equal(got, np.where(out > 0, g, 0).astype(np.float32))      # relu'(0) = 0
     with pytest.raises(ValueError, match=r"out must have g's shape \(2, 3, 4, 5\), got \(2, 3, 4, 4\)"):
         kernels.conv2d.relu_grad(g, out[..., :4], backend=backend)
+
+
+@pytest.mark.parametrize("backend", ["cpu", pytest.param("cuda", marks=needs_cuda)])
+@pytest.mark.parametrize("relu", [False, True])
+@pytest.mark.parametrize("wanted", [(True, True), (True, False), (False, True)])
+def test_one_pass_backward_gives_what_is_asked_for_masked_by_the_fused_relu(backend, relu, wanted):
+    """backward(...) = (backward_input, *backward_weight) of relu_grad(g, out) when relu_out is given,
+    the oracle being the float64 reference of the separate directions on the masked g."""
+    import kernels
+
+    spec = CASES["everything at once"] if backend != "cuda" else CUDA_CASES["stride, dilation, groups"]
+    x, w, b, g = problem(spec, seed=7, dtype=np.float32)
+    geometry = kernels.ConvGeometry(**spec["options"])
+    out = kernels.conv2d.forward(x, w, b, geometry, relu=True, backend="numpy") if relu else None
+    input_grad, weight_grad = wanted
+    dx, dw, db = kernels.conv2d.backward(g, x, w, geometry, input_grad=input_grad, weight_grad=weight_grad,
+                                         relu_out=out, backend=backend)
+    g64 = g.astype(np.float64) if out is None else np.where(out > 0, g, 0).astype(np.float64)
+    assert out is None or (out == 0).any()
+    want_dx = kernels.conv2d.backward_input(g64, w.astype(np.float64), x.shape, geometry, backend="numpy")
+    want_dw, want_db = kernels.conv2d.backward_weight(g64, x.astype(np.float64), w.shape, geometry, backend="numpy")
+    assert (dx is None) == (not input_grad) and (dw is None) == (db is None) == (not weight_grad)
+    if input_grad:
+        close_to(dx, want_dx.astype(np.float32), 1e-5)
+    if weight_grad:
+        close_to(dw, want_dw.astype(np.float32), 1e-5)
+        close_to(db, want_db.astype(np.float32), 1e-5)
+
+
+def test_one_pass_backward_refuses_a_relu_out_of_another_shape():
+    import kernels
+
+    with pytest.raises(ValueError, match=r"relu_out must have g's shape \(2, 3, 4, 4\), got \(2, 3, 4, 3\)"):
+        kernels.conv2d.backward(G, X, W, kernels.ConvGeometry(), relu_out=G[..., :3])

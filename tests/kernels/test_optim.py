@@ -322,3 +322,29 @@ def test_cpu_serial_and_parallel_paths_equal_the_reference(size):
         results[backend] = (param, m, v)
     for got, expected in zip(results["cpu"], results["numpy"]):
         np.testing.assert_allclose(got, expected, rtol=1e-6, atol=1e-7)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_amsgrad_divides_by_the_largest_second_moment_so_far(backend):
+    """AMSGrad (Reddi et al. 2018, as torch.optim.Adam(amsgrad=True)) on one element, numbers by hand:
+    gradients 1, then 0.1, lr 1, betas (0.9, 0.9), eps 1e-12. Step 1: m = v = 0.1, a step of 1. Step 2:
+    m = 0.9 * 0.1 + 0.1 * 0.1 = 0.1, m^ = 0.1 / 0.19, and v falls to 0.9 * 0.1 + 0.1 * 0.01 = 0.091:
+    Adam divides by sqrt(0.091 / 0.19), AMSGrad by sqrt(0.1 / 0.19), a step smaller by sqrt(0.91)."""
+    steps = {}
+    for amsgrad in (False, True):
+        param, m, v, v_max = (np.zeros(1) for _ in range(4))
+        sizes = []
+        for step, g in enumerate((1.0, 0.1), start=1):
+            before = param.copy()
+            optim.adam_update(param, np.array([g]), m, v, v_max, step=step, lr=1.0, betas=(0.9, 0.9), eps=1e-12,
+                              amsgrad=amsgrad, backend=backend)
+            sizes.append(float(before[0] - param[0]))
+        steps[amsgrad] = sizes
+        if amsgrad:
+            np.testing.assert_allclose(v_max, [0.1], rtol=1e-12)        # the maximum, not the last v
+    eps = 1e-12
+    np.testing.assert_allclose(steps[False], [1 / (1 + eps), (0.1 / 0.19) / (math.sqrt(0.091 / 0.19) + eps)],
+                               rtol=1e-12)
+    np.testing.assert_allclose(steps[True], [1 / (1 + eps), (0.1 / 0.19) / (math.sqrt(0.1 / 0.19) + eps)],
+                               rtol=1e-12)
+    assert steps[True][1] < steps[False][1]

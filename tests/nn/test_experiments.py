@@ -4,6 +4,7 @@ Ensemble of the folds, the summary table; and clear errors."""
 from __future__ import annotations
 
 import functools
+import os
 
 import distributed
 import numpy as np
@@ -16,6 +17,17 @@ X, Y = nn.load_digits()
 DATA = (X[:240], Y[:240])
 BUILD = functools.partial(nn.models.digits_cnn)      # picklable: a partial of a module-level function
 OPTIONS = dict(epochs=2, batch_size=32, lr=0.003)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _environment_restored():
+    """Dask's LocalCluster writes OMP_NUM_THREADS=1, OPENBLAS_NUM_THREADS=1, MALLOC_TRIM_THRESHOLD_...
+    into this process's environment (for its workers) and leaves them: every later test that starts
+    a Python would inherit them. Put the environment back after this file's tests."""
+    saved = dict(os.environ)
+    yield
+    os.environ.clear()
+    os.environ.update(saved)
 
 
 @pytest.fixture(scope="module")

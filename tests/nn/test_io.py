@@ -117,6 +117,34 @@ def test_a_model_that_is_not_json_is_refused_before_anything_is_written(tmp_path
     assert os.listdir(tmp_path) == []
 
 
+class Doubled(nn.Dense):
+    """A user's layer, not registered: nn.load could not rebuild it."""
+
+    def forward(self, x, pre_activation=False):
+        return 2.0 * super().forward(x, pre_activation=pre_activation)
+
+
+def test_an_unregistered_layer_anywhere_in_the_model_is_refused_before_anything_is_written(tmp_path):
+    kept = nn.save(nn.Sequential([nn.Input((3,)), nn.Dense(3)]), tmp_path / "m")
+    before = Path(kept).read_bytes()
+    nested = nn.Sequential([nn.Input((3,)), nn.Residual([nn.Dense(4), Doubled(3)]), nn.Dense(2)])
+    Dense = type("Dense", (nn.Dense,), {})                    # the registered name, another class
+    shadowed = nn.Sequential([nn.Input((3,)), nn.Dense(4), Dense(2)])
+    for model, name in ((nested, "Doubled"), (shadowed, "Dense")):
+        with pytest.raises(ValueError, match=rf"^save: {name} is not registered, so nn.load could not rebuild it; "
+                                             r"decorate the class with @nn.module.register"):
+            nn.save(model, tmp_path / "m")
+        assert os.listdir(tmp_path) == ["m.safetensors"] and Path(kept).read_bytes() == before
+    nn.module.register(Doubled)
+    try:
+        x = np.random.default_rng(0).random((2, 3), dtype=np.float32)
+        again = nn.load(nn.save(nested, tmp_path / "m"))
+        assert type(again.layers[1].body.layers[1]) is Doubled
+        np.testing.assert_array_equal(nn.predict(again, x), nn.predict(nested, x))
+    finally:
+        del nn.LAYERS["Doubled"]
+
+
 # --- a kill at any moment of a save leaves the previous model -------------------------------------------------
 
 def _saving_forever(models, target):

@@ -95,7 +95,6 @@ def residual_block_vjp(x, W1, W2, g):
     return g + da @ W1.T, x.T @ da, h.T @ g
 
 
-#: Every answer, by exercise name.
 # --- lesson 8 --------------------------------------------------------------------------------------
 
 def conv_params(filters, channels, kernel, groups):
@@ -103,7 +102,26 @@ def conv_params(filters, channels, kernel, groups):
     return filters * (channels // groups) * kernel * kernel, filters
 
 
+# --- lesson 9 --------------------------------------------------------------------------------------
+
+def transfer_params(widths, classes, frozen):
+    """Dense layer i has widths[i] widths[i+1] weights and widths[i+1] biases; the new head sits on
+    the last hidden layer (the old head is gone), and the first ``frozen`` layers count apart."""
+    sizes = [(a + 1) * b for a, b in zip(widths, widths[1:])] + [(widths[-1] + 1) * classes]
+    return sum(sizes[frozen:]), sum(sizes[:frozen])
+
+
+def layerwise_input(x, weights, biases, k):
+    """Each trained layer's output, sigmoid(h W + b), is the next one's input: k of them."""
+    h = x
+    for w, b in zip(weights[:k], biases[:k]):
+        h = 1 / (1 + np.exp(-(h @ w + b)))
+    return h
+
+
+#: Every answer, by exercise name.
 SOLUTIONS = {"elu_derivative": elu_derivative, "swish_derivative": swish_derivative, "init_std": init_std,
              "momentum_step": momentum_step, "adam_step": adam_step, "channel_centre": channel_centre,
              "confusion_matrix": confusion_matrix, "elastic_net_grad": elastic_net_grad, "max_norm": max_norm,
-             "residual_block": residual_block_vjp, "conv_params": conv_params}
+             "residual_block": residual_block_vjp, "conv_params": conv_params,
+             "transfer_params": transfer_params, "layerwise_input": layerwise_input}

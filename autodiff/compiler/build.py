@@ -1,0 +1,242 @@
+"""The compiled function: one generated module per signature, written to a cache and run by Numba.
+
+The source of each program is written to ``<cache>/<name>_<hash of the source>.py`` (once: an
+existing file is never rewritten, so its timestamp, which Numba's cache checks, stays put) and
+imported from there; its functions are ``@njit(cache=True)``, so Numba keeps their machine code
+in the ``__pycache__`` beside the file and a second process, generating the same source, loads
+it instead of compiling. The cache folder is ``$AUTODIFF_CACHE_DIR``, else
+``$XDG_CACHE_HOME/autodiff`` (``~/.cache/autodiff``).
+"""
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from .codegen import Module
+from .fuse import classify, schedule
+from .trace import CompileError, as_input, trace
+
+MODES = ("value", "reverse", "forward")
+
+
+def cache_dir(path=None) -> Path:
+    """Where generated modules (and Numba's machine code beside them) are kept."""
+    if path is None:
+        path = os.environ.get("AUTODIFF_CACHE_DIR") or (
+            Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "autodiff")
+    path = Path(path)
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def load(source, stem, folder):
+    """Import the module of ``source`` from its file in ``folder`` (written first if missing)."""
+    digest = hashlib.sha256(source.encode()).hexdigest()[:20]
+    name = f"autodiff_compiled_{stem}_{digest}"
+    if name in sys.modules:
+        return sys.modules[name], Path(sys.modules[name].__file__)
+    path = folder / f"{stem}_{digest}.py"
+    if not path.exists():
+        fd, tmp = tempfile.mkstemp(dir=folder, suffix=".tmp")
+        with os.fdopen(fd, "w") as fh:
+            fh.write(source)
+        os.replace(tmp, path)
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module, path
+
+
+class Signature:
+    """One compiled program: for arguments of these shapes and dtypes."""
+
+    def __init__(self, key, program, module, python, path):
+        self.key, self.program, self.module, self.path = key, program, module, path
+        self.source = module.source
+        self.entry = getattr(python, module.entry)
+        self.kernels = [getattr(python, name) for kind, name, _ in module.functions if kind != "driver"]
+        if not module.direct:
+            constants = module.constants
+            driver = self.entry
+            self.entry = lambda *args: driver(*args, K=constants)
+
+    def from_cache(self):
+        """Whether the Numba functions this program calls were loaded from the cache (after a call)."""
+        called = [k.stats for k in self.kernels if k.stats.cache_hits or k.stats.cache_misses]
+        return bool(called) and all(s.cache_hits and not s.cache_misses for s in called)
+
+
+def _key(args):
+    key = []
+    for a in args:
+        if type(a) is float:
+            key.append(_SCALAR)
+        elif type(a) is np.ndarray:
+            key.append((a.shape, a.dtype.char))
+        else:
+            arr = np.asarray(a.value if hasattr(a, "value") and hasattr(a, "requires_grad") else a)
+            key.append((arr.shape, arr.dtype.char))
+    return tuple(key)
+
+
+_SCALAR = ((), "d")
+
+
+class Compiled:
+    """``f`` compiled for one mode; call it like ``f`` (see :func:`autodiff.compile`)."""
+
+    def __init__(self, f, example_args, mode="reverse", argnums=0, parallel=None, cache=None):
+        if mode not in MODES:
+            raise ValueError(f"autodiff.compile: mode must be one of {MODES}, got {mode!r}")
+        if not example_args:
+            raise TypeError("autodiff.compile(f, *example_args): give example arguments (f is recorded at them)")
+        self.f, self.mode, self.parallel, self.cache = f, mode, parallel, cache
+        self.nargs = len(example_args)
+        self.single = isinstance(argnums, (int, np.integer))
+        nums = (int(argnums),) if self.single else tuple(int(a) for a in argnums)
+        for a in nums:
+            if not -self.nargs <= a < self.nargs:
+                raise ValueError(f"autodiff.compile: argnums={argnums!r} names argument {a}, but "
+                                 f"{self.nargs} example argument(s) were given")
+        self.argnums = tuple(a % self.nargs for a in nums)
+        self.signatures = {}
+        self.last = self._build(tuple(example_args))
+        self.__name__ = f"compiled({getattr(f, '__name__', 'f')}, mode={mode!r})"
+
+    def __repr__(self):
+        shapes = ", ".join("(" + ", ".join(f"{s}:{c}" for s, c in key) + ")" for key in self.signatures)
+        return f"<{self.__name__}: {len(self.signatures)} signature(s) {shapes}; .source to read it>"
+
+    # --- building -------------------------------------------------------------------------------
+    def _build(self, args):
+        key = _key(args)
+        program = trace(self.f, args, self.mode, self.argnums)
+        kinds = classify(program)
+        module = Module(program, schedule(program, kinds), kinds, self.parallel)
+        python, path = load(module.source, program.name, cache_dir(self.cache))
+        sig = Signature(key, program, module, python, path)
+        self.signatures[key] = sig
+        if len(self.signatures) == 1:
+            self._fast = self._fast_path(sig)
+            self._nfast = self.nargs + (len(self.argnums) if self.mode == "forward" else 0)
+        elif self._fast is not None:
+            self._fast = None  # several signatures: look each call up
+        return sig
+
+    @property
+    def source(self) -> str:
+        """The generated module for the latest signature: element functions, loops, driver."""
+        return self.last.source
+
+    @property
+    def path(self) -> Path:
+        """The file the generated source was written to (Numba's cache sits beside it)."""
+        return self.last.path
+
+    def from_cache(self) -> bool:
+        """True when the machine code of the latest signature came from Numba's cache (after a call)."""
+        return self.last.from_cache()
+
+    # --- calling ---------------------------------------------------------------------------------
+    def _fast_path(self, sig):
+        """The element function itself, when Python floats in give the result as it comes out."""
+        refs_f64 = all(d == np.float64 for _, d in sig.program.refs)
+        plain = self.mode == "value" and len(sig.program.outputs) == 1 or (
+            self.mode == "reverse" and self.single) or (self.mode == "forward" and len(sig.program.outputs) == 2)
+        if sig.module.direct and refs_f64 and plain and all(k == _SCALAR for k in sig.key):
+            return sig.entry
+        return None
+
+    def __call__(self, *args):
+        fast = self._fast
+        if fast is not None and len(args) == self._nfast:
+            for a in args:
+                if type(a) is not float:
+                    break
+            else:
+                return fast(*args)
+        return self._call(args)
+
+    def _call(self, args):
+        expected = self.nargs + (len(self.argnums) if self.mode == "forward" else 0)
+        if len(args) != expected:
+            what = " and one tangent per differentiated argument" if self.mode == "forward" else ""
+            raise TypeError(f"{self.__name__} takes {expected} argument(s) (f's {self.nargs}{what}), got {len(args)}")
+        sig = self.signatures.get(_key(args[:self.nargs]))
+        if sig is None:  # another shape or dtype: record f at these arguments and compile again
+            sig = self.last = self._build(args[:self.nargs])
+        if not sig.module.direct or any(type(a) is not float for a in args):
+            args = self._prepare(sig, args)
+        out = sig.entry(*args)
+        return self._structure(sig, out)
+
+    def _prepare(self, sig, args):
+        prog = sig.program
+        ready = []
+        for i, (a, leaf) in enumerate(zip(args, prog.inputs)):
+            arr = as_input(a, i)
+            if arr.shape != leaf.shape:
+                raise ValueError(f"{self.__name__}: argument {i} has shape {arr.shape}, expected {leaf.shape} "
+                                 f"(a tangent has its argument's shape)")
+            arr = arr.astype(leaf.dtype, copy=False)
+            ready.append(arr[()] if sig.module.direct else arr)
+        return ready
+
+    def _structure(self, sig, out):
+        outs = out if isinstance(out, tuple) else (out,)
+        refs = sig.program.refs
+        if sig.module.direct:
+            if all(d == np.float64 for _, d in refs):
+                return self._nest(out, outs)
+            outs = tuple(d.type(v) for v, (_, d) in zip(outs, refs))
+        else:
+            outs = tuple(v[()] if isinstance(v, np.ndarray) and v.ndim == 0 else v for v in outs)
+        return self._nest(None, outs)
+
+    def _nest(self, raw, outs):
+        if self.mode == "value":
+            return outs if len(outs) > 1 else outs[0]
+        if self.mode == "reverse":
+            if self.single:
+                return raw if raw is not None else (outs[0], outs[1])
+            return outs[0], tuple(outs[1:])
+        m = len(outs) // 2
+        if m == 1:
+            return raw if raw is not None else (outs[0], outs[1])
+        return tuple(outs[:m]), tuple(outs[m:])
+
+
+def compile(f, *example_args, mode="reverse", argnums=0, parallel=None, cache=None):
+    """Compile ``f`` by source transformation: record it once at ``example_args``, write its
+    straight-line program (eq. 5.38) and its derivative (the adjoints of eq. 5.39, or tangents) as
+    Python source, and compile that with Numba.
+
+    - ``mode="value"``: ``cf(*args)`` is ``f(*args)``;
+    - ``mode="reverse"`` (default): ``cf(*args)`` is ``(f(*args), gradient)`` as
+      :func:`autodiff.value_and_grad` (``f`` returns a scalar; ``argnums`` as there);
+    - ``mode="forward"``: ``cf(*args, *tangents)`` is ``(f(*args), tangent)`` as :func:`autodiff.jvp`,
+      one tangent per argument in ``argnums``.
+
+    ``cf.source`` is the generated code. ``f`` is traced, like ``jax.jit``: a Python ``if`` on a
+    traced value is refused (the branch would be frozen); arguments of another shape or dtype are
+    recorded and compiled again. Elementwise chains become one loop (``prange`` over all cores
+    from ``PARALLEL_MIN`` elements, or as ``parallel=`` says); other primitives call NumPy.
+
+    >>> import numpy as np, autodiff as ad
+    >>> from autodiff.examples import eq_5_36, eq_5_37
+    >>> cf = ad.compile(eq_5_36, 0.5)
+    >>> y, dy = cf(0.5)
+    >>> bool(np.isclose(dy, eq_5_37(0.5), rtol=1e-14))
+    True
+    """
+    return Compiled(f, example_args, mode=mode, argnums=argnums, parallel=parallel, cache=cache)
+
+
+__all__ = ["CompileError", "Compiled", "cache_dir", "compile"]

@@ -1,0 +1,289 @@
+"""Recording ``f`` once, and its derivative as a second recorded program (source transformation).
+
+``record`` runs ``f`` at the example arguments on fresh leaves, as the eager engine does, and
+refuses what a straight-line program cannot hold: a Python ``if`` (or ``and``, ``while``, a
+comparison) on a traced value, whose branch would be frozen at the example point.
+
+``reverse`` and ``forward`` then run the sweeps of :mod:`autodiff.sweep` once more with recording
+on (the ``create_graph=True`` path the engine uses for higher derivatives): every vjp or jvp rule
+applied is itself recorded as primitives, so the adjoint statements of eq. 5.39 are a graph like
+the forward ones, and code generation needs nothing but each primitive's forward template. Two
+differences from the engine's sweeps, both for the generated code:
+
+- each node's adjoint (tangent) is a node of its own, named ``a_bar`` (``a_dot``): where a rule
+  passes its cotangent through unchanged (``c = a + b`` gives ``a_bar = c_bar``), an ``identity``
+  node stands for the copy, so that eq. 5.39's ``dy/db = dy/dc dc/db`` keeps its line;
+- a local derivative that the declared rule reads from the values (relu's mask ``x > 0``) is
+  recorded as a node computed from the inputs (the primitive's ``code_partials``), not frozen.
+"""
+from __future__ import annotations
+
+import inspect
+import keyword
+import re
+import threading
+
+import numpy as np
+
+from ..labels import node_names
+from ..ops import identity
+from ..primitives import Primitive, broadcast_like, unbroadcast
+from ..sweep import toposort
+from ..tensor import Tensor, apply
+
+FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+class CompileError(TypeError):
+    """Something autodiff.compile cannot turn into straight-line code, said with the way out."""
+
+
+# --- recording f, with the traps of control flow ------------------------------------------------
+
+_tracing = threading.local()
+_guard_lock = threading.RLock()
+
+_BRANCH = ("autodiff.compile records f once, at the example arguments, as straight-line code (like jax.jit "
+           "without cond), so {what} on a traced value would freeze the branch taken there and give wrong "
+           "values and derivatives elsewhere. Write the choice as data: autodiff.where(mask, a, b) with a "
+           "constant mask, relu, abs, maximum, minimum or clip; or decide it outside f, on plain numbers, and "
+           "compile one function per branch.")
+
+
+def _guarded(original, what):
+    def method(self, *args):
+        if getattr(_tracing, "on", False) and self.requires_grad:
+            raise CompileError(_BRANCH.format(what=what))
+        return original(self, *args)
+
+    return method
+
+
+_GUARDS = {"__bool__": "a Python `if`, `while`, `and`, `or` or `not`", "__int__": "int()",
+           "__lt__": "a comparison (<)", "__le__": "a comparison (<=)", "__gt__": "a comparison (>)",
+           "__ge__": "a comparison (>=)"}
+
+
+class _Guards:
+    """While f is being recorded: Tensor.__bool__, int() and the comparisons raise on traced values."""
+
+    def __enter__(self):
+        _guard_lock.acquire()
+        self.saved = {name: Tensor.__dict__[name] for name in _GUARDS}
+        for name, what in _GUARDS.items():
+            setattr(Tensor, name, _guarded(self.saved[name], what))
+        _tracing.on = True
+        return self
+
+    def __exit__(self, *exc):
+        _tracing.on = False
+        for name, method in self.saved.items():
+            setattr(Tensor, name, method)
+        _guard_lock.release()
+        return False
+
+
+def arg_names(f, n):
+    """Names for f's positional arguments: its own parameter names where it has them, else x0, x1..."""
+    try:
+        params = [p.name for p in inspect.signature(f).parameters.values()
+                  if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    except (TypeError, ValueError):
+        params = []
+    names = [params[i] if i < len(params) else f"x{i}" for i in range(n)]
+    return [identifier(n) for n in names]
+
+
+def identifier(name):
+    """``name`` as a Python identifier (for the generated code)."""
+    name = re.sub(r"\W", "_", str(name)) or "v"
+    if name[0].isdigit() or keyword.iskeyword(name):
+        name = "v_" + name
+    return name
+
+
+def as_input(a, i):
+    """Argument ``i`` as a float array (ints and bools become float64), or a clear error."""
+    arr = np.asarray(a.value if isinstance(a, Tensor) else a)
+    if arr.dtype.kind in "biu":
+        arr = arr.astype(np.float64)
+    if arr.dtype not in FLOATS:
+        raise CompileError(f"autodiff.compile: argument {i} has dtype {arr.dtype}; compiled code takes float32 "
+                           f"or float64 arrays (close over anything else as a constant)")
+    return arr
+
+
+def record(f, args):
+    """Run ``f`` once on fresh leaves standing for ``args``: (leaves, outputs, returned a tuple?)."""
+    names = arg_names(f, len(args))
+    leaves = [Tensor._make(np.array(as_input(a, i)), requires_grad=True, name=names[i]) for i, a in enumerate(args)]
+    with _Guards():
+        out = f(*leaves)
+    outs = tuple(out) if isinstance(out, (tuple, list)) else (out,)
+    for k, o in enumerate(outs):
+        if not isinstance(o, Tensor) or not o.requires_grad:
+            raise CompileError(f"autodiff.compile: output {k} of f does not depend on its arguments (got "
+                               f"{type(o).__name__}): there is no program to compile")
+        if o.dtype not in FLOATS:
+            raise CompileError(f"autodiff.compile: output {k} has dtype {o.dtype}; compiled code is float32 or float64")
+    return leaves, outs, isinstance(out, (tuple, list))
+
+
+# --- the derivative programs ----------------------------------------------------------------------
+
+_PARTIALS = {}
+
+
+def partial_primitive(prim, i):
+    """The local derivative d prim / d input_i as a primitive of its own: its value from the declared
+    ``partials`` (NumPy), its code from ``code_partials[i]``; its inputs are (out, *inputs)."""
+    key = (prim.name, i)
+    if key not in _PARTIALS:
+        partial = prim.partials[i]
+
+        def impl(out, *inputs, **params):
+            v = np.asarray(partial(out, *inputs, **params))
+            return np.broadcast_to(v, np.shape(out)).astype(np.asarray(out).dtype)
+
+        nin = prim.nin + 1
+        none = tuple(lambda g, *a, **p: None for _ in range(nin))
+        p = Primitive(f"{prim.name}_partial{i}", impl, vjp=none, jvp=none, nin=nin,
+                      code=prim.code_partials[i])
+        p.partial_of = prim
+        _PARTIALS[key] = p
+    return _PARTIALS[key]
+
+
+def _local(node, i):
+    """The node for d node / d input_i where the primitive gives a template for it, else None."""
+    prim = node.op
+    templates = prim.code_partials
+    if not templates or templates[i] is None:
+        return None
+    return apply(partial_primitive(prim, i), (node,) + tuple(node.inputs), node.params)
+
+
+def _vjp(node, i, g):
+    p = _local(node, i)
+    if p is None:
+        return node.op.vjp[i](g, node, *node.inputs, **node.params)
+    return unbroadcast(g * p, node.inputs[i].shape)
+
+
+def _jvp(node, i, t):
+    p = _local(node, i)
+    if p is None:
+        return node.op.jvp[i](t, node, *node.inputs, **node.params)
+    return broadcast_like(t * p, node)
+
+
+class _Owner:
+    """Gives each node's adjoint (tangent) a node of its own, and its name: ``a`` -> ``a_bar``."""
+
+    def __init__(self, names, suffix):
+        self.names, self.suffix, self.owned = names, suffix, set()
+
+    def take(self, value, node):
+        if not isinstance(value, Tensor) or not value.requires_grad:
+            return value  # a constant derivative (it does not depend on the seed): no statement
+        if id(value) in self.owned:
+            value = identity(value)
+        self.owned.add(id(value))
+        self.names[id(value)] = self.names[id(node)] + self.suffix
+        return value
+
+
+def reverse(order, y, seed, wanted, names):
+    """Algorithm 2 with recording on: {id(leaf): adjoint node} for the leaves in ``wanted``."""
+    adjoint = {id(y): seed}
+    owner = _Owner(names, "_bar")
+    owner.owned.add(id(seed))
+    out = {}
+    for node in reversed(order):
+        g = adjoint.pop(id(node), None)
+        if g is None:
+            continue
+        if node is not y:
+            g = owner.take(g, node)
+        if node.op is None:
+            out[id(node)] = g
+            continue
+        for i, inp in enumerate(node.inputs):
+            if not inp.requires_grad or (inp.op is None and id(inp) not in wanted):
+                continue
+            c = _vjp(node, i, g)
+            if c is None:
+                continue
+            previous = adjoint.get(id(inp))
+            adjoint[id(inp)] = c if previous is None else previous + c
+    return out
+
+
+def forward(order, seeds, names):
+    """Tangents with recording on: {id(node): tangent node} from the seeds {id(leaf): tangent leaf}."""
+    tangent = dict(seeds)
+    owner = _Owner(names, "_dot")
+    owner.owned.update(id(s) for s in seeds.values())
+    for node in order:
+        if node.op is None or id(node) in seeds:
+            continue
+        total = None
+        for i, inp in enumerate(node.inputs):
+            t = tangent.get(id(inp))
+            if t is None:
+                continue
+            c = _jvp(node, i, t)
+            if c is not None:
+                total = c if total is None else total + c
+        if total is not None:
+            tangent[id(node)] = owner.take(total, node)
+    return tangent
+
+
+# --- the program ----------------------------------------------------------------------------------
+
+class Program:
+    """A straight-line program: its inputs (leaves), outputs (nodes, or None for a zero), every node
+    in evaluation order, and the names of the inputs, outputs and named intermediates."""
+
+    def __init__(self, name, inputs, defaults, outputs, names, output_names, refs=None):
+        self.name, self.inputs, self.defaults = name, inputs, defaults
+        self.outputs, self.names, self.output_names = outputs, names, output_names
+        refs = refs or outputs  # the shape and dtype of each output (of its zero, where it is None)
+        self.refs = [(r.shape, r.dtype) for r in refs]
+        self.order, _ = toposort([o for o in outputs if o is not None])
+
+
+def trace(f, args, mode, argnums):
+    """Record ``f`` at ``args`` and build the Program of ``mode``: "value", "reverse" or "forward"."""
+    leaves, outs, _ = record(f, args)
+    order, _ = toposort(list(outs))
+    names = dict(node_names(order, outs[0] if len(outs) == 1 else None))
+    for leaf in leaves:
+        names[id(leaf)] = leaf.name
+    fname = getattr(f, "__name__", "f")
+    fname = "f" if fname == "<lambda>" else identifier(fname.strip("_") or "f")
+    out_names = [names[id(o)] for o in outs]
+    wrt = [leaves[k] for k in argnums]
+    if mode == "value":
+        return Program(fname, leaves, {}, list(outs), names, out_names)
+    if mode == "reverse":
+        y = outs[0]
+        if len(outs) != 1 or y.size != 1:
+            raise CompileError(f"autodiff.compile(mode='reverse'): f must return one scalar; it returned "
+                               f"{[o.shape for o in outs]} (use mode='forward' for several outputs)")
+        seed = Tensor._make(np.ones(y.shape, dtype=y.dtype), requires_grad=True, name=names[id(y)] + "_bar")
+        names[id(seed)] = seed.name
+        adjoints = reverse(order, y, seed, {id(w) for w in wrt}, names)
+        grads = [adjoints.get(id(w)) for w in wrt]
+        return Program(fname + "_value_and_grad", leaves + [seed], {seed.name: 1.0}, [y] + grads, names,
+                       out_names + [w.name + "_bar" for w in wrt], [y] + wrt)
+    if mode == "forward":
+        seeds = [Tensor._make(np.ones(w.shape, dtype=w.dtype), requires_grad=True, name=w.name + "_dot") for w in wrt]
+        for s in seeds:
+            names[id(s)] = s.name
+        tangents = forward(order, {id(w): s for w, s in zip(wrt, seeds)}, names)
+        outputs = list(outs) + [tangents.get(id(o)) for o in outs]
+        return Program(fname + "_jvp", leaves + seeds, {}, outputs, names, out_names + [n + "_dot" for n in out_names],
+                       list(outs) * 2)
+    raise ValueError(f"autodiff.compile: mode must be 'value', 'reverse' or 'forward', got {mode!r}")

@@ -1,0 +1,133 @@
+"""vmap: a function of one example mapped over a batch; with grad, per-example gradients (issue 18)."""
+import contextlib
+
+import numpy as np
+import pytest
+
+import autodiff as ad
+import nn
+from nn import functional as F
+
+
+def test_vmap_is_the_loop_over_slices_for_every_in_axes_and_out_axes():
+    rng = np.random.default_rng(0)
+    a, b, c = rng.normal(size=(4, 3)), rng.normal(size=(3, 4)), rng.normal(size=3)
+
+    def f(u, v, w):
+        return ad.stack([ad.sum(u * v * w), ad.sin(u[0]) * v[1]])
+
+    got = ad.vmap(f, in_axes=(0, 1, None))(a, b, c)
+    expected = np.stack([np.asarray(f(a[i], b[:, i], c)) for i in range(4)])
+    np.testing.assert_array_equal(got, expected)
+    assert isinstance(got, np.ndarray) and got.shape == (4, 2)
+    np.testing.assert_array_equal(ad.vmap(f, in_axes=(0, 1, None), out_axes=1)(a, b, c), expected.T)
+    np.testing.assert_array_equal(ad.vmap(ad.vmap(lambda x: x * 2.0))(a), a * 2)           # nested
+    two = ad.vmap(lambda x: (ad.sum(x), x * 3.0), out_axes=(0, 1))(a)                       # a tuple out
+    np.testing.assert_array_equal(two[0], a.sum(axis=1))
+    np.testing.assert_array_equal(two[1], 3 * a.T)
+    np.testing.assert_array_equal(ad.vmap(lambda x, k: x * k)(a, k=2.0), 2 * a)             # kwargs whole
+
+
+def test_grad_of_a_vmap_and_vmap_of_jacobian_match_finite_differences():
+    xs = np.array([[0.3, -1.0], [1.2, 0.5], [-0.4, 2.0]])
+    w0 = np.array([0.7, -0.2])
+
+    def total(w):
+        return ad.sum(ad.vmap(lambda w, x: ad.tanh(ad.sum(w * x)), in_axes=(None, 0))(w, xs))
+
+    h = 1e-6
+    central = [(total(w0 + h * e) - total(w0 - h * e)) / (2 * h) for e in np.eye(2)]
+    np.testing.assert_allclose(ad.grad(total)(w0), central, rtol=1e-7)
+    per_example = ad.vmap(ad.jacobian(lambda x: ad.sin(x) * x[0]))(xs)                   # (3, 2, 2)
+    by_hand = np.stack([np.diag(np.cos(x) * x[0]) + np.outer(np.sin(x), [1.0, 0.0]) for x in xs])
+    np.testing.assert_allclose(per_example, by_hand, rtol=1e-14)
+
+
+def test_vmap_names_what_is_wrong():
+    x, y = np.ones((3, 2)), np.ones((4, 2))
+    with pytest.raises(ValueError, match=r"different sizes along their in_axes: argument 0: 3, argument 1: 4"):
+        ad.vmap(lambda a, b: a + b)(x, y)
+    with pytest.raises(ValueError, match=r"in_axes has 1 entries but f was called with 2 positional"):
+        ad.vmap(lambda a, b: a + b, in_axes=(0,))(x, x)
+    with pytest.raises(ValueError, match=r"in_axes\[0\]=2 but argument 0 has 2 dimension\(s\)"):
+        ad.vmap(lambda a: a, in_axes=2)(x)
+    with pytest.raises(ValueError, match=r"in_axes maps no argument"):
+        ad.vmap(lambda a: a, in_axes=None)(x)
+    with pytest.raises(ValueError, match=r"the mapped axis is empty"):
+        ad.vmap(lambda a: a)(np.ones((0, 2)))
+    with pytest.raises(TypeError, match=r"in_axes must be an int, None, or a tuple"):
+        ad.vmap(lambda a: a, in_axes="0")(x)
+
+
+# --- per-example gradients of a small CNN ---------------------------------------------------------------
+
+def _cnn():
+    nn.set_seed(0)
+    return nn.Sequential(nn.Conv2D(3, 3, activation="relu", input_shape=(1, 6, 6)), nn.MaxPool2D(2),
+                         nn.Flatten(), nn.Dense(4))
+
+
+@contextlib.contextmanager
+def _parameters_as(model, tensors):
+    """The model computes with ``tensors`` in place of its parameters (torch.func.functional_call)."""
+    owners = [(module, name) for module_name, module in model.named_modules() for name in list(module._parameters)]
+    saved = [getattr(module, name) for module, name in owners]
+    try:
+        for (module, name), t in zip(owners, tensors):
+            object.__setattr__(module, name, t)
+        yield
+    finally:
+        for (module, name), p in zip(owners, saved):
+            object.__setattr__(module, name, p)
+
+
+def _data(n=5):
+    rng = np.random.default_rng(1)
+    return rng.normal(size=(n, 1, 6, 6)).astype(np.float32), rng.integers(0, 4, size=n)
+
+
+def _loop_of_single_example_gradients(model, xs, ys):
+    grads = []
+    for x, y in zip(xs, ys):
+        model.zero_grad()
+        F.softmax_cross_entropy(model(x[None]), y[None]).backward()
+        grads.append([p.grad.copy() for p in model.parameters()])
+    model.zero_grad()
+    return [np.stack(g) for g in zip(*grads)]
+
+
+def test_per_example_gradients_of_a_cnn_by_vmap_of_grad_equal_a_loop_of_backward():
+    model = _cnn()
+    xs, ys = _data()
+    params = model.parameters()
+    k = len(params)
+
+    def loss(*args):                   # the parameters, then one example and its label
+        *weights, x, y = args
+        with _parameters_as(model, weights):
+            return F.softmax_cross_entropy(model(x[None]), y[None])
+
+    per_example = ad.vmap(ad.grad(loss, argnums=tuple(range(k))), in_axes=(None,) * k + (0, 0))(
+        *[p.value for p in params], xs, ys)
+    expected = _loop_of_single_example_gradients(model, xs, ys)
+    assert len(per_example) == k
+    for got, want, p in zip(per_example, expected, params):
+        assert got.shape == (len(xs),) + p.shape and got.dtype == np.float32
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-7)
+    # the mean of the per-example gradients is the batch gradient (the batched kernels, one sweep)
+    model.zero_grad()
+    F.softmax_cross_entropy(model(xs), ys).backward()
+    for got, p in zip(per_example, params):
+        np.testing.assert_allclose(got.mean(axis=0), p.grad, rtol=1e-4, atol=1e-6)
+    assert not np.allclose(per_example[0][0], per_example[0][1])        # the examples do differ
+
+
+def test_per_example_gradients_of_the_layers_own_parameters_by_vmap_of_gradients():
+    model = _cnn()
+    xs, ys = _data()
+    params = model.parameters()
+    per_example = ad.vmap(lambda x, y: ad.gradients(F.softmax_cross_entropy(model(x[None]), y[None]), params))(xs, ys)
+    for got, want in zip(per_example, _loop_of_single_example_gradients(model, xs, ys)):
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-7)
+    norms = np.sqrt(sum((g.reshape(len(xs), -1) ** 2).sum(axis=1) for g in per_example))
+    assert norms.shape == (5,) and np.all(norms > 0)                    # DP-SGD clips each of these
