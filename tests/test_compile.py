@@ -302,3 +302,17 @@ def test_numba_cache_is_found_by_another_process(tmp_path):
     assert first[0] == "False" and second[0] == "True"       # compiled, then loaded from the cache
     assert first[1:] == second[1:] and first[1].startswith("eq_5_36_value_and_grad_")
     assert list(tmp_path.glob("__pycache__/*.nbi"))          # Numba's index beside the source
+
+
+def test_a_cached_module_with_other_contents_is_replaced_not_imported(tmp_path):
+    """The cache folder may be shared: a file under a generated module's name but with other code in
+    it (planted, edited, truncated) is rewritten with the generated source before it is imported."""
+    from autodiff.compiler.build import load
+
+    source = "VALUE = 1\n"
+    module, path = load(source, "planted", tmp_path)
+    assert module.VALUE == 1 and path.read_text() == source
+    sys.modules.pop(module.__name__)
+    path.write_text("raise RuntimeError('planted code ran')\n")
+    again, same = load(source, "planted", tmp_path)
+    assert same == path and again.VALUE == 1 and path.read_text() == source

@@ -202,8 +202,9 @@ print(f"eq. 5.36 on {n:,} float64 numbers ({os.cpu_count()} cores):")
 for name, t in times.items():
     print(f"  {name:<30} {1e3 * t:8.1f} ms   {t / base:5.2f} x NumPy's value")
 print(f"at a scalar, per call: eager {1e6 * scalar['eager']:.1f} us, compiled {1e6 * scalar['compiled']:.2f} us")
-assert times["compiled: value and gradient"] < times["eager: value and gradient"]
-assert 10 * scalar["compiled"] < scalar["eager"]
+# (Timings are printed, not asserted: a busy machine could reorder them. The claim this lesson can
+# assert, one fused loop with one array allocated, is asserted above; benchmarks/compile.py measures
+# the ratios on a quiet machine.)
 
 fig, ax = plt.subplots(figsize=(7, 2.6))
 ax.barh(list(times)[::-1], [t / base for t in times.values()][::-1], color=["tab:green", "tab:orange", "tab:gray"])

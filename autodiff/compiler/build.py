@@ -42,7 +42,10 @@ def load(source, stem, folder):
     if name in sys.modules:
         return sys.modules[name], Path(sys.modules[name].__file__)
     path = folder / f"{stem}_{digest}.py"
-    if not path.exists():
+    # only the code generated here is ever imported: a file of that name with other contents (edited,
+    # truncated, planted in a shared folder) is replaced; an unchanged one keeps its timestamp, so
+    # Numba's cache of it stays valid
+    if not path.exists() or path.read_text(errors="replace") != source:
         fd, tmp = tempfile.mkstemp(dir=folder, suffix=".tmp")
         with os.fdopen(fd, "w") as fh:
             fh.write(source)
