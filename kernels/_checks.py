@@ -67,3 +67,12 @@ def shape4(shape, name: str):
     if len(shape) != 4 or min(shape) < 1:
         raise ValueError(f"{name} must be 4 positive ints (N, C, H, W), got {shape}")
     return shape
+
+
+def argmax_range_error(argmax, input_shape):
+    """Max pooling's backward: the error for an argmax with an index outside its plane (raised by the
+    entry point's check for "numpy", and by the CPU kernel, which finds such an index while it reads
+    argmax instead of in a pass of its own)."""
+    plane = input_shape[2] * input_shape[3]
+    return ValueError(f"argmax must hold flat indices into an input plane of {input_shape[2]}x{input_shape[3]}"
+                      f" (0 .. {plane - 1}), got values from {argmax.min()} to {argmax.max()}")

@@ -102,21 +102,16 @@ def _col2im(dcols, n, c0, kh, kw, sh, sw, ph, pw, dil_h, dil_w, ho, wo, dx):
                         line[v0 + U(j * sw)] += src[start + U(j0 + j)]
 
 
-@njit(cache=True)
+@njit(cache=True, fastmath={"reassoc"})
 def _row_sum(row):
-    """The sum of a 1-D array with eight running sums (added in a fixed order): one running sum
-    waits for each addition to finish before the next (float additions are not reordered without
-    fastmath, so the loop is not vectorised); eight keep the adder busy (4x faster here)."""
-    partial = np.zeros(8, dtype=row.dtype)
-    full = row.size - row.size % 8
-    for k in range(0, full, 8):
-        for lane in range(8):
-            partial[lane] += row[k + lane]
+    """The sum of a 1-D array. ``reassoc`` lets the compiler split the sum over the vector lanes
+    (without it each addition waits for the one before: the loop is not vectorised); the order it
+    picks is fixed at compile time, so the sum is the same on every run. (An earlier version kept
+    eight running sums in a small array, allocated on each call: 0.6 ms of conv1's 1.5 ms backward
+    weight pass here went to that.)"""
     total = ZERO
-    for k in range(full, row.size):
+    for k in range(row.size):
         total += row[k]
-    for lane in range(8):
-        total += partial[lane]
     return total
 
 

@@ -70,7 +70,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .._checks import float_array, host_only, is_device_array, shape4
+from .._checks import argmax_range_error, float_array, host_only, is_device_array, shape4
 from ..backend import resolve_for
 from ..options import PoolGeometry
 from . import reference
@@ -125,7 +125,8 @@ def _output_shape(input_shape, geometry, of):
 
 
 def _argmax(argmax, g, input_shape, backend):
-    """argmax: int64, g's shape; on the host also every index inside the plane (0 <= i < H * W)."""
+    """argmax: int64, g's shape; on the host also every index inside the plane (0 <= i < H * W),
+    checked here for "numpy" and by the kernel itself for "cpu"."""
     host_only(backend, argmax=argmax)
     on_device = is_device_array(argmax)
     if not on_device:
@@ -138,9 +139,8 @@ def _argmax(argmax, g, input_shape, backend):
     if tuple(argmax.shape) != tuple(g.shape):
         raise ValueError(f"argmax must have g's shape {tuple(g.shape)}, got {tuple(argmax.shape)}")
     plane = input_shape[2] * input_shape[3]
-    if not on_device and argmax.size and (argmax.min() < 0 or argmax.max() >= plane):
-        raise ValueError(f"argmax must hold flat indices into an input plane of {input_shape[2]}x{input_shape[3]}"
-                         f" (0 .. {plane - 1}), got values from {argmax.min()} to {argmax.max()}")
+    if backend == "numpy" and argmax.size and (argmax.min() < 0 or argmax.max() >= plane):
+        raise argmax_range_error(argmax, input_shape)
     return argmax
 
 

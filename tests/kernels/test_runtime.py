@@ -40,7 +40,7 @@ def test_whatever_comes_first_every_blas_gets_one_thread_at_the_first_kernel_cal
             "s = kernels.runtime.status()\n"
             f"print(untouched, max(before) > 1, {BLAS_THREADS}, s.blas_single_threaded, s.threading_layer)")
     # (this machine has 2 cores: BLAS starts with 2 threads; the kernels' first call leaves one)
-    assert _python(code) == "True True [1] True workqueue"
+    assert _python(code) == "True True [1] True tbb"       # TBB from pip's lib folder (see kernels/runtime.py)
 
 
 def test_configure_can_undo_the_blas_limit():
@@ -83,6 +83,21 @@ def test_a_process_pool_started_after_a_kernel_call_finishes(tmp_path, start_met
                             env=environment, cwd=ROOT, timeout=240)
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.strip() == "True"
+
+
+def test_without_tbb_the_kernels_run_on_numbas_fork_safe_workqueue(tmp_path):
+    """Where TBB's library cannot be found (another platform, or a C library without it), the first
+    kernel call picks Numba's workqueue layer, which is fork-safe too: a fork pool still finishes."""
+    script = tmp_path / "pool.py"
+    script.write_text(FORK_POOL.replace("import numpy as np, kernels\n",
+                                        "import numpy as np, kernels\nkernels.runtime.TBB_LIBRARY = 'no-such-libtbb.so'\n")
+                      .replace("print(children == parent)", "print(children == parent, kernels.runtime.status().threading_layer)"))
+    environment = {k: v for k, v in os.environ.items() if k not in ("NUMBA_THREADING_LAYER", "LD_LIBRARY_PATH")}
+    environment["PYTHONPATH"] = str(ROOT)
+    result = subprocess.run([sys.executable, str(script), "fork"], capture_output=True, text=True,
+                            env=environment, cwd=ROOT, timeout=240)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip() == "True workqueue"
 
 
 def test_malloc_is_tuned_at_the_first_kernel_call_unless_chainrule_keep_memory_is_0():
