@@ -1,0 +1,48 @@
+"""The benchmarks the README names run (their --quick smoke forms, without PyTorch) and print what
+they promise: a benchmark that no longer starts is found here, not on the day someone times a change.
+No number is asserted (speed is measured by hand, as ratios within one run), only that each is there."""
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+NUMBER = r"\d+\.\d+"
+
+
+def _run(script, *args):
+    env = {k: v for k, v in os.environ.items() if k != "NUMBA_THREADING_LAYER"}
+    result = subprocess.run([sys.executable, str(ROOT / "benchmarks" / script), *args], capture_output=True,
+                            text=True, env=env, cwd=ROOT, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert f"benchmarks/{script}" in (ROOT / "README.md").read_text()
+    return result.stdout
+
+
+def test_train_step_measures_the_plain_loop_the_arranged_cases_and_their_phases():
+    out = _run("train_step.py", "--quick")
+    assert out.startswith("CPU: ")
+    for label in ("plain loop, NumPy imported first (headline)", "plain loop, nn imported first", "nn.fit, per step"):
+        assert re.search(rf"ours, {re.escape(label)}: median {NUMBER} ms, best {NUMBER} ms.*peak RSS \d+ MB", out), out
+    assert re.search(rf"phases \(ms\): forward {NUMBER}, backward {NUMBER}, update {NUMBER}", out), out
+
+
+@pytest.mark.parametrize("script, args, expected", [
+    ("engine.py", ["--quick"], r"Total wall time: [\d.]+ s"),
+    ("compile.py", ["--quick"], rf"compiled / eager {NUMBER}"),
+])
+def test_the_engine_and_compile_benchmarks_run(script, args, expected):
+    assert re.search(expected, _run(script, *args))
+
+
+def test_the_kernel_benchmark_puts_the_products_alone_beside_each_convolution():
+    out = _run("kernels.py", "--quick", "--no-torch")
+    assert "gemm ms" in out.splitlines()[3]
+    for layer in ("conv1", "conv2"):
+        for direction in ("forward", "backward input", "backward weight"):
+            # ours ms, GFLOP/s, gemm ms, numpy ms
+            assert re.search(rf"^{layer} {direction}\s+{NUMBER}\s+{NUMBER}\s+{NUMBER}\s+{NUMBER}", out, re.M), out
+    assert re.search(rf"cold \(empty cache\) {NUMBER} s, cached {NUMBER} s", out), out
