@@ -22,10 +22,10 @@ effect.
 2. Numba's threading layer: TBB (Intel's oneTBB, from the ``tbb`` package, a dependency on x86-64
    Linux and Windows), unless you chose one with ``NUMBA_THREADING_LAYER``. It is fork-safe and
    thread-safe, and it starts a parallel loop in ~2 us. Numba's own ``workqueue`` layer, also
-   fork-safe, is the fallback when TBB cannot load: it takes 50-150 us to start each loop here and
-   its calling thread busy-waits beside the workers (on 2 cores it takes a core from them), so a
-   training step of the Keras CNN, which starts some 40 loops, ran in 35 ms with it and 25 ms with
-   TBB. The default that Numba would pick here, GNU OpenMP, is as fast as TBB but not fork-safe: a
+   fork-safe, is the fallback when TBB cannot load: it takes 50-150 us to start each loop here, and
+   its calling thread busy-waits beside the workers (on 2 cores it takes a core from them: the same
+   loop of products ran 1.2-1.4x slower than on TBB or OpenMP), so a training step of the Keras CNN
+   ran in 35 ms with it and 25 ms with TBB. The default that Numba would pick here, GNU OpenMP, is as fast as TBB but not fork-safe: a
    child started with ``fork()`` after a parallel loop ran (a ``multiprocessing`` pool with the fork
    start method) is killed at its first parallel loop ("fork() called from a process already using
    GNU OpenMP"). pip puts TBB's library (``libtbb.so.12``) in the environment's ``lib`` folder,

@@ -117,9 +117,10 @@ def _max_backward_planes(g, argmax, dx):
 
     Returns how many indices lay outside their plane (0 for an argmax from max_forward; they are
     skipped, and the caller raises): the range is checked here, while argmax is read anyway, rather
-    than by a pass of its own (NumPy's min and max of argmax took as long as this whole loop). The
-    index is compared as unsigned, so a negative one is a huge one: one test for both ends. Each
-    plane is taken as 1-D views (indexing the 2-D arrays instead was 1.3x slower here)."""
+    than by passes of its own (NumPy's min and max of argmax took 0.12 ms beside this loop's 0.3 ms
+    for the Keras CNN's first pooling, batch 128). The index is compared as unsigned, so a negative
+    one is a huge one: one test for both ends. Each plane's arrays are taken as views once
+    (indexing the 3-D arrays at every step instead was 1.3x slower here)."""
     outside = 0
     for p in prange(g.shape[0]):
         plane, grads, indices = dx[p], g[p], argmax[p]
