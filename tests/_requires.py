@@ -2,6 +2,7 @@
 machine a missing one skips those tests with its install line; in CI (``CI=true``), where ``.ci/run``
 installs them, they are taken as present, so a missing one fails the test instead of skipping it:
 these tests always run where it matters."""
+import importlib.metadata
 import os
 import shutil
 
@@ -27,3 +28,17 @@ def require(*programs: str) -> None:
 
 HAS_DOT = have("dot")
 requires_dot = pytest.mark.skipif(not HAS_DOT, reason=INSTALL["dot"])
+
+
+def installed(distribution: str) -> bool:
+    """Whether a Python distribution is installed in this environment."""
+    try:
+        importlib.metadata.version(distribution)
+        return True
+    except importlib.metadata.PackageNotFoundError:
+        return False
+
+
+#: The Numba threading layer the kernels pick: TBB where pip installed it (x86-64 Linux and Windows,
+#: the dependency's marker; loaded from pip's lib folder, see kernels/runtime.py), workqueue elsewhere.
+DEFAULT_LAYER = "tbb" if installed("tbb") else "workqueue"
