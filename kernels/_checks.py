@@ -71,7 +71,7 @@ def shape4(shape, name: str):
 
 def argmax_range_error(argmax, input_shape):
     """Max pooling's backward: the error for an argmax with an index outside its plane (raised by the
-    entry point's check for "numpy", and by the CPU kernel, which finds such an index while it reads
+    entry point's check of a host argmax, and by the CPU kernel, which finds such an index while it reads
     argmax instead of in a pass of its own)."""
     plane = input_shape[2] * input_shape[3]
     return ValueError(f"argmax must hold flat indices into an input plane of {input_shape[2]}x{input_shape[3]}"

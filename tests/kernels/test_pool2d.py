@@ -293,11 +293,12 @@ def test_bad_arguments_are_refused_with_a_message_naming_them(call, error, messa
         call()
 
 
-@pytest.mark.parametrize("backend", ["numpy", "cpu"])
+@pytest.mark.parametrize("backend", ["numpy", "cpu", pytest.param("cuda", marks=needs_cuda)])
 @pytest.mark.parametrize("shift, shown", [(16, "from 16 to 16"), (-1, "from -1 to -1"), (None, "from -3 to 15")])
 def test_an_argmax_outside_the_plane_is_refused_on_every_host_backend(backend, shift, shown):
     """The CPU kernel checks the range while it scatters (no pass of its own): the same message as
-    the reference's check, for an index past the plane, a negative one, and one bad among good ones."""
+    the entry point's check (numpy, and host arrays on cuda), for an index past the plane, a negative
+    one, and one bad among good ones."""
     arg = ARG + shift if shift is not None else np.where(np.arange(8).reshape(ARG.shape) == 5, -3, 15)
     with pytest.raises(ValueError, match=rf"argmax must hold flat indices .*4x4 \(0 \.\. 15\), got values {shown}$"):
         max_pool2d_backward(G, arg, X.shape, backend=backend)
