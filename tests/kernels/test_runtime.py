@@ -18,7 +18,6 @@ from kernels import runtime
 
 ROOT = Path(__file__).resolve().parents[2]
 ONE_STEP = "kernels.sgd_update(np.ones(3, np.float32), np.ones(3, np.float32), step=1, lr=0.1)"
-
 BLAS_THREADS = "sorted({i['num_threads'] for i in threadpoolctl.threadpool_info() if i['user_api'] == 'blas'})"
 
 
