@@ -25,14 +25,14 @@ effect.
    fork-safe, is the fallback when TBB cannot load: it takes 50-150 us to start each loop here, and
    its calling thread busy-waits beside the workers (on 2 cores it takes a core from them: the same
    loop of products ran 1.2-1.4x slower than on TBB or OpenMP), so a training step of the Keras CNN
-   ran in 35 ms with it and 25 ms with TBB. The default that Numba would pick here, GNU OpenMP, is as fast as TBB but not fork-safe: a
-   child started with ``fork()`` after a parallel loop ran (a ``multiprocessing`` pool with the fork
-   start method) is killed at its first parallel loop ("fork() called from a process already using
-   GNU OpenMP"). pip puts TBB's library (``libtbb.so.12``) in the environment's ``lib`` folder,
-   where the dynamic loader does not look, so it is loaded from there by its full path first (Numba's
-   TBB extension then finds it, already loaded, by name). The layer is fixed by the first parallel
-   loop in the process, so this is done before the kernels' first one (``status().threading_layer``
-   says which one runs).
+   ran in 35 ms with it and 25 ms with TBB. The default that Numba would pick here, GNU OpenMP, is
+   as fast as TBB but not fork-safe: a child started with ``fork()`` after a parallel loop ran (a
+   ``multiprocessing`` pool with the fork start method) is killed at its first parallel loop
+   ("fork() called from a process already using GNU OpenMP"). pip puts TBB's library
+   (``libtbb.so.12``) in the environment's ``lib`` folder, where the dynamic loader does not look,
+   so it is loaded from there by its full path first (Numba's TBB extension then finds it, already
+   loaded, by name). The layer is fixed by the first parallel loop in the process, so this is done
+   before the kernels' first one (``status().threading_layer`` says which one runs).
 
 3. glibc's malloc. A training step allocates and frees the same large arrays (activations,
    gradients: up to 6 MB each for the Keras CNN at batch 128) again and again. glibc serves each
@@ -99,21 +99,30 @@ def _keep_freed_memory() -> bool:
     return _state.malloc_tuned
 
 
+def _pip_tbb_library() -> str | None:
+    """The path of TBB's library where pip's ``tbb`` package puts it (the environment's or the
+    user's base folder, ``lib/``), or None."""
+    import site
+    import sys
+
+    for base in (sys.prefix, site.getuserbase()):
+        path = os.path.join(base, "lib", TBB_LIBRARY)
+        if os.path.exists(path):
+            return path
+    return None
+
+
 def _tbb_loads() -> bool:
     """Whether Numba's TBB layer can load, loading TBB's library from pip's folder first if needed."""
+    import ctypes
+
     try:
         from numba.np.ufunc import parallel
 
         try:
             parallel._check_tbb_version_compatible()     # Numba's own check (TBB 2021.6 or later)
-        except ImportError:
-            import ctypes
-            import site
-            import sys
-
-            folders = [os.path.join(sys.prefix, "lib"), os.path.join(site.getuserbase(), "lib")]
-            paths = [os.path.join(folder, TBB_LIBRARY) for folder in folders]
-            path = next((path for path in paths if os.path.exists(path)), None)
+        except ImportError:                               # not found by name: load pip's copy by path
+            path = _pip_tbb_library()
             if path is None:
                 return False
             ctypes.CDLL(path, mode=ctypes.RTLD_GLOBAL)

@@ -60,6 +60,8 @@ def test_a_threading_layer_the_user_chose_is_kept():
 FORK_POOL = """
 import multiprocessing as mp, sys
 import numpy as np, kernels
+if "no-tbb" in sys.argv:                                    # as on a machine without TBB's library
+    kernels.runtime.TBB_LIBRARY = "no-such-libtbb.so"
 
 def work(seed):
     x = np.random.default_rng(seed).random((2, 3, 9, 9), dtype=np.float32)
@@ -69,36 +71,32 @@ if __name__ == "__main__":
     parent = [work(s) for s in range(4)]                     # the parallel kernels ran in this process
     with mp.get_context(sys.argv[1]).Pool(2) as pool:
         children = pool.map_async(work, range(4)).get(timeout=60)
-    print(children == parent)
+    print(children == parent, kernels.runtime.status().threading_layer)
 """
+
+
+def _pool(tmp_path, *arguments):
+    """FORK_POOL's output, run in a fresh process (no layer chosen by the environment)."""
+    script = tmp_path / "pool.py"
+    script.write_text(FORK_POOL)
+    environment = {k: v for k, v in os.environ.items() if k not in ("NUMBA_THREADING_LAYER", "LD_LIBRARY_PATH")}
+    environment["PYTHONPATH"] = str(ROOT)
+    result = subprocess.run([sys.executable, str(script), *arguments], capture_output=True, text=True,
+                            env=environment, cwd=ROOT, timeout=240)
+    assert result.returncode == 0, result.stderr[-2000:]
+    return result.stdout.strip()
 
 
 @pytest.mark.parametrize("start_method", ["fork", "spawn"])
 def test_a_process_pool_started_after_a_kernel_call_finishes(tmp_path, start_method):
-    """With GNU OpenMP (Numba's default here) a fork()ed child hangs in its first parallel loop."""
-    script = tmp_path / "pool.py"
-    script.write_text(FORK_POOL)
-    environment = {k: v for k, v in os.environ.items() if k != "NUMBA_THREADING_LAYER"}
-    environment["PYTHONPATH"] = str(ROOT)
-    result = subprocess.run([sys.executable, str(script), start_method], capture_output=True, text=True,
-                            env=environment, cwd=ROOT, timeout=240)
-    assert result.returncode == 0, result.stderr[-2000:]
-    assert result.stdout.strip() == "True"
+    """With GNU OpenMP (Numba's default here) a fork()ed child is killed at its first parallel loop."""
+    assert _pool(tmp_path, start_method) == f"True {DEFAULT_LAYER}"
 
 
 def test_without_tbb_the_kernels_run_on_numbas_fork_safe_workqueue(tmp_path):
     """Where TBB's library cannot be found (another platform, or a C library without it), the first
     kernel call picks Numba's workqueue layer, which is fork-safe too: a fork pool still finishes."""
-    script = tmp_path / "pool.py"
-    script.write_text(FORK_POOL.replace("import numpy as np, kernels\n",
-                                        "import numpy as np, kernels\nkernels.runtime.TBB_LIBRARY = 'no-such-libtbb.so'\n")
-                      .replace("print(children == parent)", "print(children == parent, kernels.runtime.status().threading_layer)"))
-    environment = {k: v for k, v in os.environ.items() if k not in ("NUMBA_THREADING_LAYER", "LD_LIBRARY_PATH")}
-    environment["PYTHONPATH"] = str(ROOT)
-    result = subprocess.run([sys.executable, str(script), "fork"], capture_output=True, text=True,
-                            env=environment, cwd=ROOT, timeout=240)
-    assert result.returncode == 0, result.stderr[-2000:]
-    assert result.stdout.strip() == "True workqueue"
+    assert _pool(tmp_path, "fork", "no-tbb") == "True workqueue"
 
 
 def test_malloc_is_tuned_at_the_first_kernel_call_unless_chainrule_keep_memory_is_0():
