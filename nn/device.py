@@ -4,9 +4,9 @@ training step there.
 ``to_device(model, "cuda")`` (what ``model.to("cuda")`` calls) moves every parameter and buffer to
 the device once, as a ``kernels.device.DeviceArray``; ``to_device(model, "cpu")`` brings them back.
 From then on the device follows the data, as in PyTorch: the kernels run on the device because their
-inputs are there (DESIGN.md), whatever ``kernels.use_backend`` says, and ``fit`` moves each batch in
-(the inputs and the labels) and reads the loss out (one number per step; the accuracy's count is
-summed on the device and read once per epoch). Parameters, gradients, optimiser state and
+inputs are there (ARCHITECTURE.md; ``kernels.backend``), whatever ``kernels.use_backend`` says, and
+``fit`` moves each batch in (the inputs and the labels) and reads the loss out (one number per step;
+the accuracy's count is summed on the device and read once per epoch). Parameters, gradients, optimiser state and
 activations never leave the device. Without a GPU, ``to_device(model, "cuda")`` raises
 ``kernels.BackendUnavailable`` (set ``NUMBA_ENABLE_CUDASIM=1`` to run in Numba's simulator).
 

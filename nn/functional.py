@@ -1,7 +1,7 @@
 """The CNN stack's functional ops: what a layer computes, as autodiff primitives or compositions.
 
-Each heavy op is an autodiff *primitive* declared with its rules (DESIGN.md: the op owns the maths,
-``kernels`` does the work): conv2d, max- and average-pooling (in :mod:`nn.convolution`, re-exported
+Each heavy op is an autodiff *primitive* declared with its rules (ARCHITECTURE.md: the op owns the
+maths, ``kernels`` does the work): conv2d, max- and average-pooling (in :mod:`nn.convolution`, re-exported
 here), and the fused, stable ``softmax_cross_entropy`` (here). Their derivative rules are written with primitives again (the gradient
 of a convolution is a convolution read the other way round), so a gradient can itself be
 differentiated: ``gradcheck(..., order=2)`` and Hessian-vector products work through a CNN.
