@@ -9,17 +9,22 @@ collect each contribution through the sweeps' ``on_edge`` hook (eq. 5.39's terms
   adjoints (``show=("value", "grad")``) and tangents (``show=("value", "tangent"), wrt=x``).
 - ``draw_steps(y, mode)``: one picture per node swept, the node being processed highlighted.
 - ``save(graph, path)``: SVG or PNG through the ``dot`` program, with the DOT source beside it.
+- ``has_dot()``: whether Graphviz's ``dot`` program is there, the one test of it (the text fallback
+  uses it, and so do the tests that skip without it).
+
+The graphviz Python package is imported when a picture is first asked for, not with ``autodiff``:
+without it gradients work, and drawing raises ``GraphvizNotFound`` saying ``pip install graphviz``.
 
 The other views of the same graph: ``trace_table`` (:mod:`autodiff.tables`) and ``graph_code`` /
 ``print_graph`` (:mod:`autodiff.labels`).
 """
 from __future__ import annotations
 
+import functools
 import html
+import shutil
 from collections import Counter
 from pathlib import Path
-
-import graphviz
 
 from .labels import (adjoints_of, constant_text, expression, graph_code, graph_of, local_derivative, node_names,
                      number_text, partial_texts, seed_of, tangents_of, wrt_list)
@@ -27,10 +32,38 @@ from .player import Step, player_html
 from .tables import trace_table
 
 INSTALL_DOT = "install Graphviz's 'dot' program (Debian/Ubuntu: apt-get install graphviz; macOS: brew install graphviz)"
+INSTALL_PACKAGE = "install the graphviz Python package (pip install graphviz)"
 
 
 class GraphvizNotFound(RuntimeError):
-    """The ``dot`` program is missing: the picture cannot be rendered (its DOT source can)."""
+    """Graphviz is missing: its ``dot`` program (the picture cannot be rendered; its DOT source can),
+    or its Python package (``GraphvizPackageMissing``: no picture can be built)."""
+
+
+class GraphvizPackageMissing(GraphvizNotFound, ImportError):
+    """The graphviz Python package cannot be imported: drawing needs it (``pip install graphviz``)."""
+
+
+def has_dot() -> bool:
+    """Whether Graphviz's ``dot`` program is on PATH (the one the graphviz package runs)."""
+    return shutil.which("dot") is not None
+
+
+def _graphviz():
+    """The graphviz package, imported at the first picture; a missing one says how to install it."""
+    try:
+        import graphviz
+    except ImportError as exc:
+        raise GraphvizPackageMissing(f"drawing a graph needs the graphviz Python package: {INSTALL_PACKAGE} "
+                                     f"({exc})") from None
+    return graphviz
+
+
+def _pipe(graph, fmt, what, encoding=None):
+    """``graph`` rendered by ``dot``; without ``dot``, ``GraphvizNotFound`` naming ``what``."""
+    if not has_dot():
+        raise GraphvizNotFound(f"cannot render {what}: {INSTALL_DOT}")
+    return graph.pipe(format=fmt, encoding=encoding)
 
 
 def _fallback_html(text):
@@ -39,20 +72,32 @@ def _fallback_html(text):
             f"<p><em>(no picture: {html.escape(INSTALL_DOT)}; then run the cell again)</em></p>")
 
 
-class Picture(graphviz.Digraph):
-    """A ``graphviz.Digraph`` that a notebook can always show: rendered by ``dot`` when it is
-    installed; otherwise the graph as straight-line code and its trace table (eq. 5.38 and the
-    sweep's numbers), with one line saying how to install Graphviz (``fallback_of()``: that text)."""
+@functools.cache
+def _picture_class():
+    """``Picture``, built at the first picture (it subclasses ``graphviz.Digraph``)."""
 
-    def fallback_of(self):
-        return self.source
+    class Picture(_graphviz().Digraph):
+        """A ``graphviz.Digraph`` that a notebook can always show: rendered by ``dot`` when it is
+        installed; otherwise the graph as straight-line code and its trace table (eq. 5.38 and the
+        sweep's numbers), with one line saying how to install Graphviz (``fallback_of()``: that text)."""
 
-    def _repr_mimebundle_(self, include=None, exclude=None, **kwargs):
-        try:
-            return super()._repr_mimebundle_(include, exclude, **kwargs)
-        except graphviz.ExecutableNotFound:
+        def fallback_of(self):
+            return self.source
+
+        def _repr_mimebundle_(self, include=None, exclude=None, **kwargs):
+            if has_dot():
+                return super()._repr_mimebundle_(include, exclude, **kwargs)
             text = self.fallback_of()
             return {"text/html": _fallback_html(text), "text/plain": f"{text}\n(no picture: {INSTALL_DOT})"}
+
+    Picture.__module__, Picture.__qualname__ = __name__, "Picture"   # pickled and printed as autodiff.draw.Picture
+    return Picture
+
+
+def __getattr__(name):
+    if name == "Picture":
+        return _picture_class()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 # --- pictures ----------------------------------------------------------------------------------
@@ -107,7 +152,7 @@ def _digraph(order, y, *, names, show, adjoints, tangents, digits, rankdir, max_
     kept, hidden = _keep_nodes(order, max_nodes)
     hidden_ids = {id(n) for n in hidden}
     key = {id(n): f"n{k}" for k, n in enumerate(order)}  # stable DOT ids
-    dot = Picture(graph_attr=dict(rankdir=rankdir), node_attr=dict(fontname="Helvetica", fontsize="11"))
+    dot = _picture_class()(graph_attr=dict(rankdir=rankdir), node_attr=dict(fontname="Helvetica", fontsize="11"))
     if hidden:
         counts = Counter(n.op.name if n.op else "input" for n in hidden)
         summary = ", ".join(f"{op} x{k}" for op, k in counts.most_common(6))
@@ -200,10 +245,9 @@ def save(graph, path, format=None) -> Path:
     if fmt == "dot":
         return dot_path
     try:
-        data = graph.pipe(format=fmt)
-    except graphviz.ExecutableNotFound:
-        raise GraphvizNotFound(f"cannot render {path.name}: {INSTALL_DOT}. The DOT source was saved to {dot_path} "
-                               f"(and is in graph.source).") from None
+        data = _pipe(graph, fmt, path.name)
+    except GraphvizNotFound as exc:
+        raise GraphvizNotFound(f"{exc}. The DOT source was saved to {dot_path} (and is in graph.source).") from None
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_bytes(data)
     tmp.replace(path)
@@ -232,15 +276,9 @@ class Steps(list):
         folder = Path(folder)
         return [save(g, folder / f"step_{k:03d}.{format}", format) for k, g in enumerate(self, start=1)]
 
-    def _svgs(self):
-        return [g.pipe(format="svg", encoding="utf-8") for g in self]
-
     def player(self, standalone=False):
         """The step-through player as HTML (``autodiff.player``); needs ``dot`` (GraphvizNotFound)."""
-        try:
-            svgs = self._svgs()
-        except graphviz.ExecutableNotFound:
-            raise GraphvizNotFound(f"cannot render the player's pictures: {INSTALL_DOT}") from None
+        svgs = [_pipe(g, "svg", "the player's pictures", encoding="utf-8") for g in self]
         return player_html(self.steps, self.mode, self.table.columns, self.table.rows, svgs, standalone=standalone)
 
     def save_html(self, path) -> Path:

@@ -1,5 +1,8 @@
 """Drawing the graph: pictures, step-by-step sweeps, trace tables, straight-line code."""
 import re
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -211,3 +214,41 @@ def test_negative_zero_is_printed_as_zero():
     from autodiff.labels import number_text as _number
 
     assert _number(-0.0, 4) == "0" and _number(np.array([-0.0, -1.5]), 4) == "[0, -1.5]"
+
+
+def test_has_dot_looks_on_path_as_graphviz_does(tmp_path, monkeypatch):
+    monkeypatch.setenv("PATH", str(tmp_path))
+    assert not ad.draw.__globals__["has_dot"]()
+    fake = tmp_path / "dot"
+    fake.write_text("#!/bin/sh\n")
+    fake.chmod(0o755)
+    assert ad.draw.__globals__["has_dot"]()
+
+
+WITHOUT_GRAPHVIZ = """
+import sys
+sys.modules["graphviz"] = None            # as if the package were not installed: importing it fails
+import autodiff as ad
+print(ad.grad(lambda t: ad.sin(t) * t)(0.5))
+x = ad.Tensor(0.5, requires_grad=True, name="x")
+for ask in (lambda: ad.draw(ad.sin(x)), lambda: ad.draw_steps(ad.sin(x))):
+    try:
+        ask()
+    except ImportError as exc:
+        print(type(exc).__name__, isinstance(exc, ad.GraphvizNotFound), exc)
+"""
+
+
+def test_gradients_need_no_graphviz_package_and_drawing_says_how_to_install_it():
+    root = Path(__file__).resolve().parents[1]
+    plain = subprocess.run([sys.executable, "-c", "import sys, autodiff; print('graphviz' in sys.modules)"],
+                           cwd=root, capture_output=True, text=True, timeout=120)
+    assert plain.returncode == 0 and plain.stdout.split() == ["False"], plain.stderr   # imported at the first picture
+    result = subprocess.run([sys.executable, "-c", WITHOUT_GRAPHVIZ], cwd=root, capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert float(lines[0]) == pytest.approx(np.sin(0.5) + 0.5 * np.cos(0.5), rel=1e-15)
+    assert len(lines) == 3 and all(line.startswith("GraphvizPackageMissing True drawing a graph needs the graphviz "
+                                                   "Python package") and "pip install graphviz" in line
+                                   for line in lines[1:]), lines
