@@ -1,12 +1,17 @@
 """Programs some tests need from the system (Graphviz's ``dot``, Debian's chromium): on a developer's
 machine a missing one skips those tests with its install line; in CI (``CI=true``), where ``.ci/run``
 installs them, they are taken as present, so a missing one fails the test instead of skipping it:
-these tests always run where it matters."""
+these tests always run where it matters.
+
+Whether ``dot`` is there is the library's own test, ``autodiff.draw.has_dot`` (the one its notebook
+text fallback and ``save`` use), so a test skips exactly where the library falls back."""
 import importlib.metadata
 import os
 import shutil
 
 import pytest
+
+from autodiff.draw import has_dot
 
 IN_CI = os.environ.get("CI") == "true"
 INSTALL = {"dot": "Graphviz 'dot' is not installed (apt-get install graphviz)",
@@ -16,7 +21,9 @@ INSTALL["chromedriver"] = INSTALL["chromium"]
 
 def have(program: str) -> bool:
     """Whether ``program`` is on PATH (always True in CI: there, its absence must fail the test)."""
-    return IN_CI or shutil.which(program) is not None
+    if IN_CI:
+        return True
+    return has_dot() if program == "dot" else shutil.which(program) is not None
 
 
 def require(*programs: str) -> None:

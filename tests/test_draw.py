@@ -217,12 +217,14 @@ def test_negative_zero_is_printed_as_zero():
 
 
 def test_has_dot_looks_on_path_as_graphviz_does(tmp_path, monkeypatch):
+    from autodiff.draw import has_dot
+
     monkeypatch.setenv("PATH", str(tmp_path))
-    assert not ad.draw.__globals__["has_dot"]()
+    assert not has_dot()
     fake = tmp_path / "dot"
     fake.write_text("#!/bin/sh\n")
     fake.chmod(0o755)
-    assert ad.draw.__globals__["has_dot"]()
+    assert has_dot()
 
 
 WITHOUT_GRAPHVIZ = """
