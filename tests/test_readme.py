@@ -6,7 +6,6 @@ import io
 import os
 import re
 import shlex
-import shutil
 import subprocess
 import sys
 import tomllib
@@ -18,6 +17,8 @@ import pytest
 
 from autodiff.examples import eq_5_37
 from chainrule.cli import main
+
+from _requires import require  # tests/_requires.py
 
 ROOT = Path(__file__).resolve().parents[1]
 README = (ROOT / "README.md").read_text()
@@ -87,8 +88,6 @@ def _command_line_examples():
             for line in block.splitlines() if line.startswith("chainrule ")]
 
 
-@pytest.mark.skipif(shutil.which("dot") is None and os.environ.get("CI") != "true",
-                    reason="Graphviz 'dot' is not installed (apt-get install graphviz)")
 def _fake_mnist_test_set(folder, n=300):
     """MNIST's two test files (IDX, gzip) holding n random images, for the README's train example."""
     import gzip
@@ -102,18 +101,23 @@ def _fake_mnist_test_set(folder, n=300):
     (folder / "t10k-labels-idx1-ubyte.gz").write_bytes(gzip.compress(header(2049, n) + labels.astype(np.uint8).tobytes()))
 
 
-def test_every_command_line_example_runs(tmp_path, monkeypatch):
-    commands = _command_line_examples()
-    assert [c.split()[1] for c in commands] == ["train", "graph", "check"]
+def test_the_command_line_examples_are_train_graph_check():
+    assert [c.split()[1] for c in _command_line_examples()] == ["train", "graph", "check"]
+
+
+@pytest.mark.parametrize("command", _command_line_examples(), ids=lambda c: c.split()[1])
+def test_every_command_line_example_runs(command, tmp_path, monkeypatch):
+    if command.split()[1] == "graph":
+        require("dot")   # it writes SVG pictures: skipped without `dot`, except in CI (tests/_requires.py)
     (tmp_path / "mnist").mkdir()
     _fake_mnist_test_set(tmp_path / "mnist")
     monkeypatch.chdir(tmp_path)
-    for command in commands:
-        out = io.StringIO()
-        monkeypatch.setattr(sys, "stdout", out)
-        assert main(shlex.split(command.replace("PATH", str(tmp_path / "mnist")))[1:]) == 0, command
-        if command.split()[1] == "train":
-            assert "Total params: 34,826" in out.getvalue() and "Epoch 12/12" in out.getvalue()
-            assert "(60 held-out images)" in out.getvalue()
-            assert (tmp_path / "runs" / "keras-mnist-cnn" / "history.svg").exists()
-    assert (tmp_path / "graph.svg").exists() and len(list((tmp_path / "graph_steps").glob("*.svg"))) == 10
+    out = io.StringIO()
+    monkeypatch.setattr(sys, "stdout", out)
+    assert main(shlex.split(command.replace("PATH", str(tmp_path / "mnist")))[1:]) == 0, command
+    if command.split()[1] == "train":
+        assert "Total params: 34,826" in out.getvalue() and "Epoch 12/12" in out.getvalue()
+        assert "(60 held-out images)" in out.getvalue()
+        assert (tmp_path / "runs" / "keras-mnist-cnn" / "history.svg").exists()
+    if command.split()[1] == "graph":
+        assert (tmp_path / "graph.svg").exists() and len(list((tmp_path / "graph_steps").glob("*.svg"))) == 10
