@@ -8,12 +8,21 @@ The default is "cpu". Choose per call (``backend="numpy"``), for a block of code
 The dispatch itself is a static table in each family's package, e.g. ``kernels.conv2d.IMPLEMENTATIONS
 = {"numpy": ..., "cpu": ..., "cuda": ...}``: backend name -> a function returning the module that
 implements the family's verbs on that backend (``reference.py``, ``cpu.py``, ``cuda.py``, which share
-their function names and arguments). The compiled modules are imported at their first use, so that
-``import kernels`` does not pay for Numba (about 0.3 s) or numba.cuda (about 0.5 s more).
+their function names and arguments). Every family builds its table with ``implementations`` and every
+entry point ends in one call of ``implementation`` (the backend, the device test, the module), e.g.::
+
+    IMPLEMENTATIONS = implementations(__name__)
+    ...
+    return implementation(IMPLEMENTATIONS, backend, x=x, w=w).forward(x, w)
+
+The modules are imported at their first use, so that ``import kernels`` does not pay for Numba
+(about 0.3 s) or numba.cuda (about 0.5 s more).
 """
 from __future__ import annotations
 
 import contextlib
+import functools
+import importlib
 import threading
 
 from . import runtime
@@ -85,8 +94,8 @@ def use_backend(name: str):
 def resolve(backend: str | None) -> str:
     """The backend a kernel call runs on: its own ``backend=`` argument, else the current default.
 
-    Every kernel entry point starts here, so this is also where the process-wide tuning is applied
-    at the first call (``kernels.runtime.ensure_configured``: a flag test after that).
+    Every kernel entry point comes here (through ``implementation``) before its kernel runs, so this
+    is also where the process-wide tuning is applied at the first call (``kernels.runtime.ensure_configured``: a flag test after that).
     """
     name = _state.name if backend is None else backend
     _check_name(name)
@@ -107,9 +116,19 @@ def resolve_for(backend: str | None, *arrays) -> str:
     return resolve(backend)
 
 
+def implementations(package: str, *, cpu: str = "cpu") -> dict:
+    """A family's IMPLEMENTATIONS table: backend name -> a function returning the module of ``package``
+    that runs the family's verbs there: "reference" for "numpy", ``cpu`` for "cpu" ("cpu", or
+    "reference" where NumPy is the CPU version), "cuda" for "cuda". Each is imported at its first call (and kept: later calls cost a lookup)."""
+    modules = {"numpy": "reference", "cpu": cpu, "cuda": "cuda"}
+    return {name: functools.cache(functools.partial(importlib.import_module, f"{package}.{module}"))
+            for name, module in modules.items()}
+
+
 def implementation(table, backend: str | None, **arrays):
     """The module of ``table`` (a family's IMPLEMENTATIONS) that runs a call on ``arrays``: the backend
-    ``resolve_for`` picks, after refusing device arrays on a host backend (naming the argument)."""
+    ``resolve_for`` picks, after refusing device arrays on a host backend (naming the argument). The
+    one dispatch of every entry point."""
     name = resolve_for(backend, *arrays.values())
     host_only(name, **arrays)
     return table[name]()

@@ -32,10 +32,9 @@ the default dtype; float64 is accepted; all arrays of a call must share one dtyp
 """
 from __future__ import annotations
 
-from .._checks import float_array, host_only, shape4
-from ..backend import resolve_for
+from .._checks import float_array, shape4
+from ..backend import implementation, implementations
 from ..options import ConvGeometry
-from . import reference
 
 __all__ = ["forward", "backward_input", "backward_weight", "backward", "relu_grad",
            "conv2d_forward", "conv2d_backward_input", "conv2d_backward_weight"]
@@ -43,17 +42,7 @@ __all__ = ["forward", "backward_input", "backward_weight", "backward", "relu_gra
 
 # --- the static dispatch table: backend name -> the module with this family's verbs there ------------
 
-def _cpu():
-    from . import cpu       # imported at the first "cpu" call: it loads Numba (about 0.3 s)
-    return cpu
-
-
-def _cuda():
-    from . import cuda      # imported at the first "cuda" call: it loads numba.cuda (about 0.5 s)
-    return cuda
-
-
-IMPLEMENTATIONS = {"numpy": lambda: reference, "cpu": _cpu, "cuda": _cuda}
+IMPLEMENTATIONS = implementations(__name__)
 
 
 # --- array checks (every call) ---------------------------------------------------------------------
@@ -96,7 +85,6 @@ def _check_g(g, expected):
 def forward(x, w, b, geometry: ConvGeometry, *, relu=False, backend=None):
     """y = conv2d(x, w) + b (N, F, Ho, Wo); b may be None. ``relu=True``: max(y, 0), fused (the
     activation applied while each result is still in cache). See the module docstring."""
-    name = resolve_for(backend, x, w, b)
     geometry = _geometry(geometry)
     x = float_array(x, "x", 4)
     w = float_array(w, "w", 4, dtype=x.dtype)
@@ -106,33 +94,29 @@ def forward(x, w, b, geometry: ConvGeometry, *, relu=False, backend=None):
     _n, f, _ho, _wo = _output_shape(x.shape, w.shape, geometry, "x")
     if b is not None and tuple(b.shape) != (f,):
         raise ValueError(f"b must have shape (F,) = ({f},), one bias per filter, got {tuple(b.shape)}")
-    host_only(name, x=x, w=w, b=b)
-    return IMPLEMENTATIONS[name]().forward(x, w, b, geometry, bool(relu))
+    return implementation(IMPLEMENTATIONS, backend, x=x, w=w, b=b).forward(x, w, b, geometry, bool(relu))
 
 
 def backward_input(g, w, input_shape, geometry: ConvGeometry, *, backend=None):
     """dL/dx of shape ``input_shape`` given g = dL/dy. See conv2d_backward_input."""
-    name = resolve_for(backend, g, w)
     geometry = _geometry(geometry)
     g = float_array(g, "g", 4)
     w = float_array(w, "w", 4, dtype=g.dtype)
     input_shape = shape4(input_shape, "input_shape")
     _check_g(g, _output_shape(input_shape, w.shape, geometry, "input_shape"))
-    host_only(name, g=g, w=w)
-    return IMPLEMENTATIONS[name]().backward_input(g, w, input_shape, geometry)
+    return implementation(IMPLEMENTATIONS, backend, g=g, w=w).backward_input(g, w, input_shape, geometry)
 
 
 def backward_weight(g, x, weight_shape, geometry: ConvGeometry, *, bias=True, backend=None):
     """(dL/dw, dL/db) given g = dL/dy; dL/db is None when ``bias`` is False. See conv2d_backward_weight."""
-    name = resolve_for(backend, g, x)
     geometry = _geometry(geometry)
     g = float_array(g, "g", 4)
     x = float_array(x, "x", 4, dtype=g.dtype)
     weight_shape = shape4(weight_shape, "weight_shape")
     shape4(x.shape, "x")
     _check_g(g, _output_shape(x.shape, weight_shape, geometry, "x"))
-    host_only(name, g=g, x=x)
-    return IMPLEMENTATIONS[name]().backward_weight(g, x, weight_shape, geometry, bool(bias))
+    module = implementation(IMPLEMENTATIONS, backend, g=g, x=x)
+    return module.backward_weight(g, x, weight_shape, geometry, bool(bias))
 
 
 def backward(g, x, w, geometry: ConvGeometry, *, input_grad=True, weight_grad=True, relu_out=None, backend=None):
@@ -148,7 +132,6 @@ def backward(g, x, w, geometry: ConvGeometry, *, input_grad=True, weight_grad=Tr
            [2., 4., 2.],
            [1., 2., 1.]], dtype=float32), array([4., 4., 4., 4.], dtype=float32), array([4.], dtype=float32))
     """
-    name = resolve_for(backend, g, x)
     geometry = _geometry(geometry)
     g = float_array(g, "g", 4)
     x = float_array(x, "x", 4, dtype=g.dtype)
@@ -159,8 +142,8 @@ def backward(g, x, w, geometry: ConvGeometry, *, input_grad=True, weight_grad=Tr
         relu_out = float_array(relu_out, "relu_out", 4, dtype=g.dtype)
         if tuple(relu_out.shape) != tuple(g.shape):
             raise ValueError(f"relu_out must have g's shape {tuple(g.shape)}, got {tuple(relu_out.shape)}")
-    host_only(name, g=g, x=x, w=w, relu_out=relu_out)
-    return IMPLEMENTATIONS[name]().backward(g, x, w, geometry, bool(input_grad), bool(weight_grad), relu_out)
+    module = implementation(IMPLEMENTATIONS, backend, g=g, x=x, w=w, relu_out=relu_out)
+    return module.backward(g, x, w, geometry, bool(input_grad), bool(weight_grad), relu_out)
 
 
 def relu_grad(g, out, *, backend=None):
@@ -172,13 +155,11 @@ def relu_grad(g, out, *, backend=None):
     >>> relu_grad(np.ones_like(out), out, backend="numpy").ravel()
     array([0., 1., 0., 1.], dtype=float32)
     """
-    name = resolve_for(backend, g, out)
     g = float_array(g, "g", 4)
     out = float_array(out, "out", 4, dtype=g.dtype)
     if tuple(out.shape) != tuple(g.shape):
         raise ValueError(f"out must have g's shape {tuple(g.shape)}, got {tuple(out.shape)}")
-    host_only(name, g=g, out=out)
-    return IMPLEMENTATIONS[name]().relu_grad(g, out)
+    return implementation(IMPLEMENTATIONS, backend, g=g, out=out).relu_grad(g, out)
 
 
 # --- the keyword functions: build the geometry, call the entry point -------------------------------

@@ -18,22 +18,12 @@ array([[1.5, 2.5, 8.5]], dtype=float32)
 from __future__ import annotations
 
 from .._checks import float_array
-from ..backend import implementation
-from . import reference
+from ..backend import implementation, implementations
 
 __all__ = ["forward", "backward_input", "backward_weight"]
 
 
-def _cuda():
-    from . import cuda      # imported at the first "cuda" call: it loads numba.cuda
-    return cuda
-
-
-IMPLEMENTATIONS = {"numpy": lambda: reference, "cpu": lambda: reference, "cuda": _cuda}
-
-
-def _module(backend, **arrays):
-    return implementation(IMPLEMENTATIONS, backend, **arrays)
+IMPLEMENTATIONS = implementations(__name__, cpu="reference")     # NumPy is the CPU version
 
 
 def _inner(a_name, a_cols, b_name, b_rows, what):
@@ -50,7 +40,7 @@ def forward(x, w, b=None, *, backend=None):
         b = float_array(b, "b", 1, dtype=x.dtype)
         if tuple(b.shape) != (w.shape[1],):
             raise ValueError(f"b must have shape (units,) = ({w.shape[1]},), got {tuple(b.shape)}")
-    return _module(backend, x=x, w=w, b=b).forward(x, w, b)
+    return implementation(IMPLEMENTATIONS, backend, x=x, w=w, b=b).forward(x, w, b)
 
 
 def backward_input(g, w, *, backend=None):
@@ -58,7 +48,7 @@ def backward_input(g, w, *, backend=None):
     g = float_array(g, "g", 2)
     w = float_array(w, "w", 2, dtype=g.dtype)
     _inner("g", g.shape[1], "w", w.shape[1], "dense backward_input (w's columns are the units)")
-    return _module(backend, g=g, w=w).backward_input(g, w)
+    return implementation(IMPLEMENTATIONS, backend, g=g, w=w).backward_input(g, w)
 
 
 def backward_weight(g, x, bias=True, *, backend=None):
@@ -67,4 +57,4 @@ def backward_weight(g, x, bias=True, *, backend=None):
     x = float_array(x, "x", 2, dtype=g.dtype)
     if x.shape[0] != g.shape[0]:
         raise ValueError(f"dense backward_weight: x has {x.shape[0]} rows but g has {g.shape[0]}")
-    return _module(backend, g=g, x=x).backward_weight(g, x, bool(bias))
+    return implementation(IMPLEMENTATIONS, backend, g=g, x=x).backward_weight(g, x, bool(bias))

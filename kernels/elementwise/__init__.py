@@ -27,8 +27,7 @@ from __future__ import annotations
 import numpy as np
 
 from .._checks import float_array, is_device_array
-from ..backend import implementation, resolve_for
-from . import reference
+from ..backend import implementation, implementations
 from .reference import ACTIVATIONS
 
 __all__ = ["ACTIVATIONS", "activation_forward", "activation_backward", "dropout_mask", "softmax", "softmax_backward",
@@ -36,16 +35,7 @@ __all__ = ["ACTIVATIONS", "activation_forward", "activation_backward", "dropout_
            "batch_norm_backward"]
 
 
-def _cuda():
-    from . import cuda      # imported at the first "cuda" call: it loads numba.cuda
-    return cuda
-
-
-IMPLEMENTATIONS = {"numpy": lambda: reference, "cpu": lambda: reference, "cuda": _cuda}
-
-
-def _module(backend, **arrays):
-    return implementation(IMPLEMENTATIONS, backend, **arrays)
+IMPLEMENTATIONS = implementations(__name__, cpu="reference")     # NumPy is the CPU version
 
 
 def _name(name):
@@ -62,7 +52,7 @@ def _same_shape(a, a_name, b, b_name):
 def activation_forward(x, name, alpha=0.0, *, backend=None):
     """y = activation(x), elementwise (see reference.py for the formulas)."""
     x = float_array(x, "x")
-    return _module(backend, x=x).activation_forward(x, _name(name), float(alpha))
+    return implementation(IMPLEMENTATIONS, backend, x=x).activation_forward(x, _name(name), float(alpha))
 
 
 def activation_backward(g, x, y, name, alpha=0.0, *, backend=None):
@@ -70,7 +60,8 @@ def activation_backward(g, x, y, name, alpha=0.0, *, backend=None):
     x = float_array(x, "x")
     g, y = float_array(g, "g", dtype=x.dtype), float_array(y, "y", dtype=x.dtype)
     _same_shape(g, "g", x, "x"), _same_shape(y, "y", x, "x")
-    return _module(backend, g=g, x=x, y=y).activation_backward(g, x, y, _name(name), float(alpha))
+    module = implementation(IMPLEMENTATIONS, backend, g=g, x=x, y=y)
+    return module.activation_backward(g, x, y, _name(name), float(alpha))
 
 
 def dropout_mask(shape, rate, seed, dtype=np.float32, *, device=False, backend=None):
@@ -81,8 +72,8 @@ def dropout_mask(shape, rate, seed, dtype=np.float32, *, device=False, backend=N
     if not 0 <= int(seed) < 2**30:
         raise ValueError(f"seed must be an int in [0, 2**30), got {seed!r}")
     shape = tuple(int(s) for s in shape)
-    name = resolve_for("cuda" if device else backend)
-    return IMPLEMENTATIONS[name]().dropout_mask(shape, float(rate), int(seed), np.dtype(dtype))
+    module = implementation(IMPLEMENTATIONS, "cuda" if device else backend)
+    return module.dropout_mask(shape, float(rate), int(seed), np.dtype(dtype))
 
 
 def _rows(z, name="z"):
@@ -92,7 +83,7 @@ def _rows(z, name="z"):
 def softmax(z, *, backend=None):
     """Row softmax of z (N, K)."""
     z = _rows(z)
-    return _module(backend, z=z).softmax(z)
+    return implementation(IMPLEMENTATIONS, backend, z=z).softmax(z)
 
 
 def softmax_backward(g, y, *, backend=None):
@@ -100,7 +91,7 @@ def softmax_backward(g, y, *, backend=None):
     y = _rows(y, "y")
     g = float_array(g, "g", 2, dtype=y.dtype)
     _same_shape(g, "g", y, "y")
-    return _module(backend, g=g, y=y).softmax_backward(g, y)
+    return implementation(IMPLEMENTATIONS, backend, g=g, y=y).softmax_backward(g, y)
 
 
 def _targets(targets, z):
@@ -129,7 +120,7 @@ def softmax_cross_entropy(z, targets, *, backend=None):
     """Mean over the N rows of -sum_k t_k log softmax(z)_k, a 0-d array (log-sum-exp: never log 0)."""
     z = _rows(z)
     t = _targets(targets, z)
-    return _module(backend, z=z, targets=t).softmax_cross_entropy(z, t)
+    return implementation(IMPLEMENTATIONS, backend, z=z, targets=t).softmax_cross_entropy(z, t)
 
 
 def softmax_cross_entropy_backward(g, z, targets, *, backend=None):
@@ -138,14 +129,14 @@ def softmax_cross_entropy_backward(g, z, targets, *, backend=None):
     t = _targets(targets, z)
     if int(np.prod(np.shape(g))) != 1:
         raise ValueError(f"g must be the loss's cotangent, one number, got shape {np.shape(g)}")
-    return _module(backend, z=z, targets=t).softmax_cross_entropy_backward(g, z, t)
+    return implementation(IMPLEMENTATIONS, backend, z=z, targets=t).softmax_cross_entropy_backward(g, z, t)
 
 
 def correct(z, targets, *, backend=None):
     """How many rows of z have their argmax at the label (accuracy * N), a 0-d float64 array."""
     z = _rows(z)
     t = _targets(targets, z)
-    return _module(backend, z=z, targets=t).correct(z, t)
+    return implementation(IMPLEMENTATIONS, backend, z=z, targets=t).correct(z, t)
 
 
 def _channels(x, gamma, beta, running_mean, running_var):
@@ -168,7 +159,7 @@ def batch_norm_forward(x, gamma, beta, running_mean, running_var, training, mome
     """Batch normalisation per channel of x (N, C, H, W); the running statistics are updated in place
     when training (see reference.py)."""
     x, (gamma, beta, running_mean, running_var) = _channels(x, gamma, beta, running_mean, running_var)
-    module = _module(backend, x=x, gamma=gamma, beta=beta)
+    module = implementation(IMPLEMENTATIONS, backend, x=x, gamma=gamma, beta=beta)
     return module.batch_norm_forward(x, gamma, beta, running_mean, running_var, bool(training), float(momentum),
                                      float(eps))
 
@@ -178,5 +169,5 @@ def batch_norm_backward(g, x, gamma, running_mean, running_var, training, eps, *
     x, (gamma, _, running_mean, running_var) = _channels(x, gamma, None, running_mean, running_var)
     g = float_array(g, "g", 4, dtype=x.dtype)
     _same_shape(g, "g", x, "x")
-    return _module(backend, g=g, x=x, gamma=gamma).batch_norm_backward(g, x, gamma, running_mean, running_var,
-                                                                       bool(training), float(eps))
+    module = implementation(IMPLEMENTATIONS, backend, g=g, x=x, gamma=gamma)
+    return module.batch_norm_backward(g, x, gamma, running_mean, running_var, bool(training), float(eps))

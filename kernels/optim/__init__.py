@@ -43,9 +43,8 @@ from __future__ import annotations
 import numpy as np
 
 from .._checks import FLOAT_DTYPES, is_device_array
-from ..backend import resolve_for
+from ..backend import implementation, implementations
 from ..options import AdadeltaHyper, AdagradHyper, AdamHyper, AdamWHyper, RMSpropHyper, SGDHyper
-from . import reference
 
 __all__ = ["sgd_step", "adagrad_step", "adadelta_step", "rmsprop_step", "adam_step",
            "sgd_update", "adagrad_update", "adadelta_update", "rmsprop_update", "adam_update", "adamw_update"]
@@ -53,35 +52,26 @@ __all__ = ["sgd_step", "adagrad_step", "adadelta_step", "rmsprop_step", "adam_st
 
 # --- the static dispatch table: backend name -> the module with this family's verbs there ------------
 
-def _cpu():
-    from . import cpu       # imported at the first "cpu" call: it loads Numba (about 0.3 s)
-    return cpu
-
-
-def _cuda():
-    from . import cuda      # imported at the first "cuda" call: it loads numba.cuda (about 0.5 s)
-    return cuda
-
-
-IMPLEMENTATIONS = {"numpy": lambda: reference, "cpu": _cpu, "cuda": _cuda}
+IMPLEMENTATIONS = implementations(__name__)
 
 
 # --- checks of the arrays and the step (every call) ---------------------------------------------
 
-def _flat_arrays(named, backend_name):
+def _flat_arrays(named, backend):
     """Check the arrays of one call and return flat (1-D) views of them, in the same order.
 
     ``named`` is a list of (name, array) pairs, the parameter first; None (an optional state
     that is switched off) passes through as None. Every array must be a NumPy array (or, for the
     "cuda" backend, a numba device array), float32 or float64, C-contiguous, and of the
     parameter's shape and dtype; those that the step writes must be writeable and must not
-    share memory with one another.
+    share memory with one another. ``backend`` is the call's: a device parameter runs on "cuda"
+    unless the call names a host backend.
     """
     param_name, param = named[0]
     on_device = is_device_array(param)
-    if on_device and backend_name != "cuda":
+    if on_device and backend in ("numpy", "cpu"):
         raise TypeError(f"{param_name} is a CUDA device array, which needs backend='cuda' "
-                        f"(got backend={backend_name!r})")
+                        f"(got backend={backend!r})")
     flat = []
     for name, array in named:
         if array is None:
@@ -145,44 +135,40 @@ def _hyper(hyper, kind):
 def sgd_step(param, grad, momentum_buffer, hyper: SGDHyper, step: int, *, backend=None) -> None:
     """One SGD step (eqs. 5.17-5.20) in place; ``momentum_buffer`` is required when momentum > 0
     and ignored otherwise. See sgd_update."""
-    name = resolve_for(backend, param)
     _hyper(hyper, SGDHyper)
     step = _step(step)
     if hyper.momentum > 0:
         _required(momentum_buffer, "momentum_buffer", "when momentum > 0")
     else:
         momentum_buffer = None  # not used without momentum
-    flat = _flat_arrays([("param", param), ("grad", grad), ("momentum_buffer", momentum_buffer)], name)
-    IMPLEMENTATIONS[name]().sgd_step(*flat, hyper, step)
+    flat = _flat_arrays([("param", param), ("grad", grad), ("momentum_buffer", momentum_buffer)], backend)
+    implementation(IMPLEMENTATIONS, backend, param=param).sgd_step(*flat, hyper, step)
 
 
 def adagrad_step(param, grad, state_sum, hyper: AdagradHyper, step: int, *, backend=None) -> None:
     """One AdaGrad step (eq. 5.21) in place. See adagrad_update."""
-    name = resolve_for(backend, param)
     _hyper(hyper, AdagradHyper)
     step = _step(step)
     _required(state_sum, "state_sum", "for AdaGrad")
-    flat = _flat_arrays([("param", param), ("grad", grad), ("state_sum", state_sum)], name)
-    IMPLEMENTATIONS[name]().adagrad_step(*flat, hyper, step)
+    flat = _flat_arrays([("param", param), ("grad", grad), ("state_sum", state_sum)], backend)
+    implementation(IMPLEMENTATIONS, backend, param=param).adagrad_step(*flat, hyper, step)
 
 
 def adadelta_step(param, grad, square_avg, acc_delta, hyper: AdadeltaHyper, step: int, *, backend=None) -> None:
     """One AdaDelta step (eqs. 5.22-5.26) in place. See adadelta_update."""
-    name = resolve_for(backend, param)
     _hyper(hyper, AdadeltaHyper)
     step = _step(step)
     _required(square_avg, "square_avg", "for AdaDelta")
     _required(acc_delta, "acc_delta", "for AdaDelta")
     flat = _flat_arrays([("param", param), ("grad", grad), ("square_avg", square_avg),
-                         ("acc_delta", acc_delta)], name)
-    IMPLEMENTATIONS[name]().adadelta_step(*flat, hyper, step)
+                         ("acc_delta", acc_delta)], backend)
+    implementation(IMPLEMENTATIONS, backend, param=param).adadelta_step(*flat, hyper, step)
 
 
 def rmsprop_step(param, grad, square_avg, momentum_buffer, grad_avg, hyper: RMSpropHyper, step: int, *,
                  backend=None) -> None:
     """One RMSprop step (eqs. 5.27-5.28) in place; ``momentum_buffer`` is required when momentum > 0
     and ``grad_avg`` when centered, each ignored otherwise. See rmsprop_update."""
-    name = resolve_for(backend, param)
     _hyper(hyper, RMSpropHyper)
     step = _step(step)
     _required(square_avg, "square_avg", "for RMSprop")
@@ -195,15 +181,14 @@ def rmsprop_step(param, grad, square_avg, momentum_buffer, grad_avg, hyper: RMSp
     else:
         grad_avg = None
     flat = _flat_arrays([("param", param), ("grad", grad), ("square_avg", square_avg),
-                         ("momentum_buffer", momentum_buffer), ("grad_avg", grad_avg)], name)
-    IMPLEMENTATIONS[name]().rmsprop_step(*flat, hyper, step)
+                         ("momentum_buffer", momentum_buffer), ("grad_avg", grad_avg)], backend)
+    implementation(IMPLEMENTATIONS, backend, param=param).rmsprop_step(*flat, hyper, step)
 
 
 def adam_step(param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, hyper: AdamHyper, step: int, *,
               backend=None) -> None:
     """One Adam / AMSGrad step (eqs. 5.29-5.33) in place, AdamW's when ``hyper`` is an AdamWHyper;
     ``max_exp_avg_sq`` is required with amsgrad and ignored otherwise. See adam_update."""
-    name = resolve_for(backend, param)
     _hyper(hyper, AdamHyper)
     step = _step(step)
     _required(exp_avg, "exp_avg", "for Adam")
@@ -213,8 +198,8 @@ def adam_step(param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, hyper: AdamHyper
     else:
         max_exp_avg_sq = None
     flat = _flat_arrays([("param", param), ("grad", grad), ("exp_avg", exp_avg),
-                         ("exp_avg_sq", exp_avg_sq), ("max_exp_avg_sq", max_exp_avg_sq)], name)
-    IMPLEMENTATIONS[name]().adam_step(*flat, hyper, step)
+                         ("exp_avg_sq", exp_avg_sq), ("max_exp_avg_sq", max_exp_avg_sq)], backend)
+    implementation(IMPLEMENTATIONS, backend, param=param).adam_step(*flat, hyper, step)
 
 
 # --- the keyword functions: build the hyper-parameters, call the entry point ---------------------------

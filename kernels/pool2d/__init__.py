@@ -70,10 +70,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from .._checks import argmax_range_error, float_array, host_only, is_device_array, shape4
-from ..backend import resolve_for
+from .._checks import argmax_range_error, float_array, is_device_array, shape4
+from ..backend import implementation, implementations
 from ..options import PoolGeometry
-from . import reference
 
 __all__ = ["max_forward", "max_backward", "avg_forward", "avg_backward",
            "max_pool2d_forward", "max_pool2d_backward", "avg_pool2d_forward", "avg_pool2d_backward"]
@@ -81,26 +80,10 @@ __all__ = ["max_forward", "max_backward", "avg_forward", "avg_backward",
 
 # --- the static dispatch table: backend name -> the module with this family's verbs there ------------
 
-def _cpu():
-    from . import cpu       # imported at the first "cpu" call: it loads Numba (about 0.3 s)
-    return cpu
-
-
-def _cuda():
-    from . import cuda      # imported at the first "cuda" call: it loads numba.cuda (about 0.5 s)
-    return cuda
-
-
-IMPLEMENTATIONS = {"numpy": lambda: reference, "cpu": _cpu, "cuda": _cuda}
+IMPLEMENTATIONS = implementations(__name__)
 
 
 # --- array checks (every call): each error names the argument, what was expected and what came ------
-
-def _float4(a, name, backend, dtype=None):
-    """A 4-D float32/float64 array: host arrays made C-contiguous; device arrays only on "cuda"."""
-    host_only(backend, **{name: a})
-    return float_array(a, name, ndim=4, dtype=dtype)
-
 
 def _geometry(geometry):
     if not isinstance(geometry, PoolGeometry):
@@ -110,12 +93,11 @@ def _geometry(geometry):
 
 
 def _checked_input(x, geometry, backend):
-    """(backend name, x) for a forward pass: x a 4-D float array that the window fits."""
-    name = resolve_for(backend, x)
+    """(the backend's module, x) for a forward pass: x a 4-D float array that the window fits."""
     geometry = _geometry(geometry)
-    x = _float4(x, "x", name)
+    x = float_array(x, "x", 4)
     _output_shape(x.shape, geometry, "x")
-    return name, x
+    return implementation(IMPLEMENTATIONS, backend, x=x), x
 
 
 def _output_shape(input_shape, geometry, of):
@@ -124,10 +106,10 @@ def _output_shape(input_shape, geometry, of):
     return (n, c, *geometry.output_hw(h, w, of=of))
 
 
-def _argmax(argmax, g, input_shape, backend):
+def _argmax(argmax, g, input_shape, module):
     """argmax: int64, g's shape; on the host also every index inside the plane (0 <= i < H * W),
-    checked here, except for "cpu", whose kernel checks it while it reads argmax."""
-    host_only(backend, argmax=argmax)
+    checked here, except where the backend's ``module`` checks it itself while it reads argmax
+    (``CHECKS_ARGMAX``: cpu.py)."""
     on_device = is_device_array(argmax)
     if not on_device:
         if not isinstance(argmax, np.ndarray):
@@ -139,7 +121,8 @@ def _argmax(argmax, g, input_shape, backend):
     if tuple(argmax.shape) != tuple(g.shape):
         raise ValueError(f"argmax must have g's shape {tuple(g.shape)}, got {tuple(argmax.shape)}")
     plane = input_shape[2] * input_shape[3]
-    if backend != "cpu" and not on_device and argmax.size and (argmax.min() < 0 or argmax.max() >= plane):
+    checked_by_kernel = getattr(module, "CHECKS_ARGMAX", False)
+    if not checked_by_kernel and not on_device and argmax.size and (argmax.min() < 0 or argmax.max() >= plane):
         raise argmax_range_error(argmax, input_shape)
     return argmax
 
@@ -148,38 +131,36 @@ def _argmax(argmax, g, input_shape, backend):
 
 def max_forward(x, geometry: PoolGeometry, *, backend=None):
     """Max pooling: ``(y, argmax)``; see max_pool2d_forward."""
-    name, x = _checked_input(x, geometry, backend)
-    return IMPLEMENTATIONS[name]().max_forward(x, geometry)
+    module, x = _checked_input(x, geometry, backend)
+    return module.max_forward(x, geometry)
 
 
 def max_backward(g, argmax, input_shape, *, backend=None):
     """Gradient of max pooling: ``dx`` of shape ``input_shape``; see max_pool2d_backward."""
-    name = resolve_for(backend, g, argmax)
-    g = _float4(g, "g", name)
+    g = float_array(g, "g", 4)
     input_shape = shape4(input_shape, "input_shape")
     if tuple(g.shape[:2]) != input_shape[:2]:
         raise ValueError(f"g must have the batch size and channels of input_shape {input_shape[:2]}, "
                          f"got g of shape {tuple(g.shape)}")
-    argmax = _argmax(argmax, g, input_shape, name)
-    return IMPLEMENTATIONS[name]().max_backward(g, argmax, input_shape)
+    module = implementation(IMPLEMENTATIONS, backend, g=g, argmax=argmax)
+    return module.max_backward(g, _argmax(argmax, g, input_shape, module), input_shape)
 
 
 def avg_forward(x, geometry: PoolGeometry, *, backend=None):
     """Average pooling (zero padding counted in the divisor); see avg_pool2d_forward."""
-    name, x = _checked_input(x, geometry, backend)
-    return IMPLEMENTATIONS[name]().avg_forward(x, geometry)
+    module, x = _checked_input(x, geometry, backend)
+    return module.avg_forward(x, geometry)
 
 
 def avg_backward(g, input_shape, geometry: PoolGeometry, *, backend=None):
     """Gradient of average pooling: ``dx`` of shape ``input_shape``; see avg_pool2d_backward."""
-    name = resolve_for(backend, g)
     geometry = _geometry(geometry)
-    g = _float4(g, "g", name)
+    g = float_array(g, "g", 4)
     input_shape = shape4(input_shape, "input_shape")
     expected = _output_shape(input_shape, geometry, "input_shape")
     if tuple(g.shape) != expected:
         raise ValueError(f"g must have the shape of the forward output {expected}, got {tuple(g.shape)}")
-    return IMPLEMENTATIONS[name]().avg_backward(g, input_shape, geometry)
+    return implementation(IMPLEMENTATIONS, backend, g=g).avg_backward(g, input_shape, geometry)
 
 
 # --- the keyword functions: build the geometry, call the entry point -------------------------------

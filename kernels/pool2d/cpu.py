@@ -26,6 +26,10 @@ from .._jit import ZERO
 
 U = np.uint64   # an index compared as unsigned (see _max_backward_planes)
 
+#: max_backward refuses an argmax index outside its plane itself, while it reads argmax (no pass of its
+#: own): the entry point (kernels.pool2d) leaves that check to it.
+CHECKS_ARGMAX = True
+
 
 # --- the compiled kernels: planes of shape (N * C, H, W) -----------------------------------------
 
