@@ -1,19 +1,29 @@
-"""Primitives: the elementary functions f^e of the source material's Algorithms 1 and 2.
+"""Primitives and their transformation tables: the elementary functions f^e of the source
+material's Algorithms 1 and 2, and what each transformation does with them.
 
-Each primitive is declared once, with everything about it side by side (DESIGN.md):
+A transformation is an interpreter over the recorded graph with a table of rules, one per primitive
+(as in JAX's autodidax): the reverse sweep reads :data:`vjp_rules` (and :data:`joint_vjp_rules`),
+the forward sweep :data:`jvp_rules`, :func:`autodiff.to_sympy` :data:`sympy_rules`,
+:func:`autodiff.compile` :data:`code_rules`. A new transformation is a new :class:`RuleTable` and
+an interpreter that reads it; it never edits an op's declaration. ``@primitive`` fills the tables
+from one declaration, everything about the op side by side:
 
 - ``impl``: how to compute the value, with NumPy;
 - ``vjp``: the reverse rule, one function per input: cotangent of the output -> cotangent of input i;
+  or ``vjp_joint``: one function that returns the cotangents of every input that needs one, in one
+  call (a convolution computes dx, dw and db from one pass over g);
 - ``jvp``: the forward rule, one function per input: tangent of input i -> its share of the output
   tangent (the shares are summed);
 - ``sympy``: the matching SymPy function, for scalar ops (symbolic cross-checks);
+- ``code``: how :func:`autodiff.compile` writes the value (its derivatives are the rules above, recorded);
 - ``samples``: valid random arguments, so that the test suite checks every declared primitive;
 - ``kinks`` (non-differentiable ops only): functions of the inputs that are zero where the op is not
   differentiable (``relu``: x; ``maximum``: a - b), so that gradient checks can tell a kink from a bug.
 
 Rules have the signature ``rule(g, out, *inputs, **params)`` and are written with the engine's own
 ops (``g * cos(x)``, not ``g * np.cos(x)``). The sweeps call them with plain arrays when no
-derivative of the derivative is wanted, and with Tensors (building a new graph) when one is.
+derivative of the derivative is wanted, and with Tensors (building a new graph) when one is; that
+recorded graph is also what :func:`autodiff.compile` prints, so each derivative is written once.
 
 For elementwise ops it is enough to give ``partials``: the local derivative d out / d input_i, as
 in the source material's eq. 5.40 (dd/dc = exp(c), dh/dg = cos(g), df/de = 2e). Then
@@ -40,38 +50,110 @@ from .tensor import apply
 REGISTRY: dict[str, "Primitive"] = {}
 
 
-class Primitive:
-    """An elementary operation with its value, derivative rules and symbolic counterpart."""
+class RuleTable(dict):
+    """One transformation's rules, keyed by primitive (autodidax's ``jvp_rules``, ``vmap_rules``).
 
-    def __init__(self, name: str, impl: Callable, *, vjp, jvp, sympy=None, symbol: str | None = None,
-                 samples: Callable | None = None, variadic: bool = False, nin: int = 1, kinks=(),
-                 partials=None, code=None, code_partials=None):
+    ``table[prim]`` is the rule, or a NotImplementedError naming the primitive and the
+    transformation; ``table.get(prim)`` is None where there is none; ``@table.register(op)``
+    adds a rule for an op (its public function or its Primitive).
+    """
+
+    def __init__(self, name: str):
+        super().__init__()
+        self.name = name
+
+    def __missing__(self, prim):
+        raise NotImplementedError(f"primitive {getattr(prim, 'name', prim)!r} has no {self.name} rule")
+
+    def register(self, op):
+        prim = getattr(op, "primitive", op)
+
+        def add(rule):
+            self[prim] = rule
+            return rule
+
+        return add
+
+
+#: The reverse rules: a tuple of per-input rules ``rule(g, out, *inputs, **params)``.
+vjp_rules = RuleTable("vjp")
+#: Joint reverse rules ``rule(g, out, *inputs, wanted, **params) -> (cotangent or None, ...)``: one call
+#: gives every input whose ``wanted`` flag is set; the sweep prefers it to the per-input rules.
+joint_vjp_rules = RuleTable("joint vjp")
+#: The forward rules: a tuple of per-input rules ``rule(t, out, *inputs, **params)``.
+jvp_rules = RuleTable("jvp")
+#: The SymPy counterparts (scalar ops): a SymPy function, or its name in the ``sympy`` module.
+sympy_rules = RuleTable("SymPy")
+#: How autodiff.compile writes the value: an element template (``"sin({0})"``) or ``"impl"`` (a call of
+#: the NumPy implementation between loops). A primitive absent from it is refused by name.
+code_rules = RuleTable("code generation")
+
+#: The tables above, which ``@primitive`` fills.
+TABLES = (vjp_rules, joint_vjp_rules, jvp_rules, sympy_rules, code_rules)
+
+
+class Primitive:
+    """An elementary operation: its name, NumPy implementation and what the tests need. Its rules
+    live in the tables of this module (the keyword arguments given here are put there); the
+    attributes ``vjp``, ``joint_vjp``, ``jvp``, ``sympy`` and ``code`` read them back."""
+
+    def __init__(self, name: str, impl: Callable, *, vjp=None, jvp=None, vjp_joint=None, sympy=None, code=None,
+                 symbol: str | None = None, samples: Callable | None = None, variadic: bool = False, nin: int = 1,
+                 kinks=(), partials=None):
         self.name = name
         self.impl = impl
-        self.vjp = vjp
-        self.jvp = jvp
-        self.sympy = sympy
         self.symbol = symbol or name
         self.samples = samples
         self.variadic = variadic
         self.nin = nin
         self.kinks = tuple(kinks)
         self.partials = partials            # the local derivatives, when declared with partials=
-        self.code = code                    # how autodiff.compile writes it (see primitive())
-        self.code_partials = code_partials
+        for table, rule in zip(TABLES, (vjp, vjp_joint, jvp, sympy, code)):
+            if rule is not None:
+                table[self] = rule
 
     def __repr__(self):
         return f"<primitive {self.name}>"
 
+    @property
+    def vjp(self):
+        return vjp_rules.get(self)
+
+    @property
+    def joint_vjp(self):
+        return joint_vjp_rules.get(self)
+
+    @property
+    def jvp(self):
+        return jvp_rules.get(self)
+
+    @property
+    def sympy(self):
+        return sympy_rules.get(self)
+
+    @property
+    def code(self):
+        return code_rules.get(self)
+
     def to_sympy(self, *args, **params):
         """Apply the SymPy counterpart to SymPy arguments (raises if the op has none)."""
-        if self.sympy is None:
+        rule = sympy_rules.get(self)
+        if rule is None:
             raise NotImplementedError(f"primitive {self.name!r} has no SymPy counterpart")
-        if isinstance(self.sympy, str):
+        if isinstance(rule, str):
             import sympy
 
-            return getattr(sympy, self.sympy)(*args, **params)
-        return self.sympy(*args, **params)
+            return getattr(sympy, rule)(*args, **params)
+        return rule(*args, **params)
+
+    def cotangents(self, g, out, args, params, wanted):
+        """The cotangents of the inputs flagged in ``wanted`` (None for the others, and for a zero): one
+        call of the joint rule where the primitive has one, else each wanted input's own rule."""
+        joint = joint_vjp_rules.get(self)
+        if joint is not None:
+            return joint(g, out, *args, wanted=wanted, **params)
+        rules = vjp_rules[self]
+        return [rules[i](g, out, *args, **params) if w else None for i, w in enumerate(wanted)]
 
 
 class _ArgnumRules:
@@ -102,23 +184,26 @@ def _from_partials(partials):
             tuple(make_jvp(p) for p in partials))
 
 
-def primitive(name: str | None = None, *, vjp=None, jvp=None, partials=None, sympy=None,
-              symbol: str | None = None, samples: Callable | None = None, kinks=(), code=None,
-              code_partials=None):
+_IMPL = "impl"
+
+
+def primitive(name: str | None = None, *, vjp=None, jvp=None, partials=None, vjp_joint=None, sympy=None,
+              symbol: str | None = None, samples: Callable | None = None, kinks=(), code=_IMPL):
     """Declare a primitive from its NumPy implementation; returns the public op function.
 
     The implementation's positional parameters are the op's differentiable inputs; its
     keyword-only parameters are static parameters (an axis, a shape, an exponent). A ``*inputs``
     parameter makes the op variadic: the public function then takes a sequence of inputs and the
-    rules take ``argnum=``. Give either ``partials`` (elementwise ops) or ``vjp`` and ``jvp``.
+    rules take ``argnum=``. Give either ``partials`` (elementwise ops) or ``vjp`` and ``jvp``;
+    ``vjp_joint`` (with ``jvp``, and ``vjp`` or not) is a reverse rule for all inputs at once,
+    ``rule(g, out, *inputs, wanted, **params)`` returning one cotangent (or None) per input.
     ``kinks`` lists functions ``kink(*inputs, **params)`` that vanish where the op is not
     differentiable (used by ``gradcheck`` to recognise a finite difference straddling a kink).
-    ``code`` says how :func:`autodiff.compile` writes the op: a template for one element
+    ``code`` says how :func:`autodiff.compile` writes the value: a template for one element
     (``"sin({0})"``: inputs by position, static parameters by name) fuses it into loops; ``"impl"``
-    calls its NumPy implementation between them; None (the default) refuses it by name.
-    ``code_partials`` (with ``partials``): a template per input (None: the rule as declared) for
-    local derivatives that read the input values (``"{0} > 0"`` for relu), which a compiled
-    program must compute, not freeze at the example point; ``{out}`` names the output.
+    (the default) calls its NumPy implementation between them; None refuses it by name (for an op
+    whose rules read the input values as constants, which compiled code would freeze). The
+    derivatives need no code of their own: the compiler records the rules above and prints them.
 
     >>> import numpy as np
     >>> from autodiff import primitive, cos, grad
@@ -139,21 +224,22 @@ def primitive(name: str | None = None, *, vjp=None, jvp=None, partials=None, sym
         statics = [p for p in signature.parameters.values() if p.kind == p.KEYWORD_ONLY]
         nin = len(inputs)
         if partials is not None:
-            if vjp is not None or jvp is not None:
+            if vjp is not None or jvp is not None or vjp_joint is not None:
                 raise TypeError(f"primitive {op_name!r}: give partials or vjp/jvp, not both")
             rules = _from_partials(partials)
-        elif vjp is None or jvp is None:
-            raise TypeError(f"primitive {op_name!r} needs both a vjp and a jvp rule (or partials)")
+        elif (vjp is None and vjp_joint is None) or jvp is None:
+            raise TypeError(f"primitive {op_name!r} needs a vjp (or vjp_joint) and a jvp rule (or partials)")
         elif variadic:
-            rules = (_ArgnumRules(vjp), _ArgnumRules(jvp))
+            rules = (None if vjp is None else _ArgnumRules(vjp), _ArgnumRules(jvp))
         else:
-            rules = (tuple(vjp), tuple(jvp))
-        if not variadic and (len(rules[0]) != nin or len(rules[1]) != nin):
-            raise TypeError(f"primitive {op_name!r} has {nin} inputs but {len(rules[0])} vjp and "
+            rules = (None if vjp is None else tuple(vjp), tuple(jvp))
+        if not variadic and ((rules[0] is not None and len(rules[0]) != nin) or len(rules[1]) != nin):
+            raise TypeError(f"primitive {op_name!r} has {nin} inputs but {len(rules[0] or ())} vjp and "
                             f"{len(rules[1])} jvp rules: give one rule per input")
-        prim = Primitive(op_name, impl, vjp=rules[0], jvp=rules[1], sympy=sympy, symbol=symbol,
-                         samples=samples, variadic=variadic, nin=nin, kinks=kinks, partials=partials,
-                         code=code, code_partials=code_partials)
+        if vjp_joint is not None and not callable(vjp_joint):
+            raise TypeError(f"primitive {op_name!r}: vjp_joint must be one function, got {type(vjp_joint).__name__}")
+        prim = Primitive(op_name, impl, vjp=rules[0], jvp=rules[1], vjp_joint=vjp_joint, sympy=sympy, code=code,
+                         symbol=symbol, samples=samples, variadic=variadic, nin=nin, kinks=kinks, partials=partials)
         _register(prim)
         public = _public_function(prim, impl, nin, statics, variadic)
         public.primitive = prim
@@ -169,6 +255,9 @@ def _register(prim: Primitive) -> None:
     if old is not None and not same_source:  # re-running a notebook cell redeclares the same op
         raise ValueError(f"a primitive named {prim.name!r} is already declared (in "
                          f"{old.impl.__module__}); give yours another name")
+    if old is not None:
+        for table in TABLES:
+            table.pop(old, None)
     REGISTRY[prim.name] = prim
 
 

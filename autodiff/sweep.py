@@ -7,12 +7,17 @@ their contributions). Forward mode visits it forwards and pushes tangents with t
 
 With ``create_graph=False`` the rules run on plain NumPy arrays and nothing is recorded; with
 ``create_graph=True`` they run on the graph's Tensors, so the derivative is itself a graph that can
-be differentiated again.
+be differentiated again (and that :func:`autodiff.compile` writes out as code).
+
+These are the engine's only two sweeps: ``backward()``, the functional API, gradcheck, the trace
+tables, the drawings, the player and the compiler all call them, and attach to them through the
+``on_node`` and ``on_edge`` hooks. The rules come from the tables of :mod:`autodiff.primitives`.
 """
 from __future__ import annotations
 
 import numpy as np
 
+from .primitives import joint_vjp_rules, jvp_rules, vjp_rules
 from .tensor import Tensor, _foreign
 
 
@@ -64,21 +69,30 @@ def _check_rule_shape(c, shape, prim, i, rule):
                            f"but the {whose} has shape {shape}: a rule must return its {whose}'s shape")
 
 
-def reverse_sweep(order, ids, seeds, *, create_graph=False, keep=None, stop=frozenset(), on_edge=None):
+def reverse_sweep(order, ids, seeds, *, create_graph=False, keep=None, stop=frozenset(), on_edge=None,
+                  on_node=None):
     """Algorithm 2: adjoints dy/dv of the nodes in ``order``, from the ``seeds`` {id: adjoint}.
 
     Returns {id(node): adjoint} for the nodes whose id is in ``keep`` (every node if ``keep`` is
     None). Adjoints flow only into inputs that are in the sweep (``ids``), never below ``stop``.
-    Adjoints of nodes not reached are absent (zero). ``on_edge(node, i, input, contribution)`` is
-    called for each contribution (drawings and trace tables show them).
+    Adjoints of nodes not reached are absent (zero). A primitive with a joint rule is called once
+    per node for all its inputs in the sweep; otherwise each such input's rule is called.
+
+    Hooks, for the views that show or transform the sweep (drawings, trace tables, the player, the
+    compiler): ``on_node(node, adjoint)`` is called when a node's adjoint is complete, before its
+    rules run, and returns the adjoint to use (the compiler names it ``a_bar``);
+    ``on_edge(node, i, input, contribution)`` is called for each contribution.
     """
     adjoint = dict(seeds)
     kept = {}
+    joint_rules, per_input_rules = joint_vjp_rules, vjp_rules
     for node in reversed(order):
         nid = id(node)
         g = adjoint.pop(nid, None)
         if g is None:
             continue
+        if on_node is not None:
+            g = on_node(node, g)
         if keep is None or nid in keep:
             kept[nid] = g
         prim = node.op
@@ -90,11 +104,16 @@ def reverse_sweep(order, ids, seeds, *, create_graph=False, keep=None, stop=froz
         else:
             out, args = node._value, [inp._value for inp in inputs]
         params = node.params
+        joint = joint_rules.get(prim)
+        if joint is not None:
+            joint = joint(g, out, *args, wanted=tuple(id(inp) in ids for inp in inputs), **params)
+        else:
+            rules = per_input_rules[prim]
         for i, inp in enumerate(inputs):
             key = id(inp)
             if key not in ids:
                 continue
-            c = prim.vjp[i](g, out, *args, **params)
+            c = rules[i](g, out, *args, **params) if joint is None else joint[i]
             if c is None:
                 continue
             _check_rule_shape(c, inp._value.shape, prim, i, "vjp")
@@ -105,15 +124,17 @@ def reverse_sweep(order, ids, seeds, *, create_graph=False, keep=None, stop=froz
     return kept
 
 
-def forward_sweep(order, seeds, *, create_graph=False, on_edge=None):
+def forward_sweep(order, seeds, *, create_graph=False, on_edge=None, on_node=None):
     """Forward mode: tangents of the nodes in ``order`` from the ``seeds`` {id: tangent}.
 
     Each node's tangent is the sum over its inputs of the jvp rule applied to the input's tangent
-    (inputs without a tangent contribute nothing); each rule returns the output's shape. Returns {id(node): tangent} for every node with
-    a tangent; seeded nodes keep their seed. ``on_edge(node, i, input, contribution)`` is called
-    for each contribution.
+    (inputs without a tangent contribute nothing); each rule returns the output's shape. Returns
+    {id(node): tangent} for every node with a tangent; seeded nodes keep their seed. Hooks as in
+    :func:`reverse_sweep`: ``on_edge(node, i, input, contribution)`` for each contribution, and
+    ``on_node(node, tangent)`` when a node's tangent is complete (it returns the tangent to keep).
     """
     tangent = dict(seeds)
+    rules_of = jvp_rules
     for node in order:
         prim = node.op
         nid = id(node)
@@ -127,7 +148,8 @@ def forward_sweep(order, seeds, *, create_graph=False, on_edge=None):
                 continue
             if args is None:
                 out, args = (node, inputs) if create_graph else (node._value, [x._value for x in inputs])
-            c = prim.jvp[i](t, out, *args, **node.params)
+                rules = rules_of[prim]
+            c = rules[i](t, out, *args, **node.params)
             if c is None:
                 continue
             _check_rule_shape(c, node._value.shape, prim, i, "jvp")
@@ -136,7 +158,7 @@ def forward_sweep(order, seeds, *, create_graph=False, on_edge=None):
             total = c if total is None else total + c
         if total is None:
             continue
-        tangent[nid] = total
+        tangent[nid] = total if on_node is None else on_node(node, total)
     return tangent
 
 

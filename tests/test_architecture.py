@@ -150,7 +150,7 @@ LADDER = {  # each rung of autodiff's core, and the project modules it may impor
     "autodiff.tensor": set(),
     "autodiff.samples": set(),
     "autodiff.primitives": {"autodiff.tensor", "autodiff.samples"},
-    "autodiff.sweep": {"autodiff.tensor"},
+    "autodiff.sweep": {"autodiff.tensor", "autodiff.primitives"},   # the sweeps read the rule tables
 }
 
 

@@ -94,13 +94,11 @@ def template_ast(node):
     """The element expression of ``node`` with placeholders _p0_, _p1_... for its inputs."""
     code = _template(node)
     ph = _placeholders(node)
-    partial = hasattr(node.op, "partial_of")
-    args, extra = (ph[1:], {"out": ph[0]}) if partial else (ph, {})
     if callable(code):
-        text = code(*args, **extra, **node.params)
+        text = code(*ph, **node.params)
     else:
         params = {k: literal(v) for k, v in node.params.items()}
-        text = code.format(*args, **extra, **params)
+        text = code.format(*ph, **params)
     return ast.parse(text, mode="eval").body
 
 

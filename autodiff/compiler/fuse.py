@@ -29,11 +29,9 @@ _WEAK = ("reshape", "broadcast_to")   # free in a loop over the flat index; a vi
 
 
 def _refuse(node):
-    prim = node.op
-    owner = getattr(prim, "partial_of", prim)
-    raise CompileError(f"autodiff.compile: primitive {owner.name!r} cannot be compiled: its declaration has no code= "
-                       f"(its derivative rules read the input values, which compiled code would freeze at the "
-                       f"example point); the eager engine computes it")
+    raise CompileError(f"autodiff.compile: primitive {node.op.name!r} cannot be compiled: its declaration says "
+                       f"code=None (its derivative rules read the input values, which compiled code would freeze "
+                       f"at the example point); the eager engine computes it")
 
 
 def consumers_of(order):

@@ -4,17 +4,14 @@
 refuses what a straight-line program cannot hold: a Python ``if`` (or ``and``, ``while``, a
 comparison) on a traced value, whose branch would be frozen at the example point.
 
-``reverse`` and ``forward`` then run the sweeps of :mod:`autodiff.sweep` once more with recording
-on (the ``create_graph=True`` path the engine uses for higher derivatives): every vjp or jvp rule
-applied is itself recorded as primitives, so the adjoint statements of eq. 5.39 are a graph like
-the forward ones, and code generation needs nothing but each primitive's forward template. Two
-differences from the engine's sweeps, both for the generated code:
-
-- each node's adjoint (tangent) is a node of its own, named ``a_bar`` (``a_dot``): where a rule
-  passes its cotangent through unchanged (``c = a + b`` gives ``a_bar = c_bar``), an ``identity``
-  node stands for the copy, so that eq. 5.39's ``dy/db = dy/dc dc/db`` keeps its line;
-- a local derivative that the declared rule reads from the values (relu's mask ``x > 0``) is
-  recorded as a node computed from the inputs (the primitive's ``code_partials``), not frozen.
+``reverse`` and ``forward`` then run the engine's own sweeps (:mod:`autodiff.sweep`) with recording
+on (the ``create_graph=True`` path of higher derivatives): every vjp or jvp rule applied is itself
+recorded as primitives, so the adjoint statements of eq. 5.39 are a graph like the forward ones,
+and code generation needs nothing but each primitive's value code: the compiled derivative is the
+rule the engine runs. Local derivatives that depend on the values (relu's step, maximum's ties)
+are written with engine ops (``heaviside``), so they are recorded and computed, never frozen. The
+sweeps' ``on_node`` hook gives each node's adjoint (tangent) a node of its own, ``a_bar``
+(``a_dot``), so that eq. 5.39's ``dy/db = dy/dc dc/db`` keeps its line.
 """
 from __future__ import annotations
 
@@ -27,9 +24,8 @@ import numpy as np
 
 from ..labels import node_names
 from ..ops import identity
-from ..primitives import Primitive, broadcast_like, unbroadcast
-from ..sweep import toposort
-from ..tensor import Tensor, apply
+from ..sweep import forward_sweep, reverse_sweep, toposort
+from ..tensor import Tensor
 
 FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
 
@@ -131,61 +127,17 @@ def record(f, args):
 
 # --- the derivative programs ----------------------------------------------------------------------
 
-_PARTIALS = {}
-
-
-def partial_primitive(prim, i):
-    """The local derivative d prim / d input_i as a primitive of its own: its value from the declared
-    ``partials`` (NumPy), its code from ``code_partials[i]``; its inputs are (out, *inputs)."""
-    key = (prim.name, i)
-    if key not in _PARTIALS:
-        partial = prim.partials[i]
-
-        def impl(out, *inputs, **params):
-            v = np.asarray(partial(out, *inputs, **params))
-            return np.broadcast_to(v, np.shape(out)).astype(np.asarray(out).dtype)
-
-        nin = prim.nin + 1
-        none = tuple(lambda g, *a, **p: None for _ in range(nin))
-        p = Primitive(f"{prim.name}_partial{i}", impl, vjp=none, jvp=none, nin=nin,
-                      code=prim.code_partials[i])
-        p.partial_of = prim
-        _PARTIALS[key] = p
-    return _PARTIALS[key]
-
-
-def _local(node, i):
-    """The node for d node / d input_i where the primitive gives a template for it, else None."""
-    prim = node.op
-    templates = prim.code_partials
-    if not templates or templates[i] is None:
-        return None
-    return apply(partial_primitive(prim, i), (node,) + tuple(node.inputs), node.params)
-
-
-def _vjp(node, i, g):
-    p = _local(node, i)
-    if p is None:
-        return node.op.vjp[i](g, node, *node.inputs, **node.params)
-    return unbroadcast(g * p, node.inputs[i].shape)
-
-
-def _jvp(node, i, t):
-    p = _local(node, i)
-    if p is None:
-        return node.op.jvp[i](t, node, *node.inputs, **node.params)
-    return broadcast_like(t * p, node)
-
-
 class _Owner:
-    """Gives each node's adjoint (tangent) a node of its own, and its name: ``a`` -> ``a_bar``."""
+    """The sweeps' ``on_node`` hook here: gives each node's adjoint (tangent) a node of its own, and its
+    name: ``a`` -> ``a_bar``. Where a rule passes its cotangent through unchanged (``c = a + b`` gives
+    ``a_bar = c_bar``), an ``identity`` node stands for the copy, so that eq. 5.39's line stays."""
 
-    def __init__(self, names, suffix):
-        self.names, self.suffix, self.owned = names, suffix, set()
+    def __init__(self, names, suffix, owned, skip=None):
+        self.names, self.suffix, self.owned, self.skip = names, suffix, set(owned), skip
 
-    def take(self, value, node):
-        if not isinstance(value, Tensor) or not value.requires_grad:
-            return value  # a constant derivative (it does not depend on the seed): no statement
+    def __call__(self, node, value):
+        if node is self.skip or not isinstance(value, Tensor) or not value.requires_grad:
+            return value  # the seed, or a constant derivative (it does not depend on the seed): no statement
         if id(value) in self.owned:
             value = identity(value)
         self.owned.add(id(value))
@@ -194,50 +146,19 @@ class _Owner:
 
 
 def reverse(order, y, seed, wanted, names):
-    """Algorithm 2 with recording on: {id(leaf): adjoint node} for the leaves in ``wanted``."""
-    adjoint = {id(y): seed}
-    owner = _Owner(names, "_bar")
-    owner.owned.add(id(seed))
-    out = {}
-    for node in reversed(order):
-        g = adjoint.pop(id(node), None)
-        if g is None:
-            continue
-        if node is not y:
-            g = owner.take(g, node)
-        if node.op is None:
-            out[id(node)] = g
-            continue
-        for i, inp in enumerate(node.inputs):
-            if not inp.requires_grad or (inp.op is None and id(inp) not in wanted):
-                continue
-            c = _vjp(node, i, g)
-            if c is None:
-                continue
-            previous = adjoint.get(id(inp))
-            adjoint[id(inp)] = c if previous is None else previous + c
-    return out
+    """Algorithm 2 with recording on (the engine's reverse sweep, ``create_graph=True``): {id(leaf):
+    adjoint node} for the leaves in ``wanted``."""
+    ids = {id(n) for n in order if n.op is not None} | set(wanted)
+    leaves = {id(n) for n in order if n.op is None}
+    return reverse_sweep(order, ids, {id(y): seed}, create_graph=True, keep=leaves,
+                         on_node=_Owner(names, "_bar", [id(seed)], skip=y))
 
 
 def forward(order, seeds, names):
-    """Tangents with recording on: {id(node): tangent node} from the seeds {id(leaf): tangent leaf}."""
-    tangent = dict(seeds)
-    owner = _Owner(names, "_dot")
-    owner.owned.update(id(s) for s in seeds.values())
-    for node in order:
-        if node.op is None or id(node) in seeds:
-            continue
-        total = None
-        for i, inp in enumerate(node.inputs):
-            t = tangent.get(id(inp))
-            if t is None:
-                continue
-            c = _jvp(node, i, t)
-            if c is not None:
-                total = c if total is None else total + c
-        if total is not None:
-            tangent[id(node)] = owner.take(total, node)
-    return tangent
+    """Tangents with recording on (the engine's forward sweep): {id(node): tangent node} from the
+    seeds {id(leaf): tangent leaf}."""
+    return forward_sweep(order, seeds, create_graph=True,
+                         on_node=_Owner(names, "_dot", [id(s) for s in seeds.values()]))
 
 
 # --- the program ----------------------------------------------------------------------------------

@@ -1,6 +1,6 @@
 """The engine's primitives, each declared once: value, reverse rule, forward rule, SymPy, samples.
 
-- :mod:`.elementwise`: arithmetic and elementwise functions (add ... sigmoid, relu, where);
+- :mod:`.elementwise`: arithmetic and elementwise functions (add ... sigmoid, relu, heaviside, where);
 - :mod:`.reductions`: sum, mean, max, min, logsumexp, softmax, log_softmax, prod, cumsum;
 - :mod:`.shapes`: reshape, transpose, getitem / scatter_add, concatenate, stack (and, re-exported
   from :mod:`autodiff.primitives`, the broadcasting pair sum_to / broadcast_to);
@@ -13,7 +13,7 @@
 
 Conventions at non-differentiable points (documented in the README, tested):
 
-- ``relu'(0) = 0``, ``abs'(0) = 0`` (the sign function), ``clip`` passes the gradient on the closed
+- ``relu'(0) = 0``, ``abs'(0) = 0`` (the sign function), ``heaviside``'s derivative is 0, ``clip`` passes the gradient on the closed
   interval ``[a_min, a_max]`` (as ``torch.clamp``);
 - ties are split evenly: ``maximum(a, b)`` sends half the gradient to each of ``a`` and ``b`` where
   ``a == b``, and ``max(x)`` shares it equally among all the maxima (as JAX and PyTorch's ``amax``).
@@ -24,7 +24,7 @@ Broadcasting follows NumPy; each reverse rule sums the cotangent back to its inp
 operators on Tensors (``x + y``, ``x @ w``, ``x[i]``) are these ops: see :mod:`autodiff.operators`.
 """
 from ..primitives import broadcast_like, broadcast_to, sum_to, unbroadcast
-from .elementwise import (abs, add, clip, cos, div, exp, identity, log, maximum, minimum, mul, neg, pow,
+from .elementwise import (abs, add, clip, cos, div, exp, heaviside, identity, log, maximum, minimum, mul, neg, pow,
                           pow_const, relu, sigmoid, sign, sin, sqrt, sub, tan, tanh, where)
 from .linalg import det, einsum, inv, matmul, solve
 from .reductions import cumprod, cumsum, logsumexp, log_softmax, max, mean, min, prod, softmax, std, sum, var
@@ -35,7 +35,7 @@ from .vectors import cross, dot, inner, norm, outer, tensordot, trace, vdot
 
 __all__ = [
     "add", "sub", "mul", "div", "neg", "pow", "pow_const", "exp", "log", "sin", "cos", "tan", "tanh", "sigmoid",
-    "sqrt", "abs", "relu", "maximum", "minimum", "clip", "identity", "where",
+    "sqrt", "abs", "relu", "heaviside", "maximum", "minimum", "clip", "identity", "where",
     "sum", "mean", "max", "min", "logsumexp", "softmax", "log_softmax",
     "sum_to", "broadcast_to", "unbroadcast", "broadcast_like", "reshape", "transpose", "getitem", "scatter_add",
     "concatenate", "stack", "normalize_index", "matmul", "IndexUpdate",

@@ -16,15 +16,6 @@ from ..samples import binary, uniform, unary
 from ..tensor import value_of
 
 
-def _ties(va, vb, dtype, better):
-    """Weights of the first argument of maximum/minimum: 1 where it wins, 1/2 at ties, else 0."""
-    return (better(va, vb) + np.float32(0.5) * (va == vb)).astype(dtype)
-
-
-def _result_dtype(out):
-    return value_of(out).dtype
-
-
 def real_only(name, *xs):
     """Refuse complex input in ops that are not complex-analytic (the complex step would be wrong)."""
     if any(np.iscomplexobj(x) for x in xs):
@@ -81,14 +72,14 @@ def neg(x):
 
 
 def _log_base(x):
-    """log(x) for the exponent's derivative of x ** y, with log(0) read as 0 (0 ** y is flat in y)."""
-    return log(where(value_of(x) == 0, 1.0, x))
+    """log(x) for the exponent's derivative of x ** y, with log(0) read as 0 (0 ** y is flat in y):
+    x + H(-|x|) is x, or 1 where x = 0 (written with ops, so compiled code computes it)."""
+    return log(x + heaviside(-abs(x), 1.0))
 
 
 @primitive(partials=[lambda out, x, y: y * x ** (y - 1),
                      lambda out, x, y: out * _log_base(x)],
-           sympy=operator.pow, symbol="**", samples=binary(lo=0.5, hi=2.0),
-           code="{0} ** {1}", code_partials=[None, "{out} * (log({0}) if {0} != 0 else 0.0)"])
+           sympy=operator.pow, symbol="**", samples=binary(lo=0.5, hi=2.0), code="{0} ** {1}")
 def pow(x, y):
     """x ** y with a Tensor exponent (d/dy = x**y log x). ``x ** 2`` with a number uses pow_const."""
     return np.power(x, y)
@@ -183,8 +174,28 @@ def sqrt(x):
     return np.sqrt(x)
 
 
-@primitive(partials=[lambda out, x: np.sign(value_of(x))], sympy="Abs", samples=unary(),
-           kinks=[lambda x: x], code="abs({0})", code_partials=["sign({0})"])
+def _sympy_heaviside(x, *, h0):
+    import sympy
+
+    return sympy.Heaviside(x, h0)
+
+
+def _heaviside_code(x, *, h0):
+    """H(x)'s element code: the comparisons, the tie term left out when H(0) = 0 (relu's step)."""
+    return f"({x} > 0)" if h0 == 0 else f"({x} > 0) + {float(h0)!r} * ({x} == 0)"
+
+
+@primitive(partials=[lambda out, x, *, h0: np.zeros_like(value_of(x))], sympy=_sympy_heaviside,
+           samples=unary(h0=0.5), kinks=[lambda x, *, h0: x], code=_heaviside_code)
+def heaviside(x, *, h0):
+    """The step H(x): 0 where x < 0, ``h0`` where x = 0, 1 where x > 0 (``np.heaviside``); its derivative
+    is 0. The local derivatives that depend on a value are written with it (relu' = H(x) with
+    H(0) = 0; maximum's, H(a - b) with 1/2 at ties), so that a recorded rule computes them."""
+    real_only("heaviside", x)
+    return np.heaviside(x, h0)
+
+
+@primitive(partials=[lambda out, x: sign(x)], sympy="Abs", samples=unary(), kinks=[lambda x: x], code="abs({0})")
 def abs(x):
     """|x|, elementwise; abs'(0) = 0."""
     real_only("abs", x)
@@ -192,7 +203,7 @@ def abs(x):
 
 
 @primitive(partials=[lambda out, x: np.zeros_like(value_of(x))], sympy="sign", samples=unary(),
-           kinks=[lambda x: x], code="sign({0})", code_partials=["0.0"])
+           kinks=[lambda x: x], code="sign({0})")
 def sign(x):
     """-1, 0 or 1 by the sign of x, elementwise; its derivative is 0 (except at 0, where it jumps)."""
     real_only("sign", x)
@@ -205,53 +216,47 @@ def _sympy_relu(x):
     return sympy.Max(x, 0)
 
 
-@primitive(partials=[lambda out, x: value_of(x) > 0], sympy=_sympy_relu, samples=unary(),
-           kinks=[lambda x: x], code="maximum({0}, 0.0)", code_partials=["{0} > 0"])
+@primitive(partials=[lambda out, x: heaviside(x, 0.0)], sympy=_sympy_relu, samples=unary(),
+           kinks=[lambda x: x], code="maximum({0}, 0.0)")
 def relu(x):
     """max(x, 0), elementwise; relu'(0) = 0."""
     real_only("relu", x)
     return np.maximum(x, 0)
 
 
-@primitive(partials=[lambda out, a, b: _ties(value_of(a), value_of(b), _result_dtype(out), np.greater),
-                     lambda out, a, b: _ties(value_of(b), value_of(a), _result_dtype(out), np.greater)],
-           sympy="Max", samples=binary(), kinks=[lambda a, b: a - b], code="maximum({0}, {1})",
-           code_partials=["({0} > {1}) + 0.5 * ({0} == {1})", "({1} > {0}) + 0.5 * ({0} == {1})"])
+@primitive(partials=[lambda out, a, b: heaviside(a - b, 0.5),
+                     lambda out, a, b: heaviside(b - a, 0.5)],
+           sympy="Max", samples=binary(), kinks=[lambda a, b: a - b], code="maximum({0}, {1})")
 def maximum(a, b):
     """Elementwise maximum; at ties each argument gets half the gradient."""
     real_only("maximum", a, b)
     return np.maximum(a, b)
 
 
-@primitive(partials=[lambda out, a, b: _ties(value_of(a), value_of(b), _result_dtype(out), np.less),
-                     lambda out, a, b: _ties(value_of(b), value_of(a), _result_dtype(out), np.less)],
-           sympy="Min", samples=binary(), kinks=[lambda a, b: a - b], code="minimum({0}, {1})",
-           code_partials=["({0} < {1}) + 0.5 * ({0} == {1})", "({1} < {0}) + 0.5 * ({0} == {1})"])
+@primitive(partials=[lambda out, a, b: heaviside(b - a, 0.5),
+                     lambda out, a, b: heaviside(a - b, 0.5)],
+           sympy="Min", samples=binary(), kinks=[lambda a, b: a - b], code="minimum({0}, {1})")
 def minimum(a, b):
     """Elementwise minimum; at ties each argument gets half the gradient."""
     real_only("minimum", a, b)
     return np.minimum(a, b)
 
 
-def _clip_mask(x, a_min, a_max):
-    v = value_of(x)
-    inside = np.ones(v.shape, dtype=bool)
+def _clip_partial(out, x, *, a_min, a_max):
+    """1 on the closed interval [a_min, a_max], 0 outside: H(x - a_min) H(a_max - x), with H(0) = 1."""
+    inside = 1.0
     if a_min is not None:
-        inside &= v >= a_min
+        inside = inside * heaviside(x - a_min, 1.0)
     if a_max is not None:
-        inside &= v <= a_max
+        inside = inside * heaviside(a_max - x, 1.0)
     return inside
 
 
-def _clip_code(x, a_min, a_max, lower, upper):
-    """clip's element code for autodiff.compile: its value (maximum/minimum) or its mask (>=, <=)."""
-    parts = [(lower, a_min), (upper, a_max)]
-    if lower == "maximum":
-        for fn, bound in parts:
-            x = x if bound is None else f"{fn}({x}, {float(bound)!r})"
-        return x
-    tests = [f"({x} {op} {float(bound)!r})" for op, bound in parts if bound is not None]
-    return " & ".join(tests) or "1.0"
+def _clip_code(x, *, a_min, a_max):
+    """clip's element code for autodiff.compile: maximum and minimum."""
+    for fn, bound in (("maximum", a_min), ("minimum", a_max)):
+        x = x if bound is None else f"{fn}({x}, {float(bound)!r})"
+    return x
 
 
 def _sympy_clip(x, *, a_min, a_max):
@@ -262,12 +267,11 @@ def _sympy_clip(x, *, a_min, a_max):
     return x if a_max is None else sympy.Min(x, a_max)
 
 
-@primitive(partials=[lambda out, x, *, a_min, a_max: _clip_mask(x, a_min, a_max)],
+@primitive(partials=[_clip_partial],
            sympy=_sympy_clip, samples=unary(-2, 2, a_min=-1.0, a_max=1.0),
            kinks=[lambda x, *, a_min, a_max: x - (np.inf if a_min is None else a_min),
                   lambda x, *, a_min, a_max: x - (np.inf if a_max is None else a_max)],
-           code=lambda x, *, a_min, a_max: _clip_code(x, a_min, a_max, "maximum", "minimum"),
-           code_partials=[lambda x, *, a_min, a_max, out: _clip_code(x, a_min, a_max, ">=", "<=")])
+           code=_clip_code)
 def clip(x, *, a_min=None, a_max=None):
     """Clamp x to [a_min, a_max]; the gradient passes on the closed interval (as torch.clamp)."""
     real_only("clip", x)

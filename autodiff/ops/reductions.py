@@ -97,7 +97,7 @@ _REDUCE_CASES = cases1(((5,), {"axis": None, "keepdims": False}), ((2, 3), {"axi
 
 
 @primitive(**_extremum_rules(), sympy=lambda x, **params: x,  # of a scalar
-           samples=_REDUCE_CASES,
+           samples=_REDUCE_CASES, code=None,    # the rules read which entries tie: not compiled
            kinks=[lambda x, *, axis, keepdims: _extremum_gap(x, axis=axis, keepdims=keepdims, sign=1)])
 def max(x, *, axis=None, keepdims=False):
     """Maximum over ``axis``; the gradient is shared equally among tied maxima."""
@@ -106,7 +106,7 @@ def max(x, *, axis=None, keepdims=False):
 
 
 @primitive(**_extremum_rules(), sympy=lambda x, **params: x,  # of a scalar
-           samples=_REDUCE_CASES,
+           samples=_REDUCE_CASES, code=None,    # the rules read which entries tie: not compiled
            kinks=[lambda x, *, axis, keepdims: _extremum_gap(x, axis=axis, keepdims=keepdims, sign=-1)])
 def min(x, *, axis=None, keepdims=False):
     """Minimum over ``axis``; the gradient is shared equally among tied minima."""
@@ -212,7 +212,7 @@ def _prod_samples(rng):
            jvp=[lambda t, out, x, *, axis, keepdims: sum(t * _prod_others(x, out, axis, keepdims), axis=axis,
                                                           keepdims=keepdims)],
            sympy=lambda x, **params: x,  # of a scalar
-           samples=_prod_samples)
+           samples=_prod_samples, code=None)   # the rule reads whether an entry is 0: not compiled
 def prod(x, *, axis=None, keepdims=False):
     """Product over ``axis`` (None: all elements); d/dx_i = prod_{j != i} x_j, exact at zeros too."""
     _single_axis("prod", axis)
