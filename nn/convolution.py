@@ -1,5 +1,5 @@
 """The heavy ops of the CNN stack, as autodiff primitives whose work ``kernels`` does: conv2d (with
-an optional fused ReLU) and max- and average-pooling, each with its rules (DESIGN.md: the op owns the
+an optional fused ReLU) and max- and average-pooling, each with its rules (the op owns the
 maths, ``kernels`` does the work). The rules are written with primitives again (the gradient of a
 convolution is a convolution read the other way round), so a gradient can itself be differentiated:
 ``gradcheck(..., order=2)`` and Hessian-vector products work through a CNN. ``nn.functional``
@@ -11,7 +11,7 @@ import numpy as np
 
 import kernels
 from autodiff import Tensor, primitive, value_of
-from autodiff.ops import broadcast_to, reshape, sum, where
+from autodiff.ops import broadcast_to, heaviside, reshape, sum
 
 __all__ = ["conv2d", "conv2d_input_grad", "conv2d_weight_grad", "max_pool2d", "max_pool2d_scatter", "avg_pool2d",
            "avg_pool2d_transpose"]
@@ -61,47 +61,32 @@ def _conv_samples(rng):
     return [((_uniform(rng, xs), _uniform(rng, ws), _uniform(rng, ws[0])), {"geometry": g}) for xs, ws, g in cases]
 
 
-class _LastBackward:
-    """The cotangents (dx, dw, db) of the last conv2d node whose rules ran on plain arrays. The reverse
-    sweep calls a node's rules for x, w and b one after the other with the same ``g``: the first call
-    computes every cotangent that can still be asked for in one kernel call (kernels.conv2d.backward:
-    each image's g read once, the fused ReLU's mask applied on the way), the later calls take theirs
-    from here. (x's rule comes first when x needs a gradient; when the first call is w's or b's, x
-    needs none.) The cache holds ``g`` and ``out`` themselves, so their ids cannot be reused meanwhile."""
-    g = out = grads = None
-
-
-def _cotangent(i, g, out, x, w, relu, geometry):
-    """Cotangent i (0: x, 1: w, 2: b) of a conv2d node (with a fused ReLU when ``relu``) on plain arrays."""
-    if _LastBackward.g is not g or _LastBackward.out is not out or _LastBackward.grads[i] is None:
-        grads = kernels.conv2d.backward(g, x, w, geometry, input_grad=i == 0, relu_out=out if relu else None)
-        _LastBackward.g, _LastBackward.out, _LastBackward.grads = g, out, grads
-    return _LastBackward.grads[i]
-
-
 def _conv_rules(relu):
     """The rules of y = conv2d(x, w) + b, or of max(y, 0) when ``relu`` (the fused ReLU): those of the
     convolution, with the cotangent (reverse) or the tangent (forward) masked where out = 0
-    (relu'(0) = 0). The convolution is bilinear: its rules are convolutions, so a recorded sweep
-    (``g`` a Tensor) differentiates them again; on plain arrays one kernel call gives all three."""
+    (relu'(0) = 0). The reverse rule is joint: on plain arrays one kernel call gives every cotangent
+    the sweep wants (kernels.conv2d.backward: each image's g read once, the fused ReLU's mask applied
+    on the way). The convolution is bilinear, so its rules are convolutions: a recorded sweep (``g``
+    a Tensor) runs them as primitives, which differentiates them again."""
     def active(g, out):
         if not relu:
             return g
         if isinstance(g, Tensor) or isinstance(out, Tensor):      # a recorded sweep: the engine's ops
-            return where(value_of(out) > 0, g, 0)
+            return g * heaviside(out, 0.0)
         return kernels.conv2d.relu_grad(g, out)
 
-    def vjp(i, recorded):
-        def rule(g, out, x, w, b, **p):
-            if isinstance(g, Tensor) or isinstance(out, Tensor):
-                return recorded(active(g, out), x, w, **p)
-            return _cotangent(i, g, out, x, w, relu, p["geometry"])
-        return rule
+    def vjp_joint(g, out, x, w, b, *, wanted, geometry):
+        if isinstance(g, Tensor) or isinstance(out, Tensor):
+            g = active(g, out)
+            return (conv2d_input_grad(g, w, input_shape=_shape(x), geometry=geometry) if wanted[0] else None,
+                    conv2d_weight_grad(g, x, weight_shape=_shape(w), geometry=geometry) if wanted[1] else None,
+                    sum(g, axis=(0, 2, 3)) if wanted[2] else None)
+        dx, dw, db = kernels.conv2d.backward(g, x, w, geometry, input_grad=wanted[0], weight_grad=wanted[1] or wanted[2],
+                                             relu_out=out if relu else None)
+        return dx, dw if wanted[1] else None, db if wanted[2] else None
 
     return dict(
-        vjp=[vjp(0, lambda g, x, w, **p: conv2d_input_grad(g, w, input_shape=_shape(x), **p)),
-             vjp(1, lambda g, x, w, **p: conv2d_weight_grad(g, x, weight_shape=_shape(w), **p)),
-             vjp(2, lambda g, x, w, **p: sum(g, axis=(0, 2, 3)))],
+        vjp_joint=vjp_joint,
         jvp=[lambda t, out, x, w, b, **p: active(_conv2d(t, w, _zeros_bias(w), **p), out),
              lambda t, out, x, w, b, **p: active(_conv2d(x, t, _zeros_bias(w), **p), out),
              lambda t, out, x, w, b, **p: active(broadcast_to(reshape(t, shape=(1, -1, 1, 1)), shape=_shape(out)), out)])
@@ -188,7 +173,7 @@ def _max_pool_samples(rng):
 @primitive(name="max_pool2d",
            vjp=[lambda g, out, x, *, argmax, pooled: max_pool2d_scatter(g, argmax=argmax, input_shape=_shape(x))],
            jvp=[lambda t, out, x, *, argmax, pooled: _max_pool_select(t, argmax=argmax, pooled=None)],
-           samples=_max_pool_samples)
+           samples=_max_pool_samples, code=None)   # argmax is read from the values: not compiled
 def _max_pool_select(x, *, argmax, pooled=None):
     """y[n, c, i, j] = x[n, c].flat[argmax[n, c, i, j]]; ``pooled`` is that value when already known."""
     return pooled if pooled is not None else _gather(np.asarray(x), argmax)
