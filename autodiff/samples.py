@@ -2,14 +2,15 @@
 
 A primitive's ``samples`` is a function ``samples(rng) -> [(inputs, params), ...]``; these helpers
 build the common ones. The shapes include broadcasting pairs and 0-d arrays, so that every rule is
-checked where shapes differ (a rule must return its input's shape, reverse, or its output's, forward).
+checked where shapes differ (a rule must return its input's shape, reverse, or its output's, forward),
+and a case of 0-d inputs only, where a scalar SymPy counterpart is checked (value and derivative).
 """
 from __future__ import annotations
 
 import numpy as np
 
 SHAPES_1 = [(), (3,), (2, 3)]
-SHAPES_2 = [((2, 3), (2, 3)), ((2, 3), (3,)), ((2, 1), (1, 3)), ((), (2, 3)), ((4,), ())]
+SHAPES_2 = [((2, 3), (2, 3)), ((2, 3), (3,)), ((2, 1), (1, 3)), ((), (2, 3)), ((4,), ()), ((), ())]
 
 
 def uniform(rng, lo, hi, shape):
@@ -23,7 +24,7 @@ def unary(lo=-2.0, hi=2.0, **params):
 
 
 def binary(lo=-2.0, hi=2.0, lo2=None, hi2=None):
-    """Samples of a two-input op on each broadcasting pair of SHAPES_2."""
+    """Samples of a two-input op on each pair of SHAPES_2: broadcasting ones, and two 0-d inputs."""
     lo2 = lo if lo2 is None else lo2
     hi2 = hi if hi2 is None else hi2
     return lambda rng: [((uniform(rng, lo, hi, a), uniform(rng, lo2, hi2, b)), {}) for a, b in SHAPES_2]
