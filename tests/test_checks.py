@@ -1,4 +1,5 @@
 """Cross-checks: SymPy, finite differences, gradcheck, check_primitive, compare."""
+import operator
 import re
 import warnings
 
@@ -260,6 +261,15 @@ def test_check_primitive_catches_a_wrong_sympy_counterpart_and_a_wrong_rule(plan
     assert info.value.report.rows()[0]["analytic"] == 3.0 and info.value.report.rows()[0]["numeric"] == pytest.approx(2.0)
     with pytest.raises(ValueError, match="declares no samples"):
         ad.check_primitive(double)
+
+
+def test_check_primitive_checks_a_binary_op_s_sympy_counterpart_on_its_default_samples(planted):
+    from autodiff.samples import binary
+
+    add_called_sub = _declare("add_called_sub", partials=[lambda out, a, b: 1.0, lambda out, a, b: 1.0],
+                              sympy=operator.sub, samples=binary())(lambda a, b: a + b)
+    with pytest.raises(GradcheckError, match="sympy value"):
+        ad.check_primitive(add_called_sub)
 
 
 # --- compare -----------------------------------------------------------------------------------
