@@ -12,8 +12,9 @@ unless you add your own) and ``nn.evaluate`` them. The tasks run on
   ``submit(fn, task)`` whose futures have ``result()``), on a laptop's ``LocalCluster`` or a cluster.
   Dask is the scheduler; nothing here schedules.
 
-Every task is seeded (``nn.set_seed(seed)`` before the model is built, so initialisation, dropout and
-shuffling follow it), so the same call gives the same models wherever it runs. The seeds come
+Every task is seeded (a generator of its own, ``nn.utils.seeded(seed)``, around the whole training, so
+initialisation, dropout and shuffling follow it), so the same call gives the same models wherever it
+runs, a ``ThreadPoolExecutor`` included. The seeds come
 from ``seed`` by NumPy's ``SeedSequence.spawn``; a sweep gives fold i the same seed for every
 combination (the comparison is between hyper-parameters, not luck). A task run in this process
 leaves nn's global generator as it found it.
@@ -103,31 +104,37 @@ class Run:
 
 
 def _run_task(task: _Task) -> Run:
-    """Train one model (in whatever process the executor chose) and return its Run."""
+    """Train one model (in whatever process or thread the executor chose) and return its Run. The seed
+    is the task's own (``utils.seeded``): trainings in threads side by side do not share nn's generator,
+    and the caller's is left as it was."""
     import numba                                 # here: importing nn does not load Numba (kernels load it late too)
 
     kernels.runtime.ensure_configured()          # the threading layer is chosen before Numba's threads start
-    threads_before, generator_before = numba.get_num_threads(), utils.rng().bit_generator.state
+    threads_before = numba.get_num_threads()     # Numba's thread count is the calling thread's own
     if task.threads is not None:
         numba.set_num_threads(max(1, min(task.threads, numba.config.NUMBA_NUM_THREADS)))
     try:
-        start = time.perf_counter()
-        utils.set_seed(task.seed)
-        model = task.build_model(**task.build_params)
-        options = dict(task.fit_options)
-        epochs = int(options.get("epochs", 1))
-        best = EarlyStopping(task.monitor, patience=epochs, restore_best_weights=True)
-        options["callbacks"] = [*options.get("callbacks", ()), best]
-        options.setdefault("verbose", 0)
-        history = fit(model, task.train, validation=task.validation, **options)
-        result = evaluate(model, task.validation, loss=options.get("loss", "softmax_cross_entropy"))
-        metrics = {f"val_{name}": value for name, value in result.items()}
-        best_epoch = 0 if best.best_epoch is None else best.best_epoch + 1
-        return Run(task.params, task.fold, task.seed, history, metrics, best_epoch, model.state_dict(),
-                   time.perf_counter() - start)
+        with utils.seeded(task.seed):
+            return _train(task)
     finally:
         numba.set_num_threads(threads_before)
-        utils.rng().bit_generator.state = generator_before
+
+
+def _train(task: _Task) -> Run:
+    """Build, fit (keeping the best epoch's weights) and evaluate one task's model."""
+    start = time.perf_counter()
+    model = task.build_model(**task.build_params)
+    options = dict(task.fit_options)
+    epochs = int(options.get("epochs", 1))
+    best = EarlyStopping(task.monitor, patience=epochs, restore_best_weights=True)
+    options["callbacks"] = [*options.get("callbacks", ()), best]
+    options.setdefault("verbose", 0)
+    history = fit(model, task.train, validation=task.validation, **options)
+    result = evaluate(model, task.validation, loss=options.get("loss", "softmax_cross_entropy"))
+    metrics = {f"val_{name}": value for name, value in result.items()}
+    best_epoch = 0 if best.best_epoch is None else best.best_epoch + 1
+    return Run(task.params, task.fold, task.seed, history, metrics, best_epoch, model.state_dict(),
+               time.perf_counter() - start)
 
 
 class Results:
