@@ -8,8 +8,10 @@ of :mod:`autodiff.sweep`. The class below lists them; ``bind`` copies them onto
 Why here and not in the Tensor class itself: the Tensor is the bottom rung of the engine (the node
 and its recording) and the ops and sweeps are declared on top of it, so the Tensor cannot import
 them without an import cycle. This module sits above both and joins them, as JAX's
-``array_methods`` does for its arrays. Comparisons (``x > 0``) are not differentiable; they stay
-in the Tensor class and return plain boolean arrays.
+``array_methods`` does for its arrays. For an IDE or a type checker, Tensor derives from this class
+(an import under ``TYPE_CHECKING`` in autodiff/tensor.py), so they show each member where it is
+written. Comparisons (``x > 0``) are not differentiable; they stay in the Tensor class and return
+plain boolean arrays.
 """
 from __future__ import annotations
 
@@ -24,55 +26,55 @@ class TensorSyntax:
     """The operators and methods that :func:`bind` gives the Tensor class (each one op or sweep)."""
 
     # --- arithmetic: elementwise with NumPy broadcasting -----------------------------------------
-    def __add__(self, other):
+    def __add__(self, other) -> Tensor:
         return ops.add(self, other)
 
-    def __radd__(self, other):
+    def __radd__(self, other) -> Tensor:
         return ops.add(other, self)
 
-    def __sub__(self, other):
+    def __sub__(self, other) -> Tensor:
         return ops.sub(self, other)
 
-    def __rsub__(self, other):
+    def __rsub__(self, other) -> Tensor:
         return ops.sub(other, self)
 
-    def __mul__(self, other):
+    def __mul__(self, other) -> Tensor:
         return ops.mul(self, other)
 
-    def __rmul__(self, other):
+    def __rmul__(self, other) -> Tensor:
         return ops.mul(other, self)
 
-    def __truediv__(self, other):
+    def __truediv__(self, other) -> Tensor:
         return ops.div(self, other)
 
-    def __rtruediv__(self, other):
+    def __rtruediv__(self, other) -> Tensor:
         return ops.div(other, self)
 
-    def __matmul__(self, other):
+    def __matmul__(self, other) -> Tensor:
         return ops.matmul(self, other)
 
-    def __rmatmul__(self, other):
+    def __rmatmul__(self, other) -> Tensor:
         return ops.matmul(other, self)
 
-    def __pow__(self, exponent):
+    def __pow__(self, exponent) -> Tensor:
         """``x ** 2`` (a number: pow_const, as eq. 5.38's b = a^2) or ``x ** y`` (a Tensor: pow)."""
         if not isinstance(exponent, Tensor) and np.ndim(exponent) == 0:
             return ops.pow_const(self, p=exponent.item() if isinstance(exponent, np.generic) else exponent)
         return ops.pow(self, exponent)
 
-    def __rpow__(self, base):
+    def __rpow__(self, base) -> Tensor:
         return ops.pow(base, self)
 
-    def __neg__(self):
+    def __neg__(self) -> Tensor:
         return ops.neg(self)
 
-    def __pos__(self):
+    def __pos__(self) -> Tensor:
         return self
 
-    def __abs__(self):
+    def __abs__(self) -> Tensor:
         return ops.abs(self)
 
-    def __getitem__(self, index):
+    def __getitem__(self, index) -> Tensor:
         """``x[index]``: NumPy indexing, basic and advanced (Tensors in the index are constants)."""
         return ops.getitem(self, index=ops.normalize_index(index))
 
@@ -83,7 +85,7 @@ class TensorSyntax:
                         "(or .add(v)), which records the update so that gradients flow through x and v")
 
     @property
-    def at(self):
+    def at(self) -> ops.IndexUpdate:
         """``x.at[index].set(v)`` / ``.add(v)`` / ``.get()``: a new Tensor with x updated at index (JAX's)."""
         return ops.IndexUpdate(self)
 
@@ -92,107 +94,107 @@ class TensorSyntax:
     __array_function__ = interop.array_function
 
     # --- methods: the ops of the same name ------------------------------------------------------
-    def sum(self, axis=None, keepdims=False):
+    def sum(self, axis=None, keepdims=False) -> Tensor:
         return ops.sum(self, axis=axis, keepdims=keepdims)
 
-    def mean(self, axis=None, keepdims=False):
+    def mean(self, axis=None, keepdims=False) -> Tensor:
         return ops.mean(self, axis=axis, keepdims=keepdims)
 
-    def max(self, axis=None, keepdims=False):
+    def max(self, axis=None, keepdims=False) -> Tensor:
         return ops.max(self, axis=axis, keepdims=keepdims)
 
-    def min(self, axis=None, keepdims=False):
+    def min(self, axis=None, keepdims=False) -> Tensor:
         return ops.min(self, axis=axis, keepdims=keepdims)
 
-    def prod(self, axis=None, keepdims=False):
+    def prod(self, axis=None, keepdims=False) -> Tensor:
         return ops.prod(self, axis=axis, keepdims=keepdims)
 
-    def cumsum(self, axis=None):
+    def cumsum(self, axis=None) -> Tensor:
         return ops.cumsum(self, axis=axis)
 
-    def cumprod(self, axis=None):
+    def cumprod(self, axis=None) -> Tensor:
         return ops.cumprod(self, axis=axis)
 
-    def var(self, axis=None, ddof=0, keepdims=False):
+    def var(self, axis=None, ddof=0, keepdims=False) -> Tensor:
         return ops.var(self, axis=axis, ddof=ddof, keepdims=keepdims)
 
-    def std(self, axis=None, ddof=0, keepdims=False):
+    def std(self, axis=None, ddof=0, keepdims=False) -> Tensor:
         return ops.std(self, axis=axis, ddof=ddof, keepdims=keepdims)
 
-    def dot(self, other):
+    def dot(self, other) -> Tensor:
         return ops.dot(self, other)
 
-    def trace(self, offset=0, axis1=0, axis2=1):
+    def trace(self, offset=0, axis1=0, axis2=1) -> Tensor:
         return ops.trace(self, offset, axis1, axis2)
 
-    def diagonal(self, offset=0, axis1=0, axis2=1):
+    def diagonal(self, offset=0, axis1=0, axis2=1) -> Tensor:
         return ops.diagonal(self, offset, axis1, axis2)
 
-    def flatten(self):
+    def flatten(self) -> Tensor:
         """The elements in one dimension (a reshape: no copy is needed, values are never written)."""
         return ops.ravel(self)
 
-    def ravel(self):
+    def ravel(self) -> Tensor:
         return ops.ravel(self)
 
-    def squeeze(self, axis=None):
+    def squeeze(self, axis=None) -> Tensor:
         return ops.squeeze(self, axis)
 
-    def swapaxes(self, axis1, axis2):
+    def swapaxes(self, axis1, axis2) -> Tensor:
         return ops.swapaxes(self, axis1, axis2)
 
-    def astype(self, dtype):
+    def astype(self, dtype) -> Tensor:
         """``x`` converted to ``dtype`` (differentiable between float dtypes; see autodiff.astype)."""
         return ops.astype(self, dtype)
 
-    def logsumexp(self, axis=None, keepdims=False):
+    def logsumexp(self, axis=None, keepdims=False) -> Tensor:
         return ops.logsumexp(self, axis=axis, keepdims=keepdims)
 
-    def softmax(self, axis=-1):
+    def softmax(self, axis=-1) -> Tensor:
         return ops.softmax(self, axis=axis)
 
-    def log_softmax(self, axis=-1):
+    def log_softmax(self, axis=-1) -> Tensor:
         return ops.log_softmax(self, axis=axis)
 
-    def exp(self):
+    def exp(self) -> Tensor:
         return ops.exp(self)
 
-    def log(self):
+    def log(self) -> Tensor:
         return ops.log(self)
 
-    def sin(self):
+    def sin(self) -> Tensor:
         return ops.sin(self)
 
-    def cos(self):
+    def cos(self) -> Tensor:
         return ops.cos(self)
 
-    def tanh(self):
+    def tanh(self) -> Tensor:
         return ops.tanh(self)
 
-    def sigmoid(self):
+    def sigmoid(self) -> Tensor:
         return ops.sigmoid(self)
 
-    def relu(self):
+    def relu(self) -> Tensor:
         return ops.relu(self)
 
-    def sqrt(self):
+    def sqrt(self) -> Tensor:
         return ops.sqrt(self)
 
-    def clip(self, a_min=None, a_max=None):
+    def clip(self, a_min=None, a_max=None) -> Tensor:
         return ops.clip(self, a_min=a_min, a_max=a_max)
 
-    def reshape(self, *shape):
+    def reshape(self, *shape) -> Tensor:
         """``x.reshape(2, 3)`` or ``x.reshape((2, 3))``."""
         return ops.reshape(self, shape=shape[0] if len(shape) == 1 and not np.isscalar(shape[0]) else shape)
 
-    def transpose(self, *axes):
+    def transpose(self, *axes) -> Tensor:
         """``x.transpose()``, ``x.transpose(1, 0)`` or ``x.transpose((1, 0))``."""
         if len(axes) == 1 and not np.isscalar(axes[0]):
             axes = axes[0]
         return ops.transpose(self, axes=tuple(axes) if axes else None)
 
     @property
-    def T(self):
+    def T(self) -> Tensor:
         """The transpose (axes reversed)."""
         return ops.transpose(self)
 
@@ -215,7 +217,8 @@ _NOT_SYNTAX = {"__module__", "__qualname__", "__doc__", "__dict__", "__weakref__
 
 
 def bind(cls=Tensor, syntax=TensorSyntax) -> None:
-    """Give ``cls`` every operator and method of ``syntax`` (done once, by ``import autodiff``)."""
+    """Give ``cls`` every operator and method of ``syntax`` (done once, by ``import autodiff``). Static
+    tools see the same members through Tensor's ``TYPE_CHECKING`` base (autodiff/tensor.py)."""
     for name, member in vars(syntax).items():
         if name not in _NOT_SYNTAX:
             setattr(cls, name, member)

@@ -6,9 +6,12 @@ remembers the primitive that made it (``op``), its inputs and the primitive's st
 That record is the computational graph of the source material's Fig. 5.8; the sweeps in
 :mod:`autodiff.sweep` walk it backwards (reverse mode) and forwards (forward mode).
 
-This module is the bottom rung of the engine (ARCHITECTURE.md): it imports nothing of autodiff.
-Tensor's arithmetic (``x + y``, ``x @ w``, ``x[i]``, ``x.sum()``) and ``backward()`` are the ops and
-the sweep of the rungs above; :mod:`autodiff.operators` binds them to this class, in one table.
+This module is the bottom rung of the engine (ARCHITECTURE.md): at run time it imports nothing of
+autodiff. Tensor's arithmetic (``x + y``, ``x @ w``, ``x[i]``, ``x.sum()``) and ``backward()`` are the
+ops and the sweep of the rungs above; :mod:`autodiff.operators` writes them in one class,
+``TensorSyntax``, and binds them to this class when autodiff is imported. For static tools (an IDE,
+a type checker) Tensor derives from ``TensorSyntax`` (a ``TYPE_CHECKING`` import, never run), so they
+see every operator and method where it is written; tests/test_operators.py keeps the two views equal.
 
 Operations whose arguments are plain numbers or arrays are *not* recorded: they return plain NumPy
 values. The derivative rules rely on this: written once with the engine's own ops, they run on
@@ -19,8 +22,14 @@ from __future__ import annotations
 import functools
 import itertools
 import threading
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:      # what static tools read: the operators and backward() of autodiff.operators
+    from .operators import TensorSyntax as _Syntax
+else:                  # at run time, autodiff.operators.bind() gives Tensor the same members
+    _Syntax = object
 
 _creation = itertools.count()  # creation order: inputs are always created before their results
 
@@ -82,7 +91,7 @@ def _check_numeric(arr: np.ndarray, what: str) -> None:
         raise TypeError(f"{what} must be numeric (bool, int, float or complex); got dtype {arr.dtype}")
 
 
-class Tensor:
+class Tensor(_Syntax):
     """A value in the computational graph.
 
     ``Tensor(value, requires_grad=False, name=None)`` copies ``value`` (a NumPy array or a Python or

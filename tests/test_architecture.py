@@ -33,11 +33,17 @@ def _is_package(name: str) -> bool:
 
 
 def _imports(name: str, path: Path):
-    """(imported project module, line, at module level?) for every import statement in the file."""
+    """(imported project module, line, at module level?) for every import statement in the file that
+    runs: an import under ``if TYPE_CHECKING:`` is read by static tools only (Tensor's base for an IDE)."""
     tree = ast.parse(path.read_text(), filename=str(path))
     package = name if _is_package(name) else name.rpartition(".")[0]
     top_level = {id(node) for node in tree.body}
+    static_only = {id(sub) for node in ast.walk(tree)
+                   if isinstance(node, ast.If) and ast.unparse(node.test) in ("TYPE_CHECKING", "typing.TYPE_CHECKING")
+                   for stmt in node.body for sub in ast.walk(stmt)}
     for node in ast.walk(tree):
+        if id(node) in static_only:
+            continue
         if isinstance(node, ast.Import):
             targets = [alias.name for alias in node.names]
         elif isinstance(node, ast.ImportFrom):
