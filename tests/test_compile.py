@@ -284,24 +284,34 @@ def test_bad_input_is_refused_before_anything_runs():
         ad.compile(eq_5_36, 0.5, argnums=3)
 
 
-def test_numba_cache_is_found_by_another_process(tmp_path):
+@pytest.mark.parametrize("numba_cache_dir", [False, True], ids=["beside-the-source", "NUMBA_CACHE_DIR"])
+def test_numba_cache_is_found_by_another_process(tmp_path, numba_cache_dir):
+    """Numba keeps its cache in ``__pycache__`` beside the generated source, or under
+    ``NUMBA_CACHE_DIR`` where that is set (clusters, read-only installs): found either way, whatever
+    the environment the tests run in says."""
+    source_dir, numba_dir = tmp_path / "source", tmp_path / "numba"
     script = textwrap.dedent(f"""
         import sys
         sys.path.insert(0, {str(ROOT)!r})
         import autodiff as ad
         from autodiff.examples import eq_5_36
-        cf = ad.compile(eq_5_36, 0.25, cache={str(tmp_path)!r})
+        cf = ad.compile(eq_5_36, 0.25, cache={str(source_dir)!r})
         y, dy = cf(0.25)
         print(cf.from_cache(), cf.path.name, round(dy, 12))
     """)
-    runs = [subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120,
-                           env=dict(os.environ, NUMBA_DISABLE_JIT="0")) for _ in range(2)]
+    env = {k: v for k, v in os.environ.items() if k != "NUMBA_CACHE_DIR"}
+    env.update(NUMBA_DISABLE_JIT="0", **({"NUMBA_CACHE_DIR": str(numba_dir)} if numba_cache_dir else {}))
+    runs = [subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, env=env)
+            for _ in range(2)]
     for r in runs:
         assert r.returncode == 0, r.stderr
     first, second = (r.stdout.split() for r in runs)
     assert first[0] == "False" and second[0] == "True"       # compiled, then loaded from the cache
     assert first[1:] == second[1:] and first[1].startswith("eq_5_36_value_and_grad_")
-    assert list(tmp_path.glob("__pycache__/*.nbi"))          # Numba's index beside the source
+    beside = list(source_dir.glob("__pycache__/*.nbi"))       # Numba's index beside the source...
+    under = list(numba_dir.rglob("*.nbi"))                    # ... or under NUMBA_CACHE_DIR
+    assert [p.name.startswith(first[1].removesuffix(".py")) for p in beside + under] == [True]
+    assert bool(under) == numba_cache_dir
 
 
 def test_a_cached_module_with_other_contents_is_replaced_not_imported(tmp_path):
