@@ -16,9 +16,10 @@ The public surface, all importable from ``kernels``:
 - keyword functions that build the options and call them: ``conv2d_forward(x, w, b, stride=...)``,
   ``max_pool2d_forward``, ``adam_update(..., lr=...)``, ...;
 - the light ops of nn's device path, with a NumPy reference and a numba.cuda version:
-  ``kernels.dense`` (forward / backward_input / backward_weight of a dense layer) and
-  ``kernels.elementwise`` (activations, dropout masks, softmax, the fused softmax cross-entropy,
-  batch normalisation);
+  ``kernels.dense`` (forward / backward_input / backward_weight of a dense layer),
+  ``kernels.activations`` (relu, tanh, sigmoid, elu, leaky_relu, swish and their derivatives; softmax),
+  ``kernels.dropout`` (counter-based dropout masks), ``kernels.losses`` (the fused softmax
+  cross-entropy, the accuracy count) and ``kernels.normalization`` (batch normalisation);
 - arrays on the device: ``kernels.device`` (``DeviceArray``, ``to_device``, ``zeros``; imported at its
   first use, as it loads numba.cuda) and ``is_device_array`` (the host/device test, without numba).
   A kernel called with device arrays runs on the device and returns device arrays, whatever the
@@ -45,7 +46,7 @@ array([[9., 9.],
 """
 import importlib
 
-from . import dense, elementwise, runtime
+from . import activations, dense, dropout, losses, normalization, runtime
 from ._checks import is_device_array
 from .backend import BACKENDS, BackendUnavailable, cuda_available, get_backend, set_backend, use_backend
 from .options import (AdadeltaHyper, AdagradHyper, AdamHyper, AdamWHyper, ConvGeometry, PoolGeometry,
@@ -58,7 +59,8 @@ from .optim import (adadelta_update, adagrad_update, adam_update, adamw_update, 
 __all__ = [
     "BACKENDS", "BackendUnavailable", "cuda_available", "get_backend", "set_backend", "use_backend",
     "ConvGeometry", "PoolGeometry", "SGDHyper", "AdagradHyper", "AdadeltaHyper", "RMSpropHyper", "AdamHyper",
-    "AdamWHyper", "runtime", "dense", "elementwise", "device", "is_device_array",
+    "AdamWHyper", "runtime", "dense", "activations", "dropout", "losses", "normalization", "device",
+    "is_device_array",
     "conv2d_forward", "conv2d_backward_input", "conv2d_backward_weight",
     "max_pool2d_forward", "max_pool2d_backward", "avg_pool2d_forward", "avg_pool2d_backward",
     "sgd_update", "adagrad_update", "adadelta_update", "rmsprop_update", "adam_update", "adamw_update",

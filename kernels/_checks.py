@@ -58,6 +58,12 @@ def float_array(x, name: str, ndim: int | None = None, dtype=None):
     return x
 
 
+def same_shape(a, a_name: str, b, b_name: str) -> None:
+    """``a`` must have ``b``'s shape (arrays that go together element by element)."""
+    if tuple(a.shape) != tuple(b.shape):
+        raise ValueError(f"{a_name} must have {b_name}'s shape {tuple(b.shape)}, got {tuple(a.shape)}")
+
+
 def shape4(shape, name: str):
     """A 4-tuple of positive ints (N, C, H, W)."""
     try:

@@ -13,9 +13,13 @@ The helpers are ``kernels.device``'s, under the names the kernel modules use.
 """
 from __future__ import annotations
 
+import numpy as np
+from numba import cuda
+
 from .device import THREADS_PER_BLOCK, DeviceArray, launch_config, on_device, raw, zeros
 
-__all__ = ["THREADS_PER_BLOCK", "DeviceArray", "launch_config", "on_device", "to_device", "to_caller", "zeros"]
+__all__ = ["THREADS_PER_BLOCK", "DeviceArray", "launch_config", "on_device", "to_device", "to_caller", "zeros",
+           "new", "flat"]
 
 #: A kernel argument on the device: a DeviceArray's numba array, a numba array as it is, a host
 #: array copied there (once).
@@ -26,3 +30,13 @@ def to_caller(result, keep_on_device: bool):
     """A numba device result, left on the device as a DeviceArray (``keep_on_device``) or copied back
     to a NumPy array."""
     return DeviceArray(result) if keep_on_device else result.copy_to_host()
+
+
+def new(shape, dtype):
+    """An uninitialised numba device array: a kernel's result, before ``to_caller``."""
+    return cuda.device_array(tuple(shape), dtype=np.dtype(dtype))
+
+
+def flat(a):
+    """A numba device array as one flat axis (a view), for the one-thread-per-element kernels."""
+    return a.reshape(a.size)

@@ -16,9 +16,10 @@ Which ops run how on the device:
   primitives as on the host (``nn.convolution``): their kernels take device arrays, and the few
   array operations their rules ask for (a sum over axes, ``+``, a reshape) are DeviceArray's;
 - dense layers, activations, softmax, batch normalisation and the fused softmax cross-entropy: the
-  primitives of this module, whose value and reverse rule are ``kernels.dense`` and
-  ``kernels.elementwise`` calls (on the host these ops are compositions of autodiff's primitives);
-- dropout and DropConnect: a mask made on the device (``kernels.elementwise.dropout_mask``, a
+  primitives of this module, whose value and reverse rule are ``kernels.dense``, ``kernels.activations``,
+  ``kernels.normalization`` and ``kernels.losses`` calls (on the host these ops are compositions of
+  autodiff's primitives);
+- dropout and DropConnect: a mask made on the device (``kernels.dropout.dropout_mask``, a
   counter-based hash of a seed drawn from nn's generator: nothing random is copied) times the input.
 
 Why primitives of nn's own, and not NumPy's functions made to work on device arrays: autodiff's
@@ -187,10 +188,11 @@ def linear(x, w, b=None):
 
 
 _ACTIVATION = _declare("activation (device)",
-                       lambda x, *, name, alpha: kernels.elementwise.activation_forward(x, name, alpha),
-                       lambda g, out, x, *, name, alpha: kernels.elementwise.activation_backward(g, x, out, name, alpha))
-_SOFTMAX = _declare("softmax (device)", lambda z: kernels.elementwise.softmax(z),
-                    lambda g, out, z: kernels.elementwise.softmax_backward(g, out))
+                       lambda x, *, name, alpha: kernels.activations.activation_forward(x, name, alpha),
+                       lambda g, out, x, *, name, alpha:
+                       kernels.activations.activation_backward(g, x, out, name, alpha))
+_SOFTMAX = _declare("softmax (device)", lambda z: kernels.activations.softmax(z),
+                    lambda g, out, z: kernels.activations.softmax_backward(g, out))
 
 #: nn's activation names -> (the kernels' name, the keyword that is its parameter, its default).
 _KERNEL_ACTIVATIONS = {"relu": ("relu", None, 0.0), "tanh": ("tanh", None, 0.0), "sigmoid": ("sigmoid", None, 0.0),
@@ -219,7 +221,7 @@ def softmax(x):
 
 def dropout_mask(shape, rate, rng, dtype):
     """The inverted-dropout mask, made on the device from one seed drawn from ``rng`` (nothing copied)."""
-    return kernels.elementwise.dropout_mask(shape, rate, int(rng.integers(2**30)), dtype, device=True)
+    return kernels.dropout.dropout_mask(shape, rate, int(rng.integers(2**30)), dtype, device=True)
 
 
 class _BatchNormGrads:
@@ -232,7 +234,7 @@ def _bn_grads(g, x, gamma, running_mean, running_var, training, eps):
     key = (id(g), id(x))
     if _BatchNormGrads.key != key:
         _BatchNormGrads.key = None
-        grads = kernels.elementwise.batch_norm_backward(g, x, gamma, running_mean, running_var, training, eps)
+        grads = kernels.normalization.batch_norm_backward(g, x, gamma, running_mean, running_var, training, eps)
         _BatchNormGrads.key, _BatchNormGrads.grads, _BatchNormGrads.held = key, grads, (g, x)
     return _BatchNormGrads.grads
 
@@ -244,13 +246,13 @@ def _bn_rule(i):
 
 _BATCH_NORM = _declare("batch_norm (device)",
                        lambda x, gamma, beta, *, running_mean, running_var, training, momentum, eps:
-                       kernels.elementwise.batch_norm_forward(x, gamma, beta, running_mean, running_var, training,
-                                                              momentum, eps),
+                       kernels.normalization.batch_norm_forward(x, gamma, beta, running_mean, running_var, training,
+                                                                momentum, eps),
                        _bn_rule(0), _bn_rule(1), _bn_rule(2))
 
 
 def batch_norm(x, gamma, beta, running_mean, running_var, training, momentum, eps):
-    """Batch normalisation of (N, C) or (N, C, H, W) device data, one fused op (kernels.elementwise)."""
+    """Batch normalisation of (N, C) or (N, C, H, W) device data, one fused op (kernels.normalization)."""
     shape = tuple(np.shape(value_of(x)))
     if running_mean is None:
         raise ValueError("batch_norm on the device needs running_mean and running_var (device arrays)")
@@ -263,8 +265,8 @@ def batch_norm(x, gamma, beta, running_mean, running_var, training, momentum, ep
 
 
 _SCE = _declare("softmax_cross_entropy (device)",
-                lambda z, *, targets: kernels.elementwise.softmax_cross_entropy(z, targets),
-                lambda g, out, z, *, targets: kernels.elementwise.softmax_cross_entropy_backward(g, z, targets))
+                lambda z, *, targets: kernels.losses.softmax_cross_entropy(z, targets),
+                lambda g, out, z, *, targets: kernels.losses.softmax_cross_entropy_backward(g, z, targets))
 
 
 def softmax_cross_entropy(logits, targets):
@@ -275,4 +277,4 @@ def softmax_cross_entropy(logits, targets):
 
 def correct(output, targets):
     """How many rows of ``output`` have their argmax at the label: a 0-d device array (read it once, at the end)."""
-    return kernels.elementwise.correct(value_of(output), targets)
+    return kernels.losses.correct(value_of(output), targets)

@@ -1,5 +1,5 @@
 """One dispatch for every kernel: a default backend, set_backend, use_backend and backend= per call,
-through each family's static IMPLEMENTATIONS table."""
+through each family's static IMPLEMENTATIONS table (built by kernels.backend.implementations)."""
 import inspect
 
 import numpy as np
@@ -7,7 +7,7 @@ import pytest
 
 import kernels
 from kernels import backend as dispatch
-from kernels import conv2d, optim, pool2d
+from kernels import activations, conv2d, dense, dropout, losses, normalization, optim, pool2d
 
 
 @pytest.fixture(autouse=True)
@@ -99,3 +99,16 @@ def test_every_family_has_a_static_table_and_the_same_verbs_in_its_three_modules
     for name, arguments in reference.items():
         entry = list(inspect.signature(getattr(family, name)).parameters)
         assert entry[:len(arguments)] == arguments, name
+
+
+@pytest.mark.parametrize("family", [dense, activations, dropout, losses, normalization], ids=lambda f: f.__name__)
+def test_the_light_families_run_numpy_on_the_cpu_and_their_verbs_on_cuda(family):
+    """nn's device-path families: "numpy" and "cpu" are the reference (NumPy is their CPU version), and
+    every entry point has its function, with the same arguments, in reference.py and cuda.py."""
+    modules = {name: load() for name, load in family.IMPLEMENTATIONS.items()}
+    assert [m.__name__.rsplit(".", 1)[-1] for m in modules.values()] == ["reference", "reference", "cuda"]
+    entry_points = [name for name in family.__all__ if inspect.isfunction(getattr(family, name))]
+    assert entry_points
+    for name in entry_points:
+        arguments = [list(inspect.signature(getattr(m, name)).parameters) for m in (modules["numpy"], modules["cuda"])]
+        assert arguments[0] == arguments[1], name

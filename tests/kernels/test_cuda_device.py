@@ -1,12 +1,16 @@
-"""Device arrays and the dense and elementwise kernels on numba.cuda (the simulator unless a GPU is
-asked for), held to the NumPy references on tiny shapes; device in, device out; nothing copied."""
+"""Device arrays and the dense, activation, dropout, loss and normalisation kernels on numba.cuda (the
+simulator unless a GPU is asked for), held to the NumPy references on tiny shapes; device in, device out;
+nothing copied."""
 import numpy as np
 import pytest
 
 import kernels
-from kernels import dense, device, elementwise
+from kernels import activations, dense, device, dropout, losses, normalization
+from kernels.activations import reference as act_ref
 from kernels.backend import cuda_available
-from kernels.elementwise import reference as ref
+from kernels.dropout import reference as dropout_ref
+from kernels.losses import reference as loss_ref
+from kernels.normalization import reference as norm_ref
 from numba import cuda
 
 pytestmark = pytest.mark.skipif(not cuda_available(), reason="numba.cuda is not available (no GPU, simulator off)")
@@ -65,28 +69,28 @@ def test_activations_and_their_derivatives_match_the_reference(name, alpha):
     x, g = _f32(3, 5, scale=3), _f32(3, 5)
     x[0, 0] = 0.0
     dx_, dg_ = _dev(x, g)
-    y = elementwise.activation_forward(dx_, name, alpha)
-    _close(y, ref.activation_forward(x, name, alpha), 1e-5)
-    expected = ref.activation_backward(g, x, ref.activation_forward(x, name, alpha), name, alpha)
-    _close(elementwise.activation_backward(dg_, dx_, y, name, alpha), expected, 1e-5)
+    y = activations.activation_forward(dx_, name, alpha)
+    _close(y, act_ref.activation_forward(x, name, alpha), 1e-5)
+    expected = act_ref.activation_backward(g, x, act_ref.activation_forward(x, name, alpha), name, alpha)
+    _close(activations.activation_backward(dg_, dx_, y, name, alpha), expected, 1e-5)
 
 
 def test_the_reference_derivatives_are_the_finite_differences():
     x = np.linspace(-2, 2, 9)[np.abs(np.linspace(-2, 2, 9)) > 0.1]
     for name, alpha in [("tanh", 0), ("sigmoid", 0), ("elu", 0.7), ("leaky_relu", 0.1), ("swish", 1.3)]:
         h = 1e-6
-        fd = (ref.activation_forward(x + h, name, alpha) - ref.activation_forward(x - h, name, alpha)) / (2 * h)
-        d = ref.activation_backward(np.ones_like(x), x, ref.activation_forward(x, name, alpha), name, alpha)
+        fd = (act_ref.activation_forward(x + h, name, alpha) - act_ref.activation_forward(x - h, name, alpha)) / (2 * h)
+        d = act_ref.activation_backward(np.ones_like(x), x, act_ref.activation_forward(x, name, alpha), name, alpha)
         np.testing.assert_allclose(d, fd, rtol=1e-5, atol=1e-7)
 
 
 def test_dropout_masks_are_the_same_on_the_device_and_keep_about_one_minus_rate():
-    mask = elementwise.dropout_mask((4, 50), 0.3, seed=12345, dtype=np.float32, device=True)
-    host = elementwise.dropout_mask((4, 50), 0.3, seed=12345, dtype=np.float32, backend="numpy")
+    mask = dropout.dropout_mask((4, 50), 0.3, seed=12345, dtype=np.float32, device=True)
+    host = dropout.dropout_mask((4, 50), 0.3, seed=12345, dtype=np.float32, backend="numpy")
     _close(mask, host)
-    big = ref.dropout_mask((100_000,), 0.3, 7, np.float32)
+    big = dropout_ref.dropout_mask((100_000,), 0.3, 7, np.float32)
     assert set(np.unique(big)) == {0.0, np.float32(1 / 0.7)} and abs((big > 0).mean() - 0.7) < 0.01
-    assert not np.array_equal(big, ref.dropout_mask((100_000,), 0.3, 8, np.float32))
+    assert not np.array_equal(big, dropout_ref.dropout_mask((100_000,), 0.3, 8, np.float32))
 
 
 def test_softmax_and_the_fused_cross_entropy_match_the_reference():
@@ -94,21 +98,21 @@ def test_softmax_and_the_fused_cross_entropy_match_the_reference():
     labels = np.array([0, 2, 1, 2])
     dist = RNG.dirichlet(np.ones(3), 4).astype(np.float32)
     dz_, dg_ = _dev(z, g)
-    y = elementwise.softmax(dz_)
-    _close(y, ref.softmax(z), 1e-6)
-    _close(elementwise.softmax_backward(dg_, y), ref.softmax_backward(g, ref.softmax(z)), 1e-6)
+    y = activations.softmax(dz_)
+    _close(y, act_ref.softmax(z), 1e-6)
+    _close(activations.softmax_backward(dg_, y), act_ref.softmax_backward(g, act_ref.softmax(z)), 1e-6)
     for t in (labels, dist):
         dt = device.to_device(t)
-        _close(elementwise.softmax_cross_entropy(dz_, dt), ref.softmax_cross_entropy(z, t), 1e-6)
+        _close(losses.softmax_cross_entropy(dz_, dt), loss_ref.softmax_cross_entropy(z, t), 1e-6)
         seed = np.ones((), np.float32) * 2
-        _close(elementwise.softmax_cross_entropy_backward(seed, dz_, dt), ref.softmax_cross_entropy_backward(2, z, t))
-        _close(elementwise.softmax_cross_entropy_backward(device.to_device(seed), dz_, dt),
-               ref.softmax_cross_entropy_backward(2, z, t))
-        assert elementwise.correct(dz_, dt).item() == ref.correct(z, t)
-    assert ref.correct(z, labels) == np.sum(z.argmax(1) == labels)
+        _close(losses.softmax_cross_entropy_backward(seed, dz_, dt), loss_ref.softmax_cross_entropy_backward(2, z, t))
+        _close(losses.softmax_cross_entropy_backward(device.to_device(seed), dz_, dt),
+               loss_ref.softmax_cross_entropy_backward(2, z, t))
+        assert losses.correct(dz_, dt).item() == loss_ref.correct(z, t)
+    assert loss_ref.correct(z, labels) == np.sum(z.argmax(1) == labels)
     with pytest.raises(ValueError, match=r"labels must be in 0..2, got values from 0 to 3"):
-        elementwise.softmax_cross_entropy(dz_, np.array([0, 3, 1, 2]))
-    assert np.isnan(elementwise.softmax_cross_entropy(dz_, device.to_device(np.array([0, 3, 1, 2]))).item())
+        losses.softmax_cross_entropy(dz_, np.array([0, 3, 1, 2]))
+    assert np.isnan(losses.softmax_cross_entropy(dz_, device.to_device(np.array([0, 3, 1, 2]))).item())
 
 
 @pytest.mark.parametrize("training", [True, False])
@@ -116,11 +120,11 @@ def test_batch_norm_forward_backward_and_running_statistics_match_the_reference(
     x, g, gamma, beta = _f32(3, 2, 2, 3, scale=2), _f32(3, 2, 2, 3), _f32(2), _f32(2)
     rm, rv = np.array([0.5, -1.0], np.float32), np.array([2.0, 0.5], np.float32)
     d_rm, d_rv = _dev(rm, rv)
-    y = elementwise.batch_norm_forward(*_dev(x, gamma, beta), d_rm, d_rv, training, 0.1, 1e-5)
-    expected = ref.batch_norm_forward(x, gamma, beta, rm, rv, training, 0.1, 1e-5)    # updates rm, rv
+    y = normalization.batch_norm_forward(*_dev(x, gamma, beta), d_rm, d_rv, training, 0.1, 1e-5)
+    expected = norm_ref.batch_norm_forward(x, gamma, beta, rm, rv, training, 0.1, 1e-5)    # updates rm, rv
     _close(y, expected, 1e-5), _close(d_rm, rm, 1e-6), _close(d_rv, rv, 1e-6)
-    got = elementwise.batch_norm_backward(*_dev(g, x, gamma), d_rm, d_rv, training, 1e-5)
-    for d, e in zip(got, ref.batch_norm_backward(g, x, gamma, rm, rv, training, 1e-5)):
+    got = normalization.batch_norm_backward(*_dev(g, x, gamma), d_rm, d_rv, training, 1e-5)
+    for d, e in zip(got, norm_ref.batch_norm_backward(g, x, gamma, rm, rv, training, 1e-5)):
         _close(d, e, 1e-5)
 
 
@@ -129,9 +133,9 @@ def test_the_batch_norm_reference_gradient_is_the_finite_difference():
     stats = np.zeros(2), np.ones(2)
 
     def loss(x_, gamma_):
-        return float((g * ref.batch_norm_forward(x_, gamma_, beta, *map(np.copy, stats), True, 0.1, 1e-5)).sum())
+        return float((g * norm_ref.batch_norm_forward(x_, gamma_, beta, *map(np.copy, stats), True, 0.1, 1e-5)).sum())
 
-    dx, dgamma, dbeta = ref.batch_norm_backward(g, x, gamma, *stats, True, 1e-5)
+    dx, dgamma, dbeta = norm_ref.batch_norm_backward(g, x, gamma, *stats, True, 1e-5)
     h, k = 1e-6, (1, 0, 1, 0)
     xp, xm = x.copy(), x.copy()
     xp[k] += h

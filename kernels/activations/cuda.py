@@ -1,0 +1,120 @@
+"""numba.cuda versions of ``kernels.activations.reference`` (same functions and arguments).
+
+The activations and their derivatives run one thread per element of flat arrays; the softmax one
+thread per row of (N, K), summing the row in a fixed order (no atomics: the same result every run).
+Device in, device out; host in, host out.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import cuda
+
+from .._cuda import flat, launch_config, new, on_device, to_caller, to_device
+from .reference import ACTIVATIONS
+
+
+@cuda.jit(device=True)
+def _sigmoid(v):
+    if v >= 0:
+        return 1 / (1 + math.exp(-v))
+    e = math.exp(v)
+    return e / (1 + e)
+
+
+@cuda.jit
+def _activation_kernel(x, code, alpha, y):
+    k = cuda.grid(1)
+    if k < y.size:
+        v = x[k]
+        if code == 0:
+            y[k] = v if v > 0 else 0
+        elif code == 1:
+            y[k] = math.tanh(v)
+        elif code == 2:
+            y[k] = _sigmoid(v)
+        elif code == 3:
+            y[k] = v if v > 0 else alpha * (math.exp(v) - 1)
+        elif code == 4:
+            y[k] = v if v > 0 else alpha * v
+        else:
+            y[k] = v * _sigmoid(alpha * v)
+
+
+@cuda.jit
+def _activation_grad_kernel(g, x, y, code, alpha, dx):
+    k = cuda.grid(1)
+    if k < dx.size:
+        v = x[k]
+        if code == 0:
+            d = 1 if v > 0 else 0
+        elif code == 1:
+            d = 1 - y[k] * y[k]
+        elif code == 2:
+            d = y[k] * (1 - y[k])
+        elif code == 3:
+            d = 1 if v > 0 else alpha * math.exp(v)
+        elif code == 4:
+            d = 1 if v > 0 else alpha
+        else:
+            s = _sigmoid(alpha * v)
+            d = s + alpha * v * s * (1 - s)
+        dx[k] = g[k] * d
+
+
+@cuda.jit
+def _softmax_kernel(z, y):
+    i = cuda.grid(1)
+    if i < z.shape[0]:
+        m = z[i, 0]
+        for j in range(z.shape[1]):
+            m = max(m, z[i, j])
+        total = z[i, 0] * 0
+        for j in range(z.shape[1]):
+            y[i, j] = math.exp(z[i, j] - m)
+            total += y[i, j]
+        for j in range(z.shape[1]):
+            y[i, j] = y[i, j] / total
+
+
+@cuda.jit
+def _softmax_grad_kernel(g, y, dz):
+    i = cuda.grid(1)
+    if i < y.shape[0]:
+        dot = y[i, 0] * 0
+        for j in range(y.shape[1]):
+            dot += g[i, j] * y[i, j]
+        for j in range(y.shape[1]):
+            dz[i, j] = y[i, j] * (g[i, j] - dot)
+
+
+# --- host side: the functions of reference.py ---------------------------------------------------------
+
+def activation_forward(x, name, alpha):
+    keep, d = on_device(x), to_device(x)
+    y = new(x.shape, x.dtype)
+    _activation_kernel[launch_config(y.size)](flat(d), ACTIVATIONS[name], np.dtype(x.dtype).type(alpha), flat(y))
+    return to_caller(y, keep)
+
+
+def activation_backward(g, x, y, name, alpha):
+    keep = on_device(g, x, y)
+    dx = new(x.shape, x.dtype)
+    _activation_grad_kernel[launch_config(dx.size)](flat(to_device(g)), flat(to_device(x)), flat(to_device(y)),
+                                                    ACTIVATIONS[name], np.dtype(x.dtype).type(alpha), flat(dx))
+    return to_caller(dx, keep)
+
+
+def softmax(z):
+    keep = on_device(z)
+    y = new(z.shape, z.dtype)
+    _softmax_kernel[launch_config(z.shape[0])](to_device(z), y)
+    return to_caller(y, keep)
+
+
+def softmax_backward(g, y):
+    keep = on_device(g, y)
+    dz = new(y.shape, y.dtype)
+    _softmax_grad_kernel[launch_config(y.shape[0])](to_device(g), to_device(y), dz)
+    return to_caller(dz, keep)

@@ -1,0 +1,29 @@
+"""The dropout mask in NumPy: the oracle of cuda.py (and the host implementation).
+
+The mask is counter-based: element k of a call with seed s keeps its input when u_k >= rate,
+u_k = hash32(k + s * 2654435761 mod 2^32) / 2^32 (an integer hash, Wellons' lowbias32 shape, with
+multipliers below 2^31 so that every product fits in an int64), so device and host give the same
+mask for the same seed, without moving any random numbers.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+MASK32 = 0xFFFFFFFF
+
+
+def uniform_hash(k, seed):
+    """u_k in [0, 1) for integer k (int64 arrays) and a seed < 2^30 (see the module docstring)."""
+    h = (k + np.int64(seed) * 2654435761) & MASK32
+    h ^= h >> 16
+    h = (h * 0x7FEB352D) & MASK32
+    h ^= h >> 15
+    h = (h * 0x2C1B3C6D) & MASK32
+    h ^= h >> 16
+    return h / 4294967296.0
+
+
+def dropout_mask(shape, rate, seed, dtype):
+    """0 where u_k < rate, else 1 / (1 - rate) (inverted dropout: E[mask] = 1), of ``shape``."""
+    u = uniform_hash(np.arange(int(np.prod(shape)), dtype=np.int64), seed).reshape(shape)
+    return np.where(u >= rate, 1.0 / (1.0 - rate), 0.0).astype(dtype)
