@@ -330,8 +330,7 @@ def shape_of(x) -> tuple:
 
 @primitive(vjp=[lambda g, out, x, *, shape: broadcast_to(g, shape_of(x))],
            jvp=[lambda t, out, x, *, shape: sum_to(t, shape=shape)],
-           samples=cases1(((2, 3), {"shape": (3,)}), ((2, 3), {"shape": (2, 1)}), ((4, 2, 3), {"shape": ()})),
-           code="impl")
+           samples=cases1(((2, 3), {"shape": (3,)}), ((2, 3), {"shape": (2, 1)}), ((4, 2, 3), {"shape": ()})))
 def sum_to(x, *, shape):
     """Sum ``x`` down to ``shape`` (the adjoint of broadcast_to)."""
     x = np.asarray(x)
@@ -345,8 +344,7 @@ def sum_to(x, *, shape):
 
 @primitive(vjp=[lambda g, out, x, *, shape: sum_to(g, shape=shape_of(x))],
            jvp=[lambda t, out, x, *, shape: broadcast_to(t, shape=shape)],
-           samples=cases1(((3,), {"shape": (2, 3)}), ((2, 1), {"shape": (2, 4)}), ((), {"shape": (2, 2)})),
-           code="impl")
+           samples=cases1(((3,), {"shape": (2, 3)}), ((2, 1), {"shape": (2, 4)}), ((), {"shape": (2, 2)})))
 def broadcast_to(x, *, shape):
     """Broadcast ``x`` to ``shape`` (NumPy rules)."""
     return np.broadcast_to(x, shape)

@@ -5,7 +5,7 @@ Each node of a :class:`~autodiff.compiler.trace.Program` is one of
 - ``LOOP``: an elementwise primitive with an element template (``code="sin({0})"``), and the
   free reshapes and scalar broadcasts between them: computed one element at a time inside a loop;
 - ``REDUCE``: ``sum`` or ``mean`` over all axes of a loop's value: accumulated in that same loop;
-- ``CALL``: every other primitive (``code="impl"``: matmul, sum over an axis, getitem...): one call
+- ``CALL``: every other primitive (``code="impl"``, the default: matmul, sum over an axis, getitem...): one call
   of its NumPy implementation, between the loops.
 
 Scheduling (a greedy list schedule): a loop node joins the loop of its inputs when they are in a

@@ -186,7 +186,7 @@ def _astype_samples(rng):
 
 @primitive(vjp=[lambda g, out, x, *, dtype: astype(g, dtype=value_of(x).dtype)],
            jvp=[lambda t, out, x, *, dtype: astype(t, dtype=dtype)],
-           samples=_astype_samples, code="impl")
+           samples=_astype_samples)
 def _astype(x, *, dtype):
     return np.asarray(x).astype(dtype)
 

@@ -294,7 +294,7 @@ def _where_samples(rng):
                 lambda g, out, a, b, *, cond: unbroadcast(where(cond, 0, g), shape_of(b))],
            jvp=[lambda t, out, a, b, *, cond: broadcast_like(where(cond, t, 0), out),
                 lambda t, out, a, b, *, cond: broadcast_like(where(cond, 0, t), out)],
-           samples=_where_samples, code="impl")
+           samples=_where_samples)
 def _where(a, b, *, cond):
     return np.where(cond, a, b)
 

@@ -53,7 +53,7 @@ def _matmul_samples(rng):
 
 @primitive(vjp=[_matmul_vjp_a, _matmul_vjp_b],
            jvp=[lambda t, out, a, b: matmul(t, b), lambda t, out, a, b: matmul(a, t)],
-           symbol="@", samples=_matmul_samples, code="impl")
+           symbol="@", samples=_matmul_samples)
 def matmul(a, b):
     """Matrix product a @ b (NumPy rules: 1-D operands, batched stacks with broadcasting)."""
     try:
@@ -144,7 +144,7 @@ def _einsum_samples(rng):
     return [(tuple(uniform(rng, -2, 2, s) for s in shapes), {"subscripts": spec}) for spec, *shapes in specs]
 
 
-@primitive(name="einsum", vjp=_einsum_vjp, jvp=_einsum_jvp, samples=_einsum_samples, code="impl")
+@primitive(name="einsum", vjp=_einsum_vjp, jvp=_einsum_jvp, samples=_einsum_samples)
 def _einsum(*operands, subscripts):
     return np.einsum(subscripts, *operands, optimize=len(operands) > 2)
 
@@ -180,7 +180,7 @@ def _mat(x):
 
 @primitive(vjp=[lambda g, out, a: _mat(g * out) * _swap_last(inv(a))],
            jvp=[lambda t, out, a: out * sum(_swap_last(inv(a)) * t, axis=(-2, -1))],
-           samples=_square_samples((2, 2), (3, 3), (2, 3, 3)), code="impl")
+           samples=_square_samples((2, 2), (3, 3), (2, 3, 3)))
 def det(a):
     """Determinant of a square matrix (or a stack). d det = det tr(A^-1 dA) (Jacobi's formula), so
     the gradient is det A^-T; its rules need A invertible (NumPy's LinAlgError otherwise)."""
@@ -192,7 +192,7 @@ def det(a):
 
 @primitive(vjp=[lambda g, out, a: -matmul(_swap_last(out), matmul(g, _swap_last(out)))],
            jvp=[lambda t, out, a: -matmul(out, matmul(t, out))],
-           samples=_square_samples((2, 2), (3, 3), (2, 3, 3)), code="impl")
+           samples=_square_samples((2, 2), (3, 3), (2, 3, 3)))
 def inv(a):
     """Inverse of a square matrix (or a stack): d(A^-1) = -A^-1 dA A^-1."""
     a = np.asarray(a)
@@ -215,8 +215,7 @@ def _solve_vjp_b(g, out, a, b):
 @primitive(vjp=[lambda g, out, a, b: -_outer_last(_solve_vjp_b(g, out, a, b), out), _solve_vjp_b],
            jvp=[lambda t, out, a, b: -solve(a, matmul(t, out)), lambda t, out, a, b: solve(a, t)],
            samples=lambda rng: (_square_samples((2, 2), (3, 3), extra=lambda s: s[-1:])(rng)
-                                + _square_samples((3, 3), (2, 2, 2), extra=lambda s: s[:-1] + (2,))(rng)),
-           code="impl")
+                                + _square_samples((3, 3), (2, 2, 2), extra=lambda s: s[:-1] + (2,))(rng)))
 def solve(a, b):
     """x with A x = b (b a vector, or a matrix of right-hand sides). With x = A^-1 b:
     dx = A^-1 (db - dA x), so b's cotangent is A^-T g and A's is -(A^-T g) x^T."""

@@ -43,8 +43,7 @@ def _expand(g, x_shape, axis, keepdims):
            jvp=[lambda t, out, x, *, axis, keepdims: sum(t, axis=axis, keepdims=keepdims)],
            sympy=lambda x, **params: x,  # of a scalar
            samples=cases1(((3,), {"axis": None, "keepdims": False}), ((2, 3), {"axis": 1, "keepdims": False}),
-                          ((2, 3, 2), {"axis": (0, 2), "keepdims": True}), ((), {"axis": None, "keepdims": False})),
-           code="impl")
+                          ((2, 3, 2), {"axis": (0, 2), "keepdims": True}), ((), {"axis": None, "keepdims": False})))
 def sum(x, *, axis=None, keepdims=False):
     """Sum over ``axis`` (all axes by default)."""
     return np.sum(x, axis=axis, keepdims=keepdims)
@@ -59,7 +58,7 @@ def _count(x_shape, out_shape):
            jvp=[lambda t, out, x, *, axis, keepdims: mean(t, axis=axis, keepdims=keepdims)],
            sympy=lambda x, **params: x,  # of a scalar
            samples=cases1(((3,), {"axis": None, "keepdims": False}), ((2, 3), {"axis": 0, "keepdims": False}),
-                          ((2, 3, 2), {"axis": -1, "keepdims": True})), code="impl")
+                          ((2, 3, 2), {"axis": -1, "keepdims": True})))
 def mean(x, *, axis=None, keepdims=False):
     """Mean over ``axis`` (all axes by default)."""
     return np.mean(x, axis=axis, keepdims=keepdims)
@@ -123,7 +122,7 @@ def _softmax_of_input(x, out, axis, keepdims):
            jvp=[lambda t, out, x, *, axis, keepdims:
                 sum(t * _softmax_of_input(x, out, axis, keepdims), axis=axis, keepdims=keepdims)],
            samples=cases1(((4,), {"axis": None, "keepdims": False}), ((2, 3), {"axis": 1, "keepdims": False}),
-                          ((2, 3), {"axis": 0, "keepdims": True})), code="impl")
+                          ((2, 3), {"axis": 0, "keepdims": True})))
 def logsumexp(x, *, axis=None, keepdims=False):
     """log(sum(exp(x))) over ``axis``, shifted by the maximum so that it never overflows."""
     x = np.asarray(x)
@@ -138,7 +137,7 @@ def _softmax_rule(g, out, x, *, axis):
 
 
 @primitive(vjp=[_softmax_rule], jvp=[_softmax_rule],  # the softmax Jacobian is symmetric
-           samples=cases1(((4,), {"axis": -1}), ((2, 3), {"axis": 0}), ((2, 3, 4), {"axis": 1})), code="impl")
+           samples=cases1(((4,), {"axis": -1}), ((2, 3), {"axis": 0}), ((2, 3, 4), {"axis": 1})))
 def softmax(x, *, axis=-1):
     """exp(x_i) / sum_j exp(x_j) along ``axis``; Jacobian y_i (delta_ij - y_j)."""
     x = np.asarray(x)
@@ -148,7 +147,7 @@ def softmax(x, *, axis=-1):
 
 @primitive(vjp=[lambda g, out, x, *, axis: g - exp(out) * sum(g, axis=axis, keepdims=True)],
            jvp=[lambda t, out, x, *, axis: t - sum(exp(out) * t, axis=axis, keepdims=True)],
-           samples=cases1(((4,), {"axis": -1}), ((2, 3), {"axis": 0})), code="impl")
+           samples=cases1(((4,), {"axis": -1}), ((2, 3), {"axis": 0})))
 def log_softmax(x, *, axis=-1):
     """x_i - logsumexp(x) along ``axis``: the log of softmax, without overflow or log(0)."""
     x = np.asarray(x)
@@ -227,7 +226,7 @@ def _reverse_cumsum(g, axis):
 @primitive(vjp=[lambda g, out, x, *, axis: reshape(_reverse_cumsum(g, 0 if axis is None else axis), shape_of(x))],
            jvp=[lambda t, out, x, *, axis: cumsum(t, axis=axis)],
            samples=cases1(((4,), {"axis": 0}), ((2, 3), {"axis": 1}), ((2, 3), {"axis": None}),
-                          ((2, 3, 2), {"axis": -2})), code="impl")
+                          ((2, 3, 2), {"axis": -2})))
 def cumsum(x, *, axis=None):
     """Running sum along ``axis`` (None: of the flattened array); its adjoint sums from the end."""
     _single_axis("cumsum", axis)

@@ -18,7 +18,7 @@ from ..tensor import value_of
 @primitive(vjp=[lambda g, out, x, *, shape: reshape(g, shape_of(x))],
            jvp=[lambda t, out, x, *, shape: reshape(t, shape)],
            sympy=lambda x, **params: x,  # of a scalar
-           samples=cases1(((2, 3), {"shape": (3, 2)}), ((6,), {"shape": (2, -1)}), ((), {"shape": (1, 1)})), code="impl")
+           samples=cases1(((2, 3), {"shape": (3, 2)}), ((6,), {"shape": (2, -1)}), ((), {"shape": (1, 1)})))
 def reshape(x, *, shape):
     """``x`` with a new shape (same elements, C order)."""
     return np.reshape(x, shape)
@@ -31,8 +31,7 @@ def _inverse_axes(axes, ndim):
 @primitive(vjp=[lambda g, out, x, *, axes: transpose(g, axes=_inverse_axes(axes, len(shape_of(x))))],
            jvp=[lambda t, out, x, *, axes: transpose(t, axes=axes)],
            sympy=lambda x, **params: x,  # of a scalar
-           samples=cases1(((2, 3), {"axes": None}), ((2, 3, 4), {"axes": (2, 0, 1)}), ((2, 3, 4), {"axes": (0, 2, 1)})),
-           code="impl")
+           samples=cases1(((2, 3), {"axes": None}), ((2, 3, 4), {"axes": (2, 0, 1)}), ((2, 3, 4), {"axes": (0, 2, 1)})))
 def transpose(x, *, axes=None):
     """Permute the axes (reverse them by default)."""
     return np.transpose(x, axes)
@@ -62,7 +61,7 @@ def _getitem_samples(rng):
 
 @primitive(vjp=[lambda g, out, x, *, index: scatter_add(g, index=index, shape=shape_of(x))],
            jvp=[lambda t, out, x, *, index: getitem(t, index=index)],
-           samples=_getitem_samples, code="impl")
+           samples=_getitem_samples)
 def getitem(x, *, index):
     """``x[index]``: NumPy indexing (basic and advanced). Repeated indices add up in the gradient."""
     return np.asarray(x)[index]
@@ -75,7 +74,7 @@ def _scatter_samples(rng):
 
 @primitive(vjp=[lambda g, out, x, *, index, shape: getitem(g, index=index)],
            jvp=[lambda t, out, x, *, index, shape: scatter_add(t, index=index, shape=shape)],
-           samples=_scatter_samples, code="impl")
+           samples=_scatter_samples)
 def scatter_add(x, *, index, shape):
     """Zeros of ``shape`` with ``x`` added at ``index`` (the adjoint of getitem)."""
     x = np.asarray(x)
@@ -104,7 +103,7 @@ def _concat_jvp(t, out, *xs, axis, argnum):
 
 
 @primitive(vjp=_concat_vjp, jvp=_concat_jvp,
-           samples=cases((((2, 3), (1, 3)), {"axis": 0}), (((2, 1), (2, 2), (2, 3)), {"axis": -1})), code="impl")
+           samples=cases((((2, 3), (1, 3)), {"axis": 0}), (((2, 1), (2, 2), (2, 3)), {"axis": -1})))
 def concatenate(*xs, axis=0):
     """Join a sequence of arrays along an existing axis: ``concatenate([a, b], axis=0)``."""
     return np.concatenate(xs, axis=axis)
@@ -123,7 +122,7 @@ def _stack_jvp(t, out, *xs, axis, argnum):
 
 
 @primitive(vjp=_stack_vjp, jvp=_stack_jvp,
-           samples=cases((((3,), (3,)), {"axis": 0}), (((2, 3), (2, 3), (2, 3)), {"axis": -1})), code="impl")
+           samples=cases((((3,), (3,)), {"axis": 0}), (((2, 3), (2, 3), (2, 3)), {"axis": -1})))
 def stack(*xs, axis=0):
     """Join a sequence of same-shaped arrays along a new axis: ``stack([a, b], axis=0)``."""
     return np.stack(xs, axis=axis)
