@@ -3,8 +3,8 @@
 The source of each program is written to ``<cache>/<name>_<hash of the source>.py`` (once: an
 existing file is never rewritten, so its timestamp, which Numba's cache checks, stays put) and
 imported from there; its functions are ``@njit(cache=True)``, so Numba keeps their machine code
-in the ``__pycache__`` beside the file and a second process, generating the same source, loads
-it instead of compiling. The cache folder is ``$AUTODIFF_CACHE_DIR``, else
+in the ``__pycache__`` beside the file (under ``$NUMBA_CACHE_DIR`` when that is set) and a second
+process, generating the same source, loads it instead of compiling. The cache folder is ``$AUTODIFF_CACHE_DIR``, else
 ``$XDG_CACHE_HOME/autodiff`` (``~/.cache/autodiff``).
 """
 from __future__ import annotations
