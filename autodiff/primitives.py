@@ -92,6 +92,11 @@ code_rules = RuleTable("code generation")
 TABLES = (vjp_rules, joint_vjp_rules, jvp_rules, sympy_rules, code_rules)
 
 
+def _rule_in(table):
+    """A Primitive attribute that reads its rule in ``table`` (None where it has none)."""
+    return property(lambda prim: table.get(prim), doc=f"the primitive's {table.name} rule, or None")
+
+
 class Primitive:
     """An elementary operation: its name, NumPy implementation and what the tests need. Its rules
     live in the tables of this module (the keyword arguments given here are put there); the
@@ -115,25 +120,11 @@ class Primitive:
     def __repr__(self):
         return f"<primitive {self.name}>"
 
-    @property
-    def vjp(self):
-        return vjp_rules.get(self)
-
-    @property
-    def joint_vjp(self):
-        return joint_vjp_rules.get(self)
-
-    @property
-    def jvp(self):
-        return jvp_rules.get(self)
-
-    @property
-    def sympy(self):
-        return sympy_rules.get(self)
-
-    @property
-    def code(self):
-        return code_rules.get(self)
+    vjp = _rule_in(vjp_rules)
+    joint_vjp = _rule_in(joint_vjp_rules)
+    jvp = _rule_in(jvp_rules)
+    sympy = _rule_in(sympy_rules)
+    code = _rule_in(code_rules)
 
     def to_sympy(self, *args, **params):
         """Apply the SymPy counterpart to SymPy arguments (raises if the op has none)."""
