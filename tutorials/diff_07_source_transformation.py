@@ -139,8 +139,10 @@ except ad.CompileError as err:
 
 # %% [markdown]
 # Non-smooth primitives are fine: their local derivative is computed by the compiled code, not
-# taken from the example point. ReLU's derivative is the mask $x > 0$; compiled at $x = 0.5$, the
-# gradient at $x = -0.5$ is still right:
+# taken from the example point. ReLU's derivative is the step $H(x)$ (`ad.heaviside(x, 0.0)`: 1 for
+# $x > 0$, 0 otherwise), written with the engine's ops in relu's rule, so the rule is recorded like
+# the rest and printed as the comparison `x > 0`; compiled at $x = 0.5$, the gradient at $x = -0.5$
+# is still right:
 
 # %%
 leaky = lambda x: ad.relu(x) + 0.1 * x
@@ -151,8 +153,8 @@ for x in (0.5, -0.5):
     print(f"x = {x:+.1f}: value {cr(x)[0]:+.2f}, gradient {cr(x)[1]:.1f}")
 
 # %% [markdown]
-# The primitives whose derivative *rules* read the values in a way no element template captures
-# (`max`, `min` and `prod`, whose ties and zeros are handled by inspecting the values) are refused
+# The primitives whose derivative *rules* still read the values as constants (`max`, `min` and
+# `prod`, whose ties and zeros are found by inspecting the values) say `code=None` and are refused
 # by name; the eager engine computes them. Another shape or dtype records and compiles again:
 # each signature has its own code.
 
