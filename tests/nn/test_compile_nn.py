@@ -1,0 +1,35 @@
+"""nn's primitives under autodiff.compile: declared without code templates, they compile as calls of
+their kernels, and their derivatives are their own rules recorded (conv2d's joint rule, the fused
+ReLU's step computed from the output); max-pooling, whose argmax is read from the values, is refused."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import autodiff as ad
+import nn.functional as F
+from autodiff.compiler import CompileError
+
+
+def loss(x, w, b):
+    h = F.avg_pool2d(F.conv2d(x, w, b, padding=1, activation="relu"), 2)
+    return F.softmax_cross_entropy(ad.reshape(h, shape=(2, -1)), np.array([1, 3]))
+
+
+def test_a_small_cnn_loss_compiles_and_its_gradient_is_the_engines_at_other_inputs(tmp_path):
+    rng = np.random.default_rng(0)
+    x, w, b = rng.normal(size=(2, 1, 4, 4)), rng.normal(size=(2, 1, 3, 3)), rng.normal(size=2)
+    cf = ad.compile(loss, x, w, b, argnums=(0, 1, 2), cache=tmp_path)
+    assert "impl.conv2d_relu(" in cf.source and "impl.conv2d_weight_grad(" in cf.source
+    for _ in range(3):
+        x2, w2, b2 = rng.normal(size=x.shape), rng.normal(size=w.shape), rng.normal(size=b.shape)   # other ReLU masks
+        value, grads = cf(x2, w2, b2)
+        want_value, want_grads = ad.value_and_grad(loss, argnums=(0, 1, 2))(x2, w2, b2)
+        assert value == pytest.approx(want_value, rel=1e-12)
+        for got, want in zip(grads, want_grads):
+            np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-12)
+
+
+def test_max_pooling_is_refused_by_name(tmp_path):
+    with pytest.raises(CompileError, match="primitive 'max_pool2d' cannot be compiled"):
+        ad.compile(lambda x: ad.sum(F.max_pool2d(x, 2)), np.ones((1, 1, 4, 4)), cache=tmp_path)
