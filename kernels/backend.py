@@ -128,7 +128,8 @@ def implementations(package: str, *, cpu: str = "cpu") -> dict:
 def implementation(table, backend: str | None, **arrays):
     """The module of ``table`` (a family's IMPLEMENTATIONS) that runs a call on ``arrays``: the backend
     ``resolve_for`` picks, after refusing device arrays on a host backend (naming the argument). The
-    one dispatch of every entry point."""
+    one dispatch of every entry point. On the host, the module's functions run with every BLAS on one
+    thread, given back its own count after (``kernels.runtime.host_kernels``)."""
     name = resolve_for(backend, *arrays.values())
     host_only(name, **arrays)
-    return table[name]()
+    return table[name]() if name == "cuda" else runtime.host_kernels(table[name]())

@@ -1,23 +1,22 @@
-"""Process-wide tuning for the kernels, all in this one module: threads (Numba's and BLAS's) and malloc.
+"""The kernels' threads and the process-wide settings, all in this one module.
 
-Three settings change how the whole process runs, not one call, so they are made here and nowhere
-else (``nn.fit`` does not touch them, and importing ``kernels`` changes nothing). ``configure()``
-makes them, once; the kernels call it themselves (``ensure_configured()``) at their first call, so
-``nn.fit`` and a training loop of your own get the same, whatever was imported first. Call
-``configure(...)`` before the first kernel call to choose otherwise; ``status()`` says what is in
-effect.
+The kernels arrange their own threads, never the user's: importing ``kernels`` or ``nn`` changes
+nothing, and after any kernel call every BLAS library has the thread count it had before it.
+``status()`` says what is in effect.
 
-1. One thread pool: Numba's. The CPU convolution runs one image per Numba thread, and each thread
-   makes its own matrix products (single-threaded BLAS calls from inside the thread, through SciPy's
-   BLAS, which Numba's ``np.dot`` uses). Were BLAS multi-threaded too, its threads would pile onto
-   Numba's; and after every product OpenBLAS's idle threads busy-wait for ~0.1 s before they sleep,
-   taking the cores from the Numba loop that follows (measured on 2 cores: conv2 forward 24 ms
-   instead of 11 ms; a digits training step 60 ms instead of 5 ms). So ``configure()`` limits every
-   BLAS library loaded (NumPy's and SciPy's) to one thread, with threadpoolctl: no BLAS thread ever
-   starts, so none spins, and the speed no longer depends on whether NumPy or ``kernels`` was
-   imported first (the environment variable ``OPENBLAS_THREAD_TIMEOUT`` that an earlier version
-   set before NumPy loaded is not needed). NumPy's own products (a dense layer, your ``x @ w``) run
-   on one thread from then on; ``limit_blas=False`` refuses (and undoes) it.
+1. BLAS threads: limited around the kernels' own work only. The CPU convolution runs one image per
+   Numba thread, and each thread makes its own matrix products (Numba's ``np.dot``, through SciPy's
+   BLAS). Were BLAS multi-threaded there, its threads would pile onto Numba's; and after every
+   product OpenBLAS's idle threads busy-wait for ~0.1 s before they sleep, taking the cores from
+   the Numba loop that follows. So every kernel call on host data runs inside
+   ``single_threaded_blas()``: each BLAS library loaded (NumPy's and SciPy's, found once with
+   threadpoolctl) is set to one thread on entry, through its own ``openblas_set_num_threads``
+   (~1 us), and given back its count on exit, exceptions included. No BLAS thread wakes for the
+   kernels, and your thread counts are yours between calls. ``nn.fit`` runs its steps inside the
+   same context, so the dense layers' NumPy products run on one thread there too; in a training
+   loop of your own they run on your setting, and ``with kernels.runtime.single_threaded_blas():``
+   around the loop gives fit's speed. ``configure(limit_blas=False)`` lets the kernels run on the
+   counts as they are (for comparison: much slower).
 
 2. Numba's threading layer: TBB (Intel's oneTBB, from the ``tbb`` package, a dependency on x86-64
    Linux and Windows), unless you chose one with ``NUMBA_THREADING_LAYER``. It is fork-safe and
@@ -34,25 +33,36 @@ effect.
    loaded, by name). The layer is fixed by the first parallel loop in the process, so this is done
    before the kernels' first one (``status().threading_layer`` says which one runs).
 
-3. glibc's malloc. A training step allocates and frees the same large arrays (activations,
-   gradients: up to 6 MB each for the Keras CNN at batch 128) again and again. glibc serves each
-   large request with a fresh mmap and unmaps it on free, so every step pays the page faults of
-   touching new memory again (about 0.3 ms per MB here). Raising glibc's mmap and trim thresholds
-   (mmap threshold 32 MB, trim 1 GB, top pad 64 MB) makes it keep freed memory in its heap and hand
-   it out again, as PyTorch's caching allocator does. The memory is not returned to the system until
-   the process ends. Set ``CHAINRULE_KEEP_MEMORY=0`` (or pass ``keep_freed_memory=False``) to leave
-   malloc alone; on a C library without ``mallopt`` (musl, macOS) nothing happens.
+3. glibc's malloc, opt-in: ``configure(keep_freed_memory=True)``, or ``CHAINRULE_KEEP_MEMORY=1`` in
+   the environment for the kernels' first call. glibc serves each large request (activations and
+   gradients, up to 6 MB each for the Keras CNN at batch 128) with a fresh mmap and unmaps it on
+   free, so every step pays the page faults of touching new memory again; raising its mmap and trim
+   thresholds (mmap threshold 32 MB, trim 1 GB, top pad 64 MB) makes it keep freed memory in its
+   heap and hand it out again, as PyTorch's caching allocator does, and never give it back to the
+   system. It changes the whole process, and a training step was measured no faster with it, so
+   it is not done by default. On a C library without ``mallopt`` (musl, macOS) nothing happens.
 
 >>> from kernels import runtime
 >>> runtime.configure() == runtime.configure()        # idempotent: the second call changes nothing
 True
+>>> import numpy as np, scipy.linalg, threadpoolctl
+>>> counts = lambda: [i["num_threads"] for i in threadpoolctl.threadpool_info() if i["user_api"] == "blas"]
+>>> before = counts()
+>>> with runtime.single_threaded_blas():
+...     set(counts())
+{1}
+>>> counts() == before
+True
 """
 from __future__ import annotations
 
+import ctypes
+import functools
 import os
+import threading
 from dataclasses import dataclass
 
-__all__ = ["configure", "ensure_configured", "status", "Tuning"]
+__all__ = ["configure", "ensure_configured", "status", "Tuning", "single_threaded_blas", "host_kernels"]
 
 #: glibc's mallopt parameters (malloc.h) and the values point 3 sets.
 M_TRIM_THRESHOLD, M_TOP_PAD, M_MMAP_THRESHOLD = -1, -2, -3
@@ -64,19 +74,22 @@ THREADING_LAYER, FALLBACK_THREADING_LAYER = "tbb", "workqueue"
 #: TBB's library as pip's ``tbb`` package installs it, under the environment's (or the user's) base folder.
 TBB_LIBRARY = "libtbb.so.12"
 
+#: The environment variable that opts in to point 3 at the kernels' first call.
+KEEP_MEMORY_VARIABLE = "CHAINRULE_KEEP_MEMORY"
+
 
 @dataclass(frozen=True)
 class Tuning:
-    """What this module has done to the process."""
+    """What is in effect."""
 
-    blas_single_threaded: bool  # every BLAS library loaded is limited to one thread (point 1)
+    blas_single_threaded: bool  # the kernels' own work runs with every BLAS on one thread (point 1)
     threading_layer: str        # the Numba threading layer asked for, or running once a loop ran (point 2)
-    freed_memory_kept: bool     # glibc's malloc keeps freed large blocks for reuse (point 3)
+    freed_memory_kept: bool     # glibc's malloc keeps freed large blocks for reuse (point 3, opt-in)
     configured: bool            # configure() has run (by hand or at the kernels' first call)
 
 
 class _State:
-    blas_limiter = None         # threadpoolctl's limiter while BLAS is limited (it can restore)
+    limit_blas = True
     malloc_tuned = False
     configured = False
 
@@ -84,10 +97,124 @@ class _State:
 _state = _State()
 
 
+# --- point 1: every BLAS on one thread inside the kernels' calls, and back after -----------------------
+
+class _Blas:
+    """One BLAS library's thread count: ``get()`` and ``set(n)``, straight C calls where it is OpenBLAS
+    on its own threads (threadpoolctl's ``set_num_threads`` would also make this Python thread the only
+    one whose later threadpoolctl limits take effect), threadpoolctl's methods otherwise (MKL, BLIS...)."""
+
+    def __init__(self, controller):
+        functions = None
+        if controller.internal_api == "openblas" and getattr(controller, "threading_layer", "") != "openmp":
+            functions = _openblas_functions(controller.dynlib)
+        self.get, self.set = functions or (controller.get_num_threads, controller.set_num_threads)
+
+
+def _openblas_functions(library):
+    """(get, set) of an OpenBLAS library's thread count, whatever its symbols' prefix and suffix."""
+    for prefix in ("", "scipy_"):
+        for suffix in ("", "64_", "_64"):
+            name = f"{prefix}openblas_%s_num_threads{suffix}"
+            if hasattr(library, name % "get") and hasattr(library, name % "set"):
+                get, set_ = getattr(library, name % "get"), getattr(library, name % "set")
+                get.restype, get.argtypes = ctypes.c_int, []
+                set_.restype, set_.argtypes = None, [ctypes.c_int]
+                return get, set_
+    return None
+
+
+class _SingleThreadedBlas:
+    """The context of ``single_threaded_blas()``: one object for the process. Nested and concurrent uses
+    (two Python threads in the kernels at once) share one setting: the first in saves every library's
+    count and sets it to one, the last out gives the counts back."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._libraries = None            # the _Blas of every BLAS library, found at the first use
+        self._depth = 0
+        self._saved = ()                  # (library, its count before) for each one this changed
+
+    def _find(self):
+        import scipy.linalg.cython_blas  # noqa: F401  (the BLAS Numba's np.dot calls: loaded, to be found)
+        from threadpoolctl import ThreadpoolController
+
+        return tuple(_Blas(c) for c in ThreadpoolController().select(user_api="blas").lib_controllers)
+
+    def __enter__(self):
+        with self._lock:
+            if self._depth == 0:
+                if self._libraries is None:
+                    self._libraries = self._find()
+                saved = []
+                for library in self._libraries:
+                    count = library.get()
+                    if count is not None and count != 1:
+                        library.set(1)
+                        saved.append((library, count))
+                self._saved = tuple(saved)
+            self._depth += 1
+        return self
+
+    def __exit__(self, *exception):
+        with self._lock:
+            self._depth -= 1
+            if self._depth == 0:
+                for library, count in self._saved:
+                    library.set(count)
+                self._saved = ()
+        return False
+
+
+_single_threaded = _SingleThreadedBlas()
+
+
+def single_threaded_blas() -> _SingleThreadedBlas:
+    """``with single_threaded_blas(): ...`` runs the block with every BLAS library on one thread, and
+    gives each its own count back after (exceptions too). Reentrant; cheap after the first use (a few
+    C calls). The kernels' calls on host data run inside it (point 1), and so does ``nn.fit``."""
+    return _single_threaded
+
+
+class _HostKernels:
+    """A kernel module whose functions run inside ``single_threaded_blas()`` (other attributes as they are)."""
+
+    def __init__(self, module):
+        self._module = module
+        self._wrapped = {}                             # name -> (the module's function, its wrapper)
+
+    def __getattr__(self, name):
+        value = getattr(self._module, name)
+        if not callable(value) or isinstance(value, type):
+            return value
+        known = self._wrapped.get(name)
+        if known is None or known[0] is not value:     # (a function replaced in the module is wrapped anew)
+            known = self._wrapped[name] = (value, _inside_single_threaded_blas(value))
+        return known[1]
+
+
+def _inside_single_threaded_blas(function):
+    @functools.wraps(function)
+    def call(*args, **kwargs):
+        if not _state.limit_blas:
+            return function(*args, **kwargs)
+        with _single_threaded:
+            return function(*args, **kwargs)
+    return call
+
+
+@functools.cache
+def host_kernels(module) -> _HostKernels:
+    """``module`` (a family's reference.py or cpu.py) as the entry points call it: each function inside
+    ``single_threaded_blas()``. ``kernels.backend.implementation`` returns this for host backends."""
+    return _HostKernels(module)
+
+
+# --- point 3 -------------------------------------------------------------------------------------------
+
 def _keep_freed_memory() -> bool:
     """glibc's mallopt with MALLOC_SETTINGS, once; whether it took effect."""
     if not _state.malloc_tuned:
-        import ctypes
         import ctypes.util
 
         try:
@@ -98,6 +225,8 @@ def _keep_freed_memory() -> bool:
         _state.malloc_tuned = all(mallopt(parameter, value) for parameter, value in MALLOC_SETTINGS)
     return _state.malloc_tuned
 
+
+# --- point 2 -------------------------------------------------------------------------------------------
 
 def _pip_tbb_library() -> str | None:
     """The path of TBB's library where pip's ``tbb`` package puts it (the environment's or the
@@ -150,31 +279,20 @@ def _threading_layer() -> str:
     return numba.threading_layer() if parallel._is_initialized else str(numba.config.THREADING_LAYER)
 
 
-def _limit_blas(limit: bool) -> None:
-    """BLAS on one thread for the process (limit) or back to what it was (not limit)."""
-    if limit and _state.blas_limiter is None:
-        import scipy.linalg.cython_blas  # noqa: F401  (load the BLAS that Numba's np.dot calls, to limit it too)
-        from threadpoolctl import threadpool_limits
+def configure(*, keep_freed_memory: bool = False, limit_blas: bool = True) -> Tuning:
+    """Apply the settings now, idempotently, and return what is in effect.
 
-        _state.blas_limiter = threadpool_limits(limits=1, user_api="blas")
-    elif not limit and _state.blas_limiter is not None:
-        _state.blas_limiter.restore_original_limits()
-        _state.blas_limiter = None
-
-
-def configure(*, keep_freed_memory: bool = True, limit_blas: bool = True) -> Tuning:
-    """Apply the process-wide tuning now, idempotently, and return what is in effect.
-
-    ``limit_blas``: every BLAS library on one thread (point 1; False undoes it). ``keep_freed_memory``:
-    tune glibc's malloc to reuse freed memory (point 3; unless ``CHAINRULE_KEEP_MEMORY=0``, which
-    always wins). Once done it stays done for the process; False before the first kernel call keeps
-    it from being done. The threading layer (point 2) is asked for in any case. The kernels call
-    this with the defaults at their first call, unless it was called before.
+    ``limit_blas``: the kernels' own work runs with every BLAS on one thread (point 1; the counts are
+    given back after each call either way); False runs it on the counts as they are. ``keep_freed_memory``:
+    tune glibc's malloc to reuse freed memory (point 3, opt-in; once done it stays done for the
+    process). The threading layer (point 2) is asked for in any case. The kernels call this with
+    the defaults at their first call (``CHAINRULE_KEEP_MEMORY=1`` then opts in to point 3), unless
+    it was called before.
     """
     _choose_threading_layer()
-    if keep_freed_memory and os.environ.get("CHAINRULE_KEEP_MEMORY") != "0":
+    if keep_freed_memory:
         _keep_freed_memory()
-    _limit_blas(bool(limit_blas))
+    _state.limit_blas = bool(limit_blas)
     _state.configured = True
     return status()
 
@@ -183,10 +301,10 @@ def ensure_configured() -> None:
     """``configure()`` with the defaults, the first time a kernel runs; nothing after (or after a call
     of ``configure`` by hand). Every kernel entry point calls this, through ``kernels.backend.resolve``."""
     if not _state.configured:
-        configure()
+        configure(keep_freed_memory=os.environ.get(KEEP_MEMORY_VARIABLE) == "1")
 
 
 def status() -> Tuning:
     """What is in effect now."""
-    return Tuning(blas_single_threaded=_state.blas_limiter is not None, threading_layer=_threading_layer(),
+    return Tuning(blas_single_threaded=_state.limit_blas, threading_layer=_threading_layer(),
                   freed_memory_kept=_state.malloc_tuned, configured=_state.configured)
