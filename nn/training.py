@@ -283,10 +283,10 @@ def fit(model, data, loss="softmax_cross_entropy", optimizer="adam", epochs=1, b
     ``regularizer``: ``f(model) -> scalar Tensor`` added to the loss (e.g. ``nn.regularizers.l2(1e-4)``);
     as in Keras, the logged training ``loss`` includes it, ``val_loss`` does not. ``augment``:
     ``f(x_batch, rng) -> x_batch`` applied to every training batch (``nn.augment``'s transforms).
-    ``backend``: the kernels backend for the whole run ("cpu", "numpy", "cuda"). fit tunes nothing
-    process-wide itself: the kernels' first call does (``kernels.runtime``: glibc's malloc kept from
-    paging in fresh memory every step, 1.5x faster steps, and OpenBLAS's idle threads kept from
-    spinning), for fit and for any training loop alike. ``seed``: shuffling (default: nn's global generator). ``verbose``: 0 silent, 1 progress,
+    ``backend``: the kernels backend for the whole run ("cpu", "numpy", "cuda"). fit changes nothing
+    process-wide: each step (forward, backward, update) runs with every BLAS on one thread and gives
+    the counts back after (``kernels.runtime.single_threaded_blas``, as the kernels' own calls do), so
+    the dense layers' NumPy products wake no BLAS thread to spin against the kernels'. ``seed``: shuffling (default: nn's global generator). ``verbose``: 0 silent, 1 progress,
     2 one line per epoch. "accuracy" is logged when y holds class labels (or, with a cross-entropy,
     target distributions).
     """
@@ -328,10 +328,11 @@ def fit(model, data, loss="softmax_cross_entropy", optimizer="adam", epochs=1, b
                 targets = yb
                 if on_device:
                     xb, targets = device.batch_to_device(xb, yb)
-                value, out = objective(xb, targets)
-                total = value + regularizer(model) if regularizer is not None else value
-                total.backward()
-                optimizer.step()
+                with kernels.runtime.single_threaded_blas():   # the step's own products too (dense layers)
+                    value, out = objective(xb, targets)
+                    total = value + regularizer(model) if regularizer is not None else value
+                    total.backward()
+                    optimizer.step()
                 for cb in callbacks:
                     cb.on_batch_end(model)
                 total_loss += float(total.value) * len(index)
@@ -367,7 +368,7 @@ def predict(model, x, batch_size=256, backend=None):
     was_training = model.training
     model.eval()
     try:
-        with _running(backend), no_grad():
+        with _running(backend), no_grad(), kernels.runtime.single_threaded_blas():
             outs = [device.to_host(model(x[i:i + batch_size]).value) for i in range(0, x.shape[0], batch_size)]
     finally:
         model.train(was_training)
@@ -382,7 +383,7 @@ def evaluate(model, data, loss="softmax_cross_entropy", batch_size=256, backend=
     model.eval()
     total, outputs = 0.0, []
     try:
-        with _running(backend), no_grad():
+        with _running(backend), no_grad(), kernels.runtime.single_threaded_blas():
             for i in range(0, x.shape[0], batch_size):
                 xb, yb = x[i:i + batch_size], y[i:i + batch_size]
                 value, out = objective(xb, yb)
