@@ -32,8 +32,10 @@ The public surface, all importable from ``kernels``:
   ``kernels.runtime.configure(...)``; importing ``kernels`` changes nothing.
 
 Inside: ``_checks.py`` (the per-call array checks and the one host/device test), ``_cuda.py`` (the
-CUDA launch configuration and host/device moves shared by the three ``cuda.py``), ``_jit.py`` (the
-typed zero and index helper shared by the compiled kernels).
+CUDA launch configuration and host/device moves shared by the ``cuda.py`` modules), ``_jit.py`` (the
+typed zero and index helper shared by the compiled kernels); ``optim/formulas.py`` and
+``activations/formulas.py`` (each update, activation and derivative written once, as a scalar
+function the CPU loops and the CUDA kernels share; conv2d's fused ReLU uses the latter).
 
 >>> import numpy as np, kernels
 >>> x = np.ones((1, 1, 4, 4), dtype=np.float32)

@@ -1,7 +1,8 @@
 """numba.cuda versions of ``kernels.activations.reference`` (same functions and arguments).
 
-The activations and their derivatives run one thread per element of flat arrays; the softmax one
-thread per row of (N, K), summing the row in a fixed order (no atomics: the same result every run).
+The activations and their derivatives run one thread per element of flat arrays, each computing the
+scalar formula of formulas.py (shared with the convolution's fused ReLU); the softmax one thread per
+row of (N, K), summing the row in a fixed order (no atomics: the same result every run).
 Device in, device out; host in, host out.
 """
 from __future__ import annotations
@@ -12,55 +13,22 @@ import numpy as np
 from numba import cuda
 
 from .._cuda import flat, launch_config, new, on_device, to_caller, to_device
+from . import formulas
 from .reference import ACTIVATIONS
-
-
-@cuda.jit(device=True)
-def _sigmoid(v):
-    if v >= 0:
-        return 1 / (1 + math.exp(-v))
-    e = math.exp(v)
-    return e / (1 + e)
 
 
 @cuda.jit
 def _activation_kernel(x, code, alpha, y):
     k = cuda.grid(1)
     if k < y.size:
-        v = x[k]
-        if code == 0:
-            y[k] = v if v > 0 else 0
-        elif code == 1:
-            y[k] = math.tanh(v)
-        elif code == 2:
-            y[k] = _sigmoid(v)
-        elif code == 3:
-            y[k] = v if v > 0 else alpha * (math.exp(v) - 1)
-        elif code == 4:
-            y[k] = v if v > 0 else alpha * v
-        else:
-            y[k] = v * _sigmoid(alpha * v)
+        y[k] = formulas.activation(code, x[k], alpha)
 
 
 @cuda.jit
 def _activation_grad_kernel(g, x, y, code, alpha, dx):
     k = cuda.grid(1)
     if k < dx.size:
-        v = x[k]
-        if code == 0:
-            d = 1 if v > 0 else 0
-        elif code == 1:
-            d = 1 - y[k] * y[k]
-        elif code == 2:
-            d = y[k] * (1 - y[k])
-        elif code == 3:
-            d = 1 if v > 0 else alpha * math.exp(v)
-        elif code == 4:
-            d = 1 if v > 0 else alpha
-        else:
-            s = _sigmoid(alpha * v)
-            d = s + alpha * v * s * (1 - s)
-        dx[k] = g[k] * d
+        dx[k] = formulas.activation_backward(code, g[k], x[k], y[k], alpha)
 
 
 @cuda.jit

@@ -1,5 +1,5 @@
-"""Activations and the row softmax in NumPy: the oracle of cuda.py (and the host implementation of
-the same functions).
+"""Activations and the row softmax in NumPy: the oracle of cuda.py and of the scalar formulas of
+formulas.py it calls (and the host implementation of the same functions).
 
 Activations by code (``ACTIVATIONS``), with a parameter ``alpha`` where they have one:
 relu max(x, 0); tanh; sigmoid 1 / (1 + e^-x); elu x or alpha (e^x - 1); leaky_relu x or alpha x;
@@ -21,7 +21,7 @@ def activation_forward(x, name, alpha):
     """y = activation(x)."""
     one = x.dtype.type(1)
     if name == "relu":
-        return np.where(x > 0, x, 0).astype(x.dtype)
+        return np.maximum(x, x.dtype.type(0))
     if name == "tanh":
         return np.tanh(x)
     if name == "sigmoid":

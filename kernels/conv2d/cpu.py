@@ -32,6 +32,7 @@ import numpy as np
 from numba import njit, prange
 
 from .._jit import ZERO
+from ..activations import formulas
 
 U = np.uint64   # an index known not to be negative (see _im2col)
 
@@ -192,7 +193,7 @@ def _forward_images(x, w3, b, first, last, kh, kw, sh, sw, ph, pw, dil_h, dil_w,
                 row = y[n, grp * fg + f]
                 if relu:
                     for k in range(ho * wo):
-                        row[k] = max(prod[f, k] + bias, ZERO)
+                        row[k] = formulas.relu(prod[f, k] + bias)
                 else:
                     for k in range(ho * wo):
                         row[k] = prod[f, k] + bias
@@ -219,7 +220,7 @@ def _backward_images(g, out, masked, x, wt3, first, last, kh, kw, sh, sw, ph, pw
             oi = out[n]
             for f in range(groups * fg):
                 for k in range(hw):
-                    gm[f, k] = gi[f, k] if oi[f, k] > ZERO else ZERO
+                    gm[f, k] = formulas.relu_backward(gi[f, k], oi[f, k])
             gi = gm
         if want_dx:
             image = dx[n].reshape(-1)
@@ -275,7 +276,7 @@ def _chunks(n):
 def _relu_grad(g, out, dg):
     """dg = g where out > 0, else 0 (flat arrays), in one parallel pass."""
     for k in prange(g.size):
-        dg[k] = g[k] if out[k] > ZERO else ZERO
+        dg[k] = formulas.relu_backward(g[k], out[k])
 
 
 def _geometry_args(geometry):

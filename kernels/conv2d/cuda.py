@@ -21,6 +21,7 @@ from numba import config, cuda
 
 from .._cuda import DeviceArray, launch_config, on_device, to_caller, to_device, zeros
 from .._jit import ZERO, unravel4
+from ..activations import formulas
 from . import tiles
 from .reference import _composed_backward
 
@@ -55,9 +56,7 @@ def _forward_kernel(x, w, b, sh, sw, ph, pw, dil_h, dil_w, groups, relu, y):
                         v = j * sw + q * dil_w - pw
                         if 0 <= v < width:
                             acc += w[f, c, p, q] * x[n, c0 + c, h, v]
-        if relu and acc < ZERO:
-            acc = ZERO
-        y[n, f, i, j] = acc
+        y[n, f, i, j] = formulas.relu(acc) if relu else acc
 
 
 @cuda.jit
@@ -117,7 +116,7 @@ def _relu_grad_kernel(g, out, dg):
     """dg = g where out > 0, else 0 (flat arrays), one thread per element."""
     k = cuda.grid(1)
     if k < g.size:
-        dg[k] = g[k] if out[k] > ZERO else ZERO
+        dg[k] = formulas.relu_backward(g[k], out[k])
 
 
 # --- host side: the functions of kernels.conv2d.reference, with the same arguments ------------------

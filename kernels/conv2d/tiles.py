@@ -30,6 +30,7 @@ import numpy as np
 from numba import cuda, float32, float64
 
 from .._cuda import launch_config
+from ..activations import formulas
 from ..dense.cuda import TILE, accumulate_tile
 
 #: Backward weight's split-K (``splits``): about this many blocks in all, at least MIN_TILES tiles each.
@@ -64,9 +65,7 @@ def _make(dtype):
             acc = accumulate_tile(sa, sb, ty, tx, acc)
         if f < n_filters and col < columns:
             acc += b[f]
-            if relu and acc < zero:
-                acc = zero
-            y[n, f, i, j] = acc
+            y[n, f, i, j] = formulas.relu(acc) if relu else acc
 
     @cuda.jit
     def backward_weight(g, x, kh, kw, sh, sw, ph, pw, dh, dw, zero, tiles_per_split, partial):
