@@ -1,7 +1,7 @@
 """kernels: compute only. 2-D convolution, pooling and optimiser updates, each in three versions
 with one signature: a NumPy reference (``kernels.<family>.reference``), Numba CPU-parallel
 (``.cpu``) and numba.cuda (``.cuda``). Layout NCHW; float32 by default, float64 accepted. Knows
-nothing of graphs (DESIGN.md).
+nothing of graphs (ARCHITECTURE.md).
 
 The public surface, all importable from ``kernels``:
 

@@ -2,7 +2,7 @@
 
 ``DeviceArray`` wraps a numba.cuda device array (``.data``). Every kernel of the package called with
 device arrays runs on the device and returns DeviceArrays: the device follows the data, as in
-PyTorch (DESIGN.md). A DeviceArray has what autodiff's graph and nn's optimisers ask of a value:
+PyTorch (ARCHITECTURE.md). A DeviceArray has what autodiff's graph and nn's optimisers ask of a value:
 ``shape``, ``dtype``, ``ndim``, ``size``, ``+ - * /`` with another DeviceArray of the same shape or
 with a number, ``-x``, ``reshape`` / ``ravel`` (views), ``sum`` / ``mean`` over axes, ``copy``,
 and the NumPy functions ``np.shape``, ``np.reshape``, ``np.sum``, ``np.mean``, ``np.zeros_like``,
