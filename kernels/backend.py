@@ -119,7 +119,8 @@ def resolve_for(backend: str | None, *arrays) -> str:
 def implementations(package: str, *, cpu: str = "cpu") -> dict:
     """A family's IMPLEMENTATIONS table: backend name -> a function returning the module of ``package``
     that runs the family's verbs there: "reference" for "numpy", ``cpu`` for "cpu" ("cpu", or
-    "reference" where NumPy is the CPU version), "cuda" for "cuda". Each is imported at its first call (and kept: later calls cost a lookup)."""
+    "reference" where NumPy is the CPU version), "cuda" for "cuda". Each is imported at its first call
+    (and kept: later calls cost a lookup)."""
     modules = {"numpy": "reference", "cpu": cpu, "cuda": "cuda"}
     return {name: functools.cache(functools.partial(importlib.import_module, f"{package}.{module}"))
             for name, module in modules.items()}
