@@ -95,7 +95,8 @@ def resolve(backend: str | None) -> str:
     """The backend a kernel call runs on: its own ``backend=`` argument, else the current default.
 
     Every kernel entry point comes here (through ``implementation``) before its kernel runs, so this
-    is also where the process-wide tuning is applied at the first call (``kernels.runtime.ensure_configured``: a flag test after that).
+    is also where the process-wide tuning is applied at the first call
+    (``kernels.runtime.ensure_configured``: a flag test after that).
     """
     name = _state.name if backend is None else backend
     _check_name(name)
