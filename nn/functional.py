@@ -35,9 +35,10 @@ import warnings
 
 import numpy as np
 
-from autodiff import primitive, value_of
+import kernels
+from autodiff import Tensor, primitive, value_of
 from autodiff.ops import (exp, log, matmul, maximum, mean, minimum, relu, reshape, sigmoid,
-                          softmax, sum, tanh, where)
+                          softmax, sum, tanh, transpose, where)
 from autodiff.ops import max as reduce_max
 from . import device
 from . import utils  # rng=None: nn's global generator (nn.set_seed), as everywhere in nn
@@ -64,8 +65,26 @@ def linear(x, w, b=None):
     """Dense layer: x @ w + b, with x (N, in), w (in, units) (Keras's layout), b (units,)."""
     if device.is_device(w):                       # the model is on the device: one fused op there
         return device.linear(x, w, b)
-    y = matmul(x, w)
+    y = _dense(x, w) if len(_shape(x)) == 2 and len(_shape(w)) == 2 else matmul(x, w)
     return y if b is None else y + b
+
+
+def _dense_vjp(g, out, x, w, *, wanted):
+    """dL/dx = g w^T and dL/dw = x^T g, the wanted ones, in one call (with BLAS on one thread)."""
+    if isinstance(g, Tensor) or isinstance(out, Tensor):      # a recorded sweep: the engine's ops
+        return (matmul(g, transpose(w)) if wanted[0] else None, matmul(transpose(x), g) if wanted[1] else None)
+    with kernels.runtime.single_threaded_blas():
+        return (g @ w.T if wanted[0] else None, x.T @ g if wanted[1] else None)
+
+
+@primitive(vjp_joint=_dense_vjp, jvp=[lambda t, out, x, w: matmul(t, w), lambda t, out, x, w: matmul(x, t)],
+           samples=lambda rng: [((_uniform(rng, (3, 4)), _uniform(rng, (4, 2))), {})])
+def _dense(x, w):
+    """x @ w of a dense layer (x (N, in), w (in, units)), its products with every BLAS on one thread
+    (``kernels.runtime.single_threaded_blas``): a multi-threaded BLAS would leave its threads spinning
+    against the convolutions' Numba threads that follow; the user's own setting is left as it was."""
+    with kernels.runtime.single_threaded_blas():
+        return x @ w
 
 
 def flatten(x):
