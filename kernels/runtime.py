@@ -33,14 +33,16 @@ nothing, and after any kernel call every BLAS library has the thread count it ha
    loaded, by name). The layer is fixed by the first parallel loop in the process, so this is done
    before the kernels' first one (``status().threading_layer`` says which one runs).
 
-3. glibc's malloc, opt-in: ``configure(keep_freed_memory=True)``, or ``CHAINRULE_KEEP_MEMORY=1`` in
-   the environment for the kernels' first call. glibc serves each large request (activations and
-   gradients, up to 6 MB each for the Keras CNN at batch 128) with a fresh mmap and unmaps it on
-   free, so every step pays the page faults of touching new memory again; raising its mmap and trim
-   thresholds (mmap threshold 32 MB, trim 1 GB, top pad 64 MB) makes it keep freed memory in its
-   heap and hand it out again, as PyTorch's caching allocator does, and never give it back to the
-   system. It changes the whole process, and a training step was measured no faster with it, so
-   it is not done by default. On a C library without ``mallopt`` (musl, macOS) nothing happens.
+3. Memory. A training step allocates the same large outputs again and again, and glibc gives large
+   freed blocks back to the system, so each step would pay the page faults of touching new memory
+   again. The CPU kernels therefore recycle their own outputs (``kernels/_recycle.py``, a caching
+   allocator as PyTorch's: an output is handed out again once nothing refers to it, up to 512 MB
+   kept); ``empty_cache()`` gives back what is not in use. The process's malloc is left alone. The
+   earlier process-wide remedy stays as an opt-in: ``configure(keep_freed_memory=True)``, or
+   ``CHAINRULE_KEEP_MEMORY=1`` in the environment for the kernels' first call, raises glibc's mmap
+   and trim thresholds (32 MB, 1 GB, top pad 64 MB) so that it keeps every freed block for the
+   whole process, NumPy's own temporaries included, and never gives it back to the system. On a C
+   library without ``mallopt`` (musl, macOS) it does nothing.
 
 >>> from kernels import runtime
 >>> runtime.configure() == runtime.configure()        # idempotent: the second call changes nothing
@@ -62,7 +64,9 @@ import os
 import threading
 from dataclasses import dataclass
 
-__all__ = ["configure", "ensure_configured", "status", "Tuning", "single_threaded_blas", "host_kernels"]
+from . import _recycle
+
+__all__ = ["configure", "ensure_configured", "status", "Tuning", "single_threaded_blas", "host_kernels", "empty_cache"]
 
 #: glibc's mallopt parameters (malloc.h) and the values point 3 sets.
 M_TRIM_THRESHOLD, M_TOP_PAD, M_MMAP_THRESHOLD = -1, -2, -3
@@ -86,6 +90,7 @@ class Tuning:
     threading_layer: str        # the Numba threading layer asked for, or running once a loop ran (point 2)
     freed_memory_kept: bool     # glibc's malloc keeps freed large blocks for reuse (point 3, opt-in)
     configured: bool            # configure() has run (by hand or at the kernels' first call)
+    outputs_kept_bytes: int = 0 # the kernels' recycled outputs, in use or free (point 3)
 
 
 class _State:
@@ -307,4 +312,11 @@ def ensure_configured() -> None:
 def status() -> Tuning:
     """What is in effect now."""
     return Tuning(blas_single_threaded=_state.limit_blas, threading_layer=_threading_layer(),
-                  freed_memory_kept=_state.malloc_tuned, configured=_state.configured)
+                  freed_memory_kept=_state.malloc_tuned, configured=_state.configured,
+                  outputs_kept_bytes=_recycle.kept_bytes())
+
+
+def empty_cache() -> int:
+    """Give back the memory of the kernels' recycled outputs that nothing uses now (as PyTorch's
+    ``torch.cuda.empty_cache``); the bytes released."""
+    return _recycle.release()

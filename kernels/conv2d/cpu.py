@@ -32,6 +32,7 @@ import numpy as np
 from numba import njit, prange
 
 from .._jit import ZERO
+from .._recycle import empty as recycled
 from ..activations import formulas
 
 U = np.uint64   # an index known not to be negative (see _im2col)
@@ -292,7 +293,7 @@ def forward(x, w, b, geometry, relu=False):
     ho, wo = geometry.output_hw(height, width, (kh, kw))
     w3 = w.reshape(groups, f // groups, cg * kh * kw)
     bias = np.zeros(f, dtype=x.dtype) if b is None else np.ascontiguousarray(b)   # no bias: add zeros
-    y = np.empty((n, f, ho, wo), dtype=x.dtype)
+    y = recycled((n, f, ho, wo), x.dtype)
     _forward(x, w3, bias, _chunks(n), kh, kw, *_geometry_args(geometry), ho, wo, bool(relu), y.reshape(n, f, ho * wo))
     return y
 
@@ -313,7 +314,7 @@ def _backward_pass(g, x, w, input_shape, weight_shape, geometry, input_grad, wei
     wt3 = (np.ascontiguousarray(np.asarray(w).reshape(groups, fg, kg).transpose(0, 2, 1)) if input_grad
            else np.empty((0, 0, 0), dtype=dtype))
     n_chunks = min(n, WEIGHT_CHUNKS) if weight_grad else _chunks(n)
-    dx = np.empty((n, c, height, width) if input_grad else (0, 0, 0, 0), dtype=dtype)
+    dx = recycled((n, c, height, width), dtype) if input_grad else np.empty((0, 0, 0, 0), dtype=dtype)
     dw_part = np.zeros((n_chunks, groups, fg, kg), dtype=dtype)
     db_part = np.zeros((n_chunks, f), dtype=dtype)
     _backward(g, out, masked, x, wt3, n_chunks, kh, kw, *_geometry_args(geometry), ho, wo, bool(input_grad),
@@ -349,6 +350,6 @@ def relu_grad(g, out):
     """g where the fused ReLU's output ``out`` is positive, else 0: the gradient that reaches the
     convolution under relu (relu'(0) = 0)."""
     g, out = np.ascontiguousarray(g), np.ascontiguousarray(out)
-    dg = np.empty_like(g)
+    dg = recycled(g.shape, g.dtype)
     _relu_grad(g.reshape(-1), out.reshape(-1), dg.reshape(-1))
     return dg

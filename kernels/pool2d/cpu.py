@@ -23,6 +23,7 @@ from numba import njit, prange
 
 from .._checks import argmax_range_error
 from .._jit import ZERO
+from .._recycle import empty as recycled
 
 U = np.uint64   # an index compared as unsigned (see _max_backward_planes)
 
@@ -190,8 +191,8 @@ def max_forward(x, geometry):
     n, c, h, w = x.shape
     kernel, stride, padding = geometry.kernel_size, geometry.stride, geometry.padding
     out_h, out_w = geometry.output_hw(h, w)
-    y = np.empty((n * c, out_h, out_w), dtype=x.dtype)
-    argmax = np.empty((n * c, out_h, out_w), dtype=np.int64)
+    y = recycled((n * c, out_h, out_w), x.dtype)
+    argmax = recycled((n * c, out_h, out_w), np.int64)
     planes = np.ascontiguousarray(x).reshape(n * c, h, w)
     if kernel == (2, 2) and stride == (2, 2) and padding == (0, 0):
         _max_forward_2x2(planes, y, argmax)
@@ -204,7 +205,7 @@ def max_backward(g, argmax, input_shape):
     """Gradient of max pooling: g routed to the argmax positions, overlaps accumulated."""
     n, c, h, w = input_shape
     out_h, out_w = g.shape[2:]
-    dx = np.empty((n * c, h * w), dtype=g.dtype)
+    dx = recycled((n * c, h * w), g.dtype)
     planes = np.ascontiguousarray(g).reshape(n * c, out_h, out_w)
     indices = np.ascontiguousarray(argmax).reshape(n * c, out_h, out_w)
     if _max_backward_planes(planes, indices, dx):
@@ -217,7 +218,7 @@ def avg_forward(x, geometry):
     n, c, h, w = x.shape
     (kh, kw), stride, padding = geometry.kernel_size, geometry.stride, geometry.padding
     out_h, out_w = geometry.output_hw(h, w)
-    y = np.empty((n * c, out_h, out_w), dtype=x.dtype)
+    y = recycled((n * c, out_h, out_w), x.dtype)
     area = x.dtype.type(kh * kw)
     _avg_forward_planes(np.ascontiguousarray(x).reshape(n * c, h, w), kh, kw, *stride, *padding, area, y)
     return y.reshape(n, c, out_h, out_w)
@@ -228,7 +229,7 @@ def avg_backward(g, input_shape, geometry):
     n, c, h, w = input_shape
     (kh, kw), stride, padding = geometry.kernel_size, geometry.stride, geometry.padding
     out_h, out_w = g.shape[2:]
-    dx = np.empty((n * c, h, w), dtype=g.dtype)
+    dx = recycled((n * c, h, w), g.dtype)
     area = g.dtype.type(kh * kw)
     _avg_backward_planes(np.ascontiguousarray(g).reshape(n * c, out_h, out_w), kh, kw, *stride, *padding,
                          area, dx)

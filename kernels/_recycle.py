@@ -1,0 +1,92 @@
+"""The CPU kernels' output arrays, recycled: the kernels' own caching allocator (as PyTorch's).
+
+A training step allocates the same large outputs again and again (activations, pooling indices,
+gradients: up to 11 MB each for the Keras CNN at batch 128). Each is a fresh block from malloc,
+and glibc gives large freed blocks back to the system, so every step pays the page faults of
+touching new memory again (about 6,000 a step there). Instead the kernels ask this module: it
+keeps the arrays it handed out, and hands one out again once nothing but itself refers to it
+(CPython's reference count: a Tensor, a view or a NumPy operation holding it keeps it taken). The
+process's malloc is left as it is; the memory kept is this module's, up to ``LIMIT`` bytes, and
+``release()`` (``kernels.runtime.empty_cache()``) gives back what is not in use.
+"""
+from __future__ import annotations
+
+import sys
+import threading
+
+import numpy as np
+
+#: The most bytes kept for reuse; past it, free arrays are dropped (the oldest kind first) or, if
+#: none is free, the new array is a plain one.
+LIMIT = 512 * 2**20
+#: Smaller outputs are plain allocations (glibc reuses small freed blocks by itself).
+SMALLEST = 64 * 2**10
+#: The reference count of a kept array that nothing else refers to, as ``_free`` sees it (the
+#: list, the loop's name, getrefcount's argument).
+_UNREFERENCED = 3
+
+
+class _Recycler:
+    def __init__(self):
+        self.kept = {}          # (shape, dtype) -> [arrays], the kinds in the order first asked for
+        self.nbytes = 0
+        self.lock = threading.Lock()
+
+    def empty(self, shape, dtype) -> np.ndarray:
+        shape, dtype = tuple(shape), np.dtype(dtype)
+        key = (shape, dtype)
+        with self.lock:
+            arrays = self.kept.get(key)
+            if arrays:
+                for a in arrays:
+                    if sys.getrefcount(a) == _UNREFERENCED:
+                        return a
+            fresh = np.empty(shape, dtype)
+            if fresh.nbytes < SMALLEST:
+                return fresh
+            if self.nbytes + fresh.nbytes > LIMIT:
+                self._drop_free(self.nbytes + fresh.nbytes - LIMIT)
+            if self.nbytes + fresh.nbytes <= LIMIT:
+                self.kept.setdefault(key, []).append(fresh)
+                self.nbytes += fresh.nbytes
+            return fresh
+
+    def _drop_free(self, wanted: int) -> int:
+        """Forget free arrays (the oldest kinds first) until ``wanted`` bytes are dropped; the bytes dropped."""
+        dropped = 0
+        for key in list(self.kept):
+            arrays = self.kept[key]
+            keep = []
+            for a in arrays:
+                if dropped < wanted and sys.getrefcount(a) == _UNREFERENCED:
+                    dropped += a.nbytes
+                else:
+                    keep.append(a)
+            if keep:
+                self.kept[key] = keep
+            else:
+                del self.kept[key]
+        self.nbytes -= dropped
+        return dropped
+
+    def release(self) -> int:
+        with self.lock:
+            return self._drop_free(self.nbytes)
+
+
+_recycler = _Recycler()
+
+
+def empty(shape, dtype) -> np.ndarray:
+    """An uninitialised array, as ``np.empty``: a kept one that nothing refers to any more, else a new one."""
+    return _recycler.empty(shape, dtype)
+
+
+def release() -> int:
+    """Forget every kept array that is not in use (its memory goes back to malloc); the bytes released."""
+    return _recycler.release()
+
+
+def kept_bytes() -> int:
+    """The bytes of the arrays kept now (in use or free)."""
+    return _recycler.nbytes
