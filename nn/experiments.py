@@ -22,8 +22,9 @@ leaves nn's global generator as it found it.
 Threads: each task sets Numba's thread count to ``threads`` (by default the cores divided by the
 executor's workers: ``max_workers`` of the standard pools, and 1 for any other executor, which suits
 Dask's one-thread workers; pass ``threads=`` for Dask workers that each own several cores) and puts
-it back after (``numba.set_num_threads``: NUMBA_NUM_THREADS, read when Numba loads, is the ceiling); BLAS is on one thread in every process already
-(``kernels.runtime``), so two workers never fight over the cores.
+it back after (``numba.set_num_threads``: NUMBA_NUM_THREADS, read when Numba loads, is the ceiling); each
+training step runs BLAS on one thread (``kernels.runtime.single_threaded_blas``), so two workers never
+fight over the cores.
 
 ``build_model`` is called as ``build_model(**params)`` in the worker, so on another process it must be
 picklable: a module-level function (``nn.models.digits_cnn``) or a ``functools.partial`` of one, not a
