@@ -85,7 +85,7 @@ def reverse_sweep(order, ids, seeds, *, create_graph=False, keep=None, stop=froz
     """
     adjoint = dict(seeds)
     kept = {}
-    joint_rules, per_input_rules = joint_vjp_rules, vjp_rules
+    joint_of, rules_of = joint_vjp_rules.get, vjp_rules.__getitem__     # looked up once, not per node
     for node in reversed(order):
         nid = id(node)
         g = adjoint.pop(nid, None)
@@ -104,11 +104,11 @@ def reverse_sweep(order, ids, seeds, *, create_graph=False, keep=None, stop=froz
         else:
             out, args = node._value, [inp._value for inp in inputs]
         params = node.params
-        joint = joint_rules.get(prim)
+        joint = joint_of(prim)
         if joint is not None:
             joint = joint(g, out, *args, wanted=tuple(id(inp) in ids for inp in inputs), **params)
         else:
-            rules = per_input_rules[prim]
+            rules = rules_of(prim)
         for i, inp in enumerate(inputs):
             key = id(inp)
             if key not in ids:
@@ -134,7 +134,7 @@ def forward_sweep(order, seeds, *, create_graph=False, on_edge=None, on_node=Non
     ``on_node(node, tangent)`` when a node's tangent is complete (it returns the tangent to keep).
     """
     tangent = dict(seeds)
-    rules_of = jvp_rules
+    rules_of = jvp_rules.__getitem__
     for node in order:
         prim = node.op
         nid = id(node)
@@ -148,7 +148,7 @@ def forward_sweep(order, seeds, *, create_graph=False, on_edge=None, on_node=Non
                 continue
             if args is None:
                 out, args = (node, inputs) if create_graph else (node._value, [x._value for x in inputs])
-                rules = rules_of[prim]
+                rules = rules_of(prim)
             c = rules[i](t, out, *args, **node.params)
             if c is None:
                 continue
