@@ -25,6 +25,7 @@ from .module import LAYERS, Layer, Module, Parameter
 from . import layers
 from .layers import (ELU, Activation, AvgPool2D, BatchNorm, Conv2D, Dense, DropConnect, Dropout, Flatten, Input,
                      LeakyReLU, MaxPool2D, Maxout, Model, PReLU, ReLU, Residual, Sequential, Sigmoid, Softmax, Swish, Tanh)
+from .layers import AvgPool1D, Conv1D, GlobalAveragePooling1D, MaxPool1D
 from .utils import set_seed
 from . import optim
 from .training import Callback, EarlyStopping, History, LearningRateScheduler, ModelCheckpoint, evaluate, fit, predict
@@ -40,7 +41,7 @@ __all__ = [
     "diagnostics", "regularizers", "plot", "load_digits", "load_mnist", "transfer", "freeze", "unfreeze",
     "Module", "Layer", "Parameter", "Model", "Sequential", "Input", "Conv2D", "MaxPool2D", "AvgPool2D", "Flatten", "Dense",
     "Dropout", "DropConnect", "BatchNorm", "Activation", "ReLU", "LeakyReLU", "PReLU", "ELU", "Swish", "Sigmoid",
-    "Tanh", "Softmax", "Maxout", "Residual", "LAYERS",
+    "Tanh", "Softmax", "Maxout", "Residual", "LAYERS", "Conv1D", "MaxPool1D", "AvgPool1D", "GlobalAveragePooling1D",
     "fit", "evaluate", "predict", "History", "Callback", "EarlyStopping", "ModelCheckpoint", "LearningRateScheduler",
     "save", "load", "load_weights", "export_onnx", "cross_validate", "sweep",
 ]

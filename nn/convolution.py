@@ -14,7 +14,7 @@ from autodiff import Tensor, primitive, value_of
 from autodiff.ops import broadcast_to, heaviside, reshape, sum
 
 __all__ = ["conv2d", "conv2d_input_grad", "conv2d_weight_grad", "max_pool2d", "max_pool2d_scatter", "avg_pool2d",
-           "avg_pool2d_transpose"]
+           "avg_pool2d_transpose", "conv1d", "conv1d_geometry"]
 
 
 def _shape(x):
@@ -150,6 +150,67 @@ def conv2d(x, w, b=None, stride=1, padding=0, dilation=1, groups=1, *, geometry=
         raise ValueError(f"conv2d: activation must be None or 'relu' (fused), got {activation!r}")
     op = _conv2d_relu if activation == "relu" else _conv2d
     return op(x, w, _zeros_bias(w) if b is None else b, geometry=geometry)
+
+
+# --- conv1d: conv2d over a height of 1 ------------------------------------------------------------------
+#
+# (N, C, L) is read as (N, C, 1, L) and w (F, C/g, k) as (F, C/g, 1, k): the same primitives and kernels
+# (numpy, cpu, cuda), and the reshapes are engine ops, so the rules and the fused ReLU carry over.
+
+def _one(value, name, minimum):
+    """An int (or a 1-tuple of one, as torch accepts) >= minimum, or an error naming ``name``."""
+    if isinstance(value, (tuple, list)) and len(value) == 1:
+        value = value[0]
+    if not isinstance(value, (int, np.integer)) or isinstance(value, bool):
+        raise TypeError(f"{name} must be an int, got {value!r}")
+    if value < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {value!r}")
+    return int(value)
+
+
+def conv1d_geometry(kernel_size, stride=1, padding=0, dilation=1, groups=1):
+    """The ``kernels.ConvGeometry`` of a 1-D convolution read as a 2-D one of height 1: stride (1, s),
+    padding (0, p), dilation (1, d). ``padding``: an int, "valid" (0) or "same" (dilation (k - 1) / 2
+    on each side, which must be whole: the length is kept at stride 1, ceil(L / s) otherwise)."""
+    kernel_size, stride, dilation = _one(kernel_size, "kernel_size", 1), _one(stride, "stride", 1), \
+        _one(dilation, "dilation", 1)
+    if padding == "valid":
+        padding = 0
+    elif padding == "same":
+        if dilation * (kernel_size - 1) % 2:
+            raise ValueError(f"padding='same' needs dilation * (kernel_size - 1) even, got kernel_size={kernel_size}, "
+                             f"dilation={dilation}")
+        padding = dilation * (kernel_size - 1) // 2
+    elif isinstance(padding, str):
+        raise ValueError(f"padding must be an int, 'valid' or 'same', got {padding!r}")
+    return kernels.ConvGeometry((1, stride), (0, _one(padding, "padding", 0)), (1, dilation), groups)
+
+
+def conv1d(x, w, b=None, stride=1, padding=0, dilation=1, groups=1, *, geometry=None, activation=None):
+    """1-D cross-correlation with bias, NCL: x (N, C, L), w (F, C/groups, k), b (F,) or None -> (N, F, Lo),
+
+        y[n, f, i] = b[f] + sum_{c, p} w[f, c, p] x[n, g(f) C/groups + c, i stride + p dilation - padding],
+
+    Lo = floor((L + 2 padding - dilation (k - 1) - 1) / stride) + 1. conv2d on (N, C, 1, L) and
+    (F, C/groups, 1, k), so every backend and rule of conv2d serves it. ``padding``: also "valid" or
+    "same"; ``geometry``: ``conv1d_geometry(...)`` built once (a layer's), instead of the four others.
+    """
+    x_shape, w_shape = _shape(x), _shape(w)
+    if len(x_shape) != 3:
+        raise ValueError(f"conv1d: x must be (N, C, L), got shape {x_shape}")
+    if len(w_shape) != 3:
+        raise ValueError(f"conv1d: w must be (F, C/groups, k), got shape {w_shape}")
+    if geometry is None:
+        geometry = conv1d_geometry(w_shape[2], stride, padding, dilation, groups)
+    elif (stride, padding, dilation, groups) != (1, 0, 1, 1):
+        raise TypeError("conv1d: pass either geometry= or stride, padding, dilation, groups, not both")
+    elif not isinstance(geometry, kernels.ConvGeometry) or geometry.stride[0] != 1 or geometry.padding[0] != 0 \
+            or geometry.dilation[0] != 1:
+        raise TypeError(f"conv1d: geometry must be a conv1d_geometry(...) (height stride 1, padding 0, dilation 1), "
+                        f"got {geometry!r}")
+    y = conv2d(reshape(x, shape=(x_shape[0], x_shape[1], 1, x_shape[2])),
+               reshape(w, shape=(w_shape[0], w_shape[1], 1, w_shape[2])), b, geometry=geometry, activation=activation)
+    return reshape(y, shape=(x_shape[0], w_shape[0], _shape(y)[3]))
 
 
 # --- pooling ------------------------------------------------------------------------------------------

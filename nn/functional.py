@@ -42,10 +42,10 @@ from autodiff.ops import (exp, log, matmul, maximum, mean, minimum, relu, reshap
 from autodiff.ops import max as reduce_max
 from . import device
 from . import utils  # rng=None: nn's global generator (nn.set_seed), as everywhere in nn
-from .convolution import avg_pool2d, conv2d, max_pool2d  # the heavy ops (kernels do their work)
+from .convolution import avg_pool2d, conv1d, conv2d, max_pool2d  # the heavy ops (kernels do their work)
 
 __all__ = [
-    "conv2d", "max_pool2d", "avg_pool2d", "linear", "flatten", "dropout", "drop_connect", "batch_norm",
+    "conv2d", "conv1d", "max_pool2d", "avg_pool2d", "linear", "flatten", "dropout", "drop_connect", "batch_norm",
     "softmax", "log_softmax", "softmax_cross_entropy", "cross_entropy", "mse",
     "sigmoid", "tanh", "relu", "leaky_relu", "prelu", "elu", "swish", "maxout", "ACTIVATIONS", "activation",
 ]

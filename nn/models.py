@@ -7,6 +7,8 @@
 - ``lenet5``: LeCun et al.'s LeNet-5 for 28x28 input (padding 2 in the first layer): 61,706.
 - ``resnet_small``: three residual stages (16, 32, 64 channels) with batch normalisation, for 28x28.
 - ``digits_cnn``: a small CNN sized for the 8x8 digits (two 3x3 conv layers, 'same' padding): 21,386.
+- ``sequence_cnn``: a small 1-D classifier of (C, L) sequences (two Conv1D, max-pooling, Dense). Not
+  in ``MODELS``: the ``train`` command's data sets are images.
 
 The classic ImageNet networks of the lecture (``CLASSIC``), layer for layer as their papers give them,
 for 1,000 classes (tutorials/cnn_08_architectures.py counts every layer by hand):
@@ -30,10 +32,11 @@ from __future__ import annotations
 
 from .layers import (AvgPool2D, BatchNorm, Conv2D, Dense, Dropout, Flatten, Input, MaxPool2D, ReLU, Residual,
                      Sequential)
+from .layers import Conv1D, MaxPool1D
 from .module import shapes_only
 
 __all__ = ["keras_mnist_mlp", "keras_mnist_cnn", "lenet5", "resnet_small", "digits_cnn", "MODELS",
-           "alexnet", "zfnet", "vgg16", "VGG16_BLOCKS", "CLASSIC", "shapes_only"]
+           "alexnet", "zfnet", "vgg16", "VGG16_BLOCKS", "CLASSIC", "shapes_only", "sequence_cnn"]
 
 
 def keras_mnist_mlp(input_shape=(1, 28, 28), classes=10):
@@ -135,3 +138,20 @@ def vgg16(input_shape=(3, 224, 224), classes=1000):
 
 
 CLASSIC = {"alexnet": alexnet, "zfnet": zfnet, "vgg16": vgg16}
+
+
+# --- a 1-D sequence classifier -------------------------------------------------------------------------
+
+def sequence_cnn(input_shape=(1, 64), classes=2, filters=(16, 32), kernel_size=5):
+    """(C, L) -> Conv1D (same, relu) -> MaxPool1D 2 -> Conv1D (same, relu) -> MaxPool1D 2 -> Dense softmax.
+
+    >>> model = sequence_cnn()
+    >>> model.output_shape, model.count_params()       # 96 + 2,592 + (32 * 16 + 1) * 2
+    ((2,), 3714)
+    """
+    first, second = filters
+    return Sequential([Input(input_shape),
+                       Conv1D(first, kernel_size, padding="same", activation="relu", kernel_initializer="he_normal"),
+                       MaxPool1D(2),
+                       Conv1D(second, kernel_size, padding="same", activation="relu", kernel_initializer="he_normal"),
+                       MaxPool1D(2), Flatten(), Dense(classes, activation="softmax")], name="sequence_cnn")

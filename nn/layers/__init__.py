@@ -5,6 +5,7 @@ module              layers
 ==================  ==========================================================================
 ``core``            Input, Flatten, Dense
 ``conv``            Conv2D, MaxPool2D, AvgPool2D
+``conv1d``          Conv1D, MaxPool1D, AvgPool1D, GlobalAveragePooling1D (NCL sequences)
 ``regularisation``  Dropout, DropConnect, BatchNorm (section 5.2)
 ``activations``     Activation, ReLU, Sigmoid, Tanh, LeakyReLU, ELU, Swish, Softmax, Maxout, PReLU
 ``containers``      Sequential, Residual
@@ -22,10 +23,12 @@ from ..module import LAYERS
 from .activations import ELU, Activation, LeakyReLU, Maxout, PReLU, ReLU, Sigmoid, Softmax, Swish, Tanh
 from .containers import Residual, Sequential
 from .conv import AvgPool2D, Conv2D, MaxPool2D
+from .conv1d import AvgPool1D, Conv1D, GlobalAveragePooling1D, MaxPool1D
 from .core import Dense, Flatten, Input
 from .model import Model
 from .regularisation import BatchNorm, DropConnect, Dropout
 
 __all__ = ["Input", "Flatten", "Dense", "Conv2D", "MaxPool2D", "AvgPool2D", "Dropout", "DropConnect", "BatchNorm",
            "Activation", "ReLU", "Sigmoid", "Tanh", "LeakyReLU", "ELU", "Swish", "Softmax", "Maxout", "PReLU",
-           "Sequential", "Residual", "LAYERS"]
+           "Sequential", "Residual", "LAYERS", "Conv1D", "MaxPool1D", "AvgPool1D",
+           "GlobalAveragePooling1D"]
