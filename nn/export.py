@@ -15,6 +15,8 @@ Conv2D (+ activation)       Conv (strides, pads, dilations, group) then the acti
                             fused conv + ReLU is Conv then Relu
 MaxPool2D / AvgPool2D       MaxPool (padding never wins, as -inf) / AveragePool with
                             ``count_include_pad=1`` (the divisor is always kh * kw)
+Conv1D, MaxPool1D,          the same operators with a 1-D ``kernel_shape`` (their geometry's
+AvgPool1D                   width part); GlobalAveragePooling1D: GlobalAveragePool, Flatten
 Dense, DropConnect          Gemm (x @ W + b, W stored (in, units) as in Keras) + activation
 Dropout                     nothing: the identity in evaluation
 BatchNorm                   BatchNormalization with the running statistics and ``eps``
@@ -38,6 +40,7 @@ import numpy as np
 from . import functional as F
 from .layers import (ELU, Activation, AvgPool2D, BatchNorm, Conv2D, Dense, DropConnect, Dropout, Flatten, Input,
                      LeakyReLU, MaxPool2D, Maxout, PReLU, ReLU, Residual, Sequential, Sigmoid, Softmax, Swish, Tanh)
+from .layers import AvgPool1D, Conv1D, GlobalAveragePooling1D, MaxPool1D
 
 __all__ = ["export_onnx", "DEFAULT_OPSET", "MIN_OPSET", "SUPPORTED"]
 
@@ -125,6 +128,29 @@ def _conv(g, layer, x):
     return _activation(g, layer.activation, {}, y, _where(layer))
 
 
+def _conv1d(g, layer, x):
+    geometry = layer.geometry                       # conv1d's: the width part is the 1-D geometry
+    inputs = [x, g.constant(f"{layer.name}.weight", layer.weight.value)]
+    if layer.bias is not None:
+        inputs.append(g.constant(f"{layer.name}.bias", layer.bias.value))
+    pad = geometry.padding[1]
+    y = g.node("Conv", inputs, layer.name, kernel_shape=[layer.weight.shape[2]], strides=[geometry.stride[1]],
+               pads=[pad, pad], dilations=[geometry.dilation[1]], group=geometry.groups)
+    return _activation(g, layer.activation, {}, y, _where(layer))
+
+
+def _pool1d(op, **extra):
+    def emit(g, layer, x):
+        geometry, pad = layer.geometry, layer.geometry.padding[1]
+        return g.node(op, [x], layer.name, kernel_shape=[geometry.kernel_size[1]], strides=[geometry.stride[1]],
+                      pads=[pad, pad], **extra)
+    return emit
+
+
+def _global_average1d(g, layer, x):
+    return g.node("Flatten", [g.node("GlobalAveragePool", [x], f"{layer.name}_pooled")], layer.name, axis=1)
+
+
 def _pool(op, **extra):
     def emit(g, layer, x):
         geometry = layer.geometry
@@ -196,6 +222,8 @@ SUPPORTED = {
     Activation: _fixed, ReLU: _fixed, Sigmoid: _fixed, Tanh: _fixed, Softmax: _fixed, LeakyReLU: _fixed,
     ELU: _fixed, Swish: _fixed, PReLU: _prelu, Maxout: _maxout,
     Sequential: _sequential, Residual: _residual,
+    Conv1D: _conv1d, MaxPool1D: _pool1d("MaxPool"), AvgPool1D: _pool1d("AveragePool", count_include_pad=1),
+    GlobalAveragePooling1D: _global_average1d,
 }
 
 

@@ -54,7 +54,7 @@ def _assert_same(path, model, x):
 
 
 READY = [nn.models.keras_mnist_cnn, nn.models.lenet5, nn.models.digits_cnn, nn.models.resnet_small,
-         nn.models.keras_mnist_mlp]
+         nn.models.keras_mnist_mlp, nn.models.sequence_cnn]
 
 
 @pytest.mark.parametrize("build", READY, ids=lambda f: f.__name__)
@@ -115,6 +115,32 @@ def test_every_layer_and_geometry_equals_predict(opset, tmp_path):
     _assert_same(path, model, x)
     logits = _without_softmax(model)
     _assert_same(export_onnx(logits, tmp_path / "logits.onnx", opset=opset), logits, x)
+
+
+def _sequence_layers():
+    """Every 1-D layer, with geometry that is not the default (stride, padding, dilation, groups)."""
+    return nn.Sequential([
+        nn.Input((4, 23)),
+        nn.Conv1D(6, 3, strides=2, padding=2, dilation_rate=2, groups=2, activation="relu"),
+        nn.Conv1D(8, 3, padding="same", dilation=2, use_bias=False, activation="elu"),
+        nn.MaxPool1D(3, strides=2, padding=1), nn.AvgPool1D(2, stride=1, padding=1),
+        nn.Conv1D(8, 2, groups=8, activation="tanh"), nn.GlobalAveragePooling1D(), nn.Dense(5, activation="softmax"),
+    ])
+
+
+@pytest.mark.parametrize("opset", [MIN_OPSET, DEFAULT_OPSET])
+def test_every_1d_layer_and_geometry_equals_predict(opset, tmp_path):
+    rng = np.random.default_rng(opset)
+    nn.set_seed(opset)
+    model = _perturb(_sequence_layers(), rng)
+    x = rng.normal(size=(5, 4, 23)).astype(np.float32)
+    path = export_onnx(model, tmp_path / "seq.onnx", opset=opset)
+    kernels = [list(a.ints) for node in onnx.load(path).graph.node for a in node.attribute if a.name == "kernel_shape"]
+    assert kernels == [[3], [3], [3], [2], [2]]                  # Conv, Conv, MaxPool, AveragePool, Conv: all 1-D
+    _assert_same(path, model, x)
+    logits = _without_softmax(model)
+    _assert_same(export_onnx(logits, tmp_path / "logits.onnx", opset=opset), logits, x)
+    assert np.std(nn.predict(logits, x)) > 1e-2
 
 
 def test_a_float64_model_stays_float64(tmp_path):
