@@ -192,3 +192,25 @@ def test_sequence_cnn_learns_to_tell_slow_from_fast_waves():
     model.fit(x[:192], labels[:192], epochs=3, batch_size=32, verbose=0)
     after = model.evaluate(x[192:], labels[192:])[1]
     assert after > 0.9 and after > before
+
+
+@pytest.mark.skipif(not cuda_available(), reason="numba.cuda unavailable (no GPU and NUMBA_ENABLE_CUDASIM is off)")
+def test_a_sequence_model_on_the_device_predicts_and_trains_as_on_the_host():
+    x = np.random.default_rng(10).normal(size=(4, 2, 12)).astype(np.float32)
+    labels = np.array([0, 1, 2, 1])
+
+    def build():
+        nn.set_seed(3)
+        return nn.Sequential(nn.Input((2, 12)), nn.Conv1D(3, 3, padding="same", activation="relu"), nn.MaxPool1D(2),
+                             nn.Conv1D(4, 2, strides=2, groups=1), nn.AvgPool1D(2, strides=1),
+                             nn.GlobalAveragePooling1D(), nn.Dense(3, activation="softmax"))
+
+    host, gpu = build(), build().to("cuda")
+    np.testing.assert_allclose(nn.predict(gpu, x), nn.predict(host, x), rtol=1e-5, atol=1e-6)
+    for model in (host, gpu):
+        model.compile(optimizer=nn.optim.SGD(model.parameters(), lr=0.5), loss="sparse_categorical_crossentropy")
+        model.fit(x, labels, epochs=1, batch_size=4, verbose=0)
+    assert kernels.is_device_array(gpu.layers[1].weight.value)            # trained where it lives
+    after = nn.predict(host, x)
+    assert np.abs(after - nn.predict(build(), x)).max() > 1e-3              # the step changed something
+    np.testing.assert_allclose(nn.predict(gpu, x), after, rtol=1e-4, atol=1e-5)
