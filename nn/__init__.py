@@ -29,6 +29,7 @@ from .layers import AvgPool1D, Conv1D, GlobalAveragePooling1D, MaxPool1D
 from .utils import set_seed
 from . import optim
 from .training import Callback, EarlyStopping, History, LearningRateScheduler, ModelCheckpoint, evaluate, fit, predict
+from .callbacks import CSVLogger, TerminateOnNaN
 from .io import load, load_weights, save
 from . import diagnostics, models, plot, regularizers, transfer
 from .transfer import freeze, unfreeze
@@ -43,5 +44,6 @@ __all__ = [
     "Dropout", "DropConnect", "BatchNorm", "Activation", "ReLU", "LeakyReLU", "PReLU", "ELU", "Swish", "Sigmoid",
     "Tanh", "Softmax", "Maxout", "Residual", "LAYERS", "Conv1D", "MaxPool1D", "AvgPool1D", "GlobalAveragePooling1D",
     "fit", "evaluate", "predict", "History", "Callback", "EarlyStopping", "ModelCheckpoint", "LearningRateScheduler",
+    "TerminateOnNaN", "CSVLogger",
     "save", "load", "load_weights", "export_onnx", "cross_validate", "sweep",
 ]

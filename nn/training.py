@@ -20,18 +20,21 @@ import time
 import numpy as np
 
 import kernels
-from autodiff import Tensor, no_grad
+from autodiff import Tensor, no_grad, value_of
+from autodiff.ops import log, maximum, mean, minimum
+from autodiff.ops import sum as reduce_sum
 
 from . import device
 from . import functional as F
 from . import optim as optimisers
 from . import utils
-from .io import save
+from .callbacks import (Callback, CSVLogger, EarlyStopping, LearningRateScheduler, ModelCheckpoint,
+                        TerminateOnNaN)
 from .module import ends_in_softmax
 from . import plot as plots
 
 __all__ = ["fit", "evaluate", "predict", "History", "Callback", "EarlyStopping", "ModelCheckpoint",
-           "LearningRateScheduler", "loss_function", "LOSSES"]
+           "LearningRateScheduler", "TerminateOnNaN", "CSVLogger", "loss_function", "LOSSES"]
 
 #: Loss names: the fused softmax cross-entropy on logits, Keras's cross-entropies, and MSE.
 LOSSES = ("softmax_cross_entropy", "sparse_categorical_crossentropy", "categorical_crossentropy",
@@ -66,10 +69,49 @@ def loss_function(model, loss):
         base = F.cross_entropy
     on_logits = softmax_output and base is F.softmax_cross_entropy
 
-    def objective(x, y):
+    def objective(x, y, weights=None):
         out = model.forward(x, pre_activation=True) if on_logits else model(x)
-        return base(out, y), out
+        return (base(out, y) if weights is None else _weighted_loss(base, out, y, weights)), out
     return objective
+
+
+def _weighted_loss(base, out, y, weights):
+    """Keras's weighted loss: sum_i w_i l_i / N (each example's loss scaled, averaged over the batch)."""
+    n = out.shape[0]
+    w = np.asarray(weights, dtype=value_of(out).dtype)
+    if base is F.mse:
+        diff = out - np.asarray(value_of(y))
+        return mean(w.reshape(n, *[1] * (len(out.shape) - 1)) * diff * diff)
+    t = np.asarray(y)
+    if t.ndim == 1:
+        t = np.eye(out.shape[1], dtype=w.dtype)[t]
+    log_p = F.log_softmax(out, axis=1) if base is F.softmax_cross_entropy else log(minimum(maximum(out, 1e-7), 1.0))
+    return -reduce_sum(log_p * (w[:, None] * t)) / n
+
+
+def sample_weights(y, class_weight=None, sample_weight=None):
+    """Per-example weights (N,) from Keras's ``class_weight`` ({class: weight}, others 1) or
+    ``sample_weight`` (N,); None for neither. Both at once is refused, as Keras 3 does."""
+    if class_weight is not None and sample_weight is not None:
+        raise ValueError("fit: give class_weight or sample_weight, not both (as Keras)")
+    y = np.asarray(y)
+    if class_weight is not None:
+        if not (isinstance(class_weight, dict) and all(isinstance(k, (int, np.integer)) for k in class_weight)):
+            raise TypeError(f"fit: class_weight must be a dict {{class index: weight}}, got {class_weight!r}")
+        if not (y.ndim == 1 and y.dtype.kind in "iu" or y.ndim == 2):
+            raise ValueError(f"fit: class_weight needs class labels (N,) or one-hot targets (N, K), got y of "
+                             f"shape {y.shape} and dtype {y.dtype}")
+        labels = y.argmax(axis=1) if y.ndim == 2 else y
+        return np.array([float(class_weight.get(int(c), 1.0)) for c in labels])
+    if sample_weight is None:
+        return None
+    w = np.asarray(sample_weight)
+    if w.ndim == 2 and w.shape[1:] == (1,):
+        w = w[:, 0]
+    if w.shape != (y.shape[0],) or w.dtype.kind not in "iuf" or not np.all(np.isfinite(w)):
+        raise ValueError(f"fit: sample_weight must be {y.shape[0]} finite numbers (one per example), got "
+                         f"shape {w.shape} and dtype {w.dtype}")
+    return w.astype(np.float64)
 
 
 class History:
@@ -110,103 +152,6 @@ class History:
         return plots.history_svg(self) if not plots.HAS_MATPLOTLIB and self._plottable() else None
 
 
-class Callback:
-    """Hooks called by ``fit``; set ``self.stop_training = True`` to stop after this epoch."""
-
-    stop_training = False
-
-    def on_train_begin(self, model):
-        pass
-
-    def on_batch_end(self, model):
-        pass
-
-    def on_epoch_end(self, epoch, logs, model):
-        pass
-
-    def on_train_end(self, model):
-        pass
-
-
-def _monitor_mode(monitor, mode):
-    if mode not in ("auto", "min", "max"):
-        raise ValueError(f"mode must be 'auto', 'min' or 'max', got {mode!r}")
-    if mode == "auto":
-        return "max" if "acc" in monitor else "min"
-    return mode
-
-
-class EarlyStopping(Callback):
-    """Stop when ``monitor`` has not improved by ``min_delta`` for ``patience`` epochs (Fig. 5.2's rule);
-    with ``restore_best_weights`` the model ends with the weights of its best epoch."""
-
-    def __init__(self, monitor="val_loss", patience=0, min_delta=0.0, mode="auto", restore_best_weights=False):
-        self.monitor, self.patience, self.min_delta = monitor, int(patience), abs(float(min_delta))
-        self.mode = _monitor_mode(monitor, mode)
-        self.restore_best_weights = restore_best_weights
-
-    def on_train_begin(self, model):
-        self.best, self.best_epoch, self.wait, self.best_state = None, None, 0, None
-        self.stop_training, self.stopped_epoch = False, None
-
-    def _improved(self, value):
-        if self.best is None:
-            return True
-        return value < self.best - self.min_delta if self.mode == "min" else value > self.best + self.min_delta
-
-    def on_epoch_end(self, epoch, logs, model):
-        if self.monitor not in logs:
-            raise KeyError(f"EarlyStopping monitors {self.monitor!r}, but the epoch's logs have {sorted(logs)}"
-                           f" (validation metrics need fit(..., validation=(x, y)))")
-        value = logs[self.monitor]
-        if self._improved(value):
-            self.best, self.best_epoch, self.wait = value, epoch, 0
-            if self.restore_best_weights:
-                self.best_state = model.state_dict()
-        else:
-            self.wait += 1
-            if self.wait > self.patience:
-                self.stop_training, self.stopped_epoch = True, epoch
-
-    def on_train_end(self, model):
-        if self.restore_best_weights and self.best_state is not None:
-            model.load_state_dict(self.best_state)
-
-
-class ModelCheckpoint(Callback):
-    """Save the model (``nn.save``: one .safetensors file, written atomically) after each epoch, or only when
-    ``monitor`` improves with ``save_best_only``. ``path`` may contain ``{epoch}``."""
-
-    def __init__(self, path, monitor="val_loss", save_best_only=False, mode="auto"):
-        self.path, self.monitor, self.save_best_only = str(path), monitor, save_best_only
-        self.mode = _monitor_mode(monitor, mode)
-        self.best = None
-
-    def on_epoch_end(self, epoch, logs, model):
-        if self.save_best_only:
-            value = logs.get(self.monitor)
-            if value is None:
-                raise KeyError(f"ModelCheckpoint monitors {self.monitor!r}, but the logs have {sorted(logs)}")
-            better = self.best is None or (value < self.best if self.mode == "min" else value > self.best)
-            if not better:
-                return
-            self.best = value
-        save(model, self.path.format(epoch=epoch + 1), metadata={"epoch": epoch + 1, **logs})
-
-
-class LearningRateScheduler(Callback):
-    """Step a schedule (nn.optim.StepLR, ReduceLROnPlateau) at the end of every epoch."""
-
-    def __init__(self, schedule, monitor="val_loss"):
-        self.schedule, self.monitor = schedule, monitor
-
-    def on_epoch_end(self, epoch, logs, model):
-        if isinstance(self.schedule, optimisers.ReduceLROnPlateau):
-            self.schedule.step(logs[self.monitor])
-        else:
-            self.schedule.step()
-
-
 def _accuracy(output, y):
     y = np.asarray(y)
     if y.ndim == 2:
@@ -220,12 +165,38 @@ def _has_accuracy(y, loss):
 
 
 def _as_model_dtype(model, x):
-    """Float input cast to the dtype of the model's parameters (float64 data, float32 model: Keras's rule)."""
+    """Numeric input cast to the dtype of the model's parameters (float32 without any), as Keras does:
+    float64 data or uint8 images into a float32 model (values kept: no scaling)."""
     x = np.asarray(x)
     params = model.parameters()
-    if params and x.dtype.kind == "f" and x.dtype != params[0].value.dtype:
-        return x.astype(params[0].value.dtype)
+    dtype = params[0].value.dtype if params else np.dtype(np.float32)
+    if x.dtype.kind in "fiub" and x.dtype != dtype:
+        return x.astype(dtype)
     return x
+
+
+def check_batch_size(batch_size):
+    """Keras's batch_size: a positive int, or None for its default 32."""
+    if batch_size is None:
+        return 32
+    if isinstance(batch_size, (bool, np.bool_)) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
+        raise ValueError(f"batch_size must be a positive integer or None (32), got {batch_size!r}")
+    return int(batch_size)
+
+
+def _check_verbose(verbose):
+    if verbose == "auto":
+        return 1
+    if isinstance(verbose, str) or verbose not in (0, 1, 2):
+        raise ValueError(f"verbose must be 0, 1, 2 or 'auto', got {verbose!r}")
+    return int(verbose)
+
+
+def _report(steps, seconds, metrics, file):
+    """The one line Keras's evaluate and predict print with verbose=1: steps, time, metrics."""
+    tail = "".join(f" - {k}: {v:.4f}" for k, v in metrics.items())
+    print(f"{steps}/{steps} - {seconds:.1f}s {1e3 * seconds / max(steps, 1):.0f}ms/step{tail}",
+          file=file or sys.stdout, flush=True)
 
 
 def _check_data(data, what, model=None):
@@ -275,7 +246,7 @@ def _running(backend):
 
 def fit(model, data, loss="softmax_cross_entropy", optimizer="adam", epochs=1, batch_size=32, validation=None,
         callbacks=(), backend=None, seed=None, shuffle=True, verbose=1, lr=None, regularizer=None, augment=None,
-        file=None):
+        file=None, class_weight=None, sample_weight=None):
     """Train ``model`` on ``data = (x, y)`` for ``epochs`` passes of mini-batches; returns a History.
 
     ``loss``: one of LOSSES or ``f(output, y)``. ``optimizer``: an ``nn.optim`` optimiser or its name
@@ -288,13 +259,19 @@ def fit(model, data, loss="softmax_cross_entropy", optimizer="adam", epochs=1, b
     the counts back after (``kernels.runtime.single_threaded_blas``, as the kernels' own calls do), so
     the dense layers' NumPy products wake no BLAS thread to spin against the kernels'. ``seed``: shuffling (default: nn's global generator). ``verbose``: 0 silent, 1 progress,
     2 one line per epoch. "accuracy" is logged when y holds class labels (or, with a cross-entropy,
-    target distributions).
+    target distributions). ``class_weight`` ({class: weight}) or ``sample_weight`` (one per example):
+    Keras's weighted loss, sum_i w_i l_i / N per batch (the logged loss too; validation unweighted).
     """
+    batch_size = check_batch_size(batch_size)
+    verbose = _check_verbose(verbose)
     x, y = _check_data(data, "data", model)
     if validation is not None:
         validation = _check_data(validation, "validation", model)
-    if int(epochs) < 0 or int(batch_size) < 1:
-        raise ValueError(f"epochs must be >= 0 and batch_size >= 1, got epochs={epochs!r}, batch_size={batch_size!r}")
+    if int(epochs) < 0:
+        raise ValueError(f"epochs must be >= 0, got {epochs!r}")
+    weights = sample_weights(y, class_weight, sample_weight)
+    if weights is not None and callable(loss):
+        raise ValueError("fit: class_weight/sample_weight need a named loss (one of LOSSES), got a function")
     if isinstance(optimizer, str):
         optimizer = optimisers.get(optimizer, model.parameters(), **({} if lr is None else {"lr": lr}))
     elif lr is not None:
@@ -307,6 +284,8 @@ def fit(model, data, loss="softmax_cross_entropy", optimizer="adam", epochs=1, b
     steps = math.ceil(n / batch_size)
     progress = _Progress(epochs, steps, verbose, file)
     on_device = device.device_of(model) == "cuda"   # batches in, the loss out; nothing else moves
+    if on_device and weights is not None:
+        raise NotImplementedError("fit on the CUDA device: class_weight/sample_weight are not supported there yet")
     if on_device:
         device.check_fit(loss, regularizer, fused=loss == "softmax_cross_entropy" or (
             loss in LOSSES[1:4] and ends_in_softmax(model) and not getattr(model, "outputs_probabilities", False)))
@@ -318,6 +297,7 @@ def fit(model, data, loss="softmax_cross_entropy", optimizer="adam", epochs=1, b
             order = rng.permutation(n) if shuffle else np.arange(n)
             start = time.perf_counter()
             total_loss = total_correct = 0.0
+            seen = 0
             track_accuracy = _has_accuracy(y, loss)
             for step in range(steps):
                 index = np.sort(order[step * batch_size:(step + 1) * batch_size])
@@ -329,22 +309,26 @@ def fit(model, data, loss="softmax_cross_entropy", optimizer="adam", epochs=1, b
                 if on_device:
                     xb, targets = device.batch_to_device(xb, yb)
                 with kernels.runtime.single_threaded_blas():   # the step's own products too (dense layers)
-                    value, out = objective(xb, targets)
+                    value, out = objective(xb, targets, None if weights is None else weights[index])
                     total = value + regularizer(model) if regularizer is not None else value
                     total.backward()
                     optimizer.step()
+                batch_loss = float(total.value)
                 for cb in callbacks:
                     cb.on_batch_end(model)
-                total_loss += float(total.value) * len(index)
+                    getattr(cb, "on_train_batch_end", lambda *a: None)(step, {"loss": batch_loss}, model)
+                total_loss += batch_loss * len(index)
+                seen += len(index)
                 if track_accuracy:              # on the device: a device sum, read once per epoch
                     total_correct += (device.correct(out, targets) if on_device else
                                       _accuracy(out.value, yb) * len(index))
-                progress.step(epoch, step + 1, total_loss / min(n, (step + 1) * batch_size),
-                              time.perf_counter() - start)
+                progress.step(epoch, step + 1, total_loss / seen, time.perf_counter() - start)
+                if any(getattr(cb, "stop_training", False) for cb in callbacks):
+                    break                           # Keras: a batch hook's stop ends the epoch here
             seconds = time.perf_counter() - start
-            logs = {"loss": total_loss / n}
+            logs = {"loss": total_loss / seen}
             if track_accuracy:                      # running, over the epoch's batches (as Keras)
-                logs["accuracy"] = float(total_correct) / n
+                logs["accuracy"] = float(total_correct) / seen
             if validation is not None:
                 metrics = evaluate(model, validation, loss=loss, batch_size=max(batch_size, 256))
                 logs["val_loss"] = metrics["loss"]
@@ -362,26 +346,34 @@ def fit(model, data, loss="softmax_cross_entropy", optimizer="adam", epochs=1, b
     return history
 
 
-def predict(model, x, batch_size=256, backend=None):
-    """The model's outputs for ``x`` in evaluation mode (no dropout, running statistics), as an array."""
+def predict(model, x, batch_size=256, backend=None, verbose=0, file=None):
+    """The model's outputs for ``x`` in evaluation mode (no dropout, running statistics), as an array.
+    ``batch_size=None``: Keras's 32; ``verbose=1`` prints Keras's one line (steps, time)."""
+    batch_size, verbose = check_batch_size(batch_size), _check_verbose(verbose)
     x = _as_model_dtype(model, x)
     was_training = model.training
     model.eval()
+    start = time.perf_counter()
     try:
         with _running(backend), no_grad(), kernels.runtime.single_threaded_blas():
             outs = [device.to_host(model(x[i:i + batch_size]).value) for i in range(0, x.shape[0], batch_size)]
     finally:
         model.train(was_training)
+    if verbose:
+        _report(len(outs), time.perf_counter() - start, {}, file)
     return np.concatenate(outs)
 
 
-def evaluate(model, data, loss="softmax_cross_entropy", batch_size=256, backend=None):
-    """{"loss", "accuracy"} of ``model`` on ``data = (x, y)`` in evaluation mode."""
+def evaluate(model, data, loss="softmax_cross_entropy", batch_size=256, backend=None, verbose=0, file=None):
+    """{"loss", "accuracy"} of ``model`` on ``data = (x, y)`` in evaluation mode. ``batch_size=None``:
+    Keras's 32; ``verbose=1`` prints Keras's one line (steps, time, metrics)."""
+    batch_size, verbose = check_batch_size(batch_size), _check_verbose(verbose)
     x, y = _check_data(data, "data", model)
     objective = loss_function(model, loss)
     was_training = model.training
     model.eval()
     total, outputs = 0.0, []
+    start = time.perf_counter()
     try:
         with _running(backend), no_grad(), kernels.runtime.single_threaded_blas():
             for i in range(0, x.shape[0], batch_size):
@@ -394,4 +386,6 @@ def evaluate(model, data, loss="softmax_cross_entropy", batch_size=256, backend=
     result = {"loss": total / x.shape[0]}
     if _has_accuracy(y, loss):
         result["accuracy"] = _accuracy(np.concatenate(outputs), y)
+    if verbose:
+        _report(len(outputs), time.perf_counter() - start, result, file)
     return result

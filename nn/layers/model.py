@@ -18,8 +18,8 @@ as with ``keras.Model``'s ``call`` or a ``torch.nn.Module``. Its layers are buil
 >>> history = model.fit(x, y, epochs=15, batch_size=16, validation_split=0.25, verbose=0)
 >>> sorted(history.history)
 ['accuracy', 'loss', 'lr', 'val_accuracy', 'val_loss']
->>> loss, accuracy = model.evaluate(x, y)
->>> accuracy > 0.9, model.predict(x[:3]).shape
+>>> loss, accuracy = model.evaluate(x, y, verbose=0)
+>>> accuracy > 0.9, model.predict(x[:3], verbose=0).shape
 (True, (3, 2))
 
 A model of one's own (a shortcut around a hidden layer):
@@ -51,7 +51,7 @@ from .. import optim as optimisers
 from ..device import to_device
 from ..io import load_weights, save
 from ..module import Layer
-from ..training import LOSSES, evaluate, fit, predict
+from ..training import LOSSES, check_batch_size, evaluate, fit, predict, sample_weights
 from .summary import summary
 
 __all__ = ["Model"]
@@ -116,13 +116,19 @@ class Model(Layer):
             compiled["optimizer"] = optimisers.get(compiled["optimizer"], self.parameters())
         return compiled
 
-    def fit(self, x, y, batch_size=32, epochs=1, verbose=1, callbacks=None, validation_split=0.0,
-            validation_data=None, shuffle=True, **options):
-        """``nn.fit`` with Keras's arguments; returns the History. ``validation_split``: the last fraction of
-        (x, y), taken before shuffling (Keras's rule); ``validation_data`` (x, y) wins over it. Other
-        ``nn.fit`` options (seed, backend, regularizer, augment, file) pass through."""
+    def fit(self, x, y, batch_size=None, epochs=1, verbose="auto", callbacks=None, validation_split=0.0,
+            validation_data=None, shuffle=True, class_weight=None, sample_weight=None, **options):
+        """``nn.fit`` with Keras's arguments and defaults (batch_size None: 32); returns the History.
+        ``validation_split``: the last fraction of (x, y) (and of sample_weight), taken before shuffling
+        (Keras's rule); ``validation_data`` (x, y) wins over it. ``class_weight``/``sample_weight``: the
+        weighted loss (``nn.fit``). Other ``nn.fit`` options (seed, backend, regularizer, augment, file)
+        pass through."""
+        batch_size = check_batch_size(batch_size)
         if not 0.0 <= float(validation_split) < 1.0:
             raise ValueError(f"fit: validation_split must be in [0, 1), got {validation_split!r}")
+        if len(x) != len(y):
+            raise ValueError(f"fit: x has {len(x)} samples but y has {len(y)}")
+        weights = sample_weights(y, class_weight, sample_weight)
         if getattr(self, "_compiled", None) is not None and not self.built:
             self.build(np.shape(x)[1:])       # every parameter made before the optimiser is
         compiled = self._compile_state("fit")
@@ -132,24 +138,27 @@ class Model(Layer):
                 raise ValueError(f"fit: validation_split={validation_split} of {len(x)} samples leaves "
                                  f"{'no training' if cut == 0 else 'no validation'} samples")
             x, y, validation_data = x[:cut], y[:cut], (x[cut:], y[cut:])
+            weights = None if weights is None else weights[:cut]
         return fit(self, (x, y), loss=compiled["loss"], optimizer=compiled["optimizer"], epochs=epochs,
                    batch_size=batch_size, validation=validation_data, callbacks=callbacks or (), shuffle=shuffle,
-                   verbose=verbose, **options)
+                   verbose=verbose, sample_weight=weights, **options)
 
-    def evaluate(self, x, y, batch_size=256, return_dict=False, backend=None):
+    def evaluate(self, x, y, batch_size=256, verbose="auto", return_dict=False, backend=None, file=None):
         """The compiled loss on (x, y) in evaluation mode: a float, or [loss, accuracy] when compiled with
-        metrics=["accuracy"] (Keras's convention); ``return_dict=True`` gives {"loss", "accuracy"}."""
+        metrics=["accuracy"] (Keras's convention); ``return_dict=True`` gives {"loss", "accuracy"}.
+        ``verbose``: Keras's one line ("auto" is 1; 0 silent); ``batch_size=None``: Keras's 32."""
         compiled = self._compile_state("evaluate")
-        result = evaluate(self, (x, y), loss=compiled["loss"], batch_size=batch_size, backend=backend)
+        result = evaluate(self, (x, y), loss=compiled["loss"], batch_size=batch_size, backend=backend,
+                          verbose=verbose, file=file)
         if return_dict:
             return result
         if compiled["metrics"] and "accuracy" in result:
             return [result["loss"], result["accuracy"]]
         return result["loss"]
 
-    def predict(self, x, batch_size=256, backend=None):
-        """The outputs for ``x`` in evaluation mode, as an array (``nn.predict``)."""
-        return predict(self, x, batch_size=batch_size, backend=backend)
+    def predict(self, x, batch_size=256, verbose="auto", backend=None, file=None):
+        """The outputs for ``x`` in evaluation mode, as an array (``nn.predict``); ``verbose`` as ``evaluate``."""
+        return predict(self, x, batch_size=batch_size, backend=backend, verbose=verbose, file=file)
 
     def summary(self, file=None):
         """Print a Keras-style table: layer (type), output shape, parameter count, and the totals."""
