@@ -93,14 +93,16 @@ def flatten(x):
 
 
 def _check_rate(rate, name="rate"):
-    if not 0.0 <= float(rate) < 1.0:
-        raise ValueError(f"{name} must be in [0, 1), got {rate!r}")
+    if not 0.0 <= float(rate) <= 1.0:
+        raise ValueError(f"{name} must be in [0, 1], got {rate!r}")
     return float(rate)
 
 
 def _keep_mask(shape, rate, rng, dtype):
     """Inverted-dropout mask: 0 with probability ``rate``, else 1 / (1 - rate) (so E[mask] = 1)."""
-    keep = rng.random(shape) >= rate
+    keep = rng.random(shape) >= rate              # drawn for rate 1 too: the generator moves as for any rate
+    if rate == 1.0:                               # torch's p=1: everything dropped (and no 1 / 0)
+        return np.zeros(shape, dtype)
     # the same values as (keep / (1 - rate)).astype(dtype), without the float64 array between (2.7x quicker)
     return keep.astype(dtype) * np.dtype(dtype).type(1.0 / (1.0 - rate))
 
@@ -108,7 +110,8 @@ def _keep_mask(shape, rate, rng, dtype):
 def dropout(x, rate, training=True, rng=None):
     """Inverted dropout: zero each element with probability ``rate`` and scale the rest by 1/(1 - rate).
 
-    In evaluation (``training=False``) it is the identity, so nothing changes at test time. ``rng``:
+    In evaluation (``training=False``) it is the identity, so nothing changes at test time. Rate 1
+    gives zeros in training (x times a zero mask, as torch's ``p=1``). ``rng``:
     a Generator or an int seed; None draws from nn's global generator, so ``nn.set_seed`` fixes the
     masks (:mod:`nn.utils`).
     """

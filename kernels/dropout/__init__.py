@@ -3,6 +3,7 @@ the device give the same mask for the same seed and nothing random is copied. Th
 reference.py (NumPy, the oracle; also the host version), the same in a numba.cuda kernel in cuda.py.
 
     dropout_mask(shape, rate, seed, dtype, device=False) -> mask (0 or 1/(1-rate)); device=True: on the device
+    rate in [0, 1]; rate 1 (torch's p=1) gives an all-zero mask
 
 >>> import numpy as np
 >>> dropout_mask((2, 4), 0.5, seed=1, dtype=np.float32, backend="numpy")
@@ -23,8 +24,8 @@ IMPLEMENTATIONS = implementations(__name__, cpu="reference")     # NumPy is the 
 def dropout_mask(shape, rate, seed, dtype=np.float32, *, device=False, backend=None):
     """The inverted-dropout mask of ``shape`` for ``seed`` (an int in [0, 2^30)): the same values on
     the host and on the device (``device=True``, or backend "cuda": made there, nothing copied)."""
-    if not 0.0 <= float(rate) < 1.0:
-        raise ValueError(f"rate must be in [0, 1), got {rate!r}")
+    if not 0.0 <= float(rate) <= 1.0:
+        raise ValueError(f"rate must be in [0, 1], got {rate!r}")
     if not 0 <= int(seed) < 2**30:
         raise ValueError(f"seed must be an int in [0, 2**30), got {seed!r}")
     shape = tuple(int(s) for s in shape)

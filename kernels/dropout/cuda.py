@@ -6,7 +6,7 @@ import numpy as np
 from numba import cuda
 
 from .._cuda import DeviceArray, flat, launch_config, new
-from .reference import MASK32
+from .reference import MASK32, keep_scale
 
 
 @cuda.jit
@@ -25,6 +25,6 @@ def _dropout_kernel(seed, rate, scale, out):
 def dropout_mask(shape, rate, seed, dtype):
     """Made on the device (nothing copied): a DeviceArray."""
     out = new(shape, dtype)
-    _dropout_kernel[launch_config(out.size)](np.int64(seed), float(rate), np.dtype(dtype).type(1.0 / (1.0 - rate)),
+    _dropout_kernel[launch_config(out.size)](np.int64(seed), float(rate), np.dtype(dtype).type(keep_scale(rate)),
                                              flat(out))
     return DeviceArray(out)

@@ -23,7 +23,12 @@ def uniform_hash(k, seed):
     return h / 4294967296.0
 
 
+def keep_scale(rate):
+    """1 / (1 - rate), the kept elements' factor; 0 for rate 1 (u_k < 1 always: nothing is kept)."""
+    return 0.0 if rate >= 1.0 else 1.0 / (1.0 - rate)
+
+
 def dropout_mask(shape, rate, seed, dtype):
     """0 where u_k < rate, else 1 / (1 - rate) (inverted dropout: E[mask] = 1), of ``shape``."""
     u = uniform_hash(np.arange(int(np.prod(shape)), dtype=np.int64), seed).reshape(shape)
-    return np.where(u >= rate, 1.0 / (1.0 - rate), 0.0).astype(dtype)
+    return np.where(u >= rate, keep_scale(rate), 0.0).astype(dtype)

@@ -169,8 +169,8 @@ def test_dropout_and_drop_connect():
     assert ad.gradcheck(lambda x: F.dropout(x, 0.5, rng=np.random.default_rng(mask_seed)), rand(4, 3)).passed
     assert ad.gradcheck(lambda x, w: F.linear(x, F.drop_connect(w, 0.5, rng=np.random.default_rng(1))),
                         rand(3, 4), rand(4, 2, seed=1)).passed
-    with pytest.raises(ValueError, match=r"rate must be in \[0, 1\), got 1.0"):
-        nn.Dropout(1.0)
+    with pytest.raises(ValueError, match=r"rate must be in \[0, 1\], got 1.5"):
+        nn.Dropout(1.5)
 
 
 def test_batch_norm_gradients_and_running_statistics_as_torch():

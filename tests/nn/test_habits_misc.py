@@ -1,0 +1,61 @@
+"""Issue 29, Keras and PyTorch habits: dropout with rate 1, a channels-last input shape, saving under
+another library's suffix, and an install without the CUDA packages; each written as such a user would."""
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+import autodiff as ad
+import kernels
+import nn
+import nn.functional as F
+from kernels.backend import cuda_available
+
+X = np.random.default_rng(0).uniform(1.0, 2.0, (4, 5)).astype(np.float32)      # no zeros of its own
+
+
+# --- 1. dropout(x, 1.0), as torch.nn.functional.dropout(x, p=1.0) -------------------------------------------
+
+def test_dropout_rate_one_gives_zeros_in_training_and_the_input_in_evaluation():
+    y = F.dropout(X, 1.0)                                            # training=True, torch's default
+    assert ad.value_of(y).shape == X.shape and ad.value_of(y).dtype == np.float32
+    assert not np.any(ad.value_of(y))
+    assert F.dropout(X, 1.0, training=False) is X
+    assert not np.any(ad.grad(lambda x: F.dropout(x, 1.0).sum())(X))  # nothing passes, nor does its gradient
+
+
+def test_a_dropout_layer_of_rate_one_zeros_in_train_mode_and_passes_through_in_eval_mode():
+    model = nn.Sequential([nn.Input((5,)), nn.Dropout(1.0)])
+    model.train()
+    assert not np.any(ad.value_of(model(X)))
+    model.eval()
+    np.testing.assert_array_equal(ad.value_of(model(X)), X)
+    assert nn.Dropout(1.0).get_config() == {"rate": 1.0}
+
+
+@pytest.mark.parametrize("rate", [-0.1, 1.01, float("nan")])
+def test_rates_outside_zero_one_are_still_refused(rate):
+    with pytest.raises(ValueError, match=r"^rate must be in \[0, 1\], got"):
+        nn.Dropout(rate)
+    with pytest.raises(ValueError, match=r"^rate must be in \[0, 1\], got"):
+        F.dropout(X, rate, training=False)
+    with pytest.raises(ValueError, match=r"^rate must be in \[0, 1\], got"):
+        kernels.dropout.dropout_mask((2, 3), rate, seed=1, backend="numpy")
+
+
+def test_the_dropout_mask_of_rate_one_is_zeros_on_the_host_and_on_the_device():
+    host = kernels.dropout.dropout_mask((3, 4), 1.0, seed=5, backend="numpy")
+    assert host.shape == (3, 4) and not np.any(host)
+    if not cuda_available():
+        pytest.skip("numba.cuda is not available (no GPU, simulator off)")
+    on_device = kernels.dropout.dropout_mask((3, 4), 1.0, seed=5, device=True)
+    np.testing.assert_array_equal(on_device.copy_to_host(), host)
+    model = nn.Sequential([nn.Input((5,)), nn.Dense(3), nn.Dropout(1.0)]).to("cuda")
+    model.train()
+    assert not np.any(ad.value_of(model(X)).copy_to_host())
+
+
