@@ -59,17 +59,26 @@ def pair(value, name: str, minimum: int = 1) -> tuple[int, int]:
     return a, b
 
 
-def output_size(size: int, kernel: int, stride: int, padding: int, dilation: int, what: str) -> int:
+def output_size(size: int, kernel: int, stride: int, padding: int, dilation: int, what: str, hint: str = "") -> int:
     """floor((size + 2 padding - dilation (kernel - 1) - 1) / stride) + 1, which must be >= 1.
 
     The output length of a window sliding over one axis (torch's formula for conv2d and pooling);
-    ``what`` says where, for the error when the window does not fit.
+    ``what`` says where, for the error when the window does not fit, and ``hint`` ends that error.
     """
     out = _slide(size, kernel, stride, padding, dilation)
     if out < 1:
         raise ValueError(f"{what}: the output would be empty: input size {size} with padding {padding} is smaller "
-                         f"than the (dilated) kernel {dilation * (kernel - 1) + 1}")
+                         f"than the (dilated) kernel {dilation * (kernel - 1) + 1}{hint}")
     return out
+
+
+def channels_last_hint(channels, height, width) -> str:
+    """For an image (C, H, W) that looks like Keras's channels-last (H, W, C) (last size 1 or 3, first
+    over 4), the end of a message saying so; else ''. ``channels`` None: unknown, ''."""
+    if channels is None or width not in (1, 3) or channels <= 4:
+        return ""
+    return (f"; the layout is channels-first (channels, height, width), and ({channels}, {height}, {width}) looks "
+            f"channels-last (Keras's default): use ({width}, {channels}, {height})")
 
 
 def _slide(size, kernel, stride, padding, dilation):
@@ -136,14 +145,16 @@ class ConvGeometry:
         _store(self, stride=pair(self.stride, "stride", 1), padding=pair(self.padding, "padding", 0),
                dilation=pair(self.dilation, "dilation", 1), groups=int(groups))
 
-    def output_hw(self, height: int, width: int, kernel, of: str = "the input") -> tuple[int, int]:
+    def output_hw(self, height: int, width: int, kernel, of: str = "the input", channels=None) -> tuple[int, int]:
         """(Ho, Wo) for a (kh, kw) kernel over a (height, width) input, each >= 1 or a ValueError:
-        Ho = floor((H + 2 ph - dh (kh - 1) - 1) / sh) + 1, likewise Wo. ``of`` names the input."""
+        Ho = floor((H + 2 ph - dh (kh - 1) - 1) / sh) + 1, likewise Wo. ``of`` names the input; with its
+        ``channels``, the error also says when (channels, height, width) looks channels-last."""
         (kh, kw), (sh, sw), (ph, pw), (dh, dw) = kernel, self.stride, self.padding, self.dilation
         ho, wo = _slide(height, kh, sh, ph, dh), _slide(width, kw, sw, pw, dw)
         if ho < 1 or wo < 1:          # the messages are written only when needed (this runs on every call)
-            output_size(height, kh, sh, ph, dh, f"conv2d over the height of {of} (H={height}) with kh={kh}")
-            output_size(width, kw, sw, pw, dw, f"conv2d over the width of {of} (W={width}) with kw={kw}")
+            hint = channels_last_hint(channels, height, width)
+            output_size(height, kh, sh, ph, dh, f"conv2d over the height of {of} (H={height}) with kh={kh}", hint)
+            output_size(width, kw, sw, pw, dw, f"conv2d over the width of {of} (W={width}) with kw={kw}", hint)
         return ho, wo
 
 
@@ -168,13 +179,15 @@ class PoolGeometry:
                              f"{kernel}")
         _store(self, kernel_size=kernel, stride=stride, padding=padding)
 
-    def output_hw(self, height: int, width: int, of: str = "the input") -> tuple[int, int]:
-        """(Ho, Wo), Ho = floor((H + 2 ph - kh) / sh) + 1 (likewise Wo), each >= 1 or a ValueError."""
+    def output_hw(self, height: int, width: int, of: str = "the input", channels=None) -> tuple[int, int]:
+        """(Ho, Wo), Ho = floor((H + 2 ph - kh) / sh) + 1 (likewise Wo), each >= 1 or a ValueError (with
+        ``channels``, saying when (channels, height, width) looks channels-last)."""
         (kh, kw), (sh, sw), (ph, pw) = self.kernel_size, self.stride, self.padding
         ho, wo = _slide(height, kh, sh, ph, 1), _slide(width, kw, sw, pw, 1)
         if ho < 1 or wo < 1:          # the messages are written only when needed (this runs on every call)
-            output_size(height, kh, sh, ph, 1, f"pooling over the height of {of} (H={height}) with kh={kh}")
-            output_size(width, kw, sw, pw, 1, f"pooling over the width of {of} (W={width}) with kw={kw}")
+            hint = channels_last_hint(channels, height, width)
+            output_size(height, kh, sh, ph, 1, f"pooling over the height of {of} (H={height}) with kh={kh}", hint)
+            output_size(width, kw, sw, pw, 1, f"pooling over the width of {of} (W={width}) with kw={kw}", hint)
         return ho, wo
 
 

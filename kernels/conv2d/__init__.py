@@ -71,7 +71,7 @@ def _output_shape(x_shape, w_shape, geometry, x_name):
                          f"with C={c} channels and groups={groups}, got w.shape {tuple(w_shape)}")
     if f % groups != 0:
         raise ValueError(f"groups={groups} must divide the number of filters F: w has F={f} (w.shape[0])")
-    return (n, f, *geometry.output_hw(height, width, (kh, kw), of=x_name))
+    return (n, f, *geometry.output_hw(height, width, (kh, kw), of=x_name, channels=c))
 
 
 def _check_g(g, expected):

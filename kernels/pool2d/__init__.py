@@ -103,7 +103,7 @@ def _checked_input(x, geometry, backend):
 def _output_shape(input_shape, geometry, of):
     """(N, C, Ho, Wo), each side floor((size + 2 padding - kernel) / stride) + 1, which must be >= 1."""
     n, c, h, w = input_shape
-    return (n, c, *geometry.output_hw(h, w, of=of))
+    return (n, c, *geometry.output_hw(h, w, of=of, channels=c))
 
 
 def _argmax(argmax, g, input_shape, module):

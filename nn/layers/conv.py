@@ -90,7 +90,7 @@ class Conv2D(Activated):
         self.add_weight("weight", shape, c["kernel_initializer"])
         self.bias = self.add_weight("bias", (c["filters"],), c["bias_initializer"]) if c["use_bias"] else None
         return (c["filters"], *self.geometry.output_hw(height, width, tuple(c["kernel_size"]),
-                                                       of=f"Conv2D's input of shape {input_shape}"))
+                                                       of=f"Conv2D's input of shape {input_shape}", channels=channels))
 
     def _linear(self, x):
         return F.conv2d(x, self.weight, self.bias, geometry=self.geometry)
@@ -114,7 +114,7 @@ class _Pool(Layer):
 
     def _build(self, input_shape):
         height, width = _image_hw(self, input_shape)
-        return (input_shape[0], *self.geometry.output_hw(height, width,
+        return (input_shape[0], *self.geometry.output_hw(height, width, channels=input_shape[0],
                                                          of=f"{type(self).__name__}'s input of shape {input_shape}"))
 
 

@@ -59,3 +59,28 @@ def test_the_dropout_mask_of_rate_one_is_zeros_on_the_host_and_on_the_device():
     assert not np.any(ad.value_of(model(X)).copy_to_host())
 
 
+# --- 2. Keras's channels-last input shape ----------------------------------------------------------------------
+
+def test_a_channels_last_input_shape_is_named_and_the_channels_first_one_suggested():
+    with pytest.raises(ValueError, match=r"the output would be empty.*\(28, 28, 1\) looks channels-last.*"
+                                         r"use \(1, 28, 28\)$"):
+        nn.models.keras_mnist_cnn(input_shape=(28, 28, 1))
+    with pytest.raises(ValueError, match=r"channels-first \(channels, height, width\).*use \(3, 32, 32\)$"):
+        nn.Sequential([nn.Input((32, 32, 3)), nn.Conv2D(8, 5)])
+    with pytest.raises(ValueError, match=r"^pooling over the width.*use \(1, 28, 28\)$"):
+        nn.Sequential([nn.Input((28, 28, 1)), nn.MaxPool2D(2)])
+    assert nn.models.keras_mnist_cnn(input_shape=(1, 28, 28)).count_params() == 34826
+
+
+def test_an_input_too_small_but_not_channels_last_gets_no_layout_hint():
+    with pytest.raises(ValueError, match=r"the output would be empty") as info:
+        nn.Sequential([nn.Input((1, 2, 2)), nn.Conv2D(4, 3)])
+    assert "channels" not in str(info.value)
+
+
+def test_a_kernel_call_on_channels_last_images_gets_the_hint_too():
+    with pytest.raises(ValueError, match=r"\(8, 8, 3\) looks channels-last.*use \(3, 8, 8\)$"):
+        kernels.conv2d_forward(np.ones((2, 8, 8, 3), np.float32), np.ones((4, 8, 5, 5), np.float32),
+                               backend="numpy")
+
+
