@@ -4,9 +4,14 @@
 ``loss.backward()``, ``opt.step()``. The state (momentum buffers, running averages) lives in plain
 arrays next to each parameter; ``step()`` updates parameter and state in place with one fused
 kernel per parameter (section 5.4, eqs. 5.17-5.33; see :mod:`kernels.optim` for each formula and
-where PyTorch's convention differs from the book's). The hyper-parameters are validated once, when
-the optimiser is built (or its lr changed), into the kernels' object (``self.options``, e.g. a
+where PyTorch's convention differs from the book's). The hyper-parameters are validated once per
+parameter group, when it is made (or one of its options changed), into the kernels' object (e.g. a
 ``kernels.AdamHyper``), which every step hands to the kernel as it is.
+
+Keras's habits too: ``learning_rate=`` for ``lr=``; ``Adam(learning_rate=1e-3)`` without parameters,
+given to ``model.compile`` (which gives it the model's); ``clipnorm=`` / ``clipvalue=`` /
+``global_clipnorm=`` (:mod:`nn.clip`), applied in ``step`` before the update. Parameter groups as
+torch's: ``SGD([{"params": body}, {"params": head, "lr": 0.1}], lr=0.01)``, ``opt.param_groups``.
 
 Learning-rate schedules: ``StepLR`` (multiply by gamma every step_size epochs) and
 ``ReduceLROnPlateau`` (the source material's "divide the learning rate by 10 when the validation
@@ -29,64 +34,140 @@ import numpy as np
 import kernels
 from autodiff import Tensor
 
+from .clip import CLIP_OPTIONS, clip_gradients, clip_options
+
 __all__ = ["Optimizer", "SGD", "Adagrad", "Adadelta", "RMSprop", "Adam", "AdamW", "StepLR", "ReduceLROnPlateau",
            "get", "OPTIMIZERS"]
 
 
 class Optimizer:
-    """Base class. Subclasses name their state arrays (``state_names``) and call one kernel."""
+    """Base class. Subclasses name their state arrays (``state_names``) and call one kernel.
+
+    ``params``: parameters, or torch's parameter groups (dicts with "params" and any option, which
+    overrides the optimiser's for that group), or None to be given later (``add_param_group``, which
+    ``model.compile`` calls). ``opt.param_groups`` are editable dicts: a changed option (a schedule's lr)
+    is validated and rebuilt into that group's kernels' object at the next step, and only then."""
 
     state_names: tuple = ()
     defaults: dict = {}
     hyper_type: type = None          # the kernels' hyper-parameter class, e.g. kernels.AdamHyper
 
-    def __init__(self, params, **hyper):
-        params = list(params)
-        if not params:
-            raise ValueError(f"{type(self).__name__}: the parameter list is empty")
-        for i, p in enumerate(params):   # a frozen Parameter (requires_grad=False) is accepted and skipped
-            if not (isinstance(p, Tensor) and (p.requires_grad or p.op is None)):
-                raise TypeError(f"{type(self).__name__}: parameter {i} is not a Tensor with requires_grad=True "
-                                f"(nor a frozen leaf, which is skipped), got {type(p).__name__}")
-        seen = {}
-        for i, p in enumerate(params):
-            if id(p) in seen:   # it would be updated twice per step (torch refuses it too)
-                raise ValueError(f"{type(self).__name__}: parameters {seen[id(p)]} and {i} are the same Parameter; "
-                                 f"pass each parameter once (e.g. model.parameters(), which lists shared ones once)")
-            seen[id(p)] = i
-        unknown = set(hyper) - set(self.defaults)
+    def __init__(self, params=None, **hyper):
+        name = type(self).__name__
+        if "learning_rate" in hyper:                 # Keras's name for lr
+            if "lr" in hyper:
+                raise TypeError(f"{name}: give lr or learning_rate (Keras's name for it), not both; got "
+                                f"lr={hyper['lr']!r} and learning_rate={hyper['learning_rate']!r}")
+            hyper["lr"] = hyper.pop("learning_rate")
+        clip = {k: hyper.pop(k) for k in CLIP_OPTIONS if k in hyper}
+        unknown = set(hyper) - set(type(self).defaults)
         if unknown:
-            raise TypeError(f"{type(self).__name__} got unexpected arguments {sorted(unknown)}; "
-                            f"its arguments are {sorted(self.defaults)}")
-        self.params = params
-        self.hyper = {**self.defaults, **hyper}
-        self.options = self._options(self.hyper)
-        self.steps = [0] * len(params)
-        self.state = [None] * len(params)
+            raise TypeError(f"{name} got unexpected arguments {sorted(unknown)}; its arguments are "
+                            f"{sorted(type(self).defaults)}, learning_rate (Keras's lr) and {list(CLIP_OPTIONS)}")
+        self.clip = clip_options(name, **clip)
+        self.hyper = {**type(self).defaults, **hyper}
+        self.defaults = self.hyper                   # torch's name for the options a new group starts from
+        self.options = self._options(self.hyper)     # validated even before any parameter is given
+        self.param_groups, self._built, self._group_of = [], [], []
+        self.params, self.steps, self.state = [], [], []
+        if params is None:
+            return
+        params = [params] if isinstance(params, (Tensor, dict)) else list(params)
+        if not params:
+            raise ValueError(f"{name}: the parameter list is empty")
+        for group in (params if isinstance(params[0], dict) else [{"params": params}]):
+            self.add_param_group(group)
+
+    def add_param_group(self, param_group):
+        """torch's: one more group, a dict with "params" and options overriding the optimiser's."""
+        index, name = len(self.param_groups), type(self).__name__
+        if not isinstance(param_group, dict) or "params" not in param_group:
+            raise TypeError(f"{name}: param_groups[{index}] must be a dict with 'params', got {param_group!r:.80}")
+        unknown = set(param_group) - {"params", *type(self).defaults}
+        if unknown:
+            raise TypeError(f"{name}: param_groups[{index}] has unexpected keys {sorted(unknown)}; its keys are "
+                            f"'params' and {sorted(type(self).defaults)}")
+        params = param_group["params"]
+        params = [params] if isinstance(params, Tensor) else list(params)
+        if not params:
+            raise ValueError(f"{name}: the parameter list is empty" + (f" (param_groups[{index}])" if index else ""))
+        seen = {id(p): i for i, p in enumerate(self.params)}
+        for j, p in enumerate(params, start=len(self.params)):  # frozen Parameters are accepted and skipped
+            if not (isinstance(p, Tensor) and (p.requires_grad or p.op is None)):
+                raise TypeError(f"{name}: parameter {j} is not a Tensor with requires_grad=True "
+                                f"(nor a frozen leaf, which is skipped), got {type(p).__name__}")
+            if id(p) in seen:   # it would be updated twice per step (torch refuses it too)
+                where = f"param_groups[{self._group_of[seen[id(p)]]}]" if seen[id(p)] < len(self.params) else None
+                raise ValueError(f"{name}: parameters {seen[id(p)]} and {j} are the same Parameter"
+                                 + (f" (already in {where}); a parameter may be in one group only" if where else
+                                    "; pass each parameter once (e.g. model.parameters(), which lists shared "
+                                    "ones once)"))
+            seen[id(p)] = j
+        group = {"params": params, **self.hyper, **{k: v for k, v in param_group.items() if k != "params"}}
+        key = self._key(group)
+        options = self._options(dict(zip(type(self).defaults, key)))
+        self.param_groups.append(group)
+        self._built.append((key, options))
+        self._group_of += [index] * len(params)
+        self.params += params
+        self.steps += [0] * len(params)
+        self.state += [None] * len(params)
+
+    def _key(self, group):
+        return tuple(group.get(k) for k in type(self).defaults)
 
     def _options(self, hyper):
         """The kernels' hyper-parameter object for ``hyper``, validated there (errors name the argument)."""
         return self.hyper_type(**hyper)
 
+    def _refresh(self):
+        """Rebuild the kernels' object of every group whose options changed (all checked before any is
+        kept); a state array an option now needs (momentum turned on) is added."""
+        changed = []
+        for g, group in enumerate(self.param_groups):
+            key = self._key(group)
+            if key != self._built[g][0]:
+                changed.append((g, key, self._options(dict(zip(type(self).defaults, key)))))
+        for g, key, options in changed:
+            self._built[g] = (key, options)
+            hyper = dict(zip(type(self).defaults, key))
+            for i, p in enumerate(self.params):
+                if self._group_of[i] == g and self.state[i] is not None:
+                    for state_name, array in self._new_state(p, hyper).items():
+                        self.state[i].setdefault(state_name, array)
+
     @property
     def lr(self):
-        return self.hyper["lr"]
+        """The (first group's) learning rate; setting it sets every group's (Keras's ``learning_rate``)."""
+        return self.param_groups[0]["lr"] if self.param_groups else self.hyper["lr"]
 
     @lr.setter
     def lr(self, value):
-        self.options = self._options({**self.hyper, "lr": value})
-        self.hyper["lr"] = self.options.lr
+        self._refresh()
+        checked = self._options({**self.hyper, "lr": value})
+        built = [self._options({**dict(zip(type(self).defaults, key)), "lr": value}) for key, _ in self._built]
+        self.options, self.hyper["lr"] = checked, checked.lr
+        for g, (group, options) in enumerate(zip(self.param_groups, built)):
+            group["lr"] = options.lr
+            self._built[g] = (self._key(group), options)
+
+    learning_rate = lr
 
     def zero_grad(self):
         for p in self.params:
             p.grad = None
 
-    def _new_state(self, p):
+    def _new_state(self, p, hyper):
         return {name: np.zeros_like(p.value) for name in self.state_names}
 
     def step(self):
         """Update every parameter that has a gradient (parameters without one, and frozen ones, are
-        skipped, like torch)."""
+        skipped, like torch), after the optimiser's clipping (clipnorm, clipvalue, global_clipnorm)."""
+        if not self.param_groups:
+            raise RuntimeError(f"{type(self).__name__}.step: no parameters yet; pass them "
+                               f"({type(self).__name__}(model.parameters(), ...)) or give it to model.compile")
+        self._refresh()
+        todo, grads = [], []
         for i, p in enumerate(self.params):
             if p.grad is None or not p.requires_grad:
                 continue
@@ -95,44 +176,80 @@ class Optimizer:
             if grad.shape != p.value.shape:
                 raise ValueError(f"parameter {i} ({p.name}): gradient of shape {grad.shape} for a parameter "
                                  f"of shape {p.value.shape}")
+            if self.clip is not None and kernels.is_device_array(grad):
+                raise TypeError(f"{type(self).__name__}: {self.clip[0]} takes host gradients, parameter {i} "
+                                f"({p.name}) has a CUDA device one")
+            todo.append(i)
+            grads.append(grad)
+        if self.clip is not None:
+            grads = clip_gradients(self.clip, grads)
+        for i, grad in zip(todo, grads):
+            p, g = self.params[i], self._group_of[i]
             if self.state[i] is None:
-                self.state[i] = self._new_state(p)
+                self.state[i] = self._new_state(p, dict(zip(type(self).defaults, self._built[g][0])))
             self.steps[i] += 1
-            self._update(p.value, grad, self.state[i], self.steps[i])
+            self._update(p.value, grad, self.state[i], self.steps[i], self._built[g][1])
 
-    def _update(self, param, grad, state, step):
+    def _update(self, param, grad, state, step, options):
         raise NotImplementedError
 
     def state_dict(self):
-        """{"hyper": {...}, "steps": [...], "state": {"<i>.<name>": array}} (plain values, no pickle)."""
+        """{"hyper": {...}, "param_groups": [{options..., "params": [indices]}], "steps": [...],
+        "state": {"<i>.<name>": array}} (plain values, no pickle), as torch's with its indices."""
         state = {f"{i}.{name}": array.copy() for i, s in enumerate(self.state) if s is not None
                  for name, array in s.items()}
-        return {"type": type(self).__name__, "hyper": dict(self.hyper), "steps": list(self.steps), "state": state}
+        groups, start = [], 0
+        for group in self.param_groups:
+            n = len(group["params"])
+            options = {k: v for k, v in group.items() if k != "params"}
+            groups.append({**options, "params": list(range(start, start + n))})
+            start += n
+        return {"type": type(self).__name__, "hyper": dict(self.hyper), "param_groups": groups,
+                "steps": list(self.steps), "state": state}
 
     def load_state_dict(self, state_dict):
-        """Restore hyper-parameters, step counts and state, after checking that they fit."""
-        if state_dict.get("type") != type(self).__name__:
-            raise ValueError(f"load_state_dict: state of a {state_dict.get('type')}, not a {type(self).__name__}")
+        """Restore options (per group), step counts and state, after checking that they fit."""
+        name = type(self).__name__
+        if state_dict.get("type") != name:
+            raise ValueError(f"load_state_dict: state of a {state_dict.get('type')}, not a {name}")
         steps = list(state_dict["steps"])
         if len(steps) != len(self.params):
             raise ValueError(f"load_state_dict: state for {len(steps)} parameters, this optimiser has "
                              f"{len(self.params)}")
-        new = [None] * len(self.params)
-        for key, array in state_dict["state"].items():
-            index, name = key.split(".", 1)
+        hyper = {**self.hyper, **state_dict["hyper"]}
+        options = self._options(hyper)
+        saved = state_dict.get("param_groups")        # absent in a state saved before groups: "hyper" for all
+        if saved is None:
+            saved = [dict(state_dict["hyper"]) for _ in self.param_groups]
+        elif [len(g.get("params", ())) for g in saved] != [len(g["params"]) for g in self.param_groups]:
+            raise ValueError(f"load_state_dict: groups of {[len(g.get('params', ())) for g in saved]} parameters, "
+                             f"this optimiser's have {[len(g['params']) for g in self.param_groups]}")
+        groups = []
+        for g, (group, new) in enumerate(zip(self.param_groups, saved)):
+            unknown = set(new) - {"params", *type(self).defaults}
+            if unknown:
+                raise ValueError(f"load_state_dict: param_groups[{g}] has unexpected keys {sorted(unknown)}")
+            merged = {**group, **{k: v for k, v in new.items() if k != "params"}}
+            key = self._key(merged)
+            groups.append((merged, key, self._options(dict(zip(type(self).defaults, key)))))
+        state = [None] * len(self.params)
+        for entry, array in state_dict["state"].items():
+            index, state_name = entry.split(".", 1)
             i = int(index)
-            if name not in self.state_names or not 0 <= i < len(self.params):
-                raise ValueError(f"load_state_dict: unexpected state entry {key!r}")
+            if state_name not in self.state_names or not 0 <= i < len(self.params):
+                raise ValueError(f"load_state_dict: unexpected state entry {entry!r}")
             array = np.asarray(array)
             if array.shape != self.params[i].value.shape:
-                raise ValueError(f"load_state_dict: {key} has shape {array.shape}, parameter {i} has "
+                raise ValueError(f"load_state_dict: {entry} has shape {array.shape}, parameter {i} has "
                                  f"{self.params[i].value.shape}")
-            if new[i] is None:
-                new[i] = self._new_state(self.params[i])
-            new[i][name][...] = array
-        hyper = {**self.hyper, **state_dict["hyper"]}
-        self.options = self._options(hyper)
-        self.hyper, self.steps, self.state = hyper, steps, new
+            if state[i] is None:
+                state[i] = self._new_state(self.params[i], dict(zip(type(self).defaults, groups[self._group_of[i]][1])))
+            state[i].setdefault(state_name, np.zeros_like(self.params[i].value))[...] = array
+        self.options, self.hyper, self.steps, self.state = options, hyper, steps, state
+        self.defaults = self.hyper
+        for g, (merged, key, built) in enumerate(groups):
+            self.param_groups[g].update(merged)
+            self._built[g] = (key, built)
 
     def __repr__(self):
         args = ", ".join(f"{k}={v}" for k, v in self.hyper.items())
@@ -146,11 +263,11 @@ class SGD(Optimizer):
     defaults = dict(lr=1e-3, momentum=0.0, dampening=0.0, weight_decay=0.0, nesterov=False)
     hyper_type = kernels.SGDHyper
 
-    def _new_state(self, p):
-        return super()._new_state(p) if self.hyper["momentum"] else {}
+    def _new_state(self, p, hyper):
+        return super()._new_state(p, hyper) if hyper["momentum"] else {}
 
-    def _update(self, param, grad, state, step):
-        kernels.optim.sgd_step(param, grad, state.get("momentum_buffer"), self.options, step)
+    def _update(self, param, grad, state, step, options):
+        kernels.optim.sgd_step(param, grad, state.get("momentum_buffer"), options, step)
 
 
 class Adagrad(Optimizer):
@@ -163,11 +280,11 @@ class Adagrad(Optimizer):
     def _options(self, hyper):      # the initial value fills the state; the kernel does not see it
         return super()._options({k: v for k, v in hyper.items() if k != "initial_accumulator_value"})
 
-    def _new_state(self, p):
-        return {"state_sum": np.full_like(p.value, self.hyper["initial_accumulator_value"])}
+    def _new_state(self, p, hyper):
+        return {"state_sum": np.full_like(p.value, hyper["initial_accumulator_value"])}
 
-    def _update(self, param, grad, state, step):
-        kernels.optim.adagrad_step(param, grad, state["state_sum"], self.options, step)
+    def _update(self, param, grad, state, step, options):
+        kernels.optim.adagrad_step(param, grad, state["state_sum"], options, step)
 
 
 class Adadelta(Optimizer):
@@ -177,8 +294,8 @@ class Adadelta(Optimizer):
     defaults = dict(lr=1.0, rho=0.9, eps=1e-6, weight_decay=0.0)
     hyper_type = kernels.AdadeltaHyper
 
-    def _update(self, param, grad, state, step):
-        kernels.optim.adadelta_step(param, grad, state["square_avg"], state["acc_delta"], self.options, step)
+    def _update(self, param, grad, state, step, options):
+        kernels.optim.adadelta_step(param, grad, state["square_avg"], state["acc_delta"], options, step)
 
 
 class RMSprop(Optimizer):
@@ -188,14 +305,14 @@ class RMSprop(Optimizer):
     defaults = dict(lr=1e-2, alpha=0.99, eps=1e-8, weight_decay=0.0, momentum=0.0, centered=False)
     hyper_type = kernels.RMSpropHyper
 
-    def _new_state(self, p):
-        names = ["square_avg"] + (["momentum_buffer"] if self.hyper["momentum"] else []) + \
-                (["grad_avg"] if self.hyper["centered"] else [])
+    def _new_state(self, p, hyper):
+        names = ["square_avg"] + (["momentum_buffer"] if hyper["momentum"] else []) + \
+                (["grad_avg"] if hyper["centered"] else [])
         return {name: np.zeros_like(p.value) for name in names}
 
-    def _update(self, param, grad, state, step):
+    def _update(self, param, grad, state, step, options):
         kernels.optim.rmsprop_step(param, grad, state["square_avg"], state.get("momentum_buffer"),
-                                   state.get("grad_avg"), self.options, step)
+                                   state.get("grad_avg"), options, step)
 
 
 class Adam(Optimizer):
@@ -205,13 +322,13 @@ class Adam(Optimizer):
     defaults = dict(lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, amsgrad=False)
     hyper_type = kernels.AdamHyper
 
-    def _new_state(self, p):
-        names = ["exp_avg", "exp_avg_sq"] + (["max_exp_avg_sq"] if self.hyper["amsgrad"] else [])
+    def _new_state(self, p, hyper):
+        names = ["exp_avg", "exp_avg_sq"] + (["max_exp_avg_sq"] if hyper["amsgrad"] else [])
         return {name: np.zeros_like(p.value) for name in names}
 
-    def _update(self, param, grad, state, step):
+    def _update(self, param, grad, state, step, options):
         kernels.optim.adam_step(param, grad, state["exp_avg"], state["exp_avg_sq"], state.get("max_exp_avg_sq"),
-                                self.options, step)
+                                options, step)
 
 
 class AdamW(Adam):
@@ -243,11 +360,15 @@ class StepLR:
         if int(step_size) < 1:
             raise ValueError(f"step_size must be >= 1, got {step_size!r}")
         self.optimizer, self.step_size, self.gamma = optimizer, int(step_size), float(gamma)
-        self.base_lr, self.epoch = optimizer.lr, 0
+        self.base_lrs, self.epoch = [group["lr"] for group in optimizer.param_groups], 0
 
     def step(self, metric=None):
+        """Each group's lr from its first one (a group given later, e.g. at compile, from its lr then)."""
+        groups = self.optimizer.param_groups
+        self.base_lrs += [group["lr"] for group in groups[len(self.base_lrs):]]
         self.epoch += 1
-        self.optimizer.lr = self.base_lr * self.gamma ** (self.epoch // self.step_size)
+        for group, base in zip(groups, self.base_lrs):
+            group["lr"] = base * self.gamma ** (self.epoch // self.step_size)
 
 
 class ReduceLROnPlateau:
@@ -277,5 +398,6 @@ class ReduceLROnPlateau:
         else:
             self.bad_epochs += 1
         if self.bad_epochs > self.patience:
-            self.optimizer.lr = max(self.optimizer.lr * self.factor, self.min_lr)
+            for group in self.optimizer.param_groups:     # each group's lr, as torch's
+                group["lr"] = max(group["lr"] * self.factor, self.min_lr)
             self.bad_epochs = 0

@@ -1,4 +1,5 @@
-"""Small helpers shared across nn: the one seeded generator, and the positive-count check.
+"""Small helpers shared across nn: the one seeded generator, the positive-count check, and torch.nn.utils's
+gradient clipping (``clip_grad_norm_``, ``clip_grad_value_``, from :mod:`nn.clip`).
 
 Random numbers. ``set_seed(s)`` makes initialisation, dropout, drop-connect, shuffling and
 augmentation reproducible, as ``torch.manual_seed`` does (and, as in PyTorch and Keras, dropout
@@ -25,7 +26,9 @@ import threading
 
 import numpy as np
 
-__all__ = ["set_seed", "seeded", "rng", "positive_int"]
+from .clip import clip_grad_norm_, clip_grad_value_   # torch.nn.utils's names
+
+__all__ = ["set_seed", "seeded", "rng", "positive_int", "clip_grad_norm_", "clip_grad_value_"]
 
 _generator = np.random.default_rng(0)
 

@@ -96,17 +96,27 @@ class Model(Layer):
 
     def compile(self, optimizer="rmsprop", loss="softmax_cross_entropy", metrics=None):
         """Choose the optimiser (an ``nn.optim`` one or its name; Keras's default "rmsprop"), the loss
-        (a name of ``nn.training.LOSSES`` or ``f(output, y)``) and ``metrics`` (None or ["accuracy"])."""
+        (a name of ``nn.training.LOSSES`` or ``f(output, y)``) and ``metrics`` (None or ["accuracy"]). An
+        optimiser made without parameters (Keras's ``Adam(learning_rate=...)``) gets the model's here, or at
+        the first fit when the model is not built yet."""
         if not (callable(loss) or loss in LOSSES):
             raise ValueError(f"compile: loss must be one of {LOSSES} or a function(output, y), got {loss!r}")
-        if isinstance(optimizer, str) and optimizer not in optimisers.OPTIMIZERS:
+        if not (isinstance(optimizer, optimisers.Optimizer) or (isinstance(optimizer, str)
+                                                                and optimizer in optimisers.OPTIMIZERS)):
             raise ValueError(f"compile: optimizer must be one of {list(optimisers.OPTIMIZERS)} or an nn.optim "
-                             f"optimiser, got {optimizer!r}")
+                             f"optimiser, got {optimizer!r:.80}")
         metrics = list(metrics or [])
         unknown = [m for m in metrics if m not in METRICS]
         if unknown:
             raise ValueError(f"compile: metrics may only hold 'accuracy', got {unknown}")
         object.__setattr__(self, "_compiled", {"optimizer": optimizer, "loss": loss, "metrics": metrics})
+        self._bind_optimizer()
+
+    def _bind_optimizer(self):
+        """Give a compiled optimiser that has no parameters yet the model's, once the model is built."""
+        optimizer = self._compiled["optimizer"]
+        if isinstance(optimizer, optimisers.Optimizer) and not optimizer.param_groups and self.built:
+            optimizer.add_param_group({"params": self.parameters()})
 
     def _compile_state(self, method):
         compiled = getattr(self, "_compiled", None)
@@ -114,6 +124,7 @@ class Model(Layer):
             raise RuntimeError(f"{method}: call model.compile(optimizer=..., loss=...) first (as in Keras)")
         if isinstance(compiled["optimizer"], str):   # made once, so a second fit keeps its state
             compiled["optimizer"] = optimisers.get(compiled["optimizer"], self.parameters())
+        self._bind_optimizer()
         return compiled
 
     def fit(self, x, y, batch_size=None, epochs=1, verbose="auto", callbacks=None, validation_split=0.0,

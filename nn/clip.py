@@ -1,0 +1,121 @@
+"""Gradient clipping: torch.nn.utils's ``clip_grad_norm_`` and ``clip_grad_value_`` (``nn.utils`` has
+them), and the Keras options ``clipnorm`` / ``clipvalue`` / ``global_clipnorm`` that every ``nn.optim``
+optimiser takes and applies in ``step``, before the update.
+
+>>> import numpy as np, nn
+>>> w = nn.Parameter(np.zeros(2, np.float32)); w.grad = np.array([3.0, 4.0], np.float32)
+>>> nn.utils.clip_grad_norm_([w], max_norm=1.0)    # the norm before clipping, as torch returns it
+5.0
+>>> w.grad.round(4)
+array([0.6, 0.8], dtype=float32)
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+import kernels
+from autodiff import Tensor
+
+__all__ = ["clip_grad_norm_", "clip_grad_value_", "clip_options", "clip_gradients"]
+
+#: Keras's clipping options, of which an optimiser takes at most one.
+CLIP_OPTIONS = ("clipnorm", "clipvalue", "global_clipnorm")
+
+
+def _limit(value, name, who, inf_allowed=False):
+    """``value`` as a float >= 0 (inf when allowed), or a one-line error naming ``name``."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        number = math.nan
+    if math.isnan(number) or number < 0 or (math.isinf(number) and not inf_allowed) or isinstance(value, bool):
+        raise ValueError(f"{who}: {name} must be a number >= 0{' or inf' if inf_allowed else ''}, got {value!r}")
+    return number
+
+
+def _with_grads(parameters, who):
+    """The parameters (one Tensor or an iterable of them) that have a host gradient."""
+    params = [parameters] if isinstance(parameters, Tensor) else list(parameters)
+    for i, p in enumerate(params):
+        if not isinstance(p, Tensor):
+            raise TypeError(f"{who}: parameters[{i}] must be a Tensor, got {type(p).__name__}")
+        if p.grad is not None and kernels.is_device_array(p.grad):
+            raise TypeError(f"{who}: parameters[{i}] has a CUDA device gradient; clipping takes host gradients "
+                            f"(train on the CPU, or clip after grad.copy_to_host())")
+    return [p for p in params if p.grad is not None]
+
+
+def _total_norm(grads, norm_type):
+    """The ``norm_type``-norm of all gradients together (one long vector), in float64."""
+    if not grads:
+        return 0.0
+    norms = [np.linalg.norm(np.ravel(np.asarray(g, dtype=np.float64)), ord=norm_type) for g in grads]
+    return float(np.linalg.norm(np.array(norms), ord=norm_type))
+
+
+def _scale_in_place(p, factor):
+    g = p.grad
+    if isinstance(g, np.ndarray) and g.flags.writeable and g.dtype.kind == "f":
+        g *= g.dtype.type(factor)
+    else:
+        p.grad = np.multiply(g, factor)
+
+
+def clip_grad_norm_(parameters, max_norm, norm_type=2.0, error_if_nonfinite=False):
+    """torch's: scale every gradient in place by ``max_norm / (total_norm + 1e-6)`` when that is below 1,
+    ``total_norm`` being the ``norm_type``-norm of all gradients together; returns ``total_norm``."""
+    who = "clip_grad_norm_"
+    max_norm = _limit(max_norm, "max_norm", who)
+    norm_type = _limit(norm_type, "norm_type", who, inf_allowed=True)
+    if norm_type == 0:
+        raise ValueError(f"{who}: norm_type must be > 0 (or inf), got {norm_type!r}")
+    params = _with_grads(parameters, who)
+    total = _total_norm([p.grad for p in params], norm_type)
+    if error_if_nonfinite and not math.isfinite(total):
+        raise RuntimeError(f"{who}: the total norm of order {norm_type} of the gradients is {total}; "
+                           f"pass error_if_nonfinite=False to clip anyway")
+    factor = max_norm / (total + 1e-6)
+    if factor < 1:
+        for p in params:
+            _scale_in_place(p, factor)
+    return total
+
+
+def clip_grad_value_(parameters, clip_value):
+    """torch's: clip every gradient element into [-clip_value, clip_value], in place."""
+    clip_value = _limit(clip_value, "clip_value", "clip_grad_value_")
+    for p in _with_grads(parameters, "clip_grad_value_"):
+        g = p.grad
+        if isinstance(g, np.ndarray) and g.flags.writeable and g.dtype.kind == "f":
+            np.clip(g, -clip_value, clip_value, out=g)
+        else:
+            p.grad = np.clip(g, -clip_value, clip_value)
+
+
+def clip_options(who, clipnorm=None, clipvalue=None, global_clipnorm=None):
+    """An optimiser's clipping, checked: None or (name, limit); Keras allows one of the three."""
+    given = {name: value for name, value in zip(CLIP_OPTIONS, (clipnorm, clipvalue, global_clipnorm))
+             if value is not None}
+    if len(given) > 1:
+        raise ValueError(f"{who}: give at most one of clipnorm, clipvalue, global_clipnorm (as Keras), "
+                         f"got {', '.join(f'{k}={v!r}' for k, v in given.items())}")
+    if not given:
+        return None
+    (name, value), = given.items()
+    return name, _limit(value, name, who)
+
+
+def clip_gradients(clip, grads):
+    """Keras's clipping of ``grads`` (host arrays), as new arrays: ``clipnorm`` rescales each gradient to
+    norm <= c (g * c / max(|g|, c)), ``global_clipnorm`` all of them together, ``clipvalue`` clips each
+    element into [-c, c]."""
+    name, limit = clip
+    if name == "clipvalue":
+        return [np.clip(g, -limit, limit) for g in grads]
+    if name == "clipnorm":
+        norms = [_total_norm([g], 2.0) for g in grads]
+    else:
+        norms = [_total_norm(grads, 2.0)] * len(grads)
+    return [g if norm <= limit else g * g.dtype.type(limit / norm) for g, norm in zip(grads, norms)]
