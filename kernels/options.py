@@ -73,9 +73,9 @@ def output_size(size: int, kernel: int, stride: int, padding: int, dilation: int
 
 
 def channels_last_hint(channels, height, width) -> str:
-    """For an image (C, H, W) that looks like Keras's channels-last (H, W, C) (last size 1 or 3, first
-    over 4), the end of a message saying so; else ''. ``channels`` None: unknown, ''."""
-    if channels is None or width not in (1, 3) or channels <= 4:
+    """For an image (C, H, W) that looks like Keras's channels-last (H, W, C) (last size 1 or 3, the first
+    two over 4), the end of a message saying so; else ''. ``channels`` None: unknown, ''."""
+    if channels is None or width not in (1, 3) or channels <= 4 or height <= 4:
         return ""
     return (f"; the layout is channels-first (channels, height, width), and ({channels}, {height}, {width}) looks "
             f"channels-last (Keras's default): use ({width}, {channels}, {height})")

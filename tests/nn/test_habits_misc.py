@@ -76,6 +76,9 @@ def test_an_input_too_small_but_not_channels_last_gets_no_layout_hint():
     with pytest.raises(ValueError, match=r"the output would be empty") as info:
         nn.Sequential([nn.Input((1, 2, 2)), nn.Conv2D(4, 3)])
     assert "channels" not in str(info.value)
+    with pytest.raises(ValueError, match=r"the output would be empty") as info:       # a sequence: (C, 1, L) inside
+        F.conv1d(np.ones((2, 16, 3), np.float32), np.ones((4, 16, 5), np.float32))
+    assert "channels" not in str(info.value)
 
 
 def test_a_kernel_call_on_channels_last_images_gets_the_hint_too():
