@@ -1,7 +1,9 @@
 """Saving and loading models: one safetensors file, written atomically, read without trusting it.
 
 ``save(model, "digits")`` writes ``digits.safetensors``: every parameter and buffer as a tensor,
-and the architecture, the declared state and your metadata as JSON in the file's metadata.
+and the architecture, the declared state and your metadata as JSON in the file's metadata. A name
+in another library's format (``mnist.keras``, ``.h5``, ``.pt``, ``.pth``, ``.npz``, ``.pkl``...) is
+refused before anything is written: the file would not be one.
 `safetensors <https://huggingface.co/docs/safetensors>`_ is a format made so that loading never
 runs code (a JSON header, then raw little-endian arrays; read here through ``safetensors.numpy``,
 no torch). The file is written all or nothing, as a database writes: a temporary file in the same
@@ -47,13 +49,16 @@ from .module import LAYERS, from_spec, layer_spec, parameter_budget
 from .schema import CHILD_KEYS, FORMAT, ModelFileError, brief, check_description
 
 __all__ = ["save", "load", "load_weights", "read_metadata", "ModelFileError", "FORMAT", "VERSION", "SUFFIX",
-           "MAX_BYTES"]
+           "FOREIGN_SUFFIXES", "MAX_BYTES"]
 
 VERSION = 2
 SUFFIX = ".safetensors"
 MAX_BYTES = 1 << 31          # the stored arrays a file may imply in all (2 GiB), unless load(max_bytes=...)
 MAX_HEADER = 16 << 20        # a safetensors header (JSON) of at most 16 MiB
 _DTYPES = {"F16": "float16", "F32": "float32", "F64": "float64"}
+# other libraries' model files (Keras, HDF5, PyTorch, NumPy, pickle, ONNX, TensorFlow...): nn.save refuses them
+FOREIGN_SUFFIXES = frozenset({".keras", ".h5", ".hdf5", ".pt", ".pth", ".ckpt", ".bin", ".npz", ".npy", ".json",
+                              ".pkl", ".pickle", ".joblib", ".onnx", ".pb", ".tflite"})
 
 
 # --- writing ---------------------------------------------------------------------------------------
@@ -62,6 +67,16 @@ def _target(path) -> Path:
     path = Path(path)
     return path if path.suffix == SUFFIX else path.with_suffix(SUFFIX) if path.suffix in (".npz", ".json") \
         else path.with_name(path.name + SUFFIX)
+
+
+def _save_target(path) -> Path:
+    """Where ``save`` writes: ``_target(path)``, unless the name ends in another library's suffix."""
+    path = Path(path)
+    if path.suffix.lower() in FOREIGN_SUFFIXES:
+        raise ValueError(f"save: path {str(path)!r} ends in {path.suffix!r}, but nn.save writes {SUFFIX} files: "
+                         f"give {str(path.with_suffix(SUFFIX))!r} or a name without a suffix"
+                         + (" (nn.export_onnx writes ONNX)" if path.suffix.lower() == ".onnx" else ""))
+    return _target(path)
 
 
 def _fsync_folder(folder: Path):
@@ -145,9 +160,10 @@ def save(model, path, metadata=None) -> str:
 
     Everything is prepared in memory first: a model that cannot be described in JSON (a layer
     configured with a function, say) or names a class ``nn.load`` does not know (one not registered
-    with ``@nn.module.register``) raises before anything is written.
+    with ``@nn.module.register``) raises before anything is written, as does a ``path`` in another
+    library's format (``FOREIGN_SUFFIXES``: "mnist.keras", "model.pt"...).
     """
-    target = _target(path)
+    target = _save_target(path)
     architecture = layer_spec(model)
     _check_registered(model, architecture)
     on_host = model if device.device_of(model) == "cpu" else device.host_copy(model)   # the same file either way

@@ -87,3 +87,26 @@ def test_a_kernel_call_on_channels_last_images_gets_the_hint_too():
                                backend="numpy")
 
 
+# --- 3. model.save("mnist.keras") ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("suffix", [".keras", ".h5", ".pt", ".pth", ".npz", ".pkl", ".PT"])
+def test_saving_under_another_librarys_suffix_is_refused_before_anything_is_written(suffix, tmp_path):
+    model = nn.Sequential([nn.Input((3,)), nn.Dense(2)])
+    path = tmp_path / f"mnist{suffix}"
+    expected = rf"^save: path '{path}' ends in '{suffix}', but nn.save writes .safetensors files: give " \
+               rf"'{tmp_path / 'mnist.safetensors'}' or a name without a suffix$"
+    with pytest.raises(ValueError, match=expected):
+        model.save(path)
+    with pytest.raises(ValueError, match=expected):
+        nn.save(model, str(path))
+    assert os.listdir(tmp_path) == []
+
+
+def test_a_name_without_a_foreign_suffix_is_saved_as_before(tmp_path):
+    model = nn.Sequential([nn.Input((3,)), nn.Dense(2)])
+    assert model.save(tmp_path / "mnist") == str(tmp_path / "mnist.safetensors")
+    assert model.save(tmp_path / "mnist.safetensors") == str(tmp_path / "mnist.safetensors")
+    assert model.save(tmp_path / "mnist.v2") == str(tmp_path / "mnist.v2.safetensors")
+    assert sorted(os.listdir(tmp_path)) == ["mnist.safetensors", "mnist.v2.safetensors"]
+
+
