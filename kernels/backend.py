@@ -2,7 +2,8 @@
 
 The default is "cpu". Choose per call (``backend="numpy"``), for a block of code
 (``with kernels.use_backend("cuda"): ...``) or for the session (``kernels.set_backend("cuda")``).
-"cuda" needs ``numba.cuda.is_available()``: a CUDA GPU and driver, or the Numba CUDA simulator
+"cuda" needs numba-cuda (the ``cuda`` extra: ``pip install 'chainrule[cuda]'``) and
+``numba.cuda.is_available()``: a CUDA GPU and driver, or the Numba CUDA simulator
 (``NUMBA_ENABLE_CUDASIM=1`` set before numba is imported; correct but very slow).
 
 The dispatch itself is a static table in each family's package, e.g. ``kernels.conv2d.IMPLEMENTATIONS
@@ -23,12 +24,14 @@ from __future__ import annotations
 import contextlib
 import functools
 import importlib
+import importlib.util
 import threading
 
 from . import runtime
 from ._checks import host_only, is_device_array
 
 BACKENDS = ("numpy", "cpu", "cuda")
+INSTALL_CUDA = "pip install 'chainrule[cuda]'"     # numba-cuda, an extra: the core install runs on the CPU
 
 
 class _State(threading.local):
@@ -47,12 +50,29 @@ def _check_name(name):
         raise ValueError(f"backend must be one of {BACKENDS}, got {name!r}")
 
 
-def cuda_available() -> bool:
-    """Whether numba.cuda can run kernels here (a GPU, or the simulator)."""
+@functools.cache
+def _numba_cuda_installed() -> bool:
+    return importlib.util.find_spec("numba_cuda") is not None
+
+
+def cuda_import_error() -> str | None:
+    """Why the CUDA kernels cannot load here, or None: numba-cuda (the ``cuda`` extra) is not installed
+    (Numba's own deprecated ``numba.cuda``, which it then falls back to, is not the one they are written
+    for), or ``numba.cuda`` does not import."""
+    if not _numba_cuda_installed():
+        return "numba-cuda is not installed"
     try:
-        from numba import cuda
-    except ImportError:
+        from numba import cuda  # noqa: F401
+    except ImportError as exc:
+        return f"numba.cuda does not import: {exc}"
+    return None
+
+
+def cuda_available() -> bool:
+    """Whether numba-cuda's numba.cuda can run kernels here (a GPU, or the simulator)."""
+    if cuda_import_error() is not None:
         return False
+    from numba import cuda
     try:
         return bool(cuda.is_available())
     except Exception:  # a broken driver install reports through exceptions
@@ -61,6 +81,9 @@ def cuda_available() -> bool:
 
 def _require(name):
     if name == "cuda" and not cuda_available():
+        if (why := cuda_import_error()) is not None:
+            raise BackendUnavailable(f"backend 'cuda' needs the cuda extra ({why}): {INSTALL_CUDA}, "
+                                     f"or use backend='cpu'")
         raise BackendUnavailable(
             "backend 'cuda' was asked for, but numba.cuda.is_available() is False: no CUDA GPU and driver "
             "were found (and the simulator is off). Use backend='cpu', or set NUMBA_ENABLE_CUDASIM=1 before "

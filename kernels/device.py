@@ -29,9 +29,14 @@ from __future__ import annotations
 import operator
 
 import numpy as np
-from numba import cuda
 
 from ._checks import is_device_array
+from .backend import INSTALL_CUDA, cuda_import_error
+
+if (_why := cuda_import_error()) is not None:      # numba-cuda is the `cuda` extra; the core install is CPU only
+    raise ImportError(f"kernels.device needs the cuda extra ({_why}): {INSTALL_CUDA}")
+
+from numba import cuda  # noqa: E402  (numba-cuda's, checked just above)
 
 __all__ = ["DeviceArray", "to_device", "to_host", "zeros", "full", "raw", "wrap", "launch_config", "on_device"]
 

@@ -110,3 +110,55 @@ def test_a_name_without_a_foreign_suffix_is_saved_as_before(tmp_path):
     assert sorted(os.listdir(tmp_path)) == ["mnist.safetensors", "mnist.v2.safetensors"]
 
 
+# --- 4. an install without numba-cuda (the `cuda` extra) -------------------------------------------------------
+
+NO_CUDA = textwrap.dedent("""
+    import json, sys
+    for name in sys.argv[1:]:                   # as if numba-cuda were not installed
+        sys.modules[name] = None
+    import numpy as np
+    import autodiff, kernels, nn
+    import nn.functional as F
+    out = {}
+    nn.set_seed(0)
+    model = nn.models.digits_cnn()
+    optimizer = nn.optim.Adam(model.parameters(), lr=1e-3)
+    x = np.random.default_rng(0).random((8, 1, 8, 8), dtype=np.float32)
+    y = np.arange(8) % 10
+    before = [np.array(p.value) for p in model.parameters()]
+    loss = F.softmax_cross_entropy(model(x), y)
+    loss.backward()
+    optimizer.step()
+    out["loss"] = float(autodiff.value_of(loss))
+    out["moved"] = all(not np.array_equal(b, p.value) for b, p in zip(before, model.parameters()))
+    out["cuda loaded"] = sys.modules.get("numba.cuda") is not None   # the CPU path never loads it
+    for name, call in [("to", lambda: model.to("cuda")), ("backend", lambda: kernels.set_backend("cuda")),
+                       ("device", lambda: kernels.device.to_device(x))]:
+        try:
+            call()
+            out[name] = "no error"
+        except Exception as exc:
+            out[name] = f"{type(exc).__name__}: {exc}"
+    print(json.dumps(out))
+""")
+
+
+# numba_cuda alone: what a core install has (numba.cuda is then Numba's own deprecated built-in, which runs the
+# simulator that the tests' NUMBA_ENABLE_CUDASIM=1 turns on, but is not the one the kernels are written for);
+# numba.cuda too: nothing CUDA imports at all.
+@pytest.mark.parametrize("blocked, why", [(["numba_cuda"], "numba-cuda is not installed"),
+                                          (["numba_cuda", "numba.cuda"], "numba-cuda is not installed"),
+                                          (["numba.cuda"], "numba.cuda does not import: import of numba.cuda halted")])
+def test_without_numba_cuda_training_runs_on_the_cpu_and_the_device_says_how_to_install_it(blocked, why):
+    done = subprocess.run([sys.executable, "-c", NO_CUDA, *blocked], capture_output=True, text=True, timeout=300,
+                          cwd=os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+    assert done.returncode == 0, done.stderr
+    out = json.loads(done.stdout.strip().splitlines()[-1])
+    assert np.isfinite(out["loss"]) and out["moved"] and not out["cuda loaded"]
+    needs = f"backend 'cuda' needs the cuda extra ({why}"
+    install = "): pip install 'chainrule[cuda]'"
+    for name in ("to", "backend"):
+        assert out[name].startswith(f"BackendUnavailable: {needs}") and install in out[name], out[name]
+        assert "\n" not in out[name]
+    assert out["device"].startswith(f"ImportError: kernels.device needs the cuda extra ({why}"), out["device"]
+    assert out["device"].endswith(install), out["device"]
