@@ -17,7 +17,7 @@ import math
 import os
 
 from . import optim as optimisers
-from .io import save
+from .io import _save_target, save
 
 __all__ = ["Callback", "EarlyStopping", "ModelCheckpoint", "LearningRateScheduler", "TerminateOnNaN", "CSVLogger"]
 
@@ -94,6 +94,7 @@ class ModelCheckpoint(Callback):
     ``monitor`` improves with ``save_best_only``. ``path`` may contain ``{epoch}``."""
 
     def __init__(self, path, monitor="val_loss", save_best_only=False, mode="auto"):
+        _save_target(str(path).format(epoch=1))        # a name nn.save refuses is refused now, not after an epoch
         self.path, self.monitor, self.save_best_only = str(path), monitor, save_best_only
         self.mode = _monitor_mode(monitor, mode)
         self.best = None

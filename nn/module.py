@@ -426,7 +426,7 @@ def check_layer_name(owner, name):
 
 
 def _snake(name):
-    return re.sub(r"(?<=[a-z0-9])([A-Z])", r"_\1", name).lower().replace("2_d", "2d")
+    return re.sub(r"(?<=[a-z0-9])([A-Z])", r"_\1", name).lower().replace("1_d", "1d").replace("2_d", "2d")
 
 
 def assign_names(layers, owner="Sequential"):

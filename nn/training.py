@@ -274,8 +274,11 @@ def fit(model, data, loss="softmax_cross_entropy", optimizer="adam", epochs=1, b
         raise ValueError("fit: class_weight/sample_weight need a named loss (one of LOSSES), got a function")
     if isinstance(optimizer, str):
         optimizer = optimisers.get(optimizer, model.parameters(), **({} if lr is None else {"lr": lr}))
-    elif lr is not None:
-        optimizer.lr = lr
+    else:
+        if isinstance(optimizer, optimisers.Optimizer) and not optimizer.param_groups:
+            optimizer.add_param_group({"params": model.parameters()})   # Keras's Adam(learning_rate=...)
+        if lr is not None:
+            optimizer.lr = lr
     objective = loss_function(model, loss)
     rng = utils.rng(seed)
     callbacks = list(callbacks)

@@ -214,3 +214,8 @@ def test_a_sequence_model_on_the_device_predicts_and_trains_as_on_the_host():
     after = nn.predict(host, x)
     assert np.abs(after - nn.predict(build(), x)).max() > 1e-3              # the step changed something
     np.testing.assert_allclose(nn.predict(gpu, x), after, rtol=1e-4, atol=1e-5)
+
+
+def test_unnamed_1d_layers_are_named_as_their_2d_counterparts():
+    model = nn.Sequential([nn.Input((2, 16)), nn.Conv1D(4, 3), nn.MaxPool1D(2), nn.Conv1D(4, 3), nn.Flatten()])
+    assert [layer.name for layer in model.layers[1:4]] == ["conv1d", "max_pool1d", "conv1d_1"]   # as conv2d, max_pool2d

@@ -302,3 +302,15 @@ def test_only_one_clipping_option_and_it_must_be_a_limit():
         nn.optim.Adam([_param([1.0])], clipnorm=1.0, clipvalue=0.5)
     with pytest.raises(ValueError, match="SGD: global_clipnorm must be a number >= 0, got 'big'"):
         nn.optim.SGD([_param([1.0])], global_clipnorm="big")
+
+
+def test_nn_fit_gives_an_optimiser_made_first_the_models_parameters():
+    x, y = _blobs()
+    nn.set_seed(0)
+    model = _keras_model()
+    model.build((2,))
+    opt = nn.optim.Adam(learning_rate=1e-2)
+    history = nn.fit(model, (x, y), loss="sparse_categorical_crossentropy", optimizer=opt, epochs=3, batch_size=16,
+                     verbose=0, seed=0)
+    assert [id(p) for p in opt.param_groups[0]["params"]] == [id(p) for p in model.parameters()]
+    assert history.history["loss"][-1] < history.history["loss"][0]

@@ -194,3 +194,10 @@ def test_csv_logger_writes_epoch_and_every_metric_and_appends(tmp_path):
     model.fit(x, y, epochs=2, verbose=0, callbacks=[nn.CSVLogger(path, separator=";", append=True)])
     rows = list(csv.reader(path.open(), delimiter=";"))
     assert len(rows) == 6 and [r[0] for r in rows[4:]] == ["0", "1"] and len(rows[5]) == 4     # no header again
+
+
+@pytest.mark.parametrize("path", ["best.keras", "epoch{epoch}.h5", "model.pt"])
+def test_model_checkpoint_refuses_another_librarys_suffix_when_made(path, tmp_path):
+    with pytest.raises(ValueError, match="nn.save writes .safetensors files"):
+        nn.ModelCheckpoint(tmp_path / path)
+    nn.ModelCheckpoint(tmp_path / "epoch{epoch}")                   # a name without a suffix is fine
