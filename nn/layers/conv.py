@@ -53,8 +53,24 @@ def _image_hw(layer, input_shape):
     return input_shape[1:]
 
 
+class Convolution(Activated):
+    """What Conv2D and Conv1D share: ``convolve`` (F.conv2d or F.conv1d) with the layer's geometry, built
+    once, and the ReLU fused into it."""
+
+    convolve = None
+
+    def _linear(self, x):
+        return self.convolve(x, self.weight, self.bias, geometry=self.geometry)
+
+    def forward(self, x, pre_activation=False):
+        if self.activation == "relu" and not pre_activation:   # the ReLU fused into the convolution
+            self._check_input(x)
+            return self.convolve(x, self.weight, self.bias, geometry=self.geometry, activation="relu")
+        return super().forward(x, pre_activation)
+
+
 @register
-class Conv2D(Activated):
+class Conv2D(Convolution):
     """2-D convolution, weight (filters, C/groups, kh, kw), bias (filters,); Keras's arguments.
 
     Default initialisation as in Keras: Glorot-uniform weights (eq. 5.1), zero bias; pass
@@ -63,6 +79,8 @@ class Conv2D(Activated):
     """
 
     same_dtype = True
+
+    convolve = staticmethod(F.conv2d)
 
     def __init__(self, filters, kernel_size, stride=1, padding=0, dilation=1, groups=1, activation=None,
                  use_bias=True, kernel_initializer="glorot_uniform", bias_initializer="zeros", name=None,
@@ -92,14 +110,6 @@ class Conv2D(Activated):
         return (c["filters"], *self.geometry.output_hw(height, width, tuple(c["kernel_size"]),
                                                        of=f"Conv2D's input of shape {input_shape}", channels=channels))
 
-    def _linear(self, x):
-        return F.conv2d(x, self.weight, self.bias, geometry=self.geometry)
-
-    def forward(self, x, pre_activation=False):
-        if self.activation == "relu" and not pre_activation:   # the ReLU fused into the convolution
-            self._check_input(x)
-            return F.conv2d(x, self.weight, self.bias, geometry=self.geometry, activation="relu")
-        return super().forward(x, pre_activation)
 
 
 class _Pool(Layer):

@@ -19,9 +19,9 @@ from kernels.options import output_size
 from .. import functional as F
 from .. import init as initialisers
 from ..convolution import _one, conv1d_geometry
-from ..module import Activated, Layer, register
+from ..module import Layer, register
 from ..utils import positive_int
-from .conv import _keras_strides
+from .conv import Convolution, _keras_strides
 
 __all__ = ["Conv1D", "MaxPool1D", "AvgPool1D", "GlobalAveragePooling1D"]
 
@@ -34,7 +34,7 @@ def _length(layer, input_shape):
 
 
 @register
-class Conv1D(Activated):
+class Conv1D(Convolution):
     """1-D convolution, weight (filters, C/groups, kernel_size), bias (filters,); Keras's arguments.
 
     Glorot-uniform weights and zero bias by default, as Keras. ``padding``: an int, "valid" (0) or
@@ -43,6 +43,8 @@ class Conv1D(Activated):
     """
 
     same_dtype = True
+
+    convolve = staticmethod(F.conv1d)
 
     def __init__(self, filters, kernel_size, stride=1, padding="valid", dilation=1, groups=1, activation=None,
                  use_bias=True, kernel_initializer="glorot_uniform", bias_initializer="zeros", name=None,
@@ -74,14 +76,6 @@ class Conv1D(Activated):
         return (c["filters"], output_size(length, c["kernel_size"], g.stride[1], g.padding[1], g.dilation[1],
                                           f"Conv1D over the length of its input of shape {input_shape}"))
 
-    def _linear(self, x):
-        return F.conv1d(x, self.weight, self.bias, geometry=self.geometry)
-
-    def forward(self, x, pre_activation=False):
-        if self.activation == "relu" and not pre_activation:   # the ReLU fused into the convolution
-            self._check_input(x)
-            return F.conv1d(x, self.weight, self.bias, geometry=self.geometry, activation="relu")
-        return super().forward(x, pre_activation)
 
 
 class _Pool1D(Layer):
