@@ -77,7 +77,7 @@ UFUNCS = {
     np.positive: lambda x: x, np.power: _power, np.exp: ops.exp, np.log: ops.log, np.sin: ops.sin,
     np.cos: ops.cos, np.tan: ops.tan, np.tanh: ops.tanh, np.sqrt: ops.sqrt, np.absolute: ops.abs,
     np.fabs: ops.abs, np.maximum: ops.maximum, np.minimum: ops.minimum, np.matmul: ops.matmul,
-    np.sign: ops.sign, np.heaviside: ops.heaviside, np.square: lambda x: ops.pow_const(x, p=2),
+    np.sign: ops.sign, np.square: lambda x: ops.pow_const(x, p=2),
     np.reciprocal: lambda x: ops.div(1, x),
     np.vecdot: lambda a, b: ops.sum(a * b, axis=-1),  # real vectors along the last axis
 }

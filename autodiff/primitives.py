@@ -104,7 +104,7 @@ class Primitive:
 
     def __init__(self, name: str, impl: Callable, *, vjp=None, jvp=None, vjp_joint=None, sympy=None, code=None,
                  symbol: str | None = None, samples: Callable | None = None, variadic: bool = False, nin: int = 1,
-                 kinks=(), partials=None):
+                 kinks=()):
         self.name = name
         self.impl = impl
         self.symbol = symbol or name
@@ -112,7 +112,6 @@ class Primitive:
         self.variadic = variadic
         self.nin = nin
         self.kinks = tuple(kinks)
-        self.partials = partials            # the local derivatives, when declared with partials=
         for table, rule in zip(TABLES, (vjp, vjp_joint, jvp, sympy, code)):
             if rule is not None:
                 table[self] = rule
@@ -229,9 +228,10 @@ def primitive(name: str | None = None, *, vjp=None, jvp=None, partials=None, vjp
                             f"{len(rules[1])} jvp rules: give one rule per input")
         if vjp_joint is not None and not callable(vjp_joint):
             raise TypeError(f"primitive {op_name!r}: vjp_joint must be one function, got {type(vjp_joint).__name__}")
+        _check_name(op_name, impl)
         prim = Primitive(op_name, impl, vjp=rules[0], jvp=rules[1], vjp_joint=vjp_joint, sympy=sympy, code=code,
-                         symbol=symbol, samples=samples, variadic=variadic, nin=nin, kinks=kinks, partials=partials)
-        _register(prim)
+                         symbol=symbol, samples=samples, variadic=variadic, nin=nin, kinks=kinks)
+        REGISTRY[op_name] = prim
         public = _public_function(prim, impl, nin, statics, variadic)
         public.primitive = prim
         return public
@@ -239,17 +239,13 @@ def primitive(name: str | None = None, *, vjp=None, jvp=None, partials=None, vjp
     return decorate
 
 
-def _register(prim: Primitive) -> None:
-    old = REGISTRY.get(prim.name)
-    same_source = old is not None and (old.impl.__module__, old.impl.__qualname__) == (
-        prim.impl.__module__, prim.impl.__qualname__)
-    if old is not None and not same_source:  # re-running a notebook cell redeclares the same op
-        raise ValueError(f"a primitive named {prim.name!r} is already declared (in "
-                         f"{old.impl.__module__}); give yours another name")
-    if old is not None:
-        for table in TABLES:
-            table.pop(old, None)
-    REGISTRY[prim.name] = prim
+def _check_name(name: str, impl) -> None:
+    """Refuse a name another op holds. Re-running a notebook cell redeclares the same op: allowed (the old
+    op keeps its rules, so code still holding it works; the registry names the new one)."""
+    old = REGISTRY.get(name)
+    if old is not None and (old.impl.__module__, old.impl.__qualname__) != (impl.__module__, impl.__qualname__):
+        raise ValueError(f"a primitive named {name!r} is already declared (in {old.impl.__module__}); give yours "
+                         f"another name")
 
 
 def _public_function(prim, impl, nin, statics, variadic):

@@ -69,6 +69,15 @@ def _check_rule_shape(c, shape, prim, i, rule):
                            f"but the {whose} has shape {shape}: a rule must return its {whose}'s shape")
 
 
+def _check_joint(cotangents, inputs, prim):
+    """A joint vjp rule returns one cotangent (or None) per input: say which rule broke that."""
+    if not isinstance(cotangents, (tuple, list)) or len(cotangents) != len(inputs):
+        got = f"{type(cotangents).__name__} of length {len(cotangents)}" if isinstance(cotangents, (tuple, list)) \
+            else type(cotangents).__name__
+        raise RuntimeError(f"the joint vjp rule of {prim.name!r} returned {got}, but a joint rule returns a tuple "
+                           f"of {len(inputs)} cotangents (None for an input not wanted)")
+
+
 def reverse_sweep(order, ids, seeds, *, create_graph=False, keep=None, stop=frozenset(), on_edge=None,
                   on_node=None):
     """Algorithm 2: adjoints dy/dv of the nodes in ``order``, from the ``seeds`` {id: adjoint}.
@@ -105,15 +114,17 @@ def reverse_sweep(order, ids, seeds, *, create_graph=False, keep=None, stop=froz
             out, args = node._value, [inp._value for inp in inputs]
         params = node.params
         joint = joint_of(prim)
+        cotangents = rules = None
         if joint is not None:
-            joint = joint(g, out, *args, wanted=tuple(id(inp) in ids for inp in inputs), **params)
+            cotangents = joint(g, out, *args, wanted=tuple(id(inp) in ids for inp in inputs), **params)
+            _check_joint(cotangents, inputs, prim)
         else:
             rules = rules_of(prim)
         for i, inp in enumerate(inputs):
             key = id(inp)
             if key not in ids:
                 continue
-            c = rules[i](g, out, *args, **params) if joint is None else joint[i]
+            c = rules[i](g, out, *args, **params) if cotangents is None else cotangents[i]
             if c is None:
                 continue
             _check_rule_shape(c, inp._value.shape, prim, i, "vjp")

@@ -97,6 +97,37 @@ def test_a_joint_rule_is_called_once_per_node_with_the_inputs_that_need_a_cotang
     ad.check_primitive(joint_hypot, order=2)                                 # the rule recorded, differentiated
 
 
+@pytest.mark.parametrize("returned", [None, (), ("a", "b")], ids=["None", "empty", "two"])
+def test_a_joint_rule_that_returns_no_cotangent_per_input_is_named(returned):
+    @ad.primitive(name=f"bad_joint_{len(returned) if returned is not None else 'none'}",
+                  vjp_joint=lambda g, out, x, *, wanted: returned, jvp=[lambda t, out, x: t])
+    def bad(x):
+        return x
+
+    with pytest.raises(RuntimeError, match="joint vjp rule of 'bad_joint_.*' returned .* a tuple of 1 cotangents"):
+        ad.grad(lambda x: ad.sum(ad.sin(bad(ad.sin(x)))))(np.array([1.0, 2.0]))
+
+
+def test_redeclaring_a_primitive_as_a_notebook_cell_rerun_keeps_the_old_op_working():
+    def declare():
+        @ad.primitive(partials=[lambda out, x: ad.cos(x)], samples=lambda rng: [((rng.uniform(-2, 2, (3,)),), {})])
+        def rerun_sin(x):
+            return np.sin(x)
+        return rerun_sin
+
+    old, new = declare(), declare()
+    assert REGISTRY["rerun_sin"] is new.primitive
+    for op in (old, new):
+        assert ad.grad(op)(0.5) == np.cos(0.5)
+
+
+def test_value_dependent_steps_give_0_at_nan_as_pytorchs_relu():
+    x = np.array([np.nan, -1.0, 0.0, 2.0])
+    np.testing.assert_array_equal(ad.heaviside(x, 0.5), [0.0, 0.0, 0.5, 1.0])
+    np.testing.assert_array_equal(ad.grad(lambda v: ad.sum(ad.relu(v)))(x), [0.0, 0.0, 0.0, 1.0])
+    assert ad.heaviside(np.float32(1.0), 0.5).dtype == np.float32
+
+
 def test_a_joint_rule_or_per_input_rules_are_required_and_checked():
     with pytest.raises(TypeError, match="needs a vjp"):
         ad.primitive(jvp=[lambda t, out, x: t])(lambda x: x)
@@ -139,6 +170,8 @@ STEPS = {  # value-dependent derivatives, at points where they jump: ties, zeros
     "minimum": (lambda a, b: ad.minimum(a, b), [np.array([1.0, 2.0, 3.0]), np.array([1.0, 3.0, 2.0])]),
     "clip": (lambda x: ad.clip(x, a_min=-1.0, a_max=1.0), [np.array([-2.0, -1.0, 0.0, 1.0, 2.0])]),
     "pow": (lambda x, y: x ** y, [np.array([0.0, 2.0, 0.5]), np.array([2.0, 0.5, 3.0])]),
+    "norm": (lambda x: ad.norm(x) * x, [np.array([0.0, 0.0])]),              # sqrt'(0): the subgradient 0
+    "norm3": (lambda x: ad.norm(x, ord=3) * x, [np.array([0.0, 0.0])]),
 }
 
 

@@ -188,11 +188,15 @@ def _heaviside_code(x, *, h0):
 @primitive(partials=[lambda out, x, *, h0: np.zeros_like(value_of(x))], sympy=_sympy_heaviside,
            samples=unary(h0=0.5), kinks=[lambda x, *, h0: x], code=_heaviside_code)
 def heaviside(x, *, h0):
-    """The step H(x): 0 where x < 0, ``h0`` where x = 0, 1 where x > 0 (``np.heaviside``); its derivative
-    is 0. The local derivatives that depend on a value are written with it (relu' = H(x) with
-    H(0) = 0; maximum's, H(a - b) with 1/2 at ties), so that a recorded rule computes them."""
+    """The step H(x): 0 where x < 0, ``h0`` where x = 0, 1 where x > 0, and 0 where x is NaN (unlike
+    ``np.heaviside``, as relu's gradient at NaN is 0 in PyTorch); its derivative is 0. The local
+    derivatives that depend on a value are written with it (relu' = H(x) with H(0) = 0; maximum's,
+    H(a - b) with 1/2 at ties), so that a recorded rule computes them, as the compiled code does."""
     real_only("heaviside", x)
-    return np.heaviside(x, h0)
+    x = np.asarray(x)
+    dtype = np.result_type(x, h0)
+    step = np.greater(x, 0).astype(dtype)
+    return step + np.equal(x, 0) * dtype.type(h0) if h0 != 0 else step
 
 
 @primitive(partials=[lambda out, x: sign(x)], sympy="Abs", samples=unary(), kinks=[lambda x: x], code="abs({0})")

@@ -11,7 +11,7 @@ import numpy as np
 from ..primitives import shape_of
 from ..tensor import value_of
 from .arrays import _axes, _along, diagonal, ravel
-from .elementwise import abs, mul, pow_const, sqrt, where
+from .elementwise import abs, heaviside, mul, pow_const, sqrt
 from .linalg import _LETTERS, einsum, matmul
 from .reductions import max, min, sum
 from .shapes import getitem, stack
@@ -80,19 +80,22 @@ def trace(x, offset=0, axis1=0, axis2=1):
     return sum(diagonal(x, offset, axis1, axis2), axis=-1)
 
 
+def _root(total, p):
+    """total ** (1/p) for total >= 0, with the gradient 0 (a subgradient) where total is 0: the double-where
+    pattern written with the step H (total + 1 - H is 1 there), so that no 0 / 0 reaches the gradient
+    (the root's derivative is infinite at 0), and so that compiled code computes the mask too."""
+    positive = heaviside(total, 0.0)
+    safe = total + (1.0 - positive)
+    return positive * (sqrt(safe) if p == 2 else pow_const(safe, p=1.0 / p))
+
+
 def _root_of_sum(squares, axis, keepdims):
-    """sqrt(sum(squares)) with the gradient 0 (a subgradient) where the sum is 0: the double-where
-    pattern, so that no 0 / 0 reaches the gradient (sqrt'(0) is infinite)."""
-    total = sum(squares, axis=axis, keepdims=keepdims)
-    positive = value_of(total) > 0
-    return where(positive, sqrt(where(positive, total, 1.0)), 0.0)
+    """sqrt(sum(squares)), its gradient 0 where the sum is 0."""
+    return _root(sum(squares, axis=axis, keepdims=keepdims), 2)
 
 
 def _power_norm(x, p, axis, keepdims):
-    a = abs(x)
-    total = sum(pow_const(a, p=p), axis=axis, keepdims=keepdims)
-    positive = value_of(total) > 0
-    return where(positive, pow_const(where(positive, total, 1.0), p=1.0 / p), 0.0)
+    return _root(sum(pow_const(abs(x), p=p), axis=axis, keepdims=keepdims), p)
 
 
 def norm(x, ord=None, axis=None, keepdims=False):
