@@ -11,6 +11,7 @@ process's malloc is left as it is; the memory kept is this module's, up to ``LIM
 """
 from __future__ import annotations
 
+import os
 import sys
 import threading
 
@@ -21,15 +22,30 @@ import numpy as np
 LIMIT = 512 * 2**20
 #: Smaller outputs are plain allocations (glibc reuses small freed blocks by itself).
 SMALLEST = 64 * 2**10
-#: The reference count of a kept array that nothing else refers to, as ``_free`` sees it (the
-#: list, the loop's name, getrefcount's argument).
-_UNREFERENCED = 3
+
+
+def _count_of_unreferenced() -> int:
+    """The reference count that the loops below read for an array only the list holds. Measured with the
+    same code shape, not assumed: what a loop variable and a call argument add differs between
+    CPython versions (3.14 borrows some references)."""
+    arrays = [np.empty(0)]
+    for a in arrays:
+        return sys.getrefcount(a)
+
+
+#: The reference count of a kept array that nothing else refers to, as ``empty`` and ``_drop_free`` read it.
+_UNREFERENCED = _count_of_unreferenced()
 
 
 class _Recycler:
     def __init__(self):
         self.kept = {}          # (shape, dtype) -> [arrays], the kinds in the order first asked for
         self.nbytes = 0
+        self.lock = threading.Lock()
+        os.register_at_fork(after_in_child=self._after_fork)
+
+    def _after_fork(self):
+        """A forked child starts with a lock no thread of its own holds (another thread may have held it)."""
         self.lock = threading.Lock()
 
     def empty(self, shape, dtype) -> np.ndarray:

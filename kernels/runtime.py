@@ -139,6 +139,12 @@ class _SingleThreadedBlas:
         self._libraries = None            # the _Blas of every BLAS library, found at the first use
         self._depth = 0
         self._saved = ()                  # (library, its count before) for each one this changed
+        os.register_at_fork(after_in_child=self._after_fork)
+
+    def _after_fork(self):
+        """A forked child starts with a lock of its own: one held by another thread at the fork would
+        never be released there."""
+        self._lock = threading.Lock()
 
     def _find(self):
         import scipy.linalg.cython_blas  # noqa: F401  (the BLAS Numba's np.dot calls: loaded, to be found)
