@@ -77,7 +77,7 @@ def clip_grad_norm_(parameters, max_norm, norm_type=2.0, error_if_nonfinite=Fals
         raise RuntimeError(f"{who}: the total norm of order {norm_type} of the gradients is {total}; "
                            f"pass error_if_nonfinite=False to clip anyway")
     factor = max_norm / (total + 1e-6)
-    if factor < 1:
+    if not factor >= 1:             # a NaN norm scales by NaN, as torch's clamp(max=1) leaves it
         for p in params:
             _scale_in_place(p, factor)
     return total

@@ -224,31 +224,16 @@ def dropout_mask(shape, rate, rng, dtype):
     return kernels.dropout.dropout_mask(shape, rate, int(rng.integers(2**30)), dtype, device=True)
 
 
-class _BatchNormGrads:
-    """The three gradients of one batch-norm node, computed once: the sweep asks for them one input
-    at a time, with the same g (as nn.convolution's _LastMasked)."""
-    key = grads = None
+def _bn_vjp(g, out, x, gamma, beta, *, wanted, running_mean, running_var, training, momentum, eps):
+    """(dx, dgamma, dbeta) of a batch-norm node from one kernel call: a joint rule (no state kept)."""
+    return tuple(kernels.normalization.batch_norm_backward(g, x, gamma, running_mean, running_var, training, eps))
 
 
-def _bn_grads(g, x, gamma, running_mean, running_var, training, eps):
-    key = (id(g), id(x))
-    if _BatchNormGrads.key != key:
-        _BatchNormGrads.key = None
-        grads = kernels.normalization.batch_norm_backward(g, x, gamma, running_mean, running_var, training, eps)
-        _BatchNormGrads.key, _BatchNormGrads.grads, _BatchNormGrads.held = key, grads, (g, x)
-    return _BatchNormGrads.grads
-
-
-def _bn_rule(i):
-    return lambda g, out, x, gamma, beta, **p: _bn_grads(g, x, gamma, p["running_mean"], p["running_var"],
-                                                         p["training"], p["eps"])[i]
-
-
-_BATCH_NORM = _declare("batch_norm (device)",
-                       lambda x, gamma, beta, *, running_mean, running_var, training, momentum, eps:
-                       kernels.normalization.batch_norm_forward(x, gamma, beta, running_mean, running_var, training,
-                                                                momentum, eps),
-                       _bn_rule(0), _bn_rule(1), _bn_rule(2))
+_BATCH_NORM = Primitive("batch_norm (device)",
+                        lambda x, gamma, beta, *, running_mean, running_var, training, momentum, eps:
+                        kernels.normalization.batch_norm_forward(x, gamma, beta, running_mean, running_var,
+                                                                 training, momentum, eps),
+                        vjp_joint=_first_order(_bn_vjp), jvp=(_no_forward_mode,) * 3, nin=3)
 
 
 def batch_norm(x, gamma, beta, running_mean, running_var, training, momentum, eps):

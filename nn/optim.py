@@ -37,7 +37,7 @@ from autodiff import Tensor
 from .clip import CLIP_OPTIONS, clip_gradients, clip_options
 
 __all__ = ["Optimizer", "SGD", "Adagrad", "Adadelta", "RMSprop", "Adam", "AdamW", "StepLR", "ReduceLROnPlateau",
-           "get", "OPTIMIZERS"]
+           "get", "adopt", "OPTIMIZERS"]
 
 
 class Optimizer:
@@ -349,6 +349,21 @@ def get(name, params, **hyper):
     except (KeyError, AttributeError):
         raise ValueError(f"optimizer must be one of {sorted(OPTIMIZERS)}, got {name!r}") from None
     return cls(params, **hyper)
+
+
+def adopt(optimizer, params, where):
+    """Give an optimiser made without parameters (Keras's ``Adam(learning_rate=...)``) the model's ``params``;
+    refuse one that holds none of them (given to another model: it would train nothing here, silently)."""
+    if not isinstance(optimizer, Optimizer):
+        raise TypeError(f"{where}: optimizer must be an nn.optim optimiser or its name, got {type(optimizer).__name__}")
+    params = list(params)
+    if not optimizer.param_groups:
+        optimizer.add_param_group({"params": params})
+        return
+    ours = {id(p) for p in params}
+    if not any(id(p) in ours for p in optimizer.params):
+        raise ValueError(f"{where}: optimizer holds {len(optimizer.params)} parameters, none of them this model's "
+                         f"(was it given to another model?); make one optimiser per model")
 
 
 # --- learning-rate schedules ------------------------------------------------------------------------

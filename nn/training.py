@@ -272,26 +272,25 @@ def fit(model, data, loss="softmax_cross_entropy", optimizer="adam", epochs=1, b
     weights = sample_weights(y, class_weight, sample_weight)
     if weights is not None and callable(loss):
         raise ValueError("fit: class_weight/sample_weight need a named loss (one of LOSSES), got a function")
-    if isinstance(optimizer, str):
-        optimizer = optimisers.get(optimizer, model.parameters(), **({} if lr is None else {"lr": lr}))
-    else:
-        if isinstance(optimizer, optimisers.Optimizer) and not optimizer.param_groups:
-            optimizer.add_param_group({"params": model.parameters()})   # Keras's Adam(learning_rate=...)
-        if lr is not None:
-            optimizer.lr = lr
     objective = loss_function(model, loss)
-    rng = utils.rng(seed)
-    callbacks = list(callbacks)
-    history = History()
-    n = x.shape[0]
-    steps = math.ceil(n / batch_size)
-    progress = _Progress(epochs, steps, verbose, file)
     on_device = device.device_of(model) == "cuda"   # batches in, the loss out; nothing else moves
     if on_device and weights is not None:
         raise NotImplementedError("fit on the CUDA device: class_weight/sample_weight are not supported there yet")
     if on_device:
         device.check_fit(loss, regularizer, fused=loss == "softmax_cross_entropy" or (
             loss in LOSSES[1:4] and ends_in_softmax(model) and not getattr(model, "outputs_probabilities", False)))
+    if isinstance(optimizer, str):                  # the optimiser last: nothing of the caller's changes before
+        optimizer = optimisers.get(optimizer, model.parameters(), **({} if lr is None else {"lr": lr}))
+    else:
+        optimisers.adopt(optimizer, model.parameters(), "fit")   # Keras's Adam(learning_rate=...) made first
+        if lr is not None:
+            optimizer.lr = lr
+    rng = utils.rng(seed)
+    callbacks = list(callbacks)
+    history = History()
+    n = x.shape[0]
+    steps = math.ceil(n / batch_size)
+    progress = _Progress(epochs, steps, verbose, file)
     with _running(backend):
         for cb in callbacks:
             cb.on_train_begin(model)

@@ -56,7 +56,7 @@ def seeded(seed: int):
     global one is neither read nor advanced."""
     previous, _own.generator = _own.generator, np.random.default_rng(seed)
     try:
-        yield _own.generator
+        yield                   # draw with rng() (set_seed inside the block replaces this thread's generator)
     finally:
         _own.generator = previous
 

@@ -109,14 +109,13 @@ class Model(Layer):
         unknown = [m for m in metrics if m not in METRICS]
         if unknown:
             raise ValueError(f"compile: metrics may only hold 'accuracy', got {unknown}")
+        self._bind_optimizer(optimizer, "compile")          # refuses another model's before anything is kept
         object.__setattr__(self, "_compiled", {"optimizer": optimizer, "loss": loss, "metrics": metrics})
-        self._bind_optimizer()
 
-    def _bind_optimizer(self):
-        """Give a compiled optimiser that has no parameters yet the model's, once the model is built."""
-        optimizer = self._compiled["optimizer"]
-        if isinstance(optimizer, optimisers.Optimizer) and not optimizer.param_groups and self.built:
-            optimizer.add_param_group({"params": self.parameters()})
+    def _bind_optimizer(self, optimizer, where):
+        """Give an optimiser that has no parameters yet the model's, once the model is built (nn.optim.adopt)."""
+        if isinstance(optimizer, optimisers.Optimizer) and self.built:
+            optimisers.adopt(optimizer, self.parameters(), where)
 
     def _compile_state(self, method):
         compiled = getattr(self, "_compiled", None)
@@ -124,7 +123,7 @@ class Model(Layer):
             raise RuntimeError(f"{method}: call model.compile(optimizer=..., loss=...) first (as in Keras)")
         if isinstance(compiled["optimizer"], str):   # made once, so a second fit keeps its state
             compiled["optimizer"] = optimisers.get(compiled["optimizer"], self.parameters())
-        self._bind_optimizer()
+        self._bind_optimizer(compiled["optimizer"], method)
         return compiled
 
     def fit(self, x, y, batch_size=None, epochs=1, verbose="auto", callbacks=None, validation_split=0.0,

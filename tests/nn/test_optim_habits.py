@@ -314,3 +314,28 @@ def test_nn_fit_gives_an_optimiser_made_first_the_models_parameters():
                      verbose=0, seed=0)
     assert [id(p) for p in opt.param_groups[0]["params"]] == [id(p) for p in model.parameters()]
     assert history.history["loss"][-1] < history.history["loss"][0]
+
+
+def test_an_optimiser_given_to_a_second_model_is_refused_before_anything_changes():
+    x, y = _blobs()
+    first, second = _keras_model(), _keras_model()
+    first.build((2,))
+    second.build((2,))
+    opt = nn.optim.Adam(learning_rate=1e-2)
+    first.compile(optimizer=opt, loss="sparse_categorical_crossentropy")
+    with pytest.raises(ValueError, match="compile: optimizer holds .* none of them this model's"):
+        second.compile(optimizer=opt, loss="sparse_categorical_crossentropy")
+    assert getattr(second, "_compiled", None) is None
+    before = [p.value.copy() for p in second.parameters()]
+    with pytest.raises(ValueError, match="fit: optimizer holds .* none of them this model's"):
+        nn.fit(second, (x, y), loss="sparse_categorical_crossentropy", optimizer=opt, verbose=0)
+    assert all(np.array_equal(b, p.value) for b, p in zip(before, second.parameters()))
+    head_only = nn.optim.SGD(second.parameters()[-1:], lr=0.1)      # fine-tuning a part is fine
+    nn.fit(second, (x, y), loss="sparse_categorical_crossentropy", optimizer=head_only, verbose=0)
+
+
+def test_clip_grad_norm_of_a_nan_gradient_gives_nan_as_torch():
+    p = nn.Parameter(np.ones(3))
+    p.grad = np.array([np.nan, 1.0, 2.0])
+    total = nn.utils.clip_grad_norm_([p], 1.0)
+    assert np.isnan(total) and np.isnan(p.grad).all()
