@@ -19,7 +19,7 @@ from .tensor import Tensor, no_grad, is_grad_enabled, value_of
 from .primitives import Primitive, primitive, REGISTRY
 from .ops import (
     add, sub, mul, div, neg, pow, pow_const,
-    exp, log, sin, cos, tan, tanh, sigmoid, sqrt, abs, relu, heaviside, maximum, minimum, clip, identity, where,
+    exp, log, sin, cos, tan, tanh, sigmoid, sqrt, abs, relu, heaviside, maximum, minimum, clip, identity, where, select,
     sum, mean, max, min, logsumexp, softmax, log_softmax,
     sum_to, broadcast_to, reshape, transpose, getitem, scatter_add, concatenate, stack, matmul,
     unbroadcast,
@@ -46,7 +46,7 @@ from .compiler import CompileError, Compiled, compile
 __all__ = [
     "Tensor", "no_grad", "is_grad_enabled", "value_of", "Primitive", "primitive", "REGISTRY",
     "add", "sub", "mul", "div", "neg", "pow", "pow_const", "exp", "log", "sin", "cos", "tan", "tanh",
-    "sigmoid", "sqrt", "abs", "relu", "heaviside", "maximum", "minimum", "clip", "identity", "where", "sum", "mean",
+    "sigmoid", "sqrt", "abs", "relu", "heaviside", "maximum", "minimum", "clip", "identity", "where", "select", "sum", "mean",
     "max", "min", "logsumexp", "softmax", "log_softmax", "sum_to", "broadcast_to", "reshape",
     "transpose", "getitem", "scatter_add", "concatenate", "stack", "matmul", "unbroadcast",
     "sign", "prod", "cumsum", "cumprod", "var", "std", "einsum", "det", "inv", "solve", "dot", "inner", "outer",

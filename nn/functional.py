@@ -37,7 +37,7 @@ import numpy as np
 
 import kernels
 from autodiff import Tensor, primitive, value_of
-from autodiff.ops import (exp, log, matmul, maximum, mean, minimum, relu, reshape, sigmoid,
+from autodiff.ops import (exp, heaviside, log, matmul, maximum, mean, minimum, relu, reshape, sigmoid,
                           softmax, sum, tanh, transpose, where)
 from autodiff.ops import max as reduce_max
 from . import device
@@ -168,13 +168,13 @@ def batch_norm(x, gamma, beta, running_mean=None, running_var=None, training=Tru
 
 def leaky_relu(x, alpha=0.01):
     """x for x > 0, alpha x otherwise (the slides' Leaky ReLU, alpha = 0.01)."""
-    return where(value_of(x) > 0, x, alpha * x)
+    return where(heaviside(x, 0.0), x, alpha * x)       # a recorded mask: compiled code computes it
 
 
 def prelu(x, alpha):
     """Parametric ReLU: x for x > 0, alpha[c] x otherwise, with a learned slope per channel (axis 1)."""
     channel = (1, -1) + (1,) * (len(_shape(x)) - 2)
-    return where(value_of(x) > 0, x, reshape(alpha, shape=channel) * x)
+    return where(heaviside(x, 0.0), x, reshape(alpha, shape=channel) * x)
 
 
 def elu(x, alpha=1.0):
@@ -184,8 +184,8 @@ def elu(x, alpha=1.0):
     with ``where`` rather than ``minimum(x, 0)`` matters: minimum splits its gradient at a tie and
     would give alpha / 2 at 0.
     """
-    negative = value_of(x) <= 0
-    return where(~negative, x, alpha * (exp(where(negative, x, 0.0)) - 1.0))
+    positive = heaviside(x, 0.0)
+    return where(positive, x, alpha * (exp(where(positive, 0.0, x)) - 1.0))
 
 
 def swish(x, beta=1.0):

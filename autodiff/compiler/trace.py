@@ -161,6 +161,17 @@ def forward(order, seeds, names):
                          on_node=_Owner(names, "_dot", [id(s) for s in seeds.values()]))
 
 
+def _node_or_zero(derivative):
+    """A derivative as the program holds it: a node, or None for a zero. A rule may give a constant (a mask's
+    cotangent: zeros of its shape); a derivative is linear in the seed, so a constant one is zero."""
+    if derivative is None or (isinstance(derivative, Tensor) and derivative.requires_grad):
+        return derivative
+    if np.any(np.asarray(derivative.value if isinstance(derivative, Tensor) else derivative) != 0):
+        raise CompileError("autodiff.compile: a derivative rule gave a nonzero constant, which no derivative "
+                           "(linear in the seed) can be; check the rules of the primitives in f")
+    return None
+
+
 # --- the program ----------------------------------------------------------------------------------
 
 class Program:
@@ -196,7 +207,7 @@ def trace(f, args, mode, argnums):
         seed = Tensor._make(np.ones(y.shape, dtype=y.dtype), requires_grad=True, name=names[id(y)] + "_bar")
         names[id(seed)] = seed.name
         adjoints = reverse(order, y, seed, {id(w) for w in wrt}, names)
-        grads = [adjoints.get(id(w)) for w in wrt]
+        grads = [_node_or_zero(adjoints.get(id(w))) for w in wrt]
         return Program(fname + "_value_and_grad", leaves + [seed], {seed.name: 1.0}, [y] + grads, names,
                        out_names + [w.name + "_bar" for w in wrt], [y] + wrt)
     if mode == "forward":
@@ -204,7 +215,7 @@ def trace(f, args, mode, argnums):
         for s in seeds:
             names[id(s)] = s.name
         tangents = forward(order, {id(w): s for w, s in zip(wrt, seeds)}, names)
-        outputs = list(outs) + [tangents.get(id(o)) for o in outs]
+        outputs = list(outs) + [_node_or_zero(tangents.get(id(o))) for o in outs]
         return Program(fname + "_jvp", leaves + seeds, {}, outputs, names, out_names + [n + "_dot" for n in out_names],
                        list(outs) * 2)
     raise ValueError(f"autodiff.compile: mode must be 'value', 'reverse' or 'forward', got {mode!r}")

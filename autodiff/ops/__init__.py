@@ -25,7 +25,7 @@ operators on Tensors (``x + y``, ``x @ w``, ``x[i]``) are these ops: see :mod:`a
 """
 from ..primitives import broadcast_like, broadcast_to, sum_to, unbroadcast
 from .elementwise import (abs, add, clip, cos, div, exp, heaviside, identity, log, maximum, minimum, mul, neg, pow,
-                          pow_const, relu, sigmoid, sign, sin, sqrt, sub, tan, tanh, where)
+                          pow_const, relu, select, sigmoid, sign, sin, sqrt, sub, tan, tanh, where)
 from .linalg import det, einsum, inv, matmul, solve
 from .reductions import cumprod, cumsum, logsumexp, log_softmax, max, mean, min, prod, softmax, std, sum, var
 from .shapes import concatenate, getitem, normalize_index, reshape, scatter_add, stack, transpose
@@ -35,7 +35,7 @@ from .vectors import cross, dot, inner, norm, outer, tensordot, trace, vdot
 
 __all__ = [
     "add", "sub", "mul", "div", "neg", "pow", "pow_const", "exp", "log", "sin", "cos", "tan", "tanh", "sigmoid",
-    "sqrt", "abs", "relu", "heaviside", "maximum", "minimum", "clip", "identity", "where",
+    "sqrt", "abs", "relu", "heaviside", "maximum", "minimum", "clip", "identity", "where", "select",
     "sum", "mean", "max", "min", "logsumexp", "softmax", "log_softmax",
     "sum_to", "broadcast_to", "unbroadcast", "broadcast_like", "reshape", "transpose", "getitem", "scatter_add",
     "concatenate", "stack", "normalize_index", "matmul", "IndexUpdate",

@@ -303,6 +303,28 @@ def _where(a, b, *, cond):
     return np.where(cond, a, b)
 
 
+def _select_samples(rng):
+    mask = uniform(rng, 0.5, 2, (2, 3)) * np.where(rng.uniform(size=(2, 3)) > 0.5, 1.0, -1.0)
+    return [((mask, uniform(rng, -2, 2, (2, 3)), uniform(rng, -2, 2, (3,))), {})]
+
+
+@primitive(vjp=[lambda g, out, mask, a, b: None,      # the mask is not differentiated (None: zero)
+                lambda g, out, mask, a, b: unbroadcast(select(mask, g, 0.0), shape_of(a)),
+                lambda g, out, mask, a, b: unbroadcast(select(mask, 0.0, g), shape_of(b))],
+           jvp=[lambda t, out, mask, a, b: None,
+                lambda t, out, mask, a, b: broadcast_like(select(mask, t, 0.0), out),
+                lambda t, out, mask, a, b: broadcast_like(select(mask, 0.0, t), out)],
+           samples=_select_samples, kinks=[lambda mask, a, b: mask], code="({1} if {0} > 0 else {2})")
+def select(mask, a, b):
+    """``a`` where ``mask`` > 0, else ``b``: ``where`` with a mask computed in the graph (from ``heaviside``),
+    which is recorded, so that compiled code computes it; the mask is not differentiated."""
+    return np.where(np.greater(mask, 0), a, b)
+
+
 def where(cond, a, b):
-    """``a`` where ``cond`` is true, else ``b`` (broadcasting). ``cond`` is not differentiated."""
+    """``a`` where ``cond`` is true, else ``b`` (broadcasting). ``cond`` is not differentiated. A constant
+    ``cond`` (a boolean array) is a constant of the graph; a mask recorded in the graph (``heaviside(x, 0.0)``
+    rather than ``x.value > 0``) stays a node (``select``), so compiled code computes it at each input."""
+    if getattr(cond, "requires_grad", False):
+        return select(cond, a, b)
     return _where(a, b, cond=np.asarray(value_of(cond), dtype=bool))

@@ -33,3 +33,17 @@ def test_a_small_cnn_loss_compiles_and_its_gradient_is_the_engines_at_other_inpu
 def test_max_pooling_is_refused_by_name(tmp_path):
     with pytest.raises(CompileError, match="primitive 'max_pool2d' cannot be compiled"):
         ad.compile(lambda x: ad.sum(F.max_pool2d(x, 2)), np.ones((1, 1, 4, 4)), cache=tmp_path)
+
+
+@pytest.mark.parametrize("activation", ["leaky_relu", "elu", "prelu"])
+def test_masked_activations_compile_with_their_masks_computed_not_frozen(activation, tmp_path):
+    alpha = np.array([0.1, 0.3])
+    act = {"leaky_relu": lambda v: F.leaky_relu(v, 0.2), "elu": F.elu, "prelu": lambda v: F.prelu(v, alpha)}[activation]
+    f = lambda x: ad.sum(act(x) * np.arange(1.0, 9.0).reshape(4, 2))     # noqa: E731
+    x = np.array([[1.0, -2.0], [0.5, -0.5], [2.0, 3.0], [-1.0, 0.0]])
+    cf = ad.compile(f, x, cache=tmp_path)
+    other = -x                                                             # every mask flips (0 stays)
+    value, grad = cf(other)
+    want_value, want_grad = ad.value_and_grad(f)(other)
+    assert value == pytest.approx(want_value, rel=1e-14)
+    np.testing.assert_allclose(grad, want_grad, rtol=1e-14)
