@@ -80,9 +80,13 @@ def _weighted_loss(base, out, y, weights):
     n = out.shape[0]
     w = np.asarray(weights, dtype=value_of(out).dtype)
     if base is F.mse:
-        diff = out - np.asarray(value_of(y))
+        target = np.asarray(value_of(y))
+        if target.shape != tuple(out.shape):            # no silent broadcast of (N, 1) against (N,)
+            raise ValueError(f"fit: mse with sample weights needs targets of the output's shape {tuple(out.shape)}, "
+                             f"got {target.shape}")
+        diff = out - target
         return mean(w.reshape(n, *[1] * (len(out.shape) - 1)) * diff * diff)
-    t = np.asarray(y)
+    t = F._check_targets(y, n, out.shape[1], "fit")    # the same checks (and errors) as the unweighted losses
     if t.ndim == 1:
         t = np.eye(out.shape[1], dtype=w.dtype)[t]
     log_p = F.log_softmax(out, axis=1) if base is F.softmax_cross_entropy else log(minimum(maximum(out, 1e-7), 1.0))
