@@ -105,7 +105,7 @@ class Optimizer:
             seen[id(p)] = j
         group = {"params": params, **self.hyper, **{k: v for k, v in param_group.items() if k != "params"}}
         key = self._key(group)
-        options = self._options(dict(zip(type(self).defaults, key)))
+        options = self._options(self._hyper_of(key))
         self.param_groups.append(group)
         self._built.append((key, options))
         self._group_of += [index] * len(params)
@@ -114,7 +114,12 @@ class Optimizer:
         self.state += [None] * len(params)
 
     def _key(self, group):
+        """A group's options as a tuple in ``defaults``' order: what tells a changed group."""
         return tuple(group.get(k) for k in type(self).defaults)
+
+    def _hyper_of(self, key):
+        """The options dict of a group's key (the inverse of ``_key``)."""
+        return dict(zip(type(self).defaults, key))
 
     def _options(self, hyper):
         """The kernels' hyper-parameter object for ``hyper``, validated there (errors name the argument)."""
@@ -127,10 +132,10 @@ class Optimizer:
         for g, group in enumerate(self.param_groups):
             key = self._key(group)
             if key != self._built[g][0]:
-                changed.append((g, key, self._options(dict(zip(type(self).defaults, key)))))
+                changed.append((g, key, self._options(self._hyper_of(key))))
         for g, key, options in changed:
             self._built[g] = (key, options)
-            hyper = dict(zip(type(self).defaults, key))
+            hyper = self._hyper_of(key)
             for i, p in enumerate(self.params):
                 if self._group_of[i] == g and self.state[i] is not None:
                     for state_name, array in self._new_state(p, hyper).items():
@@ -145,7 +150,7 @@ class Optimizer:
     def lr(self, value):
         self._refresh()
         checked = self._options({**self.hyper, "lr": value})
-        built = [self._options({**dict(zip(type(self).defaults, key)), "lr": value}) for key, _ in self._built]
+        built = [self._options({**self._hyper_of(key), "lr": value}) for key, _ in self._built]
         self.options, self.hyper["lr"] = checked, checked.lr
         for g, (group, options) in enumerate(zip(self.param_groups, built)):
             group["lr"] = options.lr
@@ -186,7 +191,7 @@ class Optimizer:
         for i, grad in zip(todo, grads):
             p, g = self.params[i], self._group_of[i]
             if self.state[i] is None:
-                self.state[i] = self._new_state(p, dict(zip(type(self).defaults, self._built[g][0])))
+                self.state[i] = self._new_state(p, self._hyper_of(self._built[g][0]))
             self.steps[i] += 1
             self._update(p.value, grad, self.state[i], self.steps[i], self._built[g][1])
 
@@ -231,7 +236,7 @@ class Optimizer:
                 raise ValueError(f"load_state_dict: param_groups[{g}] has unexpected keys {sorted(unknown)}")
             merged = {**group, **{k: v for k, v in new.items() if k != "params"}}
             key = self._key(merged)
-            groups.append((merged, key, self._options(dict(zip(type(self).defaults, key)))))
+            groups.append((merged, key, self._options(self._hyper_of(key))))
         state = [None] * len(self.params)
         for entry, array in state_dict["state"].items():
             index, state_name = entry.split(".", 1)
@@ -243,7 +248,7 @@ class Optimizer:
                 raise ValueError(f"load_state_dict: {entry} has shape {array.shape}, parameter {i} has "
                                  f"{self.params[i].value.shape}")
             if state[i] is None:
-                state[i] = self._new_state(self.params[i], dict(zip(type(self).defaults, groups[self._group_of[i]][1])))
+                state[i] = self._new_state(self.params[i], self._hyper_of(groups[self._group_of[i]][1]))
             state[i].setdefault(state_name, np.zeros_like(self.params[i].value))[...] = array
         self.options, self.hyper, self.steps, self.state = options, hyper, steps, state
         self.defaults = self.hyper
