@@ -251,25 +251,40 @@ def _targets_matrix(targets, logits_shape, dtype):
     return t.astype(dtype, copy=False)
 
 
-def _sce_rule(g, out, z, *, targets):
-    """d loss / d z = (softmax(z) - t) / N: the source material's y - t, averaged over the batch."""
+def _row_weights(sample_weight, n, dtype, what):
+    """Keras's per-example weights as a column (N, 1), or None; each example's loss is scaled by its own."""
+    if sample_weight is None:
+        return None
+    w = np.asarray(sample_weight, dtype=dtype)
+    if w.shape != (n,):
+        raise ValueError(f"{what}: sample_weight must have one weight per example ({n},), got shape {w.shape}")
+    return w.reshape(n, 1)
+
+
+def _sce_rule(g, out, z, *, targets, weights=None):
+    """d loss / d z = w (softmax(z) - t) / N: the source material's y - t, averaged over the batch (each
+    row scaled by its example's weight w, when given)."""
     n = _shape(z)[0]
-    return g * (softmax(z, axis=1) - _targets_matrix(targets, _shape(z), value_of(z).dtype)) / n
+    d = softmax(z, axis=1) - _targets_matrix(targets, _shape(z), value_of(z).dtype)
+    return g * (d if weights is None else d * weights) / n
 
 
 def _sce_samples(rng):
     z = rng.normal(0, 2, (4, 3))
-    return [((z,), {"targets": np.array([0, 2, 1, 2])}), ((z,), {"targets": rng.dirichlet(np.ones(3), 4)})]
+    return [((z,), {"targets": np.array([0, 2, 1, 2])}), ((z,), {"targets": rng.dirichlet(np.ones(3), 4)}),
+            ((z,), {"targets": np.array([1, 0, 2, 2]), "weights": rng.uniform(0.5, 2, (4, 1))})]
 
 
 @primitive(vjp=[_sce_rule],
-           jvp=[lambda t, out, z, *, targets: sum(_sce_rule(1.0, out, z, targets=targets) * t)],
+           jvp=[lambda t, out, z, **p: sum(_sce_rule(1.0, out, z, **p) * t)],
            samples=_sce_samples)
-def _softmax_cross_entropy(z, *, targets):
+def _softmax_cross_entropy(z, *, targets, weights=None):
     z = np.asarray(z)
     m = z.max(axis=1, keepdims=True)
     log_p = z - (m + np.log(np.exp(z - m).sum(axis=1, keepdims=True)))
     t = _targets_matrix(targets, z.shape, z.dtype)
+    if weights is not None:
+        t = t * weights
     return np.asarray(-(t * log_p).sum() / z.shape[0], dtype=z.dtype)
 
 
@@ -287,12 +302,12 @@ def _check_targets(targets, n, k, what):
     return t
 
 
-def softmax_cross_entropy(logits, labels):
+def softmax_cross_entropy(logits, labels, sample_weight=None):
     """Mean cross-entropy of softmax(logits) against labels, fused and stable (log-sum-exp).
 
     ``logits`` (N, K); ``labels`` integer classes (N,) or target distributions (N, K). Its
-    gradient is (softmax(logits) - t) / N: the source material's y - t. Never takes log of 0, so
-    logits of 1000 are fine. Given the output of a softmax (a model that ends in softmax, called
+    gradient is (softmax(logits) - t) / N: the source material's y - t. ``sample_weight`` (N,):
+    Keras's weighted loss, sum_i w_i l_i / N. Never takes log of 0, so logits of 1000 are fine. Given the output of a softmax (a model that ends in softmax, called
     in a loop of your own), it warns: softmax would be applied twice, and training stalls.
     """
     if getattr(getattr(logits, "op", None), "name", None) == "softmax":
@@ -301,18 +316,36 @@ def softmax_cross_entropy(logits, labels):
                       stacklevel=2)
     n, k = _shape(logits)
     if device.is_device(logits):
+        if sample_weight is not None:
+            raise NotImplementedError("softmax_cross_entropy on the CUDA device: sample_weight is not supported there")
         return device.softmax_cross_entropy(logits, labels)
-    return _softmax_cross_entropy(logits, targets=_check_targets(labels, n, k, "softmax_cross_entropy"))
+    weights = _row_weights(sample_weight, n, value_of(logits).dtype, "softmax_cross_entropy")
+    targets = _check_targets(labels, n, k, "softmax_cross_entropy")
+    return _softmax_cross_entropy(logits, targets=targets) if weights is None else \
+        _softmax_cross_entropy(logits, targets=targets, weights=weights)
 
 
-def cross_entropy(probabilities, labels, eps=1e-7):
-    """Mean -sum t log p for probabilities (N, K), clipped to [eps, 1] (Keras's categorical_crossentropy)."""
+def cross_entropy(probabilities, labels, eps=1e-7, sample_weight=None):
+    """Mean -sum t log p for probabilities (N, K), clipped to [eps, 1] (Keras's categorical_crossentropy);
+    ``sample_weight`` (N,): Keras's weighted loss, sum_i w_i l_i / N."""
     n, k = _shape(probabilities)
-    t = _targets_matrix(_check_targets(labels, n, k, "cross_entropy"), (n, k), value_of(probabilities).dtype)
-    return -sum(t * log(minimum(maximum(probabilities, eps), 1.0))) / n
+    dtype = value_of(probabilities).dtype
+    t = _targets_matrix(_check_targets(labels, n, k, "cross_entropy"), (n, k), dtype)
+    weights = _row_weights(sample_weight, n, dtype, "cross_entropy")
+    return -sum((t if weights is None else t * weights) * log(minimum(maximum(probabilities, eps), 1.0))) / n
 
 
-def mse(prediction, target):
-    """Mean squared error over every element."""
-    diff = prediction - np.asarray(value_of(target))
-    return mean(diff * diff)
+def mse(prediction, target, sample_weight=None):
+    """Mean squared error over every element; ``sample_weight`` (N,): each example's squared errors scaled
+    by its weight (Keras's weighted loss), the target then of the prediction's shape (no broadcast)."""
+    target = np.asarray(value_of(target))
+    shape = _shape(prediction)
+    weights = _row_weights(sample_weight, shape[0], value_of(prediction).dtype, "mse")
+    if weights is None:
+        diff = prediction - target
+        return mean(diff * diff)
+    if target.shape != shape:
+        raise ValueError(f"mse: with sample_weight the target must have the prediction's shape {shape}, "
+                         f"got {target.shape}")
+    diff = prediction - target
+    return mean(weights.reshape((shape[0],) + (1,) * (len(shape) - 1)) * diff * diff)

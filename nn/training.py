@@ -21,8 +21,6 @@ import numpy as np
 
 import kernels
 from autodiff import Tensor, no_grad, value_of
-from autodiff.ops import log, maximum, mean, minimum
-from autodiff.ops import sum as reduce_sum
 
 from . import device
 from . import functional as F
@@ -71,26 +69,8 @@ def loss_function(model, loss):
 
     def objective(x, y, weights=None):
         out = model.forward(x, pre_activation=True) if on_logits else model(x)
-        return (base(out, y) if weights is None else _weighted_loss(base, out, y, weights)), out
+        return (base(out, y) if weights is None else base(out, y, sample_weight=weights)), out
     return objective
-
-
-def _weighted_loss(base, out, y, weights):
-    """Keras's weighted loss: sum_i w_i l_i / N (each example's loss scaled, averaged over the batch)."""
-    n = out.shape[0]
-    w = np.asarray(weights, dtype=value_of(out).dtype)
-    if base is F.mse:
-        target = np.asarray(value_of(y))
-        if target.shape != tuple(out.shape):            # no silent broadcast of (N, 1) against (N,)
-            raise ValueError(f"fit: mse with sample weights needs targets of the output's shape {tuple(out.shape)}, "
-                             f"got {target.shape}")
-        diff = out - target
-        return mean(w.reshape(n, *[1] * (len(out.shape) - 1)) * diff * diff)
-    t = F._check_targets(y, n, out.shape[1], "fit")    # the same checks (and errors) as the unweighted losses
-    if t.ndim == 1:
-        t = np.eye(out.shape[1], dtype=w.dtype)[t]
-    log_p = F.log_softmax(out, axis=1) if base is F.softmax_cross_entropy else log(minimum(maximum(out, 1e-7), 1.0))
-    return -reduce_sum(log_p * (w[:, None] * t)) / n
 
 
 def sample_weights(y, class_weight=None, sample_weight=None):
