@@ -56,6 +56,17 @@ class RuleTable(dict):
     ``table[prim]`` is the rule, or a NotImplementedError naming the primitive and the
     transformation; ``table.get(prim)`` is None where there is none; ``@table.register(op)``
     adds a rule for an op (its public function or its Primitive).
+
+    >>> import autodiff as ad
+    >>> flops = RuleTable("flop count")
+    >>> @flops.register(ad.mul)
+    ... def _(out_size):
+    ...     return out_size
+    >>> flops[ad.mul.primitive](6), flops.get(ad.sin.primitive)
+    (6, None)
+    >>> flops[ad.sin.primitive]
+    Traceback (most recent call last):
+    NotImplementedError: primitive 'sin' has no flop count rule
     """
 
     def __init__(self, name: str):

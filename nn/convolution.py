@@ -194,6 +194,10 @@ def conv1d(x, w, b=None, stride=1, padding=0, dilation=1, groups=1, *, geometry=
     Lo = floor((L + 2 padding - dilation (k - 1) - 1) / stride) + 1. conv2d on (N, C, 1, L) and
     (F, C/groups, 1, k), so every backend and rule of conv2d serves it. ``padding``: also "valid" or
     "same"; ``geometry``: ``conv1d_geometry(...)`` built once (a layer's), instead of the four others.
+
+    >>> x = np.arange(6.0, dtype=np.float32).reshape(1, 1, 6)
+    >>> conv1d(x, np.array([[[1.0, -1.0]]], np.float32))          # x[i] - x[i + 1]
+    array([[[-1., -1., -1., -1., -1.]]], dtype=float32)
     """
     x_shape, w_shape = _shape(x), _shape(w)
     if len(x_shape) != 3:

@@ -53,7 +53,14 @@ def set_seed(seed: int) -> None:
 @contextlib.contextmanager
 def seeded(seed: int):
     """A block in which ``rng=None`` means a generator of this thread's own, seeded with ``seed``; the
-    global one is neither read nor advanced."""
+    global one is neither read nor advanced.
+
+    >>> with seeded(3):
+    ...     a = rng().random()
+    >>> with seeded(3):
+    ...     a == rng().random()
+    True
+    """
     previous, _own.generator = _own.generator, np.random.default_rng(seed)
     try:
         yield                   # draw with rng() (set_seed inside the block replaces this thread's generator)

@@ -191,7 +191,11 @@ def heaviside(x, *, h0):
     """The step H(x): 0 where x < 0, ``h0`` where x = 0, 1 where x > 0, and 0 where x is NaN (unlike
     ``np.heaviside``, as relu's gradient at NaN is 0 in PyTorch); its derivative is 0. The local
     derivatives that depend on a value are written with it (relu' = H(x) with H(0) = 0; maximum's,
-    H(a - b) with 1/2 at ties), so that a recorded rule computes them, as the compiled code does."""
+    H(a - b) with 1/2 at ties), so that a recorded rule computes them, as the compiled code does.
+
+    >>> heaviside(np.array([-2.0, 0.0, 3.0, np.nan]), 0.5)
+    array([0. , 0.5, 1. , 0. ])
+    """
     real_only("heaviside", x)
     x = np.asarray(x)
     dtype = np.result_type(x, h0)
@@ -317,7 +321,11 @@ def _select_samples(rng):
            samples=_select_samples, kinks=[lambda mask, a, b: mask], code="({1} if {0} > 0 else {2})")
 def select(mask, a, b):
     """``a`` where ``mask`` > 0, else ``b``: ``where`` with a mask computed in the graph (from ``heaviside``),
-    which is recorded, so that compiled code computes it; the mask is not differentiated."""
+    which is recorded, so that compiled code computes it; the mask is not differentiated.
+
+    >>> select(np.array([1.0, 0.0, -1.0]), np.array([1.0, 2.0, 3.0]), 0.0)
+    array([1., 0., 0.])
+    """
     return np.where(np.greater(mask, 0), a, b)
 
 
