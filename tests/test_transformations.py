@@ -192,3 +192,8 @@ def test_compiled_derivatives_equal_the_engine_where_the_local_derivative_jumps(
     fwd = ad.compile(lambda *xs: op(*xs), *example, mode="forward", argnums=every, cache=cache)
     _, tangent = fwd(*args, *tangents)
     np.testing.assert_array_equal(tangent, ad.jvp(op, tuple(args), tuple(tangents))[1])
+
+
+def test_heavisides_value_at_zero_must_be_a_number():
+    with pytest.raises(TypeError, match=r"^heaviside: h0 \(the value at 0\) must be a real number, got 'a'$"):
+        ad.heaviside(np.ones(2), "a")

@@ -197,6 +197,8 @@ def heaviside(x, *, h0):
     array([0. , 0.5, 1. , 0. ])
     """
     real_only("heaviside", x)
+    if isinstance(h0, (bool, np.bool_)) or not isinstance(h0, (int, float, np.integer, np.floating)):
+        raise TypeError(f"heaviside: h0 (the value at 0) must be a real number, got {h0!r:.40}")
     x = np.asarray(x)
     dtype = np.result_type(x, h0)
     step = np.greater(x, 0).astype(dtype)
