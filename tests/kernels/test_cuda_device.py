@@ -155,37 +155,48 @@ def test_conv_without_bias_and_the_optimisers_keep_device_arrays_on_the_device_i
     assert isinstance(p, device.DeviceArray) and isinstance(m, device.DeviceArray)
 
 
-@pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_the_tiled_convolution_matches_the_reference_in_all_three_directions(dtype, monkeypatch):
-    from kernels.conv2d import cuda as conv_cuda
+#: Shapes none of whose sizes is a multiple of a tile's: (geometry, x's shape, w's shape).
+AWKWARD_CONVOLUTIONS = [(kernels.ConvGeometry(stride=(2, 1), padding=(1, 2), dilation=(1, 2)), (1, 3, 5, 4), (3, 3, 3, 2)),
+                        (kernels.ConvGeometry(stride=2, padding=1, dilation=2), (1, 1, 6, 5), (5, 1, 3, 3))]
+
+
+@pytest.mark.parametrize("variant, shapes, dtype, cases", [("simple", None, np.float32, [1]),
+                                                           ("simple", None, np.float64, [0]),
+                                                           ("blocked", None, np.float32, [0, 1]),
+                                                           ("blocked", None, np.float64, [0, 1]),
+                                                           ("blocked", 1, np.float32, [0]), ("blocked", 2, np.float64, [1])])
+def test_the_tiled_convolution_matches_the_reference_in_all_three_directions(variant, shapes, dtype, cases, monkeypatch):
+    from kernels.conv2d import cuda as conv_cuda, tiles
     monkeypatch.setattr(conv_cuda, "TILED", True)          # the GPU's path (the simulator uses the gather kernels)
-    geometry = kernels.ConvGeometry(stride=(2, 1), padding=(1, 2), dilation=(1, 2))
-    x, w = _f32(1, 3, 5, 4).astype(dtype), _f32(3, 3, 3, 2).astype(dtype)      # inner C*kh*kw = 18 > a tile
-    b = _f32(3).astype(dtype)
-    y_ref = kernels.conv2d.forward(x, w, b, geometry, relu=True, backend="numpy")
-    g = _f32(*y_ref.shape).astype(dtype)
-    xd, wd, bd, gd = _dev(x, w, b, g)
+    monkeypatch.setattr(tiles, "VARIANT", variant)
+    if shapes is not None:                                 # one block shape forced (else: picked per product)
+        monkeypatch.setattr(tiles, "SHAPES", tiles.SHAPES[shapes:shapes + 1])
     tol = 1e-5 if dtype == np.float32 else 1e-12
-    _close(kernels.conv2d.forward(xd, wd, bd, geometry, relu=True), y_ref, tol)
-    _close(kernels.conv2d.backward_input(gd, wd, x.shape, geometry),
-           kernels.conv2d.backward_input(g, w, x.shape, geometry, backend="numpy"), tol)
-    dw, db = kernels.conv2d.backward_weight(gd, xd, w.shape, geometry)
-    dw_ref, db_ref = kernels.conv2d.backward_weight(g, x, w.shape, geometry, backend="numpy")
-    _close(dw, dw_ref, tol), _close(db, db_ref, tol)
+    for geometry, x_shape, w_shape in (AWKWARD_CONVOLUTIONS[case] for case in cases):
+        x, w, b = _f32(*x_shape).astype(dtype), _f32(*w_shape).astype(dtype), _f32(w_shape[0]).astype(dtype)
+        y_ref = kernels.conv2d.forward(x, w, b, geometry, relu=True, backend="numpy")
+        g = _f32(*y_ref.shape).astype(dtype)
+        xd, wd, bd, gd = _dev(x, w, b, g)
+        _close(kernels.conv2d.forward(xd, wd, bd, geometry, relu=True), y_ref, tol)
+        _close(kernels.conv2d.backward_input(gd, wd, x.shape, geometry),
+               kernels.conv2d.backward_input(g, w, x.shape, geometry, backend="numpy"), tol)
+        dw, db = kernels.conv2d.backward_weight(gd, xd, w.shape, geometry)
+        dw_ref, db_ref = kernels.conv2d.backward_weight(g, x, w.shape, geometry, backend="numpy")
+        _close(dw, dw_ref, tol), _close(db, db_ref, tol)
 
 
-def test_backward_weight_split_along_the_batch_adds_its_pieces_in_order():
+@pytest.mark.parametrize("variant", ["simple", "blocked"])
+def test_backward_weight_split_along_the_batch_adds_its_pieces_in_order(variant, monkeypatch):
     from kernels.conv2d import tiles
-    geometry = kernels.ConvGeometry(padding=1)
-    x, w = _f32(2, 1, 4, 4), _f32(2, 1, 3, 3)
-    g = _f32(2, 2, 4, 4)
+    monkeypatch.setattr(tiles, "VARIANT", variant)
+    geometry = kernels.ConvGeometry(stride=2, padding=1, dilation=(2, 1))
+    x, w = _f32(2, 2, 7, 6), _f32(3, 2, 2, 3)
+    g = _f32(2, 3, 4, 3)                              # N Ho Wo = 24: 6 steps of 4 (TILE and BK in the simulator)
     expected, _ = kernels.conv2d.backward_weight(g, x, w.shape, geometry, backend="numpy")
-    results = []
-    for pieces in (1, 3, 10):                         # 10: more pieces than the 8 tiles; the spare ones add 0
+    for pieces in (1, 4, 10):                         # 4: 2 + 2 + 2 + 0 steps; 10: the spare pieces add 0
         dw = cuda.device_array(w.shape, np.float32)
         tiles.backward_weight(cuda.to_device(g), cuda.to_device(x), geometry, dw, pieces=pieces)
-        results.append(dw.copy_to_host())
-        np.testing.assert_allclose(results[-1], expected, rtol=1e-5, atol=1e-5)
+        np.testing.assert_allclose(dw.copy_to_host(), expected, rtol=1e-5, atol=1e-5)
     assert tiles.splits(blocks=2, inner_tiles=43_264) == 256 and tiles.splits(blocks=600, inner_tiles=10_000) == 1
     assert tiles.splits(blocks=2, inner_tiles=20) == 2                    # at least MIN_TILES tiles a piece
 
