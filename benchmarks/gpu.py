@@ -141,36 +141,44 @@ def measure_steps(nn, cuda, config, torch):
 
 
 def measure_convolution(kernels, cuda, config, torch):
-    """Part 3: GFLOP/s of the second convolution in each direction, ours vs cuDNN."""
+    """Part 3: GFLOP/s of the second convolution in each direction at each batch, ours (both variants of
+    kernels/conv2d/tiles.py: register-blocked and one output per thread) vs cuDNN."""
     import numpy as np
+    from kernels.conv2d import tiles
 
-    batch = config["batches"][0]
     side = (config["input_shape"][1] - 2) // 2
     c, f = config["filters"]
-    shape_x, shape_w = (batch, c, side, side), (f, c, 3, 3)
     rng = np.random.default_rng(0)
-    x, w = rng.random(shape_x, dtype=np.float32), rng.random(shape_w, dtype=np.float32)
     geometry = kernels.ConvGeometry()
-    g = rng.random((batch, f, side - 2, side - 2), dtype=np.float32)
-    flops = 2.0 * batch * f * (side - 2) ** 2 * c * 9
-    xd, wd, gd = (kernels.device.to_device(a) for a in (x, w, g))
-    ours = {"forward": lambda: kernels.conv2d.forward(xd, wd, None, geometry),
-            "backward input": lambda: kernels.conv2d.backward_input(gd, wd, shape_x, geometry),
-            "backward weight": lambda: kernels.conv2d.backward_weight(gd, xd, shape_w, geometry, bias=False)}
-    theirs = {}
-    if torch is not None:
-        xt, wt, gt = (torch.from_numpy(a).cuda() for a in (x, w, g))
-        theirs = {"forward": lambda: torch.nn.functional.conv2d(xt, wt),
-                  "backward input": lambda: torch.nn.grad.conv2d_input(shape_x, wt, gt),
-                  "backward weight": lambda: torch.nn.grad.conv2d_weight(xt, shape_w, gt)}
-    print(f"3. conv {shape_x} -> {f} filters 3x3, {flops / 1e9:.3f} GFLOP per direction:")
-    for direction, call in ours.items():
-        ms = _median_ms(call, config["repeats"], cuda.synchronize)
-        line = f"   {direction:16s} ours {flops / ms / 1e6:9.1f} GFLOP/s ({ms:8.3f} ms)"
-        if direction in theirs:
-            ref = _median_ms(theirs[direction], config["repeats"], torch.cuda.synchronize)
-            line += f"   cuDNN {flops / ref / 1e6:9.1f} GFLOP/s   ratio {ref / ms:5.2f} (goal >= 0.3)"
-        print(line, flush=True)
+    saved = tiles.VARIANT          # (in the simulator, --sim, both run the gather kernels: TILED is off there)
+    try:
+        for batch in config["batches"]:
+            shape_x, shape_w = (batch, c, side, side), (f, c, 3, 3)
+            x, w = rng.random(shape_x, dtype=np.float32), rng.random(shape_w, dtype=np.float32)
+            g = rng.random((batch, f, side - 2, side - 2), dtype=np.float32)
+            flops = 2.0 * batch * f * (side - 2) ** 2 * c * 9
+            xd, wd, gd = (kernels.device.to_device(a) for a in (x, w, g))
+            ours = {"forward": lambda: kernels.conv2d.forward(xd, wd, None, geometry),
+                    "backward input": lambda: kernels.conv2d.backward_input(gd, wd, shape_x, geometry),
+                    "backward weight": lambda: kernels.conv2d.backward_weight(gd, xd, shape_w, geometry, bias=False)}
+            theirs = {}
+            if torch is not None:
+                xt, wt, gt = (torch.from_numpy(a).cuda() for a in (x, w, g))
+                theirs = {"forward": lambda: torch.nn.functional.conv2d(xt, wt),
+                          "backward input": lambda: torch.nn.grad.conv2d_input(shape_x, wt, gt),
+                          "backward weight": lambda: torch.nn.grad.conv2d_weight(xt, shape_w, gt)}
+            print(f"3. conv {shape_x} -> {f} filters 3x3, {flops / 1e9:.3f} GFLOP per direction:")
+            for direction, call in ours.items():
+                ref = _median_ms(theirs[direction], config["repeats"], torch.cuda.synchronize) if theirs else None
+                for variant in ("blocked", "simple"):
+                    tiles.VARIANT = variant
+                    ms = _median_ms(call, config["repeats"], cuda.synchronize)
+                    line = f"   {direction:16s} ours {variant:7s} {flops / ms / 1e6:9.1f} GFLOP/s ({ms:8.3f} ms)"
+                    if ref is not None:
+                        line += f"   cuDNN {flops / ref / 1e6:9.1f} GFLOP/s   ratio {ref / ms:5.2f} (goal >= 0.3)"
+                    print(line, flush=True)
+    finally:
+        tiles.VARIANT = saved
 
 
 def measure_traffic(nn, cuda, config):
