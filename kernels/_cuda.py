@@ -16,10 +16,10 @@ from __future__ import annotations
 import numpy as np
 from numba import cuda
 
-from .device import THREADS_PER_BLOCK, DeviceArray, launch_config, on_device, raw, zeros
+from .device import THREADS_PER_BLOCK, DeviceArray, launch_config, on_device, raw, stride_config, zeros
 
-__all__ = ["THREADS_PER_BLOCK", "DeviceArray", "launch_config", "on_device", "to_device", "to_caller", "zeros",
-           "new", "flat"]
+__all__ = ["THREADS_PER_BLOCK", "DeviceArray", "launch_config", "stride_config", "on_device", "to_device", "to_caller",
+           "zeros", "new", "flat"]
 
 #: A kernel argument on the device: a DeviceArray's numba array, a numba array as it is, a host
 #: array copied there (once).

@@ -36,11 +36,12 @@ from .backend import INSTALL_CUDA, cuda_import_error
 if (_why := cuda_import_error()) is not None:      # numba-cuda is the `cuda` extra; the core install is CPU only
     raise ImportError(f"kernels.device needs the cuda extra ({_why}): {INSTALL_CUDA}")
 
-from numba import cuda  # noqa: E402  (numba-cuda's, checked just above)
+from numba import config, cuda  # noqa: E402  (numba-cuda's, checked just above)
 
 __all__ = ["DeviceArray", "to_device", "to_host", "zeros", "full", "raw", "wrap", "launch_config", "on_device"]
 
 THREADS_PER_BLOCK = 128
+SIMULATED_THREADS = 32
 _ADD, _SUB, _MUL, _DIV = range(4)
 
 
@@ -51,6 +52,16 @@ def launch_config(n_threads: int) -> tuple[int, int]:
     in the simulator, which runs each thread as a Python thread, it saves starting idle ones)."""
     per_block = min(THREADS_PER_BLOCK, max(int(n_threads), 1))
     return max(1, (n_threads + per_block - 1) // per_block), per_block
+
+
+def stride_config(n_threads: int) -> tuple[int, int]:
+    """The launch of a grid-stride kernel (``for k in range(cuda.grid(1), n, cuda.gridsize(1))``): on a GPU
+    one thread per element, as ``launch_config``; in Numba's simulator, which runs every thread as a Python
+    thread, one block of at most SIMULATED_THREADS threads, each taking every so-many-th element (the
+    same work, without starting a thread per element)."""
+    if config.ENABLE_CUDASIM:
+        return 1, max(1, min(int(n_threads), SIMULATED_THREADS))
+    return launch_config(n_threads)
 
 
 def on_device(*arrays) -> bool:
@@ -90,7 +101,7 @@ def full(shape, value, dtype=np.float32) -> "DeviceArray":
     shape = (int(shape),) if isinstance(shape, (int, np.integer)) else tuple(int(s) for s in shape)
     data = cuda.device_array(shape, dtype=np.dtype(dtype))
     flat = _flat(data)
-    _fill_kernel[launch_config(flat.size)](flat, np.dtype(dtype).type(value))
+    _fill_kernel[stride_config(flat.size)](flat, np.dtype(dtype).type(value))
     return DeviceArray(data)
 
 
@@ -102,8 +113,7 @@ def zeros(shape, dtype=np.float32) -> "DeviceArray":
 
 @cuda.jit
 def _fill_kernel(out, value):
-    k = cuda.grid(1)
-    if k < out.size:
+    for k in range(cuda.grid(1), out.size, cuda.gridsize(1)):
         out[k] = value
 
 

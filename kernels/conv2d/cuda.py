@@ -19,7 +19,7 @@ from __future__ import annotations
 import numpy as np
 from numba import config, cuda
 
-from .._cuda import DeviceArray, launch_config, on_device, to_caller, to_device, zeros
+from .._cuda import DeviceArray, launch_config, on_device, stride_config, to_caller, to_device, zeros
 from .._jit import ZERO, unravel4
 from ..activations import formulas
 from . import tiles
@@ -43,8 +43,7 @@ def _forward_kernel(x, w, b, sh, sw, ph, pw, dil_h, dil_w, groups, relu, y):
     n_images, n_filters, ho, wo = y.shape
     height, width = x.shape[2], x.shape[3]
     cg, kh, kw = w.shape[1], w.shape[2], w.shape[3]
-    idx = cuda.grid(1)
-    if idx < n_images * n_filters * ho * wo:
+    for idx in range(cuda.grid(1), n_images * n_filters * ho * wo, cuda.gridsize(1)):   # grid-stride
         n, f, i, j = unravel4(idx, n_filters, ho, wo)
         c0 = (f // (n_filters // groups)) * cg    # first input channel of f's group
         acc = b[f]
@@ -71,8 +70,7 @@ def _backward_input_kernel(g, w, sh, sw, ph, pw, dil_h, dil_w, groups, dx):
     n_filters, ho, wo = g.shape[1], g.shape[2], g.shape[3]
     cg, kh, kw = w.shape[1], w.shape[2], w.shape[3]
     fg = n_filters // groups
-    idx = cuda.grid(1)
-    if idx < n_images * n_channels * height * width:
+    for idx in range(cuda.grid(1), n_images * n_channels * height * width, cuda.gridsize(1)):   # grid-stride
         n, c, h, v = unravel4(idx, n_channels, height, width)
         group = c // cg
         c_in_group = c % cg
@@ -95,8 +93,7 @@ def _backward_weight_kernel(g, x, sh, sw, ph, pw, dil_h, dil_w, groups, dw):
     n_filters, cg, kh, kw = dw.shape
     n_images, ho, wo = g.shape[0], g.shape[2], g.shape[3]
     height, width = x.shape[2], x.shape[3]
-    idx = cuda.grid(1)
-    if idx < n_filters * cg * kh * kw:
+    for idx in range(cuda.grid(1), n_filters * cg * kh * kw, cuda.gridsize(1)):   # grid-stride (_cuda.stride_config)
         f, c, p, q = unravel4(idx, cg, kh, kw)
         c0 = (f // (n_filters // groups)) * cg
         acc = ZERO
@@ -134,7 +131,7 @@ def forward(x, w, b, geometry, relu=False):
     if TILED and geometry.groups == 1:                                   # tiled in shared memory (tiles.py)
         tiles.forward(to_device(x), to_device(w), to_device(b), geometry, relu, y)
     else:
-        _forward_kernel[launch_config(y.size)](to_device(x), to_device(w), to_device(b), *geometry.stride,
+        _forward_kernel[stride_config(y.size)](to_device(x), to_device(w), to_device(b), *geometry.stride,
                                                *geometry.padding, *geometry.dilation, geometry.groups, bool(relu), y)
     return to_caller(y, keep)
 
@@ -146,7 +143,7 @@ def backward_input(g, w, input_shape, geometry):
     if TILED and geometry.groups == 1:
         tiles.backward_input(to_device(g), to_device(w), geometry, dx)
     else:
-        _backward_input_kernel[launch_config(dx.size)](to_device(g), to_device(w), *geometry.stride,
+        _backward_input_kernel[stride_config(dx.size)](to_device(g), to_device(w), *geometry.stride,
                                                        *geometry.padding, *geometry.dilation, geometry.groups, dx)
     return to_caller(dx, keep)
 
@@ -160,7 +157,7 @@ def backward_weight(g, x, weight_shape, geometry, bias):
     if TILED and geometry.groups == 1:
         tiles.backward_weight(g_dev, to_device(x), geometry, dw)
     else:
-        _backward_weight_kernel[launch_config(dw.size)](g_dev, to_device(x), *geometry.stride, *geometry.padding,
+        _backward_weight_kernel[stride_config(dw.size)](g_dev, to_device(x), *geometry.stride, *geometry.padding,
                                                         *geometry.dilation, geometry.groups, dw)
     db = None
     if bias:                    # a sum over (N, Ho, Wo) per filter: in pieces when long (kernels.device)

@@ -7,17 +7,25 @@ once per tile instead of once per product term), synchronising the block before 
 tile. The transposes of the backward passes are not formed: the kernels read the operand
 transposed (``trans_a`` / ``trans_b``). Bias gradient: one thread per column, a sum over rows.
 Device in, device out (DeviceArrays); host in, host out.
+
+In Numba's simulator the products run instead with one thread per output element and no shared memory
+(``TILED``): the simulator's ``syncthreads`` makes every thread of a block poll, which made a dense layer
+the slowest op of a simulated training step. Both add the inner terms in the same order, one at a time:
+the same results. The tests switch the tiles on for their own checks.
 """
 from __future__ import annotations
 
 import numpy as np
 from numba import config, cuda, float32, float64
 
-from .._cuda import launch_config, on_device, to_caller, to_device
+from .._cuda import launch_config, on_device, stride_config, to_caller, to_device
 
 #: The tile's side: 16 x 16 threads per block on a GPU; 4 x 4 in the simulator (which runs every thread
 #: as a Python thread), so that the tests' tiny matrices still span several tiles.
 TILE = 4 if config.ENABLE_CUDASIM else 16
+
+#: Whether the products run tiled in shared memory (on a GPU), or one thread per element (the simulator).
+TILED = not config.ENABLE_CUDASIM
 
 
 @cuda.jit(device=True)
@@ -64,6 +72,18 @@ _MATMUL = {np.dtype(np.float32): _make_matmul(float32), np.dtype(np.float64): _m
 
 
 @cuda.jit
+def _matmul_simple_kernel(a, b, bias, use_bias, trans_a, trans_b, zero, out):
+    """out[i, j] = sum_k A[i, k] B[k, j] (+ bias[j]), one thread per element, k in the tiles' order."""
+    rows, cols = out.shape
+    for t in range(cuda.grid(1), rows * cols, cuda.gridsize(1)):      # grid-stride: _cuda.stride_config
+        i, j = t // cols, t % cols
+        acc = zero
+        for k in range(a.shape[0] if trans_a else a.shape[1]):
+            acc += (a[k, i] if trans_a else a[i, k]) * (b[j, k] if trans_b else b[k, j])
+        out[i, j] = acc + bias[j] if use_bias else acc
+
+
+@cuda.jit
 def _column_sum_kernel(g, out):
     j = cuda.grid(1)
     if j < out.size:
@@ -77,9 +97,12 @@ def _matmul(a, b, bias, trans_a, trans_b, rows, cols, dtype):
     out = cuda.device_array((rows, cols), dtype=dtype)
     use_bias = bias is not None
     bias = to_device(bias) if use_bias else cuda.device_array(1, dtype=dtype)
-    grid = ((cols + TILE - 1) // TILE, (rows + TILE - 1) // TILE)
-    _MATMUL[np.dtype(dtype)][grid, (TILE, TILE)](to_device(a), to_device(b), bias, use_bias, trans_a, trans_b,
-                                                       np.dtype(dtype).type(0), out)
+    arguments = (to_device(a), to_device(b), bias, use_bias, trans_a, trans_b, np.dtype(dtype).type(0), out)
+    if TILED:
+        grid = ((cols + TILE - 1) // TILE, (rows + TILE - 1) // TILE)
+        _MATMUL[np.dtype(dtype)][grid, (TILE, TILE)](*arguments)
+    elif rows * cols:
+        _matmul_simple_kernel[stride_config(rows * cols)](*arguments)
     return out
 
 

@@ -1,18 +1,17 @@
-"""The dropout mask with numba.cuda: ``kernels.dropout.reference``'s hash, one thread per element,
-made on the device (nothing copied)."""
+"""The dropout mask with numba.cuda: ``kernels.dropout.reference``'s hash of each element's index, made on
+the device (nothing copied), a grid-stride loop (``kernels._cuda.stride_config``)."""
 from __future__ import annotations
 
 import numpy as np
 from numba import cuda
 
-from .._cuda import DeviceArray, flat, launch_config, new
+from .._cuda import DeviceArray, flat, new, stride_config
 from .reference import MASK32, keep_scale
 
 
 @cuda.jit
 def _dropout_kernel(seed, rate, scale, out):
-    k = cuda.grid(1)
-    if k < out.size:
+    for k in range(cuda.grid(1), out.size, cuda.gridsize(1)):
         h = (k + seed * 2654435761) & MASK32
         h ^= h >> 16
         h = (h * 0x7FEB352D) & MASK32
@@ -25,6 +24,6 @@ def _dropout_kernel(seed, rate, scale, out):
 def dropout_mask(shape, rate, seed, dtype):
     """Made on the device (nothing copied): a DeviceArray."""
     out = new(shape, dtype)
-    _dropout_kernel[launch_config(out.size)](np.int64(seed), float(rate), np.dtype(dtype).type(keep_scale(rate)),
+    _dropout_kernel[stride_config(out.size)](np.int64(seed), float(rate), np.dtype(dtype).type(keep_scale(rate)),
                                              flat(out))
     return DeviceArray(out)

@@ -4,8 +4,9 @@ Every kernel has the same shape::
 
     @cuda.jit
     def _adam_kernel(param, grad, exp_avg, ...):
-        i = cuda.grid(1)                  # this thread's global index: block * block size + thread
-        if i < param.size:                # the last block may have threads past the end
+        # this thread's elements: its global index (block * block size + thread), then every
+        # gridsize-th one after it (on a GPU, one element each; in the simulator, a few threads share them)
+        for i in range(cuda.grid(1), param.size, cuda.gridsize(1)):
             p, m, ... = formulas.adam(param[i], grad[i], exp_avg[i], ..., hyper-parameters)
             param[i] = p
             exp_avg[i] = m
@@ -27,7 +28,7 @@ from __future__ import annotations
 
 from numba import cuda
 
-from .._cuda import launch_config, on_device, to_device
+from .._cuda import on_device, stride_config, to_device
 from . import formulas
 
 
@@ -36,8 +37,7 @@ from . import formulas
 @cuda.jit
 def _sgd_kernel(param, grad, momentum_buffer, lr, momentum, one_minus_dampening, weight_decay,
                 nesterov, first_step):
-    i = cuda.grid(1)
-    if i < param.size:
+    for i in range(cuda.grid(1), param.size, cuda.gridsize(1)):
         # a stand-in for the buffer when there is no momentum (the formula ignores it then)
         buf = momentum_buffer[i] if momentum != 0 else grad[i]
         p, buf = formulas.sgd(param[i], grad[i], buf, lr, momentum, one_minus_dampening,
@@ -49,8 +49,7 @@ def _sgd_kernel(param, grad, momentum_buffer, lr, momentum, one_minus_dampening,
 
 @cuda.jit
 def _adagrad_kernel(param, grad, state_sum, clr, weight_decay, eps):
-    i = cuda.grid(1)
-    if i < param.size:
+    for i in range(cuda.grid(1), param.size, cuda.gridsize(1)):
         p, s = formulas.adagrad(param[i], grad[i], state_sum[i], clr, weight_decay, eps)
         param[i] = p
         state_sum[i] = s
@@ -58,8 +57,7 @@ def _adagrad_kernel(param, grad, state_sum, clr, weight_decay, eps):
 
 @cuda.jit
 def _adadelta_kernel(param, grad, square_avg, acc_delta, lr, rho, one_minus_rho, eps, weight_decay):
-    i = cuda.grid(1)
-    if i < param.size:
+    for i in range(cuda.grid(1), param.size, cuda.gridsize(1)):
         p, sq, acc = formulas.adadelta(param[i], grad[i], square_avg[i], acc_delta[i], lr, rho,
                                        one_minus_rho, eps, weight_decay)
         param[i] = p
@@ -70,8 +68,7 @@ def _adadelta_kernel(param, grad, square_avg, acc_delta, lr, rho, one_minus_rho,
 @cuda.jit
 def _rmsprop_kernel(param, grad, square_avg, momentum_buffer, grad_avg, lr, alpha, one_minus_alpha,
                     eps, weight_decay, momentum, centered):
-    i = cuda.grid(1)
-    if i < param.size:
+    for i in range(cuda.grid(1), param.size, cuda.gridsize(1)):
         # stand-ins for the optional states that are switched off (the formula ignores them)
         buf = momentum_buffer[i] if momentum > 0 else grad[i]
         gavg = grad_avg[i] if centered else grad[i]
@@ -89,8 +86,7 @@ def _rmsprop_kernel(param, grad, square_avg, momentum_buffer, grad_avg, lr, alph
 def _adam_kernel(param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, beta1, beta2, one_minus_beta1,
                  one_minus_beta2, eps, weight_decay, decay_factor, step_size, bias_correction2_sqrt,
                  amsgrad, decoupled):
-    i = cuda.grid(1)
-    if i < param.size:
+    for i in range(cuda.grid(1), param.size, cuda.gridsize(1)):
         # a stand-in for the AMSGrad maximum when it is switched off (the formula ignores it)
         vmax = max_exp_avg_sq[i] if amsgrad else exp_avg_sq[i]
         p, m, v, vmax = formulas.adam(param[i], grad[i], exp_avg[i], exp_avg_sq[i], vmax, beta1,
@@ -120,7 +116,7 @@ def _launch(kernel, arrays, scalars):
     device_arrays = [cuda.device_array(0, dtype=param.dtype) if array is None else to_device(array)
                      for array in arrays]
     if param.size > 0:  # a launch needs at least one thread with work
-        kernel[launch_config(param.size)](*device_arrays, *scalars)
+        kernel[stride_config(param.size)](*device_arrays, *scalars)
     if on_host:
         for index, (array, device_array) in enumerate(zip(arrays, device_arrays)):
             if array is not None and index != 1:  # index 1 is the gradient: read, not written

@@ -49,7 +49,10 @@ def test_device_array_arithmetic_reductions_and_numpy_functions():
         da + device.zeros((3,))
 
 
-def test_dense_products_match_numpy_on_the_device():
+@pytest.mark.parametrize("tiled", [True, False], ids=["tiled", "one thread per element"])
+def test_dense_products_match_numpy_on_the_device(tiled, monkeypatch):
+    from kernels.dense import cuda as dense_cuda
+    monkeypatch.setattr(dense_cuda, "TILED", tiled)   # the GPU's path, and the simulator's
     x, w, b, g = _f32(5, 19), _f32(19, 7), _f32(7), _f32(5, 7)
     dx_, dw_, db_, dg_ = _dev(x, w, b, g)
     _close(dense.forward(dx_, dw_, db_), x @ w + b, 1e-5)
