@@ -159,6 +159,16 @@ def test_bad_weights_are_named():
         nn.fit(model, (x, y), loss=lambda out, t: out.sum(), sample_weight=np.ones(60), verbose=0)
 
 
+def test_fit_trains_with_a_loss_function_of_the_callers_own():
+    """loss=f(output, y): the same losses as the named loss it writes out (fit once passed it three arguments)."""
+    x, y = _data()
+    runs = [nn.fit(_model(), (x, y), loss=loss, optimizer="sgd", lr=0.1, epochs=2, batch_size=20, verbose=0,
+                   shuffle=False)["loss"]
+            for loss in ("cross_entropy", lambda out, t: nn.functional.cross_entropy(out, t))]
+    assert runs[0][1] < runs[0][0]
+    np.testing.assert_allclose(runs[1], runs[0], rtol=1e-6)
+
+
 def test_validation_split_splits_sample_weight_too():
     x, y = _data()
     w = np.random.default_rng(2).uniform(0, 2, size=60)
