@@ -61,3 +61,38 @@ def softmax(z):
 def softmax_backward(g, y):
     """dL/dz for y = softmax(z): y * (g - sum_j g_j y_j) per row."""
     return y * (g - (g * y).sum(axis=1, keepdims=True))
+
+
+def _per_channel(alpha, ndim):
+    """alpha (C,) shaped to broadcast along axis 1 of an ndim-D input."""
+    return alpha.reshape((1, -1) + (1,) * (ndim - 2))
+
+
+def prelu_forward(x, alpha):
+    """x where x > 0, else alpha[c] x (c the channel, axis 1)."""
+    return np.where(x > 0, x, _per_channel(alpha, x.ndim) * x).astype(x.dtype)
+
+
+def prelu_backward(g, x, alpha):
+    """(dx, dalpha): g or alpha[c] g; the sum of g x over every position of channel c where x <= 0."""
+    positive = x > 0
+    dx = np.where(positive, g, _per_channel(alpha, x.ndim) * g).astype(x.dtype)
+    axes = (0,) + tuple(range(2, x.ndim))
+    return dx, np.where(positive, 0, g * x).sum(axis=axes).astype(x.dtype)
+
+
+def _groups(x, pieces):
+    return x.reshape((x.shape[0], x.shape[1] // pieces, pieces) + x.shape[2:])
+
+
+def maxout_forward(x, pieces):
+    """The maximum over each group of ``pieces`` consecutive channels: (N, C, ...) -> (N, C / pieces, ...)."""
+    return _groups(x, pieces).max(axis=2)
+
+
+def maxout_backward(g, x, pieces):
+    """g shared evenly by the k maxima of each group (as autodiff's max), 0 elsewhere."""
+    grouped = _groups(x, pieces)
+    top = grouped == grouped.max(axis=2, keepdims=True)
+    share = np.expand_dims(g, 2) / top.sum(axis=2, keepdims=True).astype(x.dtype)
+    return (top * share).astype(x.dtype).reshape(x.shape)

@@ -118,6 +118,38 @@ def test_softmax_and_the_fused_cross_entropy_match_the_reference():
     assert np.isnan(losses.softmax_cross_entropy(dz_, device.to_device(np.array([0, 3, 1, 2]))).item())
 
 
+@pytest.mark.parametrize("shape", [(3, 4), (2, 4, 3, 2)], ids=["dense", "conv"])
+def test_prelu_and_maxout_match_the_reference_and_nn_host_graph(shape):
+    import autodiff as ad
+    import nn
+    x, g = _f32(*shape, scale=2), _f32(*shape)
+    x[0, 0], x[1, 1] = 0.0, np.float32(np.nan)                     # PReLU's kink, and a NaN that stays NaN
+    alpha = np.array([0.25, -0.5, 2.0, 0.0], np.float32)
+    dx_, dg_, da_ = _dev(x, g, alpha)
+    _close(activations.prelu_forward(dx_, da_), act_ref.prelu_forward(x, alpha))
+    dx, dalpha = activations.prelu_backward(dg_, dx_, da_)
+    expected = act_ref.prelu_backward(g, x, alpha)
+    _close(dx, expected[0]), _close(dalpha, expected[1], 1e-5)
+    finite = np.nan_to_num(x)
+    xt, at = ad.Tensor(finite, requires_grad=True), ad.Tensor(alpha, requires_grad=True)
+    ad.sum(nn.functional.prelu(xt, at) * g).backward()            # the host graph: where(H(x), x, alpha x)
+    ref_dx, ref_dalpha = act_ref.prelu_backward(g, finite, alpha)
+    np.testing.assert_allclose(ref_dx, xt.grad, rtol=1e-6), np.testing.assert_allclose(ref_dalpha, at.grad, rtol=1e-5)
+    ties = np.round(x[:, :4] * 2) / 2                              # equal values in some groups: shared gradient
+    ties[0, :2] = 1.5
+    gy = _f32(*((shape[0], 2) + shape[2:]))
+    dt_, dgy_ = _dev(np.nan_to_num(ties), gy)
+    _close(activations.maxout_forward(dt_, 2), act_ref.maxout_forward(np.nan_to_num(ties), 2))
+    _close(activations.maxout_backward(dgy_, dt_, 2), act_ref.maxout_backward(gy, np.nan_to_num(ties), 2))
+    tt = ad.Tensor(np.nan_to_num(ties), requires_grad=True)
+    ad.sum(nn.functional.maxout(tt, 2) * gy).backward()            # the host graph: autodiff's max, ties split
+    np.testing.assert_allclose(act_ref.maxout_backward(gy, np.nan_to_num(ties), 2), tt.grad, rtol=1e-6)
+    with pytest.raises(ValueError, match=r"pieces must be an int >= 1 dividing the 4 channels, got 3"):
+        activations.maxout_forward(dt_, 3)
+    with pytest.raises(ValueError, match=r"alpha must have one slope per channel \(4,\), got \(3,\)"):
+        activations.prelu_forward(dx_, alpha[:3])
+
+
 @pytest.mark.parametrize("training", [True, False])
 def test_batch_norm_forward_backward_and_running_statistics_match_the_reference(training):
     x, g, gamma, beta = _f32(3, 2, 2, 3, scale=2), _f32(3, 2, 2, 3), _f32(2), _f32(2)
