@@ -14,7 +14,7 @@ im2col matrix, read from x as it is needed, and G[(f,p,q), (n,h,v)] = g[n, f, i,
 
 Two variants, chosen at call time by ``VARIANT``:
 
-``"blocked"`` (the default): register blocking. A block of TY x TX threads computes a BM x BN tile of
+``"blocked"``: register blocking. A block of TY x TX threads computes a BM x BN tile of
 the result (BM = TM TY, BN = TN TX), each thread a TM x TN sub-tile held in registers (a local array
 indexed only by unrolled loops), its rows ty + r TY and columns tx + c TX (so that a warp reads
 neighbouring words of shared memory and writes neighbouring outputs). At each step along the inner
@@ -27,8 +27,11 @@ inner dimension the digits (c, p, q), (f, p, q) or (n, i, j) advance by a consta
 The block's shape (TY, TX) is picked per call from ``SHAPES``, the one with the least padding (32
 filters or channels fill a 32-row tile, not half a 64-row one).
 
-``"simple"``: one output per thread, a TILE x TILE block (kernels.dense's TILE) computing a TILE x TILE
-tile, one element of each operand per thread and step: kept to measure the blocking against.
+``"simple"`` (the default): one output per thread, a TILE x TILE block (kernels.dense's TILE) computing a
+TILE x TILE tile, one element of each operand per thread and step. It is the default because it is the
+one that has run on a GPU: "blocked" is checked against the reference in Numba's simulator only (no GPU
+was lent when it was written). ``benchmarks/gpu.py`` runs both variants' tests on the device and
+measures both against cuDNN; make "blocked" the default once it passes there and is faster.
 
 Sums run in a fixed order (k ascending, one term at a time, in both variants): no atomics, the same
 result every run. Backward weight's result is small (F x C kh kw: 64 x 288 for the Keras CNN's second
@@ -44,10 +47,12 @@ from numba import config, cuda, float32, float64, int64, uint64
 
 from .._cuda import launch_config
 from ..activations import formulas
-from ..dense.cuda import TILE, accumulate_tile
+from ..dense.cuda import TILE
+from .tiles_simple import make_simple
 
-#: Which kernels run: "blocked" (register-blocked, the default) or "simple" (one output per thread).
-VARIANT = "blocked"
+#: Which kernels run: "simple" (one output per thread, the default: the variant run on a GPU so far) or
+#: "blocked" (register-blocked; simulator-tested only, see above).
+VARIANT = "simple"
 
 #: The blocked variant's tiles: each thread TM x TN outputs; BK along the inner dimension per step;
 #: the block's (TY, TX) threads from SHAPES. Smaller in the simulator (every thread a Python thread),
@@ -65,102 +70,6 @@ PAD = 4
 
 #: Backward weight's split-K (``splits``): about this many blocks in all, at least MIN_TILES tiles each.
 TARGET_BLOCKS, MIN_TILES = 512, 8
-
-
-def _make_simple(dtype):
-    """The "simple" variant: one output per thread."""
-    @cuda.jit
-    def forward(x, w, b, sh, sw, ph, pw, dh, dw, relu, zero, y):
-        sa = cuda.shared.array((TILE, TILE), dtype)
-        sb = cuda.shared.array((TILE, TILE), dtype)
-        tx, ty = cuda.threadIdx.x, cuda.threadIdx.y
-        n_images, n_filters, ho, wo = y.shape
-        channels, height, width = x.shape[1], x.shape[2], x.shape[3]
-        kh, kw = w.shape[2], w.shape[3]
-        inner, columns = channels * kh * kw, n_images * ho * wo
-        f = cuda.blockIdx.y * TILE + ty
-        col = cuda.blockIdx.x * TILE + tx
-        n, i, j = col // (ho * wo), (col % (ho * wo)) // wo, col % wo
-        acc = zero
-        for t in range((inner + TILE - 1) // TILE):
-            k = t * TILE + tx
-            sa[ty, tx] = w[f, k // (kh * kw), (k % (kh * kw)) // kw, k % kw] if f < n_filters and k < inner else zero
-            k = t * TILE + ty
-            value = zero
-            if col < columns and k < inner:
-                c, p, q = k // (kh * kw), (k % (kh * kw)) // kw, k % kw
-                h, v = i * sh + p * dh - ph, j * sw + q * dw - pw
-                if 0 <= h < height and 0 <= v < width:
-                    value = x[n, c, h, v]
-            sb[ty, tx] = value
-            acc = accumulate_tile(sa, sb, ty, tx, acc)
-        if f < n_filters and col < columns:
-            acc += b[f]
-            y[n, f, i, j] = formulas.relu(acc) if relu else acc
-
-    @cuda.jit
-    def backward_weight(g, x, kh, kw, sh, sw, ph, pw, dh, dw, zero, tiles_per_split, partial):
-        """partial[z, f, k] = the sum over split z's tiles of the inner dimension (split-K)."""
-        sa = cuda.shared.array((TILE, TILE), dtype)
-        sb = cuda.shared.array((TILE, TILE), dtype)
-        tx, ty = cuda.threadIdx.x, cuda.threadIdx.y
-        n_filters, columns = partial.shape[1], partial.shape[2]
-        n_images, ho, wo = g.shape[0], g.shape[2], g.shape[3]
-        height, width = x.shape[2], x.shape[3]
-        inner = n_images * ho * wo
-        f = cuda.blockIdx.y * TILE + ty
-        k = cuda.blockIdx.x * TILE + tx
-        z = cuda.blockIdx.z
-        c, p, q = k // (kh * kw), (k % (kh * kw)) // kw, k % kw
-        acc = zero
-        first = z * tiles_per_split
-        for t in range(first, min(first + tiles_per_split, (inner + TILE - 1) // TILE)):
-            col = t * TILE + tx
-            value = zero
-            if f < n_filters and col < inner:
-                value = g[col // (ho * wo), f, (col % (ho * wo)) // wo, col % wo]
-            sa[ty, tx] = value
-            col = t * TILE + ty
-            value = zero
-            if k < columns and col < inner:
-                n, i, j = col // (ho * wo), (col % (ho * wo)) // wo, col % wo
-                h, v = i * sh + p * dh - ph, j * sw + q * dw - pw
-                if 0 <= h < height and 0 <= v < width:
-                    value = x[n, c, h, v]
-            sb[ty, tx] = value
-            acc = accumulate_tile(sa, sb, ty, tx, acc)
-        if f < n_filters and k < columns:
-            partial[z, f, k] = acc
-
-    @cuda.jit
-    def backward_input(g, w, sh, sw, ph, pw, dh, dw, zero, dx):
-        sa = cuda.shared.array((TILE, TILE), dtype)
-        sb = cuda.shared.array((TILE, TILE), dtype)
-        tx, ty = cuda.threadIdx.x, cuda.threadIdx.y
-        n_images, channels, height, width = dx.shape
-        n_filters, ho, wo = g.shape[1], g.shape[2], g.shape[3]
-        kh, kw = w.shape[2], w.shape[3]
-        inner, columns = n_filters * kh * kw, n_images * height * width
-        c = cuda.blockIdx.y * TILE + ty
-        col = cuda.blockIdx.x * TILE + tx
-        n, h, v = col // (height * width), (col % (height * width)) // width, col % width
-        acc = zero
-        for t in range((inner + TILE - 1) // TILE):
-            k = t * TILE + tx
-            sa[ty, tx] = w[k // (kh * kw), c, (k % (kh * kw)) // kw, k % kw] if c < channels and k < inner else zero
-            k = t * TILE + ty
-            value = zero
-            if col < columns and k < inner:
-                f, p, q = k // (kh * kw), (k % (kh * kw)) // kw, k % kw
-                ti, tj = h + ph - p * dh, v + pw - q * dw          # = i*sh and j*sw if output (i, j) reads here
-                if ti >= 0 and tj >= 0 and ti % sh == 0 and tj % sw == 0 and ti // sh < ho and tj // sw < wo:
-                    value = g[n, f, ti // sh, tj // sw]
-            sb[ty, tx] = value
-            acc = accumulate_tile(sa, sb, ty, tx, acc)
-        if c < channels and col < columns:
-            dx[n, c, h, v] = acc
-
-    return forward, backward_weight, backward_input
 
 
 @cuda.jit(device=True, inline="always")
@@ -377,7 +286,7 @@ def _make_blocked(dtype, ty_threads, tx_threads):
     return forward, backward_weight, backward_input
 
 
-_SIMPLE = {np.dtype(np.float32): _make_simple(float32), np.dtype(np.float64): _make_simple(float64)}
+_SIMPLE = {np.dtype(np.float32): make_simple(float32), np.dtype(np.float64): make_simple(float64)}
 _NUMBA_TYPES = {np.dtype(np.float32): float32, np.dtype(np.float64): float64}
 _BLOCKED = {}
 
