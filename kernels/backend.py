@@ -79,15 +79,24 @@ def cuda_available() -> bool:
         return False
 
 
+def cuda_unavailable_reason() -> str | None:
+    """Why backend "cuda" cannot run here, in words that name no API (Python's message below and the
+    command line's each add their own advice), or None when it can."""
+    if (why := cuda_import_error()) is not None:
+        return f"it needs the cuda extra ({why}): {INSTALL_CUDA}"
+    if not cuda_available():
+        return "numba.cuda.is_available() is False: no CUDA GPU and driver were found (and the simulator is off)"
+    return None
+
+
 def _require(name):
     if name == "cuda" and not cuda_available():
         if (why := cuda_import_error()) is not None:
             raise BackendUnavailable(f"backend 'cuda' needs the cuda extra ({why}): {INSTALL_CUDA}, "
                                      f"or use backend='cpu'")
         raise BackendUnavailable(
-            "backend 'cuda' was asked for, but numba.cuda.is_available() is False: no CUDA GPU and driver "
-            "were found (and the simulator is off). Use backend='cpu', or set NUMBA_ENABLE_CUDASIM=1 before "
-            "numba is imported to run the CUDA kernels in Numba's simulator (slow).")
+            f"backend 'cuda' was asked for, but {cuda_unavailable_reason()}. Use backend='cpu', or set "
+            "NUMBA_ENABLE_CUDASIM=1 before numba is imported to run the CUDA kernels in Numba's simulator (slow).")
 
 
 def get_backend() -> str:

@@ -1,8 +1,8 @@
 """Training on a CUDA GPU: a model whose parameters live on the device, and the ops that keep a
 training step there.
 
-``to_device(model, "cuda")`` (what ``model.to("cuda")`` calls) moves every parameter and buffer to
-the device once, as a ``kernels.device.DeviceArray``; ``to_device(model, "cpu")`` brings them back.
+``to_device(model, "cuda")`` (what ``model.to("cuda")`` and ``fit(..., backend="cuda")`` call) moves every
+parameter and buffer to the device once, as a ``kernels.device.DeviceArray``; ``to_device(model, "cpu")`` brings them back.
 From then on the device follows the data, as in PyTorch: the kernels run on the device because their
 inputs are there (ARCHITECTURE.md; ``kernels.backend``), whatever ``kernels.use_backend`` says, and
 ``fit`` moves each batch in (the inputs and the labels) and reads the loss out (one number per step;
@@ -15,10 +15,11 @@ Which ops run how on the device:
 - conv2d (with its fused ReLU), max- and average-pooling, flatten, the residual sum: the same autodiff
   primitives as on the host (``nn.convolution``): their kernels take device arrays, and the few
   array operations their rules ask for (a sum over axes, ``+``, a reshape) are DeviceArray's;
-- dense layers, activations, softmax, batch normalisation and the fused softmax cross-entropy: the
+- dense layers, activations (PReLU and maxout too), softmax, batch normalisation, the losses (the fused softmax cross-entropy,
+  the cross-entropy of probabilities, mse, each with row weights) and the L1/L2 weight penalty: the
   primitives of this module, whose value and reverse rule are ``kernels.dense``, ``kernels.activations``,
   ``kernels.normalization`` and ``kernels.losses`` calls (on the host these ops are compositions of
-  autodiff's primitives);
+  autodiff's primitives, which the kernels' NumPy references are tested against);
 - dropout and DropConnect: a mask made on the device (``kernels.dropout.dropout_mask``, a
   counter-based hash of a seed drawn from nn's generator: nothing random is copied) times the input.
 
@@ -43,8 +44,9 @@ from autodiff import Primitive, Tensor, value_of
 from autodiff.ops import reshape
 from autodiff.tensor import apply
 
-__all__ = ["to_device", "device_of", "is_device", "host_copy", "batch_to_device", "to_host", "check_fit", "linear",
-           "activation", "softmax", "dropout_mask", "batch_norm", "softmax_cross_entropy", "correct"]
+__all__ = ["to_device", "device_of", "is_device", "host_copy", "batch_to_device", "input_to_device", "to_host",
+           "linear", "activation", "softmax", "prelu", "maxout", "dropout_mask", "batch_norm", "softmax_cross_entropy",
+           "cross_entropy", "mse", "weight_penalty", "correct"]
 
 DEVICES = ("cpu", "cuda")
 
@@ -139,17 +141,9 @@ def batch_to_device(x, y):
     return Tensor(kernels.device.to_device(x)), kernels.device.to_device(y)
 
 
-def check_fit(loss, regularizer, fused):
-    """Refuse, before the first step, what a training step on the device cannot do yet: a regularizer
-    (autodiff's broadcasting rules make host arrays) and a loss other than the fused softmax
-    cross-entropy (``fused``) or a function of the caller's own."""
-    if regularizer is not None:
-        raise NotImplementedError("fit on the CUDA device: regularizer= is not supported there yet; train on the "
-                                  "host (model.to('cpu')) or use the optimiser's weight_decay")
-    if not (fused or callable(loss)):
-        raise NotImplementedError(f"fit on the CUDA device: loss {loss!r} is not supported there yet; the fused "
-                                  f"softmax cross-entropy is (a model ending in softmax with a cross-entropy loss, "
-                                  f"or loss='softmax_cross_entropy')")
+def input_to_device(x):
+    """A batch of inputs moved in for a model on the device (predict's): one copy in."""
+    return Tensor(kernels.device.to_device(np.asarray(x)))
 
 
 # --- the device primitives: value and reverse rule by kernels ------------------------------------------
@@ -219,6 +213,27 @@ def softmax(x):
     return activation(x, "softmax")
 
 
+def _prelu_vjp(g, out, x, alpha, *, wanted):
+    """(dx, dalpha) from one kernel call: a joint rule."""
+    return tuple(kernels.activations.prelu_backward(g, x, alpha))
+
+
+_PRELU = Primitive("prelu (device)", lambda x, alpha: kernels.activations.prelu_forward(x, alpha),
+                   vjp_joint=_first_order(_prelu_vjp), jvp=(_no_forward_mode,) * 2, nin=2)
+_MAXOUT = _declare("maxout (device)", lambda x, *, pieces: kernels.activations.maxout_forward(x, pieces),
+                   lambda g, out, x, *, pieces: kernels.activations.maxout_backward(g, x, pieces))
+
+
+def prelu(x, alpha):
+    """PReLU of device data, one slope per channel (axis 1): one op (kernels.activations)."""
+    return apply(_PRELU, (x, alpha), {})
+
+
+def maxout(x, pieces):
+    """Maxout of device data over groups of ``pieces`` channels (axis 1): one op (kernels.activations)."""
+    return apply(_MAXOUT, (x,), {"pieces": int(pieces)})
+
+
 def dropout_mask(shape, rate, rng, dtype):
     """The inverted-dropout mask, made on the device from one seed drawn from ``rng`` (nothing copied)."""
     return kernels.dropout.dropout_mask(shape, rate, int(rng.integers(2**30)), dtype, device=True)
@@ -249,15 +264,63 @@ def batch_norm(x, gamma, beta, running_mean, running_var, training, momentum, ep
     return reshape(y, shape=shape) if flat else y
 
 
+def _on_device(a, dtype):
+    """A host float array (a target, weights) in ``dtype``, copied in once for a loss on the device (its value
+    and its gradient read it); a device one as it is."""
+    if a is None or kernels.is_device_array(a):
+        return a
+    return kernels.device.to_device(np.asarray(a, dtype=dtype))
+
+
+def _labels(targets, dtype):
+    """Host labels stay on the host, for kernels.losses to check their range (a device label out of range
+    gives NaN); host distributions in the model's dtype."""
+    if kernels.is_device_array(targets):
+        return targets
+    targets = np.asarray(targets)
+    return targets.astype(dtype, copy=False) if targets.dtype.kind == "f" else targets
+
+
 _SCE = _declare("softmax_cross_entropy (device)",
-                lambda z, *, targets: kernels.losses.softmax_cross_entropy(z, targets),
-                lambda g, out, z, *, targets: kernels.losses.softmax_cross_entropy_backward(g, z, targets))
+                lambda z, *, targets, weights: kernels.losses.softmax_cross_entropy(z, targets, weights=weights),
+                lambda g, out, z, *, targets, weights:
+                kernels.losses.softmax_cross_entropy_backward(g, z, targets, weights=weights))
+_CROSS_ENTROPY = _declare("cross_entropy (device)",
+                          lambda p, *, targets, eps, weights:
+                          kernels.losses.cross_entropy(p, targets, eps=eps, weights=weights),
+                          lambda g, out, p, *, targets, eps, weights:
+                          kernels.losses.cross_entropy_backward(g, p, targets, eps=eps, weights=weights))
+_MSE = _declare("mse (device)", lambda p, *, target, weights: kernels.losses.mse(p, target, weights=weights),
+                lambda g, out, p, *, target, weights: kernels.losses.mse_backward(g, p, target, weights=weights))
+_PENALTY = _declare("weight_penalty (device)", lambda w, *, l1, l2: kernels.losses.weight_penalty(w, l1=l1, l2=l2),
+                    lambda g, out, w, *, l1, l2: kernels.losses.weight_penalty_backward(g, w, l1=l1, l2=l2))
 
 
-def softmax_cross_entropy(logits, targets):
+def softmax_cross_entropy(logits, targets, weights=None):
     """The fused softmax cross-entropy of device logits (a 0-d device loss); host labels are checked
-    and copied in, device labels used as they are (an out-of-range label gives a NaN loss)."""
-    return apply(_SCE, (logits,), {"targets": targets})
+    and copied in, device labels used as they are (an out-of-range label gives a NaN loss). ``weights``
+    (N,): each row's factor (Keras's sample_weight)."""
+    dtype = value_of(logits).dtype
+    return apply(_SCE, (logits,), {"targets": _labels(targets, dtype), "weights": _on_device(weights, dtype)})
+
+
+def cross_entropy(probabilities, targets, eps, weights=None):
+    """Mean -w_i sum t log clip(p, eps, 1) of device probabilities (N, K), nn.functional.cross_entropy's maths."""
+    dtype = value_of(probabilities).dtype
+    return apply(_CROSS_ENTROPY, (probabilities,), {"targets": _labels(targets, dtype), "eps": float(eps),
+                                                    "weights": _on_device(weights, dtype)})
+
+
+def mse(prediction, target, weights=None):
+    """Mean squared error of a device prediction; the target must have its shape (no broadcasting)."""
+    dtype = value_of(prediction).dtype
+    return apply(_MSE, (prediction,), {"target": _on_device(value_of(target), dtype),
+                                       "weights": _on_device(weights, dtype)})
+
+
+def weight_penalty(w, l1=0.0, l2=0.0):
+    """l1 sum |w| + l2 / 2 sum w^2 of a parameter on the device (one op: nn.regularizers' penalties there)."""
+    return apply(_PENALTY, (w,), {"l1": float(l1), "l2": float(l2)})
 
 
 def correct(output, targets):

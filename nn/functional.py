@@ -38,7 +38,7 @@ import numpy as np
 import kernels
 from autodiff import Tensor, primitive, value_of
 from autodiff.ops import (exp, heaviside, log, matmul, maximum, mean, minimum, relu, reshape, sigmoid,
-                          softmax, sum, tanh, transpose, where)
+                          softmax as _softmax, sum, tanh, transpose, where)
 from autodiff.ops import max as reduce_max
 from . import device
 from . import utils  # rng=None: nn's global generator (nn.set_seed), as everywhere in nn
@@ -173,6 +173,8 @@ def leaky_relu(x, alpha=0.01):
 
 def prelu(x, alpha):
     """Parametric ReLU: x for x > 0, alpha[c] x otherwise, with a learned slope per channel (axis 1)."""
+    if device.is_device(x):
+        return device.prelu(x, alpha)
     channel = (1, -1) + (1,) * (len(_shape(x)) - 2)
     return where(heaviside(x, 0.0), x, reshape(alpha, shape=channel) * x)
 
@@ -198,6 +200,8 @@ def maxout(x, pieces):
     shape = _shape(x)
     if shape[1] % pieces:
         raise ValueError(f"maxout: the {shape[1]} channels of x must split into groups of pieces={pieces}")
+    if device.is_device(x):
+        return device.maxout(x, pieces)
     grouped = reshape(x, shape=(shape[0], shape[1] // pieces, pieces) + shape[2:])
     return reduce_max(grouped, axis=2)
 
@@ -210,7 +214,7 @@ def log_softmax(x, axis=-1):
 
 ACTIVATIONS = {
     "linear": lambda x: x, "sigmoid": sigmoid, "tanh": tanh, "relu": relu, "leaky_relu": leaky_relu,
-    "elu": elu, "swish": swish, "softmax": lambda x: softmax(x, axis=1),
+    "elu": elu, "swish": swish, "softmax": lambda x: _softmax(x, axis=1),
 }
 
 
@@ -224,6 +228,16 @@ def _routed(name, host):
 
 
 _ROUTED = {name: _routed(name, host) for name, host in ACTIVATIONS.items()}
+relu, sigmoid, tanh = _ROUTED["relu"], _ROUTED["sigmoid"], _ROUTED["tanh"]   # F.relu(x) on device data too
+
+
+def softmax(x, axis=-1):
+    """exp(x) / sum exp(x) along ``axis`` (autodiff's softmax); device data: (N, K) along axis 1."""
+    if device.is_device(x):
+        if axis not in (1, -1) or len(_shape(x)) != 2:
+            raise ValueError(f"softmax on the device works on (N, K) along axis 1, got shape {_shape(x)} axis {axis}")
+        return device.softmax(x)
+    return _softmax(x, axis=axis)
 
 
 def activation(name):
@@ -315,11 +329,9 @@ def softmax_cross_entropy(logits, labels, sample_weight=None):
                       "twice): pass model.forward(x, logits=True), or use nn.functional.cross_entropy(model(x), y)",
                       stacklevel=2)
     n, k = _shape(logits)
-    if device.is_device(logits):
-        if sample_weight is not None:
-            raise NotImplementedError("softmax_cross_entropy on the CUDA device: sample_weight is not supported there")
-        return device.softmax_cross_entropy(logits, labels)
     weights = _row_weights(sample_weight, n, value_of(logits).dtype, "softmax_cross_entropy")
+    if device.is_device(logits):
+        return device.softmax_cross_entropy(logits, labels, None if weights is None else weights.reshape(n))
     targets = _check_targets(labels, n, k, "softmax_cross_entropy")
     return _softmax_cross_entropy(logits, targets=targets) if weights is None else \
         _softmax_cross_entropy(logits, targets=targets, weights=weights)
@@ -330,17 +342,21 @@ def cross_entropy(probabilities, labels, eps=1e-7, sample_weight=None):
     ``sample_weight`` (N,): Keras's weighted loss, sum_i w_i l_i / N."""
     n, k = _shape(probabilities)
     dtype = value_of(probabilities).dtype
-    t = _targets_matrix(_check_targets(labels, n, k, "cross_entropy"), (n, k), dtype)
     weights = _row_weights(sample_weight, n, dtype, "cross_entropy")
+    if device.is_device(probabilities):      # one op there (kernels.losses), the same maths
+        return device.cross_entropy(probabilities, labels, eps, None if weights is None else weights.reshape(n))
+    t = _targets_matrix(_check_targets(labels, n, k, "cross_entropy"), (n, k), dtype)
     return -sum((t if weights is None else t * weights) * log(minimum(maximum(probabilities, eps), 1.0))) / n
 
 
 def mse(prediction, target, sample_weight=None):
     """Mean squared error over every element; ``sample_weight`` (N,): each example's squared errors scaled
     by its weight (Keras's weighted loss), the target then of the prediction's shape (no broadcast)."""
-    target = np.asarray(value_of(target))
     shape = _shape(prediction)
     weights = _row_weights(sample_weight, shape[0], value_of(prediction).dtype, "mse")
+    if device.is_device(prediction):         # one op there (kernels.losses); the target of its shape
+        return device.mse(prediction, target, None if weights is None else weights.reshape(shape[0]))
+    target = np.asarray(value_of(target))
     if weights is None:
         diff = prediction - target
         return mean(diff * diff)

@@ -162,6 +162,18 @@ class Optimizer:
         for p in self.params:
             p.grad = None
 
+    def follow_parameters(self):
+        """Move each state array to where its parameter now lives (the CUDA device or the host): state made
+        before ``model.to(...)`` (or fit's ``backend=``) follows the model, once, instead of failing at the
+        next step."""
+        for p, state in zip(self.params, self.state):
+            if state is None:
+                continue
+            on_device = kernels.is_device_array(p.value)
+            for name, array in state.items():
+                if kernels.is_device_array(array) != on_device:
+                    state[name] = kernels.device.to_device(array) if on_device else array.copy_to_host()
+
     def _new_state(self, p, hyper):
         return {name: np.zeros_like(p.value) for name in self.state_names}
 

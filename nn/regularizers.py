@@ -54,6 +54,7 @@ import numpy as np
 
 from autodiff import Tensor, abs as ad_abs, softmax, sum as ad_sum
 
+from . import device
 from .module import Module, ends_in_softmax
 from .training import Callback, evaluate as _evaluate, predict as _predict
 
@@ -79,6 +80,11 @@ def _tensors(params, owner):
             raise TypeError(f"{owner}: params must be autodiff Tensors (e.g. model.parameters()), but item {i} "
                             f"is a {type(p).__name__}")
     return params
+
+
+def _on_device(params):
+    """Whether the parameters live on the CUDA device: each penalty is then one op there (kernels.losses)."""
+    return bool(params) and device.is_device(params[0])
 
 
 def _total(terms):
@@ -117,7 +123,10 @@ def l1_penalty(params, lam):
     (1.5, array([ 0.5, -0.5,  0. ], dtype=float32))
     """
     lam = _non_negative(lam, "lam", "l1_penalty")
-    return lam * _total(ad_sum(ad_abs(p)) for p in _tensors(params, "l1_penalty"))
+    params = _tensors(params, "l1_penalty")
+    if _on_device(params):
+        return _total(device.weight_penalty(p, l1=lam) for p in params)
+    return lam * _total(ad_sum(ad_abs(p)) for p in params)
 
 
 def l2_penalty(params, lam):
@@ -130,7 +139,10 @@ def l2_penalty(params, lam):
     (1.25, array([ 0.5, -1. ,  0. ], dtype=float32))
     """
     lam = _non_negative(lam, "lam", "l2_penalty")
-    return (0.5 * lam) * _total(ad_sum(p * p) for p in _tensors(params, "l2_penalty"))
+    params = _tensors(params, "l2_penalty")
+    if _on_device(params):
+        return _total(device.weight_penalty(p, l2=lam) for p in params)
+    return (0.5 * lam) * _total(ad_sum(p * p) for p in params)
 
 
 def elastic_net_penalty(params, l1=0.0, l2=0.0):
@@ -159,6 +171,8 @@ class WeightPenalty:
 
     def __call__(self, model):
         params = list(penalised_parameters(model, self.include_bias).values())
+        if _on_device(params):            # both terms of a parameter in one op there
+            return _total(device.weight_penalty(p, self.l1, self.l2) for p in params)
         terms = []
         if self.l1:
             terms.append(l1_penalty(params, self.l1))

@@ -221,10 +221,34 @@ class _Progress:
               f"{per_step:.0f}ms/step - {metrics}", file=self.file, flush=True)
 
 
+def check_backend(backend, where):
+    """A run's ``backend``: None or one of kernels.BACKENDS that can run here (``kernels.BackendUnavailable``
+    without a GPU), checked before anything changes."""
+    if backend is not None:
+        if backend not in kernels.BACKENDS:
+            raise ValueError(f"{where}: backend must be one of {kernels.BACKENDS}, got {backend!r}")
+        with kernels.use_backend(backend):
+            pass
+
+
+def place(model, backend, where):
+    """Put ``model`` where ``backend`` runs, once, before a run: "cuda" moves a host model to the device (it
+    stays there, as after ``model.to("cuda")``), "cpu" and "numpy" bring a device model back; None leaves
+    it where it is. So no kernel call copies the model's arrays in and out. Raises before anything moves
+    (``kernels.BackendUnavailable`` without a GPU); returns whether the model is on the device."""
+    check_backend(backend, where)
+    if backend is not None:
+        wanted = "cuda" if backend == "cuda" else "cpu"
+        if device.device_of(model) != wanted:
+            device.to_device(model, wanted)
+    return device.device_of(model) == "cuda"
+
+
 @contextlib.contextmanager
 def _running(backend):
-    """The kernels backend for a run (the process-wide tuning is the kernels' own: kernels.runtime)."""
-    with kernels.use_backend(backend) if backend is not None else contextlib.nullcontext():
+    """The kernels backend for a run's host kernels (the process-wide tuning is the kernels' own:
+    kernels.runtime); a model on the device runs there whatever it says (the device follows the data)."""
+    with kernels.use_backend(backend) if backend not in (None, "cuda") else contextlib.nullcontext():
         yield
 
 
@@ -238,7 +262,9 @@ def fit(model, data, loss="softmax_cross_entropy", optimizer="adam", epochs=1, b
     ``regularizer``: ``f(model) -> scalar Tensor`` added to the loss (e.g. ``nn.regularizers.l2(1e-4)``);
     as in Keras, the logged training ``loss`` includes it, ``val_loss`` does not. ``augment``:
     ``f(x_batch, rng) -> x_batch`` applied to every training batch (``nn.augment``'s transforms).
-    ``backend``: the kernels backend for the whole run ("cpu", "numpy", "cuda"). fit changes nothing
+    ``backend``: where the run happens ("cpu", "numpy", "cuda"; None: where the model is): "cuda" moves the
+    model to the device once, before the first step, and it stays there (``model.to("cpu")`` brings it
+    back); "cpu" or "numpy" bring a model on the device back to the host. fit changes nothing
     process-wide: each step (forward, backward, update) runs with every BLAS on one thread and gives
     the counts back after (``kernels.runtime.single_threaded_blas``, as the kernels' own calls do), so
     the dense layers' NumPy products wake no BLAS thread to spin against the kernels'. ``seed``: shuffling (default: nn's global generator). ``verbose``: 0 silent, 1 progress,
@@ -257,18 +283,15 @@ def fit(model, data, loss="softmax_cross_entropy", optimizer="adam", epochs=1, b
     if weights is not None and callable(loss):
         raise ValueError("fit: class_weight/sample_weight need a named loss (one of LOSSES), got a function")
     objective = loss_function(model, loss)
-    on_device = device.device_of(model) == "cuda"   # batches in, the loss out; nothing else moves
-    if on_device and weights is not None:
-        raise NotImplementedError("fit on the CUDA device: class_weight/sample_weight are not supported there yet")
-    if on_device:
-        device.check_fit(loss, regularizer, fused=loss == "softmax_cross_entropy" or (
-            loss in LOSSES[1:4] and ends_in_softmax(model) and not getattr(model, "outputs_probabilities", False)))
+    check_backend(backend, "fit")
     if isinstance(optimizer, str):                  # the optimiser last: nothing of the caller's changes before
         optimizer = optimisers.get(optimizer, model.parameters(), **({} if lr is None else {"lr": lr}))
     else:
         optimisers.adopt(optimizer, model.parameters(), "fit")   # Keras's Adam(learning_rate=...) made first
         if lr is not None:
             optimizer.lr = lr
+    on_device = place(model, backend, "fit")        # on the device: batches in, the loss out; nothing else moves
+    optimizer.follow_parameters()                   # state made before a move goes where the model went
     rng = utils.rng(seed)
     callbacks = list(callbacks)
     history = History()
@@ -337,12 +360,14 @@ def predict(model, x, batch_size=256, backend=None, verbose=0, file=None):
     ``batch_size=None``: Keras's 32; ``verbose=1`` prints Keras's one line (steps, time)."""
     batch_size, verbose = check_batch_size(batch_size), _check_verbose(verbose)
     x = _as_model_dtype(model, x)
+    on_device = place(model, backend, "predict")
     was_training = model.training
     model.eval()
     start = time.perf_counter()
     try:
         with _running(backend), no_grad(), kernels.runtime.single_threaded_blas():
-            outs = [device.to_host(model(x[i:i + batch_size]).value) for i in range(0, x.shape[0], batch_size)]
+            outs = [device.to_host(model(device.input_to_device(x[i:i + batch_size]) if on_device else
+                                         x[i:i + batch_size]).value) for i in range(0, x.shape[0], batch_size)]
     finally:
         model.train(was_training)
     if verbose:
@@ -356,6 +381,7 @@ def evaluate(model, data, loss="softmax_cross_entropy", batch_size=256, backend=
     batch_size, verbose = check_batch_size(batch_size), _check_verbose(verbose)
     x, y = _check_data(data, "data", model)
     objective = loss_function(model, loss)
+    on_device = place(model, backend, "evaluate")
     was_training = model.training
     model.eval()
     total, outputs = 0.0, []
@@ -364,7 +390,7 @@ def evaluate(model, data, loss="softmax_cross_entropy", batch_size=256, backend=
         with _running(backend), no_grad(), kernels.runtime.single_threaded_blas():
             for i in range(0, x.shape[0], batch_size):
                 xb, yb = x[i:i + batch_size], y[i:i + batch_size]
-                value, out = objective(xb, yb)
+                value, out = objective(*(device.batch_to_device(xb, yb) if on_device else (xb, yb)))
                 total += float(value.value) * xb.shape[0]
                 outputs.append(device.to_host(out.value))
     finally:

@@ -108,9 +108,18 @@ def _positive_int(text):
     return value
 
 
+def _check_backend(name):
+    """--backend, refused before any output when it cannot run here, with the command line's advice."""
+    if name == "cuda" and (why := kernels.backend.cuda_unavailable_reason()) is not None:
+        raise kernels.BackendUnavailable(f"--backend cuda: {why}; use --backend cpu, or set NUMBA_ENABLE_CUDASIM=1 "
+                                         f"to run the CUDA kernels in Numba's simulator (slow)")
+
+
 def train(args, out=None) -> int:
-    """Train a model from nn.models, report the held-out test accuracy, save weights and a plot."""
+    """Train a model from nn.models, report the held-out test accuracy, save weights and a plot. With
+    ``--backend cuda`` the model is moved to the device once, before the first step (``nn.fit``)."""
     out = out or sys.stdout
+    _check_backend(args.backend)
     folder = _output_folder(args)   # refused now, not after the training
     _check_fits(args.model, args.dataset)
     nn.set_seed(args.seed)
@@ -153,7 +162,8 @@ def add_to(sub) -> None:
     p.add_argument("--batch-size", type=_positive_int, default=32, help="samples per step (>= 1)")
     p.add_argument("--optimizer", default="adam", choices=list(nn.optim.OPTIMIZERS), help="an nn.optim optimiser")
     p.add_argument("--lr", type=float, help="learning rate (default: the optimiser's, as torch.optim)")
-    p.add_argument("--backend", choices=list(kernels.BACKENDS), default="cpu", help="the kernels backend")
+    p.add_argument("--backend", choices=list(kernels.BACKENDS), default="cpu",
+                   help="where the training runs (cuda: the model moves to the GPU once and stays there)")
     p.add_argument("--seed", type=int, default=0, help="the seed of the split, initialisation and shuffling")
     p.add_argument("--output", help="folder for model.safetensors and history.svg (default runs/MODEL)")
     p.set_defaults(run=train)

@@ -186,16 +186,188 @@ def test_the_gpu_benchmark_runs_in_the_simulator_and_reports_the_traffic(capsys)
     assert "in 2 copies, 816 bytes (x 800 + labels 16); out 1 copies, 4 bytes" in out
 
 
-def test_what_a_device_step_cannot_do_yet_is_refused_before_the_first_step():
-    model = device.to_device(_cnn(), "cuda")
-    before = [p.value.copy_to_host() for p in model.parameters()]
-    with pytest.raises(NotImplementedError, match="regularizer= is not supported there yet"):
-        nn.fit(model, (X, Y), epochs=1, verbose=0, regularizer=nn.regularizers.l2(1e-3))
-    with pytest.raises(NotImplementedError, match="loss 'mse' is not supported there yet"):
-        nn.fit(model, (X, np.ones((8, 3), np.float32)), loss="mse", epochs=1, verbose=0)
-    assert all(np.array_equal(p.value.copy_to_host(), b) for p, b in zip(model.parameters(), before))
-    with pytest.raises(TypeError, match=r"np.multiply of a DeviceArray and a host array of shape \(8, 3\)"):
-        np.ones((8, 3), np.float32) * kernels.device.zeros((8, 3))
+def _regressor():
+    nn.set_seed(2)
+    return nn.Sequential([nn.Input((1, 6, 6)), nn.Conv2D(2, 3, activation="relu"), nn.Flatten(), nn.Dense(3)])
+
+
+def _probabilities_loss(output, y):              # a function of the caller's: the cross-entropy of probabilities
+    return nn.functional.cross_entropy(output, y)
+
+
+TARGETS = RNG.normal(size=(8, 3)).astype(np.float32)
+DEVICE_RUNS = {   # (model, y, fit's options): regularisers, the non-fused losses, the weighted losses
+    "mse+l2": (_regressor, TARGETS, dict(loss="mse", regularizer=nn.regularizers.l2(0.1))),
+    "mse+sample_weight+l1": (_regressor, TARGETS, dict(loss="mse", regularizer=nn.regularizers.l1(0.01),
+                                                       sample_weight=np.linspace(0.5, 2, 8))),
+    "cross_entropy+elastic_net": (lambda: _cnn(dropout=False), Y, dict(
+        loss=_probabilities_loss, regularizer=nn.regularizers.elastic_net(0.01, 0.1, include_bias=True))),
+    "class_weight": (lambda: _cnn(dropout=False), Y, dict(loss="sparse_categorical_crossentropy",
+                                                           class_weight={0: 1.0, 1: 3.0, 2: 0.5})),
+}
+
+
+@pytest.mark.parametrize("name", list(DEVICE_RUNS))
+def test_regularisers_and_every_loss_train_on_the_device_as_on_the_cpu(name):
+    build, y, options = DEVICE_RUNS[name]
+    host, gpu = build(), build().to("cuda")
+    runs = [nn.fit(m, (X, y), optimizer="adam", lr=0.01, epochs=3, batch_size=4, verbose=0, shuffle=False, **options)
+            for m in (host, gpu)]
+    np.testing.assert_allclose(runs[1]["loss"], runs[0]["loss"], rtol=1e-5)
+    for (key, expected), got in zip(host.state_dict().items(), device.host_copy(gpu).state_dict().values()):
+        np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-6, err_msg=key)
+
+
+def test_fit_with_backend_cuda_moves_a_host_model_once_then_only_the_batches_and_losses(monkeypatch):
+    """The one way to the device: fit(backend="cuda") on a host model moves its arrays in once and then
+    makes the transfers of model.to("cuda") (two in and one out per step): no copy per kernel call."""
+    arrays = len(_cnn().parameters()) + 2                             # the batch norm's running statistics
+    counts = []
+    for how in ("model.to", "backend="):
+        model = _cnn()
+        if how == "model.to":
+            model.to("cuda")
+        transfers = _Transfers(monkeypatch)
+        nn.fit(model, (X, Y), optimizer="adam", epochs=2, batch_size=4, verbose=0, shuffle=False,
+               backend="cuda" if how == "backend=" else None)
+        counts.append((transfers.into, transfers.out))
+        monkeypatch.undo()
+        assert device.device_of(model) == "cuda"                     # it stays there, as after model.to("cuda")
+    assert counts[0] == (2 * 4, 4 + 2)
+    assert counts[1] == (counts[0][0] + arrays, counts[0][1])
+
+
+def test_evaluate_predict_and_an_optimiser_with_state_follow_the_backend():
+    """backend= puts the model where the run happens (and back); an optimiser's state made on the host
+    follows the model: the same losses as a run that never left the host."""
+    host, moved = _cnn(dropout=False), _cnn(dropout=False)
+    opt_host, opt_moved = nn.optim.Adam(host.parameters(), lr=0.01), nn.optim.Adam(moved.parameters(), lr=0.01)
+    first = [nn.fit(m, (X, Y), optimizer=o, epochs=1, batch_size=4, verbose=0, shuffle=False)["loss"]
+             for m, o in ((host, opt_host), (moved, opt_moved))]
+    second = [nn.fit(host, (X, Y), optimizer=opt_host, epochs=1, batch_size=4, verbose=0, shuffle=False)["loss"],
+              nn.fit(moved, (X, Y), optimizer=opt_moved, epochs=1, batch_size=4, verbose=0, shuffle=False,
+                     backend="cuda")["loss"]]
+    assert first[0] == first[1]
+    np.testing.assert_allclose(second[1], second[0], rtol=1e-5)
+    assert all(isinstance(a, kernels.device.DeviceArray) for s in opt_moved.state for a in s.values())
+    on_cpu = nn.predict(host, X)
+    again = _cnn(dropout=False)
+    again.load_state_dict(host.state_dict())
+    np.testing.assert_allclose(nn.predict(again, X, backend="cuda"), on_cpu, rtol=1e-4, atol=1e-6)
+    assert device.device_of(again) == "cuda"
+    metrics = nn.evaluate(again, (X, Y), backend="cpu")
+    assert device.device_of(again) == "cpu" and metrics == nn.evaluate(host, (X, Y))
+    with pytest.raises(ValueError, match=r"fit: backend must be one of \('numpy', 'cpu', 'cuda'\), got 'gpu'"):
+        nn.fit(again, (X, Y), backend="gpu", verbose=0)
+
+
+def test_without_a_gpu_fit_and_the_command_line_refuse_before_any_output(monkeypatch, tmp_path, capsys):
+    monkeypatch.setattr(kernels.backend, "cuda_available", lambda: False)
+    model = _cnn()
+    optimizer = nn.optim.Adam(lr=0.01)                                 # Keras's way: parameters given by fit
+    with pytest.raises(kernels.BackendUnavailable, match="numba.cuda.is_available"):
+        nn.fit(model, (X, Y), optimizer=optimizer, backend="cuda", verbose=0)
+    assert device.device_of(model) == "cpu" and not optimizer.param_groups        # nothing changed
+    from chainrule import cli
+    status = cli.main(["train", "--backend", "cuda", "--epochs", "1", "--output", str(tmp_path / "run")])
+    out, err = capsys.readouterr()
+    assert status != 0 and out == "" and not (tmp_path / "run").exists()
+    assert err.count("\n") == 1
+    assert err.startswith("chainrule train: --backend cuda: numba.cuda.is_available() is False")
+    assert "use --backend cpu" in err and "backend='cpu'" not in err
+
+
+def test_the_command_line_trains_on_the_device_moving_the_model_once(monkeypatch, tmp_path):
+    """chainrule train --backend cuda: the model's arrays in once, then the batches; every kernel call runs
+    on data already there (a copy per call would show as thousands of transfers)."""
+    from chainrule import cli
+    images, labels = nn.datasets.load_digits()
+    keep = np.concatenate([np.flatnonzero(labels == c)[:10] for c in range(10)])     # 100 images, 10 a class
+    monkeypatch.setitem(nn.datasets.DATASETS, "digits", lambda: (images[keep], labels[keep]))
+    model_arrays = len(nn.models.keras_mnist_mlp(input_shape=(1, 8, 8)).parameters())
+    transfers = _Transfers(monkeypatch)
+    out = tmp_path / "run"
+    assert cli.main(["train", "--backend", "cuda", "--model", "keras-mnist-mlp", "--epochs", "1", "--batch-size", "32",
+                     "--output", str(out)]) == 0
+    train_steps, evaluations = 3, 2                     # 70 training images; validation and test: one batch each
+    assert transfers.into == model_arrays + 2 * train_steps + 2 * evaluations
+    assert (out / "model.safetensors").exists()
+
+
+@pytest.mark.parametrize("rate", [0.1, 0.5, 0.9])
+def test_the_device_dropout_mask_keeps_the_right_share_scaled_by_one_over_the_keep_rate(rate):
+    n = 40_000
+    rng = np.random.default_rng(7)
+    masks = [device.dropout_mask((n,), rate, rng, np.float32).copy_to_host() for _ in range(2)]
+    for mask in masks:
+        kept = mask != 0
+        assert set(np.unique(mask)) == {0.0, np.float32(1 / (1 - rate))}   # inverted dropout: E[mask] = 1
+        sigma = np.sqrt(rate * (1 - rate) / n)
+        assert abs(kept.mean() - (1 - rate)) < 5 * sigma, kept.mean()
+        assert abs(mask.mean() - 1) < 5 * sigma / (1 - rate)
+        lag = np.corrcoef(kept[:-1], kept[1:])[0, 1]                     # neighbours independent
+        assert abs(lag) < 5 / np.sqrt(n), lag
+    assert abs(np.corrcoef(masks[0] != 0, masks[1] != 0)[0, 1]) < 5 / np.sqrt(n)   # a new mask each step
+
+
+LAYERS = {   # every kind of layer of nn (the convolutions, pooling, dropout and batch norm: the tests above)
+    "prelu": lambda: [nn.Input((1, 3, 3)), nn.Conv2D(2, 2), nn.PReLU(), nn.Flatten(), nn.Dense(4), nn.PReLU(0.1)],
+    "maxout": lambda: [nn.Input((1, 3, 3)), nn.Conv2D(4, 2), nn.Maxout(pieces=2), nn.Flatten(), nn.Dense(4),
+                       nn.Maxout(pieces=2)],
+    "activation layers": lambda: [nn.Input((4,)), nn.Dense(3), nn.LeakyReLU(), nn.Dense(3), nn.ELU(), nn.Dense(3),
+                                  nn.Swish(), nn.Dense(3), nn.Sigmoid(), nn.Dense(3), nn.Tanh(), nn.Dense(3),
+                                  nn.Activation("relu"), nn.BatchNorm()],
+    "conv1d": lambda: [nn.Input((1, 8)), nn.Conv1D(2, 3), nn.MaxPool1D(2), nn.AvgPool1D(1),
+                       nn.GlobalAveragePooling1D()],
+}
+
+
+@pytest.mark.parametrize("name", list(LAYERS))
+def test_every_layer_trains_on_the_device_as_on_the_cpu(name):
+    x = RNG.random((4, *LAYERS[name]()[0].shape), dtype=np.float32)
+    runs, models = [], []
+    for backend in ("cpu", "cuda"):
+        nn.set_seed(0)
+        models.append(nn.Sequential(LAYERS[name]() + [nn.Dense(2, activation="softmax")]))
+        runs.append(nn.fit(models[-1], (x, Y[:4] % 2), optimizer="sgd", lr=0.1, epochs=2, batch_size=4, verbose=0,
+                           shuffle=False, backend=backend)["loss"])
+    np.testing.assert_allclose(runs[1], runs[0], rtol=2e-5)
+    for (key, expected), got in zip(models[0].state_dict().items(), device.host_copy(models[1]).state_dict().values()):
+        np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-5, err_msg=key)
+
+
+def test_drop_connect_trains_on_the_device():
+    nn.set_seed(0)
+    model = nn.Sequential([nn.Input((4,)), nn.DropConnect(3, rate=0.5), nn.Dense(2, activation="softmax")])
+    before = [p.value.copy() for p in model.parameters()]
+    history = nn.fit(model, (X[:, 0, 0, :4], Y % 2), epochs=2, batch_size=4, verbose=0, backend="cuda")
+    assert np.isfinite(history["loss"]).all()
+    assert all(not np.array_equal(p.value.copy_to_host(), b) for p, b in zip(model.parameters(), before))
+
+
+SHAPES = {"keras-mnist-mlp": (1, 2, 2), "keras-mnist-cnn": (1, 10, 10), "lenet5": (1, 12, 12),
+          "resnet-small": (1, 1, 1), "digits-cnn": (1, 4, 4)}
+
+
+@pytest.mark.parametrize("name", list(nn.models.MODELS))
+def test_every_ready_model_trains_on_the_device_as_on_the_cpu(name, monkeypatch):
+    """Two SGD steps of each model of nn.models (tiny images, two classes) on the device equal the CPU's;
+    dropout's masks differ between the two (as in PyTorch), so it is switched off for the comparison. (Adam
+    would turn a gradient that is zero up to round-off into a step of +-lr.)"""
+    assert set(SHAPES) == set(nn.models.MODELS)
+    x = RNG.random((4, *SHAPES[name]), dtype=np.float32)
+    y = np.array([0, 1, 1, 0])
+    monkeypatch.setattr(nn.Dropout, "forward", lambda self, x: x)
+    runs, models = [], []
+    for backend in ("cpu", "cuda"):
+        nn.set_seed(0)
+        models.append(nn.models.MODELS[name](input_shape=SHAPES[name], classes=2))
+        runs.append(nn.fit(models[-1], (x, y), optimizer="sgd", lr=0.01, epochs=2, batch_size=4, verbose=0,
+                           shuffle=False, backend=backend)["loss"])
+    np.testing.assert_allclose(runs[1], runs[0], rtol=2e-5)
+    assert device.device_of(models[1]) == "cuda"
+    for (key, expected), got in zip(models[0].state_dict().items(), device.host_copy(models[1]).state_dict().values()):
+        np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-5, err_msg=key)
 
 
 def test_target_distributions_train_on_the_device_as_on_the_cpu():

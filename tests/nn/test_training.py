@@ -298,4 +298,5 @@ def test_chainrule_train_without_a_gpu_says_so(monkeypatch, capsys):
     import kernels.backend
     monkeypatch.setattr(kernels.backend, "cuda_available", lambda: False)
     assert main(["train", "--backend", "cuda", "--epochs", "1"]) == 2
-    assert "backend 'cuda' was asked for" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "--backend cuda: numba.cuda.is_available() is False" in err and "use --backend cpu" in err
