@@ -55,12 +55,27 @@ def _numba_cuda_installed() -> bool:
     return importlib.util.find_spec("numba_cuda") is not None
 
 
+#: numba-cuda versions whose compiler calls ``np.row_stack``, which NumPy 2.5 removed: with NumPy 2.5 every
+#: kernel fails to compile, deep in numba (seen on a GPU machine with numba-cuda 0.30.4 and NumPy 2.5.2).
+ROW_STACK_RELEASES = (0, 30, 4)
+
+
+@functools.cache
+def _numba_cuda_version() -> tuple:
+    from importlib.metadata import version
+    return tuple(int(part) for part in version("numba-cuda").split(".")[:3] if part.isdigit())
+
+
 def cuda_import_error() -> str | None:
     """Why the CUDA kernels cannot load here, or None: numba-cuda (the ``cuda`` extra) is not installed
     (Numba's own deprecated ``numba.cuda``, which it then falls back to, is not the one they are written
-    for), or ``numba.cuda`` does not import."""
+    for), it is a release that cannot compile with this NumPy, or ``numba.cuda`` does not import."""
     if not _numba_cuda_installed():
         return "numba-cuda is not installed"
+    import numpy as np
+    if not hasattr(np, "row_stack") and _numba_cuda_version() <= ROW_STACK_RELEASES:
+        return (f"numba-cuda {'.'.join(map(str, _numba_cuda_version()))} cannot compile kernels with NumPy "
+                f"{np.__version__}, which removed np.row_stack: pip install 'numpy<2.5'")
     try:
         from numba import cuda  # noqa: F401
     except ImportError as exc:

@@ -112,3 +112,19 @@ def test_the_light_families_run_numpy_on_the_cpu_and_their_verbs_on_cuda(family)
     for name in entry_points:
         arguments = [list(inspect.signature(getattr(m, name)).parameters) for m in (modules["numpy"], modules["cuda"])]
         assert arguments[0] == arguments[1], name
+
+
+def test_a_numba_cuda_that_cannot_compile_with_this_numpy_is_named_before_any_kernel(monkeypatch):
+    """numba-cuda 0.30 calls np.row_stack, gone in NumPy 2.5 (seen on a GPU machine): every CUDA kernel then
+    failed deep inside numba's compiler; the backend says why in one line instead."""
+    import numpy as np
+    monkeypatch.setattr(kernels.backend, "_numba_cuda_installed", lambda: True)
+    monkeypatch.setattr(kernels.backend, "_numba_cuda_version", lambda: (0, 30, 4))
+    monkeypatch.delattr(np, "row_stack", raising=False)
+    why = kernels.backend.cuda_import_error()
+    assert why == f"numba-cuda 0.30.4 cannot compile kernels with NumPy {np.__version__}, which removed " \
+                  f"np.row_stack: pip install 'numpy<2.5'"
+    with pytest.raises(kernels.BackendUnavailable, match="numba-cuda 0.30.4 cannot compile kernels"):
+        kernels.set_backend("cuda")
+    monkeypatch.setattr(kernels.backend, "_numba_cuda_version", lambda: (0, 31, 0))   # a later release: trusted
+    assert kernels.backend.cuda_import_error() is None
