@@ -294,7 +294,7 @@ print(f"the same losses to {np.max(np.abs(losses['cpu'] / losses['numpy'] - 1)):
 # %% [markdown]
 # (The ratio depends on the machine and on what else runs on it; `benchmarks/kernels.py` measures
 # each kernel separately. With a GPU and `numba-cuda`, `backend="cuda"` runs the same training on
-# it.)
+# it: the model moves to the device once, before the first step, and stays there.)
 #
 # ## 7. MNIST, if you have it
 #
