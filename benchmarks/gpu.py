@@ -9,8 +9,10 @@
    Flatten, Dropout 0.5, Dense 10), one Adam step (forward, loss, backward, update, the loss read
    out) at batch 128 and 1024: ours with the model on the device (``model.to("cuda")``) and PyTorch
    CUDA (cuDNN) in the same run. Goal: ours <= 3x PyTorch at batch 1024.
+   Ours is also split into its phases (forward and loss, backward, update), each ended by a synchronize.
 3. Each direction of the second convolution (B x 32 x 13 x 13 -> 64 filters 3x3) in GFLOP/s (2 flops per
-   multiply-add), ours vs cuDNN (torch.nn.functional.conv2d, torch.nn.grad.conv2d_input / _weight).
+   multiply-add) at both batches, ours (both variants of kernels/conv2d/tiles.py: register-blocked and one
+   output per thread) vs cuDNN (torch.nn.functional.conv2d, torch.nn.grad.conv2d_input / _weight).
    Goal: >= 0.3x cuDNN.
 4. The host<->device traffic of one training step: copies and bytes in and out (``numba.cuda.to_device``
    and ``copy_to_host`` counted). Goal: the batch in, the loss out.
@@ -86,6 +88,27 @@ def _our_step(nn, model, optimizer, x, y):
     return step
 
 
+def _phases(nn, model, optimizer, x, y, repeats, synchronize):
+    """Median ms of the step's phases: forward and loss, backward, update (each ended by a synchronize)."""
+    times = {"forward+loss": [], "backward": [], "update": []}
+    for _ in range(repeats + 1):                     # the first round is a warm-up
+        optimizer.zero_grad()
+        xb, yb = nn.device.batch_to_device(x, y)
+        synchronize()
+        start = time.perf_counter()
+        loss = nn.functional.softmax_cross_entropy(model.forward(xb, logits=True), yb)
+        synchronize()
+        middle = time.perf_counter()
+        loss.backward()
+        synchronize()
+        end = time.perf_counter()
+        optimizer.step()
+        synchronize()
+        for name, ms in zip(times, (middle - start, end - middle, time.perf_counter() - end)):
+            times[name].append(1e3 * ms)
+    return {name: statistics.median(ms[1:]) for name, ms in times.items()}
+
+
 def _torch():
     """torch when it can run on CUDA here, else None."""
     try:
@@ -128,8 +151,9 @@ def measure_steps(nn, cuda, config, torch):
         y = rng.integers(0, 10, batch).astype(np.int64)
         nn.set_seed(0)
         model = _model(nn, config["input_shape"], config["filters"]).to("cuda")
-        ours = _median_ms(_our_step(nn, model, nn.optim.Adam(model.parameters()), x, y), config["repeats"],
-                          cuda.synchronize)
+        optimizer = nn.optim.Adam(model.parameters())
+        ours = _median_ms(_our_step(nn, model, optimizer, x, y), config["repeats"], cuda.synchronize)
+        phases = _phases(nn, model, optimizer, x, y, config["repeats"], cuda.synchronize)
         line = f"   batch {batch:5d}: ours {ours:9.2f} ms"
         if torch is not None:
             theirs = _median_ms(_torch_step(torch, config["input_shape"], config["filters"], x, y), config["repeats"],
@@ -138,6 +162,7 @@ def measure_steps(nn, cuda, config, torch):
         else:
             line += "   PyTorch CUDA: not available here"
         print(line, flush=True)
+        print("                 ours by phase: " + ", ".join(f"{k} {v:.2f} ms" for k, v in phases.items()), flush=True)
 
 
 def measure_convolution(kernels, cuda, config, torch):
