@@ -37,7 +37,7 @@ if str(REPO_ROOT) not in sys.path:  # run from a checkout without installing the
     sys.path.insert(0, str(REPO_ROOT))
 
 CUDA_TESTS = ["tests/kernels/test_cuda_device.py", "tests/nn/test_device.py", "tests/kernels/test_conv2d.py",
-              "tests/kernels/test_pool2d.py", "tests/kernels/test_optim.py"]
+              "tests/kernels/test_pool2d.py", "tests/kernels/test_optim.py", "tests/kernels/test_losses.py"]
 FULL = dict(input_shape=(1, 28, 28), filters=(32, 64), batches=(128, 1024), repeats=10)
 SIM = dict(input_shape=(1, 10, 10), filters=(2, 4), batches=(2, 4), repeats=1)
 
