@@ -145,6 +145,14 @@ def _binary_kernel(a, b, op, out):
 
 
 @cuda.jit
+def _clip_kernel(a, low, high, out):
+    """out = a clipped into [low, high] (NaN stays NaN, as np.clip's)."""
+    for k in range(cuda.grid(1), out.size, cuda.gridsize(1)):
+        v = a[k]
+        out[k] = low if v < low else (high if v > high else v)
+
+
+@cuda.jit
 def _scalar_kernel(a, s, op, reverse, out):
     """out = a (op) s with a number s, or s (op) a when ``reverse``."""
     k = cuda.grid(1)
@@ -313,6 +321,13 @@ class DeviceArray:
         _copy_kernel[launch_config(self.size)](_flat(self.data), _flat(out))
         return DeviceArray(out)
 
+    def clip(self, low, high):
+        """A new array with every element clipped into [low, high] (numbers; NaN stays NaN)."""
+        out = cuda.device_array(self.shape, dtype=self.dtype)
+        kind = self.dtype.type
+        _clip_kernel[stride_config(self.size)](_flat(self.data), kind(low), kind(high), _flat(out))
+        return DeviceArray(out)
+
     # --- arithmetic -----------------------------------------------------------------------------
     def _binary(self, other, op, reverse=False):
         if isinstance(other, DeviceArray) or is_device_array(other):
@@ -410,6 +425,7 @@ _FUNCTIONS = {
     np.reshape: lambda a, shape=None, order="C", **k: a.reshape(k.get("newshape", shape)),
     np.ravel: lambda a, order="C": a.ravel(), np.copy: lambda a, **k: a.copy(),
     np.sum: lambda a, axis=None, dtype=None, out=None, keepdims=False, **k: a.sum(axis, dtype, out, keepdims),
+    np.clip: lambda a, a_min=None, a_max=None, out=None, **k: a.clip(k.get("min", a_min), k.get("max", a_max)),
     np.mean: lambda a, axis=None, dtype=None, out=None, keepdims=False, **k: a.mean(axis, dtype, out, keepdims),
     np.zeros_like: lambda a, dtype=None, order="K", subok=True, shape=None, **k: _like(a, dtype, shape, 0),
     np.ones_like: lambda a, dtype=None, order="K", subok=True, shape=None, **k: _like(a, dtype, shape, 1),

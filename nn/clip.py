@@ -36,28 +36,36 @@ def _limit(value, name, who, inf_allowed=False):
 
 
 def _with_grads(parameters, who):
-    """The parameters (one Tensor or an iterable of them) that have a host gradient."""
+    """The parameters (one Tensor or an iterable of them) that have a gradient."""
     params = [parameters] if isinstance(parameters, Tensor) else list(parameters)
     for i, p in enumerate(params):
         if not isinstance(p, Tensor):
             raise TypeError(f"{who}: parameters[{i}] must be a Tensor, got {type(p).__name__}")
-        if p.grad is not None and kernels.is_device_array(p.grad):
-            raise TypeError(f"{who}: parameters[{i}] has a CUDA device gradient; clipping takes host gradients "
-                            f"(train on the CPU, or clip after grad.copy_to_host())")
     return [p for p in params if p.grad is not None]
+
+
+def _norm(g, norm_type):
+    """One gradient's ``norm_type``-norm, in float64; a CUDA device gradient's 2-norm is summed there (its
+    squares, then one number read out)."""
+    if kernels.is_device_array(g):
+        if norm_type != 2:
+            raise ValueError(f"norm_type must be 2 for gradients on the CUDA device, got {norm_type!r}")
+        return math.sqrt(float((g * g).sum()))
+    return float(np.linalg.norm(np.ravel(np.asarray(g, dtype=np.float64)), ord=norm_type))
 
 
 def _total_norm(grads, norm_type):
     """The ``norm_type``-norm of all gradients together (one long vector), in float64."""
     if not grads:
         return 0.0
-    norms = [np.linalg.norm(np.ravel(np.asarray(g, dtype=np.float64)), ord=norm_type) for g in grads]
-    return float(np.linalg.norm(np.array(norms), ord=norm_type))
+    return float(np.linalg.norm(np.array([_norm(g, norm_type) for g in grads]), ord=norm_type))
 
 
 def _scale_in_place(p, factor):
     g = p.grad
-    if isinstance(g, np.ndarray) and g.flags.writeable and g.dtype.kind == "f":
+    if kernels.is_device_array(g):
+        p.grad = g * factor                    # DeviceArray keeps its dtype; made on the device
+    elif isinstance(g, np.ndarray) and g.flags.writeable and g.dtype.kind == "f":
         g *= g.dtype.type(factor)
     else:
         p.grad = np.multiply(g, factor)
@@ -88,7 +96,9 @@ def clip_grad_value_(parameters, clip_value):
     clip_value = _limit(clip_value, "clip_value", "clip_grad_value_")
     for p in _with_grads(parameters, "clip_grad_value_"):
         g = p.grad
-        if isinstance(g, np.ndarray) and g.flags.writeable and g.dtype.kind == "f":
+        if kernels.is_device_array(g):
+            p.grad = g.clip(-clip_value, clip_value)
+        elif isinstance(g, np.ndarray) and g.flags.writeable and g.dtype.kind == "f":
             np.clip(g, -clip_value, clip_value, out=g)
         else:
             p.grad = np.clip(g, -clip_value, clip_value)
@@ -108,12 +118,12 @@ def clip_options(who, clipnorm=None, clipvalue=None, global_clipnorm=None):
 
 
 def clip_gradients(clip, grads):
-    """Keras's clipping of ``grads`` (host arrays), as new arrays: ``clipnorm`` rescales each gradient to
-    norm <= c (g * c / max(|g|, c)), ``global_clipnorm`` all of them together, ``clipvalue`` clips each
-    element into [-c, c]."""
+    """Keras's clipping of ``grads`` (host or CUDA device arrays), as new arrays: ``clipnorm`` rescales each
+    gradient to norm <= c (g * c / max(|g|, c)), ``global_clipnorm`` all of them together, ``clipvalue``
+    clips each element into [-c, c]. On the device the norms read one number per gradient out."""
     name, limit = clip
     if name == "clipvalue":
-        return [np.clip(g, -limit, limit) for g in grads]
+        return [g.clip(-limit, limit) if kernels.is_device_array(g) else np.clip(g, -limit, limit) for g in grads]
     if name == "clipnorm":
         norms = [_total_norm([g], 2.0) for g in grads]
     else:

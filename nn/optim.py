@@ -193,9 +193,6 @@ class Optimizer:
             if grad.shape != p.value.shape:
                 raise ValueError(f"parameter {i} ({p.name}): gradient of shape {grad.shape} for a parameter "
                                  f"of shape {p.value.shape}")
-            if self.clip is not None and kernels.is_device_array(grad):
-                raise TypeError(f"{type(self).__name__}: {self.clip[0]} takes host gradients, parameter {i} "
-                                f"({p.name}) has a CUDA device one")
             todo.append(i)
             grads.append(grad)
         if self.clip is not None:

@@ -379,3 +379,36 @@ def test_target_distributions_train_on_the_device_as_on_the_cpu():
                    shuffle=False) for m in (model(), model().to("cuda"))]
     np.testing.assert_allclose(runs[1]["loss"], runs[0]["loss"], rtol=1e-5)
     assert runs[1]["accuracy"] == runs[0]["accuracy"]
+
+
+@pytest.mark.parametrize("clip", [dict(clipnorm=0.05), dict(clipvalue=0.01), dict(global_clipnorm=0.05)],
+                         ids=["clipnorm", "clipvalue", "global_clipnorm"])
+def test_an_optimisers_gradient_clipping_runs_on_the_device_as_on_the_cpu(clip):
+    runs, models = [], []
+    for backend in ("cpu", "cuda"):
+        models.append(_cnn(dropout=False))
+        optimizer = nn.optim.SGD(models[-1].parameters(), lr=0.5, **clip)
+        runs.append(nn.fit(models[-1], (X, Y), optimizer=optimizer, epochs=2, batch_size=4, verbose=0, shuffle=False,
+                           backend=backend)["loss"])
+    unclipped = nn.fit(_cnn(dropout=False), (X, Y), optimizer=nn.optim.SGD(lr=0.5), epochs=2, batch_size=4,
+                       verbose=0, shuffle=False)["loss"]
+    assert abs(unclipped[1] - runs[0][1]) > 1e-3                     # the clipping changed the training
+    np.testing.assert_allclose(runs[1], runs[0], rtol=1e-5)
+    for (key, expected), got in zip(models[0].state_dict().items(), device.host_copy(models[1]).state_dict().values()):
+        np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-6, err_msg=key)
+
+
+def test_torchs_clipping_functions_take_device_gradients():
+    grads = [RNG.normal(size=(3, 4)).astype(np.float32), RNG.normal(size=(5,)).astype(np.float32)]
+    host = [nn.Parameter(np.zeros_like(g)) for g in grads]
+    gpu = [nn.Parameter(np.zeros_like(g)) for g in grads]
+    for h, d, g in zip(host, gpu, grads):
+        h.grad, d.grad = g.copy(), kernels.device.to_device(g)
+    total = nn.utils.clip_grad_norm_(gpu, 1.0)
+    assert total == pytest.approx(nn.utils.clip_grad_norm_(host, 1.0), rel=1e-6)
+    nn.utils.clip_grad_value_(gpu, 0.1), nn.utils.clip_grad_value_(host, 0.1)
+    for h, d in zip(host, gpu):
+        assert isinstance(d.grad, kernels.device.DeviceArray)
+        np.testing.assert_allclose(d.grad.copy_to_host(), h.grad, rtol=1e-6)
+    with pytest.raises(ValueError, match="norm_type must be 2 for gradients on the CUDA device, got 1.0"):
+        nn.utils.clip_grad_norm_(gpu, 1.0, norm_type=1)
