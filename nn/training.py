@@ -16,6 +16,7 @@ import contextlib
 import math
 import sys
 import time
+import warnings
 
 import numpy as np
 
@@ -244,6 +245,13 @@ def place(model, backend, where):
     return device.device_of(model) == "cuda"
 
 
+def _warn_nonfinite(loss, epoch, step, optimizer):
+    warnings.warn(f"fit: the loss is {loss} at epoch {epoch + 1}, batch {step + 1}: training stopped before that "
+                  f"batch's update (the weights are the batch before's); look for NaN or Inf in x and y, or try a "
+                  f"smaller learning rate than {optimizer.lr:g}; terminate_on_nan=False trains on", RuntimeWarning,
+                  stacklevel=3)
+
+
 @contextlib.contextmanager
 def _running(backend):
     """The kernels backend for a run's host kernels (the process-wide tuning is the kernels' own:
@@ -254,7 +262,7 @@ def _running(backend):
 
 def fit(model, data, loss="softmax_cross_entropy", optimizer="adam", epochs=1, batch_size=32, validation=None,
         callbacks=(), backend=None, seed=None, shuffle=True, verbose=1, lr=None, regularizer=None, augment=None,
-        file=None, class_weight=None, sample_weight=None):
+        file=None, class_weight=None, sample_weight=None, terminate_on_nan=True):
     """Train ``model`` on ``data = (x, y)`` for ``epochs`` passes of mini-batches; returns a History.
 
     ``loss``: one of LOSSES or ``f(output, y)``. ``optimizer``: an ``nn.optim`` optimiser or its name
@@ -271,14 +279,19 @@ def fit(model, data, loss="softmax_cross_entropy", optimizer="adam", epochs=1, b
     2 one line per epoch. "accuracy" is logged when y holds class labels (or, with a cross-entropy,
     target distributions). ``class_weight`` ({class: weight}) or ``sample_weight`` (one per example):
     Keras's weighted loss, sum_i w_i l_i / N per batch (the logged loss too; validation unweighted).
+    ``terminate_on_nan``: a batch whose loss is NaN or infinite stops the training before its update (the
+    weights stay those of the batch before), with a warning naming the epoch and batch (Keras's
+    TerminateOnNaN, on by default); False trains on.
     """
     batch_size = check_batch_size(batch_size)
     verbose = _check_verbose(verbose)
     x, y = _check_data(data, "data", model)
     if validation is not None:
         validation = _check_data(validation, "validation", model)
-    if int(epochs) < 0:
-        raise ValueError(f"epochs must be >= 0, got {epochs!r}")
+    if isinstance(epochs, bool) or not isinstance(epochs, (int, np.integer)) or epochs < 0:
+        raise ValueError(f"fit: epochs must be an int >= 0, got {epochs!r}")
+    if not isinstance(terminate_on_nan, (bool, np.bool_)):
+        raise TypeError(f"fit: terminate_on_nan must be True or False, got {terminate_on_nan!r}")
     weights = sample_weights(y, class_weight, sample_weight)
     if weights is not None and callable(loss):
         raise ValueError("fit: class_weight/sample_weight need a named loss (one of LOSSES), got a function")
@@ -306,7 +319,7 @@ def fit(model, data, loss="softmax_cross_entropy", optimizer="adam", epochs=1, b
             order = rng.permutation(n) if shuffle else np.arange(n)
             start = time.perf_counter()
             total_loss = total_correct = 0.0
-            seen = 0
+            seen, diverged = 0, False
             track_accuracy = _has_accuracy(y, loss)
             for step in range(steps):
                 index = np.sort(order[step * batch_size:(step + 1) * batch_size])
@@ -321,8 +334,12 @@ def fit(model, data, loss="softmax_cross_entropy", optimizer="adam", epochs=1, b
                     value, out = objective(xb, targets, None if weights is None else weights[index])
                     total = value + regularizer(model) if regularizer is not None else value
                     total.backward()
-                    optimizer.step()
-                batch_loss = float(total.value)
+                    batch_loss = float(total.value)
+                    diverged = terminate_on_nan and not math.isfinite(batch_loss)
+                    if not diverged:
+                        optimizer.step()
+                if diverged:
+                    _warn_nonfinite(batch_loss, epoch, step, optimizer)
                 for cb in callbacks:
                     cb.on_batch_end(model)
                     getattr(cb, "on_train_batch_end", lambda *a: None)(step, {"loss": batch_loss}, model)
@@ -332,7 +349,7 @@ def fit(model, data, loss="softmax_cross_entropy", optimizer="adam", epochs=1, b
                     total_correct += (device.correct(out, targets) if on_device else
                                       _accuracy(out.value, yb) * len(index))
                 progress.step(epoch, step + 1, total_loss / seen, time.perf_counter() - start)
-                if any(getattr(cb, "stop_training", False) for cb in callbacks):
+                if diverged or any(getattr(cb, "stop_training", False) for cb in callbacks):
                     break                           # Keras: a batch hook's stop ends the epoch here
             seconds = time.perf_counter() - start
             logs = {"loss": total_loss / seen}
@@ -348,7 +365,7 @@ def fit(model, data, loss="softmax_cross_entropy", optimizer="adam", epochs=1, b
             progress.epoch_end(epoch, logs, seconds)
             for cb in callbacks:
                 cb.on_epoch_end(epoch, logs, model)
-            if any(getattr(cb, "stop_training", False) for cb in callbacks):
+            if diverged or any(getattr(cb, "stop_training", False) for cb in callbacks):
                 break
         for cb in callbacks:
             cb.on_train_end(model)

@@ -184,11 +184,43 @@ def test_terminate_on_nan_stops_after_the_first_bad_batch(capsys):
     x, y = _data(16)
     x[5] = np.nan
     counted = _Batches()
-    h = _model().fit(x, y, batch_size=4, epochs=5, shuffle=False, verbose=0,
-                     callbacks=[nn.TerminateOnNaN(), counted])
+    with pytest.warns(RuntimeWarning, match="fit: the loss is nan at epoch 1, batch 2"):   # fit's own stop too
+        h = _model().fit(x, y, batch_size=4, epochs=5, shuffle=False, verbose=0,
+                         callbacks=[nn.TerminateOnNaN(), counted])
     assert counted.steps == [0, 1] and len(h.epoch) == 1 and math.isnan(h.history["loss"][0])
     assert "Batch 1: Invalid loss, terminating training" in capsys.readouterr().out
-    assert len(_model().fit(x, y, batch_size=4, epochs=5, shuffle=False, verbose=0).epoch) == 5
+    assert len(_model().fit(x, y, batch_size=4, epochs=5, shuffle=False, verbose=0, terminate_on_nan=False).epoch) == 5
+
+
+@pytest.mark.parametrize("spoil", ["nan in x", "inf in x", "nan target", "lr 1e6"])
+def test_fit_stops_on_a_non_finite_loss_before_its_update_and_says_where(spoil):
+    """Training on through a NaN loss left every weight NaN, silently: fit now stops at the first such batch,
+    before its update, and warns with the epoch, the batch and what to try."""
+    x, y = _data(16)
+    model, lr, loss = _model(), 0.1, "sparse_categorical_crossentropy"
+    if spoil == "nan in x":
+        x[9] = np.nan
+    elif spoil == "inf in x":
+        x[9] = np.inf
+    elif spoil == "nan target":
+        y = np.where(np.arange(16) == 9, np.nan, 1.0).astype(np.float32)[:, None] * np.ones((1, 2), np.float32)
+        loss = "mse"
+    else:
+        lr = 1e6
+    with pytest.warns(RuntimeWarning, match=r"fit: the loss is (nan|inf) at epoch \d+, batch \d+: training stopped") \
+            as caught, np.errstate(all="ignore"):
+        h = nn.fit(model, (x, y), loss=loss, optimizer="sgd", lr=lr, batch_size=4, epochs=50, shuffle=False,
+                   verbose=0)
+    ours = [str(w.message) for w in caught if str(w.message).startswith("fit:")]   # (NumPy's overflows aside)
+    assert len(ours) == 1 and "smaller learning rate than" in ours[0]
+    assert len(h.epoch) < 50 and not np.isfinite(h.history["loss"][-1])
+    assert all(np.isfinite(p.value).all() for p in model.parameters())          # the last good weights
+    if spoil != "lr 1e6":
+        assert "epoch 1, batch 3" in ours[0]                                   # x[9] is in the third batch
+    with pytest.raises(ValueError, match=r"fit: epochs must be an int >= 0, got 1.9"):
+        nn.fit(_model(), (x, y), epochs=1.9, verbose=0)
+    with pytest.raises(TypeError, match="fit: terminate_on_nan must be True or False, got 'no'"):
+        nn.fit(_model(), (x, y), terminate_on_nan="no", verbose=0)
 
 
 def test_csv_logger_writes_epoch_and_every_metric_and_appends(tmp_path):
