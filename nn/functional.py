@@ -349,19 +349,31 @@ def cross_entropy(probabilities, labels, eps=1e-7, sample_weight=None):
     return -sum((t if weights is None else t * weights) * log(minimum(maximum(probabilities, eps), 1.0))) / n
 
 
+def _matched_target(target, shape, what):
+    """``target`` in the prediction's ``shape``, as Keras matches them: equal shapes, a number, or (N,)
+    against (N, 1) either way round (reshaped); anything else is refused (NumPy would broadcast (N,)
+    against (N, 1) to N x N and report a wrong loss, silently)."""
+    got = tuple(np.shape(target))
+    if got == tuple(shape) or got == ():
+        return target
+    column = len(shape) >= 1 and shape[-1] == 1 and got == tuple(shape[:-1])
+    if column or (got[-1:] == (1,) and got[:-1] == tuple(shape)):
+        return target.reshape(shape)
+    raise ValueError(f"{what}: the target's shape {got} does not match the prediction's {tuple(shape)} (only (N,) and "
+                     f"(N, 1) are matched, as in Keras); reshape one of them")
+
+
 def mse(prediction, target, sample_weight=None):
     """Mean squared error over every element; ``sample_weight`` (N,): each example's squared errors scaled
-    by its weight (Keras's weighted loss), the target then of the prediction's shape (no broadcast)."""
+    by its weight (Keras's weighted loss). The target has the prediction's shape (or (N,) against (N, 1),
+    matched as in Keras)."""
     shape = _shape(prediction)
     weights = _row_weights(sample_weight, shape[0], value_of(prediction).dtype, "mse")
-    if device.is_device(prediction):         # one op there (kernels.losses); the target of its shape
+    target = value_of(target)
+    target = _matched_target(target if kernels.is_device_array(target) else np.asarray(target), shape, "mse")
+    if device.is_device(prediction):         # one op there (kernels.losses)
         return device.mse(prediction, target, None if weights is None else weights.reshape(shape[0]))
-    target = np.asarray(value_of(target))
-    if weights is None:
-        diff = prediction - target
-        return mean(diff * diff)
-    if target.shape != shape:
-        raise ValueError(f"mse: with sample_weight the target must have the prediction's shape {shape}, "
-                         f"got {target.shape}")
     diff = prediction - target
+    if weights is None:
+        return mean(diff * diff)
     return mean(weights.reshape((shape[0],) + (1,) * (len(shape) - 1)) * diff * diff)

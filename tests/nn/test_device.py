@@ -412,3 +412,11 @@ def test_torchs_clipping_functions_take_device_gradients():
         np.testing.assert_allclose(d.grad.copy_to_host(), h.grad, rtol=1e-6)
     with pytest.raises(ValueError, match="norm_type must be 2 for gradients on the CUDA device, got 1.0"):
         nn.utils.clip_grad_norm_(gpu, 1.0, norm_type=1)
+
+
+def test_mse_on_the_device_matches_n_by_1_against_n_as_on_the_host():
+    prediction, target = RNG.normal(size=(4, 1)).astype(np.float32), RNG.normal(size=4).astype(np.float32)
+    on_device = nn.functional.mse(ad.Tensor(kernels.device.to_device(prediction)), target)
+    assert float(on_device.value) == pytest.approx(float(ad.value_of(nn.functional.mse(prediction, target))), rel=1e-6)
+    with pytest.raises(ValueError, match=r"mse: the target's shape \(4,\) does not match the prediction's \(4, 2\)"):
+        nn.functional.mse(ad.Tensor(kernels.device.zeros((4, 2))), target)

@@ -269,3 +269,29 @@ def _layer_gradcheck(layer, input_shape, batch=2, order=1):
 ])
 def test_every_layer_passes_gradcheck(make, input_shape):
     assert _layer_gradcheck(make(), input_shape).passed
+
+
+def test_mse_matches_n_by_1_against_n_as_keras_and_refuses_other_shapes():
+    """(N, 1) predictions against (N,) targets broadcast to N x N in NumPy: a wrong loss, silently."""
+    rng = np.random.default_rng(4)
+    prediction, target = rng.normal(size=(5, 1)), rng.normal(size=5)
+    expected = np.mean((prediction[:, 0] - target) ** 2)
+    assert float(ad.value_of(F.mse(prediction, target))) == pytest.approx(expected, rel=1e-12)
+    assert float(ad.value_of(F.mse(prediction[:, 0], target[:, None]))) == pytest.approx(expected, rel=1e-12)
+    weights = rng.uniform(0.5, 2, 5)
+    assert float(ad.value_of(F.mse(prediction, target, sample_weight=weights))) == pytest.approx(
+        np.mean(weights * (prediction[:, 0] - target) ** 2), rel=1e-12)
+    assert float(ad.value_of(F.mse(prediction, 0.5))) == pytest.approx(np.mean((prediction - 0.5) ** 2))   # a number
+    with pytest.raises(ValueError, match=r"mse: the target's shape \(5,\) does not match the prediction's \(5, 2\)"):
+        F.mse(rng.normal(size=(5, 2)), target)
+    with pytest.raises(ValueError, match=r"mse: the target's shape \(4, 1\) does not match the prediction's \(5, 1\)"):
+        F.mse(prediction, target[:4, None])
+    x = rng.normal(size=(40, 3)).astype(np.float32)
+    y = x @ np.array([1.0, -2.0, 0.5], np.float32)
+    runs = []
+    for targets in (y, y[:, None]):                     # a regression's (N,) labels train as (N, 1) ones
+        nn.set_seed(0)
+        runs.append(nn.fit(nn.Sequential([nn.Input((3,)), nn.Dense(1)]), (x, targets), loss="mse", lr=0.05, epochs=20,
+                           verbose=0, shuffle=False)["loss"])
+    np.testing.assert_allclose(runs[0], runs[1], rtol=1e-6)
+    assert runs[0][-1] < 0.2 * runs[0][0]

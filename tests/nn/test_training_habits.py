@@ -251,5 +251,5 @@ def test_weighted_losses_check_their_targets_as_the_unweighted_ones():
     model = nn.Sequential([nn.Input((2,)), nn.Dense(2)])
     with pytest.raises(ValueError, match="softmax_cross_entropy: labels must be in 0..1, got values from 0 to 5"):
         nn.fit(model, (x, np.array([0, 5] * 10)), loss="softmax_cross_entropy", sample_weight=np.ones(20), verbose=0)
-    with pytest.raises(ValueError, match=r"mse: with sample_weight the target must have the prediction's shape \(20, 2\)"):
+    with pytest.raises(ValueError, match=r"mse: the target's shape \(20,\) does not match the prediction's \(20, 2\)"):
         nn.fit(model, (x, np.zeros(20, np.float32)), loss="mse", sample_weight=np.ones(20), verbose=0)
