@@ -346,6 +346,11 @@ def cross_entropy(probabilities, labels, eps=1e-7, sample_weight=None):
     if device.is_device(probabilities):      # one op there (kernels.losses), the same maths
         return device.cross_entropy(probabilities, labels, eps, None if weights is None else weights.reshape(n))
     t = _targets_matrix(_check_targets(labels, n, k, "cross_entropy"), (n, k), dtype)
+    values = np.asarray(value_of(probabilities))
+    if values.size and not (np.nanmin(values) >= 0 and np.nanmax(values) <= 1):    # logits, most likely
+        warnings.warn(f"cross_entropy takes probabilities but got values from {np.nanmin(values):.3g} to "
+                      f"{np.nanmax(values):.3g} (logits?): clipped to [{eps:g}, 1] they train on nonsense; use "
+                      f"softmax_cross_entropy for logits, or end the model in softmax", stacklevel=2)
     return -sum((t if weights is None else t * weights) * log(minimum(maximum(probabilities, eps), 1.0))) / n
 
 

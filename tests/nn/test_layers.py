@@ -295,3 +295,18 @@ def test_mse_matches_n_by_1_against_n_as_keras_and_refuses_other_shapes():
                            verbose=0, shuffle=False)["loss"])
     np.testing.assert_allclose(runs[0], runs[1], rtol=1e-6)
     assert runs[0][-1] < 0.2 * runs[0][0]
+
+
+def test_cross_entropy_warns_when_given_logits_rather_than_probabilities():
+    """loss="cross_entropy" on a model that outputs logits trained on the log of clipped logits, silently."""
+    logits = np.array([[2.0, -1.0, 0.5], [-0.3, 1.2, 3.0]])
+    with pytest.warns(UserWarning, match=r"cross_entropy takes probabilities but got values from -1 to 3 \(logits\?\)"):
+        F.cross_entropy(logits, np.array([0, 2]))
+    x = np.random.default_rng(1).normal(size=(8, 3)).astype(np.float32)
+    model = nn.Sequential([nn.Input((3,)), nn.Dense(2)])                     # no softmax: logits out
+    with pytest.warns(UserWarning, match="use softmax_cross_entropy for logits"):
+        nn.fit(model, (x, np.arange(8) % 2), loss="cross_entropy", epochs=1, verbose=0)
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")                                     # probabilities: no word
+        F.cross_entropy(np.array([[0.7, 0.2, 0.1], [0.0, 0.0, 1.0]]), np.array([0, 2]))
