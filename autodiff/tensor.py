@@ -117,6 +117,8 @@ class Tensor(_Syntax):
     # __array_ufunc__ and __array_function__ (from autodiff.interop), as it binds the operators.
 
     def __init__(self, value, requires_grad: bool = False, name: str | None = None):
+        if not isinstance(requires_grad, (bool, np.bool_)):   # 'no' is truthy: it asked for gradients
+            raise TypeError(f"Tensor: requires_grad must be True or False, got {requires_grad!r}")
         if isinstance(value, Tensor):
             _refuse_detaching(value, "Tensor()")  # a new leaf would be cut from value's graph
             value = value._value

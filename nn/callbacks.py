@@ -5,7 +5,7 @@ TerminateOnNaN and CSVLogger (``nn.training`` re-exports them).
 >>> x = np.zeros((8, 2), np.float32); x[5] = np.nan; y = np.zeros(8, np.int64)
 >>> model = nn.Sequential(nn.Input((2,)), nn.Dense(2))
 >>> history = nn.fit(model, (x, y), epochs=3, batch_size=4, shuffle=False, callbacks=[nn.TerminateOnNaN()],
-...                  verbose=0)
+...                  verbose=0, terminate_on_nan=False)      # fit's own stop (the default) off: the callback's
 Batch 1: Invalid loss, terminating training
 >>> len(history.epoch)
 1
@@ -125,7 +125,8 @@ class LearningRateScheduler(Callback):
 
 
 class TerminateOnNaN(Callback):
-    """Keras's TerminateOnNaN: stop training after the first batch whose loss is NaN or infinite."""
+    """Keras's TerminateOnNaN: stop training after the first batch whose loss is NaN or infinite (that
+    batch's update done). ``nn.fit`` stops by itself before such a batch's update (``terminate_on_nan``)."""
 
     def on_train_begin(self, model):
         self.stop_training = False

@@ -21,6 +21,7 @@ True
 from __future__ import annotations
 
 import contextlib
+import math
 import numbers
 import threading
 
@@ -82,6 +83,19 @@ def rng(seed=None, name: str = "rng") -> np.random.Generator:
             raise ValueError(f"{name} must be a non-negative int, got {seed}")
         return np.random.default_rng(int(seed))
     raise TypeError(f"{name} must be an int, None or a np.random.Generator, got {type(seed).__name__}")
+
+
+def number_in(value, name: str, low=-math.inf, high=math.inf, *, open_low=False, open_high=False) -> float:
+    """``value`` as a finite float in [low, high] (an end ``open_*`` excluded), or an error naming ``name``,
+    the interval and what came (a layer's hyper-parameters: NaN or -1 were accepted and misbehaved later)."""
+    ok = not isinstance(value, bool) and isinstance(value, numbers.Real) and math.isfinite(value)
+    if ok:
+        value = float(value)
+        ok = (value > low if open_low else value >= low) and (value < high if open_high else value <= high)
+    if not ok:
+        interval = f"{'(' if open_low else '['}{low:g}, {high:g}{')' if open_high else ']'}"
+        raise ValueError(f"{name} must be a finite number in {interval}, got {value!r}")
+    return value
 
 
 def positive_int(value, name: str) -> int:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import functional as F
+from .. import utils
 from ..module import Layer, register
 
 __all__ = ["Activation", "ReLU", "Sigmoid", "Tanh", "LeakyReLU", "ELU", "Swish", "Softmax", "Maxout", "PReLU"]
@@ -32,7 +33,8 @@ class _Fixed(Layer):
         unknown = set(kwargs) - set(self.defaults)
         if unknown:
             raise TypeError(f"{type(self).__name__} got unexpected arguments {sorted(unknown)}")
-        self.config = {**self.defaults, **kwargs}
+        self.config = {**self.defaults, **{key: utils.number_in(value, f"{type(self).__name__}: {key}")
+                                           for key, value in kwargs.items()}}
 
     def forward(self, x, pre_activation=False):
         self._check_input(x)
@@ -110,7 +112,7 @@ class Maxout(Layer):
 
     def __init__(self, name=None, pieces=2):
         super().__init__(name)
-        self.config = {"pieces": pieces}
+        self.config = {"pieces": utils.positive_int(pieces, "Maxout: pieces")}
 
     def _build(self, input_shape):
         pieces = self.config["pieces"]
@@ -129,7 +131,7 @@ class PReLU(Layer):
 
     def __init__(self, alpha=0.25, name=None):
         super().__init__(name)
-        self.alpha_init = float(alpha)
+        self.alpha_init = utils.number_in(alpha, "PReLU: alpha")
 
     def get_config(self):
         return {"alpha": self.alpha_init}

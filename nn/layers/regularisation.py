@@ -17,6 +17,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import functional as F
+from .. import utils
 from ..module import Layer, register
 from .core import Dense
 
@@ -58,7 +59,8 @@ class BatchNorm(Layer):
 
     def __init__(self, momentum=0.1, eps=1e-5, name=None):
         super().__init__(name)
-        self.config = {"momentum": float(momentum), "eps": float(eps)}
+        self.config = {"momentum": utils.number_in(momentum, "BatchNorm: momentum", 0, 1),
+                       "eps": utils.number_in(eps, "BatchNorm: eps", 0, open_low=True)}
 
     def _build(self, input_shape):
         c = input_shape[0]
