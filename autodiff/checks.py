@@ -109,16 +109,35 @@ def float_inputs(inputs, fname):
     arrays = []
     for k, x in enumerate(inputs):
         arr = np.asarray(value_of(x))
-        if arr.dtype.kind not in "fc":
+        if arr.dtype.kind == "c":     # NumPy would drop the imaginary part of a step and "pass"
+            raise TypeError(f"{fname}: input {k} is complex ({arr.dtype}); the derivatives checked here are real: "
+                            f"pass its real and imaginary parts as two real inputs")
+        if arr.dtype.kind != "f":
             if arr.dtype.kind not in "biu":
                 raise TypeError(f"{fname}: input {k} must be numeric, got dtype {arr.dtype}")
             arr = arr.astype(np.float64)
-        if arr.dtype == np.float32:
-            warnings.warn(f"{fname}: input {k} is float32. A central difference with eps=1e-6 keeps about one "
-                          f"digit in float32 (machine epsilon 1.2e-7), so the check cannot be trusted: "
-                          f"pass float64 inputs (x.astype(np.float64)).", GradcheckWarning, stacklevel=3)
         arrays.append(arr)
     return arrays
+
+
+#: (eps, atol, rtol) when an input is float32 and the call names none of them: a central difference's
+#: best step in float32 is about cbrt(1.2e-7) = 5e-3, and it keeps about four digits there.
+FLOAT32_TOLERANCES = (4.9e-3, 1e-3, 1e-2)
+
+
+def _tolerances(xs, eps, atol, rtol, fname):
+    """The step and tolerances: the caller's, else float64's (1e-6, 1e-5, 1e-3) or, with a float32 input,
+    FLOAT32_TOLERANCES, saying so (a correct float32 function failed float64's, with no word of why)."""
+    low = [k for k, x in enumerate(xs) if x.dtype == np.float32]
+    defaults = FLOAT32_TOLERANCES if low else (1e-6, 1e-5, 1e-3)
+    chosen = tuple(d if v is None else float(v) for v, d in zip((eps, atol, rtol), defaults))
+    note = None
+    if low:
+        note = (f"float32 input(s) {low}: eps={chosen[0]:g}, atol={chosen[1]:g}, rtol={chosen[2]:g} (float32 keeps "
+                f"about 7 digits, a central difference about 4 of them; float64 inputs are checked with "
+                f"eps=1e-6, atol=1e-5, rtol=1e-3)")
+        warnings.warn(f"{fname}: {note}", GradcheckWarning, stacklevel=3)
+    return chosen, note
 
 
 def _evaluate(f, xs):
@@ -202,9 +221,12 @@ def _localise(order, ids, eps, atol, rtol, seed=0):
 
 # --- gradcheck ---------------------------------------------------------------------------------
 
-def gradcheck(f, *inputs, eps=1e-6, atol=1e-5, rtol=1e-3, modes=("reverse", "forward"), order=1,
+def gradcheck(f, *inputs, eps=None, atol=None, rtol=None, modes=("reverse", "forward"), order=1,
               full=None, directions=8, seed=0, raise_exception=True):
     """Check f's derivatives with respect to every input against central differences.
+
+    ``eps``, ``atol``, ``rtol``: the step and tolerances, by default 1e-6, 1e-5 and 1e-3, or 4.9e-3, 1e-3
+    and 1e-2 when an input is float32 (said in the report's notes). Complex inputs are refused.
 
     ``full=None`` checks the whole Jacobian when the inputs have at most 512 elements in all, and
     ``directions`` random products <v, J u> otherwise. ``modes`` chooses reverse and/or forward mode.
@@ -226,6 +248,7 @@ def gradcheck(f, *inputs, eps=1e-6, atol=1e-5, rtol=1e-3, modes=("reverse", "for
         raise ValueError("gradcheck: give at least one input")
     names = _input_names(inputs)
     xs = float_inputs(inputs, "gradcheck")
+    (eps, atol, rtol), dtype_note = _tolerances(xs, eps, atol, rtol, "gradcheck")
     if order == 2:
         f = _first_derivative_function(f, xs, seed)
     trace = _Trace(f, xs, tuple(range(len(xs))), {}, "gradcheck")
@@ -237,6 +260,8 @@ def gradcheck(f, *inputs, eps=1e-6, atol=1e-5, rtol=1e-3, modes=("reverse", "for
                              0, atol, rtol, eps)
     if order == 2:
         report.notes.append("order=2: checked the Jacobian of u^T J (second derivatives).")
+    if dtype_note is not None:
+        report.notes.append(dtype_note + ".")
     rng = np.random.default_rng(seed)
     try:
         if full:

@@ -129,10 +129,25 @@ def test_gradcheck_random_directions_for_large_inputs():
     assert report.passed and report.strategy == "8 random directions" and report.checked == 16
 
 
-def test_gradcheck_warns_for_float32():
-    with pytest.warns(ad.GradcheckWarning, match="float32"):
-        report = ad.gradcheck(lambda x: x * 2.0, np.ones(2, dtype=np.float32), raise_exception=False)
-    assert not report.passed  # float32 differences are too coarse for the default tolerances
+def test_gradcheck_chooses_float32_step_and_tolerances_and_says_so(planted):
+    """A correct function given float32 input failed float64's tolerances, with no word about the dtype."""
+    x = np.random.default_rng(2).uniform(0.5, 2.0, size=3).astype(np.float32)
+    with pytest.warns(ad.GradcheckWarning, match=r"float32 input\(s\) \[0\]: eps=0.0049, atol=0.001, rtol=0.01"):
+        report = ad.gradcheck(lambda v: ad.sum(ad.sin(v) * v), x)
+    assert report.passed and (report.eps, report.atol, report.rtol) == ad.checks.FLOAT32_TOLERANCES
+    assert any("float32 input(s) [0]" in note for note in report.notes)
+    double = _declare("double_wrong_32", partials=[lambda out, x: 2.1])(lambda x: 2 * x)   # 5% off: still caught
+    with pytest.warns(ad.GradcheckWarning), pytest.raises(GradcheckError):
+        ad.gradcheck(lambda v: ad.sum(double(v)), x)
+    with pytest.warns(ad.GradcheckWarning):                                # tolerances named by the call: kept
+        assert not ad.gradcheck(lambda v: v * 2.0, x, atol=1e-9, rtol=1e-9, raise_exception=False).passed
+
+
+def test_gradcheck_refuses_complex_input():
+    """NumPy dropped the imaginary part of a complex step, and a check "passed"."""
+    with pytest.raises(TypeError, match=r"gradcheck: input 0 is complex \(complex128\); the derivatives checked "
+                                        r"here are real: pass its real and imaginary parts as two real inputs"):
+        ad.gradcheck(lambda v: v * 2.0, np.array([1.0 + 2.0j]))
 
 
 @pytest.mark.parametrize("f, x, op", [
