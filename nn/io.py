@@ -34,6 +34,7 @@ the same checks (:mod:`nn.legacy_io`).
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import secrets
@@ -181,9 +182,21 @@ def save(model, path, metadata=None) -> str:
         raise ValueError(f"save: the model's description is not JSON ({exc}); layers configured with a "
                          f"function (e.g. kernel_initializer=partial(...)) can be saved with "
                          f"model.state_dict() and np.savez, and rebuilt in code") from None
-    data = safetensors.numpy.save(state, metadata={"format": FORMAT, "version": str(VERSION), "model": text})
+    data = safetensors.numpy.save(state, metadata={"format": FORMAT, "version": str(VERSION), "model": text,
+                                                   "sha256": _digest(state)})
     write_atomically(target, data)
     return str(target)
+
+
+def _digest(arrays) -> str:
+    """SHA-256 of the arrays (each one's name, dtype, shape and bytes, by name): what load verifies, so that a
+    flipped byte in the data is refused rather than loaded as other weights."""
+    digest = hashlib.sha256()
+    for name in sorted(arrays):
+        a = np.ascontiguousarray(arrays[name])
+        digest.update(json.dumps([name, str(a.dtype), list(a.shape)]).encode())
+        digest.update(a.tobytes())
+    return digest.hexdigest()
 
 
 # --- reading ---------------------------------------------------------------------------------------
@@ -242,9 +255,13 @@ def _read(file: Path, max_bytes: int):
     def arrays():
         try:
             with safetensors.safe_open(str(file), framework="numpy") as f:
-                return {name: f.get_tensor(name) for name in f.keys()}
+                found = {name: f.get_tensor(name) for name in f.keys()}
         except (safetensors.SafetensorError, OSError, ValueError) as exc:
             raise ModelFileError(f"{file}: unreadable tensors (corrupt?): {exc}") from None
+        if "sha256" in meta and _digest(found) != meta["sha256"]:    # files saved before the checksum have none
+            raise ModelFileError(f"{file}: the stored arrays do not match the checksum saved with them (corrupt or "
+                                 f"altered?); nothing was loaded")
+        return found
 
     return description, stored, arrays
 

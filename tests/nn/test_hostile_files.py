@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import safetensors
 import safetensors.numpy
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -367,3 +368,23 @@ def test_random_configurations_give_a_model_file_error_or_a_model(tmp_path, cls,
         nn.load(path)
     except ModelFileError as exc:
         assert "\n" not in str(exc)
+
+
+def test_a_flipped_byte_in_the_arrays_is_refused_by_the_checksum(tmp_path):
+    """The file carries a SHA-256 of its arrays: one flipped byte loaded as changed weights before."""
+    nn.set_seed(0)
+    model = nn.Sequential([nn.Input((3,)), nn.Dense(2)])
+    path = Path(nn.save(model, tmp_path / "model"))
+    assert np.array_equal(nn.load(path).layers[-1].weight.value, model.layers[-1].weight.value)
+    data = bytearray(path.read_bytes())
+    data[-3] ^= 0x01                                               # inside the last array's bytes
+    path.write_bytes(bytes(data))
+    for read in (nn.load, lambda p: nn.load_weights(nn.Sequential([nn.Input((3,)), nn.Dense(2)]), p)):
+        with pytest.raises(ModelFileError, match="the stored arrays do not match the checksum saved with them"):
+            read(path)
+    # a file saved before the checksum (none in its metadata) still loads
+    with safetensors.safe_open(str(tmp_path / "model.safetensors"), "np") as f:
+        meta = {k: v for k, v in f.metadata().items() if k != "sha256"}
+    older = tmp_path / "older.safetensors"
+    older.write_bytes(safetensors.numpy.save(model.state_dict(), metadata=meta))
+    assert np.array_equal(nn.load(older).layers[-1].bias.value, model.layers[-1].bias.value)
