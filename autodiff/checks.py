@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .functional import _Trace, jvp, vjp as _vjp
+from .functional import _Trace, check_function, jvp, vjp as _vjp
 from .labels import describe_node
 from .numerical import DEFAULT_EPS, METHODS
 from .ops import concatenate, reshape
@@ -239,6 +239,7 @@ def gradcheck(f, *inputs, eps=None, atol=None, rtol=None, modes=("reverse", "for
     >>> gradcheck(lambda x: ad.softmax(x), np.array([0.1, 0.5, -0.3])).passed
     True
     """
+    check_function(f, "gradcheck")
     for mode in modes:
         if mode not in ("reverse", "forward"):
             raise ValueError(f"gradcheck: modes must contain 'reverse' and/or 'forward', got {mode!r}")

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .checks import _kink_message, _kink_nodes, float_inputs
-from .functional import jacobian
+from .functional import check_function, jacobian
 from .numerical import DEFAULT_EPS, METHODS, numerical_jacobian
 from .ops import reshape
 from .sweep import forward_sweep, toposort
@@ -80,6 +80,7 @@ def compare(f, *inputs, eps=None, names=None):
     >>> [r["method"] for r in table.rows][:3]
     ['reverse mode', 'forward mode', 'SymPy']
     """
+    check_function(f, "compare")
     xs = float_inputs(inputs, "compare")
     if names is not None and len(names) != len(xs):
         raise ValueError(f"compare: names must name each of the {len(xs)} inputs, got {list(names)}")

@@ -16,6 +16,12 @@ from .sweep import forward_sweep, reverse_sweep, toposort
 from .tensor import Tensor
 
 
+def check_function(f, fname):
+    """``f`` must be callable: ``grad(3)`` failed later with "'int' object is not callable"."""
+    if not callable(f):
+        raise TypeError(f"{fname}: f must be a function (of Tensors or numbers), got {f!r} ({type(f).__name__})")
+
+
 def _float_array(x, what):
     arr = np.asarray(x)
     if arr.dtype.kind not in "biufc":
@@ -139,6 +145,7 @@ def value_and_grad(f, argnums=0):
     >>> value_and_grad(lambda x: x * sin(x))(0.0)
     (0.0, 0.0)
     """
+    check_function(f, "value_and_grad")
 
     def value_and_grad_f(*args, **kwargs):
         trace = _Trace(f, args, argnums, kwargs, "value_and_grad")
@@ -161,6 +168,7 @@ def grad(f, argnums=0):
     >>> grad(lambda x: sin(x) ** 2)(0.5) == 2 * float(sin(0.5) * cos(0.5))
     True
     """
+    check_function(f, "grad")
     vg = value_and_grad(f, argnums)
 
     def grad_f(*args, **kwargs):
@@ -182,6 +190,7 @@ def vjp(f, *primals):
     >>> vjp_fn(np.array([1.0, 10.0]))
     (array([ 2., 40.]),)
     """
+    check_function(f, "vjp")
     trace = _Trace(f, primals, tuple(range(len(primals))), {}, "vjp")
     trace.release()
 
@@ -202,6 +211,7 @@ def jvp(f, primals, tangents):
     >>> jvp(lambda x: exp(2 * x), (0.0,), (1.0,))
     (1.0, 2.0)
     """
+    check_function(f, "jvp")
     primals, tangents = tuple(primals), tuple(tangents)
     if len(primals) != len(tangents):
         raise ValueError(f"jvp: {len(primals)} primal(s) but {len(tangents)} tangent(s)")
@@ -249,6 +259,7 @@ def jacobian(f, argnums=0, mode="reverse"):
     (array([[2., 0.],
            [0., 2.]]), array([1., 3.]))
     """
+    check_function(f, "jacobian")
     if mode not in ("reverse", "forward"):
         raise ValueError(f"jacobian: mode must be 'reverse' or 'forward', got {mode!r}")
     if not isinstance(argnums, (int, np.integer)) and not (
@@ -306,6 +317,7 @@ def hessian(f, argnums=0):
     array([[4., 2.],
            [2., 0.]])
     """
+    check_function(f, "hessian")
     if not isinstance(argnums, (int, np.integer)):
         raise TypeError(f"hessian: argnums must be one int, got {argnums!r}")
 
@@ -336,6 +348,7 @@ def hvp(f, x, v):
     >>> hvp(lambda x: (x ** 3).sum(), np.array([1.0, 2.0]), np.array([1.0, 1.0]))
     array([ 6., 12.])
     """
+    check_function(f, "hvp")
     trace = _Trace(f, (x,), 0, {}, "hvp")
     try:
         leaf = trace.leaves[0]
@@ -359,6 +372,7 @@ def derivative(f, order=1):
     >>> round(derivative(lambda x: exp(sin(x)), order=2)(0.0), 12)
     1.0
     """
+    check_function(f, "derivative")
     if not isinstance(order, (int, np.integer)) or order < 0:
         raise ValueError(f"derivative: order must be an integer >= 0, got {order!r}")
 

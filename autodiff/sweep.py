@@ -187,7 +187,12 @@ def accumulate_into_grads(y: Tensor, gradient, create_graph: bool) -> None:
         if isinstance(gradient, Tensor) and create_graph:
             seed = gradient
         else:
-            seed = np.array(gradient.value if isinstance(gradient, Tensor) else gradient, dtype=y.dtype)
+            raw = gradient.value if isinstance(gradient, Tensor) else gradient
+            try:
+                seed = np.array(raw, dtype=y.dtype)
+            except (TypeError, ValueError):
+                raise TypeError(f"backward(): gradient must be a number or an array of the output's shape "
+                                f"{y.shape}, got {raw!r}") from None
         if _shape(seed) != y.shape:
             raise ValueError(f"backward(): gradient has shape {_shape(seed)} but the output has shape {y.shape}")
     order, ids = toposort([y])

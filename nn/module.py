@@ -35,6 +35,7 @@ import contextlib
 import contextvars
 import keyword
 import math
+import os
 import re
 from collections import OrderedDict
 
@@ -379,11 +380,23 @@ def shapes_only():
         _SHAPES_ONLY.reset(token)
 
 
+def _memory_bytes():
+    """The machine's physical memory in bytes (unbounded where the OS does not say)."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return math.inf
+
+
 def _charge(layer, name, shape):
+    needed = math.prod(shape)
     budget = _BUDGET.get()
     if budget is None:
+        if needed * 4 > _memory_bytes():     # NumPy's MemoryError of 21.8 TiB named neither the layer nor why
+            raise ValueError(f"{layer.name or type(layer).__name__}: parameter {name!r} of shape {shape} needs "
+                             f"{needed:,} values ({needed * 4 / 2**30:,.1f} GiB in float32), more than this "
+                             f"machine's memory ({_memory_bytes() / 2**30:,.1f} GiB)")
         return
-    needed = math.prod(shape)
     if needed > budget[0]:
         raise ValueError(f"{layer.name or type(layer).__name__}: parameter {name!r} of shape {shape} needs "
                          f"{needed:,} values, more than the {budget[0]:,} left of {budget[1]}")

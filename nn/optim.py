@@ -72,6 +72,10 @@ class Optimizer:
         self.params, self.steps, self.state = [], [], []
         if params is None:
             return
+        if not isinstance(params, (Tensor, dict)) and (hasattr(params, "parameters")
+                                                       or not hasattr(params, "__iter__")):
+            raise TypeError(f"{name}: params must be an iterable of Parameters or of param groups (e.g. "
+                            f"model.parameters()), got {type(params).__name__}")
         params = [params] if isinstance(params, (Tensor, dict)) else list(params)
         if not params:
             raise ValueError(f"{name}: the parameter list is empty")

@@ -187,6 +187,10 @@ def _report(steps, seconds, metrics, file):
 def _check_data(data, what, model=None):
     if not (isinstance(data, (tuple, list)) and len(data) == 2):
         raise TypeError(f"{what} must be a pair (x, y) of arrays")
+    for name, part in zip("xy", data):
+        if np.ndim(part) == 0 or np.asarray(part).dtype == object:
+            raise TypeError(f"{what}: {name} must be an array with one row per sample, got "
+                            f"{type(part).__name__} {np.shape(part)}")
     x = np.asarray(data[0]) if model is None else _as_model_dtype(model, data[0])
     y = np.asarray(data[1])
     if x.shape[0] != y.shape[0]:
@@ -306,6 +310,9 @@ def fit(model, data, loss="softmax_cross_entropy", optimizer="adam", epochs=1, b
     on_device = place(model, backend, "fit")        # on the device: batches in, the loss out; nothing else moves
     optimizer.follow_parameters()                   # state made before a move goes where the model went
     rng = utils.rng(seed)
+    if isinstance(callbacks, (Callback, str)) or not hasattr(callbacks, "__iter__"):
+        raise TypeError(f"fit: callbacks must be a list of callbacks (e.g. [nn.EarlyStopping()]), got "
+                        f"{type(callbacks).__name__}")
     callbacks = list(callbacks)
     history = History()
     n = x.shape[0]
@@ -377,6 +384,8 @@ def predict(model, x, batch_size=256, backend=None, verbose=0, file=None):
     ``batch_size=None``: Keras's 32; ``verbose=1`` prints Keras's one line (steps, time)."""
     batch_size, verbose = check_batch_size(batch_size), _check_verbose(verbose)
     x = _as_model_dtype(model, x)
+    if np.ndim(x) == 0 or len(x) == 0:
+        raise ValueError(f"predict: x must hold at least one sample, got shape {np.shape(x)}")
     on_device = place(model, backend, "predict")
     was_training = model.training
     model.eval()

@@ -25,7 +25,10 @@ class Input(Layer):
 
     def __init__(self, shape, name=None):
         super().__init__(name)
-        self.shape = tuple(int(s) for s in shape)
+        if isinstance(shape, (int, np.integer)) or not hasattr(shape, "__iter__"):
+            raise TypeError(f"Input: shape must be a tuple of ints without the batch axis (e.g. ({shape!r},)), "
+                            f"got {shape!r}")
+        self.shape = tuple(positive_int(s, "Input: each size of shape") for s in shape)
 
     def _build(self, input_shape):
         return self.shape

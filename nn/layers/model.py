@@ -105,7 +105,7 @@ class Model(Layer):
                                                                 and optimizer in optimisers.OPTIMIZERS)):
             raise ValueError(f"compile: optimizer must be one of {list(optimisers.OPTIMIZERS)} or an nn.optim "
                              f"optimiser, got {optimizer!r:.80}")
-        metrics = list(metrics or [])
+        metrics = [metrics] if isinstance(metrics, str) else list(metrics or [])   # Keras takes "accuracy" too
         unknown = [m for m in metrics if m not in METRICS]
         if unknown:
             raise ValueError(f"compile: metrics may only hold 'accuracy', got {unknown}")
