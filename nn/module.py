@@ -35,7 +35,6 @@ import contextlib
 import contextvars
 import keyword
 import math
-import os
 import re
 from collections import OrderedDict
 
@@ -44,7 +43,7 @@ import numpy as np
 from autodiff import Tensor
 
 from . import functional as F
-from . import init as initialisers
+from . import init as initialisers, utils
 
 __all__ = ["Parameter", "Module", "Layer", "Activated", "final_activation", "ends_in_softmax", "LAYERS", "register",
            "layer_spec", "from_spec", "assign_names", "check_layer_name", "parameter_budget", "shapes_only"]
@@ -380,22 +379,14 @@ def shapes_only():
         _SHAPES_ONLY.reset(token)
 
 
-def _memory_bytes():
-    """The machine's physical memory in bytes (unbounded where the OS does not say)."""
-    try:
-        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    except (ValueError, OSError, AttributeError):
-        return math.inf
-
-
 def _charge(layer, name, shape):
     needed = math.prod(shape)
     budget = _BUDGET.get()
     if budget is None:
-        if needed * 4 > _memory_bytes():     # NumPy's MemoryError of 21.8 TiB named neither the layer nor why
+        if needed * 4 > (memory := utils.memory_bytes()):    # NumPy said only "Unable to allocate 21.8 TiB"
             raise ValueError(f"{layer.name or type(layer).__name__}: parameter {name!r} of shape {shape} needs "
                              f"{needed:,} values ({needed * 4 / 2**30:,.1f} GiB in float32), more than this "
-                             f"machine's memory ({_memory_bytes() / 2**30:,.1f} GiB)")
+                             f"machine's memory ({memory / 2**30:,.1f} GiB)")
         return
     if needed > budget[0]:
         raise ValueError(f"{layer.name or type(layer).__name__}: parameter {name!r} of shape {shape} needs "

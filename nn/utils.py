@@ -23,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import math
 import numbers
+import os
 import threading
 
 import numpy as np
@@ -96,6 +97,14 @@ def number_in(value, name: str, low=-math.inf, high=math.inf, *, open_low=False,
         interval = f"{'(' if open_low else '['}{low:g}, {high:g}{')' if open_high else ']'}"
         raise ValueError(f"{name} must be a finite number in {interval}, got {value!r}")
     return value
+
+
+def memory_bytes() -> float:
+    """The machine's physical memory in bytes (unbounded where the OS does not say)."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return math.inf
 
 
 def positive_int(value, name: str) -> int:
