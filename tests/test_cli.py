@@ -55,6 +55,16 @@ def test_check_prints_the_comparison_table(monkeypatch):
     assert float(row.split()[2]) == pytest.approx(eq_5_37(0.5), rel=1e-14)
 
 
+def test_at_given_more_than_once_keeps_every_variable(monkeypatch):
+    """--at x=1 --at y=2 dropped x=1 (argparse kept the last) and then said x was unknown."""
+    code, out, err = _run(monkeypatch, "check", "x*y", "--at", "x=1", "--at", "y=2")
+    assert code == 0, err
+    row = next(line for line in out.splitlines() if line.strip().startswith("reverse mode"))
+    assert [float(v) for v in row.split()[2:4]] == [2.0, 1.0]           # d/dx = y, d/dy = x
+    code, out, err = _run(monkeypatch, "check", "x*y", "--at", "x=1", "--at", "x=2")
+    assert code == 2 and err == "chainrule check: --at: 'x' is given twice\n"
+
+
 def test_malicious_or_bad_input_is_rejected_without_evaluation(tmp_path, monkeypatch):
     code, out, err = _run(monkeypatch, "check", "__import__('os').system('touch pwned')", "--at", "x=1")
     assert code == 2 and err.startswith("chainrule check: unknown function '__import__'") and err.count("\n") == 1

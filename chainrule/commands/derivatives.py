@@ -134,7 +134,8 @@ def add_to(sub) -> None:
     p_demo.set_defaults(run=lambda args: demo(args.at))
     p_graph = sub.add_parser("graph", help="draw an expression's graph with values and adjoints")
     p_graph.add_argument("expression", help='e.g. "exp(sin(x) + sin(x)**2) + sin(exp(x) + exp(x)**2)"')
-    p_graph.add_argument("--at", nargs="+", required=True, metavar="NAME=VALUE", help="the point, e.g. x=0.5")
+    p_graph.add_argument("--at", nargs="+", action="extend", required=True, metavar="NAME=VALUE",
+                         help="the point, e.g. x=0.5 (or --at x=0.5 --at y=2)")
     p_graph.add_argument("-o", "--output", default="graph.svg",
                          help="picture to write (.svg, .png or .dot), or .html: the step-through player")
     p_graph.add_argument("--steps", action="store_true", help="also write one picture per step of the sweep "
@@ -146,5 +147,5 @@ def add_to(sub) -> None:
                                                 seed=args.seed))
     p_check = sub.add_parser("check", help="an expression's derivative by every method, side by side")
     p_check.add_argument("expression")
-    p_check.add_argument("--at", nargs="+", required=True, metavar="NAME=VALUE")
+    p_check.add_argument("--at", nargs="+", action="extend", required=True, metavar="NAME=VALUE")
     p_check.set_defaults(run=lambda args: check(args.expression, args.at))
