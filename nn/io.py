@@ -113,7 +113,10 @@ def write_atomically(target: Path, data: bytes):
     target.parent.mkdir(parents=True, exist_ok=True)
     _remove_leftovers(target)
     tmp = target.parent / _temporary_name(target)
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
+    except OSError as exc:           # its words named the temporary file, which the caller never asked for
+        raise type(exc)(exc.errno, f"cannot write {target} ({exc.strerror})") from None
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)

@@ -189,3 +189,15 @@ def test_a_kill_during_a_save_leaves_the_previous_model_intact(tmp_path):
     nn.save(models[0], target)
     assert os.listdir(tmp_path) == ["model.safetensors"]
     assert len(seen) == 3 and leftovers > 0   # the kills reached every model, and into the middle of saves
+
+
+def test_a_file_that_cannot_be_written_is_named_not_its_temporary_twin(tmp_path, monkeypatch):
+    model = nn.Sequential([nn.Input((3,)), nn.Dense(2)])
+
+    def refuse(path, *args, **kwargs):
+        raise PermissionError(13, "Permission denied", str(path))
+    monkeypatch.setattr(os, "open", refuse)
+    with pytest.raises(PermissionError, match=rf"cannot write {tmp_path / 'model.safetensors'} \(Permission denied\)") \
+            as info:
+        nn.save(model, tmp_path / "model")
+    assert ".tmp" not in str(info.value)
