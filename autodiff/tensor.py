@@ -326,11 +326,13 @@ def apply(prim, args, params):
         return prim.impl(*values, **params)
     try:
         out = prim.impl(*values, **params)
-    except ValueError as exc:  # NumPy's shape errors, re-raised with the op and the shapes
+    except (ValueError, TypeError) as exc:  # NumPy's words, re-raised with the op, the shapes and the options
         if str(exc).startswith(prim.name + ":"):
             raise
         shapes = " and ".join(str(np.shape(v)) for v in values)
-        raise ValueError(f"{prim.name}: cannot apply to shapes {shapes}: {exc}") from None
+        options = ", ".join(f"{k}={v!r}" for k, v in params.items() if np.ndim(v) == 0 or isinstance(v, tuple))
+        raise type(exc)(f"{prim.name}: cannot apply to shapes {shapes}{f' with {options}' if options else ''}: "
+                        f"{exc}") from None
     if not (tracked and _grad_mode.enabled):
         return Tensor._make(out)
     if not all_tensors:

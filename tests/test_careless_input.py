@@ -32,6 +32,8 @@ CASES = {
     "one callback, not a list": (lambda: nn.fit(_model(), (X, Y), callbacks=nn.EarlyStopping(), verbose=0), TypeError,
                                  r"fit: callbacks must be a list of callbacks \(e.g. \[nn.EarlyStopping\(\)\]\), got "
                                  r"EarlyStopping"),
+    "a string for an axis": (lambda: ad.sum(ad.Tensor(np.ones(2)), axis="x"), TypeError,
+                             r"sum: cannot apply to shapes \(2,\) with axis='x', keepdims=False: "),
     "predict of no samples": (lambda: nn.predict(_model(), X[:0]), ValueError,
                               r"predict: x must hold at least one sample, got shape \(0, 3\)"),
     "a layer larger than the machine": (lambda: nn.Sequential([nn.Input((3,)), nn.Dense(10**12)]), ValueError,
