@@ -327,7 +327,7 @@ def apply(prim, args, params):
     try:
         out = prim.impl(*values, **params)
     except (ValueError, TypeError) as exc:  # NumPy's words, re-raised with the op, the shapes and the options
-        if str(exc).startswith(prim.name + ":"):
+        if str(exc).startswith(prim.name):     # the op's own words already name it
             raise
         shapes = " and ".join(str(np.shape(v)) for v in values)
         options = ", ".join(f"{k}={v!r}" for k, v in params.items() if np.ndim(v) == 0 or isinstance(v, tuple))

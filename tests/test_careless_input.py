@@ -34,6 +34,9 @@ CASES = {
                                  r"EarlyStopping"),
     "a string for an axis": (lambda: ad.sum(ad.Tensor(np.ones(2)), axis="x"), TypeError,
                              r"sum: cannot apply to shapes \(2,\) with axis='x', keepdims=False: "),
+    "grad of complex input": (lambda: ad.grad(lambda v: ad.relu(v))(np.array(1.0 + 1j)), TypeError,
+                              r"^relu is not complex-analytic and takes real input only, got a complex one: .*"
+                              r"grad, predict and the rest take real arrays \(x.real\)$"),
     "predict of no samples": (lambda: nn.predict(_model(), X[:0]), ValueError,
                               r"predict: x must hold at least one sample, got shape \(0, 3\)"),
     "a layer larger than the machine": (lambda: nn.Sequential([nn.Input((3,)), nn.Dense(10**12)]), ValueError,

@@ -19,8 +19,9 @@ from ..tensor import value_of
 def real_only(name, *xs):
     """Refuse complex input in ops that are not complex-analytic (the complex step would be wrong)."""
     if any(np.iscomplexobj(x) for x in xs):
-        raise TypeError(f"{name} is not complex-analytic, so the complex-step method cannot differentiate "
-                        f"through it: use method='central' (or 'forward'/'backward')")
+        raise TypeError(f"{name} is not complex-analytic and takes real input only, got a complex one: a numerical "
+                        f"derivative's method='complex' cannot pass through it (use method='central', 'forward' or "
+                        f"'backward'); grad, predict and the rest take real arrays (x.real)")
 
 
 # --------------------------------------------------------------------------------------------
