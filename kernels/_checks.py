@@ -34,10 +34,10 @@ def host_only(backend: str, **arrays) -> None:
                             f"pass {name}.copy_to_host(), or use backend='cuda'")
 
 
-def float_array(x, name: str, ndim: int | None = None, dtype=None):
+def float_array(x, name: str, ndim: int | None = None, dtype=None, like: str = "the input"):
     """``x`` as a C-contiguous float32/float64 array (device arrays pass through after checks).
 
-    ``dtype`` (if given) is the dtype it must have, e.g. the dtype of the input it goes with.
+    ``dtype`` (if given) is the dtype it must have: that of ``like``, the array it goes with.
     """
     if is_device_array(x):
         arr_dtype, shape = np.dtype(x.dtype), tuple(x.shape)
@@ -50,7 +50,7 @@ def float_array(x, name: str, ndim: int | None = None, dtype=None):
     if arr_dtype not in FLOAT_DTYPES:
         raise TypeError(f"{name} must be float32 or float64, got {arr_dtype}")
     if dtype is not None and arr_dtype != np.dtype(dtype):
-        raise TypeError(f"{name} must have dtype {np.dtype(dtype)} (like the input), got {arr_dtype}")
+        raise TypeError(f"{name} must have dtype {np.dtype(dtype)} (like {like}), got {arr_dtype}")
     if ndim is not None and len(shape) != ndim:
         raise ValueError(f"{name} must be {ndim}-D, got shape {shape}")
     if not is_device_array(x) and not x.flags.c_contiguous:

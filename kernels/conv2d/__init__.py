@@ -101,7 +101,7 @@ def backward_input(g, w, input_shape, geometry: ConvGeometry, *, backend=None):
     """dL/dx of shape ``input_shape`` given g = dL/dy. See conv2d_backward_input."""
     geometry = _geometry(geometry)
     g = float_array(g, "g", 4)
-    w = float_array(w, "w", 4, dtype=g.dtype)
+    w = float_array(w, "w", 4, dtype=g.dtype, like="g")
     input_shape = shape4(input_shape, "input_shape")
     _check_g(g, _output_shape(input_shape, w.shape, geometry, "input_shape"))
     return implementation(IMPLEMENTATIONS, backend, g=g, w=w).backward_input(g, w, input_shape, geometry)
@@ -111,7 +111,7 @@ def backward_weight(g, x, weight_shape, geometry: ConvGeometry, *, bias=True, ba
     """(dL/dw, dL/db) given g = dL/dy; dL/db is None when ``bias`` is False. See conv2d_backward_weight."""
     geometry = _geometry(geometry)
     g = float_array(g, "g", 4)
-    x = float_array(x, "x", 4, dtype=g.dtype)
+    x = float_array(x, "x", 4, dtype=g.dtype, like="g")
     weight_shape = shape4(weight_shape, "weight_shape")
     shape4(x.shape, "x")
     _check_g(g, _output_shape(x.shape, weight_shape, geometry, "x"))
@@ -134,12 +134,12 @@ def backward(g, x, w, geometry: ConvGeometry, *, input_grad=True, weight_grad=Tr
     """
     geometry = _geometry(geometry)
     g = float_array(g, "g", 4)
-    x = float_array(x, "x", 4, dtype=g.dtype)
-    w = float_array(w, "w", 4, dtype=g.dtype)
+    x = float_array(x, "x", 4, dtype=g.dtype, like="g")
+    w = float_array(w, "w", 4, dtype=g.dtype, like="g")
     shape4(x.shape, "x")
     _check_g(g, _output_shape(x.shape, w.shape, geometry, "x"))
     if relu_out is not None:
-        relu_out = float_array(relu_out, "relu_out", 4, dtype=g.dtype)
+        relu_out = float_array(relu_out, "relu_out", 4, dtype=g.dtype, like="g")
         if tuple(relu_out.shape) != tuple(g.shape):
             raise ValueError(f"relu_out must have g's shape {tuple(g.shape)}, got {tuple(relu_out.shape)}")
     module = implementation(IMPLEMENTATIONS, backend, g=g, x=x, w=w, relu_out=relu_out)
@@ -156,7 +156,7 @@ def relu_grad(g, out, *, backend=None):
     array([0., 1., 0., 1.], dtype=float32)
     """
     g = float_array(g, "g", 4)
-    out = float_array(out, "out", 4, dtype=g.dtype)
+    out = float_array(out, "out", 4, dtype=g.dtype, like="g")
     if tuple(out.shape) != tuple(g.shape):
         raise ValueError(f"out must have g's shape {tuple(g.shape)}, got {tuple(out.shape)}")
     return implementation(IMPLEMENTATIONS, backend, g=g, out=out).relu_grad(g, out)

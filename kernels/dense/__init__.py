@@ -46,7 +46,7 @@ def forward(x, w, b=None, *, backend=None):
 def backward_input(g, w, *, backend=None):
     """dL/dx = g @ w^T for g = dL/dy (N, units)."""
     g = float_array(g, "g", 2)
-    w = float_array(w, "w", 2, dtype=g.dtype)
+    w = float_array(w, "w", 2, dtype=g.dtype, like="g")
     _inner("g", g.shape[1], "w", w.shape[1], "dense backward_input (w's columns are the units)")
     return implementation(IMPLEMENTATIONS, backend, g=g, w=w).backward_input(g, w)
 
@@ -54,7 +54,7 @@ def backward_input(g, w, *, backend=None):
 def backward_weight(g, x, bias=True, *, backend=None):
     """(dL/dw = x^T @ g, dL/db = column sums of g, or None when ``bias`` is False)."""
     g = float_array(g, "g", 2)
-    x = float_array(x, "x", 2, dtype=g.dtype)
+    x = float_array(x, "x", 2, dtype=g.dtype, like="g")
     if x.shape[0] != g.shape[0]:
         raise ValueError(f"dense backward_weight: x has {x.shape[0]} rows but g has {g.shape[0]}")
     return implementation(IMPLEMENTATIONS, backend, g=g, x=x).backward_weight(g, x, bool(bias))

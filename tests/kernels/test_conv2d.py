@@ -228,6 +228,8 @@ G = np.ones((2, 3, 4, 4), dtype=np.float32)
     (lambda: conv2d_forward(X, W[:, :2], groups=2), ValueError, r"groups=2 must divide the number of filters F"),
     (lambda: conv2d_forward(X, W, groups=3), ValueError, r"groups=3 must divide the number of input channels C"),
     (lambda: conv2d_forward(X, W.astype(np.float64)), TypeError, r"w must have dtype float32 \(like the input\)"),
+    (lambda: conv2d_backward_weight(np.ones((2, 3, 4, 4)), X, W.shape), TypeError,       # g float64: x named "like g"
+     r"x must have dtype float64 \(like g\), got float32"),
     (lambda: conv2d_forward(X.astype(np.int64), W), TypeError, r"x must be float32 or float64, got int64"),
     (lambda: conv2d_forward(X, W, np.ones(4, np.float32)), ValueError, r"b must have shape \(F,\) = \(3,\)"),
     (lambda: conv2d_forward(X[:, :, :2], W), ValueError, r"height of x \(H=2\).*the output would be empty"),
