@@ -207,15 +207,26 @@ DEVICE_RUNS = {   # (model, y, fit's options): regularisers, the non-fused losse
 }
 
 
+def _as_on_the_cpu(build, x, y, rtol=2e-5, atol=1e-5, optimizer="sgd", **options):
+    """Train ``build()`` (which seeds itself) on the CPU and, from the same start, on the device (fit's
+    backend="cuda"); assert their losses (``rtol``) and final parameters agree; return the device model and
+    the CPU's losses. ``optimizer``: a name, or a function of the parameters (one optimiser per model)."""
+    runs, models = [], []
+    for backend in ("cpu", "cuda"):
+        models.append(build())
+        made = optimizer(models[-1].parameters()) if callable(optimizer) else optimizer
+        runs.append(nn.fit(models[-1], (x, y), optimizer=made, batch_size=4, verbose=0, shuffle=False,
+                           backend=backend, **options)["loss"])
+    np.testing.assert_allclose(runs[1], runs[0], rtol=rtol)
+    for (key, expected), got in zip(models[0].state_dict().items(), device.host_copy(models[1]).state_dict().values()):
+        np.testing.assert_allclose(got, expected, rtol=1e-4, atol=atol, err_msg=key)
+    return models[1], runs[0]
+
+
 @pytest.mark.parametrize("name", list(DEVICE_RUNS))
 def test_regularisers_and_every_loss_train_on_the_device_as_on_the_cpu(name):
     build, y, options = DEVICE_RUNS[name]
-    host, gpu = build(), build().to("cuda")
-    runs = [nn.fit(m, (X, y), optimizer="adam", lr=0.01, epochs=3, batch_size=4, verbose=0, shuffle=False, **options)
-            for m in (host, gpu)]
-    np.testing.assert_allclose(runs[1]["loss"], runs[0]["loss"], rtol=1e-5)
-    for (key, expected), got in zip(host.state_dict().items(), device.host_copy(gpu).state_dict().values()):
-        np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-6, err_msg=key)
+    _as_on_the_cpu(build, X, y, rtol=1e-5, atol=1e-6, optimizer="adam", lr=0.01, epochs=3, **options)
 
 
 def test_fit_with_backend_cuda_moves_a_host_model_once_then_only_the_batches_and_losses(monkeypatch):
@@ -324,16 +335,11 @@ LAYERS = {   # every kind of layer of nn (the convolutions, pooling, dropout and
 
 @pytest.mark.parametrize("name", list(LAYERS))
 def test_every_layer_trains_on_the_device_as_on_the_cpu(name):
-    x = RNG.random((4, *LAYERS[name]()[0].shape), dtype=np.float32)
-    runs, models = [], []
-    for backend in ("cpu", "cuda"):
+    def build():
         nn.set_seed(0)
-        models.append(nn.Sequential(LAYERS[name]() + [nn.Dense(2, activation="softmax")]))
-        runs.append(nn.fit(models[-1], (x, Y[:4] % 2), optimizer="sgd", lr=0.1, epochs=2, batch_size=4, verbose=0,
-                           shuffle=False, backend=backend)["loss"])
-    np.testing.assert_allclose(runs[1], runs[0], rtol=2e-5)
-    for (key, expected), got in zip(models[0].state_dict().items(), device.host_copy(models[1]).state_dict().values()):
-        np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-5, err_msg=key)
+        return nn.Sequential(LAYERS[name]() + [nn.Dense(2, activation="softmax")])
+    x = RNG.random((4, *LAYERS[name]()[0].shape), dtype=np.float32)
+    _as_on_the_cpu(build, x, Y[:4] % 2, lr=0.1, epochs=2)
 
 
 def test_drop_connect_trains_on_the_device():
@@ -358,16 +364,12 @@ def test_every_ready_model_trains_on_the_device_as_on_the_cpu(name, monkeypatch)
     x = RNG.random((4, *SHAPES[name]), dtype=np.float32)
     y = np.array([0, 1, 1, 0])
     monkeypatch.setattr(nn.Dropout, "forward", lambda self, x: x)
-    runs, models = [], []
-    for backend in ("cpu", "cuda"):
+
+    def build():
         nn.set_seed(0)
-        models.append(nn.models.MODELS[name](input_shape=SHAPES[name], classes=2))
-        runs.append(nn.fit(models[-1], (x, y), optimizer="sgd", lr=0.01, epochs=2, batch_size=4, verbose=0,
-                           shuffle=False, backend=backend)["loss"])
-    np.testing.assert_allclose(runs[1], runs[0], rtol=2e-5)
-    assert device.device_of(models[1]) == "cuda"
-    for (key, expected), got in zip(models[0].state_dict().items(), device.host_copy(models[1]).state_dict().values()):
-        np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-5, err_msg=key)
+        return nn.models.MODELS[name](input_shape=SHAPES[name], classes=2)
+    on_device, _ = _as_on_the_cpu(build, x, y, lr=0.01, epochs=2)
+    assert device.device_of(on_device) == "cuda"
 
 
 def test_target_distributions_train_on_the_device_as_on_the_cpu():
@@ -384,18 +386,11 @@ def test_target_distributions_train_on_the_device_as_on_the_cpu():
 @pytest.mark.parametrize("clip", [dict(clipnorm=0.05), dict(clipvalue=0.01), dict(global_clipnorm=0.05)],
                          ids=["clipnorm", "clipvalue", "global_clipnorm"])
 def test_an_optimisers_gradient_clipping_runs_on_the_device_as_on_the_cpu(clip):
-    runs, models = [], []
-    for backend in ("cpu", "cuda"):
-        models.append(_cnn(dropout=False))
-        optimizer = nn.optim.SGD(models[-1].parameters(), lr=0.5, **clip)
-        runs.append(nn.fit(models[-1], (X, Y), optimizer=optimizer, epochs=2, batch_size=4, verbose=0, shuffle=False,
-                           backend=backend)["loss"])
+    _, clipped = _as_on_the_cpu(lambda: _cnn(dropout=False), X, Y, rtol=1e-5, atol=1e-6,
+                                optimizer=lambda params: nn.optim.SGD(params, lr=0.5, **clip), epochs=2)
     unclipped = nn.fit(_cnn(dropout=False), (X, Y), optimizer=nn.optim.SGD(lr=0.5), epochs=2, batch_size=4,
                        verbose=0, shuffle=False)["loss"]
-    assert abs(unclipped[1] - runs[0][1]) > 1e-3                     # the clipping changed the training
-    np.testing.assert_allclose(runs[1], runs[0], rtol=1e-5)
-    for (key, expected), got in zip(models[0].state_dict().items(), device.host_copy(models[1]).state_dict().values()):
-        np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-6, err_msg=key)
+    assert abs(unclipped[1] - clipped[1]) > 1e-3                     # the clipping changed the training
 
 
 def test_torchs_clipping_functions_take_device_gradients():
