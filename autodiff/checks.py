@@ -120,22 +120,24 @@ def float_inputs(inputs, fname):
     return arrays
 
 
-#: (eps, atol, rtol) when an input is float32 and the call names none of them: a central difference's
-#: best step in float32 is about cbrt(1.2e-7) = 5e-3, and it keeps about four digits there.
+#: gradcheck's (eps, atol, rtol) by default, and when an input is float32 and the call names none of them:
+#: a central difference's best step in float32 is about cbrt(1.2e-7) = 5e-3, and it keeps about four
+#: digits there.
+FLOAT64_TOLERANCES = (1e-6, 1e-5, 1e-3)
 FLOAT32_TOLERANCES = (4.9e-3, 1e-3, 1e-2)
 
 
 def _tolerances(xs, eps, atol, rtol, fname):
-    """The step and tolerances: the caller's, else float64's (1e-6, 1e-5, 1e-3) or, with a float32 input,
+    """The step and tolerances: the caller's, else FLOAT64_TOLERANCES or, with a float32 input,
     FLOAT32_TOLERANCES, saying so (a correct float32 function failed float64's, with no word of why)."""
     low = [k for k, x in enumerate(xs) if x.dtype == np.float32]
-    defaults = FLOAT32_TOLERANCES if low else (1e-6, 1e-5, 1e-3)
+    defaults = FLOAT32_TOLERANCES if low else FLOAT64_TOLERANCES
     chosen = tuple(d if v is None else float(v) for v, d in zip((eps, atol, rtol), defaults))
     note = None
     if low:
         note = (f"float32 input(s) {low}: eps={chosen[0]:g}, atol={chosen[1]:g}, rtol={chosen[2]:g} (float32 keeps "
                 f"about 7 digits, a central difference about 4 of them; float64 inputs are checked with "
-                f"eps=1e-6, atol=1e-5, rtol=1e-3)")
+                f"eps={FLOAT64_TOLERANCES[0]:g}, atol={FLOAT64_TOLERANCES[1]:g}, rtol={FLOAT64_TOLERANCES[2]:g})")
         warnings.warn(f"{fname}: {note}", GradcheckWarning, stacklevel=3)
     return chosen, note
 
@@ -225,8 +227,8 @@ def gradcheck(f, *inputs, eps=None, atol=None, rtol=None, modes=("reverse", "for
               full=None, directions=8, seed=0, raise_exception=True):
     """Check f's derivatives with respect to every input against central differences.
 
-    ``eps``, ``atol``, ``rtol``: the step and tolerances, by default 1e-6, 1e-5 and 1e-3, or 4.9e-3, 1e-3
-    and 1e-2 when an input is float32 (said in the report's notes). Complex inputs are refused.
+    ``eps``, ``atol``, ``rtol``: the step and tolerances, by default ``FLOAT64_TOLERANCES``, or
+    ``FLOAT32_TOLERANCES`` when an input is float32 (said in the report's notes). Complex inputs are refused.
 
     ``full=None`` checks the whole Jacobian when the inputs have at most 512 elements in all, and
     ``directions`` random products <v, J u> otherwise. ``modes`` chooses reverse and/or forward mode.
