@@ -23,6 +23,9 @@ CUDA simulator too (``NUMBA_ENABLE_CUDASIM=1``). Importing this module loads num
 >>> d = device.to_device(np.arange(6, dtype=np.float32).reshape(2, 3))
 >>> (d * 2 + 1).sum(axis=0).copy_to_host()
 array([ 8., 12., 16.], dtype=float32)
+>>> d.clip(1, 4).copy_to_host()
+array([[1., 1., 2.],
+       [3., 4., 4.]], dtype=float32)
 """
 from __future__ import annotations
 

@@ -88,7 +88,15 @@ def rng(seed=None, name: str = "rng") -> np.random.Generator:
 
 def number_in(value, name: str, low=-math.inf, high=math.inf, *, open_low=False, open_high=False) -> float:
     """``value`` as a finite float in [low, high] (an end ``open_*`` excluded), or an error naming ``name``,
-    the interval and what came (a layer's hyper-parameters: NaN or -1 were accepted and misbehaved later)."""
+    the interval and what came (a layer's hyper-parameters: NaN or -1 were accepted and misbehaved later).
+
+    >>> number_in(0.1, "BatchNorm: momentum", 0, 1)
+    0.1
+    >>> number_in(float("nan"), "LeakyReLU: alpha")
+    Traceback (most recent call last):
+    ...
+    ValueError: LeakyReLU: alpha must be a finite number in [-inf, inf], got nan
+    """
     ok = not isinstance(value, bool) and isinstance(value, numbers.Real) and math.isfinite(value)
     if ok:
         value = float(value)

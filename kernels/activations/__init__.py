@@ -18,6 +18,10 @@ from autodiff's primitives instead; nn's device path calls these.
 array([0., 2.], dtype=float32)
 >>> softmax(np.zeros((1, 4), np.float32), backend="numpy")
 array([[0.25, 0.25, 0.25, 0.25]], dtype=float32)
+>>> prelu_forward(np.array([[-2.0, 3.0]]), np.array([0.25, 0.5]), backend="numpy")
+array([[-0.5,  3. ]])
+>>> maxout_forward(np.array([[1.0, 4.0, -1.0, -3.0]]), 2, backend="numpy")
+array([[ 4., -1.]])
 """
 from __future__ import annotations
 

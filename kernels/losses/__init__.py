@@ -19,6 +19,14 @@ or the current backend says "cuda".
 array(1.)
 >>> float(softmax_cross_entropy(np.zeros((1, 4), np.float32), np.array([2]), backend="numpy"))  # log 4
 1.3862943649291992
+>>> p = np.array([[0.5, 0.5], [0.25, 0.75]])
+>>> float(cross_entropy(p, np.array([0, 1]), weights=np.array([2.0, 0.0]), backend="numpy"))   # 2 log 2 / 2
+0.6931471805599453
+>>> float(mse(p, np.zeros((2, 2)), backend="numpy")), mse_backward(1.0, p, np.zeros((2, 2)), backend="numpy")
+(0.28125, array([[0.25 , 0.25 ],
+       [0.125, 0.375]]))
+>>> float(weight_penalty(np.array([1.0, -2.0]), l1=0.5, l2=1.0, backend="numpy"))   # 0.5 * 3 + 5 / 2
+4.0
 """
 from __future__ import annotations
 
@@ -142,7 +150,8 @@ def mse_backward(g, prediction, target, *, weights=None, backend=None):
 
 
 def weight_penalty(w, *, l1=0.0, l2=0.0, backend=None):
-    """l1 sum |w| + l2 / 2 sum w^2 of one parameter ``w`` (nn.regularizers' elastic net), a 0-d array."""
+    """l1 sum |w| + l2 / 2 sum w^2 of one parameter ``w``: the elastic net of eq. 5.14 (eqs. 5.12 and 5.13 its
+    L2 and L1 parts, with nn.regularizers' 1/2), a 0-d array."""
     w = float_array(w, "w")
     return implementation(IMPLEMENTATIONS, backend, w=w).weight_penalty(w, *_penalty(l1, l2))
 
