@@ -13,7 +13,7 @@ import numpy as np
 
 from .ops import identity, reshape, stack, transpose
 from .sweep import forward_sweep, reverse_sweep, toposort
-from .tensor import Tensor
+from .tensor import Batched, Tensor
 
 
 def check_function(f, fname):
@@ -23,6 +23,8 @@ def check_function(f, fname):
 
 
 def _float_array(x, what):
+    if type(x) is Batched:     # one example's value under vmap: stays batched
+        return x if x.dtype.kind in "fc" else Batched(x.data.astype(np.float64), x.bdim, x.level)
     arr = np.asarray(x)
     if arr.dtype.kind not in "biufc":
         raise TypeError(f"{what} must be a number or a numeric array; got dtype {arr.dtype}")
@@ -111,6 +113,8 @@ def _to_user(v, as_tensor, python_scalar):
         return v if isinstance(v, Tensor) else Tensor._make(np.array(v))
     if isinstance(v, Tensor):
         v = v._value
+    if type(v) is Batched:     # under vmap, which unstacks it
+        return v
     v = np.asarray(v)
     if v.ndim == 0:
         return v.item() if python_scalar and v.dtype.kind == "f" else v[()]

@@ -83,7 +83,54 @@ def _foreign(value) -> bool:
     a ``kernels.device.DeviceArray``, a CuPy or PyTorch array): kept as it is, where it is, never
     converted to NumPy (that would copy it off its device). The engine asks of it only ``shape``,
     ``dtype``, ``+`` (the sweep's accumulation) and what the primitives applied to it ask."""
-    return not isinstance(value, np.ndarray) and hasattr(type(value), "__dlpack_device__")
+    return not isinstance(value, np.ndarray) and (type(value) is Batched or hasattr(type(value), "__dlpack_device__"))
+
+
+class Batched:
+    """A value that ``vmap`` maps over: every example's value in ``data``, stacked along axis ``bdim``.
+
+    To the engine it is one example's value (``shape`` leaves the batch axis out), kept in a Tensor like
+    any other. ``apply`` runs a primitive on it by the primitive's batching rule, once for the whole
+    batch (:mod:`autodiff.batching`, which also gives it operators and NumPy's protocols). ``level``
+    numbers the map it belongs to, so that nested maps (``vmap(vmap(f))``) keep their axes apart: the
+    data of an inner map's value may itself be an outer map's value.
+    """
+
+    __slots__ = ("data", "bdim", "level")
+
+    def __init__(self, data, bdim: int, level: int):
+        self.data, self.bdim, self.level = data, bdim, level
+
+    @property
+    def shape(self) -> tuple:
+        s = self.data.shape
+        return s[:self.bdim] + s[self.bdim + 1:]
+
+    @property
+    def batch_size(self) -> int:
+        return self.data.shape[self.bdim]
+
+    @property
+    def dtype(self):
+        return self.data.dtype
+
+    @property
+    def ndim(self) -> int:
+        return len(self.data.shape) - 1
+
+    @property
+    def size(self) -> int:
+        return int(np.prod(self.shape, dtype=np.int64))
+
+    def copy(self) -> "Batched":
+        return Batched(self.data.copy(), self.bdim, self.level)
+
+    def __repr__(self):
+        return f"Batched({self.data!r}, bdim={self.bdim}, level={self.level})"
+
+
+#: ``batch_apply(prim, values, params)``: the batching interpreter, set by autodiff.batching when imported.
+batch_apply = None
 
 
 def _check_numeric(arr: np.ndarray, what: str) -> None:
@@ -311,17 +358,21 @@ def apply(prim, args, params):
       leaves; a Python scalar takes the result's dtype, so float32 stays float32.
     """
     values = []
-    has_tensor = tracked = False
+    has_tensor = tracked = batched = False
     all_tensors = True
     for a in args:
         if isinstance(a, Tensor):
             has_tensor = True
             if a.requires_grad:
                 tracked = True
-            values.append(a._value)
+            a = a._value
         else:
             all_tensors = False
-            values.append(a)
+        if type(a) is Batched:
+            batched = True
+        values.append(a)
+    if batched:                    # under vmap: the primitive's batching rule, once for the whole batch
+        return _apply_batched(prim, args, values, params, has_tensor, tracked, all_tensors)
     if not has_tensor:
         return prim.impl(*values, **params)
     try:
@@ -333,11 +384,20 @@ def apply(prim, args, params):
         options = ", ".join(f"{k}={v!r}" for k, v in params.items() if np.ndim(v) == 0 or isinstance(v, tuple))
         raise type(exc)(f"{prim.name}: cannot apply to shapes {shapes}{f' with {options}' if options else ''}: "
                         f"{exc}") from None
+    return _record(prim, args, params, out, tracked, all_tensors)
+
+
+def _record(prim, args, params, out, tracked, all_tensors):
     if not (tracked and _grad_mode.enabled):
         return Tensor._make(out)
     if not all_tensors:
         args = tuple([a if isinstance(a, Tensor) else _constant(a, out.dtype) for a in args])
     return Tensor._make(out, prim, args, params, requires_grad=True)
+
+
+def _apply_batched(prim, args, values, params, has_tensor, tracked, all_tensors):
+    out = batch_apply(prim, values, params)
+    return _record(prim, args, params, out, tracked, all_tensors) if has_tensor else out
 
 
 def _constant(x, dtype) -> Tensor:
