@@ -42,6 +42,8 @@ from .tables import TraceTable, trace_table
 from .draw import GraphvizNotFound, Steps, draw, draw_steps, save
 from . import examples
 from .compiler import CompileError, Compiled, compile
+from .custom import custom_jvp, custom_vjp
+from .remat import checkpoint, remat
 
 __all__ = [
     "Tensor", "no_grad", "is_grad_enabled", "value_of", "Primitive", "primitive", "REGISTRY",
@@ -59,4 +61,5 @@ __all__ = [
     "Comparison", "GradcheckError", "GradcheckReport", "GradcheckWarning", "check_primitive", "compare", "gradcheck",
     "GraphvizNotFound", "Steps", "TraceTable", "draw", "draw_steps", "graph_code", "print_graph", "save",
     "trace_table", "CompileError", "Compiled", "compile",
+    "custom_vjp", "custom_jvp", "checkpoint", "remat",
 ]

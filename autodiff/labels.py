@@ -126,7 +126,7 @@ def expression(node, names):
     if name == "where":
         return f"where(cond, {args[0]}, {args[1]})"
     extras = [f"{k}={v}" for k, v in params.items() if v is not None and not (k == "keepdims" and v is False)
-              and not isinstance(v, np.ndarray)]
+              and not isinstance(v, np.ndarray) and not k.startswith("_")]   # _residuals: not for display
     return f"{name}({', '.join(args + extras)})"
 
 

@@ -29,9 +29,11 @@ _WEAK = ("reshape", "broadcast_to")   # free in a loop over the flat index; a vi
 
 
 def _refuse(node):
-    raise CompileError(f"autodiff.compile: primitive {node.op.name!r} cannot be compiled: its declaration says "
-                       f"code=None (its derivative rules read the input values, which compiled code would freeze "
-                       f"at the example point); the eager engine computes it")
+    why = getattr(node.op, "uncompilable", None) or ("its declaration says code=None (its derivative rules read the "
+                                                     "input values, which compiled code would freeze at the example "
+                                                     "point)")
+    raise CompileError(f"autodiff.compile: primitive {node.op.name!r} cannot be compiled: {why}; the eager engine "
+                       f"computes it")
 
 
 def consumers_of(order):
