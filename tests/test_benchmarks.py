@@ -46,3 +46,11 @@ def test_the_kernel_benchmark_puts_the_products_alone_beside_each_convolution():
             # ours ms, GFLOP/s, gemm ms, numpy ms
             assert re.search(rf"^{layer} {direction}\s+{NUMBER}\s+{NUMBER}\s+{NUMBER}\s+{NUMBER}", out, re.M), out
     assert re.search(rf"cold \(empty cache\) {NUMBER} s, cached {NUMBER} s", out), out
+
+
+def test_the_transforms_benchmark_measures_checkpoint_memory_and_time():
+    out = _run("transforms.py", "--quick")
+    assert out.startswith("CPU: ")
+    assert "checkpoint: gradients bit-identical: True" in out
+    assert re.search(rf"checkpoint: peak memory {NUMBER} MB -> {NUMBER} MB \({NUMBER} x\), "
+                     rf"time {NUMBER} ms -> {NUMBER} ms \({NUMBER} x\)", out), out
