@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .batching import examples_as_array, forget_level, new_level, unit_vectors
 from .ops import identity, reshape, stack, transpose
 from .sweep import forward_sweep, reverse_sweep, toposort
 from .tensor import Batched, Tensor
@@ -110,7 +111,7 @@ def _zeros_like(t):
 
 def _to_user(v, as_tensor, python_scalar):
     if as_tensor:
-        return v if isinstance(v, Tensor) else Tensor._make(np.array(v))
+        return v if isinstance(v, Tensor) else Tensor._make(v if type(v) is Batched else np.array(v))
     if isinstance(v, Tensor):
         v = v._value
     if type(v) is Batched:     # under vmap, which unstacks it
@@ -273,23 +274,35 @@ def jacobian(f, argnums=0, mode="reverse"):
     def jacobian_f(*args, **kwargs):
         trace = _Trace(f, args, argnums, kwargs, "jacobian")
         try:
-            y = trace.out
-            if mode == "reverse":
-                rows = [trace.reverse(e) for e in _basis(y.shape, y.dtype)]
-                jacs = [_assemble([row[k] for row in rows], y.shape, x.shape, trace.nested)
-                        for k, x in enumerate(trace.leaves)]
-            else:
-                jacs = []
-                for k, x in enumerate(trace.leaves):
-                    others = [_zeros_like(w) for w in trace.leaves]
-                    cols = [trace.forward(others[:k] + [e] + others[k + 1:]) for e in _basis(x.shape, x.dtype)]
-                    jacs.append(_move_leading(_assemble(cols, x.shape, y.shape, trace.nested), x.ndim, y.ndim))
+            jacs = _jacobians(trace, mode)
         finally:
             trace.release()
         jacs = tuple(trace.result(jac, k) for k, jac in enumerate(jacs))
         return jacs[0] if trace.single else jacs
 
     return jacobian_f
+
+
+def _jacobians(trace, mode):
+    """The Jacobian of f's (one) output with respect to each argument leaf: out.shape + in.shape.
+
+    As ``jax.jacrev`` maps a vjp over the rows (and ``jax.jacfwd`` a jvp over the columns): the seeds are
+    the unit vectors as one batched value, so one sweep gives every row (column)."""
+    y = trace.out
+    level = new_level()
+    try:
+        if mode == "reverse":
+            rows = trace.reverse(unit_vectors(y.shape, y.dtype, level))
+            return [examples_as_array(r, level, y.shape, x.shape, trace.nested) for r, x in zip(rows, trace.leaves)]
+        jacs = []
+        for k, x in enumerate(trace.leaves):
+            seeds = [_zeros_like(w) for w in trace.leaves]
+            seeds[k] = unit_vectors(x.shape, x.dtype, level)
+            cols = examples_as_array(trace.forward(seeds), level, x.shape, y.shape, trace.nested)
+            jacs.append(_move_leading(cols, x.ndim, y.ndim))
+        return jacs
+    finally:
+        forget_level(level)
 
 
 def _move_leading(jac, nx, ny):

@@ -99,7 +99,12 @@ sympy_rules = RuleTable("SymPy")
 #: the NumPy implementation between loops). A primitive absent from it is refused by name.
 code_rules = RuleTable("code generation")
 
-#: The tables above, which ``@primitive`` fills.
+#: vmap's batching rules ``rule(prim, datas, bdims, size, level, **params) -> (out, out_bdim)`` (JAX's
+#: ``vmap_rules``), registered by :mod:`autodiff.batching_rules` and by nn for its ops; a primitive
+#: without one runs once per example (and vmap says so).
+batch_rules = RuleTable("batching")
+
+#: The tables above, which ``@primitive`` fills (the batching rules are registered apart).
 TABLES = (vjp_rules, joint_vjp_rules, jvp_rules, sympy_rules, code_rules)
 
 

@@ -18,7 +18,11 @@ from __future__ import annotations
 import numpy as np
 
 from .primitives import joint_vjp_rules, jvp_rules, vjp_rules
-from .tensor import Tensor, _foreign
+from .tensor import Batched, Tensor, _foreign
+
+#: ``unmapped_cotangent(c, value)``: a cotangent from inside a map, summed over the maps ``value`` is not
+#: in (an argument vmap did not map, a Tensor ``f`` closes over); set by autodiff.batching.
+unmapped_cotangent = None
 
 
 def toposort(roots, stop=frozenset()):
@@ -127,6 +131,8 @@ def reverse_sweep(order, ids, seeds, *, create_graph=False, keep=None, stop=froz
             c = rules[i](g, out, *args, **params) if cotangents is None else cotangents[i]
             if c is None:
                 continue
+            if type(c) is Batched or (type(c) is Tensor and type(c._value) is Batched):
+                c = unmapped_cotangent(c, inp._value)    # vmap: summed over the examples of a map inp is not in
             _check_rule_shape(c, inp._value.shape, prim, i, "vjp")
             if on_edge is not None:
                 on_edge(node, i, inp, c)

@@ -7,13 +7,13 @@ along ``out_axes``. It composes with the rest of the functional API, in either o
 - ``vmap(grad(loss), in_axes=(None, 0, 0))(w, xs, ys)``: per-example gradients (gradient clipping
   per example, DP-SGD), each of them the gradient of one example's loss;
 - ``grad(lambda w: sum(vmap(f, in_axes=(None, 0))(w, xs)))``: differentiating through the map, since
-  the slices and the stack are the engine's own ops (``take``, ``stack``), recorded in the graph.
+  entering and leaving the map are recorded in the graph (two nodes, ``vmap_in`` and ``vmap_out``).
 
-The map is a loop over the slices: the reference semantics, obviously right, one call of ``f`` per
-example. A batched rule per primitive (JAX's batching interpreter) would run each op once on the
-whole batch; for the layers of ``nn`` that batch already, ``f`` applied to the batch is that fast
-path (per-example *gradients* still need the loop, or a rule per primitive, since a reverse sweep
-sums over the batch).
+Each primitive runs once for the whole batch, by its batching rule (:mod:`autodiff.batching`): ``f``
+is called once, with one example's shapes, on values that stand for every example. A primitive without
+a rule runs once per example instead, and vmap says which with a ``BatchingWarning``. Maps nest
+(``vmap(vmap(f))``), and ``f`` may not branch in Python on a mapped value (``if x > 0:``): that is a
+choice per example, ``ad.where(x > 0, a, b)``.
 
 >>> import numpy as np
 >>> import autodiff as ad
@@ -30,7 +30,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from .ops import moveaxis, stack, take
+from . import batching_rules  # noqa: F401  (fills the batching table)
+from .batching import batch, forget_level, new_level, unbatch
+from .functional import check_function
 from .tensor import Tensor
 
 __all__ = ["vmap"]
@@ -78,28 +80,24 @@ def _size(args, axes, fname):
     return n
 
 
-def _slice(a, i, axis):
-    if axis is None:
-        return a
-    if isinstance(a, Tensor):
-        return take(a, i, axis=axis)          # recorded: a gradient flows back into the batch
-    return np.take(np.asarray(a), i, axis=axis)
-
-
-def _stack(outs, axis, fname):
-    """The per-example results stacked along ``axis``; tuples of results stacked element by element."""
-    first = outs[0]
-    if isinstance(first, (tuple, list)):
-        axes = axis if isinstance(axis, (tuple, list)) else (axis,) * len(first)
-        if len(axes) != len(first):
-            raise ValueError(f"{fname}: out_axes has {len(axes)} entries but f returns {len(first)} results")
-        return tuple(_stack([o[k] for o in outs], axes[k], fname) for k in range(len(first)))
-    if isinstance(axis, (tuple, list)):
+def _results(out, out_axes, level, n, as_tensor, fname):
+    """``f``'s results with the examples stacked along ``out_axes``; a tuple result element by element."""
+    if isinstance(out, (tuple, list)):
+        axes = out_axes if isinstance(out_axes, (tuple, list)) else (out_axes,) * len(out)
+        if len(axes) != len(out):
+            raise ValueError(f"{fname}: out_axes has {len(axes)} entries but f returns {len(out)} results")
+        return type(out)(_results(o, a, level, n, as_tensor, fname) for o, a in zip(out, axes))
+    if isinstance(out_axes, (tuple, list)):
         raise ValueError(f"{fname}: out_axes is a tuple but f returns one result")
-    if any(isinstance(o, Tensor) for o in outs):
-        stacked = stack([o if isinstance(o, Tensor) else Tensor._make(np.asarray(o)) for o in outs])
-        return stacked if axis == 0 else moveaxis(stacked, 0, axis)
-    return np.moveaxis(np.stack([np.asarray(o) for o in outs]), 0, axis)
+    if not isinstance(out_axes, (int, np.integer)):
+        raise TypeError(f"{fname}: out_axes must be an int (or a tuple of them for a tuple result), got {out_axes!r}")
+    ndim = len(getattr(out, "shape", np.shape(out))) + 1
+    if not -ndim <= out_axes < ndim:
+        raise ValueError(f"{fname}: out_axes={out_axes} but the stacked result has {ndim} dimension(s)")
+    stacked = unbatch(out, level, int(out_axes) % ndim, n)
+    if as_tensor:
+        return stacked if isinstance(stacked, Tensor) else Tensor._make(np.asarray(stacked))
+    return np.asarray(stacked.value if isinstance(stacked, Tensor) else stacked)
 
 
 def vmap(f, in_axes=0, out_axes=0):
@@ -108,16 +106,26 @@ def vmap(f, in_axes=0, out_axes=0):
     ``in_axes``: an int (every argument mapped along it), None, or a tuple with an int or None per
     positional argument (keyword arguments are never mapped, as in JAX). ``out_axes``: an int, or a
     tuple of ints when ``f`` returns a tuple. Every mapped argument must have the same size along
-    its axis. Plain arrays in give plain arrays out; Tensors in (or a result that is a Tensor) give
-    a Tensor, recorded, so that the map itself can be differentiated.
+    its axis. ``f`` sees Tensors. Plain arrays in give plain arrays out; Tensors in (or a result that is
+    a Tensor being recorded) give a Tensor, recorded, so that the map itself can be differentiated.
     """
+    check_function(f, "vmap")
     fname = f"vmap({getattr(f, '__name__', 'f')})"
 
     def mapped(*args, **kwargs):
         axes = _axes(in_axes, args, fname)
         n = _size(args, axes, fname)
-        outs = [f(*(_slice(a, i, axis) for a, axis in zip(args, axes)), **kwargs) for i in range(n)]
-        return _stack(outs, out_axes, fname)
+        level = new_level()
+        try:
+            inputs = [a if axis is None else _wrapped(batch(a, axis, level)) for a, axis in zip(args, axes)]
+            out = f(*inputs, **kwargs)
+            return _results(out, out_axes, level, n, any(isinstance(a, Tensor) for a in args), fname)
+        finally:
+            forget_level(level)
 
     mapped.__name__ = fname
     return mapped
+
+
+def _wrapped(v):
+    return v if isinstance(v, Tensor) else Tensor._make(v)

@@ -21,6 +21,7 @@ a training loop (``nn.fit``) and ready models (``nn.models``). One concern per m
 import kernels  # noqa: F401
 
 from . import augment, data, datasets, functional, init, utils
+from . import batching  # noqa: F401  (vmap's rules for nn's primitives)
 from .module import LAYERS, Layer, Module, Parameter
 from . import layers
 from .layers import (ELU, Activation, AvgPool2D, BatchNorm, Conv2D, Dense, DropConnect, Dropout, Flatten, Input,
@@ -36,6 +37,7 @@ from .transfer import freeze, unfreeze
 from .datasets import load_digits, load_mnist
 from .export import export_onnx
 from .experiments import cross_validate, sweep
+from .func import functional_call
 
 __all__ = [
     "functional", "init", "utils", "layers", "optim", "models", "set_seed", "augment", "data", "datasets",
@@ -46,4 +48,5 @@ __all__ = [
     "fit", "evaluate", "predict", "History", "Callback", "EarlyStopping", "ModelCheckpoint", "LearningRateScheduler",
     "TerminateOnNaN", "CSVLogger",
     "save", "load", "load_weights", "export_onnx", "cross_validate", "sweep",
+    "functional_call",
 ]

@@ -11,6 +11,8 @@ import numpy as np
 
 import kernels
 from autodiff import Tensor, primitive, value_of
+from autodiff.batching import fold_leading
+from autodiff.tensor import Batched
 from autodiff.ops import broadcast_to, heaviside, reshape, sum
 
 __all__ = ["conv2d", "conv2d_input_grad", "conv2d_weight_grad", "max_pool2d", "max_pool2d_scatter", "avg_pool2d",
@@ -61,6 +63,11 @@ def _conv_samples(rng):
     return [((_uniform(rng, xs), _uniform(rng, ws), _uniform(rng, ws[0])), {"geometry": g}) for xs, ws, g in cases]
 
 
+def _engine(*values):
+    """Whether a rule must use the engine's ops: a recorded sweep (Tensors), or vmap's values (Batched)."""
+    return any(isinstance(v, (Tensor, Batched)) for v in values)
+
+
 def _conv_rules(relu):
     """The rules of y = conv2d(x, w) + b, or of max(y, 0) when ``relu`` (the fused ReLU): those of the
     convolution, with the cotangent (reverse) or the tangent (forward) masked where out = 0
@@ -71,12 +78,12 @@ def _conv_rules(relu):
     def active(g, out):
         if not relu:
             return g
-        if isinstance(g, Tensor) or isinstance(out, Tensor):      # a recorded sweep: the engine's ops
+        if _engine(g, out):      # a recorded sweep (or under vmap): the engine's ops
             return g * heaviside(out, 0.0)
         return kernels.conv2d.relu_grad(g, out)
 
     def vjp_joint(g, out, x, w, b, *, wanted, geometry):
-        if isinstance(g, Tensor) or isinstance(out, Tensor):
+        if _engine(g, out, x, w):
             g = active(g, out)
             return (conv2d_input_grad(g, w, input_shape=_shape(x), geometry=geometry) if wanted[0] else None,
                     conv2d_weight_grad(g, x, weight_shape=_shape(w), geometry=geometry) if wanted[1] else None,
@@ -264,6 +271,8 @@ def max_pool2d(x, kernel_size=None, stride=None, padding=0, *, geometry=None):
 
     ``geometry``: a ``kernels.PoolGeometry`` built once (a layer builds it), instead of the three others."""
     geometry = _given(geometry, kernels.PoolGeometry, kernel_size=kernel_size, stride=stride, padding=padding)
+    if type(value_of(x)) is Batched:     # under vmap: where each maximum is, for all the map's examples at once
+        return fold_leading(lambda folded: max_pool2d(folded, geometry=geometry), x)
     pooled, argmax = kernels.pool2d.max_forward(value_of(x), geometry)
     return _max_pool_select(x, argmax=argmax, pooled=pooled)
 

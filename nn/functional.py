@@ -36,7 +36,9 @@ import warnings
 import numpy as np
 
 import kernels
+import autodiff as ad
 from autodiff import Tensor, primitive, value_of
+from autodiff.tensor import Batched
 from autodiff.ops import (exp, heaviside, log, matmul, maximum, mean, minimum, relu, reshape, sigmoid,
                           softmax as _softmax, sum, tanh, transpose, where)
 from autodiff.ops import max as reduce_max
@@ -332,9 +334,21 @@ def softmax_cross_entropy(logits, labels, sample_weight=None):
     weights = _row_weights(sample_weight, n, value_of(logits).dtype, "softmax_cross_entropy")
     if device.is_device(logits):
         return device.softmax_cross_entropy(logits, labels, None if weights is None else weights.reshape(n))
+    if Batched in (type(value_of(logits)), type(value_of(labels))):
+        return _mapped_softmax_cross_entropy(logits, value_of(labels), weights, n, k)
     targets = _check_targets(labels, n, k, "softmax_cross_entropy")
     return _softmax_cross_entropy(logits, targets=targets) if weights is None else \
         _softmax_cross_entropy(logits, targets=targets, weights=weights)
+
+
+def _mapped_softmax_cross_entropy(logits, labels, weights, n, k):
+    """Under vmap (labels may differ per example): the same loss written with engine ops, which batch."""
+    log_p = ad.log_softmax(logits, axis=1)
+    t = labels if len(np.shape(labels)) == 2 else ad.reshape(labels, (n, 1)) == np.arange(k)
+    t = ad.astype(t, value_of(logits).dtype)
+    if weights is not None:
+        t = t * np.reshape(weights, (n, 1))
+    return -ad.sum(t * log_p) / n
 
 
 def cross_entropy(probabilities, labels, eps=1e-7, sample_weight=None):

@@ -13,7 +13,7 @@ import numpy as np
 
 from ..primitives import broadcast_like, primitive, shape_of, unbroadcast
 from ..samples import binary, uniform, unary
-from ..tensor import value_of
+from ..tensor import Batched, value_of
 
 
 def real_only(name, *xs):
@@ -336,6 +336,6 @@ def where(cond, a, b):
     """``a`` where ``cond`` is true, else ``b`` (broadcasting). ``cond`` is not differentiated. A constant
     ``cond`` (a boolean array) is a constant of the graph; a mask recorded in the graph (``heaviside(x, 0.0)``
     rather than ``x.value > 0``) stays a node (``select``), so compiled code computes it at each input."""
-    if getattr(cond, "requires_grad", False):
+    if getattr(cond, "requires_grad", False) or type(value_of(cond)) is Batched:   # (vmap: a condition per example)
         return select(cond, a, b)
     return _where(a, b, cond=np.asarray(value_of(cond), dtype=bool))
