@@ -12,7 +12,14 @@ tracemalloc), above what was held before it (parameters, input; the gradients co
 runs without tracemalloc. Checkpointing keeps one array per layer instead of every intermediate,
 and pays one more forward pass in the backward one; the gradients are checked bit for bit.
 
-A new section is a function ``section(quick)`` that prints its lines, added to ``SECTIONS``.
+vmap: per-example gradients of a 32-64-10 MLP (float64, tanh, softmax cross-entropy) over 256 examples:
+``vmap(grad(loss), in_axes=(None, None, None, None, 0, 0))`` against the Python loop of ``grad`` over the
+examples (the values checked equal), and, where installed, ``torch.func.vmap(torch.func.grad(...))``,
+``jax.vmap(jax.grad(...))`` and ``jax.jit(jax.vmap(jax.grad(...)))`` on the same data, in a child
+process (``--oracle-python`` names the interpreter that has them; this one by default). They are
+benchmark oracles only, never dependencies.
+
+A new section is a function ``section(quick, args)`` that prints its lines, added to ``SECTIONS``.
 """
 from __future__ import annotations
 
@@ -84,7 +91,7 @@ def _best_ms(fn, repeats):
     return 1e3 * min(times)
 
 
-def checkpoint_section(quick):
+def checkpoint_section(quick, args=None):
     """Peak memory and time of a deep MLP's backward, each layer checkpointed or not."""
     c = CHECKPOINT_QUICK if quick else CHECKPOINT_FULL
     rng = np.random.default_rng(0)
@@ -106,7 +113,118 @@ def checkpoint_section(quick):
         raise SystemExit("checkpoint: the gradients differ from the un-checkpointed ones")
 
 
-SECTIONS = {"checkpoint": checkpoint_section}
+# --- vmap ----------------------------------------------------------------------------------------
+
+VMAP_FULL = dict(examples=256, sizes=(32, 64, 10), repeats=20)
+VMAP_QUICK = dict(examples=8, sizes=(4, 5, 3), repeats=2)
+
+
+def _example_loss(w1, b1, w2, b2, x, t):
+    """One example's softmax cross-entropy (t one-hot) through a tanh layer."""
+    z = ad.tanh(x @ w1 + b1) @ w2 + b2
+    return ad.logsumexp(z) - ad.sum(z * t)
+
+
+ORACLE = """
+import sys, time, json
+import numpy as np
+data = np.load(sys.argv[1]); repeats = int(sys.argv[2]); out = {}
+names = ["w1", "b1", "w2", "b2", "x", "t"]
+def best(fn):
+    fn(); times = []
+    for _ in range(repeats):
+        start = time.perf_counter(); fn(); times.append(time.perf_counter() - start)
+    return 1e3 * min(times)
+try:
+    import torch
+    from torch.func import grad, vmap
+    torch.set_num_threads(1)
+    w1, b1, w2, b2, x, t = (torch.from_numpy(data[k]) for k in names)
+    def loss(w1, b1, w2, b2, x, t):
+        z = torch.tanh(x @ w1 + b1) @ w2 + b2
+        return torch.logsumexp(z, 0) - (z * t).sum()
+    f = vmap(grad(loss, argnums=(0, 1, 2, 3)), in_dims=(None,) * 4 + (0, 0))
+    out["torch.func.vmap(grad)"] = best(lambda: f(w1, b1, w2, b2, x, t))
+    out["torch.func.vmap(grad) dw1"] = f(w1, b1, w2, b2, x, t)[0].numpy().tolist()
+except ImportError:
+    pass
+try:
+    import jax
+    jax.config.update("jax_enable_x64", True)
+    import jax.numpy as jnp
+    from jax.scipy.special import logsumexp
+    args = [jnp.asarray(data[k]) for k in names]
+    def jloss(w1, b1, w2, b2, x, t):
+        z = jnp.tanh(x @ w1 + b1) @ w2 + b2
+        return logsumexp(z) - (z * t).sum()
+    g = jax.vmap(jax.grad(jloss, argnums=(0, 1, 2, 3)), in_axes=(None,) * 4 + (0, 0))
+    out["jax.vmap(grad)"] = best(lambda: jax.block_until_ready(g(*args)))
+    jg = jax.jit(g)
+    out["jax.jit(jax.vmap(grad))"] = best(lambda: jax.block_until_ready(jg(*args)))
+except ImportError:
+    pass
+print(json.dumps(out))
+"""
+
+
+def _oracles(arrays, repeats, python):
+    """The oracles' times (ms) in a child process on one thread: {name: ms}, empty where none is installed."""
+    import json
+    import subprocess
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "data.npz")
+        np.savez(path, **arrays)
+        env = {**os.environ, "OMP_NUM_THREADS": "1", "XLA_FLAGS": "--xla_cpu_multi_thread_eigen=false"}
+        done = subprocess.run([python, "-c", ORACLE, path, str(repeats)], capture_output=True, text=True, env=env,
+                              timeout=600)
+    if done.returncode != 0:
+        print(f"vmap: the oracles' process failed: {done.stderr.strip().splitlines()[-1:]}")
+        return {}
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def vmap_section(quick, args=None):
+    """Per-example gradients: vmap(grad) against the loop, and against torch.func and JAX where installed."""
+    c = VMAP_QUICK if quick else VMAP_FULL
+    n_in, n_hidden, n_out = c["sizes"]
+    rng = np.random.default_rng(0)
+    arrays = dict(w1=rng.normal(0, 0.3, (n_in, n_hidden)), b1=rng.normal(0, 0.1, n_hidden),
+                  w2=rng.normal(0, 0.3, (n_hidden, n_out)), b2=rng.normal(0, 0.1, n_out),
+                  x=rng.normal(size=(c["examples"], n_in)),
+                  t=np.eye(n_out)[rng.integers(0, n_out, c["examples"])])
+    params = [arrays[k] for k in ("w1", "b1", "w2", "b2")]
+    xs, ts = arrays["x"], arrays["t"]
+    per_example = ad.grad(_example_loss, argnums=(0, 1, 2, 3))
+    mapped = ad.vmap(per_example, in_axes=(None,) * 4 + (0, 0))
+
+    def loop():
+        return [per_example(*params, x, t) for x, t in zip(xs, ts)]
+
+    batched = mapped(*params, xs, ts)
+    looped = [np.stack(g) for g in zip(*loop())]
+    worst = max(float(np.max(np.abs(a - b))) for a, b in zip(batched, looped))
+    print(f"vmap: MLP {n_in}-{n_hidden}-{n_out}, float64, {c['examples']} examples; largest difference between "
+          f"vmap(grad) and the loop of grad: {worst:.1e}")
+    ms_loop = _best_ms(loop, max(2, c["repeats"] // 4))
+    ms_vmap = _best_ms(lambda: mapped(*params, xs, ts), c["repeats"])
+    print(f"vmap: loop of grad {ms_loop:.2f} ms, vmap(grad) {ms_vmap:.2f} ms ({ms_loop / ms_vmap:.1f} x faster)")
+    python = getattr(args, "oracle_python", None) or sys.executable
+    oracles = {} if getattr(args, "no_oracles", False) else _oracles(arrays, c["repeats"], python)
+    reference = oracles.pop("torch.func.vmap(grad) dw1", None)
+    if reference is not None:
+        print(f"vmap: largest difference from torch.func's dw1: {float(np.max(np.abs(batched[0] - reference))):.1e}")
+    for name, ms in oracles.items():
+        print(f"vmap: {name} {ms:.2f} ms; vmap(grad) takes {ms_vmap / ms:.2f} x its time")
+    if not oracles:
+        print("vmap: torch.func and JAX not measured (neither importable by the oracle interpreter: "
+              "pip install torch==2.13.0 'jax[cpu]', or --oracle-python)")
+    if worst > 1e-12:
+        raise SystemExit("vmap: vmap(grad) differs from the loop of grad")
+
+
+SECTIONS = {"checkpoint": checkpoint_section, "vmap": vmap_section}
 
 
 def main(argv=None):
@@ -114,12 +232,14 @@ def main(argv=None):
     parser.add_argument("--quick", action="store_true", help="tiny sizes: a smoke run")
     parser.add_argument("--only", choices=sorted(SECTIONS), action="append",
                         help="run this section only (may be repeated); all by default")
+    parser.add_argument("--oracle-python", help="the interpreter with torch and/or jax (default: this one)")
+    parser.add_argument("--no-oracles", action="store_true", help="do not start the torch/JAX process")
     args = parser.parse_args(argv)
     print(f"CPU: {cpu_model()} ({os.cpu_count()} cores; {cpu_flags()}); numpy {np.__version__}")
     start = time.perf_counter()
     for name, section in SECTIONS.items():
         if not args.only or name in args.only:
-            section(args.quick)
+            section(args.quick, args)
     print(f"Total wall time: {time.perf_counter() - start:.1f} s")
 
 

@@ -54,3 +54,10 @@ def test_the_transforms_benchmark_measures_checkpoint_memory_and_time():
     assert "checkpoint: gradients bit-identical: True" in out
     assert re.search(rf"checkpoint: peak memory {NUMBER} MB -> {NUMBER} MB \({NUMBER} x\), "
                      rf"time {NUMBER} ms -> {NUMBER} ms \({NUMBER} x\)", out), out
+
+
+def test_the_transforms_benchmark_measures_per_example_gradients_by_vmap_against_the_loop():
+    out = _run("transforms.py", "--quick", "--only", "vmap", "--no-oracles")
+    assert re.search(r"vmap: MLP 4-5-3, float64, 8 examples; largest difference between vmap\(grad\) and the loop "
+                     r"of grad: \d\.\de[+-]\d+", out), out
+    assert re.search(rf"vmap: loop of grad {NUMBER} ms, vmap\(grad\) {NUMBER} ms \({NUMBER} x faster\)", out), out
