@@ -22,7 +22,8 @@ from __future__ import annotations
 import functools
 import inspect
 
-from .ops import zeros_like
+import numpy as np
+
 from .primitives import Primitive, shape_of
 from .sweep import forward_sweep, reverse_sweep
 from .tensor import Tensor, _constant, _creation, _grad_mode, value_of
@@ -142,6 +143,11 @@ def _single_output(value, what):
 
 def _name_of(fn):
     return getattr(fn, "__name__", type(fn).__name__)
+
+
+def _zeros(x):
+    """Zeros of one example's shape and x's dtype: never a NumPy conversion of x (a vmap value refuses it)."""
+    return np.zeros(shape_of(x), dtype=getattr(value_of(x), "dtype", np.float64))
 
 
 def _plain(x):
@@ -306,7 +312,7 @@ class custom_vjp(_Custom):
     def _jvp_rule(self, i, t, out, *args, **params):
         create_graph = isinstance(out, Tensor)
         residuals = self._residuals(args, params, create_graph)
-        g = Tensor._make(zeros_like(out), requires_grad=True)
+        g = Tensor._make(_zeros(out), requires_grad=True)
         [tangent] = _pullback(lambda g: [self._cotangents(params, residuals, g, args)[i]], [g], [True], [t],
                               create_graph or isinstance(t, Tensor))
         return tangent if create_graph else _plain(tangent)
@@ -357,7 +363,7 @@ class custom_jvp(_Custom):
         def jvp(primals, tangents):
             out = self.fun(*primals)
             terms = [rule(t, out, *primals) for rule, t in zip(jvps, tangents) if rule is not None]
-            return out, functools.reduce(lambda a, b: a + b, terms) if terms else zeros_like(out)
+            return out, functools.reduce(lambda a, b: a + b, terms) if terms else _zeros(out)
 
         jvp.__name__ = f"{self.name}_jvps"
         self.defjvp(jvp)
@@ -379,7 +385,7 @@ class custom_jvp(_Custom):
 
     def _jvp_rule(self, i, t, out, *args, **params):
         create_graph = isinstance(out, Tensor)
-        tangents = [zeros_like(a) for a in args]
+        tangents = [_zeros(a) for a in args]
         tangents[i] = t
         tangent = self._tangent(_as_primals(args, create_graph), tangents, out, params)
         return tangent if create_graph else _plain(tangent)
@@ -387,7 +393,7 @@ class custom_jvp(_Custom):
     def _vjp_rule(self, g, out, *args, wanted, **params):
         create_graph = isinstance(out, Tensor)
         primals = _as_primals(args, create_graph)
-        leaves = [Tensor._make(zeros_like(a), requires_grad=True) if w else zeros_like(a) for a, w in zip(args, wanted)]
+        leaves = [Tensor._make(_zeros(a), requires_grad=True) if w else _zeros(a) for a, w in zip(args, wanted)]
         cts = _pullback(lambda *ts: [self._tangent(primals, ts, out, params)], leaves, wanted, [g],
                         create_graph or isinstance(g, Tensor))
         return cts if create_graph else [None if c is None else _plain(c) for c in cts]

@@ -318,3 +318,20 @@ def test_checkpoint_refuses_a_closure_over_a_tracked_tensor():
     with pytest.raises(TypeError, match=r"checkpoint\(<lambda>\) uses a Tensor that requires grad"):
         ad.grad(lambda w: ad.sum(ad.checkpoint(lambda h: _layer(h, w, 0.0))(x)))(np.eye(3))
     assert ad.remat is ad.checkpoint
+
+
+def test_under_vmap_per_example_gradients():
+    """vmap(grad(...)) through each: the user's functions run on the whole batch (engine ops only)."""
+    @partial(ad.custom_vjp, nondiff_argnums=(0, 1))
+    def clip_gradient(lo, hi, x):
+        return x
+
+    clip_gradient.defvjp(lambda lo, hi, x: (x, None), lambda lo, hi, _, g: (ad.clip(g, lo, hi),))
+    t = np.linspace(0.0, 10.0, 9)
+    np.testing.assert_array_equal(ad.vmap(ad.grad(lambda x: ad.sin(clip_gradient(-0.75, 0.75, x))))(t),
+                                  np.clip(np.cos(t), -0.75, 0.75))
+    np.testing.assert_allclose(ad.vmap(ad.grad(_log1pexp()))(t), 1 / (1 + np.exp(-t)), rtol=1e-15)
+    w, xs = np.eye(3) * 0.5, np.arange(12.0).reshape(4, 3) / 10
+    per_example = [ad.vmap(ad.grad(lambda w, x: ad.sum(step(x, w, 0.0))), in_axes=(None, 0))(w, xs)
+                   for step in (_layer, ad.checkpoint(_layer))]
+    np.testing.assert_allclose(per_example[1], per_example[0], rtol=1e-15)
