@@ -33,6 +33,9 @@ from .functional import (
     grad, value_and_grad, vjp, jvp, jacobian, hessian, hvp, derivative, gradients,
 )
 from .vmap import vmap
+from . import pytree as tree_util  # jax.tree_util's names: ad.tree_util.tree_map, ...
+from .pytree import (register_dataclass, register_pytree_node, tree_flatten, tree_leaves, tree_map,
+                     tree_structure, tree_unflatten)
 from .symbolic import to_sympy
 from .numerical import DEFAULT_EPS, EpsSweep, eps_sweep, numerical_derivative, numerical_gradient, numerical_jacobian
 from .checks import GradcheckError, GradcheckReport, GradcheckWarning, check_primitive, gradcheck
@@ -56,6 +59,8 @@ __all__ = [
     "moveaxis", "swapaxes", "flip", "roll", "take", "take_along_axis", "pad", "triu", "tril", "eye", "zeros",
     "ones", "full", "zeros_like", "ones_like",
     "grad", "value_and_grad", "vjp", "jvp", "jacobian", "hessian", "hvp", "derivative", "gradients", "vmap",
+    "tree_util", "tree_flatten", "tree_unflatten", "tree_map", "tree_leaves", "tree_structure",
+    "register_pytree_node", "register_dataclass",
     "toposort", "reverse_sweep", "forward_sweep", "to_sympy", "examples",
     "DEFAULT_EPS", "EpsSweep", "eps_sweep", "numerical_derivative", "numerical_gradient", "numerical_jacobian",
     "Comparison", "GradcheckError", "GradcheckReport", "GradcheckWarning", "check_primitive", "compare", "gradcheck",

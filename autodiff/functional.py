@@ -2,7 +2,10 @@
 
 ``grad``, ``value_and_grad``, ``vjp``, ``jvp``, ``jacobian``, ``hessian``, ``hvp``, ``derivative``
 and ``gradients`` all do the same three steps. Given plain numbers or arrays they return plain
-NumPy values (a Python float for a Python-scalar argument). Called inside another
+NumPy values (a Python float for a Python-scalar argument). An argument may be a pytree (a dict of
+parameters, a list of arrays, a namedtuple, a registered dataclass: ``autodiff.pytree``): each of its
+leaves is differentiated and the result comes back in its structure, as in JAX. A list or tuple of
+plain numbers (``[1.0, 2.0]``, nested too) is one array, as before pytrees. Called inside another
 differentiation (given tracked Tensors, or closing over them) they record their own sweep and
 return Tensors, so they nest: ``grad(grad(f))``, ``jvp`` of ``grad``, and so on. Each call
 differentiates only with respect to its own arguments, so nesting never confuses perturbations.
@@ -12,172 +15,62 @@ from __future__ import annotations
 import numpy as np
 
 from .batching import examples_as_array, forget_level, new_level, unit_vectors
-from .ops import identity, reshape, stack, transpose
+from .ops import reshape, stack, transpose
 from .sweep import forward_sweep, reverse_sweep, toposort
 from .tensor import Batched, Tensor
+from .tracing import _Trace, _check_scalar, _seed_like, _seeds_like, _zeros_like, check_function
 
 
-def check_function(f, fname):
-    """``f`` must be callable: ``grad(3)`` failed later with "'int' object is not callable"."""
-    if not callable(f):
-        raise TypeError(f"{fname}: f must be a function (of Tensors or numbers), got {f!r} ({type(f).__name__})")
-
-
-def _float_array(x, what):
-    if type(x) is Batched:     # one example's value under vmap: stays batched
-        return x if x.dtype.kind in "fc" else Batched(x.data.astype(np.float64), x.bdim, x.level)
-    arr = np.asarray(x)
-    if arr.dtype.kind not in "biufc":
-        raise TypeError(f"{what} must be a number or a numeric array; got dtype {arr.dtype}")
-    return arr.astype(np.float64) if arr.dtype.kind in "biu" else arr
-
-
-def _argnums(argnums, nargs, fname):
-    single = isinstance(argnums, (int, np.integer))
-    nums = (int(argnums),) if single else tuple(int(a) for a in argnums)
-    for a in nums:
-        if not -nargs <= a < nargs:
-            raise ValueError(f"{fname}: argnums={argnums!r} names argument {a}, but f was called with "
-                             f"{nargs} positional argument(s): there is nothing to differentiate with respect to")
-    return single, tuple(a % nargs for a in nums)
-
-
-class _Trace:
-    """One differentiation: leaves standing for the chosen arguments, and f's recorded graph."""
-
-    def __init__(self, f, args, argnums, kwargs, fname):
-        self.fname = fname
-        args = list(args)
-        self.single, self.argnums = _argnums(argnums, len(args), fname)
-        self.nested = False      # an outer differentiation tracks an input: record our sweeps
-        self.tensor_in = False   # a Tensor was given: give Tensors back
-        self.plain_scalar = []   # argument i was a Python number: give back a Python float
-        self.leaves = []
-        for i in self.argnums:
-            a = args[i]
-            if isinstance(a, Tensor):
-                self.tensor_in = True
-                if a.requires_grad:  # a fresh node stands for the argument, linked to the outer graph
-                    w = identity(a)
-                    self.nested = True
-                else:
-                    w = Tensor._make(_float_array(a._value, f"{fname}: argument {i}"), requires_grad=True,
-                                     name=a.name)
-                self.plain_scalar.append(False)
-            else:
-                w = Tensor._make(_float_array(a, f"{fname}: argument {i}"), requires_grad=True)
-                self.plain_scalar.append(isinstance(a, (int, float)) and not isinstance(a, bool))
-            self.leaves.append(w)
-            args[i] = w
-        out = f(*args, **kwargs)
-        self.out = out if isinstance(out, Tensor) else Tensor._make(_float_array(out, f"{fname}: f's output"))
-        self.leaf_ids = frozenset(id(w) for w in self.leaves)
-        self.order, self.ids = toposort([self.out], stop=self.leaf_ids)
-        if not self.nested:  # f closes over a Tensor that an outer differentiation tracks
-            self.nested = any(n.op is None and id(n) not in self.leaf_ids for n in self.order)
-        self.create_graph = self.nested
-
-    def release(self):
-        """The argument leaves become constants: seen from outside, this call's inputs are fixed."""
-        for w in self.leaves:
-            if w.op is None:
-                w.requires_grad = False
-
-    def reverse(self, seed, create_graph=None):
-        """Adjoints of the argument leaves (zeros where the output does not depend on one)."""
-        cg = self.create_graph if create_graph is None else create_graph
-        adj = reverse_sweep(self.order, self.ids, {id(self.out): seed}, create_graph=cg,
-                            keep=self.leaf_ids, stop=self.leaf_ids)
-        return [adj.get(id(w), _zeros_like(w)) for w in self.leaves]
-
-    def forward(self, tangents, create_graph=None):
-        """The tangent of the output for the given tangents of the argument leaves."""
-        cg = self.create_graph if create_graph is None else create_graph
-        seeds = {id(w): t for w, t in zip(self.leaves, tangents)}
-        tan = forward_sweep(self.order, seeds, create_graph=cg)
-        return tan.get(id(self.out), _zeros_like(self.out))
-
-    def value(self, v):
-        """A result for the caller: a Tensor when nested, else a NumPy value (float for scalars)."""
-        return _to_user(v, self.nested or self.tensor_in, all(self.plain_scalar))
-
-    def result(self, v, k):
-        return _to_user(v, self.nested or self.tensor_in, self.plain_scalar[k])
-
-
-def _zeros_like(t):
-    return np.zeros(t.shape, dtype=t.dtype)
-
-
-def _to_user(v, as_tensor, python_scalar):
-    if as_tensor:
-        return v if isinstance(v, Tensor) else Tensor._make(v if type(v) is Batched else np.array(v))
-    if isinstance(v, Tensor):
-        v = v._value
-    if type(v) is Batched:     # under vmap, which unstacks it
-        return v
-    v = np.asarray(v)
-    if v.ndim == 0:
-        return v.item() if python_scalar and v.dtype.kind == "f" else v[()]
-    return v
-
-
-def _check_scalar(out, fname):
-    if out.size != 1:
-        raise ValueError(f"{fname}: f must return a scalar (one element); it returned shape {out.shape}. "
-                         f"For a vector output use jacobian, vjp or jvp.")
-
-
-def _seed_like(value, reference, what):
-    """A seed (tangent or cotangent) with the reference's shape and dtype, or a clear error."""
-    if isinstance(value, Tensor):
-        if value.shape != reference.shape:
-            raise ValueError(f"{what} has shape {value.shape}, expected {reference.shape}")
-        return value
-    arr = np.asarray(value, dtype=reference.dtype)
-    if arr.shape != reference.shape:
-        raise ValueError(f"{what} has shape {arr.shape}, expected {reference.shape}")
-    return arr
-
-
-def value_and_grad(f, argnums=0):
+def value_and_grad(f, argnums=0, has_aux=False):
     """``f`` and its gradient in one reverse sweep: returns ``g(*args) -> (f(*args), df/dargs)``.
 
-    ``f`` must return a scalar. ``argnums`` picks the argument (an int) or arguments (a tuple, then
-    the gradients come as a tuple). Like ``jax.value_and_grad``.
+    ``f`` must return a scalar (or, with ``has_aux=True``, a pair ``(scalar, aux)``: then the value is
+    ``(scalar, aux)``). ``argnums`` picks the argument (an int) or arguments (a tuple, then the
+    gradients come as a tuple); each may be a pytree, its gradient then in its structure. Like
+    ``jax.value_and_grad``.
 
     >>> from autodiff import value_and_grad, sin
     >>> value_and_grad(lambda x: x * sin(x))(0.0)
     (0.0, 0.0)
+    >>> value_and_grad(lambda p: p["w"] * p["b"])({"w": 2.0, "b": 3.0})
+    (6.0, {'b': 2.0, 'w': 3.0})
     """
     check_function(f, "value_and_grad")
+    return _value_and_grad(f, argnums, has_aux, "value_and_grad")
 
+
+def _value_and_grad(f, argnums, has_aux, fname):
     def value_and_grad_f(*args, **kwargs):
-        trace = _Trace(f, args, argnums, kwargs, "value_and_grad")
+        trace = _Trace(f, args, argnums, kwargs, fname, has_aux)
         try:
-            _check_scalar(trace.out, "value_and_grad")
-            grads = trace.reverse(np.ones(trace.out.shape, dtype=trace.out.dtype))
+            out = trace.scalar()
+            grads = trace.reverse(np.ones(out.shape, dtype=out.dtype))
         finally:
             trace.release()
-        grads = tuple(trace.result(g, k) for k, g in enumerate(grads))
-        return trace.value(trace.out), grads[0] if trace.single else grads
+        value = trace.value(out)
+        return ((value, trace.aux_value()) if has_aux else value), trace.as_args(grads)
 
     value_and_grad_f.__name__ = f"value_and_grad({getattr(f, '__name__', 'f')})"
     return value_and_grad_f
 
 
-def grad(f, argnums=0):
-    """The gradient of a scalar function by reverse mode: ``grad(f)(x)`` is df/dx at x.
+def grad(f, argnums=0, has_aux=False):
+    """The gradient of a scalar function by reverse mode: ``grad(f)(x)`` is df/dx at x, in the
+    structure of x when x is a pytree (``has_aux=True``: ``(gradient, aux)``, as ``jax.grad``).
 
+    >>> import numpy as np
     >>> from autodiff import grad, sin, cos
     >>> grad(lambda x: sin(x) ** 2)(0.5) == 2 * float(sin(0.5) * cos(0.5))
     True
+    >>> grad(lambda p: (p["w"] ** 2).sum() + p["b"])({"w": np.array([1.0, 2.0]), "b": 0.5})
+    {'b': 1.0, 'w': array([2., 4.])}
     """
     check_function(f, "grad")
-    vg = value_and_grad(f, argnums)
+    vg = _value_and_grad(f, argnums, has_aux, "grad")
 
     def grad_f(*args, **kwargs):
-        return vg(*args, **kwargs)[1]
+        (_, *aux), g = vg(*args, **kwargs) if has_aux else ((None,), vg(*args, **kwargs)[1])
+        return (g, aux[0]) if has_aux else g
 
     grad_f.__name__ = f"grad({getattr(f, '__name__', 'f')})"
     return grad_f
@@ -187,7 +80,9 @@ def vjp(f, *primals):
     """Reverse mode with a given cotangent: returns ``(f(*primals), vjp_fn)``.
 
     ``vjp_fn(cotangent)`` returns a tuple with one cotangent per primal: ``u^T J`` for each
-    argument. The graph is recorded once; ``vjp_fn`` can be called many times. Like ``jax.vjp``.
+    argument. The graph is recorded once; ``vjp_fn`` can be called many times. Like ``jax.vjp``:
+    primals may be pytrees (each cotangent in its primal's structure), and so may f's output (the
+    cotangent then in its structure).
 
     >>> import numpy as np
     >>> from autodiff import vjp
@@ -200,17 +95,19 @@ def vjp(f, *primals):
     trace.release()
 
     def vjp_fn(cotangent):
-        seed = _seed_like(cotangent, trace.out, "vjp: the cotangent")
-        grads = trace.reverse(seed, create_graph=trace.create_graph or isinstance(seed, Tensor))
-        return tuple(trace.result(g, k) for k, g in enumerate(grads))
+        seeds = _seeds_like(cotangent, trace.out_tree, trace.outs, trace.out_paths, "vjp: the cotangent",
+                            "f's output")
+        grads = trace.reverse(seeds, create_graph=trace.create_graph or any(isinstance(s, Tensor) for s in seeds))
+        return trace.as_args(grads)
 
-    return trace.value(trace.out), vjp_fn
+    return trace.as_out(trace.outs), vjp_fn
 
 
 def jvp(f, primals, tangents):
     """Forward mode: returns ``(f(*primals), J @ tangents)``, tangents pushed by the jvp rules.
 
-    ``primals`` and ``tangents`` are tuples of the same length and shapes. Like ``jax.jvp``.
+    ``primals`` and ``tangents`` are tuples of the same length, each tangent of its primal's shape
+    (or pytree structure). Like ``jax.jvp``.
 
     >>> from autodiff import jvp, exp
     >>> jvp(lambda x: exp(2 * x), (0.0,), (1.0,))
@@ -222,11 +119,13 @@ def jvp(f, primals, tangents):
         raise ValueError(f"jvp: {len(primals)} primal(s) but {len(tangents)} tangent(s)")
     trace = _Trace(f, primals, tuple(range(len(primals))), {}, "jvp")
     try:
-        seeds = [_seed_like(t, w, f"jvp: tangents[{k}]") for k, (t, w) in enumerate(zip(tangents, trace.leaves))]
+        seeds = []
+        for k, (t, (td, a, b)) in enumerate(zip(tangents, trace.trees)):
+            seeds += _seeds_like(t, td, trace.leaves[a:b], trace.paths[a:b], f"jvp: tangents[{k}]", f"primals[{k}]")
         tangent = trace.forward(seeds, create_graph=trace.create_graph or any(isinstance(s, Tensor) for s in seeds))
     finally:
         trace.release()
-    return trace.value(trace.out), trace.value(tangent)
+    return trace.as_out(trace.outs), trace.as_out(tangent if isinstance(tangent, list) else [tangent])
 
 
 def _basis(shape, dtype):
@@ -250,10 +149,11 @@ def jacobian(f, argnums=0, mode="reverse"):
     """The Jacobian of ``f`` with respect to one argument: shape ``out.shape + in.shape``.
 
     ``argnums`` picks the argument (an int) or arguments (a tuple: then a tuple of Jacobians, one per
-    argument, as ``jax.jacobian``). ``mode="reverse"`` runs one reverse sweep per output element
-    (cheap for few outputs; each sweep gives a row of every argument's Jacobian); ``mode="forward"``
-    one forward sweep per input element (cheap for few inputs). The graph is recorded once and swept
-    many times.
+    argument, as ``jax.jacobian``). Pytrees nest as in JAX: the output's structure outside, the
+    argument's inside (``jac[out_key][in_key]`` of shape ``out.shape + in.shape``).
+    ``mode="reverse"`` runs one reverse sweep per output element (cheap for few outputs; each sweep
+    gives a row of every argument's Jacobian); ``mode="forward"`` one forward sweep per input element
+    (cheap for few inputs). The graph is recorded once and swept many times.
 
     >>> import numpy as np
     >>> from autodiff import jacobian
@@ -272,13 +172,12 @@ def jacobian(f, argnums=0, mode="reverse"):
         raise TypeError(f"jacobian: argnums must be an int or a non-empty tuple of ints, got {argnums!r}")
 
     def jacobian_f(*args, **kwargs):
-        trace = _Trace(f, args, argnums, kwargs, "jacobian")
+        whole = _Trace(f, args, argnums, kwargs, "jacobian")
         try:
-            jacs = _jacobians(trace, mode)
+            per_output = [_jacobians(trace, mode) for trace in whole.per_output()]
         finally:
-            trace.release()
-        jacs = tuple(trace.result(jac, k) for k, jac in enumerate(jacs))
-        return jacs[0] if trace.single else jacs
+            whole.release()
+        return whole.as_out([whole.as_args(jacs) for jacs in per_output], convert=False)
 
     return jacobian_f
 
@@ -314,20 +213,20 @@ def _move_leading(jac, nx, ny):
 
 
 def _gradient_graph(trace):
-    """Reverse sweep with create_graph: the gradient as a graph, and that graph's sweep order."""
-    _check_scalar(trace.out, trace.fname)
-    g = trace.reverse(np.ones(trace.out.shape, dtype=trace.out.dtype), create_graph=True)[0]
-    if not isinstance(g, Tensor):
-        g = Tensor._make(np.asarray(g))
-    order, ids = toposort([g], stop=trace.leaf_ids)
-    return g, order
+    """Reverse sweep with create_graph: the gradient (one per leaf) as a graph, and its sweep order."""
+    out = trace.scalar()
+    gs = [g if isinstance(g, Tensor) else Tensor._make(np.asarray(g))
+          for g in trace.reverse(np.ones(out.shape, dtype=out.dtype), create_graph=True)]
+    order, _ = toposort(gs, stop=trace.leaf_ids)
+    return gs, order
 
 
 def hessian(f, argnums=0):
     """The Hessian of a scalar ``f`` by forward-over-reverse: shape ``in.shape + in.shape``.
 
     One reverse sweep records the gradient as a graph; one forward sweep over that graph per input
-    element gives a column of the Hessian.
+    element gives a column of the Hessian. For a pytree argument, ``H[a][b]`` (nested in its
+    structure, as ``jax.hessian``) has shape ``a.shape + b.shape``.
 
     >>> from autodiff import hessian
     >>> hessian(lambda x: x[0] ** 2 * x[1])([1.0, 2.0])
@@ -341,22 +240,29 @@ def hessian(f, argnums=0):
     def hessian_f(*args, **kwargs):
         trace = _Trace(f, args, argnums, kwargs, "hessian")
         try:
-            x = trace.leaves[0]
-            g, order = _gradient_graph(trace)
-            cols = []
-            for e in _basis(x.shape, x.dtype):
-                tan = forward_sweep(order, {id(x): e}, create_graph=trace.nested)
-                cols.append(tan.get(id(g), _zeros_like(g)))
-            hess = _assemble(cols, x.shape, x.shape, trace.nested)
+            gs, order = _gradient_graph(trace)
+            xs = trace.leaves
+            blocks = [[None] * len(xs) for _ in xs]          # blocks[a][b]: d grad_a / d x_b
+            for b, xb in enumerate(xs):
+                cols = [[] for _ in xs]
+                for e in _basis(xb.shape, xb.dtype):
+                    tan = forward_sweep(order, {id(xb): e}, create_graph=trace.nested)
+                    for a, g in enumerate(gs):
+                        cols[a].append(tan.get(id(g), _zeros_like(g)))
+                for a, xa in enumerate(xs):
+                    block = _assemble(cols[a], xb.shape, xa.shape, trace.nested)
+                    blocks[a][b] = block if a == b else _move_leading(block, xb.ndim, xa.ndim)
         finally:
             trace.release()
-        return trace.result(hess, 0)
+        (td, _, _), = trace.trees
+        return td.unflatten([td.unflatten([trace.result(h, a) for h in row]) for a, row in enumerate(blocks)])
 
     return hessian_f
 
 
 def hvp(f, x, v):
-    """The Hessian-vector product H(x) v of a scalar ``f`` of one array, without forming H.
+    """The Hessian-vector product H(x) v of a scalar ``f`` of one array (or pytree: ``v`` in its
+    structure, and the result), without forming H.
 
     Forward-over-reverse: one reverse sweep records the gradient, one forward sweep pushes ``v``.
 
@@ -368,14 +274,15 @@ def hvp(f, x, v):
     check_function(f, "hvp")
     trace = _Trace(f, (x,), 0, {}, "hvp")
     try:
-        leaf = trace.leaves[0]
-        tangent = _seed_like(v, leaf, "hvp: v")
-        g, order = _gradient_graph(trace)
-        tan = forward_sweep(order, {id(leaf): tangent}, create_graph=trace.nested or isinstance(tangent, Tensor))
-        out = tan.get(id(g), _zeros_like(g))
+        (td, _, _), = trace.trees
+        tangents = _seeds_like(v, td, trace.leaves, trace.paths, "hvp: v", "x")
+        gs, order = _gradient_graph(trace)
+        tan = forward_sweep(order, {id(w): t for w, t in zip(trace.leaves, tangents)},
+                            create_graph=trace.nested or any(isinstance(t, Tensor) for t in tangents))
+        out = [tan.get(id(g), _zeros_like(g)) for g in gs]
     finally:
         trace.release()
-    return trace.result(out, 0)
+    return trace.as_args(out)
 
 
 def derivative(f, order=1):
