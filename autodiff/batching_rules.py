@@ -46,6 +46,16 @@ def reduction(prim, datas, bdims, size, level, *, axis=None, **params):
     return apply(prim, [d], {"axis": _shift(axis, nd) if nd else (), **params}), 0
 
 
+def _prod(prim, datas, bdims, size, level, *, axis=None, keepdims=False):
+    """prod takes one axis or None (all), never a tuple: all of an example's axes as one, flattened."""
+    (d,) = _front(datas, bdims)
+    nd = ndim_of(d) - 1
+    if axis is not None:
+        return apply(prim, [d], {"axis": _shift(axis, nd), "keepdims": keepdims}), 0
+    out = apply(prim, [reshape(d, (size, -1))], {"axis": 1, "keepdims": False})
+    return (reshape(out, (size,) + (1,) * nd) if keepdims else out), 0
+
+
 def along_axis(prim, datas, bdims, size, level, *, axis=-1, **params):
     (d,) = _front(datas, bdims)
     nd = ndim_of(d) - 1
@@ -183,10 +193,10 @@ _where.batched_params = True     # its condition may be mapped too
 
 def _register():
     rules = {name: elementwise for name in ELEMENTWISE}
-    rules.update({name: reduction for name in ("sum", "mean", "max", "min", "prod", "logsumexp")})
+    rules.update({name: reduction for name in ("sum", "mean", "max", "min", "logsumexp")})
     rules.update({name: along_axis for name in ("softmax", "log_softmax", "cumsum")})
     rules.update({
-        "sum_to": _sum_to, "broadcast_to": _broadcast_to, "reshape": _reshape, "transpose": _transpose,
+        "prod": _prod, "sum_to": _sum_to, "broadcast_to": _broadcast_to, "reshape": _reshape, "transpose": _transpose,
         "getitem": _getitem, "scatter_add": _scatter_add, "matmul": _matmul, "einsum": _einsum,
         "det": _stacked_matrices, "inv": _stacked_matrices, "solve": _solve, "where": _where,
         "concatenate": lambda *a, **k: _joined(*a, new_axis=0, **k),
