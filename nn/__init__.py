@@ -38,7 +38,6 @@ from .datasets import load_digits, load_mnist
 from .export import export_onnx
 from .experiments import cross_validate, sweep
 from .func import functional_call
-from .func import functional_call
 
 __all__ = [
     "functional", "init", "utils", "layers", "optim", "models", "set_seed", "augment", "data", "datasets",
@@ -49,6 +48,5 @@ __all__ = [
     "fit", "evaluate", "predict", "History", "Callback", "EarlyStopping", "ModelCheckpoint", "LearningRateScheduler",
     "TerminateOnNaN", "CSVLogger",
     "save", "load", "load_weights", "export_onnx", "cross_validate", "sweep",
-    "functional_call",
     "functional_call",
 ]
