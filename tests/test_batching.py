@@ -167,12 +167,7 @@ def _loop_grads(f, argnums, xs, examples, n):
 
 #: Reverse rules that cannot run under vmap (they turn a mapped value into one array): known, reported, and
 #: held as strict expected failures, so that the fix turns them into failures to remove from here.
-VJP_NOT_BATCHABLE = {
-    "einsum": "einsum's vjp (autodiff/ops/linalg.py _einsum_vjp) calls np.asarray(value_of(a)).dtype on the "
-              "mapped cotangent: the vmap TypeError",
-    "prod": "prod's vjp (autodiff/ops/reductions.py _prod_others) branches in Python on np.any(value_of(x) == 0), "
-            "a mapped value: the vmap TypeError",
-}
+VJP_NOT_BATCHABLE: dict = {}   # primitives whose derivative cannot run under vmap yet (none now)
 
 
 def _known(names):

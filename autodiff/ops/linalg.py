@@ -103,13 +103,18 @@ def normalize_subscripts(subscripts, shapes):
     return ",".join(out_terms) + "->" + res
 
 
+def _dtype(v):
+    """An operand's dtype: an array's (or vmap's Batched value's), or NumPy's for a number."""
+    return v.dtype if hasattr(v, "dtype") else np.asarray(v).dtype
+
+
 def _einsum_vjp(g, out, *xs, subscripts, argnum):
     """The cotangent of operand i: g contracted with the other operands onto operand i's indices.
     A repeated index of operand i (a diagonal, 'ii') becomes a fresh one tied by an identity
     matrix; an index only operand i has (summed in it alone) is restored by a vector of ones."""
     ins, res = subscripts.split("->")
     terms = ins.split(",")
-    dtype = np.result_type(*[np.asarray(value_of(a)).dtype for a in (g,) + xs])
+    dtype = np.result_type(*[_dtype(value_of(a)) for a in (g,) + xs])
     sizes = {c: n for t, x in zip(terms, xs) for c, n in zip(t, shape_of(x))}
     fresh = iter(c for c in _LETTERS if c not in subscripts)
     parts, operands = [res], [g]
