@@ -40,12 +40,45 @@ class _GradMode(threading.local):
 
 _grad_mode = _GradMode()
 
+#: Anomaly mode's check ``_anomaly(result, prim, args)`` of every Tensor an op returns, set by
+#: autodiff.anomaly while ``detect_anomaly`` is on; None otherwise (then one test per op is its cost).
+_anomaly = None
 
-class no_grad:
+
+class _GradSwitch:
+    """Recording switched to ``_enabled`` inside ``with``, and around each call of a decorated function."""
+
+    _enabled = False
+
+    def __enter__(self):
+        self._previous = _grad_mode.enabled
+        _grad_mode.enabled = self._enabled
+        return self
+
+    def __exit__(self, *exc):
+        _grad_mode.enabled = self._previous
+        return False
+
+    def __call__(self, func):
+        enabled = self._enabled
+
+        @functools.wraps(func)
+        def wrapper(*args, **kwargs):
+            previous, _grad_mode.enabled = _grad_mode.enabled, enabled
+            try:
+                return func(*args, **kwargs)
+            finally:
+                _grad_mode.enabled = previous
+
+        return wrapper
+
+
+class no_grad(_GradSwitch):
     """Context manager (and decorator) in which operations are not recorded.
 
     Inside ``with no_grad():`` results are plain Tensors with ``requires_grad=False``, as in
-    ``torch.no_grad``. Use it for evaluation and for in-place parameter updates.
+    ``torch.no_grad``. Use it for evaluation and for in-place parameter updates. ``enable_grad``
+    (autodiff.grad_mode) switches recording back on inside it.
 
     >>> from autodiff import Tensor, no_grad, sin
     >>> x = Tensor(1.0, requires_grad=True)
@@ -54,23 +87,6 @@ class no_grad:
     >>> y.requires_grad
     False
     """
-
-    def __enter__(self):
-        self._previous = _grad_mode.enabled
-        _grad_mode.enabled = False
-        return self
-
-    def __exit__(self, *exc):
-        _grad_mode.enabled = self._previous
-        return False
-
-    def __call__(self, func):
-        @functools.wraps(func)
-        def wrapper(*args, **kwargs):
-            with no_grad():
-                return func(*args, **kwargs)
-
-        return wrapper
 
 
 def is_grad_enabled() -> bool:
@@ -158,7 +174,7 @@ class Tensor(_Syntax):
     """
 
     __slots__ = ("_value", "requires_grad", "grad", "name", "op", "inputs", "params", "_retains_grad",
-                 "_seq", "__weakref__")
+                 "_seq", "_hooks", "__weakref__")
 
     # NumPy functions and ufuncs on Tensors run the engine's ops: autodiff.operators binds
     # __array_ufunc__ and __array_function__ (from autodiff.interop), as it binds the operators.
@@ -186,6 +202,7 @@ class Tensor(_Syntax):
         self.params = {}
         self._retains_grad = False
         self._seq = next(_creation)
+        self._hooks = None      # register_hook's functions (autodiff.operators), run by the reverse sweep
 
     # --- construction without copies, used by the engine -------------------------------------
     @classmethod
@@ -200,6 +217,7 @@ class Tensor(_Syntax):
         t.params = params if params is not None else {}
         t._retains_grad = False
         t._seq = next(_creation)
+        t._hooks = None
         return t
 
     # --- the value ---------------------------------------------------------------------------
@@ -389,10 +407,14 @@ def apply(prim, args, params):
 
 def _record(prim, args, params, out, tracked, all_tensors):
     if not (tracked and _grad_mode.enabled):
-        return Tensor._make(out)
-    if not all_tensors:
-        args = tuple([a if isinstance(a, Tensor) else _constant(a, out.dtype) for a in args])
-    return Tensor._make(out, prim, args, params, requires_grad=True)
+        result = Tensor._make(out)
+    else:
+        if not all_tensors:
+            args = tuple([a if isinstance(a, Tensor) else _constant(a, out.dtype) for a in args])
+        result = Tensor._make(out, prim, args, params, requires_grad=True)
+    if _anomaly is not None:    # detect_anomaly: a non-finite value stops here; a node notes the user's line
+        _anomaly(result, prim, args)
+    return result
 
 
 def _apply_batched(prim, args, values, params, has_tensor, tracked, all_tensors):

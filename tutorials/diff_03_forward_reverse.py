@@ -164,12 +164,14 @@ assert any("dc = dc/da·da + dc/db·db" in step.source for step in steps)
 #
 # ## 2. The cost of a full Jacobian
 #
-# For $f: \mathbb{R}^n \to \mathbb{R}^m$, `ad.jacobian(f, mode="forward")` runs one forward sweep
+# For $f: \mathbb{R}^n \to \mathbb{R}^m$, `ad.jacobian(f, mode="forward")` needs one forward sweep
 # per input (seeding the tangent $e_k$ gives column $k$), and `mode="reverse"` one reverse sweep per
-# output (seeding the adjoint $e_i$ gives row $i$). To *count* sweeps rather than trust the
-# documentation, we declare a primitive of our own, an identity function whose rules count their
-# calls, and put it in front of the input. Every forward sweep passes through its jvp rule once,
-# every reverse sweep through its vjp rule once.
+# output (seeding the adjoint $e_i$ gives row $i$). (The engine pushes all those seeds through the
+# graph together, as one batched sweep, the way `jax.jacfwd` maps a jvp with `vmap`; the work is
+# still one sweep's worth per seed.) To *count* sweeps rather than trust the documentation, we
+# declare a primitive of our own, an identity function whose rules count the seeds that pass, and
+# put it in front of the input. Every forward sweep passes through its jvp rule once, every reverse
+# sweep through its vjp rule once; a batched sweep carries its seeds together (`batch_size` of them).
 
 # %%
 SWEEPS = {"forward": 0, "reverse": 0}
@@ -177,7 +179,7 @@ SWEEPS = {"forward": 0, "reverse": 0}
 
 def _count(mode):
     def rule(g, out, x):
-        SWEEPS[mode] += 1
+        SWEEPS[mode] += getattr(g, "batch_size", 1)   # the seeds a batched sweep carries together
         return g  # the identity's derivative: pass the tangent (or adjoint) through
     return rule
 
