@@ -15,6 +15,7 @@ from __future__ import annotations
 import numpy as np
 
 from .batching import examples_as_array, forget_level, new_level, unit_vectors
+from .batching import reshape as batched_reshape, stack as batched_stack
 from .ops import reshape, stack, transpose
 from .sweep import forward_sweep, reverse_sweep, toposort
 from .tensor import Batched, Tensor
@@ -142,7 +143,8 @@ def _assemble(pieces, lead_shape, trail_shape, as_tensor):
     if as_tensor:
         pieces = [p if isinstance(p, Tensor) else Tensor._make(np.asarray(p)) for p in pieces]
         return reshape(stack(pieces), tuple(lead_shape) + tuple(trail_shape))
-    return np.stack([np.asarray(p) for p in pieces]).reshape(tuple(lead_shape) + tuple(trail_shape))
+    pieces = [p._value if isinstance(p, Tensor) else p if type(p) is Batched else np.asarray(p) for p in pieces]
+    return batched_reshape(batched_stack(pieces), tuple(lead_shape) + tuple(trail_shape))   # (vmap: Batched)
 
 
 def jacobian(f, argnums=0, mode="reverse"):

@@ -131,3 +131,9 @@ def test_per_example_gradients_of_the_layers_own_parameters_by_vmap_of_gradients
         np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-7)
     norms = np.sqrt(sum((g.reshape(len(xs), -1) ** 2).sum(axis=1) for g in per_example))
     assert norms.shape == (5,) and np.all(norms > 0)                    # DP-SGD clips each of these
+
+
+def test_vmap_of_hessian_equals_the_loop_of_hessian():
+    xs = np.linspace(-1.0, 1.0, 6).reshape(3, 2)
+    f = lambda x: ad.sum(x ** 3) * x[0]                                                     # noqa: E731
+    np.testing.assert_allclose(ad.vmap(ad.hessian(f))(xs), np.stack([ad.hessian(f)(x) for x in xs]), rtol=1e-14)
