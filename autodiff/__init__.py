@@ -16,6 +16,7 @@ The modules form a ladder, each importing only the rungs below it (ARCHITECTURE.
                  source (eq. 5.38, eq. 5.39) and compiled with Numba; a view, like the others
 """
 from .tensor import Tensor, no_grad, is_grad_enabled, value_of
+from .grad_mode import enable_grad, set_grad_enabled
 from .primitives import Primitive, primitive, REGISTRY
 from .ops import (
     add, sub, mul, div, neg, pow, pow_const,
@@ -25,7 +26,7 @@ from .ops import (
     unbroadcast,
     sign, prod, cumsum, cumprod, var, std, einsum, det, inv, solve, dot, inner, outer, vdot, tensordot, cross,
     trace, norm, astype, diagonal, expand_dims, squeeze, ravel, moveaxis, swapaxes, flip, roll, take,
-    take_along_axis, pad, triu, tril, eye, zeros, ones, full, zeros_like, ones_like,
+    take_along_axis, pad, triu, tril, eye, zeros, ones, full, zeros_like, ones_like, stop_gradient,
 )
 from .sweep import toposort, reverse_sweep, forward_sweep
 from . import operators  # noqa: F401  (gives Tensor its operators and backward())
@@ -45,11 +46,13 @@ from .tables import TraceTable, trace_table
 from .draw import GraphvizNotFound, Steps, draw, draw_steps, save
 from . import examples
 from .compiler import CompileError, Compiled, compile
+from .anomaly import AnomalyError, detect_anomaly, is_anomaly_enabled
 from .custom import custom_jvp, custom_vjp
 from .remat import checkpoint, remat
 
 __all__ = [
-    "Tensor", "no_grad", "is_grad_enabled", "value_of", "Primitive", "primitive", "REGISTRY",
+    "Tensor", "no_grad", "is_grad_enabled", "value_of", "enable_grad", "set_grad_enabled", "stop_gradient",
+    "AnomalyError", "detect_anomaly", "is_anomaly_enabled", "Primitive", "primitive", "REGISTRY",
     "add", "sub", "mul", "div", "neg", "pow", "pow_const", "exp", "log", "sin", "cos", "tan", "tanh",
     "sigmoid", "sqrt", "abs", "relu", "heaviside", "maximum", "minimum", "clip", "identity", "where", "select", "sum", "mean",
     "max", "min", "logsumexp", "softmax", "log_softmax", "sum_to", "broadcast_to", "reshape",

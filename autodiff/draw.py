@@ -341,6 +341,8 @@ def draw_steps(y, mode="reverse", wrt=None, names="letters", seed=None, rankdir=
         if nid in values:
             done[nid] = values[nid]
         lines = _step_terms(node, terms.get(nid, []), label, mode, values.get(nid), digits)
+        if mode == "reverse" and node._hooks and nid in values:    # register_hook's functions replaced it
+            lines.append(f"after the hook: {number_text(values[nid], digits)}")
         graphs.append(_digraph(order, y, names=names, show=show,
                                adjoints=done if letter == "grad" else {}, tangents=done if letter == "tangent" else {},
                                digits=digits, rankdir=rankdir, max_nodes=max_nodes, current=node,

@@ -18,7 +18,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import interop, ops
-from .sweep import accumulate_into_grads
+from .sweep import RemovableHandle, accumulate_into_grads, add_hook
 from .tensor import Tensor
 
 
@@ -210,6 +210,50 @@ class TensorSyntax:
         is a NumPy array. Non-leaf Tensors keep their adjoint only after ``retain_grad()``.
         """
         accumulate_into_grads(self, gradient, create_graph)
+
+    def register_hook(self, hook) -> RemovableHandle:
+        """Call ``hook(grad)`` whenever a reverse sweep completes this Tensor's gradient (PyTorch's).
+
+        ``grad`` is the adjoint as the sweep holds it (a NumPy array; a Tensor under
+        ``create_graph=True``); the hook may return a replacement of the same shape (None keeps it).
+        On a leaf it runs before the gradient is added to ``.grad``; on a non-leaf it gets the complete
+        adjoint (every consumer's contribution summed) before it flows into the inputs, so what it
+        returns is what flows further back. Several hooks run in the order registered. Every reverse
+        sweep runs them: ``backward()``, ``grad`` and the functional API (of Tensors recorded inside
+        f, as ``torch.autograd.grad`` does), gradcheck, the trace tables, the drawings and the player;
+        the forward sweep (``jvp``) does not, as in PyTorch. Returns a handle: ``handle.remove()``.
+
+        >>> from autodiff import Tensor
+        >>> x = Tensor(3.0, requires_grad=True)
+        >>> h = x * 2
+        >>> handle = h.register_hook(lambda g: g * 10)     # the adjoint of h, times 10
+        >>> (h * h + x).backward()                          # dy/dh = 2h = 12, dy/dx = 12*2 + 1
+        >>> x.grad                                          # 120*2 + 1: the path through h is scaled
+        array(241.)
+        >>> handle.remove()
+        """
+        return add_hook(self, hook)
+
+    def requires_grad_(self, requires_grad: bool = True) -> Tensor:
+        """Set ``requires_grad`` in place and return this Tensor (PyTorch's): a leaf starts (or stops)
+        being tracked. Refused for a non-floating dtype, and for a recorded result turned off (its
+        gradient comes from its inputs: ``t.detach()`` gives an untracked leaf).
+
+        >>> from autodiff import Tensor
+        >>> w = Tensor([1.0, 2.0]).requires_grad_()
+        >>> (w * w).sum().backward(); w.grad
+        array([2., 4.])
+        """
+        if not isinstance(requires_grad, (bool, np.bool_)):
+            raise TypeError(f"requires_grad_(): requires_grad must be True or False, got {requires_grad!r}")
+        if requires_grad and self.dtype.kind not in "fc":
+            raise RuntimeError(f"requires_grad_(): requires_grad=True needs a floating-point dtype, got {self.dtype} "
+                               f"(convert first: t.astype(np.float64))")
+        if not requires_grad and self.op is not None:
+            raise RuntimeError("requires_grad_(): requires_grad=False is refused on a recorded result (not a leaf): "
+                               "its gradient comes from its inputs; use t.detach() for an untracked copy")
+        self.requires_grad = bool(requires_grad)
+        return self
 
 
 _NOT_SYNTAX = {"__module__", "__qualname__", "__doc__", "__dict__", "__weakref__", "__firstlineno__",

@@ -12,11 +12,17 @@ be differentiated again (and that :func:`autodiff.compile` writes out as code).
 These are the engine's only two sweeps: ``backward()``, the functional API, gradcheck, the trace
 tables, the drawings, the player and the compiler all call them, and attach to them through the
 ``on_node`` and ``on_edge`` hooks. The rules come from the tables of :mod:`autodiff.primitives`.
+
+The user's hooks (``t.register_hook(fn)``, PyTorch's) run here too, in the reverse sweep, so every
+caller above sees them: ``fn(adjoint)`` when t's adjoint is complete, before it flows into t's inputs
+(or, for a leaf, into ``.grad``); what fn returns (None: keep it) replaces it. Anomaly mode
+(:mod:`autodiff.anomaly`) checks each cotangent a rule returns while it is on.
 """
 from __future__ import annotations
 
 import numpy as np
 
+from . import tensor as _tensor
 from .primitives import joint_vjp_rules, jvp_rules, vjp_rules
 from .tensor import Batched, Tensor, _foreign
 
@@ -24,6 +30,50 @@ from .tensor import Batched, Tensor, _foreign
 #: in (an argument vmap did not map, a Tensor ``f`` closes over); set by autodiff.batching.
 unmapped_cotangent = None
 
+
+
+class RemovableHandle:
+    """What ``register_hook`` returns: ``handle.remove()`` takes the hook off again (twice is harmless)."""
+
+    __slots__ = ("_tensor", "_hook")
+
+    def __init__(self, tensor, hook):
+        self._tensor, self._hook = tensor, hook
+
+    def remove(self) -> None:
+        hooks = self._tensor._hooks
+        if hooks is not None and self._hook in hooks:
+            hooks.remove(self._hook)
+            if not hooks:
+                self._tensor._hooks = None
+
+    def __repr__(self):
+        return f"RemovableHandle({getattr(self._hook, '__name__', self._hook)!r})"
+
+
+def add_hook(t: Tensor, hook) -> RemovableHandle:
+    """``t.register_hook(hook)`` (see :meth:`autodiff.operators.TensorSyntax.register_hook`)."""
+    if not callable(hook):
+        raise TypeError(f"register_hook: hook must be a function of the gradient, got {hook!r}")
+    if not t.requires_grad:
+        raise RuntimeError("register_hook: cannot register a hook on a Tensor that doesn't require grad "
+                           "(it has no gradient: create it with requires_grad=True)")
+    if t._hooks is None:
+        t._hooks = []
+    t._hooks.append(hook)
+    return RemovableHandle(t, hook)
+
+
+def _run_hooks(node, g):
+    """The node's hooks in the order they were registered, each given what the one before returned."""
+    for hook in list(node._hooks):
+        new = hook(g)
+        if new is not None:
+            if _shape(new) != _shape(g):
+                raise RuntimeError(f"register_hook: hook {getattr(hook, '__name__', hook)!r} returned a gradient of "
+                                   f"shape {_shape(new)}, but the Tensor's gradient has shape {_shape(g)}")
+            g = new
+    return g
 
 def toposort(roots, stop=frozenset()):
     """Nodes that the ``roots`` depend on through tracked Tensors, each after all its inputs.
@@ -94,16 +144,21 @@ def reverse_sweep(order, ids, seeds, *, create_graph=False, keep=None, stop=froz
     Hooks, for the views that show or transform the sweep (drawings, trace tables, the player, the
     compiler): ``on_node(node, adjoint)`` is called when a node's adjoint is complete, before its
     rules run, and returns the adjoint to use (the compiler names it ``a_bar``);
-    ``on_edge(node, i, input, contribution)`` is called for each contribution.
+    ``on_edge(node, i, input, contribution)`` is called for each contribution. The node's own hooks
+    (``register_hook``) run first, so the adjoint that on_node sees, that is kept and that flows on
+    is the one they return.
     """
     adjoint = dict(seeds)
     kept = {}
+    anomaly = _tensor._anomaly    # detect_anomaly's checker while it is on (autodiff.anomaly), else None
     joint_of, rules_of = joint_vjp_rules.get, vjp_rules.__getitem__     # looked up once, not per node
     for node in reversed(order):
         nid = id(node)
         g = adjoint.pop(nid, None)
         if g is None:
             continue
+        if node._hooks is not None:
+            g = _run_hooks(node, g)
         if on_node is not None:
             g = on_node(node, g)
         if keep is None or nid in keep:
@@ -134,6 +189,8 @@ def reverse_sweep(order, ids, seeds, *, create_graph=False, keep=None, stop=froz
             if type(c) is Batched or (type(c) is Tensor and type(c._value) is Batched):
                 c = unmapped_cotangent(c, inp._value)    # vmap: summed over the examples of a map inp is not in
             _check_rule_shape(c, inp._value.shape, prim, i, "vjp")
+            if anomaly is not None:
+                anomaly.cotangent(node, i, c, g, order, seeds)
             if on_edge is not None:
                 on_edge(node, i, inp, c)
             previous = adjoint.get(key)

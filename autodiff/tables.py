@@ -141,14 +141,17 @@ def trace_table(y, mode="forward", wrt=None, names="letters", seed=None, digits=
     for node in reversed(order):
         name = label[id(node)]
         if node is y:
-            rule = f"{bar(name)} = 1 (seed)" if seed is None else f"{bar(name)} = seed"
+            total = "1" if seed is None else "seed"
         else:
             terms = []
             for consumer, k in consumers.get(id(node), []):
                 p = partials[id(consumer)][k] if partials[id(consumer)] else None
                 cbar = bar(label[id(consumer)])
                 terms.append(times(p, cbar) if p else f"vjp_{consumer.op.name}({cbar})")
-            rule = f"{bar(name)} = " + (" + ".join(terms) if terms else "0")
+            total = " + ".join(terms) if terms else "0"
+        if node._hooks:        # register_hook's functions replaced the sum (the adjoint shown is theirs)
+            total = f"hook({total})"
+        rule = f"{bar(name)} = {total}" + (" (seed)" if node is y and seed is None else "")
         a = adjoints.get(id(node))
         rows.append({"node": name, "value": number_text(node._value, digits),
                      "adjoint": number_text(0 if a is None else a, digits), "rule": rule})

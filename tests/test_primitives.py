@@ -20,6 +20,9 @@ from autodiff.sweep import forward_sweep, reverse_sweep, toposort
 from autodiff.tensor import apply
 
 BUILTIN = sorted(REGISTRY)
+#: Primitives whose derivative is zero by definition, not their value's (JAX's stop_gradient: the value is x,
+#: the rules are 0): there the rules are held to 0 instead of to central differences of the value.
+ZERO_BY_DEFINITION = {"stop_gradient"}
 
 
 def _cases(name):
@@ -58,7 +61,7 @@ def test_forward_and_reverse_agree_with_each_other_and_central_differences(name)
         h = 1e-6
         plus = _value(prim, [x + h * u for x, u in zip(xs, us)], params)
         minus = _value(prim, [x - h * u for x, u in zip(xs, us)], params)
-        central = float(np.sum(v * (plus - minus) / (2 * h)))
+        central = 0.0 if name in ZERO_BY_DEFINITION else float(np.sum(v * (plus - minus) / (2 * h)))
         scale = max(1.0, abs(forward))
         assert abs(forward - reverse) <= 1e-12 * scale, (name, params, forward, reverse)
         assert abs(forward - central) <= 1e-6 * scale, (name, params, forward, central)

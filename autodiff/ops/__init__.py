@@ -10,6 +10,7 @@
   (eye, zeros, ones, full, zeros_like, ones_like) returning plain arrays, the graph's constants;
 - :mod:`.vectors` (composed): dot, inner, outer, vdot, tensordot, cross, trace, norm;
 - :mod:`.reductions` also: prod, cumsum (primitives), cumprod, var, std (composed).
+- :mod:`.control`: stop_gradient (the value, with derivative 0: JAX's).
 
 Conventions at non-differentiable points (documented in the README, tested):
 
@@ -32,6 +33,7 @@ from .shapes import concatenate, getitem, normalize_index, reshape, scatter_add,
 from .arrays import (IndexUpdate, astype, diagonal, expand_dims, eye, flip, full, moveaxis, ones, ones_like, pad,
                      ravel, roll, squeeze, swapaxes, take, take_along_axis, tril, triu, zeros, zeros_like)
 from .vectors import cross, dot, inner, norm, outer, tensordot, trace, vdot
+from .control import stop_gradient
 
 __all__ = [
     "add", "sub", "mul", "div", "neg", "pow", "pow_const", "exp", "log", "sin", "cos", "tan", "tanh", "sigmoid",
@@ -42,5 +44,5 @@ __all__ = [
     "sign", "einsum", "det", "inv", "solve", "prod", "cumsum", "cumprod", "var", "std", "astype", "diagonal",
     "expand_dims", "flip", "moveaxis", "pad", "ravel", "roll", "squeeze", "swapaxes", "take", "take_along_axis",
     "tril", "triu", "cross", "dot", "inner", "norm", "outer", "tensordot", "trace", "vdot",
-    "eye", "zeros", "ones", "full", "zeros_like", "ones_like",
+    "eye", "zeros", "ones", "full", "zeros_like", "ones_like", "stop_gradient",
 ]
