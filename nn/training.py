@@ -22,6 +22,7 @@ import numpy as np
 
 import kernels
 from autodiff import Tensor, no_grad, value_of
+from autodiff.anomaly import detect_anomaly as anomaly_mode
 
 from . import device
 from . import functional as F
@@ -266,7 +267,7 @@ def _running(backend):
 
 def fit(model, data, loss="softmax_cross_entropy", optimizer="adam", epochs=1, batch_size=32, validation=None,
         callbacks=(), backend=None, seed=None, shuffle=True, verbose=1, lr=None, regularizer=None, augment=None,
-        file=None, class_weight=None, sample_weight=None, terminate_on_nan=True):
+        file=None, class_weight=None, sample_weight=None, terminate_on_nan=True, detect_anomaly=False):
     """Train ``model`` on ``data = (x, y)`` for ``epochs`` passes of mini-batches; returns a History.
 
     ``loss``: one of LOSSES or ``f(output, y)``. ``optimizer``: an ``nn.optim`` optimiser or its name
@@ -285,7 +286,9 @@ def fit(model, data, loss="softmax_cross_entropy", optimizer="adam", epochs=1, b
     Keras's weighted loss, sum_i w_i l_i / N per batch (the logged loss too; validation unweighted).
     ``terminate_on_nan``: a batch whose loss is NaN or infinite stops the training before its update (the
     weights stay those of the batch before), with a warning naming the epoch and batch (Keras's
-    TerminateOnNaN, on by default); False trains on.
+    TerminateOnNaN, on by default); False trains on. ``detect_anomaly=True`` trains under
+    ``autodiff.detect_anomaly``: the first NaN or infinity, in a forward op or a rule of the backward, raises
+    ``autodiff.AnomalyError`` naming the op, its node and the line that recorded it (slower: debugging only).
     """
     batch_size = check_batch_size(batch_size)
     verbose = _check_verbose(verbose)
@@ -294,8 +297,9 @@ def fit(model, data, loss="softmax_cross_entropy", optimizer="adam", epochs=1, b
         validation = _check_data(validation, "validation", model)
     if isinstance(epochs, bool) or not isinstance(epochs, (int, np.integer)) or epochs < 0:
         raise ValueError(f"fit: epochs must be an int >= 0, got {epochs!r}")
-    if not isinstance(terminate_on_nan, (bool, np.bool_)):
-        raise TypeError(f"fit: terminate_on_nan must be True or False, got {terminate_on_nan!r}")
+    for flag, given in (("terminate_on_nan", terminate_on_nan), ("detect_anomaly", detect_anomaly)):
+        if not isinstance(given, (bool, np.bool_)):
+            raise TypeError(f"fit: {flag} must be True or False, got {given!r}")
     weights = sample_weights(y, class_weight, sample_weight)
     if weights is not None and callable(loss):
         raise ValueError("fit: class_weight/sample_weight need a named loss (one of LOSSES), got a function")
@@ -318,7 +322,7 @@ def fit(model, data, loss="softmax_cross_entropy", optimizer="adam", epochs=1, b
     n = x.shape[0]
     steps = math.ceil(n / batch_size)
     progress = _Progress(epochs, steps, verbose, file)
-    with _running(backend):
+    with _running(backend), anomaly_mode() if detect_anomaly else contextlib.nullcontext():
         for cb in callbacks:
             cb.on_train_begin(model)
         for epoch in range(int(epochs)):
