@@ -262,6 +262,8 @@ class Tensor(_Syntax):
         the array would be a constant and every gradient through it silently zero. ``t.detach()``
         or ``t.value`` say that a constant is meant."""
         _refuse_detaching(self, "np.asarray()")
+        if type(self._value) is Batched:     # under vmap: refused, with vmap's words
+            return self._value.__array__()
         if copy:
             return np.array(self._value, dtype=dtype, copy=True)
         return self._value if dtype is None else self._value.astype(dtype, copy=False)
