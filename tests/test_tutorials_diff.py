@@ -31,14 +31,14 @@ LESSONS = sorted((ROOT / "tutorials").glob("diff_0*.py"))
 # Lessons that render graphs with Graphviz's `dot`. CI installs it (and sets CI=true), so there they
 # always run; on a machine without `dot` they are skipped. The other lessons run with an empty PATH,
 # which proves they do not need it.
-NEEDS_DOT = {"diff_01_graphs", "diff_03_forward_reverse", "diff_05_softmax_cross_entropy"}
+NEEDS_DOT = {"diff_01_graphs", "diff_03_forward_reverse", "diff_05_softmax_cross_entropy", "diff_08_transformations"}
 NO_DOT = not HAS_DOT
 
 
 # --- the lessons -------------------------------------------------------------------------------------
 
-def test_there_are_seven_lessons_and_a_readme_that_lists_them():
-    assert [p.stem[:7] for p in LESSONS] == [f"diff_0{k}" for k in range(1, 8)]
+def test_there_are_eight_lessons_and_a_readme_that_lists_them():
+    assert [p.stem[:7] for p in LESSONS] == [f"diff_0{k}" for k in range(1, 9)]
     readme = (ROOT / "tutorials" / "README.md").read_text()
     for lesson in LESSONS:
         assert f"python tutorials/{lesson.name}" in readme or f"`{lesson.name}`" in readme, lesson.name

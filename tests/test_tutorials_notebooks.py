@@ -31,6 +31,7 @@ SHOWS = {
     "diff_05_softmax_cross_entropy": {"image/svg+xml": 2, "image/png": 2},
     "diff_06_gradcheck_exercises": {"image/png": 1},
     "diff_07_source_transformation": {"image/png": 1},
+    "diff_08_transformations": {"image/svg+xml": 2, "text/html": 1, "image/png": 2},
     "cnn_01_activations": {"image/png": 3},
     "cnn_02_initialisation": {"image/png": 3},
     "cnn_03_solvers": {"image/png": 8},
