@@ -33,93 +33,131 @@ import numpy as np
 from . import batching_rules  # noqa: F401  (fills the batching table)
 from .batching import batch, forget_level, new_level, unbatch
 from .functional import check_function
-from .tensor import Tensor
+from .pytree import keystr, tree_flatten_with_path, tree_leaves, tree_structure, tree_unflatten
+from .tensor import Batched, Tensor, value_of
+from .tracing import _is_array_like
 
 __all__ = ["vmap"]
 
 
-def _axes(in_axes, args, fname):
-    """One axis (an int or None) per positional argument, each checked against its argument's rank."""
+def _is_none(x):
+    return x is None
+
+
+def _prefix_axes(prefix, tree, where, fname):
+    """One axis (an int or None) per leaf of ``tree``, from ``prefix``: an int or None for all of them, or a
+    pytree whose structure is a prefix of ``tree``'s (JAX's in_axes and out_axes)."""
+    if prefix is None or isinstance(prefix, (int, np.integer)):
+        return [prefix] * len(tree_leaves(tree, is_leaf=_is_array_like))
+    try:
+        subtrees = tree_structure(prefix, is_leaf=_is_none).flatten_up_to(tree)
+    except ValueError as exc:
+        raise ValueError(f"{fname}: {where} does not fit its value: {exc}") from None
+    axes = []
+    for axis, sub in zip(tree_leaves(prefix, is_leaf=_is_none), subtrees):
+        if axis is not None and not isinstance(axis, (int, np.integer)):
+            raise TypeError(f"{fname}: {where} must hold ints or None, got {axis!r}")
+        axes += [axis] * len(tree_leaves(sub, is_leaf=_is_array_like))
+    return axes
+
+
+def _mapped_leaves(in_axes, args, fname):
+    """The arguments' leaves, each with its (checked, non-negative) axis or None, and their structures."""
     if in_axes is None or isinstance(in_axes, (int, np.integer)):
-        axes = (in_axes,) * len(args)
+        prefixes = (in_axes,) * len(args)
     elif isinstance(in_axes, (tuple, list)):
         if len(in_axes) != len(args):
             raise ValueError(f"{fname}: in_axes has {len(in_axes)} entries but f was called with {len(args)} "
                              f"positional argument(s); give one axis (or None) per argument")
-        axes = tuple(in_axes)
+        prefixes = tuple(in_axes)
     else:
         raise TypeError(f"{fname}: in_axes must be an int, None, or a tuple of them (one per argument), "
                         f"got {in_axes!r}")
-    checked = []
-    for k, (a, axis) in enumerate(zip(args, axes)):
-        if axis is None:
-            checked.append(None)
-            continue
-        if not isinstance(axis, (int, np.integer)):
-            raise TypeError(f"{fname}: in_axes[{k}] must be an int or None, got {axis!r}")
-        ndim = len(a.shape) if isinstance(a, Tensor) else np.ndim(a)
-        if not -ndim <= axis < ndim:
-            raise ValueError(f"{fname}: in_axes[{k}]={axis} but argument {k} has {ndim} dimension(s) "
-                             f"(shape {tuple(np.shape(a.value if isinstance(a, Tensor) else a))}); "
-                             f"use None for an argument that is not mapped")
-        checked.append(int(axis) % ndim)
-    if all(axis is None for axis in checked):
+    leaves, treedefs = [], []
+    for k, (a, prefix) in enumerate(zip(args, prefixes)):
+        pairs, treedef = tree_flatten_with_path(a, is_leaf=_is_array_like)
+        treedefs.append(treedef)
+        for (path, leaf), axis in zip(pairs, _prefix_axes(prefix, a, f"in_axes[{k}]", fname)):
+            where = f"{k}{keystr(path)}"
+            if axis is not None:
+                ndim = len(getattr(leaf, "shape", np.shape(leaf)))
+                if not -ndim <= axis < ndim:
+                    raise ValueError(f"{fname}: in_axes[{k}]{keystr(path)}={axis} but argument {where} has {ndim} "
+                                     f"dimension(s) (shape {tuple(getattr(leaf, 'shape', np.shape(leaf)))}); use None "
+                                     f"for an argument that is not mapped")
+                axis = int(axis) % ndim
+            leaves.append((leaf, axis, where))
+    if all(axis is None for _, axis, _ in leaves):
         raise ValueError(f"{fname}: in_axes maps no argument (all None); map at least one")
-    return checked
+    return leaves, treedefs
 
 
-def _size(args, axes, fname):
-    sizes = {k: (a.shape if isinstance(a, Tensor) else np.shape(a))[axis]
-             for k, (a, axis) in enumerate(zip(args, axes)) if axis is not None}
-    if len(set(sizes.values())) > 1:
+def _size(leaves, fname):
+    sizes = {}
+    for leaf, axis, where in leaves:
+        if axis is not None:
+            sizes.setdefault(getattr(leaf, "shape", np.shape(leaf))[axis], where)
+    if len(sizes) > 1:
         raise ValueError(f"{fname}: the mapped arguments have different sizes along their in_axes: "
-                         + ", ".join(f"argument {k}: {n}" for k, n in sizes.items()))
-    n = next(iter(sizes.values()))
+                         + ", ".join(f"argument {where}: {n}" for n, where in
+                                     sorted(sizes.items(), key=lambda item: item[1])))
+    n = next(iter(sizes))
     if n == 0:
         raise ValueError(f"{fname}: the mapped axis is empty (size 0): there is nothing to map over")
     return n
 
 
 def _results(out, out_axes, level, n, as_tensor, fname):
-    """``f``'s results with the examples stacked along ``out_axes``; a tuple result element by element."""
-    if isinstance(out, (tuple, list)):
-        axes = out_axes if isinstance(out_axes, (tuple, list)) else (out_axes,) * len(out)
-        if len(axes) != len(out):
-            raise ValueError(f"{fname}: out_axes has {len(axes)} entries but f returns {len(out)} results")
-        return type(out)(_results(o, a, level, n, as_tensor, fname) for o, a in zip(out, axes))
-    if isinstance(out_axes, (tuple, list)):
+    """``f``'s results (any pytree) with the examples stacked along ``out_axes`` (a prefix of it)."""
+    if isinstance(out_axes, (tuple, list)) and not isinstance(out, (tuple, list)):
         raise ValueError(f"{fname}: out_axes is a tuple but f returns one result")
-    if not isinstance(out_axes, (int, np.integer)):
-        raise TypeError(f"{fname}: out_axes must be an int (or a tuple of them for a tuple result), got {out_axes!r}")
-    ndim = len(getattr(out, "shape", np.shape(out))) + 1
-    if not -ndim <= out_axes < ndim:
-        raise ValueError(f"{fname}: out_axes={out_axes} but the stacked result has {ndim} dimension(s)")
-    stacked = unbatch(out, level, int(out_axes) % ndim, n)
-    if as_tensor:
-        return stacked if isinstance(stacked, Tensor) else Tensor._make(np.asarray(stacked))
-    return np.asarray(stacked.value if isinstance(stacked, Tensor) else stacked)
+    if isinstance(out, (tuple, list)) and isinstance(out_axes, (tuple, list)) and len(out_axes) != len(out):
+        raise ValueError(f"{fname}: out_axes has {len(out_axes)} entries but f returns {len(out)} results")
+    if out_axes is None:
+        raise ValueError(f"{fname}: out_axes=None (an unmapped result) is not supported; give an int")
+    pairs, treedef = tree_flatten_with_path(out, is_leaf=_is_array_like)
+    stacked = []
+    for (path, leaf), axis in zip(pairs, _prefix_axes(out_axes, out, "out_axes", fname)):
+        if not isinstance(axis, (int, np.integer)):
+            raise TypeError(f"{fname}: out_axes must be an int (or a pytree of them, a prefix of f's result), "
+                            f"got {axis!r}")
+        ndim = len(getattr(leaf, "shape", np.shape(leaf))) + 1
+        if not -ndim <= axis < ndim:
+            raise ValueError(f"{fname}: out_axes={axis} but the stacked result{keystr(path)} has {ndim} dimension(s)")
+        v = unbatch(leaf if isinstance(leaf, Tensor) or type(value_of(leaf)) is Batched else np.asarray(leaf),
+                    level, int(axis) % ndim, n)
+        if as_tensor:
+            stacked.append(v if isinstance(v, Tensor) else Tensor._make(np.asarray(v)))
+        else:
+            stacked.append(np.asarray(v.value if isinstance(v, Tensor) else v))
+    return tree_unflatten(treedef, stacked)
 
 
 def vmap(f, in_axes=0, out_axes=0):
     """``f`` mapped over the ``in_axes`` of its positional arguments; results stacked on ``out_axes``.
 
-    ``in_axes``: an int (every argument mapped along it), None, or a tuple with an int or None per
-    positional argument (keyword arguments are never mapped, as in JAX). ``out_axes``: an int, or a
-    tuple of ints when ``f`` returns a tuple. Every mapped argument must have the same size along
-    its axis. ``f`` sees Tensors. Plain arrays in give plain arrays out; Tensors in (or a result that is
-    a Tensor being recorded) give a Tensor, recorded, so that the map itself can be differentiated.
+    As ``jax.vmap``: ``in_axes`` is an int (every argument mapped along it), None, or a tuple with one
+    entry per positional argument, each an int, None, or a pytree of them shaped like (a prefix of) that
+    argument (``{'w': None, 'b': 0}`` for a dict); keyword arguments are never mapped. ``out_axes``: an
+    int, or a pytree of them, a prefix of f's result. Arguments and results may be pytrees (dicts, lists,
+    tuples, namedtuples, registered dataclasses of arrays). Every mapped array must have the same size
+    along its axis. ``f`` sees Tensors. Plain arrays in give plain arrays out; Tensors in give Tensors,
+    recorded, so that the map itself can be differentiated.
     """
     check_function(f, "vmap")
     fname = f"vmap({getattr(f, '__name__', 'f')})"
 
     def mapped(*args, **kwargs):
-        axes = _axes(in_axes, args, fname)
-        n = _size(args, axes, fname)
+        leaves, treedefs = _mapped_leaves(in_axes, args, fname)
+        n = _size(leaves, fname)
         level = new_level()
         try:
-            inputs = [a if axis is None else _wrapped(batch(a, axis, level)) for a, axis in zip(args, axes)]
+            mapped_leaves = iter([leaf if axis is None else _wrapped(batch(leaf, axis, level))
+                                  for leaf, axis, _ in leaves])
+            inputs = [tree_unflatten(td, [next(mapped_leaves) for _ in range(td.num_leaves)]) for td in treedefs]
             out = f(*inputs, **kwargs)
-            return _results(out, out_axes, level, n, any(isinstance(a, Tensor) for a in args), fname)
+            as_tensor = any(isinstance(leaf, Tensor) for leaf, _, _ in leaves)
+            return _results(out, out_axes, level, n, as_tensor, fname)
         finally:
             forget_level(level)
 

@@ -1,4 +1,5 @@
 """vmap: a function of one example mapped over a batch; with grad, per-example gradients (issue 18)."""
+import collections
 import contextlib
 
 import numpy as np
@@ -137,3 +138,35 @@ def test_vmap_of_hessian_equals_the_loop_of_hessian():
     xs = np.linspace(-1.0, 1.0, 6).reshape(3, 2)
     f = lambda x: ad.sum(x ** 3) * x[0]                                                     # noqa: E731
     np.testing.assert_allclose(ad.vmap(ad.hessian(f))(xs), np.stack([ad.hessian(f)(x) for x in xs]), rtol=1e-14)
+
+
+# --- pytrees, as jax.vmap takes them ----------------------------------------------------------------------
+
+def test_per_example_gradients_of_a_dict_of_parameters_come_back_as_a_dict_of_stacked_arrays():
+    rng = np.random.default_rng(0)
+    params = {"w": rng.normal(size=(3, 2)), "b": rng.normal(size=2)}
+    xs, ys = rng.normal(size=(5, 3)), rng.normal(size=(5, 2))
+
+    def loss(p, x, y):
+        return ad.sum((x @ p["w"] + p["b"] - y) ** 2)
+
+    batched = ad.vmap(ad.grad(loss), in_axes=(None, 0, 0))(params, xs, ys)
+    loop = [ad.grad(loss)(params, x, y) for x, y in zip(xs, ys)]
+    assert set(batched) == {"w", "b"}
+    for key in batched:
+        np.testing.assert_allclose(batched[key], np.stack([g[key] for g in loop]), rtol=1e-13)
+
+
+def test_in_axes_and_out_axes_may_be_pytree_prefixes():
+    Pair = collections.namedtuple("Pair", "w b")
+    rng = np.random.default_rng(1)
+    w, bs, xs = rng.normal(size=(3, 2)), rng.normal(size=(4, 2)), rng.normal(size=(4, 3))
+    out = ad.vmap(lambda p, x: Pair(w=p["w"] * x[0], b=p["b"] + x[1]), in_axes=({"w": None, "b": 0}, 0),
+                  out_axes=Pair(w=0, b=1))({"w": w, "b": bs}, xs)
+    assert isinstance(out, Pair)
+    np.testing.assert_allclose(out.w, np.stack([w * x[0] for x in xs]))
+    np.testing.assert_allclose(out.b, np.stack([b + x[1] for b, x in zip(bs, xs)], axis=1))
+    with pytest.raises(ValueError, match=r"in_axes\[0\] does not fit its value: the structures differ"):
+        ad.vmap(lambda p: p["w"], in_axes=({"w": 0},))({"w": np.ones((2, 2)), "b": np.ones(2)})
+    with pytest.raises(ValueError, match=r"in_axes\[0\]\['w'\]=5 but argument 0\['w'\] has 2 dimension"):
+        ad.vmap(lambda p: p["w"], in_axes=({"w": 5, "b": 0},))({"w": np.ones((2, 2)), "b": np.ones(2)})
