@@ -205,13 +205,16 @@ def partial_texts(node, label):
         return None
     import sympy  # only when a scalar graph's derivatives are written out (it takes a while to import)
 
-    symbols = [sympy.Symbol(label.get(id(i)) or "c", real=True) if id(i) in label else sympy.sympify(i._value.item())
-               for i in node.inputs]
+    # one symbol per input position, so that a node used twice (a * a) gets each edge's own partial (a, not 2a)
+    symbols = [sympy.Symbol(f"_input{k}", real=True) if id(i) in label else sympy.sympify(i._value.item())
+               for k, i in enumerate(node.inputs)]
+    names = {s: sympy.Symbol(label.get(id(i)) or "c", real=True)
+             for s, i in zip(symbols, node.inputs) if isinstance(s, sympy.Symbol)}
     try:
         expr = node.op.to_sympy(*symbols, **node.params)
     except Exception:  # a counterpart that does not take these arguments: fall back to generic text
         return None
-    return [str(sympy.diff(expr, s)) if isinstance(s, sympy.Symbol) else None for s in symbols]
+    return [str(sympy.diff(expr, s).subs(names)) if isinstance(s, sympy.Symbol) else None for s in symbols]
 
 
 def local_derivative(node, i):
