@@ -3,7 +3,8 @@
 For every primitive in the registry (nn's included, so a new primitive is covered by being declared)
 and each of its sample cases, a batch of B examples (random perturbations of the sample that keep it
 valid) is mapped on ``in_axes`` drawn at random per argument (None, or any axis of the stacked array),
-and ``vmap`` of the primitive must equal its NumPy implementation called on each example and stacked.
+and ``vmap`` of the primitive must equal its NumPy implementation called on each example and stacked
+(and again with hypothesis drawing the primitive, the case, negative or positive in_axes and the batch size).
 A primitive with a rule must not fall back to the per-example loop (BatchingWarning) unless its rule
 itself asks for the loop on those arguments (returns None, checked by calling the rule directly).
 Then derivatives under vmap (``vmap(grad)``, ``vmap(vmap)``, ``grad(vmap)``) against the loop of
@@ -13,6 +14,8 @@ import warnings
 import zlib
 
 import numpy as np
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
 import pytest
 
 import autodiff as ad
@@ -341,3 +344,23 @@ def test_wrong_out_axes_is_a_one_line_value_error_naming_out_axes(out_axes):
         ad.vmap(lambda x: x * 2.0, out_axes=out_axes)(np.ones((3, 2)))
     message = str(info.value)
     assert "out_axes" in message and "\n" not in message, message
+
+
+# --------------------------------------------------------------------------------------------
+# 1b. The same oracle with hypothesis choosing the primitive, the case, in_axes and the batch size
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.data())
+def test_hypothesis_draws_primitive_case_in_axes_and_batch_size(data):
+    name = data.draw(st.sampled_from(NAMES), label="primitive")
+    prim, cases = _cases(name)
+    xs, params = cases[data.draw(st.integers(0, len(cases) - 1), label="case")]
+    axes = tuple(data.draw(st.one_of(st.none(), st.integers(-np.ndim(x) - 1, np.ndim(x))), label=f"in_axes[{k}]")
+                 for k, x in enumerate(xs))
+    assume(any(a is not None for a in axes))
+    n = data.draw(st.integers(1, 4), label="batch size")
+    rng = np.random.default_rng(data.draw(st.integers(0, 2 ** 32 - 1), label="seed"))
+    examples, args = _batch(xs, [None if a is None else a % (np.ndim(x) + 1) for a, x in zip(axes, xs)], rng, n)
+    expected = np.stack([np.asarray(prim.impl(*_example(xs, examples, i), **params)) for i in range(n)])
+    got, _ = _run_mapped(prim, args, axes, params)      # negative in_axes as given: vmap normalises them
+    _assert_same(got, expected, f"{name}, in_axes={axes}, batch {n}")
