@@ -26,6 +26,17 @@ def elementwise(prim, datas, bdims, size, level, **params):
     return apply(prim, align(datas, bdims, size), params), 0
 
 
+def _mul(prim, datas, bdims, size, level):
+    """As ``elementwise``; a product of a column and a row per example (matmul's vjp of a vector, the
+    per-example gradient of a weight) by einsum, which writes each product once, where broadcasting
+    NumPy iterates a length-1 axis (the same numbers, bit for bit: one multiplication each)."""
+    a, b = align(datas, bdims, size)
+    if (type(a) is np.ndarray and type(b) is np.ndarray and a.ndim == b.ndim == 3 and a.shape[2] == 1
+            and b.shape[1] == 1 and a.shape[0] == b.shape[0] and a.dtype == b.dtype and a.dtype.kind == "f"):
+        return np.einsum("bi,bj->bij", a[:, :, 0], b[:, 0, :]), 0
+    return apply(prim, [a, b], {}), 0
+
+
 ELEMENTWISE = ("add", "sub", "mul", "div", "neg", "pow", "pow_const", "exp", "log", "sin", "cos", "tan", "tanh",
                "sigmoid", "sqrt", "abs", "relu", "heaviside", "maximum", "minimum", "clip", "identity", "select",
                "sign", "astype")
@@ -193,6 +204,7 @@ _where.batched_params = True     # its condition may be mapped too
 
 def _register():
     rules = {name: elementwise for name in ELEMENTWISE}
+    rules["mul"] = _mul
     rules.update({name: reduction for name in ("sum", "mean", "max", "min", "logsumexp")})
     rules.update({name: along_axis for name in ("softmax", "log_softmax", "cumsum")})
     rules.update({
