@@ -364,3 +364,10 @@ def test_hypothesis_draws_primitive_case_in_axes_and_batch_size(data):
     expected = np.stack([np.asarray(prim.impl(*_example(xs, examples, i), **params)) for i in range(n)])
     got, _ = _run_mapped(prim, args, axes, params)      # negative in_axes as given: vmap normalises them
     _assert_same(got, expected, f"{name}, in_axes={axes}, batch {n}")
+
+
+def test_a_column_times_a_row_per_example_is_bit_identical_to_the_broadcast_product():
+    rng = np.random.default_rng(3)
+    cols, rows = rng.normal(size=(6, 4, 1)), rng.normal(size=(6, 1, 5))
+    got = ad.vmap(lambda c, r: c * r)(cols, rows)          # the einsum path of the mul rule
+    assert got.shape == (6, 4, 5) and np.array_equal(got, cols * rows)
