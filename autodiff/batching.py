@@ -196,6 +196,8 @@ def _recorded(x):
 def batch(x, bdim, level):
     """``x`` (examples along ``bdim``) as one example's value of the map ``level``, linked to x's graph."""
     params = {"bdim": bdim, "level": level}
+    if tensor.stage_batches and _recorded(x):     # autodiff.compile: the examples are x itself, a node
+        return Tensor._make(Batched(x, bdim, level))
     if _recorded(x):
         return Tensor._make(Batched(x._value, bdim, level), VMAP_IN, (x,), params, requires_grad=True)
     value = x._value if isinstance(x, Tensor) else x
@@ -209,13 +211,15 @@ def _unstack(v, level, axis, size):
     if type(v) is Batched and v.level == level:
         return move(v.data, v.bdim, axis)
     shape = tuple(getattr(v, "shape", np.shape(v)))
-    v = reshape(v if type(v) is Batched else np.asarray(v), shape[:axis] + (1,) + shape[axis:])
+    v = reshape(v if type(v) in (Batched, Tensor) else np.asarray(v), shape[:axis] + (1,) + shape[axis:])
     return broadcast(v, shape[:axis] + (size,) + shape[axis:])
 
 
 def unbatch(x, level, axis, size):
     """The examples of ``x`` (a value of the map ``level``) stacked along ``axis``, linked to x's graph."""
     params = {"level": level, "axis": axis, "size": size}
+    if tensor.stage_batches and isinstance(x, Tensor):    # autodiff.compile: the stacked node itself
+        return _unstack(x._value if type(x._value) is Batched else x, level, axis, size)
     if _recorded(x):
         return Tensor._make(_unstack(x._value, level, axis, size), VMAP_OUT, (x,), params, requires_grad=True)
     if isinstance(x, Tensor):

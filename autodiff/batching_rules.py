@@ -14,7 +14,8 @@ import numpy as np
 
 from .batching import align, broadcast, ndim_of, reshape, sum_axes, to_front
 from .primitives import REGISTRY, batch_rules
-from .tensor import Batched, apply
+from . import ops
+from .tensor import Batched, Tensor, apply
 
 
 def _front(datas, bdims):
@@ -31,9 +32,14 @@ def _mul(prim, datas, bdims, size, level):
     per-example gradient of a weight) by einsum, which writes each product once, where broadcasting
     NumPy iterates a length-1 axis (the same numbers, bit for bit: one multiplication each)."""
     a, b = align(datas, bdims, size)
-    if (type(a) is np.ndarray and type(b) is np.ndarray and a.ndim == b.ndim == 3 and a.shape[2] == 1
-            and b.shape[1] == 1 and a.shape[0] == b.shape[0] and a.dtype == b.dtype and a.dtype.kind == "f"):
-        return np.einsum("bi,bj->bij", a[:, :, 0], b[:, 0, :]), 0
+    sa, sb = tuple(getattr(a, "shape", ())), tuple(getattr(b, "shape", ()))
+    if (len(sa) == len(sb) == 3 and sa[2] == 1 and sb[1] == 1 and sa[0] == sb[0]
+            and type(a) in (np.ndarray, Tensor) and type(b) in (np.ndarray, Tensor)
+            and a.dtype == b.dtype and a.dtype.kind == "f"):
+        if type(a) is np.ndarray and type(b) is np.ndarray:
+            return np.einsum("bi,bj->bij", a[:, :, 0], b[:, 0, :]), 0
+        # autodiff.compile records the batch (Tensors): the engine's einsum, which it calls as NumPy's
+        return ops.einsum("bi,bj->bij", reshape(a, sa[:2]), reshape(b, (sb[0], sb[2]))), 0
     return apply(prim, [a, b], {}), 0
 
 

@@ -15,7 +15,8 @@ and pays one more forward pass in the backward one; the gradients are checked bi
 vmap: per-example gradients of a 32-64-10 MLP (float64, tanh, softmax cross-entropy) over 256 examples:
 ``vmap(grad(loss), in_axes=(None, None, None, None, 0, 0))`` against the Python loop of ``grad`` over the
 examples (the values checked equal), and, where installed, ``torch.func.vmap(torch.func.grad(...))``,
-``jax.vmap(jax.grad(...))`` and ``jax.jit(jax.vmap(jax.grad(...)))`` on the same data, in a child
+``jax.vmap(jax.grad(...))`` and ``jax.jit(jax.vmap(jax.grad(...)))`` on the same data (the last against
+``ad.compile(vmap(grad(...)))``, the batched program compiled), in a child
 process (``--oracle-python`` names the interpreter that has them; this one by default). They are
 benchmark oracles only, never dependencies.
 
@@ -210,18 +211,23 @@ def vmap_section(quick, args=None):
     ms_loop = _best_ms(loop, max(2, c["repeats"] // 4))
     ms_vmap = _best_ms(lambda: mapped(*params, xs, ts), c["repeats"])
     print(f"vmap: loop of grad {ms_loop:.2f} ms, vmap(grad) {ms_vmap:.2f} ms ({ms_loop / ms_vmap:.1f} x faster)")
+    compiled = ad.compile(mapped, *params, xs, ts, mode="value")
+    worst_compiled = max(float(np.max(np.abs(a - b))) for a, b in zip(compiled(*params, xs, ts), looped))
+    ms_compiled = _best_ms(lambda: compiled(*params, xs, ts), c["repeats"])
+    print(f"vmap: ad.compile(vmap(grad)) {ms_compiled:.2f} ms (largest difference from the loop {worst_compiled:.1e})")
     python = getattr(args, "oracle_python", None) or sys.executable
     oracles = {} if getattr(args, "no_oracles", False) else _oracles(arrays, c["repeats"], python)
     reference = oracles.pop("torch.func.vmap(grad) dw1", None)
     if reference is not None:
         print(f"vmap: largest difference from torch.func's dw1: {float(np.max(np.abs(batched[0] - reference))):.1e}")
     for name, ms in oracles.items():
-        print(f"vmap: {name} {ms:.2f} ms; vmap(grad) takes {ms_vmap / ms:.2f} x its time")
+        print(f"vmap: {name} {ms:.2f} ms; vmap(grad) takes {ms_vmap / ms:.2f} x its time, compiled "
+              f"{ms_compiled / ms:.2f} x")
     if not oracles:
         print("vmap: torch.func and JAX not measured (neither importable by the oracle interpreter: "
               "pip install torch==2.13.0 'jax[cpu]', or --oracle-python)")
-    if worst > 1e-12:
-        raise SystemExit("vmap: vmap(grad) differs from the loop of grad")
+    if worst > 1e-12 or worst_compiled > 1e-12:
+        raise SystemExit("vmap: vmap(grad) or its compiled program differs from the loop of grad")
 
 
 SECTIONS = {"checkpoint": checkpoint_section, "vmap": vmap_section}

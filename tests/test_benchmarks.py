@@ -61,3 +61,5 @@ def test_the_transforms_benchmark_measures_per_example_gradients_by_vmap_against
     assert re.search(r"vmap: MLP 4-5-3, float64, 8 examples; largest difference between vmap\(grad\) and the loop "
                      r"of grad: \d\.\de[+-]\d+", out), out
     assert re.search(rf"vmap: loop of grad {NUMBER} ms, vmap\(grad\) {NUMBER} ms \({NUMBER} x faster\)", out), out
+    assert re.search(rf"vmap: ad.compile\(vmap\(grad\)\) {NUMBER} ms \(largest difference from the loop "
+                     r"\d\.\de[+-]\d+\)", out), out

@@ -25,6 +25,7 @@ import numpy as np
 from ..labels import node_names
 from ..ops import identity
 from ..sweep import forward_sweep, reverse_sweep, toposort
+from .. import tensor as _tensor
 from ..tensor import Tensor
 
 FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
@@ -109,11 +110,22 @@ def as_input(a, i):
     return arr
 
 
+class _staged_batches:
+    """While f is recorded, vmap's batching rules record the whole batch's operations into the program."""
+
+    def __enter__(self):
+        self.saved, _tensor.stage_batches = _tensor.stage_batches, True
+
+    def __exit__(self, *exc):
+        _tensor.stage_batches = self.saved
+        return False
+
+
 def record(f, args):
     """Run ``f`` once on fresh leaves standing for ``args``: (leaves, outputs, returned a tuple?)."""
     names = arg_names(f, len(args))
     leaves = [Tensor._make(np.array(as_input(a, i)), requires_grad=True, name=names[i]) for i, a in enumerate(args)]
-    with _Guards():
+    with _Guards(), _staged_batches():
         out = f(*leaves)
     outs = tuple(out) if isinstance(out, (tuple, list)) else (out,)
     for k, o in enumerate(outs):
