@@ -21,6 +21,7 @@ import numpy as np
 from .codegen import Module
 from .fuse import classify, schedule
 from .trace import CompileError, as_input, trace
+from .trees import TreeCompiled, has_trees
 
 MODES = ("value", "reverse", "forward")
 
@@ -227,7 +228,8 @@ def compile(f, *example_args, mode="reverse", argnums=0, parallel=None, cache=No
     - ``mode="forward"``: ``cf(*args, *tangents)`` is ``(f(*args), tangent)`` as :func:`autodiff.jvp`,
       one tangent per argument in ``argnums``.
 
-    ``cf.source`` is the generated code. ``f`` is traced, like ``jax.jit``: a Python ``if`` on a
+    Arguments may be pytrees (a dict of parameters, a list of arrays): the program takes their leaves,
+    and the gradient (tangent, value) comes back in the same structure. ``cf.source`` is the generated code. ``f`` is traced, like ``jax.jit``: a Python ``if`` on a
     traced value is refused (the branch would be frozen); arguments of another shape or dtype are
     recorded and compiled again. Elementwise chains become one loop (``prange`` over all cores
     from ``PARALLEL_MIN`` elements, or as ``parallel=`` says); other primitives call NumPy.
@@ -239,6 +241,8 @@ def compile(f, *example_args, mode="reverse", argnums=0, parallel=None, cache=No
     >>> bool(np.isclose(dy, eq_5_37(0.5), rtol=1e-14))
     True
     """
+    if has_trees(example_args):     # a dict of parameters, a list of arrays...: compiled on their leaves
+        return TreeCompiled(Compiled, f, example_args, mode=mode, argnums=argnums, parallel=parallel, cache=cache)
     return Compiled(f, example_args, mode=mode, argnums=argnums, parallel=parallel, cache=cache)
 
 

@@ -1,0 +1,83 @@
+"""``autodiff.compile`` of a function of pytrees (a dict of parameters, a list of arrays, a namedtuple):
+the compiled program takes and gives their leaves, and this wrapper takes the trees apart and puts the
+results back together, as ``jax.jit`` does."""
+from __future__ import annotations
+
+import numpy as np
+
+from ..pytree import tree_flatten, tree_unflatten
+from ..tracing import _is_array_like
+from .trace import CompileError
+
+
+def _flatten(tree):
+    return tree_flatten(tree, is_leaf=_is_array_like)
+
+
+def has_trees(args) -> bool:
+    """Whether any argument is a pytree with a container (not one array, number, or list of numbers)."""
+    return any(not _flatten(a)[1].is_leaf for a in args)
+
+
+class TreeCompiled:
+    """``f`` compiled on the leaves of its pytree arguments; call it with trees of the same structure."""
+
+    def __init__(self, compiled_class, f, example_args, mode="reverse", argnums=0, **options):
+        self.mode, self.single = mode, isinstance(argnums, (int, np.integer))
+        nums = (int(argnums),) if self.single else tuple(int(a) for a in argnums)
+        flat, self.treedefs = [], []
+        for a in example_args:
+            leaves, treedef = _flatten(a)
+            flat += leaves
+            self.treedefs.append(treedef)
+        starts = np.cumsum([0] + [td.num_leaves for td in self.treedefs])
+        n = len(example_args)
+        self.groups = [tuple(range(starts[k % n], starts[k % n + 1])) for k in nums]
+        self.wrt = [self.treedefs[k % n] for k in nums]      # the structures of the differentiated arguments
+        self.out_tree = None
+
+        def flat_f(*leaves):
+            args = [tree_unflatten(td, list(leaves[starts[k]:starts[k + 1]])) for k, td in enumerate(self.treedefs)]
+            out = f(*args)
+            if mode != "value":
+                return out
+            outs, self.out_tree = _flatten(out)
+            return outs[0] if self.out_tree.is_leaf else tuple(outs)
+
+        flat_f.__name__ = getattr(f, "__name__", "f")
+        flat_argnums = tuple(i for group in self.groups for i in group)
+        self.compiled = compiled_class(flat_f, flat, mode=mode, argnums=flat_argnums, **options)
+        self.__name__ = self.compiled.__name__
+
+    def __getattr__(self, name):             # source, path, signatures, from_cache ... of the leaves' program
+        return getattr(self.__dict__["compiled"], name)
+
+    def _leaves(self, trees, treedefs, what):
+        flat = []
+        for k, (tree, treedef) in enumerate(zip(trees, treedefs)):
+            leaves, got = _flatten(tree)
+            if got != treedef:
+                raise CompileError(f"{self.__name__}: {what} {k} has the structure {got}, but f was compiled for "
+                                   f"{treedef}")
+            flat += leaves
+        return flat
+
+    def __call__(self, *args):
+        n = len(self.treedefs)
+        expected = n + (len(self.wrt) if self.mode == "forward" else 0)
+        if len(args) != expected:
+            raise TypeError(f"{self.__name__} takes {expected} argument(s), got {len(args)}")
+        flat = self._leaves(args[:n], self.treedefs, "argument")
+        if self.mode == "forward":
+            flat += self._leaves(args[n:], self.wrt, "tangent")
+        out = self.compiled(*flat)
+        if self.mode == "value":
+            return tree_unflatten(self.out_tree, [out] if self.out_tree.is_leaf else list(out))
+        if self.mode == "forward":
+            return out
+        value, grads = out
+        trees, at = [], 0
+        for group, treedef in zip(self.groups, self.wrt):
+            trees.append(tree_unflatten(treedef, list(grads[at:at + len(group)])))
+            at += len(group)
+        return value, trees[0] if self.single else tuple(trees)
