@@ -196,7 +196,7 @@ def _recorded(x):
 def batch(x, bdim, level):
     """``x`` (examples along ``bdim``) as one example's value of the map ``level``, linked to x's graph."""
     params = {"bdim": bdim, "level": level}
-    if tensor.stage_batches and _recorded(x):     # autodiff.compile: the examples are x itself, a node
+    if tensor.compiling and _recorded(x):     # autodiff.compile: the examples are x itself, a node
         return Tensor._make(Batched(x, bdim, level))
     if _recorded(x):
         return Tensor._make(Batched(x._value, bdim, level), VMAP_IN, (x,), params, requires_grad=True)
@@ -218,7 +218,7 @@ def _unstack(v, level, axis, size):
 def unbatch(x, level, axis, size):
     """The examples of ``x`` (a value of the map ``level``) stacked along ``axis``, linked to x's graph."""
     params = {"level": level, "axis": axis, "size": size}
-    if tensor.stage_batches and isinstance(x, Tensor):    # autodiff.compile: the stacked node itself
+    if tensor.compiling and isinstance(x, Tensor):    # autodiff.compile: the stacked node itself
         return _unstack(x._value if type(x._value) is Batched else x, level, axis, size)
     if _recorded(x):
         return Tensor._make(_unstack(x._value, level, axis, size), VMAP_OUT, (x,), params, requires_grad=True)

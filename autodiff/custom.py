@@ -14,8 +14,9 @@ not in ``REGISTRY``) has rules that call the user's functions, run by the engine
 
 With ``create_graph=True`` (``hessian``, grad of grad) the rules run on Tensors and ``fwd`` runs again,
 recorded, so residuals and rules (engine ops) are differentiable. ``f`` returns one array; like JAX, it
-must not close over a Tensor being differentiated (refused, not silently cut). ``autodiff.compile``
-refuses these nodes by name (their value and rules are Python functions it does not trace).
+must not close over a Tensor being differentiated (refused, not silently cut). Under ``autodiff.compile``
+the forward pass is recorded into the program and the node keeps the user's rules, which the compiled
+derivative then runs (a checkpoint is simply inlined there: compiled code keeps what it needs).
 """
 from __future__ import annotations
 
@@ -26,6 +27,7 @@ import numpy as np
 
 from .primitives import Primitive, shape_of
 from .sweep import forward_sweep, reverse_sweep
+from . import tensor as _tensor
 from .tensor import Tensor, _constant, _creation, _grad_mode, value_of
 
 __all__ = ["custom_vjp", "custom_jvp"]
@@ -177,6 +179,12 @@ class _Custom:
                        for i in self.nondiff_argnums}
         self._diff_names = [n for i, n in enumerate(names) if i not in self.nondiff_argnums]
         self.primitive = Primitive(self.name, self._impl, vjp_joint=self._vjp_rule, jvp=_PerInput(self._jvp_rule))
+        # while autodiff.compile records: the node's value is its forward pass, recorded (input 0), and its
+        # rules are the user's; compiled code copies the value ("{0}")
+        self._staging = False
+        self.staged = Primitive(self.name, lambda value, *args, **params: value, vjp_joint=self._staged_vjp,
+                                jvp=_PerInput(self._staged_jvp), code="{0}")
+        self.staged.value_input_only = True      # the program keeps input 0 only, after its sweeps
         self.primitive.uncompilable = (f"it is a {self.kind} function, whose value and {self.rule_word} are Python "
                                        f"functions that autodiff.compile does not trace")
 
@@ -212,11 +220,33 @@ class _Custom:
         statics = {self._names[i]: args[i] for i in self.nondiff_argnums}
         if not (_grad_mode.enabled and any(_tracked(a) for a in diff)):
             return self.fun(*args)      # nothing to differentiate: the function itself, as JAX does
+        if _tensor.compiling:
+            return self.fun(*args) if self._staging else self._staged_call(args, diff, statics)
         value, extra = self._forward(args)
         value = _single_output(value, f"{self.kind} function {self.name!r}")
         dtype = getattr(value, "dtype", None)
         inputs = tuple(a if isinstance(a, Tensor) else _constant(a, dtype) for a in diff)
         return Tensor._make(value, self.primitive, inputs, {**statics, **extra}, requires_grad=True)
+
+    def _staged_call(self, args, diff, statics):
+        """Under autodiff.compile: the forward pass recorded into the program, then one node with the rules."""
+        self._staging = True           # fwd may call the function itself (JAX's idiom): its plain value then
+        try:
+            with _recording():
+                value, extra = self._forward_recorded(args)
+        finally:
+            self._staging = False
+        _single_output(value, f"{self.kind} function {self.name!r}")
+        if not _tracked(value):
+            value = Tensor._make(value._value if isinstance(value, Tensor) else np.asarray(value))
+        inputs = tuple(a if isinstance(a, Tensor) else _constant(a, value.dtype) for a in diff)
+        return Tensor._make(value._value, self.staged, (value,) + inputs, {**statics, **extra}, requires_grad=True)
+
+    def _staged_vjp(self, g, out, value, *args, wanted, **params):
+        return [None] + list(self._vjp_rule(g, out, *args, wanted=wanted[1:], **params))
+
+    def _staged_jvp(self, i, t, out, value, *args, **params):
+        return None if i == 0 else self._jvp_rule(i - 1, t, out, *args, **params)
 
     def _impl(self, *values, **params):
         """The value at plain inputs (gradcheck's differences call it): the function, nothing recorded."""
@@ -282,9 +312,17 @@ class custom_vjp(_Custom):
             raise TypeError(f"{what} must return a pair (output, residuals), got {type(pair).__name__}")
         return pair[0], {"_residuals": pair[1]}
 
+    def _forward_recorded(self, args):
+        pair = self.fwd(*args)
+        if not isinstance(pair, (tuple, list)) or len(pair) != 2:
+            raise TypeError(f"custom_vjp {self.name!r}: fwd {_name_of(self.fwd)} must return a pair (output, "
+                            f"residuals), got {type(pair).__name__}")
+        return pair[0], {"_residuals": pair[1]}
+
     def _residuals(self, args, params, create_graph):
-        """The stored residuals; with create_graph, fwd again on the inputs, recorded (so differentiable)."""
-        if not create_graph:
+        """The stored residuals; with create_graph, fwd again on the inputs, recorded (so differentiable),
+        unless they were recorded with the program already (autodiff.compile)."""
+        if not create_graph or any(_tracked(r) for r in _leaves(params["_residuals"])):
             return params["_residuals"]
         with _recording():
             return self.fwd(*self._merge(args, params))[1]
@@ -375,6 +413,9 @@ class custom_jvp(_Custom):
 
     def _forward(self, args):
         return _run_detached(self.fun, args, f"custom_jvp function {self.name!r}"), {}
+
+    def _forward_recorded(self, args):
+        return self.fun(*args), {}
 
     def _tangent(self, primals, tangents, out, params):
         pair = self.jvp(*self._nondiff(params), tuple(primals), tuple(tangents))

@@ -15,6 +15,7 @@ import numpy as np
 from .custom import _PerInput, _name_of, _pullback, _pushforward, _run_detached, _single_output, _tracked
 from .ops import identity
 from .primitives import Primitive
+from . import tensor as _tensor
 from .tensor import Tensor, _constant, _grad_mode
 
 __all__ = ["checkpoint", "remat"]
@@ -95,8 +96,8 @@ def checkpoint(fun):
 
     @functools.wraps(fun)
     def checkpointed(*args, **kwargs):
-        if not (_grad_mode.enabled and any(_tracked(a) for a in args)):
-            return fun(*args, **kwargs)
+        if not (_grad_mode.enabled and any(_tracked(a) for a in args)) or _tensor.compiling:
+            return fun(*args, **kwargs)     # (autodiff.compile: the segment's operations, in the program)
         segment = _Segment(fun, args, kwargs)
         what = f"checkpoint({segment})"
         value = _single_output(_run_detached(lambda *xs: segment.call(xs), [args[i] for i in segment.positions],

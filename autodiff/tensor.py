@@ -148,8 +148,9 @@ class Batched:
 #: ``batch_apply(prim, values, params)``: the batching interpreter, set by autodiff.batching when imported.
 batch_apply = None
 #: True while autodiff.compile records f: a map's data are then Tensors of the recorded program, and the
-#: batching rules record the whole batch's operations into it (see autodiff.batching).
-stage_batches = False
+#: batching rules record the whole batch's operations into it (see autodiff.batching); custom rules record
+#: their forward pass into it, and a checkpoint is inlined (autodiff.custom, autodiff.remat).
+compiling = False
 
 
 def _check_numeric(arr: np.ndarray, what: str) -> None:
@@ -423,7 +424,7 @@ def _record(prim, args, params, out, tracked, all_tensors):
 
 
 def _apply_batched(prim, args, values, params, has_tensor, tracked, all_tensors):
-    if stage_batches:      # the same value for every example enters the recorded program as its node
+    if compiling:      # the same value for every example enters the recorded program as its node
         values = [a if isinstance(a, Tensor) and type(v) is not Batched else v for a, v in zip(args, values)]
     out = batch_apply(prim, values, params)
     return _record(prim, args, params, out, tracked, all_tensors) if has_tensor else out

@@ -114,10 +114,10 @@ class _staged_batches:
     """While f is recorded, vmap's batching rules record the whole batch's operations into the program."""
 
     def __enter__(self):
-        self.saved, _tensor.stage_batches = _tensor.stage_batches, True
+        self.saved, _tensor.compiling = _tensor.compiling, True
 
     def __exit__(self, *exc):
-        _tensor.stage_batches = self.saved
+        _tensor.compiling = self.saved
         return False
 
 
@@ -195,7 +195,17 @@ class Program:
         self.outputs, self.names, self.output_names = outputs, names, output_names
         refs = refs or outputs  # the shape and dtype of each output (of its zero, where it is None)
         self.refs = [(r.shape, r.dtype) for r in refs]
-        self.order, _ = toposort([o for o in outputs if o is not None])
+        roots = [o for o in outputs if o is not None]
+        _value_inputs_only(toposort(roots)[0])
+        self.order, _ = toposort(roots)
+
+
+def _value_inputs_only(order):
+    """A custom rule's node (autodiff.custom) takes its recorded forward value first and the function's
+    arguments after it, for its rules; once the sweeps are done, its code needs the value alone."""
+    for node in order:
+        if getattr(node.op, "value_input_only", False) and len(node.inputs) > 1:
+            node.inputs = node.inputs[:1]
 
 
 def trace(f, args, mode, argnums):
