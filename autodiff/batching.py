@@ -135,17 +135,28 @@ def _split(values, level):
 
 def batch_apply(prim, values, params):
     """``prim`` on values of which some are Batched: its batching rule at the innermost level, or a loop."""
-    level = max(v.level for v in values if type(v) is Batched)
+    level = _top_level(list(values) + list(params.values()))
     datas, bdims, size = _split(values, level)
+    if size is None:           # only a parameter is mapped (an index per example into a shared array)
+        size = next(b.batch_size for b in _mapped_in(params.values(), level))
     rule = batch_rules.get(prim)
     result = None
-    if rule is not None and (getattr(rule, "batched_params", False)
-                             or not any(type(p) is Batched and p.level == level for p in params.values())):
+    if rule is not None and (getattr(rule, "batched_params", False) or not _mapped_in(params.values(), level)):
         result = rule(prim, datas, bdims, size, level, **params)
     if result is None:
         result = loop(prim, datas, bdims, size, level, params)
     out, bdim = result
     return out if bdim is None else Batched(out, bdim, level)
+
+
+def _mapped_in(objs, level):
+    """The values of map ``level`` among ``objs`` and inside their tuples (an index)."""
+    found = []
+    for o in objs:
+        for x in (o if type(o) in (tuple, list) else (o,)):
+            if type(x) is Batched and x.level == level:
+                found.append(x)
+    return found
 
 
 def loop(prim, datas, bdims, size, level, params):
@@ -157,7 +168,7 @@ def loop(prim, datas, bdims, size, level, params):
     outs = []
     for i in range(size):
         args = [d if b is None else index(d, i, b) for d, b in zip(datas, bdims)]
-        kw = {k: index(p.data, i, p.bdim) if type(p) is Batched and p.level == level else p for k, p in params.items()}
+        kw = {k: _slice_all(p, level, i) for k, p in params.items()}
         outs.append(apply(prim, args, kw))
     return stack(outs), 0
 

@@ -123,7 +123,25 @@ def _batchable_index(index):
     return (slice(None),) + tuple(index)
 
 
+def _per_example_index(index, level, size):
+    """``x[i]`` with one integer per example (``z[label]``): the examples' integers, or None."""
+    mapped = [i for i in index if type(i) is Batched]
+    if not mapped:
+        return None
+    i = mapped[0]
+    if len(index) != 1 or i.level != level or i.ndim != 0 or type(i.data) is not np.ndarray or i.dtype.kind not in "iu":
+        return False
+    return to_front(i.data, i.bdim)
+
+
 def _getitem(prim, datas, bdims, size, level, *, index):
+    per_example = _per_example_index(index, level, size)
+    if per_example is False:
+        return None
+    if per_example is not None:        # example b takes x_b[i_b] (x shared: x[i_b])
+        (d,) = _front(datas, bdims)
+        rows = (per_example,) if bdims[0] is None else (np.arange(size), per_example)
+        return apply(prim, [d], {"index": rows}), 0
     index = _batchable_index(index)
     if index is None:
         return None
@@ -132,6 +150,14 @@ def _getitem(prim, datas, bdims, size, level, *, index):
 
 
 def _scatter_add(prim, datas, bdims, size, level, *, index, shape):
+    per_example = _per_example_index(index, level, size)
+    if per_example is False:
+        return None
+    if per_example is not None:        # example b adds its x_b at i_b of its own zeros
+        (d,) = _front(datas, bdims)
+        if bdims[0] is None:
+            d = broadcast(d, (size,) + tuple(getattr(d, "shape", np.shape(d))))
+        return apply(prim, [d], {"index": (np.arange(size), per_example), "shape": (size,) + tuple(shape)}), 0
     index = _batchable_index(index)
     if index is None:
         return None
@@ -220,8 +246,11 @@ def _register():
         "concatenate": lambda *a, **k: _joined(*a, new_axis=0, **k),
         "stack": lambda *a, **k: _joined(*a, new_axis=1, **k),
     })
+    _getitem.batched_params = _scatter_add.batched_params = True     # an index per example
     for name, rule in rules.items():
         batch_rules[REGISTRY[name]] = rule
+    for name in ("getitem", "scatter_add"):
+        REGISTRY[name].batched_params = True
 
 
 _register()

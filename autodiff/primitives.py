@@ -118,6 +118,9 @@ class Primitive:
     live in the tables of this module (the keyword arguments given here are put there); the
     attributes ``vjp``, ``joint_vjp``, ``jvp``, ``sympy`` and ``code`` read them back."""
 
+    #: Whether a static parameter may hold a value mapped by vmap (getitem's index: x[labels]).
+    batched_params = False
+
     def __init__(self, name: str, impl: Callable, *, vjp=None, jvp=None, vjp_joint=None, sympy=None, code=None,
                  symbol: str | None = None, samples: Callable | None = None, variadic: bool = False, nin: int = 1,
                  kinks=()):

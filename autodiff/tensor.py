@@ -395,6 +395,8 @@ def apply(prim, args, params):
         if type(a) is Batched:
             batched = True
         values.append(a)
+    if not batched and prim.batched_params:          # an index per example (vmap): x[labels]
+        batched = any(type(v) is Batched or (type(v) is tuple and Batched in map(type, v)) for v in params.values())
     if batched:                    # under vmap: the primitive's batching rule, once for the whole batch
         return _apply_batched(prim, args, values, params, has_tensor, tracked, all_tensors)
     if not has_tensor:

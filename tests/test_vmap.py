@@ -208,3 +208,19 @@ def test_compile_differentiates_through_a_map_in_f():
     value, gradient = ad.compile(total, w, xs)(w, xs)
     assert np.isclose(value, total(w, xs), rtol=1e-13)
     np.testing.assert_allclose(gradient, ad.grad(total)(w, xs), rtol=1e-12)
+
+
+def test_an_index_per_example_gathers_and_its_gradient_scatters_per_example():
+    rng = np.random.default_rng(5)
+    w, xs, labels = rng.normal(size=(4, 3)), rng.normal(size=(6, 4)), rng.integers(0, 3, 6)
+
+    def loss(w, x, y):                         # cross-entropy with the label as an index: z[y]
+        z = x @ w
+        return ad.logsumexp(z) - z[y]
+
+    per_example = ad.vmap(ad.grad(loss), in_axes=(None, 0, 0))(w, xs, labels)
+    np.testing.assert_allclose(per_example, np.stack([ad.grad(loss)(w, x, y) for x, y in zip(xs, labels)]),
+                               rtol=1e-13)
+    table = rng.normal(size=(5, 2))            # a shared array, one row per example (an embedding lookup)
+    rows = ad.vmap(lambda i: ad.Tensor(table)[i] * 2.0)(np.array([4, 0, 4]))
+    np.testing.assert_array_equal(rows, table[[4, 0, 4]] * 2.0)
