@@ -20,6 +20,9 @@ examples (the values checked equal), and, where installed, ``torch.func.vmap(tor
 process (``--oracle-python`` names the interpreter that has them; this one by default). They are
 benchmark oracles only, never dependencies.
 
+jacobian: a Jacobian with 26 rows (two arguments) by ``ad.jacobian``, which seeds one reverse sweep with
+every unit vector at once (as ``jax.jacrev`` maps a vjp), against one vjp per row.
+
 A new section is a function ``section(quick, args)`` that prints its lines, added to ``SECTIONS``.
 """
 from __future__ import annotations
@@ -230,7 +233,40 @@ def vmap_section(quick, args=None):
         raise SystemExit("vmap: vmap(grad) or its compiled program differs from the loop of grad")
 
 
-SECTIONS = {"checkpoint": checkpoint_section, "vmap": vmap_section}
+# --- jacobian --------------------------------------------------------------------------------------
+
+JACOBIAN_FULL = dict(inputs=64, outputs=26, repeats=20)
+JACOBIAN_QUICK = dict(inputs=5, outputs=4, repeats=2)
+
+
+def jacobian_section(quick, args=None):
+    """A Jacobian with many rows: one batched reverse sweep (ad.jacobian) against one vjp per row."""
+    c = JACOBIAN_QUICK if quick else JACOBIAN_FULL
+    rng = np.random.default_rng(1)
+    a, b = rng.normal(size=(c["outputs"], c["inputs"])), rng.normal(size=c["inputs"])
+
+    def f(x, y):
+        return ad.tanh(a @ (x * y)) * ad.sum(ad.sin(x))
+
+    x, y = rng.normal(size=c["inputs"]), b
+
+    def per_row():
+        _, pullback = ad.vjp(f, x, y)
+        rows = [pullback(e) for e in np.eye(c["outputs"])]
+        return np.stack([r[0] for r in rows]), np.stack([r[1] for r in rows])
+
+    jac = ad.jacobian(f, argnums=(0, 1))
+    worst = max(float(np.max(np.abs(p - q))) for p, q in zip(jac(x, y), per_row()))
+    ms_rows = _best_ms(per_row, c["repeats"])
+    ms_jac = _best_ms(lambda: jac(x, y), c["repeats"])
+    print(f"jacobian: R^{c['inputs']} x R^{c['inputs']} -> R^{c['outputs']}, argnums=(0, 1): one vjp per row "
+          f"{ms_rows:.2f} ms, ad.jacobian (one batched sweep) {ms_jac:.2f} ms ({ms_rows / ms_jac:.1f} x faster); "
+          f"largest difference {worst:.1e}")
+    if worst > 1e-12:
+        raise SystemExit("jacobian: the batched sweep differs from the rows")
+
+
+SECTIONS = {"checkpoint": checkpoint_section, "vmap": vmap_section, "jacobian": jacobian_section}
 
 
 def main(argv=None):

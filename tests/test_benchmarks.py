@@ -63,3 +63,9 @@ def test_the_transforms_benchmark_measures_per_example_gradients_by_vmap_against
     assert re.search(rf"vmap: loop of grad {NUMBER} ms, vmap\(grad\) {NUMBER} ms \({NUMBER} x faster\)", out), out
     assert re.search(rf"vmap: ad.compile\(vmap\(grad\)\) {NUMBER} ms \(largest difference from the loop "
                      r"\d\.\de[+-]\d+\)", out), out
+
+
+def test_the_transforms_benchmark_times_the_batched_jacobian_against_one_vjp_per_row():
+    out = _run("transforms.py", "--quick", "--only", "jacobian")
+    assert re.search(rf"jacobian: R\^5 x R\^5 -> R\^4, argnums=\(0, 1\): one vjp per row {NUMBER} ms, ad.jacobian "
+                     rf"\(one batched sweep\) {NUMBER} ms \({NUMBER} x faster\); largest difference", out), out
