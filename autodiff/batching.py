@@ -270,7 +270,20 @@ _COMPARISONS = {"__lt__": np.less, "__le__": np.less_equal, "__gt__": np.greater
 
 
 def _comparison(ufunc):
-    return lambda self, other: ufunc(self, other)
+    def compare(self, other):
+        if tensor.compiling and _recorded_data(self):
+            raise TypeError("autodiff.compile records f once, at the example arguments, so a comparison on a mapped "
+                            "value would freeze the mask taken there and give wrong values elsewhere. Write the "
+                            "choice as data: ad.relu, ad.abs, ad.maximum, ad.clip, or ad.where with a mask from "
+                            "ad.heaviside(x, 0.0)")
+        return ufunc(self, other)
+    return compare
+
+
+def _recorded_data(v):
+    while type(v) is Batched:
+        v = v.data
+    return _recorded(v)
 
 
 for _name, _ufunc in _COMPARISONS.items():
@@ -347,7 +360,7 @@ def _no_scalar(self):
 Batched.__array_ufunc__ = _array_ufunc
 Batched.__array_function__ = _array_function
 Batched.__array__ = _no_array
-Batched.__bool__ = Batched.__float__ = Batched.__int__ = Batched.__index__ = _no_scalar
+Batched.__bool__ = Batched.__float__ = Batched.__int__ = Batched.__index__ = Batched.item = _no_scalar
 Batched.__len__ = lambda self: self.shape[0] if self.shape else _no_scalar(self)
 
 

@@ -129,6 +129,9 @@ def _per_example_index(index, level, size):
     if not mapped:
         return None
     i = mapped[0]
+    if isinstance(i.data, Tensor):
+        raise TypeError("autodiff.compile: an index per example (x[labels] under vmap) cannot be compiled: the "
+                        "program takes float arrays; index outside the compiled function, or use a one-hot mask")
     if len(index) != 1 or i.level != level or i.ndim != 0 or type(i.data) is not np.ndarray or i.dtype.kind not in "iu":
         return False
     return to_front(i.data, i.bdim)

@@ -28,7 +28,7 @@ import numpy as np
 from .primitives import Primitive, shape_of
 from .sweep import forward_sweep, reverse_sweep
 from . import tensor as _tensor
-from .tensor import Tensor, _constant, _creation, _grad_mode, value_of
+from .tensor import Batched, Tensor, _constant, _creation, _grad_mode, value_of
 
 __all__ = ["custom_vjp", "custom_jvp"]
 
@@ -148,8 +148,12 @@ def _name_of(fn):
 
 
 def _zeros(x):
-    """Zeros of one example's shape and x's dtype: never a NumPy conversion of x (a vmap value refuses it)."""
-    return np.zeros(shape_of(x), dtype=getattr(value_of(x), "dtype", np.float64))
+    """Zeros like x: of its shape and dtype, and mapped as x is (a vmap value's zeros are a vmap value, so
+    that the rule's own sweep keeps one cotangent per example); never a NumPy conversion of x."""
+    v = value_of(x)
+    if type(v) is Batched:
+        return Batched(_zeros(v.data), v.bdim, v.level)
+    return np.zeros(shape_of(v), dtype=getattr(v, "dtype", np.float64))
 
 
 def _plain(x):

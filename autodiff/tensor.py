@@ -407,7 +407,7 @@ def apply(prim, args, params):
         if str(exc).startswith(prim.name):     # the op's own words already name it
             raise
         shapes = " and ".join(str(np.shape(v)) for v in values)
-        options = ", ".join(f"{k}={v!r}" for k, v in params.items() if np.ndim(v) == 0 or isinstance(v, tuple))
+        options = ", ".join(f"{k}={v!r}" for k, v in params.items() if isinstance(v, (tuple, int, float, str, bool)))
         raise type(exc)(f"{prim.name}: cannot apply to shapes {shapes}{f' with {options}' if options else ''}: "
                         f"{exc}") from None
     return _record(prim, args, params, out, tracked, all_tensors)

@@ -63,6 +63,8 @@ def _prefix_axes(prefix, tree, where, fname):
 
 def _mapped_leaves(in_axes, args, fname):
     """The arguments' leaves, each with its (checked, non-negative) axis or None, and their structures."""
+    if isinstance(in_axes, bool):
+        raise TypeError(f"{fname}: in_axes must be an int, None, or a tuple of them (one per argument), got {in_axes!r}")
     if in_axes is None or isinstance(in_axes, (int, np.integer)):
         prefixes = (in_axes,) * len(args)
     elif isinstance(in_axes, (tuple, list)):
@@ -126,10 +128,13 @@ def _results(out, out_axes, level, n, as_tensor, fname):
             raise ValueError(f"{fname}: out_axes={axis} but the stacked result{keystr(path)} has {ndim} dimension(s)")
         v = unbatch(leaf if isinstance(leaf, Tensor) or type(value_of(leaf)) is Batched else np.asarray(leaf),
                     level, int(axis) % ndim, n)
-        if as_tensor:
-            stacked.append(v if isinstance(v, Tensor) else Tensor._make(np.asarray(v)))
+        if isinstance(v, Tensor):     # recorded (f closes over a Tensor being differentiated), or an outer map's
+            keep = as_tensor or v.requires_grad or type(v._value) is Batched
+            stacked.append(v if keep else np.asarray(v._value))
+        elif type(v) is Batched:      # an outer map's value: it stays one
+            stacked.append(Tensor._make(v))
         else:
-            stacked.append(np.asarray(v.value if isinstance(v, Tensor) else v))
+            stacked.append(Tensor._make(np.asarray(v)) if as_tensor else np.asarray(v))
     return tree_unflatten(treedef, stacked)
 
 

@@ -224,3 +224,44 @@ def test_an_index_per_example_gathers_and_its_gradient_scatters_per_example():
     table = rng.normal(size=(5, 2))            # a shared array, one row per example (an embedding lookup)
     rows = ad.vmap(lambda i: ad.Tensor(table)[i] * 2.0)(np.array([4, 0, 4]))
     np.testing.assert_array_equal(rows, table[[4, 0, 4]] * 2.0)
+
+
+# --- found by review: maps of plain arrays inside a differentiation, custom rules outside a map ------------
+
+def test_grad_through_a_map_of_plain_arrays_reaches_the_tensor_it_closes_over():
+    rng = np.random.default_rng(6)
+    xs, w, table, idx = rng.normal(size=(4, 3)), rng.normal(size=3), rng.normal(size=(5, 2)), np.array([0, 3, 3])
+    np.testing.assert_allclose(ad.grad(lambda w: ad.sum(ad.vmap(lambda x: ad.sum(w * x))(xs)))(w), xs.sum(0))
+    expected = np.zeros_like(table)
+    np.add.at(expected, idx, 2 * table[idx])
+    np.testing.assert_allclose(ad.grad(lambda t: ad.sum(ad.vmap(lambda i: t[i] ** 2)(idx)))(table), expected)
+    ys = rng.normal(size=(2, 3))                       # an inner map of plain arrays using an outer mapped value
+    np.testing.assert_allclose(ad.vmap(lambda x: ad.vmap(lambda y: ad.sum(y) * x)(ys))(xs[:, 0]),
+                               xs[:, 0][:, None] * ys.sum(1)[None, :])
+
+
+def test_custom_rules_differentiated_from_outside_a_map_keep_one_derivative_per_example():
+    @ad.custom_jvp
+    def lse(x):
+        return ad.log(ad.sum(ad.exp(x)))
+
+    lse.defjvp(lambda p, t: (lse(p[0]), ad.sum(ad.softmax(p[0], axis=-1) * t[0])))
+
+    @ad.custom_vjp
+    def square(x):
+        return x ** 2
+
+    square.defvjp(lambda x: (x ** 2, x), lambda x, g: (2.0 * x * g,))
+    xs = np.array([[0.0, 1.0], [2.0, -1.0]])
+    softmax = np.exp(xs) / np.exp(xs).sum(1, keepdims=True)
+    np.testing.assert_allclose(ad.grad(lambda xs: ad.sum(ad.vmap(lse)(xs)))(xs), softmax, rtol=1e-14)
+    np.testing.assert_allclose(ad.jvp(lambda xs: ad.vmap(square)(xs), (xs,), (np.ones((2, 2)),))[1], 2 * xs)
+
+
+def test_compile_refuses_a_comparison_on_a_mapped_value_and_an_index_per_example():
+    x0 = np.array([[1.0, -2.0], [-1.0, 2.0]])
+    masked = lambda xs: ad.sum(ad.vmap(lambda r: ad.sum(ad.where(r > 0, r ** 2, 0.0 * r)))(xs))    # noqa: E731
+    with pytest.raises(TypeError, match="a comparison on a mapped value would freeze the mask"):
+        ad.compile(masked, x0)
+    with pytest.raises(TypeError, match=r"an index per example \(x\[labels\] under vmap\) cannot be compiled"):
+        ad.compile(ad.vmap(lambda z, label: z[label]), x0, np.array([0, 1]), mode="value")
