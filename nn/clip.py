@@ -18,21 +18,12 @@ import numpy as np
 import kernels
 from autodiff import Tensor
 
+from .checks import number_in
+
 __all__ = ["clip_grad_norm_", "clip_grad_value_", "clip_options", "clip_gradients"]
 
 #: Keras's clipping options, of which an optimiser takes at most one.
 CLIP_OPTIONS = ("clipnorm", "clipvalue", "global_clipnorm")
-
-
-def _limit(value, name, who, inf_allowed=False):
-    """``value`` as a float >= 0 (inf when allowed), or a one-line error naming ``name``."""
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        number = math.nan
-    if math.isnan(number) or number < 0 or (math.isinf(number) and not inf_allowed) or isinstance(value, bool):
-        raise ValueError(f"{who}: {name} must be a number >= 0{' or inf' if inf_allowed else ''}, got {value!r}")
-    return number
 
 
 def _with_grads(parameters, who):
@@ -75,10 +66,8 @@ def clip_grad_norm_(parameters, max_norm, norm_type=2.0, error_if_nonfinite=Fals
     """torch's: scale every gradient in place by ``max_norm / (total_norm + 1e-6)`` when that is below 1,
     ``total_norm`` being the ``norm_type``-norm of all gradients together; returns ``total_norm``."""
     who = "clip_grad_norm_"
-    max_norm = _limit(max_norm, "max_norm", who)
-    norm_type = _limit(norm_type, "norm_type", who, inf_allowed=True)
-    if norm_type == 0:
-        raise ValueError(f"{who}: norm_type must be > 0 (or inf), got {norm_type!r}")
+    max_norm = number_in(max_norm, f"{who}: max_norm", 0)
+    norm_type = number_in(norm_type, f"{who}: norm_type", 0, open_low=True, allow_inf=True)
     params = _with_grads(parameters, who)
     total = _total_norm([p.grad for p in params], norm_type)
     if error_if_nonfinite and not math.isfinite(total):
@@ -93,7 +82,7 @@ def clip_grad_norm_(parameters, max_norm, norm_type=2.0, error_if_nonfinite=Fals
 
 def clip_grad_value_(parameters, clip_value):
     """torch's: clip every gradient element into [-clip_value, clip_value], in place."""
-    clip_value = _limit(clip_value, "clip_value", "clip_grad_value_")
+    clip_value = number_in(clip_value, "clip_grad_value_: clip_value", 0)
     for p in _with_grads(parameters, "clip_grad_value_"):
         g = p.grad
         if kernels.is_device_array(g):
@@ -114,7 +103,7 @@ def clip_options(who, clipnorm=None, clipvalue=None, global_clipnorm=None):
     if not given:
         return None
     (name, value), = given.items()
-    return name, _limit(value, name, who)
+    return name, number_in(value, f"{who}: {name}", 0)
 
 
 def clip_gradients(clip, grads):

@@ -25,7 +25,7 @@ import zlib
 
 import numpy as np
 
-__all__ = ["load_digits", "load_mnist", "read_idx", "DATASETS", "MAX_IDX_BYTES"]
+__all__ = ["load_digits", "load_mnist", "read_idx", "folder_contents", "DATASETS", "MAX_IDX_BYTES"]
 
 # IDX type codes -> big-endian dtypes
 _IDX_TYPES = {0x08: np.dtype(">u1"), 0x09: np.dtype(">i1"), 0x0B: np.dtype(">i2"),
@@ -198,15 +198,39 @@ def read_idx(file) -> np.ndarray:
 
 # --- MNIST ----------------------------------------------------------------------------------------
 
+def folder_contents(folder, expected=(), shown: int = 3) -> str:
+    """What ``folder`` holds, in a few words for a one-line error: the names among ``expected`` (each
+    also as ``.gz``) in full, the rest as a count and at most ``shown`` examples, however many there are.
+
+    >>> import tempfile, pathlib
+    >>> with tempfile.TemporaryDirectory() as folder:
+    ...     for name in ["t10k-images-idx3-ubyte.gz", *(f"notes{i:03}.txt" for i in range(100))]:
+    ...         _ = (pathlib.Path(folder) / name).write_bytes(b"")
+    ...     folder_contents(folder, MNIST_FILES["test"])
+    't10k-images-idx3-ubyte.gz and 100 other files, e.g. notes000.txt, notes001.txt, notes002.txt'
+    """
+    names = sorted(os.listdir(folder))
+    wanted = {n for name in expected for n in (name, name + ".gz")}
+    found, others = [n for n in names if n in wanted], [n for n in names if n not in wanted]
+    if not names:
+        return "nothing"
+    if not others:
+        return ", ".join(found)
+    other = "other " if expected else ""
+    more = (f"{len(others)} {other}file{'s' if len(others) > 1 else ''}"
+            + (f": {', '.join(others)}" if len(others) <= shown else f", e.g. {', '.join(others[:shown])}"))
+    return f"{', '.join(found)} and {more}" if found else more
+
+
 def _find(folder, name: str, kind: str) -> str:
     """``folder/name`` or ``folder/name.gz``, whichever exists (the raw file first)."""
     for candidate in (name, name + ".gz"):
         path = os.path.join(folder, candidate)
         if os.path.isfile(path):
             return path
-    present = ", ".join(sorted(os.listdir(folder))) or "nothing"
+    expected = [n for part in MNIST_FILES.values() for n in part]
     raise FileNotFoundError(f"load_mnist(kind={kind!r}) needs {os.path.join(folder, name)} (or {name}.gz), "
-                            f"which is missing; the folder holds: {present}")
+                            f"which is missing; the folder holds: {folder_contents(folder, expected)}")
 
 
 def _load_mnist_part(folder, part: str, kind: str):

@@ -47,14 +47,12 @@ l2(lam=0.1)
 """
 from __future__ import annotations
 
-import math
-from numbers import Real
-
 import numpy as np
 
 from autodiff import Tensor, abs as ad_abs, softmax, sum as ad_sum
 
 from . import device
+from .checks import number_in
 from .module import Module, ends_in_softmax
 from .training import Callback, evaluate as _evaluate, predict as _predict
 
@@ -65,12 +63,8 @@ __all__ = ["l1", "l2", "elastic_net", "l1_penalty", "l2_penalty", "elastic_net_p
 # --- checks -------------------------------------------------------------------------------------------
 
 def _non_negative(value, name, owner):
-    """``value`` as a float, or an error naming the argument, what was expected and what came."""
-    if isinstance(value, bool) or not isinstance(value, Real):
-        raise TypeError(f"{owner}: {name} must be a number >= 0, got {value!r} ({type(value).__name__})")
-    if not (math.isfinite(value) and value >= 0):
-        raise ValueError(f"{owner}: {name} must be a finite number >= 0, got {value!r}")
-    return float(value)
+    """``value`` as a float >= 0, or an error naming the argument, what was expected and what came."""
+    return number_in(value, f"{owner}: {name}", 0)
 
 
 def _tensors(params, owner):

@@ -1,5 +1,6 @@
-"""Small helpers shared across nn: the one seeded generator, the positive-count check, and torch.nn.utils's
-gradient clipping (``clip_grad_norm_``, ``clip_grad_value_``, from :mod:`nn.clip`).
+"""Small helpers shared across nn: the one seeded generator, the positive-count check, the number check
+(``number_in``, from :mod:`nn.checks`), and torch.nn.utils's gradient clipping (``clip_grad_norm_``,
+``clip_grad_value_``, from :mod:`nn.clip`).
 
 Random numbers. ``set_seed(s)`` makes initialisation, dropout, drop-connect, shuffling and
 augmentation reproducible, as ``torch.manual_seed`` does (and, as in PyTorch and Keras, dropout
@@ -28,6 +29,7 @@ import threading
 
 import numpy as np
 
+from .checks import number_in   # a number argument in an interval, or an error naming it (nn.checks)
 from .clip import clip_grad_norm_, clip_grad_value_   # torch.nn.utils's names
 
 __all__ = ["set_seed", "seeded", "rng", "positive_int", "clip_grad_norm_", "clip_grad_value_"]
@@ -84,27 +86,6 @@ def rng(seed=None, name: str = "rng") -> np.random.Generator:
             raise ValueError(f"{name} must be a non-negative int, got {seed}")
         return np.random.default_rng(int(seed))
     raise TypeError(f"{name} must be an int, None or a np.random.Generator, got {type(seed).__name__}")
-
-
-def number_in(value, name: str, low=-math.inf, high=math.inf, *, open_low=False, open_high=False) -> float:
-    """``value`` as a finite float in [low, high] (an end ``open_*`` excluded), or an error naming ``name``,
-    the interval and what came (a layer's hyper-parameters: NaN or -1 were accepted and misbehaved later).
-
-    >>> number_in(0.1, "BatchNorm: momentum", 0, 1)
-    0.1
-    >>> number_in(float("nan"), "LeakyReLU: alpha")
-    Traceback (most recent call last):
-    ...
-    ValueError: LeakyReLU: alpha must be a finite number in [-inf, inf], got nan
-    """
-    ok = not isinstance(value, bool) and isinstance(value, numbers.Real) and math.isfinite(value)
-    if ok:
-        value = float(value)
-        ok = (value > low if open_low else value >= low) and (value < high if open_high else value <= high)
-    if not ok:
-        interval = f"{'(' if open_low else '['}{low:g}, {high:g}{')' if open_high else ']'}"
-        raise ValueError(f"{name} must be a finite number in {interval}, got {value!r}")
-    return value
 
 
 def memory_bytes() -> float:

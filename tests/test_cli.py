@@ -91,7 +91,8 @@ def test_malicious_or_bad_input_is_rejected_without_evaluation(tmp_path, monkeyp
     (["train", "--epochs", "0"], "argument --epochs: expected a positive int, got 0"),
     (["train", "--batch-size", "x"], "argument --batch-size: expected a positive int, got 'x'"),
     (["train", "--output", __file__], "--output must be a folder, but"),
-    (["train", "--dataset", "mnist", "--data-dir", __file__], "path must be a folder holding the MNIST files"),
+    (["train", "--dataset", "mnist", "--data-dir", __file__], "--data-dir must be a folder holding the MNIST IDX "
+                                                              "files, got"),
 ])
 def test_bad_input_gets_one_line_and_status_2(monkeypatch, argv, message):
     code, out, err = _run(monkeypatch, *argv)

@@ -28,22 +28,53 @@ def _shipped(name, data_dir, seed, out, title):
     return _three_way(x, y, 0.1, seed, out, how=f"{title} ({len(x):,} images)")
 
 
-def _idx_folder(name, data_dir, seed, out, title):
+def _idx_folder(name, data_dir, seed, out):
     """IDX files read from --data-dir: the "train" files split 90 / 10 into train and validation, the
     "test" files the test set. With only the test files there (MNIST's 10,000), they are split
     72 / 8 / 20: 8,000 to learn from (7,200 train + 800 validation), 2,000 to test."""
-    if data_dir is None:
-        raise ValueError(f"--dataset {name} needs --data-dir PATH (a folder with the {title} IDX files)")
+    title, files = IDX_FOLDERS[name]
     load = nn.datasets.DATASETS[name]
-    try:
-        (x, y), (xt, yt) = load(data_dir, "train"), load(data_dir, "test")
-    except FileNotFoundError:   # only the test set
+    if not _present(data_dir, files["train"]):   # only the test set (_check_data_dir said both or neither)
         x, y = load(data_dir, "test")
         return _three_way(x, y, 0.08, seed, out,
                           how=f"the {title} test set of {data_dir} ({len(x):,} images; no training files there)")
+    (x, y), (xt, yt) = load(data_dir, "train"), load(data_dir, "test")
     xtr, xv, ytr, yv = nn.data.train_test_split(x, y, test_size=0.1, seed=seed, stratify=True)
     print(f"Data: {title} from {data_dir}: {len(xtr):,} train, {len(xv):,} validation, {len(xt):,} test", file=out)
     return (xtr, ytr), (xv, yv), (xt, yt)
+
+
+def _present(folder, names):
+    """Which of ``names`` are in ``folder``, raw or gzip-compressed (the name plus .gz)."""
+    return [n for n in names if any(os.path.isfile(os.path.join(folder, n + ext)) for ext in ("", ".gz"))]
+
+
+def _check_data_dir(name, data_dir):
+    """--data-dir, checked before any work (the seed set, the data read): for a data set read from IDX
+    files, a folder holding its two test files, and both training files or neither. The error is one line
+    whatever the folder holds: the files expected, and a count and a few names of what is there."""
+    if name not in IDX_FOLDERS:
+        if data_dir is not None:   # ignored, the run would train on another data set than the one meant
+            raise ValueError(f"--data-dir is for the data sets read from files (--dataset "
+                             f"{' or '.join(IDX_FOLDERS)}); --dataset {name} is shipped with the package, "
+                             f"got --data-dir {data_dir}")
+        return
+    title, files = IDX_FOLDERS[name]
+    if data_dir is None:
+        raise ValueError(f"--dataset {name} needs --data-dir PATH (a folder with the {title} IDX files)")
+    if not os.path.isdir(data_dir):
+        raise ValueError(f"--data-dir must be a folder holding the {title} IDX files, got {data_dir!r} "
+                         f"({'a file' if os.path.exists(data_dir) else 'no such folder'})")
+    (test_images, test_labels), train = files["test"], files["train"]
+    if len(_present(data_dir, files["test"])) < 2:
+        found = nn.datasets.folder_contents(data_dir, [*files["test"], *train])
+        raise ValueError(f"--data-dir {data_dir}: expected the {title} IDX files {test_images} and {test_labels} "
+                         f"(the test set; with {train[0]} and {train[1]}, the training set too), each raw or .gz; "
+                         f"found {found}")
+    if len(_present(data_dir, train)) == 1:
+        (there,), (missing,) = _present(data_dir, train), [n for n in train if n not in _present(data_dir, train)]
+        raise ValueError(f"--data-dir {data_dir}: found {there} but not {missing} (raw or .gz): give both training "
+                         f"files, or neither to learn from the test set alone")
 
 
 def _three_way(x, y, val_size, seed, out, how):
@@ -57,8 +88,10 @@ def _three_way(x, y, val_size, seed, out, how):
 
 # How the command line reads and splits each data set of nn.datasets.DATASETS (a test holds the two
 # to the same names): (name, data_dir, seed, out) -> (train, validation, test) pairs.
-SPLITS = {"digits": functools.partial(_shipped, title="the 8x8 digits"),
-          "mnist": functools.partial(_idx_folder, title="MNIST")}
+SPLITS = {"digits": functools.partial(_shipped, title="the 8x8 digits"), "mnist": _idx_folder}
+
+#: The data sets read from IDX files in --data-dir: their title and file names ("train" and "test" pairs).
+IDX_FOLDERS = {"mnist": ("MNIST", nn.datasets.MNIST_FILES)}
 
 
 #: The image shape (C, H, W) of each data set, known before it is read, so that a model too deep for
@@ -66,19 +99,22 @@ SPLITS = {"digits": functools.partial(_shipped, title="the 8x8 digits"),
 SHAPES = {"digits": (1, 8, 8), "mnist": (1, 28, 28)}
 
 
+def _fits(build, shape) -> bool:
+    """Whether ``build(input_shape=shape)`` builds: inside ``shapes_only`` nothing is allocated and no
+    random number is drawn, so nn's generator is left as it was when the check refuses."""
+    try:
+        with nn.models.shapes_only():
+            build(input_shape=shape)
+        return True
+    except ValueError:
+        return False
+
+
 def _check_fits(model_name, dataset):
     """Build ``model_name`` for ``dataset``'s images; if it cannot take them, say which models can."""
     shape = SHAPES[dataset]
-    try:
-        nn.models.MODELS[model_name](input_shape=shape)
-    except ValueError:
-        fitting = []
-        for name, build in nn.models.MODELS.items():
-            try:
-                build(input_shape=shape)
-                fitting.append(name)
-            except ValueError:
-                pass
+    if not _fits(nn.models.MODELS[model_name], shape):
+        fitting = [name for name, build in nn.models.MODELS.items() if _fits(build, shape)]
         raise ValueError(f"--model {model_name} cannot take --dataset {dataset}'s {shape[1]}x{shape[2]} images "
                          f"(its layers would shrink them to nothing); models that fit {dataset}: "
                          f"{', '.join(fitting)}") from None
@@ -122,13 +158,14 @@ def train(args, out=None) -> int:
     _check_backend(args.backend)
     folder = _output_folder(args)   # refused now, not after the training
     _check_fits(args.model, args.dataset)
+    _check_data_dir(args.dataset, args.data_dir)
     nn.set_seed(args.seed)
     train_set, val_set, test_set = SPLITS[args.dataset](args.dataset, args.data_dir, args.seed, out)
     model = nn.models.MODELS[args.model](input_shape=train_set[0].shape[1:])
     model.summary(file=out)
     optimizer = nn.optim.get(args.optimizer, model.parameters(), **({} if args.lr is None else {"lr": args.lr}))
-    print(f"Training {args.model} with {optimizer} for {args.epochs} epoch{'s' if args.epochs != 1 else ''}, batch {args.batch_size}, "
-          f"backend {args.backend}", file=out)
+    print(f"Training {args.model} with {optimizer} for {args.epochs} epoch{'s' if args.epochs != 1 else ''}, "
+          f"batch {args.batch_size}, backend {args.backend}", file=out)
     history = nn.fit(model, train_set, loss="sparse_categorical_crossentropy", optimizer=optimizer,
                      epochs=args.epochs, batch_size=args.batch_size, validation=val_set, backend=args.backend,
                      seed=args.seed, verbose=1, file=out)

@@ -112,7 +112,7 @@ def test_bad_arguments_are_named(make, message):
 
 
 def test_lam_must_be_a_number():
-    with pytest.raises(TypeError, match="lam must be a number >= 0, got '0.1'"):
+    with pytest.raises(TypeError, match=r"l2: lam must be a finite number >= 0, got '0.1' \(str\)"):
         R.l2("0.1")
 
 
