@@ -12,6 +12,11 @@ collect each contribution through the sweeps' ``on_edge`` hook (eq. 5.39's terms
 - ``has_dot()``: whether Graphviz's ``dot`` program is there, the one test of it (the text fallback
   uses it, and so do the tests that skip without it).
 
+Sizes: a picture holds at most ``MAX_NODES`` nodes (past ``max_nodes``, 200 by default, the earliest
+collapse into one summary node), ``dot`` lays out at most ``MAX_RENDER_NODES``, and a sweep drawn step
+by step has at most ``player.MAX_STEPS`` nodes; past a limit the view refuses in one line, before the
+work, saying the way out (``max_nodes=``, a piece of the graph, the text views).
+
 The graphviz Python package is imported when a picture is first asked for, not with ``autodiff``:
 without it gradients work, and drawing raises ``GraphvizNotFound`` saying ``pip install graphviz``.
 
@@ -26,13 +31,22 @@ import shutil
 from collections import Counter
 from pathlib import Path
 
-from .labels import (adjoints_of, constant_text, expression, graph_code, graph_of, local_derivative, node_names,
+from .labels import (adjoints_of, check_size, constant_text, expression, graph_of, local_derivative, node_names,
                      number_text, partial_texts, seed_of, tangents_of, wrt_list)
-from .player import Step, player_html
+from .player import Step, check_steps, player_html
 from .tables import trace_table
 
 INSTALL_DOT = "install Graphviz's 'dot' program (Debian/Ubuntu: apt-get install graphviz; macOS: brew install graphviz)"
 INSTALL_PACKAGE = "install the graphviz Python package (pip install graphviz)"
+
+#: The most nodes one picture holds: ``max_nodes`` may not exceed it, and ``max_nodes=None`` (every
+#: node) is refused on a larger graph. Building a picture is linear (10^4 nodes: 0.5 s); no one
+#: reads a drawing of more, and the text views (print_graph, trace_table) show every node.
+MAX_NODES = 20_000
+#: The most nodes ``dot`` is asked to lay out (``save``, a notebook's display, the player): its
+#: layout grows faster than the graph (a chain of 3,000 nodes: 0.9 s, of 10^4: 5 s; a wider graph
+#: of 3,000: 3 s on two cores). A bigger picture keeps its DOT source (``graph.source``).
+MAX_RENDER_NODES = 2_000
 
 
 class GraphvizNotFound(RuntimeError):
@@ -59,8 +73,22 @@ def _graphviz():
     return graphviz
 
 
+def _too_big_to_render(graph, what):
+    """Why ``graph`` is not given to ``dot`` (more than ``MAX_RENDER_NODES`` nodes), or None."""
+    count = getattr(graph, "node_count", 0)
+    if count <= MAX_RENDER_NODES:
+        return None
+    return (f"cannot render {what}: the picture has {count:,} nodes, more than dot lays out in seconds "
+            f"(autodiff.draw.MAX_RENDER_NODES = {MAX_RENDER_NODES:,}); draw it with max_nodes={MAX_RENDER_NODES:,} "
+            f"or fewer (the earliest nodes collapse into one), or keep its DOT source (graph.source)")
+
+
 def _pipe(graph, fmt, what, encoding=None):
-    """``graph`` rendered by ``dot``; without ``dot``, ``GraphvizNotFound`` naming ``what``."""
+    """``graph`` rendered by ``dot``; without ``dot``, ``GraphvizNotFound`` naming ``what``; a picture
+    past ``MAX_RENDER_NODES``: ValueError."""
+    refusal = _too_big_to_render(graph, what)
+    if refusal:
+        raise ValueError(refusal)
     if not has_dot():
         raise GraphvizNotFound(f"cannot render {what}: {INSTALL_DOT}")
     return graph.pipe(format=fmt, encoding=encoding)
@@ -79,12 +107,18 @@ def _picture_class():
     class Picture(_graphviz().Digraph):
         """A ``graphviz.Digraph`` that a notebook can always show: rendered by ``dot`` when it is
         installed; otherwise the graph as straight-line code and its trace table (eq. 5.38 and the
-        sweep's numbers), with one line saying how to install Graphviz (``fallback_of()``: that text)."""
+        sweep's numbers), with one line saying how to install Graphviz (``fallback_of()``: that text).
+        ``node_count``: the nodes drawn; past ``MAX_RENDER_NODES`` it is shown as one line saying so."""
+
+        node_count = 0
 
         def fallback_of(self):
             return self.source
 
         def _repr_mimebundle_(self, include=None, exclude=None, **kwargs):
+            refusal = _too_big_to_render(self, "this picture")
+            if refusal:
+                return {"text/plain": refusal}
             if has_dot():
                 return super()._repr_mimebundle_(include, exclude, **kwargs)
             text = self.fallback_of()
@@ -125,6 +159,11 @@ def _box_text(node, name, names, show, adjoint, tangent, digits, extra=None):
     return "\n".join(lines)
 
 
+#: The most edges drawn from the summary node of the collapsed nodes; further nodes fed by them say so
+#: in their box. dot lays out 200 edges from one node in 10 s, 20 in a twentieth of a second.
+_SUMMARY_EDGES = 20
+
+
 def _keep_nodes(order, max_nodes):
     """The nodes drawn: all, or the ``max_nodes`` created last (nearest the output)."""
     if max_nodes is None or len(order) <= max_nodes:
@@ -144,44 +183,63 @@ def _edge_label(node, i, label, partials, digits):
     return f"d{name}/d{parent} = {middle}{text}"
 
 
+def _check_max_nodes(max_nodes, count, what):
+    """Refuse, before any work, a picture of more than ``MAX_NODES`` nodes (asked for, or all)."""
+    if max_nodes is not None and max_nodes > MAX_NODES:
+        raise ValueError(f"{what}: max_nodes={max_nodes:,} is more than a picture's limit of {MAX_NODES:,} "
+                         f"(autodiff.draw.MAX_NODES); pass max_nodes={MAX_NODES:,} or fewer (the earlier nodes "
+                         f"collapse into one summary node)")
+    if max_nodes is None:
+        check_size(count, MAX_NODES, what, f"pass max_nodes={MAX_NODES:,} or fewer (the earlier nodes collapse "
+                   f"into one summary node), or see every node in print_graph(y) / trace_table(y)",
+                   "autodiff.draw.MAX_NODES")
+
+
 def _digraph(order, y, *, names, show, adjoints, tangents, digits, rankdir, max_nodes, current=None,
-             extra_labels=None, edge_labels=False):
+             extra_labels=None, edge_labels=False, label=None):
     if rankdir not in ("LR", "TB", "RL", "BT"):
         raise ValueError(f"rankdir must be one of LR, TB, RL, BT; got {rankdir!r}")
-    label = node_names(order, y, names)
+    label = label or node_names(order, y, names)
     kept, hidden = _keep_nodes(order, max_nodes)
     hidden_ids = {id(n) for n in hidden}
-    key = {id(n): f"n{k}" for k, n in enumerate(order)}  # stable DOT ids
+    first = len(order) - len(kept)
+    key = {id(n): f"n{first + k}" for k, n in enumerate(kept)}  # stable DOT ids
     dot = _picture_class()(graph_attr=dict(rankdir=rankdir), node_attr=dict(fontname="Helvetica", fontsize="11"))
     if hidden:
         counts = Counter(n.op.name if n.op else "input" for n in hidden)
         summary = ", ".join(f"{op} x{k}" for op, k in counts.most_common(6))
         dot.node("hidden", f"... {len(hidden):,} earlier nodes\n({summary})", **_STYLE["summary"])
-    constants = 0
+    constants = summary_edges = 0
     for node in kept:
         nid = id(node)
         kind = "leaf" if node.op is None else "op"
         style = dict(_STYLE[kind])
         if current is not None and node is current:
             style.update(_STYLE["current"])
-        extra = (extra_labels or {}).get(nid)
+        extra = list((extra_labels or {}).get(nid) or [])
+        edges_from_hidden = any(id(inp) in hidden_ids for inp in node.inputs)
+        if edges_from_hidden and summary_edges >= _SUMMARY_EDGES:   # dot's layout slows to seconds past a few
+            extra.append("(inputs from the earlier nodes)")
+            edges_from_hidden = False
         dot.node(key[nid], _box_text(node, label[nid], label, show, adjoints.get(nid), tangents.get(nid), digits,
                                        extra), **style)
-        edges_from_hidden = False
         partials = partial_texts(node, label) if edge_labels and node.op is not None else None
         for i, inp in enumerate(node.inputs):
             if id(inp) in hidden_ids:
-                edges_from_hidden = True
+                continue
             elif id(inp) in label:
                 text = _edge_label(node, i, label, partials, digits) if edge_labels else ""
-                dot.edge(key[id(inp)], key[nid], **(dict(label=text, fontsize="9", fontcolor="#1d4ed8") if text else {}))
+                edge_style = dict(label=text, fontsize="9", fontcolor="#1d4ed8") if text else {}
+                dot.edge(key[id(inp)], key[nid], **edge_style)
             else:  # a constant input
                 constants += 1
                 cid = f"const{constants}"
                 dot.node(cid, constant_text(inp._value, digits), **_STYLE["const"])
                 dot.edge(cid, key[nid], style="dashed", color="#94a3b8")
         if edges_from_hidden:
+            summary_edges += 1
             dot.edge("hidden", key[nid], style="dashed")
+    dot.node_count = len(kept) + constants + bool(hidden)
     return dot
 
 
@@ -195,7 +253,9 @@ def draw(y, show=("value", "grad"), rankdir="LR", names=None, wrt=None, seed=Non
     ``names="letters"`` names unnamed nodes a, b, c as in eq. 5.38. ``edge_labels=True`` writes
     each scalar edge's local derivative on it (eq. 5.40: ``dd/dc = exp(c) = 2.033``), the factor
     the chain rule multiplies there. Past ``max_nodes`` the earliest nodes are collapsed into one
-    summary node. Returns a ``Picture`` (a ``graphviz.Digraph``, shown inline in Jupyter, as text
+    summary node; ``max_nodes`` (or the whole graph, with ``max_nodes=None``) may be at most
+    ``MAX_NODES``, and ``dot`` renders at most ``MAX_RENDER_NODES``: past them, a one-line
+    ValueError. Returns a ``Picture`` (a ``graphviz.Digraph``, shown inline in Jupyter, as text
     when ``dot`` is missing; ``save`` renders it to SVG or PNG).
 
     >>> from autodiff import Tensor, sin
@@ -209,6 +269,7 @@ def draw(y, show=("value", "grad"), rankdir="LR", names=None, wrt=None, seed=Non
     if unknown:
         raise ValueError(f"show may hold 'value', 'grad' and 'tangent'; got {sorted(unknown)}")
     order, ids = graph_of(y, "draw")
+    _check_max_nodes(max_nodes, len(order), "draw")
     adjoints = adjoints_of(order, ids, y, seed_of(y, seed, "draw")) if "grad" in show else {}
     tangents = tangents_of(order, wrt_list(wrt, order, "draw")) if "tangent" in show else {}
     picture = _digraph(order, y, names=names, show=show, adjoints=adjoints, tangents=tangents, digits=digits,
@@ -220,21 +281,27 @@ def draw(y, show=("value", "grad"), rankdir="LR", names=None, wrt=None, seed=Non
 
 def _text_views(y, mode, wrt, names, seed, max_nodes):
     """The graph as straight-line code (eq. 5.38) and, for a graph of at most ``max_nodes`` lines
-    whose sweep needs nothing more (a seed, wrt=), its trace table: what needs no ``dot``."""
-    code = graph_code(y, names).splitlines()
-    if max_nodes is not None and len(code) > max_nodes:
-        return "\n".join([f"... {len(code) - max_nodes:,} earlier lines"] + code[-max_nodes:])
+    whose sweep needs nothing more (a seed, wrt=), its trace table: what needs no ``dot``. Only the
+    last ``max_nodes`` lines are written out, so a graph of any size falls back in linear time."""
+    order, _ = graph_of(y, "draw")
+    label = node_names(order, y, names)
+    ops = [n for n in order if n.op is not None]
+    if max_nodes is not None and len(ops) > max_nodes:
+        return "\n".join([f"... {len(ops) - max_nodes:,} earlier lines"]
+                         + [f"{label[id(n)]} = {expression(n, label)}" for n in ops[-max_nodes:]])
+    code = "\n".join(f"{label[id(n)]} = {expression(n, label)}" for n in ops)
     try:
         table = trace_table(y, mode=mode, wrt=wrt, names=names, seed=seed)
     except ValueError:   # a non-scalar y without seed=, tangents without wrt=: the code alone
-        return "\n".join(code)
-    return "\n".join(code) + f"\n\n{table}"
+        return code
+    return f"{code}\n\n{table}"
 
 
 def save(graph, path, format=None) -> Path:
     """Render ``graph`` (a Digraph) to ``path`` (.svg or .png) with ``dot``; the DOT source is always
     written beside it (``path`` with suffix .dot). Without ``dot``, raises ``GraphvizNotFound``
-    saying how to install it, after writing the DOT source."""
+    saying how to install it, after writing the DOT source; so does a picture of more than
+    ``MAX_RENDER_NODES`` nodes, with a ValueError."""
     path = Path(path)
     fmt = format or path.suffix.lstrip(".") or "svg"
     if fmt not in ("svg", "png", "pdf", "dot"):
@@ -244,6 +311,9 @@ def save(graph, path, format=None) -> Path:
     dot_path.write_text(graph.source)
     if fmt == "dot":
         return dot_path
+    refusal = _too_big_to_render(graph, path.name)
+    if refusal:
+        raise ValueError(f"{refusal}; it was saved to {dot_path}")
     try:
         data = _pipe(graph, fmt, path.name)
     except GraphvizNotFound as exc:
@@ -277,7 +347,9 @@ class Steps(list):
         return [save(g, folder / f"step_{k:03d}.{format}", format) for k, g in enumerate(self, start=1)]
 
     def player(self, standalone=False):
-        """The step-through player as HTML (``autodiff.player``); needs ``dot`` (GraphvizNotFound)."""
+        """The step-through player as HTML (``autodiff.player``); needs ``dot`` (GraphvizNotFound).
+        At most ``player.MAX_STEPS`` steps (refused before any picture is rendered)."""
+        check_steps(len(self), "player")
         svgs = [_pipe(g, "svg", "the player's pictures", encoding="utf-8") for g in self]
         return player_html(self.steps, self.mode, self.table.columns, self.table.rows, svgs, standalone=standalone)
 
@@ -308,7 +380,9 @@ def draw_steps(y, mode="reverse", wrt=None, names="letters", seed=None, rankdir=
     whose adjoint is being completed and lists its terms, e.g. at a fan-out node
     ``dy/da = dy/dc dc/da + dy/db db/da`` (eq. 5.39) with their values. Forward mode visits the
     inputs first and lists the terms of each tangent; ``edge_labels=True`` as in ``draw``. Returns
-    ``Steps`` (a list of Digraphs, with the trace table and the player).
+    ``Steps`` (a list of Digraphs, with the trace table and the player). One picture per node makes
+    the work grow as nodes squared: a graph of more than ``player.MAX_STEPS`` nodes is refused in
+    one line before any (``trace_table`` shows every step of any graph as text).
 
     >>> from autodiff import Tensor, sin
     >>> x = Tensor(0.5, requires_grad=True, name="x")
@@ -319,6 +393,8 @@ def draw_steps(y, mode="reverse", wrt=None, names="letters", seed=None, rankdir=
     if mode not in ("reverse", "forward"):
         raise ValueError(f"draw_steps: mode must be 'reverse' or 'forward', got {mode!r}")
     order, ids = graph_of(y, "draw_steps")
+    check_steps(len(order), "draw_steps")
+    _check_max_nodes(max_nodes, len(order), "draw_steps")
     label = node_names(order, y, names)
     terms = {}
 
@@ -346,7 +422,7 @@ def draw_steps(y, mode="reverse", wrt=None, names="letters", seed=None, rankdir=
         graphs.append(_digraph(order, y, names=names, show=show,
                                adjoints=done if letter == "grad" else {}, tangents=done if letter == "tangent" else {},
                                digits=digits, rankdir=rankdir, max_nodes=max_nodes, current=node,
-                               extra_labels={nid: lines}, edge_labels=edge_labels))
+                               extra_labels={nid: lines}, edge_labels=edge_labels, label=label))
         graphs[-1].fallback_of = lambda: _text_views(y, mode, wrt, names, seed, max_nodes)
         steps.append(Step(label[nid], quantity, number_text(values.get(nid, 0), digits), [t for t in lines if t]))
     table = trace_table(y, mode=mode, wrt=wrt, names=names, seed=seed)
@@ -360,7 +436,8 @@ def _step_terms(node, terms, label, mode, total, digits):
             return ["seed: dy/dy = 1" if total is not None and node.op is not None or not terms else ""]
         symbolic = " + ".join(f"dy/d{label[id(c)]}·d{label[id(c)]}/d{name}" for c, _ in terms)
         numbers = " + ".join(number_text(v, digits) for _, v in terms)
-        return [f"dy/d{name} = {symbolic}", f"= {numbers}" + (f" = {number_text(total, digits)}" if len(terms) > 1 else "")]
+        total_text = f" = {number_text(total, digits)}" if len(terms) > 1 else ""
+        return [f"dy/d{name} = {symbolic}", f"= {numbers}{total_text}"]
     if node.op is None:
         return [f"d{name} = 1 (seed)" if total is not None else f"d{name} = 0"]
     if not terms:

@@ -1,10 +1,49 @@
-"""The SymPy view of a recorded graph: each node replaced by its primitive's SymPy counterpart."""
+"""The SymPy view of a recorded graph: each node replaced by its primitive's SymPy counterpart.
+
+The graph is walked iteratively (any depth), but SymPy builds, prints and differentiates its
+expressions recursively, a few Python frames per level of nesting: with Python's default recursion
+limit a chain of sin nests 150 deep before ``diff`` fails, 200 before ``str`` does, 350 before SymPy
+cannot build it. So an expression may nest at most ``MAX_SYMPY_DEPTH`` levels (measured on SymPy's
+own tree, in which sums and products flatten: a sum of 10^4 terms is 1 deep); deeper, ``to_sympy``
+refuses in one line as soon as a node passes the limit. SymPy also flattens and sorts a sum's
+terms anew at every addition, so a sum grown one term at a time takes time quadratic in its length
+(1,000 terms: 9 s): the arguments of the nodes' expressions, summed, may be at most
+``MAX_SYMPY_ARGS``, a budget of SymPy's work that a wide graph exhausts in seconds, where the
+node count would not do (eq. 5.36's 10th derivative is 28,645 nodes, and converts in 2 s).
+"""
 from __future__ import annotations
 
 import numpy as np
 
 from .sweep import toposort
 from .tensor import Tensor
+
+#: The deepest SymPy expression ``to_sympy`` builds: one that ``str``, ``diff`` and ``lambdify`` still
+#: take at Python's default recursion limit, with room for the caller's own frames.
+MAX_SYMPY_DEPTH = 100
+#: The most arguments, summed over the nodes' SymPy expressions, that ``to_sympy`` has SymPy build:
+#: about 5 s of SymPy's work on two cores (a sum grown to 700 terms; the 10th derivative of
+#: exp(sin(x)) takes 67,508); past it the graph is too wide for SymPy in seconds.
+MAX_SYMPY_ARGS = 250_000
+
+
+def _depth(expr, depths):
+    """How deep ``expr`` nests (a symbol or a number: 0), without recursion. ``depths`` maps
+    ``id(sub-expression)`` to (depth, sub-expression), kept across calls (the nodes share their
+    inputs' trees), the expression held so that its id is not reused."""
+    stack = [expr]
+    while stack:
+        e = stack[-1]
+        if id(e) in depths:
+            stack.pop()
+            continue
+        pending = [a for a in getattr(e, "args", ()) if id(a) not in depths]
+        if pending:
+            stack.extend(pending)
+            continue
+        depths[id(e)] = (1 + max((depths[id(a)][0] for a in getattr(e, "args", ())), default=-1), e)
+        stack.pop()
+    return depths[id(expr)][0]
 
 
 def _sympy_constant(value):
@@ -26,7 +65,10 @@ def to_sympy(y, *arg_names, at=None, symbols: dict | None = None, real: bool = F
     after the Tensors' names (``x``, ``x1``, ``x2``... when unnamed), constants become numbers.
     ``to_sympy(f, "x", "y")``: records ``f`` on leaves of those names first (at the values ``at``,
     default 0.5 each; only ``where``'s condition depends on them) and converts that graph.
-    ``symbols`` may map leaves to SymPy objects of your own.
+    ``symbols`` may map leaves to SymPy objects of your own. An expression nesting deeper than
+    ``MAX_SYMPY_DEPTH`` (SymPy itself recurses once per level), or a graph so wide that its nodes'
+    expressions hold more than ``MAX_SYMPY_ARGS`` arguments in all (SymPy's time), is refused in one
+    line (ValueError) at the node that passes the limit, within seconds whatever the graph's size.
 
     The symbols are plain, ``sympy.Symbol("x")``, the one a user writes: SymPy tells symbols apart
     by their assumptions too, so ``diff`` by a symbol of other assumptions would silently give 0.
@@ -61,6 +103,8 @@ def to_sympy(y, *arg_names, at=None, symbols: dict | None = None, real: bool = F
     order, _ = toposort([y])
     unnamed = 0
     position = 0
+    depths = {}
+    work = 0
     for node in order:
         if id(node) in exprs:
             continue
@@ -79,5 +123,16 @@ def to_sympy(y, *arg_names, at=None, symbols: dict | None = None, real: bool = F
         if any(np.ndim(i._value) for i in node.inputs) or node.ndim:
             raise ValueError(f"to_sympy: node #{position} ({node.op.name}) has shape {node.shape}: only graphs "
                              f"of scalar ops convert")
-        exprs[id(node)] = node.op.to_sympy(*args, **node.params)
+        expr = exprs[id(node)] = node.op.to_sympy(*args, **node.params)
+        work += len(getattr(expr, "args", ()))
+        if work > MAX_SYMPY_ARGS:
+            raise ValueError(f"to_sympy: at node #{position} ({node.op.name}) the expressions hold {work:,} arguments "
+                             f"in all, more than the limit of {MAX_SYMPY_ARGS:,} (autodiff.symbolic.MAX_SYMPY_ARGS: "
+                             f"SymPy's time grows with them, a long sum's quadratically); convert a piece of the "
+                             f"graph (an intermediate Tensor), or read the whole in graph_code(y)")
+        if _depth(expr, depths) > MAX_SYMPY_DEPTH:
+            raise ValueError(f"to_sympy: at node #{position} ({node.op.name}) the expression nests "
+                             f"{_depth(expr, depths)} deep, more than the limit of {MAX_SYMPY_DEPTH} "
+                             f"(autodiff.symbolic.MAX_SYMPY_DEPTH: SymPy recurses once per level); convert a piece "
+                             f"of the graph (an intermediate Tensor), or read the whole in graph_code(y)")
     return exprs[id(y)] if id(y) in exprs else _sympy_constant(y._value)
