@@ -132,6 +132,12 @@ def _tolerances(xs, eps, atol, rtol, fname):
     FLOAT32_TOLERANCES, saying so (a correct float32 function failed float64's, with no word of why)."""
     low = [k for k, x in enumerate(xs) if x.dtype == np.float32]
     defaults = FLOAT32_TOLERANCES if low else FLOAT64_TOLERANCES
+    for name, v in (("eps", eps), ("atol", atol), ("rtol", rtol)):
+        if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating))
+                              or isinstance(v, (float, np.floating)) and not np.isfinite(v)
+                              or v < 0 or (name == "eps" and v == 0)):
+            raise ValueError(f"{fname}: {name} must be a finite number {'> 0' if name == 'eps' else '>= 0'} or "
+                             f"None, got {v!r}")
     chosen = tuple(d if v is None else float(v) for v, d in zip((eps, atol, rtol), defaults))
     note = None
     if low:

@@ -167,7 +167,7 @@ def jacobian(f, argnums=0, mode="reverse"):
            [0., 2.]]), array([1., 3.]))
     """
     check_function(f, "jacobian")
-    if mode not in ("reverse", "forward"):
+    if not isinstance(mode, str) or mode not in ("reverse", "forward"):
         raise ValueError(f"jacobian: mode must be 'reverse' or 'forward', got {mode!r}")
     if not isinstance(argnums, (int, np.integer)) and not (
             isinstance(argnums, tuple) and argnums and all(isinstance(a, (int, np.integer)) for a in argnums)):

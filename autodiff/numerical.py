@@ -36,7 +36,7 @@ DEFAULT_EPS = {"forward": float(np.sqrt(_U)), "backward": float(np.sqrt(_U)),
 
 
 def _check_method(method):
-    if method not in METHODS:
+    if not isinstance(method, str) or method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
 
 
@@ -58,9 +58,11 @@ def _difference(f, x, direction, method, h):
 def _prepare(x, method, eps):
     _check_method(method)
     x = np.asarray(x, dtype=np.float64)
+    if eps is not None and (isinstance(eps, bool) or not isinstance(eps, (int, float, np.integer, np.floating))):
+        raise TypeError(f"eps must be a positive number or None, got {eps!r}")
     eps = DEFAULT_EPS[method] if eps is None else float(eps)
-    if not eps > 0:
-        raise ValueError(f"eps must be positive, got {eps}")
+    if not 0 < eps < np.inf:
+        raise ValueError(f"eps must be positive and finite, got {eps}")
     return x, eps
 
 

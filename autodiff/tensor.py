@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import functools
 import itertools
+import reprlib
 import threading
 from typing import TYPE_CHECKING
 
@@ -190,7 +191,10 @@ class Tensor(_Syntax):
             _refuse_detaching(value, "Tensor()")  # a new leaf would be cut from value's graph
             value = value._value
         # a copy: later changes to the caller's array do not reach the graph
-        arr = value.copy() if _foreign(value) else np.array(value)
+        try:
+            arr = value.copy() if _foreign(value) else np.array(value)
+        except ValueError as exc:         # a ragged nested list: NumPy's words do not say which argument
+            raise ValueError(f"Tensor value must be a number or a (rectangular) array: {exc}") from None
         _check_numeric(arr, "Tensor value")
         if requires_grad and arr.dtype.kind not in "fc":
             raise TypeError(
@@ -403,13 +407,18 @@ def apply(prim, args, params):
         return prim.impl(*values, **params)
     try:
         out = prim.impl(*values, **params)
-    except (ValueError, TypeError) as exc:  # NumPy's words, re-raised with the op, the shapes and the options
+    except (ValueError, TypeError, OverflowError) as exc:  # NumPy's words, re-raised with the op, shapes, options
         if str(exc).startswith(prim.name):     # the op's own words already name it
             raise
         shapes = " and ".join(str(np.shape(v)) for v in values)
-        options = ", ".join(f"{k}={v!r}" for k, v in params.items() if isinstance(v, (tuple, int, float, str, bool)))
-        raise type(exc)(f"{prim.name}: cannot apply to shapes {shapes}{f' with {options}' if options else ''}: "
-                        f"{exc}") from None
+        options = ", ".join(f"{k}={reprlib.repr(v)}" for k, v in params.items())   # the argument at fault too
+        message = f"{prim.name}: cannot apply to shapes {shapes}{f' with {options}' if options else ''}: {exc}"
+        kind = ValueError if isinstance(exc, OverflowError) else type(exc)   # an int past C's long: a value
+        try:
+            new = kind(message)
+        except TypeError:              # a class with its own constructor (NumPy's _UFuncNoLoopError): its base
+            new = (TypeError if isinstance(exc, TypeError) else ValueError)(message)
+        raise new from None
     return _record(prim, args, params, out, tracked, all_tensors)
 
 

@@ -46,12 +46,18 @@ def _flatten(tree):
 
 def _argnums(argnums, nargs, fname):
     single = isinstance(argnums, (int, np.integer))
+    if not single and not (isinstance(argnums, (tuple, list)) and argnums
+                           and all(isinstance(a, (int, np.integer)) for a in argnums)):
+        raise TypeError(f"{fname}: argnums must be an int or a non-empty tuple of ints, got {argnums!r}")
     nums = (int(argnums),) if single else tuple(int(a) for a in argnums)
     for a in nums:
         if not -nargs <= a < nargs:
             raise ValueError(f"{fname}: argnums={argnums!r} names argument {a}, but f was called with "
                              f"{nargs} positional argument(s): there is nothing to differentiate with respect to")
-    return single, tuple(a % nargs for a in nums)
+    nums = tuple(a % nargs for a in nums)
+    if len(set(nums)) < len(nums):     # each leaf is one input of the sweep: a repeat got a zero gradient
+        raise ValueError(f"{fname}: argnums={argnums!r} names an argument twice")
+    return single, nums
 
 
 class _Trace:
@@ -203,6 +209,9 @@ def _seed_like(value, reference, what):
             raise ValueError(f"{what} has shape {value.shape}, expected {reference.shape}")
         return value
     try:
+        kind = np.asarray(value).dtype.kind    # None in a tuple would become NaN, 1j lose its imaginary part
+        if kind not in "biufc" or kind == "c" and reference.dtype.kind != "c":
+            raise TypeError
         arr = np.asarray(value, dtype=reference.dtype)
     except (TypeError, ValueError):
         raise TypeError(f"{what} must be a number or an array of shape {reference.shape}, "

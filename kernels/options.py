@@ -50,13 +50,26 @@ def pair(value, name: str, minimum: int = 1) -> tuple[int, int]:
     """An int or a pair of ints -> (int, int), each >= minimum (e.g. a stride, a padding)."""
     if isinstance(value, (int, np.integer)):
         value = (int(value), int(value))
+    # each entry an int (a str is no pair of ints, and int() would floor 1.5 or overflow at inf)
+    if isinstance(value, (str, bytes)) or not all(isinstance(v, (int, np.integer)) for v in _entries(value)):
+        raise TypeError(f"{name} must be an int or a pair of ints, got {value!r}")
     try:
         a, b = (int(v) for v in value)
     except (TypeError, ValueError):
         raise TypeError(f"{name} must be an int or a pair of ints, got {value!r}") from None
     if a < minimum or b < minimum:
         raise ValueError(f"{name} must be >= {minimum}, got {value!r}")
+    if max(a, b) >= 2 ** 31:          # the kernels index in int32/int64: a larger one overflows there
+        raise ValueError(f"{name} must be < 2**31, got {value!r}")
     return a, b
+
+
+def _entries(value):
+    """The entries of a would-be pair (none for a non-iterable: the caller's error then names it)."""
+    try:
+        return tuple(value)
+    except TypeError:
+        return ()
 
 
 def output_size(size: int, kernel: int, stride: int, padding: int, dilation: int, what: str, hint: str = "") -> int:

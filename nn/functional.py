@@ -94,7 +94,17 @@ def flatten(x):
     return reshape(x, shape=(_shape(x)[0], -1))
 
 
+def _real(value):
+    """Whether value is a real number or a (rectangular) real array."""
+    try:
+        return np.asarray(value).dtype.kind in "biuf"
+    except ValueError:
+        return False
+
+
 def _check_rate(rate, name="rate"):
+    if isinstance(rate, bool) or not isinstance(rate, (int, float, np.integer, np.floating)):
+        raise TypeError(f"{name} must be a number in [0, 1], got {rate!r}")
     if not 0.0 <= float(rate) <= 1.0:
         raise ValueError(f"{name} must be in [0, 1], got {rate!r}")
     return float(rate)
@@ -330,6 +340,16 @@ def softmax_cross_entropy(logits, labels, sample_weight=None):
         warnings.warn("softmax_cross_entropy takes logits but got the output of a softmax (softmax applied "
                       "twice): pass model.forward(x, logits=True), or use nn.functional.cross_entropy(model(x), y)",
                       stacklevel=2)
+    if isinstance(logits, (list, tuple)):          # nested lists of numbers: an array, as NumPy reads them
+        if not _real(logits):
+            raise TypeError(f"softmax_cross_entropy: logits must be a rectangular array of real numbers, got a "
+                            f"{type(logits).__name__} that is none")
+        logits = np.asarray(logits)
+    if len(_shape(logits)) != 2:
+        raise ValueError(f"softmax_cross_entropy: logits must be an array (N, classes), got shape {_shape(logits)}")
+    if np.dtype(getattr(value_of(logits), "dtype", np.float64)).kind != "f":   # an int loss was truncated: 1, not log 3
+        raise TypeError(f"softmax_cross_entropy: logits must be floating-point, got dtype {value_of(logits).dtype} "
+                        f"(pass logits.astype(np.float32))")
     n, k = _shape(logits)
     weights = _row_weights(sample_weight, n, value_of(logits).dtype, "softmax_cross_entropy")
     if device.is_device(logits):
@@ -389,6 +409,8 @@ def mse(prediction, target, sample_weight=None):
     shape = _shape(prediction)
     weights = _row_weights(sample_weight, shape[0], value_of(prediction).dtype, "mse")
     target = value_of(target)
+    if not kernels.is_device_array(target) and not _real(target):
+        raise TypeError(f"mse: target must be a real number or array, got {target!r}")
     target = _matched_target(target if kernels.is_device_array(target) else np.asarray(target), shape, "mse")
     if device.is_device(prediction):         # one op there (kernels.losses)
         return device.mse(prediction, target, None if weights is None else weights.reshape(shape[0]))

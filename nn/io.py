@@ -70,9 +70,18 @@ def _target(path) -> Path:
         else path.with_name(path.name + SUFFIX)
 
 
+def _checked_path(path):
+    """path itself, if it is a str or an os.PathLike (pathlib's own error does not say which argument)."""
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"path must be a str or an os.PathLike (e.g. 'runs/model'), got {path!r}")
+    if "\x00" in os.fspath(path):
+        raise ValueError(f"path must not hold a NUL character, got {path!r}")
+    return path
+
+
 def _save_target(path) -> Path:
     """Where ``save`` writes: ``_target(path)``, unless the name ends in another library's suffix."""
-    path = Path(path)
+    path = Path(_checked_path(path))
     if path.suffix.lower() in FOREIGN_SUFFIXES:
         raise ValueError(f"save: path {str(path)!r} ends in {path.suffix!r}, but nn.save writes {SUFFIX} files: "
                          f"give {str(path.with_suffix(SUFFIX))!r} or a name without a suffix"
@@ -271,7 +280,7 @@ def _read(file: Path, max_bytes: int):
 
 def _open(path, max_bytes):
     """Find the model at ``path`` (this format or the legacy pair) and read its header."""
-    path = Path(path)
+    path = Path(_checked_path(path))
     target = _target(path)
     if not isinstance(max_bytes, int) or isinstance(max_bytes, bool) or max_bytes < 0:
         raise ValueError(f"max_bytes must be a non-negative int, got {max_bytes!r}")

@@ -396,8 +396,9 @@ def predict(model, x, batch_size=256, backend=None, verbose=0, file=None):
     start = time.perf_counter()
     try:
         with _running(backend), no_grad(), kernels.runtime.single_threaded_blas():
-            outs = [device.to_host(model(device.input_to_device(x[i:i + batch_size]) if on_device else
-                                         x[i:i + batch_size]).value) for i in range(0, x.shape[0], batch_size)]
+            # value_of: a model without parameters (pooling, dropout alone) gives arrays, not Tensors
+            outs = [device.to_host(value_of(model(device.input_to_device(x[i:i + batch_size]) if on_device else
+                                                  x[i:i + batch_size]))) for i in range(0, x.shape[0], batch_size)]
     finally:
         model.train(was_training)
     if verbose:

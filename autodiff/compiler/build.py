@@ -97,7 +97,7 @@ class Compiled:
     """``f`` compiled for one mode; call it like ``f`` (see :func:`autodiff.compile`)."""
 
     def __init__(self, f, example_args, mode="reverse", argnums=0, parallel=None, cache=None):
-        if mode not in MODES:
+        if not isinstance(mode, str) or mode not in MODES:
             raise ValueError(f"autodiff.compile: mode must be one of {MODES}, got {mode!r}")
         if not example_args:
             raise TypeError("autodiff.compile(f, *example_args): give example arguments (f is recorded at them)")

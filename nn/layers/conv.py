@@ -27,9 +27,9 @@ __all__ = ["Conv2D", "MaxPool2D", "AvgPool2D"]
 
 def _padding(padding, kernel):
     """An int, a pair, "valid" (0) or "same" (kernel // 2 on each side, odd kernels) as a pair."""
-    if padding == "valid":
+    if isinstance(padding, str) and padding == "valid":
         return (0, 0)
-    if padding == "same":
+    if isinstance(padding, str) and padding == "same":
         if kernel[0] % 2 == 0 or kernel[1] % 2 == 0:
             raise ValueError(f"padding='same' needs an odd kernel_size, got {kernel}")
         return (kernel[0] // 2, kernel[1] // 2)
