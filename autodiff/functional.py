@@ -287,6 +287,10 @@ def hvp(f, x, v):
     return trace.as_args(out)
 
 
+#: The highest order ``derivative`` takes: each order records the previous one's graph again (2**31 never ends).
+MAX_ORDER = 100
+
+
 def derivative(f, order=1):
     """The ``order``-th derivative of a scalar function f: R -> R, by repeated forward mode.
 
@@ -299,8 +303,9 @@ def derivative(f, order=1):
     1.0
     """
     check_function(f, "derivative")
-    if not isinstance(order, (int, np.integer)) or order < 0:
-        raise ValueError(f"derivative: order must be an integer >= 0, got {order!r}")
+    if not isinstance(order, (int, np.integer)) or isinstance(order, bool) or not 0 <= order <= MAX_ORDER:
+        raise ValueError(f"derivative: order must be an integer from 0 to {MAX_ORDER}, got {order!r} (each order "
+                         f"is one more forward sweep over a graph that grows with it)")
 
     def derivative_f(x, *args, **kwargs):
         trace = _Trace(f, (x,) + args, 0, kwargs, "derivative")

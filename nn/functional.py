@@ -315,6 +315,8 @@ def _softmax_cross_entropy(z, *, targets, weights=None):
 
 
 def _check_targets(targets, n, k, what):
+    if k == 0:
+        raise ValueError(f"{what}: logits must have at least one class (shape (N, K) with K >= 1), got ({n}, 0)")
     t = np.asarray(targets)
     if t.ndim == 1:
         if t.shape[0] != n:

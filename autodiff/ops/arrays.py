@@ -21,11 +21,20 @@ def _axes(axis, ndim, name):
     """Non-negative axes from an int, a tuple of ints or None (all axes)."""
     if axis is None:
         return tuple(range(ndim))
-    axes = (axis,) if isinstance(axis, (int, np.integer)) else tuple(axis)
+    if isinstance(axis, (int, np.integer)) and not isinstance(axis, (bool, np.bool_)):
+        axes = (axis,)
+    elif isinstance(axis, (tuple, list)) and all(isinstance(a, (int, np.integer)) and not isinstance(a, bool)
+                                                 for a in axis):
+        axes = tuple(axis)
+    else:
+        raise TypeError(f"{name}: axis must be an int, a tuple of ints or None, got {axis!r}")
     for a in axes:
         if not -ndim <= a < max(ndim, 1):
             raise ValueError(f"{name}: axis {a} is out of range for an array of {ndim} dimension(s)")
-    return tuple(int(a) % max(ndim, 1) for a in axes)
+    normal = tuple(int(a) % max(ndim, 1) for a in axes)
+    if len(set(normal)) != len(normal):
+        raise ValueError(f"{name}: axis {axis!r} names one axis twice (repeated axis)")
+    return normal
 
 
 def _along(axis, ndim, item):

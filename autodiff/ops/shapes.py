@@ -43,8 +43,8 @@ def normalize_index(index):
     out = []
     for item in items:
         item = value_of(item)
-        if isinstance(item, list):
-            item = np.asarray(item)
+        if isinstance(item, list):      # an empty list selects nothing, as NumPy's x[[]] (integers, not floats)
+            item = np.asarray(item) if item else np.zeros(0, dtype=np.intp)
         out.append(item)
     return tuple(out)
 
