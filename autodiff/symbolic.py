@@ -9,12 +9,15 @@ refuses in one line as soon as a node passes the limit. SymPy also flattens and 
 terms anew at every addition, so a sum grown one term at a time takes time quadratic in its length
 (1,000 terms: 9 s): the arguments of the nodes' expressions, summed, may be at most
 ``MAX_SYMPY_ARGS``, a budget of SymPy's work that a wide graph exhausts in seconds, where the
-node count would not do (eq. 5.36's 10th derivative is 28,645 nodes, and converts in 2 s).
+node count would not do (eq. 5.36's 10th derivative is 28,645 nodes, and converts in 2 s). And each
+node costs SymPy some 100 microseconds whatever its shape: a graph of more than ``MAX_SYMPY_NODES``
+nodes is refused before any SymPy work.
 """
 from __future__ import annotations
 
 import numpy as np
 
+from .labels import check_size
 from .sweep import toposort
 from .tensor import Tensor
 
@@ -25,6 +28,9 @@ MAX_SYMPY_DEPTH = 100
 #: about 5 s of SymPy's work on two cores (a sum grown to 700 terms; the 10th derivative of
 #: exp(sin(x)) takes 67,508); past it the graph is too wide for SymPy in seconds.
 MAX_SYMPY_ARGS = 250_000
+#: The most nodes ``to_sympy`` converts: some seconds of SymPy's time (a 10th derivative of 28,645
+#: nodes: 2 s; 10^5 nodes took 8 s); ``graph_code`` and ``trace_table`` show larger graphs.
+MAX_SYMPY_NODES = 50_000
 
 
 def _depth(expr, depths):
@@ -65,7 +71,8 @@ def to_sympy(y, *arg_names, at=None, symbols: dict | None = None, real: bool = F
     after the Tensors' names (``x``, ``x1``, ``x2``... when unnamed), constants become numbers.
     ``to_sympy(f, "x", "y")``: records ``f`` on leaves of those names first (at the values ``at``,
     default 0.5 each; only ``where``'s condition depends on them) and converts that graph.
-    ``symbols`` may map leaves to SymPy objects of your own. An expression nesting deeper than
+    ``symbols`` may map leaves to SymPy objects of your own. A graph of more than ``MAX_SYMPY_NODES``
+    nodes is refused at once; an expression nesting deeper than
     ``MAX_SYMPY_DEPTH`` (SymPy itself recurses once per level), or a graph so wide that its nodes'
     expressions hold more than ``MAX_SYMPY_ARGS`` arguments in all (SymPy's time), is refused in one
     line (ValueError) at the node that passes the limit, within seconds whatever the graph's size.
@@ -101,6 +108,8 @@ def to_sympy(y, *arg_names, at=None, symbols: dict | None = None, real: bool = F
         return _sympy_constant(y)
     exprs = {id(k): v for k, v in (symbols or {}).items()}
     order, _ = toposort([y])
+    check_size(len(order), MAX_SYMPY_NODES, "to_sympy", "convert a piece of it (an intermediate Tensor), or read "
+               "the whole in graph_code(y)", "autodiff.symbolic.MAX_SYMPY_NODES")
     unnamed = 0
     position = 0
     depths = {}

@@ -159,6 +159,15 @@ def test_to_sympy_of_a_20000_node_chain_refuses_in_one_line_at_max_sympy_depth()
     _one_line(exc, "graph_code")
 
 
+def test_to_sympy_refuses_more_than_max_sympy_nodes_before_sympy(monkeypatch):
+    monkeypatch.setattr(symbolic, "MAX_SYMPY_NODES", 50)
+    monkeypatch.setattr(symbolic, "_depth", _fail)
+    with pytest.raises(ValueError, match=r"^to_sympy: the graph has 61 nodes, more than this view's limit of 50 "
+                                         r"\(autodiff\.symbolic\.MAX_SYMPY_NODES\)") as exc:
+        ad.to_sympy(chain(60))
+    _one_line(exc, "graph_code")
+
+
 def test_to_sympy_refuses_a_graph_too_wide_for_sympy_at_max_sympy_args(monkeypatch):
     monkeypatch.setattr(symbolic, "MAX_SYMPY_ARGS", 500)        # the real budget is some seconds of SymPy's time
     x = ad.Tensor(0.5, requires_grad=True, name="x")
