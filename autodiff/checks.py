@@ -108,7 +108,10 @@ def _input_names(inputs):
 def float_inputs(inputs, fname):
     arrays = []
     for k, x in enumerate(inputs):
-        arr = np.asarray(value_of(x))
+        try:
+            arr = np.asarray(value_of(x))
+        except ValueError:
+            raise ValueError(f"{fname}: input {k} is a ragged nested list (its rows have different lengths); give one array of one shape") from None
         if arr.dtype.kind == "c":     # NumPy would drop the imaginary part of a step and "pass"
             raise TypeError(f"{fname}: input {k} is complex ({arr.dtype}); the derivatives checked here are real: "
                             f"pass its real and imaginary parts as two real inputs")

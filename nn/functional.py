@@ -317,7 +317,10 @@ def _softmax_cross_entropy(z, *, targets, weights=None):
 def _check_targets(targets, n, k, what):
     if k == 0:
         raise ValueError(f"{what}: logits must have at least one class (shape (N, K) with K >= 1), got ({n}, 0)")
-    t = np.asarray(targets)
+    try:
+        t = np.asarray(targets)
+    except ValueError:
+        raise ValueError(f"{what}: labels is a ragged nested list (its rows have different lengths); give one array of one shape") from None
     if t.ndim == 1:
         if t.shape[0] != n:
             raise ValueError(f"{what}: labels must have one entry per row of the input ({n}), got {t.shape[0]}")

@@ -161,8 +161,13 @@ def einsum(subscripts, *operands):
     the cotangent of an operand is the einsum of the output's cotangent with the other operands,
     back onto that operand's indices. Operands do not broadcast against each other.
     """
-    subscripts = normalize_subscripts(subscripts, [shape_of(x) for x in operands])
-    return _einsum(operands, subscripts=subscripts)
+    shapes = []
+    for k, x in enumerate(operands):
+        try:
+            shapes.append(shape_of(x))
+        except ValueError:
+            raise ValueError(f"einsum: operand {k} is a ragged nested list (its rows have different lengths); give one array of one shape") from None
+    return _einsum(operands, subscripts=normalize_subscripts(subscripts, shapes))
 
 
 # --------------------------------------------------------------------------------------------
