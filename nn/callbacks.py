@@ -15,6 +15,7 @@ from __future__ import annotations
 import csv
 import math
 import os
+from pathlib import Path
 
 from . import optim as optimisers
 from .io import _save_target, save
@@ -89,12 +90,22 @@ class EarlyStopping(Callback):
             model.load_state_dict(self.best_state)
 
 
+def _writable_folder(target):
+    """The folder ``target`` will be saved in exists and is writable, or can be made where its nearest
+    existing parent is a writable folder: else a one-line error now, before any training."""
+    folder = Path(target).parent
+    existing = next((p for p in (folder, *folder.parents) if p.exists()), None)
+    if existing is None or not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
+        what = "is not a folder" if existing is not None and not existing.is_dir() else "is not writable"
+        raise ValueError(f"ModelCheckpoint: path {str(target)!r} cannot be written: {str(existing)!r} {what}")
+
+
 class ModelCheckpoint(Callback):
     """Save the model (``nn.save``: one .safetensors file, written atomically) after each epoch, or only when
     ``monitor`` improves with ``save_best_only``. ``path`` may contain ``{epoch}``."""
 
     def __init__(self, path, monitor="val_loss", save_best_only=False, mode="auto"):
-        _save_target(str(path).format(epoch=1))        # a name nn.save refuses is refused now, not after an epoch
+        _writable_folder(_save_target(str(path).format(epoch=1)))  # refused now, not after an epoch
         self.path, self.monitor, self.save_best_only = str(path), monitor, save_best_only
         self.mode = _monitor_mode(monitor, mode)
         self.best = None

@@ -60,3 +60,11 @@ def test_compile_takes_one_metric_as_a_string_as_keras():
     assert "accuracy" in model.fit(X, Y, epochs=1, verbose=0).history
     with pytest.raises(ValueError, match=r"compile: metrics may only hold 'accuracy', got \['mae'\]"):
         model.compile(optimizer="sgd", loss="sparse_categorical_crossentropy", metrics="mae")
+
+
+def test_model_checkpoint_refuses_a_folder_it_cannot_write_before_training(tmp_path):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("not a folder")
+    with pytest.raises(ValueError, match=r"ModelCheckpoint: path .* cannot be written: .*a_file' is not a folder"):
+        nn.ModelCheckpoint(blocker / "sub" / "model.safetensors")
+    nn.ModelCheckpoint(tmp_path / "new" / "deeper" / "model.safetensors")       # a folder nn.save will make
