@@ -391,19 +391,7 @@ def test_load_max_bytes(tmp_path_factory, v):
     outcome(f"nn.load(path, max_bytes={v!r})", lambda: nn.load(saved, max_bytes=v), ["max_bytes"], oracle)
 
 
-# --- defects found by the fuzzing, not fixed here: each its reproducer, held as strict xfails ------
-
-KNOWN = {
-    "compile with an example argument (None, 0) (autodiff/compiler): \"Can't call np.asarray() on a Tensor\", "
-    "naming no argument": lambda: ad.compile(lambda a: ad.sum(a * a), (None, 0)),
-}
-
-
-@pytest.mark.parametrize("name", list(KNOWN))
-@pytest.mark.xfail(strict=True, reason="a defect found by the fuzzing, reported (issue 27)")
-def test_known_defects_unclear_errors(name):
-    outcome(name, KNOWN[name], ["operand", "x", "logits", "axis", "labels", "input", "example"])
-
+# --- defects the fuzzing found, fixed: each its reproducer ---------------------------------------------
 
 FIXED = {   # found by the fuzzing and fixed: each now one line naming the argument
     "softmax_cross_entropy of logits with no class": (
@@ -419,6 +407,7 @@ FIXED = {   # found by the fuzzing and fixed: each now one line naming the argum
     "softmax_cross_entropy of ragged labels": (
         lambda: F.softmax_cross_entropy(ad.Tensor(_LOGITS), [[1, 2], [3]]), "labels"),
     "gradcheck of a ragged input": (lambda: ad.gradcheck(lambda a: ad.sum(a * a), [[1, 2], [3]]), "input"),
+    "compile with an example argument (None, 0)": (lambda: ad.compile(lambda a: ad.sum(a * a), (None, 0)), "example"),
 }
 
 

@@ -79,6 +79,8 @@ class Signature:
 
 def _key(args):
     key = []
+    args = [a if type(a) in (float, np.ndarray) or hasattr(a, "requires_grad") else as_input(a, i)
+            for i, a in enumerate(args)]
     for a in args:
         if type(a) is float:
             key.append(_SCALAR)

@@ -101,7 +101,11 @@ def identifier(name):
 
 def as_input(a, i):
     """Argument ``i`` as a float array (ints and bools become float64), or a clear error."""
-    arr = np.asarray(a.value if isinstance(a, Tensor) else a)
+    try:
+        arr = np.asarray(a.value if isinstance(a, Tensor) else a)
+    except ValueError:
+        raise ValueError(f"autodiff.compile: argument {i} is a ragged nested list (its rows have different "
+                         f"lengths); give one array of one shape") from None
     if arr.dtype.kind in "biu":
         arr = arr.astype(np.float64)
     if arr.dtype not in FLOATS:

@@ -38,7 +38,14 @@ class TreeCompiled:
 
         def flat_f(*leaves):
             args = [tree_unflatten(td, list(leaves[starts[k]:starts[k + 1]])) for k, td in enumerate(self.treedefs)]
-            out = f(*args)
+            try:
+                out = f(*args)
+            except CompileError:
+                raise
+            except (TypeError, ValueError) as exc:    # f met the structure it was given: say which, in one line
+                shown = ", ".join(str(td) for td in self.treedefs)
+                raise type(exc)(f"autodiff.compile: f failed on example arguments of the structure {shown} (a tuple "
+                                f"or list is a pytree, None an empty one): {str(exc).splitlines()[0]}") from None
             if mode != "value":
                 return out
             outs, self.out_tree = _flatten(out)
