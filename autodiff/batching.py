@@ -357,6 +357,10 @@ def _no_scalar(self):
                     "it stands for every example at once. Use ad.where(cond, a, b) for a choice per example")
 
 
+Batched.ndim = property(lambda self: len(self.data.shape) - 1)
+Batched.size = property(lambda self: int(np.prod(self.shape, dtype=np.int64)))
+Batched.copy = lambda self: Batched(self.data.copy(), self.bdim, self.level)
+Batched.__repr__ = lambda self: f"Batched({self.data!r}, bdim={self.bdim}, level={self.level})"
 Batched.__array_ufunc__ = _array_ufunc
 Batched.__array_function__ = _array_function
 Batched.__array__ = _no_array

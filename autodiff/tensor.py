@@ -116,7 +116,8 @@ class Batched:
     __slots__ = ("data", "bdim", "level")
 
     def __init__(self, data, bdim: int, level: int):
-        self.data, self.bdim, self.level = data, bdim, level
+        global batching_used
+        self.data, self.bdim, self.level, batching_used = data, bdim, level, True
 
     @property
     def shape(self) -> tuple:
@@ -131,23 +132,13 @@ class Batched:
     def dtype(self):
         return self.data.dtype
 
-    @property
-    def ndim(self) -> int:
-        return len(self.data.shape) - 1
-
-    @property
-    def size(self) -> int:
-        return int(np.prod(self.shape, dtype=np.int64))
-
-    def copy(self) -> "Batched":
-        return Batched(self.data.copy(), self.bdim, self.level)
-
-    def __repr__(self):
-        return f"Batched({self.data!r}, bdim={self.bdim}, level={self.level})"
+    # ndim, size, copy, repr, its operators and NumPy's protocols: bound by autodiff.batching
 
 
 #: ``batch_apply(prim, values, params)``: the batching interpreter, set by autodiff.batching when imported.
 batch_apply = None
+#: Set when the process first makes a Batched value (vmap, jacobian): until then apply looks for none.
+batching_used = False
 #: True while autodiff.compile records f: a map's data are then Tensors of the recorded program, and the
 #: batching rules record the whole batch's operations into it (see autodiff.batching); custom rules record
 #: their forward pass into it, and a checkpoint is inlined (autodiff.custom, autodiff.remat).
@@ -386,22 +377,18 @@ def apply(prim, args, params):
       leaves; a Python scalar takes the result's dtype, so float32 stays float32.
     """
     values = []
-    has_tensor = tracked = batched = False
+    has_tensor = tracked = False
     all_tensors = True
     for a in args:
         if isinstance(a, Tensor):
             has_tensor = True
             if a.requires_grad:
                 tracked = True
-            a = a._value
+            values.append(a._value)
         else:
             all_tensors = False
-        if type(a) is Batched:
-            batched = True
-        values.append(a)
-    if not batched and prim.batched_params:          # an index per example (vmap): x[labels]
-        batched = any(type(v) is Batched or (type(v) is tuple and Batched in map(type, v)) for v in params.values())
-    if batched:                    # under vmap: the primitive's batching rule, once for the whole batch
+            values.append(a)
+    if batching_used and _batched(prim, values, params):    # under vmap: the primitive's batching rule, once
         return _apply_batched(prim, args, values, params, has_tensor, tracked, all_tensors)
     if not has_tensor:
         return prim.impl(*values, **params)
@@ -420,6 +407,12 @@ def apply(prim, args, params):
             new = (TypeError if isinstance(exc, TypeError) else ValueError)(message)
         raise new from None
     return _record(prim, args, params, out, tracked, all_tensors)
+
+
+def _batched(prim, values, params):
+    """Whether a value (or, for getitem's index, a parameter: x[labels]) is vmap's."""
+    return any(type(v) is Batched for v in values) or prim.batched_params and any(type(v) is Batched or (type(v) is tuple and Batched in map(type, v))
+                                       for v in params.values())
 
 
 def _record(prim, args, params, out, tracked, all_tensors):
