@@ -168,21 +168,9 @@ def _loop_grads(f, argnums, xs, examples, n):
     return [np.stack([np.asarray(p[j]) for p in per]) for j in range(len(argnums))]
 
 
-#: Reverse rules that cannot run under vmap (they turn a mapped value into one array): known, reported, and
-#: held as strict expected failures, so that the fix turns them into failures to remove from here.
-VJP_NOT_BATCHABLE: dict = {}   # primitives whose derivative cannot run under vmap yet (none now)
-
-
-def _known(names):
-    return [pytest.param(n, marks=pytest.mark.xfail(raises=TypeError, strict=True, reason=VJP_NOT_BATCHABLE[n]))
-            if n in VJP_NOT_BATCHABLE else n for n in names]
-
-
-@pytest.mark.parametrize("name", _known(NAMES))
+@pytest.mark.parametrize("name", NAMES)
 def test_vmap_of_grad_of_every_primitive_is_the_loop_of_grad(name):
-    prim, cases = _cases(name)
-    if prim.vjp is None and prim.joint_vjp is None:
-        pytest.skip(f"{name} has no reverse rule")
+    prim, cases = _cases(name)            # (every primitive has a reverse rule: @primitive requires one)
     rng = np.random.default_rng(_seed("grad", name))
     for k, (xs, params) in enumerate(cases):      # every case, two in_axes each
         w = rng.normal(size=np.shape(prim.impl(*xs, **params)))
@@ -242,7 +230,7 @@ def test_vmap_of_vmap_is_the_double_loop(key):
         np.testing.assert_allclose(got, expected, rtol=1e-12, err_msg=f"{key} (other axes)")
 
 
-@pytest.mark.parametrize("key", _known(sorted(HANDFUL)))
+@pytest.mark.parametrize("key", sorted(HANDFUL))
 def test_grad_of_vmap_sums_the_per_example_gradients(key):
     f, shapes = HANDFUL[key]
     rng = np.random.default_rng(_seed("grad-of-vmap", key))
@@ -300,11 +288,8 @@ def test_per_example_gradients_of_an_mlp_are_the_loop_of_grad():
 
 
 def test_per_example_gradients_of_an_mlp_equal_torch_func():
-    try:
-        import torch
-        from torch.func import grad as tgrad, vmap as tvmap
-    except ImportError:
-        pytest.skip("PyTorch is not installed in this environment (a test-only oracle, never a dependency)")
+    torch = pytest.importorskip("torch", reason="PyTorch is a test-only oracle, never a dependency")
+    from torch.func import grad as tgrad, vmap as tvmap
     params, x, y, got = _per_example_grads()
 
     def loss(w1, b1, w2, b2, xi, yi):
