@@ -26,6 +26,7 @@ from .functional import _Trace, check_function, jvp, vjp as _vjp
 from .labels import describe_node
 from .numerical import DEFAULT_EPS, METHODS
 from .ops import concatenate, reshape
+from .primitives import as_array
 from .sweep import forward_sweep, reverse_sweep, toposort
 from .tables import cell_text, html_table, text_table
 from .tensor import Tensor, apply, value_of
@@ -108,10 +109,7 @@ def _input_names(inputs):
 def float_inputs(inputs, fname):
     arrays = []
     for k, x in enumerate(inputs):
-        try:
-            arr = np.asarray(value_of(x))
-        except ValueError:
-            raise ValueError(f"{fname}: input {k} is a ragged nested list (its rows have different lengths); give one array of one shape") from None
+        arr = as_array(value_of(x), f"{fname}: input {k}")
         if arr.dtype.kind == "c":     # NumPy would drop the imaginary part of a step and "pass"
             raise TypeError(f"{fname}: input {k} is complex ({arr.dtype}); the derivatives checked here are real: "
                             f"pass its real and imaginary parts as two real inputs")

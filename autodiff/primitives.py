@@ -326,6 +326,16 @@ def _public_function(prim, impl, nin, statics, variadic):
 # --------------------------------------------------------------------------------------------
 # Broadcasting: the two shape primitives that every elementwise rule rests on
 
+def as_array(x, what: str) -> np.ndarray:
+    """``np.asarray(x)``, or, for a ragged nested list (NumPy's words name no argument), a one-line ValueError
+    naming ``what``: the one wording the engine and nn use for it."""
+    try:
+        return np.asarray(x)
+    except ValueError:
+        raise ValueError(f"{what} is a ragged nested list (its rows have different lengths); give one array of "
+                         f"one shape") from None
+
+
 def shape_of(x) -> tuple:
     """The shape of an array, a NumPy scalar, a Tensor or a Python number."""
     try:

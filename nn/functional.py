@@ -38,6 +38,7 @@ import numpy as np
 import kernels
 import autodiff as ad
 from autodiff import Tensor, primitive, value_of
+from autodiff.primitives import as_array
 from autodiff.tensor import Batched
 from autodiff.ops import (exp, heaviside, log, matmul, maximum, mean, minimum, relu, reshape, sigmoid,
                           softmax as _softmax, sum, tanh, transpose, where)
@@ -317,10 +318,7 @@ def _softmax_cross_entropy(z, *, targets, weights=None):
 def _check_targets(targets, n, k, what):
     if k == 0:
         raise ValueError(f"{what}: logits must have at least one class (shape (N, K) with K >= 1), got ({n}, 0)")
-    try:
-        t = np.asarray(targets)
-    except ValueError:
-        raise ValueError(f"{what}: labels is a ragged nested list (its rows have different lengths); give one array of one shape") from None
+    t = as_array(targets, f"{what}: labels")
     if t.ndim == 1:
         if t.shape[0] != n:
             raise ValueError(f"{what}: labels must have one entry per row of the input ({n}), got {t.shape[0]}")

@@ -23,6 +23,7 @@ import numpy as np
 import kernels
 from autodiff import Tensor, no_grad, value_of
 from autodiff.anomaly import detect_anomaly as anomaly_mode
+from autodiff.primitives import as_array
 
 from . import device
 from . import functional as F
@@ -189,10 +190,7 @@ def _check_data(data, what, model=None):
     if not (isinstance(data, (tuple, list)) and len(data) == 2):
         raise TypeError(f"{what} must be a pair (x, y) of arrays")
     for name, part in zip("xy", data):
-        try:
-            np.shape(part)
-        except ValueError:
-            raise ValueError(f"{what}: {name} is a ragged nested list (its rows have different lengths); give one array of one shape") from None
+        as_array(part, f"{what}: {name}")
         if np.ndim(part) == 0 or np.asarray(part).dtype == object:
             raise TypeError(f"{what}: {name} must be an array with one row per sample, got "
                             f"{type(part).__name__} {np.shape(part)}")

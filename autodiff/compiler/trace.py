@@ -24,6 +24,7 @@ import numpy as np
 
 from ..labels import node_names
 from ..ops import identity
+from ..primitives import as_array
 from ..sweep import forward_sweep, reverse_sweep, toposort
 from .. import tensor as _tensor
 from ..tensor import Tensor
@@ -101,11 +102,7 @@ def identifier(name):
 
 def as_input(a, i):
     """Argument ``i`` as a float array (ints and bools become float64), or a clear error."""
-    try:
-        arr = np.asarray(a.value if isinstance(a, Tensor) else a)
-    except ValueError:
-        raise ValueError(f"autodiff.compile: argument {i} is a ragged nested list (its rows have different "
-                         f"lengths); give one array of one shape") from None
+    arr = as_array(a.value if isinstance(a, Tensor) else a, f"autodiff.compile: argument {i}")
     if arr.dtype.kind in "biu":
         arr = arr.astype(np.float64)
     if arr.dtype not in FLOATS:

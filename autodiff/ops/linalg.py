@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..primitives import primitive, shape_of, unbroadcast
+from ..primitives import as_array, primitive, shape_of, unbroadcast
 from ..samples import uniform
 from ..tensor import value_of
 from .reductions import sum
@@ -161,12 +161,8 @@ def einsum(subscripts, *operands):
     the cotangent of an operand is the einsum of the output's cotangent with the other operands,
     back onto that operand's indices. Operands do not broadcast against each other.
     """
-    shapes = []
-    for k, x in enumerate(operands):
-        try:
-            shapes.append(shape_of(x))
-        except ValueError:
-            raise ValueError(f"einsum: operand {k} is a ragged nested list (its rows have different lengths); give one array of one shape") from None
+    shapes = [shape_of(x) if hasattr(x, "shape") else as_array(x, f"einsum: operand {k}").shape
+              for k, x in enumerate(operands)]
     return _einsum(operands, subscripts=normalize_subscripts(subscripts, shapes))
 
 
