@@ -84,11 +84,14 @@ def _peak_mb(fn):
         tracemalloc.stop()
 
 
-def _best_ms(fn, repeats):
+def _best_ms(fn, repeats, collect=True):
+    """The best of single calls after one warm-up, in ms; ``collect``: garbage collected before each (the
+    checkpoint section's memory-bound runs), else timed as the oracles' process times theirs."""
     fn()   # warm-up
     times = []
     for _ in range(repeats):
-        gc.collect()
+        if collect:
+            gc.collect()
         start = time.perf_counter()
         fn()
         times.append(time.perf_counter() - start)
@@ -171,18 +174,6 @@ print(json.dumps(out))
 """
 
 
-def _best_call_ms(fn, repeats):
-    """The best of single calls after one warm-up, timed as the oracles' process times theirs (no collection
-    between calls)."""
-    fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return 1e3 * min(times)
-
-
 def _oracles(arrays, repeats, python):
     """The oracles' times (ms) in a child process on one thread: {name: ms}, empty where none is installed."""
     import json
@@ -223,12 +214,12 @@ def vmap_section(quick, args=None):
     worst = max(float(np.max(np.abs(a - b))) for a, b in zip(batched, looped))
     print(f"vmap: MLP {n_in}-{n_hidden}-{n_out}, float64, {c['examples']} examples; largest difference between "
           f"vmap(grad) and the loop of grad: {worst:.1e}")
-    ms_loop = _best_call_ms(loop, max(2, c["repeats"] // 4))
-    ms_vmap = _best_call_ms(lambda: mapped(*params, xs, ts), c["repeats"])
+    ms_loop = _best_ms(loop, max(2, c["repeats"] // 4), collect=False)
+    ms_vmap = _best_ms(lambda: mapped(*params, xs, ts), c["repeats"], collect=False)
     print(f"vmap: loop of grad {ms_loop:.2f} ms, vmap(grad) {ms_vmap:.2f} ms ({ms_loop / ms_vmap:.1f} x faster)")
     compiled = ad.compile(mapped, *params, xs, ts, mode="value")
     worst_compiled = max(float(np.max(np.abs(a - b))) for a, b in zip(compiled(*params, xs, ts), looped))
-    ms_compiled = _best_call_ms(lambda: compiled(*params, xs, ts), c["repeats"])
+    ms_compiled = _best_ms(lambda: compiled(*params, xs, ts), c["repeats"], collect=False)
     print(f"vmap: ad.compile(vmap(grad)) {ms_compiled:.2f} ms (largest difference from the loop {worst_compiled:.1e})")
     python = getattr(args, "oracle_python", None) or sys.executable
     oracles = {} if getattr(args, "no_oracles", False) else _oracles(arrays, c["repeats"], python)
