@@ -28,7 +28,7 @@ import numpy as np
 from . import tensor as _tensor
 from .labels import expression, node_names
 from .sweep import reverse_sweep, toposort
-from .tensor import Batched, Tensor, _foreign, value_of
+from .tensor import Tensor, _foreign, every_example, value_of
 
 _OWN = os.path.dirname(os.path.abspath(__file__)) + os.sep
 _WHERE_TRAP = ("the where NaN trap: where(c, f(x), y) still differentiates f where c is false, with a zero "
@@ -94,9 +94,7 @@ def recorded_at(node):
 
 def _plain(v):
     """The NumPy array behind a value (vmap's batched data; None for another library's device array)."""
-    v = value_of(v)
-    while type(v) is Batched:
-        v = v.data
+    v = every_example(v)
     return None if _foreign(v) else np.asarray(v)
 
 

@@ -26,7 +26,7 @@ import numpy as np
 from . import ops, sweep, tensor
 from .operators import TensorSyntax
 from .primitives import Primitive, batch_rules
-from .tensor import Batched, Tensor, apply, is_grad_enabled
+from .tensor import Batched, Tensor, apply, every_example, is_grad_enabled
 
 _levels = itertools.count(1)
 _warned: set = set()
@@ -281,9 +281,7 @@ def _comparison(ufunc):
 
 
 def _recorded_data(v):
-    while type(v) is Batched:
-        v = v.data
-    return _recorded(v)
+    return _recorded(every_example(v))
 
 
 for _name, _ufunc in _COMPARISONS.items():

@@ -186,7 +186,7 @@ def reverse_sweep(order, ids, seeds, *, create_graph=False, keep=None, stop=froz
             c = rules[i](g, out, *args, **params) if cotangents is None else cotangents[i]
             if c is None:
                 continue
-            if type(c) is Batched or (type(c) is Tensor and type(c._value) is Batched):
+            if _tensor.batching_used and (type(c) is Batched or (type(c) is Tensor and type(c._value) is Batched)):
                 c = unmapped_cotangent(c, inp._value)    # vmap: summed over the examples of a map inp is not in
             _check_rule_shape(c, inp._value.shape, prim, i, "vjp")
             if anomaly is not None:

@@ -368,6 +368,14 @@ def value_of(x):
     return x._value if isinstance(x, Tensor) else x
 
 
+def every_example(x):
+    """The array behind ``x`` with every example of every vmap level in it (Batched data unwrapped)."""
+    v = value_of(x)
+    while type(v) is Batched:
+        v = v.data
+    return v
+
+
 def apply(prim, args, params):
     """Run primitive ``prim`` on ``args``; record a graph node when a tracked Tensor is among them.
 

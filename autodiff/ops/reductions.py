@@ -11,7 +11,7 @@ import numpy as np
 
 from ..primitives import broadcast_to, primitive, shape_of
 from ..samples import cases1
-from ..tensor import Batched, value_of
+from ..tensor import every_example, value_of
 from .elementwise import real_only, exp, sqrt, where
 from .shapes import reshape, transpose
 
@@ -189,10 +189,7 @@ def _exclusive_products(x, axis):
 
 def _prod_others(x, out, axis, keepdims):
     """d prod / d x_i = prod_{j != i} x_j: out / x_i when no x_j is 0, else the exclusive products."""
-    v = value_of(x)
-    while type(v) is Batched:        # under vmap: a zero in any example takes the path that is right for all
-        v = v.data
-    if np.any(v == 0):
+    if np.any(every_example(x) == 0):    # under vmap: a zero in any example takes the path right for all
         return _exclusive_products(x, axis)
     return _expand(out, shape_of(x), axis, keepdims) / x
 
