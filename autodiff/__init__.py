@@ -34,6 +34,7 @@ from .functional import (
     grad, value_and_grad, vjp, jvp, jacobian, hessian, hvp, derivative, gradients,
 )
 from .vmap import vmap
+from .batching import BatchingWarning
 from . import pytree as tree_util  # jax.tree_util's names: ad.tree_util.tree_map, ...
 from .pytree import (register_dataclass, register_pytree_node, tree_flatten, tree_leaves, tree_map,
                      tree_structure, tree_unflatten)

@@ -21,7 +21,7 @@ import pytest
 import autodiff as ad
 import nn  # noqa: F401  (declares nn's primitives and registers their batching rules)
 from autodiff import REGISTRY
-from autodiff.batching import BatchingWarning
+from autodiff import BatchingWarning       # public: users filter it
 from autodiff.primitives import batch_rules
 from autodiff.tensor import apply
 
