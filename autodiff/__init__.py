@@ -63,6 +63,7 @@ __all__ = [
     "moveaxis", "swapaxes", "flip", "roll", "take", "take_along_axis", "pad", "triu", "tril", "eye", "zeros",
     "ones", "full", "zeros_like", "ones_like",
     "grad", "value_and_grad", "vjp", "jvp", "jacobian", "hessian", "hvp", "derivative", "gradients", "vmap",
+    "BatchingWarning",
     "tree_util", "tree_flatten", "tree_unflatten", "tree_map", "tree_leaves", "tree_structure",
     "register_pytree_node", "register_dataclass",
     "toposort", "reverse_sweep", "forward_sweep", "to_sympy", "examples",
