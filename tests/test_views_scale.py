@@ -201,3 +201,20 @@ def test_a_long_sum_is_shallow_for_sympy_and_converts():
         y = y + x * float(k)
     expr = ad.to_sympy(y)
     assert expr == ad.to_sympy(lambda v: ad.sin(v) + v * float(sum(range(2, symbolic.MAX_SYMPY_DEPTH + 20))), "x")
+
+
+def test_the_readme_states_each_view_limit_as_the_code_has_it():
+    """The README gives each limit's value beside its name; they must not drift apart."""
+    import re
+    from pathlib import Path
+
+    import importlib
+
+    text = Path(__file__).resolve().parents[1].joinpath("README.md").read_text()
+    pairs = re.findall(r"`(?:autodiff\.\w+\.)?(MAX_\w+)`\s+\(([\d,]+)\)", text)
+    stated = {name: int(value.replace(",", "")) for name, value in pairs}
+    modules = [importlib.import_module(f"autodiff.{m}") for m in ("draw", "labels", "player", "symbolic")]
+    assert len(stated) >= 7, stated
+    for name, value in stated.items():
+        actual = next(getattr(m, name) for m in modules if hasattr(m, name))
+        assert actual == value, f"README says {name} is {value}, the code {actual}"
