@@ -66,17 +66,20 @@ class AnomalyError(RuntimeError):
 _recorded = {}    # id(node) -> (weak reference to the node, (file, line, function)), while the node lives
 
 
-def _user_frame():
-    """(file, line, function) of the innermost frame outside autodiff's own files."""
-    f = sys._getframe(2)
-    while f is not None and f.f_code.co_filename.startswith(_OWN):
+def user_frame(frame=None, own=(_OWN,), stop=None):
+    """(file, line, function) of the innermost frame of the user's code: the first from ``frame`` (the
+    caller's caller by default) up whose file is not under ``own`` (autodiff's own files); None when
+    there is none, or when the frame ``stop`` comes first (its callers are not the code being watched).
+    Anomaly mode and compile's source map (autodiff.compiler.sourcemap) both ask it."""
+    f = sys._getframe(2) if frame is None else frame
+    while f is not None and f is not stop and f.f_code.co_filename.startswith(own):
         f = f.f_back
-    return None if f is None else (f.f_code.co_filename, f.f_lineno, f.f_code.co_name)
+    return None if f is None or f is stop else (f.f_code.co_filename, f.f_lineno, f.f_code.co_name)
 
 
 def _note(node):
     key = id(node)
-    _recorded[key] = (weakref.ref(node, lambda _, key=key: _recorded.pop(key, None)), _user_frame())
+    _recorded[key] = (weakref.ref(node, lambda _, key=key: _recorded.pop(key, None)), user_frame())
 
 
 def recorded_at(node):
@@ -150,7 +153,7 @@ class _Checker:
         else:
             name = expr = None
             inputs = [(f"input {k}", value_of(a)) for k, a in enumerate(args)]
-        line = recorded_at(result) if result.op is not None else _describe(_user_frame())
+        line = recorded_at(result) if result.op is not None else _describe(user_frame())
         head = _head("forward", prim.name, name, expr, line).format(what=f"returned {_kind(result._value)}")
         lines = [head] + [f"  {n} = {_abbreviated(v)}" for n, v in inputs]
         lines.append(f"  output = {_abbreviated(result._value)}")

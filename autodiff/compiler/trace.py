@@ -28,6 +28,7 @@ from ..primitives import as_array
 from ..sweep import forward_sweep, reverse_sweep, toposort
 from .. import tensor as _tensor
 from ..tensor import Tensor
+from .sourcemap import locating
 
 FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
 
@@ -199,6 +200,7 @@ class Program:
         roots = [o for o in outputs if o is not None]
         _value_inputs_only(toposort(roots)[0])
         self.order, _ = toposort(roots)
+        self.locations = {}   # {id(node): (file, line)}: the source map, filled by .sourcemap.locating
 
 
 def _value_inputs_only(order):
@@ -209,6 +211,7 @@ def _value_inputs_only(order):
             node.inputs = node.inputs[:1]
 
 
+@locating
 def trace(f, args, mode, argnums):
     """Record ``f`` at ``args`` and build the Program of ``mode``: "value", "reverse" or "forward"."""
     leaves, outs, _ = record(f, args)
