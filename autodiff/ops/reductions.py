@@ -1,7 +1,9 @@
 """Reductions: sums, means, extrema, logsumexp, softmax and log-softmax over axes.
 
 Ties are split evenly: ``max(x)`` shares the gradient equally among all the maxima (as JAX and
-PyTorch's ``amax``); the forward rule uses the same weights, so both modes agree.
+PyTorch's ``amax``); the forward rule uses the same weights, so both modes agree. The rules read no
+value as a constant (the ties of max and min come from ``heaviside``, prod's zeros are handled by
+exclusive products), so a recorded rule holds at every input and ``autodiff.compile`` compiles them.
 """
 from __future__ import annotations
 
@@ -11,9 +13,9 @@ import numpy as np
 
 from ..primitives import broadcast_to, primitive, shape_of
 from ..samples import cases1
-from ..tensor import every_example, value_of
-from .elementwise import real_only, exp, sqrt, where
-from .shapes import reshape, transpose
+from ..tensor import Tensor, every_example, value_of
+from .elementwise import clip, exp, heaviside, real_only, sqrt, where
+from .shapes import concatenate, getitem, reshape, transpose
 
 
 def _normalize_axes(axis, ndim):
@@ -64,12 +66,23 @@ def mean(x, *, axis=None, keepdims=False):
     return np.mean(x, axis=axis, keepdims=keepdims)
 
 
-def _argmax_weights(x, out, axis, keepdims):
-    """1/k on each of the k maxima (or minima) of each reduced slice, 0 elsewhere: ties split evenly."""
-    vx = value_of(x)
-    vo = value_of(out) if keepdims else np.reshape(value_of(out), _keepdims_shape(vx.shape, axis))
-    hit = vx == vo
-    return (hit / np.sum(hit, axis=_normalize_axes(axis, vx.ndim), keepdims=True)).astype(vx.dtype)
+def _finite(v, dtype):
+    """``v`` with +-inf clipped to the dtype's largest numbers: the same order and ties, and x - m is no longer
+    inf - inf (NaN) where a slice's extremum is infinite."""
+    if np.dtype(dtype).kind != "f":
+        return v
+    big = float(np.finfo(dtype).max)
+    return clip(v, a_min=-big, a_max=big)
+
+
+def _tie_weights(x, out, axis, keepdims, sign):
+    """1/k on each of the k maxima (sign 1) or minima (sign -1) of each reduced slice, 0 elsewhere: ties split
+    evenly. Written with the engine's ops, nothing read from the values, so a recorded rule computes the ties
+    at each input (autodiff.compile): H(x - max) with H(0) = 1 is 1 at a maximum and 0 below it."""
+    dtype = x.dtype
+    gap = _finite(x, dtype) - _finite(_expand(out, shape_of(x), axis, keepdims), dtype)
+    hit = heaviside(gap if sign > 0 else -gap, 1.0)
+    return hit / sum(hit, axis=_normalize_axes(axis, len(shape_of(x))), keepdims=True)
 
 
 def _extremum_gap(x, *, axis, keepdims, sign):
@@ -83,20 +96,20 @@ def _extremum_gap(x, *, axis, keepdims, sign):
     return where(ties, 0.0, first - where(np.isfinite(value_of(second)), second, first))
 
 
-def _extremum_rules():
+def _extremum_rules(sign):
     vjp = [lambda g, out, x, *, axis, keepdims:
-           _expand(g, shape_of(x), axis, keepdims) * _argmax_weights(x, out, axis, keepdims)]
+           _expand(g, shape_of(x), axis, keepdims) * _tie_weights(x, out, axis, keepdims, sign)]
     jvp = [lambda t, out, x, *, axis, keepdims:
-           sum(t * _argmax_weights(x, out, axis, keepdims), axis=axis, keepdims=keepdims)]
+           sum(t * _tie_weights(x, out, axis, keepdims, sign), axis=axis, keepdims=keepdims)]
     return dict(vjp=vjp, jvp=jvp)
 
 
 _REDUCE_CASES = cases1(((5,), {"axis": None, "keepdims": False}), ((2, 3), {"axis": 1, "keepdims": False}),
-                       ((2, 3, 2), {"axis": 0, "keepdims": True}))
+                       ((2, 3, 2), {"axis": 0, "keepdims": True}), ((2, 3, 4), {"axis": (0, 2), "keepdims": False}))
 
 
-@primitive(**_extremum_rules(), sympy=lambda x, **params: x,  # of a scalar
-           samples=_REDUCE_CASES, code=None,    # the rules read which entries tie: not compiled
+@primitive(**_extremum_rules(1), sympy=lambda x, **params: x,  # of a scalar
+           samples=_REDUCE_CASES,
            kinks=[lambda x, *, axis, keepdims: _extremum_gap(x, axis=axis, keepdims=keepdims, sign=1)])
 def max(x, *, axis=None, keepdims=False):
     """Maximum over ``axis``; the gradient is shared equally among tied maxima."""
@@ -104,8 +117,8 @@ def max(x, *, axis=None, keepdims=False):
     return np.max(x, axis=axis, keepdims=keepdims)
 
 
-@primitive(**_extremum_rules(), sympy=lambda x, **params: x,  # of a scalar
-           samples=_REDUCE_CASES, code=None,    # the rules read which entries tie: not compiled
+@primitive(**_extremum_rules(-1), sympy=lambda x, **params: x,  # of a scalar
+           samples=_REDUCE_CASES,
            kinks=[lambda x, *, axis, keepdims: _extremum_gap(x, axis=axis, keepdims=keepdims, sign=-1)])
 def min(x, *, axis=None, keepdims=False):
     """Minimum over ``axis``; the gradient is shared equally among tied minima."""
@@ -162,15 +175,23 @@ def _single_axis(name, axis):
         raise TypeError(f"{name}: axis must be None or an int, got {axis!r}")
 
 
+def _axes_given(name, axis):
+    if axis is not None and not isinstance(axis, (int, np.integer)) and not (
+            isinstance(axis, tuple) and all(isinstance(a, (int, np.integer)) for a in axis)):
+        raise TypeError(f"{name}: axis must be None, an int or a tuple of ints, got {axis!r}")
+
+
 def _to_last(x, axis):
-    """``x`` with ``axis`` moved to the end (axis None: ``x`` flattened), and the way back."""
-    if axis is None:
-        return reshape(x, (-1,)), lambda y: reshape(y, shape_of(x))
-    nd = len(shape_of(x))
-    axis = int(axis) % nd
-    order = tuple(i for i in range(nd) if i != axis) + (axis,)
+    """``x`` with the axes of ``axis`` (an int, a tuple; None: all) moved to the end as one, and the way back."""
+    shape = shape_of(x)
+    axes = _normalize_axes(axis, len(shape))
+    order = tuple(i for i in range(len(shape)) if i not in axes) + axes
+    moved = tuple(shape[i] for i in order)
+    kept = moved[:len(shape) - len(axes)]
+    if order == tuple(range(len(shape))):
+        return reshape(x, kept + (-1,)), lambda y: reshape(y, shape)
     back = tuple(np.argsort(order))
-    return transpose(x, axes=order), lambda y: transpose(y, axes=back)
+    return reshape(transpose(x, axes=order), kept + (-1,)), lambda y: transpose(reshape(y, moved), axes=back)
 
 
 def _rows(last):
@@ -180,16 +201,31 @@ def _rows(last):
 
 
 def _exclusive_products(x, axis):
-    """prod_{j != i} x_j along ``axis`` for every i, without dividing: row i of an n x n array holds
-    the x_j with a 1 on the diagonal. O(n^2), exact at zeros and differentiable to any order."""
+    """prod_{j != i} x_j along ``axis`` for every i, without dividing: a product tree over the axis (padded with
+    1s to a power of two), each x_i multiplied by its sibling's product at every level. O(n log n), exact at
+    zeros, nothing read from the values, and polynomial, so differentiable to any order."""
     last, back = _to_last(x, axis)
-    rows, n = _rows(last)
-    return back(prod(where(np.eye(n, dtype=bool), 1.0, rows), axis=-1))
+    lead, n = shape_of(last)[:-1], shape_of(last)[-1]
+    size = 1 << builtins.max(n - 1, 0).bit_length()
+    level = last if size == n else concatenate([last, np.ones(lead + (size - n,), x.dtype)], axis=-1)
+    others, span = None, 1        # span: the leaves under a node of this level
+    while span < size:
+        pairs = reshape(level, lead + (size // (2 * span), 2))
+        sibling = getitem(pairs, index=(Ellipsis, slice(None, None, -1)))
+        spread = reshape(broadcast_to(reshape(sibling, lead + (size // span, 1)), lead + (size // span, span)),
+                         lead + (size,))
+        others = spread if others is None else others * spread
+        level, span = prod(pairs, axis=-1), 2 * span
+    if others is None:            # one element: the empty product
+        return back(np.ones(shape_of(last), x.dtype))
+    return back(others if size == n else getitem(others, index=(Ellipsis, slice(0, n))))
 
 
 def _prod_others(x, out, axis, keepdims):
-    """d prod / d x_i = prod_{j != i} x_j: out / x_i when no x_j is 0, else the exclusive products."""
-    if np.any(every_example(x) == 0):    # under vmap: a zero in any example takes the path right for all
+    """d prod / d x_i = prod_{j != i} x_j. On plain arrays (nothing recorded) out / x_i where no x_j is 0;
+    a recorded rule (Tensors: a higher derivative, autodiff.compile) the exclusive products, which read no value
+    and so hold at any input."""
+    if isinstance(x, Tensor) or np.any(every_example(x) == 0):   # vmap: a zero in any example takes it for all
         return _exclusive_products(x, axis)
     return _expand(out, shape_of(x), axis, keepdims) / x
 
@@ -199,10 +235,13 @@ def _prod_samples(rng):
     with_zero[0, 1] = 0.0
     two_zeros = rng.uniform(-2, 2, (4,))
     two_zeros[[0, 2]] = 0.0
+    three = rng.uniform(-2, 2, (2, 3, 5))
+    three[1, 2, [0, 3]] = 0.0
     return [((rng.uniform(-2, 2, (4,)),), {"axis": None, "keepdims": False}),
             ((rng.uniform(-2, 2, (2, 3)),), {"axis": 1, "keepdims": False}),
             ((rng.uniform(-2, 2, (2, 3)),), {"axis": 0, "keepdims": True}),
             ((with_zero,), {"axis": 1, "keepdims": False}), ((two_zeros,), {"axis": None, "keepdims": False}),
+            ((three,), {"axis": (0, 2), "keepdims": True}),
             ((np.asarray(rng.uniform(-2, 2)),), {"axis": None, "keepdims": False})]
 
 
@@ -211,10 +250,10 @@ def _prod_samples(rng):
            jvp=[lambda t, out, x, *, axis, keepdims: sum(t * _prod_others(x, out, axis, keepdims), axis=axis,
                                                           keepdims=keepdims)],
            sympy=lambda x, **params: x,  # of a scalar
-           samples=_prod_samples, code=None)   # the rule reads whether an entry is 0: not compiled
+           samples=_prod_samples)
 def prod(x, *, axis=None, keepdims=False):
     """Product over ``axis`` (None: all elements); d/dx_i = prod_{j != i} x_j, exact at zeros too."""
-    _single_axis("prod", axis)
+    _axes_given("prod", axis)
     return np.prod(x, axis=axis, keepdims=keepdims)
 
 
