@@ -18,12 +18,13 @@ from pathlib import Path
 
 import numpy as np
 
+from ..primitives import as_array
 from .codegen import Module
 from .fuse import classify, schedule
 from .trace import CompileError, as_input, trace
 from .trees import TreeCompiled, has_trees
 
-MODES = ("value", "reverse", "forward")
+MODES = ("value", "reverse", "vjp", "forward")
 
 
 def cache_dir(path=None) -> Path:
@@ -93,14 +94,30 @@ def _key(args):
 
 
 _SCALAR = ((), "d")
+_SHAPES = {("forward", False): "(a tangent has its argument's shape)",
+           ("forward", True): "(k tangents stacked along a new leading axis: (k, *argument's shape))",
+           ("vjp", False): "(a cotangent has its output's shape)"}
+
+
+def _tangent_count(tangents, mode):
+    """``tangents=``: None (one tangent per call) or k >= 1 (forward mode: k tangents stacked per call)."""
+    if tangents is None:
+        return None
+    if isinstance(tangents, bool) or not isinstance(tangents, (int, np.integer)) or tangents < 1:
+        raise ValueError(f"autodiff.compile: tangents must be a positive int (k tangents per call) or None, "
+                         f"got {tangents!r}")
+    if mode != "forward":
+        raise ValueError(f"autodiff.compile: tangents= batches forward mode's tangents; mode is {mode!r}")
+    return int(tangents)
 
 
 class Compiled:
     """``f`` compiled for one mode; call it like ``f`` (see :func:`autodiff.compile`)."""
 
-    def __init__(self, f, example_args, mode="reverse", argnums=0, parallel=None, cache=None):
+    def __init__(self, f, example_args, mode="reverse", argnums=0, parallel=None, cache=None, tangents=None):
         if not isinstance(mode, str) or mode not in MODES:
             raise ValueError(f"autodiff.compile: mode must be one of {MODES}, got {mode!r}")
+        self.tangents = _tangent_count(tangents, mode)
         if not example_args:
             raise TypeError("autodiff.compile(f, *example_args): give example arguments (f is recorded at them)")
         self.f, self.mode, self.parallel, self.cache = f, mode, parallel, cache
@@ -112,8 +129,10 @@ class Compiled:
                 raise ValueError(f"autodiff.compile: argnums={argnums!r} names argument {a}, but "
                                  f"{self.nargs} example argument(s) were given")
         self.argnums = tuple(a % self.nargs for a in nums)
+        # what a call takes after f's arguments: one tangent per differentiated argument, or the cotangent
+        self.nextra = len(self.argnums) if mode == "forward" else 1 if mode == "vjp" else 0
         self.signatures = {}
-        self.last = self._build(tuple(example_args))
+        self.last = self._build(tuple(example_args), self.tangents)
         self.__name__ = f"compiled({getattr(f, '__name__', 'f')}, mode={mode!r})"
 
     def __repr__(self):
@@ -121,9 +140,9 @@ class Compiled:
         return f"<{self.__name__}: {len(self.signatures)} signature(s) {shapes}; .source to read it>"
 
     # --- building -------------------------------------------------------------------------------
-    def _build(self, args):
-        key = _key(args)
-        program = trace(self.f, args, self.mode, self.argnums)
+    def _build(self, args, k=None):
+        key = _key(args) + ((("tangents", k),) if k is not None else ())
+        program = trace(self.f, args, self.mode, self.argnums, tangents=k)
         kinds = classify(program)
         module = Module(program, schedule(program, kinds), kinds, self.parallel)
         python, path = load(module.source, program.name, cache_dir(self.cache))
@@ -131,7 +150,7 @@ class Compiled:
         self.signatures[key] = sig
         if len(self.signatures) == 1:
             self._fast = self._fast_path(sig)
-            self._nfast = self.nargs + (len(self.argnums) if self.mode == "forward" else 0)
+            self._nfast = self.nargs + self.nextra
         elif self._fast is not None:
             self._fast = None  # several signatures: look each call up
         return sig
@@ -154,8 +173,9 @@ class Compiled:
     def _fast_path(self, sig):
         """The element function itself, when Python floats in give the result as it comes out."""
         refs_f64 = all(d == np.float64 for _, d in sig.program.refs)
-        plain = self.mode == "value" and len(sig.program.outputs) == 1 or (
-            self.mode == "reverse" and self.single) or (self.mode == "forward" and len(sig.program.outputs) == 2)
+        n = len(sig.program.outputs)
+        plain = (self.mode == "value" and n == 1 or self.mode in ("reverse", "vjp") and self.single and n == 2
+                 or self.mode == "forward" and n == 2)
         if sig.module.direct and refs_f64 and plain and all(k == _SCALAR for k in sig.key):
             return sig.entry
         return None
@@ -171,29 +191,70 @@ class Compiled:
         return self._call(args)
 
     def _call(self, args):
-        expected = self.nargs + (len(self.argnums) if self.mode == "forward" else 0)
+        expected = self.nargs + self.nextra
         if len(args) != expected:
-            what = " and one tangent per differentiated argument" if self.mode == "forward" else ""
-            raise TypeError(f"{self.__name__} takes {expected} argument(s) (f's {self.nargs}{what}), got {len(args)}")
-        sig = self.signatures.get(_key(args[:self.nargs]))
-        if sig is None:  # another shape or dtype: record f at these arguments and compile again
-            sig = self.last = self._build(args[:self.nargs])
+            what = {"forward": " and one tangent per differentiated argument", "vjp": " and the cotangent"}
+            raise TypeError(f"{self.__name__} takes {expected} argument(s) (f's {self.nargs}"
+                            f"{what.get(self.mode, '')}), got {len(args)}")
+        primals = args[:self.nargs]
+        k = self._batch_size(args[self.nargs:]) if self.tangents is not None else None
+        sig = self.signatures.get(_key(primals) + ((("tangents", k),) if k is not None else ()))
+        if sig is None:  # another shape or dtype (or number of tangents): record f there and compile again
+            sig = self.last = self._build(primals, k)
+        if self.mode == "vjp":
+            args = primals + self._cotangents(sig, args[-1])
         if not sig.module.direct or any(type(a) is not float for a in args):
             args = self._prepare(sig, args)
         out = sig.entry(*args)
         return self._structure(sig, out)
 
+    def _what(self, i):
+        """How input ``i`` of the program is named in an error: f's argument, a tangent or a cotangent."""
+        j = i - self.nargs
+        if j < 0:
+            return f"argument {i}"
+        if self.mode == "forward":
+            return f"the tangent of argument {self.argnums[j]}"
+        return "the cotangent" + (f" of output {j}" if self._outputs > 1 else "")
+
+    def _batch_size(self, tangents):
+        """k, the number of tangents a call of ``tangents=`` gives: the leading axis of the first tangent."""
+        shape = as_array(tangents[0], f"{self.__name__}: {self._what(self.nargs)}").shape
+        if not shape:
+            raise ValueError(f"{self.__name__}: {self._what(self.nargs)} is a scalar; compiled with tangents=, each "
+                             f"tangent stacks k tangents along a new leading axis, shape (k, *argument's shape)")
+        return shape[0]
+
+    def _cotangents(self, sig, cotangent):
+        """The cotangent of each of f's outputs: the one given, or the tuple's (f returned several)."""
+        self._outputs = m = len(sig.program.outputs) - len(self.argnums)
+        if m == 1:
+            return (cotangent,)
+        if not isinstance(cotangent, (tuple, list)) or len(cotangent) != m:
+            got = f"{len(cotangent)} of them" if isinstance(cotangent, (tuple, list)) else type(cotangent).__name__
+            raise TypeError(f"{self.__name__}: the cotangent is a tuple of {m} arrays, one per output of f, got {got}")
+        return tuple(cotangent)
+
     def _prepare(self, sig, args):
         prog = sig.program
         ready = []
         for i, (a, leaf) in enumerate(zip(args, prog.inputs)):
-            arr = as_input(a, i)
+            arr = as_input(a, i) if i < self.nargs else self._seed(a, leaf, i)
             if arr.shape != leaf.shape:
-                raise ValueError(f"{self.__name__}: argument {i} has shape {arr.shape}, expected {leaf.shape} "
-                                 f"(a tangent has its argument's shape)")
+                raise ValueError(f"{self.__name__}: {self._what(i)} has shape {arr.shape}, expected {leaf.shape} "
+                                 f"{_SHAPES[self.mode, self.tangents is not None]}")
             arr = arr.astype(leaf.dtype, copy=False)
             ready.append(arr[()] if sig.module.direct else arr)
         return ready
+
+    def _seed(self, a, leaf, i):
+        """A tangent or cotangent as an array: real numbers (cast to its argument's or output's dtype)."""
+        arr = as_array(a.value if hasattr(a, "value") and hasattr(a, "requires_grad") else a,
+                       f"{self.__name__}: {self._what(i)}")
+        if arr.dtype.kind not in "biuf":
+            raise TypeError(f"{self.__name__}: {self._what(i)} has dtype {arr.dtype}; give real numbers of shape "
+                            f"{leaf.shape} ({leaf.dtype})")
+        return arr
 
     def _structure(self, sig, out):
         outs = out if isinstance(out, tuple) else (out,)
@@ -213,13 +274,18 @@ class Compiled:
             if self.single:
                 return raw if raw is not None else (outs[0], outs[1])
             return outs[0], tuple(outs[1:])
+        if self.mode == "vjp":
+            m = len(outs) - len(self.argnums)
+            if m == 1 and self.single:
+                return raw if raw is not None else (outs[0], outs[1])
+            return outs[0] if m == 1 else tuple(outs[:m]), outs[m] if self.single else tuple(outs[m:])
         m = len(outs) // 2
         if m == 1:
             return raw if raw is not None else (outs[0], outs[1])
         return tuple(outs[:m]), tuple(outs[m:])
 
 
-def compile(f, *example_args, mode="reverse", argnums=0, parallel=None, cache=None):
+def compile(f, *example_args, mode="reverse", argnums=0, parallel=None, cache=None, tangents=None):
     """Compile ``f`` by source transformation: record it once at ``example_args``, write its
     straight-line program (eq. 5.38) and its derivative (the adjoints of eq. 5.39, or tangents) as
     Python source, and compile that with Numba.
@@ -227,8 +293,13 @@ def compile(f, *example_args, mode="reverse", argnums=0, parallel=None, cache=No
     - ``mode="value"``: ``cf(*args)`` is ``f(*args)``;
     - ``mode="reverse"`` (default): ``cf(*args)`` is ``(f(*args), gradient)`` as
       :func:`autodiff.value_and_grad` (``f`` returns a scalar; ``argnums`` as there);
+    - ``mode="vjp"``: ``cf(*args, cotangent)`` is ``(f(*args), vjp)`` as ``jax.vjp``'s ``vjp_fun(cotangent)``
+      for any output: the cotangent has the output's shape (a tuple of them when f returns several), and
+      vjp is ``cotangent^T J``, one array per argument in ``argnums`` (a tuple when argnums is one);
     - ``mode="forward"``: ``cf(*args, *tangents)`` is ``(f(*args), tangent)`` as :func:`autodiff.jvp`,
-      one tangent per argument in ``argnums``.
+      one tangent per argument in ``argnums``. With ``tangents=k`` each tangent stacks k of them along a
+      new leading axis, ``(k, *arg.shape)``, and so does the result (``jax.vmap`` of ``jax.jvp``): one
+      program pushes all k (another k compiles again).
 
     Arguments may be pytrees (a dict of parameters, a list of arrays): the program takes their leaves,
     and the gradient (tangent, value) comes back in the same structure. ``cf.source`` is the generated code. ``f`` is traced, like ``jax.jit``: a Python ``if`` on a
@@ -244,8 +315,9 @@ def compile(f, *example_args, mode="reverse", argnums=0, parallel=None, cache=No
     True
     """
     if has_trees(example_args):     # a dict of parameters, a list of arrays...: compiled on their leaves
-        return TreeCompiled(Compiled, f, example_args, mode=mode, argnums=argnums, parallel=parallel, cache=cache)
-    return Compiled(f, example_args, mode=mode, argnums=argnums, parallel=parallel, cache=cache)
+        return TreeCompiled(Compiled, f, example_args, mode=mode, argnums=argnums, parallel=parallel, cache=cache,
+                            tangents=tangents)
+    return Compiled(f, example_args, mode=mode, argnums=argnums, parallel=parallel, cache=cache, tangents=tangents)
 
 
 __all__ = ["CompileError", "Compiled", "cache_dir", "compile"]

@@ -22,12 +22,13 @@ import threading
 
 import numpy as np
 
+from ..batching import batch, forget_level, new_level, unbatch
 from ..labels import node_names
 from ..ops import identity
 from ..primitives import as_array
 from ..sweep import forward_sweep, reverse_sweep, toposort
 from .. import tensor as _tensor
-from ..tensor import Tensor
+from ..tensor import Batched, Tensor
 from .sourcemap import locating
 
 FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
@@ -141,38 +142,50 @@ def record(f, args):
 
 # --- the derivative programs ----------------------------------------------------------------------
 
+def _program_node(value):
+    """The node of the program that holds ``value``: itself, or for a batch of tangents (a Tensor holding a
+    ``Batched`` while compile stages vmap) the stacked node inside it."""
+    v = value._value if isinstance(value, Tensor) else value
+    return v.data if type(v) is Batched and isinstance(v.data, Tensor) else value
+
+
 class _Owner:
     """The sweeps' ``on_node`` hook here: gives each node's adjoint (tangent) a node of its own, and its
     name: ``a`` -> ``a_bar``. Where a rule passes its cotangent through unchanged (``c = a + b`` gives
-    ``a_bar = c_bar``), an ``identity`` node stands for the copy, so that eq. 5.39's line stays."""
+    ``a_bar = c_bar``), an ``identity`` node stands for the copy, so that eq. 5.39's line stays. ``skip``
+    {id(output): id(its seed)}: an output whose adjoint is its seed alone has no statement."""
 
     def __init__(self, names, suffix, owned, skip=None):
-        self.names, self.suffix, self.owned, self.skip = names, suffix, set(owned), skip
+        self.names, self.suffix, self.owned, self.skip = names, suffix, set(owned), skip or {}
 
     def __call__(self, node, value):
-        if node is self.skip or not isinstance(value, Tensor) or not value.requires_grad:
+        held = _program_node(value)
+        if self.skip.get(id(node)) == id(held) or not isinstance(held, Tensor) or not held.requires_grad:
             return value  # the seed, or a constant derivative (it does not depend on the seed): no statement
-        if id(value) in self.owned:
+        if id(held) in self.owned:
             value = identity(value)
-        self.owned.add(id(value))
-        self.names[id(value)] = self.names[id(node)] + self.suffix
+            held = _program_node(value)
+        self.owned.add(id(held))
+        self.names[id(held)] = self.names[id(node)] + self.suffix
         return value
 
 
-def reverse(order, y, seed, wanted, names):
-    """Algorithm 2 with recording on (the engine's reverse sweep, ``create_graph=True``): {id(leaf):
-    adjoint node} for the leaves in ``wanted``."""
+def reverse(order, seeds, wanted, names):
+    """Algorithm 2 with recording on (the engine's reverse sweep, ``create_graph=True``) from ``seeds``
+    {id(output): adjoint leaf}: {id(leaf): adjoint node} for the leaves in ``wanted``."""
     ids = {id(n) for n in order if n.op is not None} | set(wanted)
     leaves = {id(n) for n in order if n.op is None}
-    return reverse_sweep(order, ids, {id(y): seed}, create_graph=True, keep=leaves,
-                         on_node=_Owner(names, "_bar", [id(seed)], skip=y))
+    return reverse_sweep(order, ids, seeds, create_graph=True, keep=leaves,
+                         on_node=_Owner(names, "_bar", [id(s) for s in seeds.values()],
+                                        skip={k: id(s) for k, s in seeds.items()}))
 
 
 def forward(order, seeds, names):
     """Tangents with recording on (the engine's forward sweep): {id(node): tangent node} from the
-    seeds {id(leaf): tangent leaf}."""
+    seeds {id(leaf): tangent}. A seed may hold a batch of tangents (vmap's ``Batched``, with compile's
+    staging on): the batching rules then record the whole batch's statements into the program."""
     return forward_sweep(order, seeds, create_graph=True,
-                         on_node=_Owner(names, "_dot", [id(s) for s in seeds.values()]))
+                         on_node=_Owner(names, "_dot", [id(_program_node(s)) for s in seeds.values()]))
 
 
 def _node_or_zero(derivative):
@@ -190,13 +203,14 @@ def _node_or_zero(derivative):
 
 class Program:
     """A straight-line program: its inputs (leaves), outputs (nodes, or None for a zero), every node
-    in evaluation order, and the names of the inputs, outputs and named intermediates."""
+    in evaluation order, and the names of the inputs, outputs and named intermediates. ``refs``: the
+    shape and dtype of each output (of its zero, where it is None), as arrays or ``(shape, dtype)``."""
 
     def __init__(self, name, inputs, defaults, outputs, names, output_names, refs=None):
         self.name, self.inputs, self.defaults = name, inputs, defaults
         self.outputs, self.names, self.output_names = outputs, names, output_names
-        refs = refs or outputs  # the shape and dtype of each output (of its zero, where it is None)
-        self.refs = [(r.shape, r.dtype) for r in refs]
+        refs = refs or outputs
+        self.refs = [r if isinstance(r, tuple) else (r.shape, r.dtype) for r in refs]
         roots = [o for o in outputs if o is not None]
         _value_inputs_only(toposort(roots)[0])
         self.order, _ = toposort(roots)
@@ -211,9 +225,18 @@ def _value_inputs_only(order):
             node.inputs = node.inputs[:1]
 
 
+def _seed(like, name, names, shape=None):
+    """A leaf of the program standing for a seed (cotangent or tangent) of ``like``'s shape (or ``shape``)."""
+    seed = Tensor._make(np.ones(like.shape if shape is None else shape, dtype=like.dtype), requires_grad=True,
+                        name=name)
+    names[id(seed)] = name
+    return seed
+
+
 @locating
-def trace(f, args, mode, argnums):
-    """Record ``f`` at ``args`` and build the Program of ``mode``: "value", "reverse" or "forward"."""
+def trace(f, args, mode, argnums, tangents=None):
+    """Record ``f`` at ``args`` and build the Program of ``mode``: "value", "reverse", "vjp" or "forward"
+    (``tangents=k``: each tangent input holds k tangents along a new leading axis)."""
     leaves, outs, _ = record(f, args)
     order, _ = toposort(list(outs))
     names = dict(node_names(order, outs[0] if len(outs) == 1 else None))
@@ -225,23 +248,47 @@ def trace(f, args, mode, argnums):
     wrt = [leaves[k] for k in argnums]
     if mode == "value":
         return Program(fname, leaves, {}, list(outs), names, out_names)
-    if mode == "reverse":
-        y = outs[0]
-        if len(outs) != 1 or y.size != 1:
+    if mode in ("reverse", "vjp"):
+        if mode == "reverse" and (len(outs) != 1 or outs[0].size != 1):
             raise CompileError(f"autodiff.compile(mode='reverse'): f must return one scalar; it returned "
-                               f"{[o.shape for o in outs]} (use mode='forward' for several outputs)")
-        seed = Tensor._make(np.ones(y.shape, dtype=y.dtype), requires_grad=True, name=names[id(y)] + "_bar")
-        names[id(seed)] = seed.name
-        adjoints = reverse(order, y, seed, {id(w) for w in wrt}, names)
+                               f"{[o.shape for o in outs]} (use mode='vjp' or mode='forward' for vector outputs)")
+        seeds = [_seed(y, n + "_bar", names) for y, n in zip(outs, out_names)]
+        adjoints = reverse(order, _sum_per_node(outs, seeds), {id(w) for w in wrt}, names)
         grads = [_node_or_zero(adjoints.get(id(w))) for w in wrt]
-        return Program(fname + "_value_and_grad", leaves + [seed], {seed.name: 1.0}, [y] + grads, names,
-                       out_names + [w.name + "_bar" for w in wrt], [y] + wrt)
+        # reverse mode's seed is the same leaf, with 1.0 for its default; vjp's is an input without one
+        name, defaults = (fname + "_vjp", {}) if mode == "vjp" else (fname + "_value_and_grad", {seeds[0].name: 1.0})
+        return Program(name, leaves + seeds, defaults, list(outs) + grads, names,
+                       out_names + [w.name + "_bar" for w in wrt], list(outs) + wrt)
     if mode == "forward":
-        seeds = [Tensor._make(np.ones(w.shape, dtype=w.dtype), requires_grad=True, name=w.name + "_dot") for w in wrt]
-        for s in seeds:
-            names[id(s)] = s.name
-        tangents = forward(order, {id(w): s for w, s in zip(wrt, seeds)}, names)
-        outputs = list(outs) + [_node_or_zero(tangents.get(id(o))) for o in outs]
-        return Program(fname + "_jvp", leaves + seeds, {}, outputs, names, out_names + [n + "_dot" for n in out_names],
-                       list(outs) * 2)
-    raise ValueError(f"autodiff.compile: mode must be 'value', 'reverse' or 'forward', got {mode!r}")
+        return _jvp_program(fname, leaves, outs, wrt, order, names, out_names, tangents)
+    raise ValueError(f"autodiff.compile: mode must be 'value', 'reverse', 'vjp' or 'forward', got {mode!r}")
+
+
+def _sum_per_node(outs, seeds):
+    """{id(output): its seed}; an output that f returns twice gets the sum of its seeds."""
+    total = {}
+    for y, s in zip(outs, seeds):
+        total[id(y)] = s if id(y) not in total else total[id(y)] + s
+    return total
+
+
+def _jvp_program(fname, leaves, outs, wrt, order, names, out_names, k):
+    """Forward mode: the tangent inputs ``x_dot`` and the outputs' tangents. With ``k`` (batched tangents)
+    each ``x_dot`` is (k, *x.shape), entered as one value of a vmap level, and each output's tangent
+    leaves the map stacked along axis 0, (k, *y.shape): one program pushes all k tangents."""
+    lead = () if k is None else (k,)
+    seeds = [_seed(w, w.name + "_dot", names, lead + w.shape) for w in wrt]
+    level = None if k is None else new_level()
+    try:
+        with _staged_batches():     # the map's data are the program's nodes: the seeds themselves, stacked
+            entered = seeds if k is None else [batch(s, 0, level) for s in seeds]
+            tangents = forward(order, {id(w): s for w, s in zip(wrt, entered)}, names)
+            ts = [tangents.get(id(o)) for o in outs]
+            outputs = [_node_or_zero(t if t is None or k is None else unbatch(t, level, 0, k)) for t in ts]
+    finally:
+        if level is not None:
+            forget_level(level)
+    refs = [(lead + o.shape, o.dtype) for o in outs]
+    name = fname + ("_jvp" if k is None else "_jvp_batched")
+    return Program(name, leaves + seeds, {}, list(outs) + outputs, names, out_names + [n + "_dot" for n in out_names],
+                   list(outs) + refs)

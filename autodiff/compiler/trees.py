@@ -46,9 +46,9 @@ class TreeCompiled:
                 shown = ", ".join(str(td) for td in self.treedefs)
                 raise type(exc)(f"autodiff.compile: f failed on example arguments of the structure {shown} (a tuple "
                                 f"or list is a pytree, None an empty one): {str(exc).splitlines()[0]}") from None
-            if mode != "value":
+            if mode not in ("value", "vjp"):
                 return out
-            outs, self.out_tree = _flatten(out)
+            outs, self.out_tree = _flatten(out)     # f's result may be a pytree too: its leaves are the outputs
             return outs[0] if self.out_tree.is_leaf else tuple(outs)
 
         flat_f.__name__ = getattr(f, "__name__", "f")
@@ -71,20 +71,32 @@ class TreeCompiled:
 
     def __call__(self, *args):
         n = len(self.treedefs)
-        expected = n + (len(self.wrt) if self.mode == "forward" else 0)
+        expected = n + (len(self.wrt) if self.mode == "forward" else 1 if self.mode == "vjp" else 0)
         if len(args) != expected:
             raise TypeError(f"{self.__name__} takes {expected} argument(s), got {len(args)}")
         flat = self._leaves(args[:n], self.treedefs, "argument")
         if self.mode == "forward":
             flat += self._leaves(args[n:], self.wrt, "tangent")
+        if self.mode == "vjp":      # the cotangent in the structure of f's result
+            leaves, got = _flatten(args[n])
+            if got != self.out_tree:
+                raise CompileError(f"{self.__name__}: the cotangent has the structure {got}, but f's result has "
+                                   f"{self.out_tree}")
+            flat.append(leaves[0] if len(leaves) == 1 else tuple(leaves))
         out = self.compiled(*flat)
         if self.mode == "value":
-            return tree_unflatten(self.out_tree, [out] if self.out_tree.is_leaf else list(out))
+            return self._result(out)
         if self.mode == "forward":
             return out
         value, grads = out
+        if self.mode == "vjp":
+            value = self._result(value)
         trees, at = [], 0
         for group, treedef in zip(self.groups, self.wrt):
             trees.append(tree_unflatten(treedef, list(grads[at:at + len(group)])))
             at += len(group)
         return value, trees[0] if self.single else tuple(trees)
+
+    def _result(self, out):
+        """f's result in its own structure, from the program's outputs (one, or a tuple)."""
+        return tree_unflatten(self.out_tree, [out] if self.out_tree.num_leaves == 1 else list(out))
