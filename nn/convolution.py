@@ -15,8 +15,8 @@ from autodiff.batching import fold_leading
 from autodiff.tensor import Batched
 from autodiff.ops import broadcast_to, heaviside, reshape, sum
 
-__all__ = ["conv2d", "conv2d_input_grad", "conv2d_weight_grad", "max_pool2d", "max_pool2d_scatter", "avg_pool2d",
-           "avg_pool2d_transpose", "conv1d", "conv1d_geometry"]
+__all__ = ["conv2d", "conv2d_input_grad", "conv2d_weight_grad", "max_pool2d", "max_pool2d_scatter", "max_pool2d_gather",
+           "avg_pool2d", "avg_pool2d_transpose", "conv1d", "conv1d_geometry"]
 
 
 def _shape(x):
@@ -228,7 +228,10 @@ def conv1d(x, w, b=None, stride=1, padding=0, dilation=1, groups=1, *, geometry=
 #
 # Max-pooling picks one input per window: y = x[argmax] (a gather), whose vjp scatters g back to the
 # chosen inputs (the source material's Jacobian with a single 1 per row; ties go to the first
-# maximum in row-major order, kernels.pool2d). Both are linear in their input for a fixed argmax.
+# maximum in row-major order, kernels.pool2d). Both are linear in their first input for a fixed argmax,
+# and the argmax is piecewise constant in x (derivative 0). Each primitive takes the pooled input x and
+# finds the argmax from it when it runs: no rule reads a value as a constant, so a recorded rule (a higher
+# derivative, autodiff.compile) holds at every input; the reverse sweep pools x once more to find it.
 
 def _gather(x, argmax):
     n, c = x.shape[:2]
@@ -236,34 +239,48 @@ def _gather(x, argmax):
     return np.take_along_axis(flat, np.reshape(argmax, (n, c, -1)), axis=2).reshape(argmax.shape)
 
 
-def _max_pool_samples(rng):
-    x = _uniform(rng, (2, 2, 5, 4))
-    _, argmax = kernels.pool2d.max_forward(x, kernels.PoolGeometry(2, stride=(2, 1)), backend="numpy")
-    return [((x,), {"argmax": argmax, "pooled": None})]
+def _argmax(x, geometry):
+    return kernels.pool2d.max_forward(x, geometry)[1]
+
+
+def _pool_samples(rng, kind):
+    """Pooling windows that tile x (2 x 2, stride (2, 1)) and that overlap (3 x 3, stride 1, padding 1)."""
+    x, out = _uniform(rng, (2, 2, 5, 4)), []
+    for geometry in (kernels.PoolGeometry(2, stride=(2, 1)), kernels.PoolGeometry(3, stride=1, padding=1)):
+        pooled = kernels.pool2d.max_forward(x, geometry, backend="numpy")[0]
+        first = {"pool": (), "scatter": (_uniform(rng, pooled.shape),), "gather": (_uniform(rng, x.shape),)}[kind]
+        out.append((first + (x,), {"geometry": geometry}))
+    return out
 
 
 @primitive(name="max_pool2d",
-           vjp=[lambda g, out, x, *, argmax, pooled: max_pool2d_scatter(g, argmax=argmax, input_shape=_shape(x))],
-           jvp=[lambda t, out, x, *, argmax, pooled: _max_pool_select(t, argmax=argmax, pooled=None)],
-           samples=_max_pool_samples, code=None)   # argmax is read from the values: not compiled
-def _max_pool_select(x, *, argmax, pooled=None):
-    """y[n, c, i, j] = x[n, c].flat[argmax[n, c, i, j]]; ``pooled`` is that value when already known."""
-    return pooled if pooled is not None else _gather(np.asarray(x), argmax)
+           vjp=[lambda g, out, x, *, geometry: max_pool2d_scatter(g, x, geometry=geometry)],
+           jvp=[lambda t, out, x, *, geometry: max_pool2d_gather(t, x, geometry=geometry)],
+           samples=lambda rng: _pool_samples(rng, "pool"))
+def _max_pool2d(x, *, geometry):
+    """y[n, c, i, j] = the maximum of x over window (i, j), -inf padding (kernels.pool2d.max_forward)."""
+    return kernels.pool2d.max_forward(x, geometry)[0]
 
 
-def _scatter_samples(rng):
-    x = _uniform(rng, (2, 2, 5, 4))
-    _, argmax = kernels.pool2d.max_forward(x, kernels.PoolGeometry(3, stride=1, padding=1), backend="numpy")  # overlap
-    return [((_uniform(rng, argmax.shape),), {"argmax": argmax, "input_shape": (2, 2, 5, 4)})]
+@primitive(vjp=[lambda g, out, gy, x, *, geometry: max_pool2d_gather(g, x, geometry=geometry),
+                lambda g, out, gy, x, *, geometry: None],          # argmax is piecewise constant in x
+           jvp=[lambda t, out, gy, x, *, geometry: max_pool2d_scatter(t, x, geometry=geometry),
+                lambda t, out, gy, x, *, geometry: None],
+           samples=lambda rng: _pool_samples(rng, "scatter"))
+def max_pool2d_scatter(gy, x, *, geometry):
+    """dL/dx of max-pooling x: each gy[n, c, i, j] added to the input its window's maximum came from, the
+    argmax found from x (kernels.pool2d.max_backward)."""
+    return kernels.pool2d.max_backward(gy, _argmax(x, geometry), tuple(x.shape))
 
 
-@primitive(vjp=[lambda g, out, gy, *, argmax, input_shape: _max_pool_select(g, argmax=argmax, pooled=None)],
-           jvp=[lambda t, out, gy, *, argmax, input_shape: max_pool2d_scatter(t, argmax=argmax,
-                                                                              input_shape=input_shape)],
-           samples=_scatter_samples)
-def max_pool2d_scatter(gy, *, argmax, input_shape):
-    """dL/dx of max-pooling: each gy[n, c, i, j] added to x[n, c].flat[argmax[n, c, i, j]] (kernels)."""
-    return kernels.pool2d.max_backward(gy, argmax, input_shape)
+@primitive(vjp=[lambda g, out, dx, x, *, geometry: max_pool2d_scatter(g, x, geometry=geometry),
+                lambda g, out, dx, x, *, geometry: None],
+           jvp=[lambda t, out, dx, x, *, geometry: max_pool2d_gather(t, x, geometry=geometry),
+                lambda t, out, dx, x, *, geometry: None],
+           samples=lambda rng: _pool_samples(rng, "gather"))
+def max_pool2d_gather(dx, x, *, geometry):
+    """dx read where each window of x has its maximum: max-pooling's tangent, and the scatter's adjoint."""
+    return _gather(np.asarray(dx), _argmax(x, geometry))
 
 
 def max_pool2d(x, kernel_size=None, stride=None, padding=0, *, geometry=None):
@@ -273,8 +290,7 @@ def max_pool2d(x, kernel_size=None, stride=None, padding=0, *, geometry=None):
     geometry = _given(geometry, kernels.PoolGeometry, kernel_size=kernel_size, stride=stride, padding=padding)
     if type(value_of(x)) is Batched:     # under vmap: where each maximum is, for all the map's examples at once
         return fold_leading(lambda folded: max_pool2d(folded, geometry=geometry), x)
-    pooled, argmax = kernels.pool2d.max_forward(value_of(x), geometry)
-    return _max_pool_select(x, argmax=argmax, pooled=pooled)
+    return _max_pool2d(x, geometry=geometry)
 
 
 def _avg_samples(rng):

@@ -1,6 +1,7 @@
 """nn's primitives under autodiff.compile: declared without code templates, they compile as calls of
 their kernels, and their derivatives are their own rules recorded (conv2d's joint rule, the fused
-ReLU's step computed from the output); max-pooling, whose argmax is read from the values, is refused."""
+ReLU's step computed from the output); max-pooling, whose argmax each of its primitives finds again from the
+pooled input, at whatever input the compiled code is given."""
 from __future__ import annotations
 
 import numpy as np
@@ -8,7 +9,6 @@ import pytest
 
 import autodiff as ad
 import nn.functional as F
-from autodiff.compiler import CompileError
 
 
 def loss(x, w, b):
@@ -30,9 +30,22 @@ def test_a_small_cnn_loss_compiles_and_its_gradient_is_the_engines_at_other_inpu
             np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-12)
 
 
-def test_max_pooling_is_refused_by_name(tmp_path):
-    with pytest.raises(CompileError, match="primitive 'max_pool2d' cannot be compiled"):
-        ad.compile(lambda x: ad.sum(F.max_pool2d(x, 2)), np.ones((1, 1, 4, 4)), cache=tmp_path)
+def test_max_pooling_compiles_and_its_argmax_moves_with_the_input(tmp_path):
+    rng = np.random.default_rng(1)
+    w = rng.normal(size=(2, 3, 4, 3))
+    f = lambda x: ad.sum(F.max_pool2d(x, 2, stride=1) * w) ** 2            # noqa: E731  (overlapping windows)
+    x = rng.normal(size=(2, 3, 5, 4))
+    cf = ad.compile(f, x, cache=tmp_path)
+    cj = ad.compile(lambda x: F.max_pool2d(x, 2, stride=1), x, mode="forward", cache=tmp_path)
+    tied = np.round(rng.normal(size=x.shape))                               # ties: the first maximum, as eager
+    for other in (rng.normal(size=x.shape), -x, tied):
+        value, grad = cf(other)
+        want_value, want_grad = ad.value_and_grad(f)(other)
+        assert value == pytest.approx(want_value, rel=1e-12)
+        np.testing.assert_allclose(grad, want_grad, rtol=1e-12, atol=1e-12)
+        t = rng.normal(size=x.shape)
+        for got, want in zip(cj(other, t), ad.jvp(lambda v: F.max_pool2d(v, 2, stride=1), (other,), (t,))):
+            np.testing.assert_array_equal(got, want)
 
 
 @pytest.mark.parametrize("activation", ["leaky_relu", "elu", "prelu"])
