@@ -7,6 +7,7 @@ import pytest
 
 import autodiff as ad
 from autodiff.compiler import CompileError
+from autodiff.tensor import apply
 
 TOL = {np.float64: dict(rtol=1e-12, atol=1e-13), np.float32: dict(rtol=2e-5, atol=2e-6)}
 DTYPES = [np.float64, np.float32]
@@ -194,6 +195,35 @@ def test_batched_unit_tangents_give_the_forward_jacobian(dtype, cache):
     _, cols = cf(x, w, np.eye(n, dtype=dtype).reshape((n,) + x.shape))
     jac = ad.jacobian(mixed, mode="forward")(x, w)                      # out.shape + in.shape
     _close(np.moveaxis(cols, 0, -1).reshape(jac.shape), jac, dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: d.__name__)
+def test_every_compilable_primitive_pushes_a_batch_of_tangents(dtype, cache):
+    """Each primitive's jvp rule, batched by its vmap rule into the program: one program of them all (each
+    contributing its own outputs), held to two eager jvp calls per primitive."""
+    rng = np.random.default_rng(11)
+    cases, spans = [], []
+    for name, prim in sorted(ad.REGISTRY.items()):
+        if prim.code is not None and prim.impl.__module__.startswith("autodiff.") and prim.samples is not None:
+            for args, params in prim.samples(rng)[:1]:
+                params = {**params, "dtype": dtype} if "dtype" in params else params
+                start = spans[-1][1] if spans else 0
+                cases.append((name, prim, [np.asarray(a, dtype) for a in args], params))
+                spans.append((start, start + len(args)))
+    inputs = [a for case in cases for a in case[2]]
+
+    def each(*xs):
+        return tuple(apply(prim, xs[a:b], params) for (_, prim, _, params), (a, b) in zip(cases, spans))
+
+    cf = ad.compile(each, *inputs, mode="forward", argnums=tuple(range(len(inputs))), tangents=2, cache=cache)
+    ts = [_draw(rng, (2,) + np.shape(x), dtype) for x in inputs]
+    _, got = cf(*inputs, *ts)
+    for (name, prim, _, params), (a, b), dys in zip(cases, spans, got):
+        for i in range(2):
+            _, want = ad.jvp(lambda *xs, p=prim, q=params: apply(p, xs, q), inputs[a:b], [t[i] for t in ts[a:b]])
+            scale = max(1.0, float(np.max(np.abs(want), initial=0.0)))
+            np.testing.assert_allclose(dys[i], want, rtol=TOL[dtype]["rtol"], atol=TOL[dtype]["atol"] * scale,
+                                       err_msg=name)
 
 
 def test_another_number_of_tangents_compiles_again(cache):
