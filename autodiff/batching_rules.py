@@ -45,7 +45,7 @@ def _mul(prim, datas, bdims, size, level):
 
 ELEMENTWISE = ("add", "sub", "mul", "div", "neg", "pow", "pow_const", "exp", "log", "sin", "cos", "tan", "tanh",
                "sigmoid", "sqrt", "abs", "relu", "heaviside", "maximum", "minimum", "clip", "identity", "select",
-               "sign", "astype")
+               "sign", "astype", "greater", "greater_equal", "less", "less_equal", "equal", "not_equal")
 
 
 def _shift(axis, ndim):

@@ -92,6 +92,15 @@ UFUNC_METHODS = {
 PIECEWISE_CONSTANT = {np.floor, np.ceil, np.trunc, np.rint, np.floor_divide}
 
 
+#: Set by autodiff.compiler.guards while compile records f: ``hook(func, name, args)`` answers a NumPy call on
+#: a traced value that has no engine equivalent (a comparison is recorded; a function reading values refused).
+compile_hook = None
+
+#: Functions of shapes and dtypes only: they read no value, so compile lets them see a traced one.
+STATIC = {np.shape, np.ndim, np.size, np.iscomplexobj, np.isrealobj, np.zeros_like, np.ones_like, np.empty_like,
+          np.result_type, np.can_cast, np.min_scalar_type, np.array_repr, np.array_str, np.array2string}
+
+
 def array_ufunc(self, ufunc, method, *inputs, **kwargs):
     """``Tensor.__array_ufunc__``: a NumPy ufunc applied to Tensors (see the module's docstring)."""
     name = f"np.{ufunc.__name__}" + ("" if method == "__call__" else f".{method}")
@@ -111,6 +120,8 @@ def array_ufunc(self, ufunc, method, *inputs, **kwargs):
         if method == "reduce" and "keepdims" in kwargs:
             params["keepdims"] = kwargs["keepdims"]
         return UFUNC_METHODS[(ufunc, method)](*inputs, **params)
+    if compile_hook is not None and tracked:
+        return compile_hook(ufunc if method == "__call__" and not kwargs else None, name, inputs)
     if not tracked or ufunc in PIECEWISE_CONSTANT:
         return getattr(ufunc, method)(*_values(inputs), **_values(kwargs))
     with np.errstate(all="ignore"):  # computed only to see whether it has a derivative at all
@@ -339,6 +350,9 @@ def array_function(self, func, types, args, kwargs):
     handler = FUNCTIONS.get(func)
     if handler is not None:
         return handler(*args, **kwargs)
-    if func in NO_DERIVATIVE or not (_any_recording(args) or _any_recording(kwargs)):
+    tracked = _any_recording(args) or _any_recording(kwargs)
+    if compile_hook is not None and tracked and func not in STATIC:
+        return compile_hook(func, _name(func), args)
+    if func in NO_DERIVATIVE or not tracked:
         return func(*_values(args), **_values(kwargs))
     raise _no_equivalent(_name(func), HINTS.get(func))

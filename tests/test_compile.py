@@ -204,24 +204,6 @@ def test_eq_5_36_on_an_array_is_one_fused_parallel_loop(cache):
 
 # --- tracing -----------------------------------------------------------------------------------------
 
-def test_a_python_if_on_a_traced_value_is_refused_with_the_fix():
-    def branchy(x):
-        if x > 0:
-            return ad.sin(x)
-        return x
-
-    with pytest.raises(CompileError, match=r"comparison \(>\).*autodiff.where"):
-        ad.compile(branchy, 0.5)
-
-    def truthy(x):
-        return ad.sin(x) if ad.sin(x) else x
-
-    with pytest.raises(CompileError, match="a Python `if`"):
-        ad.compile(truthy, 0.5)
-    t = ad.Tensor(1.0, requires_grad=True)
-    assert bool(t) and (t > 0)                               # the guards are gone after tracing
-
-
 def test_masks_are_computed_not_frozen_at_the_example_point(cache):
     f = lambda x: ad.relu(x) * 3.0 + ad.abs(x)
     cf = ad.compile(f, 0.5, cache=cache)

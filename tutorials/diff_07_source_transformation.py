@@ -31,7 +31,7 @@
 # adjoint statements as Python source, and compiles it with Numba. We will
 #
 # 1. read the generated code for eq. 5.36 and find eq. 5.38 and eq. 5.39 in it, line by line;
-# 2. see what "recorded once" means: control flow, masks, another shape;
+# 2. see what "recorded once" means: branches, masks, static arguments, another shape;
 # 3. fuse a whole array program into one loop and time it against NumPy and the eager engine.
 #
 # Everything goes to `tutorials/_output/diff_07_source_transformation/` (or `$TUTORIAL_OUTPUT`),
@@ -119,9 +119,12 @@ assert abs(forward(0.5, 1.0)[1] - eq_5_37(0.5)) < 1e-13
 # %% [markdown]
 # ## 2. Recorded once: what that means
 #
-# `f` runs once, at the example argument; what is compiled is the straight line it took. A Python
-# `if` on a traced value would freeze the branch taken at the example point (`jax.jit` has the same
-# rule, and `lax.cond` for the way out). Here such an `if` is refused at compile time, with the fix:
+# `f` runs once, at the example argument, on *traced* values; what is compiled is what it computed.
+# A traced value's numbers cannot be read while `f` is recorded, since whatever `f` read would be
+# frozen at the example point (`jax.jit` has the same rule). So a comparison `x > 1.0` is recorded
+# as an op (a mask of 0.0 and 1.0), and a Python `if` on it is a **decision**: `ad.compile` records
+# `f` once for each way through its decisions and writes a dispatcher that keeps the `if`, each
+# line of it pointing at the user's line it comes from:
 
 # %%
 def clipped(x):
@@ -130,12 +133,36 @@ def clipped(x):
     return x * x
 
 
+cc = ad.compile(clipped, 0.5, cache=CACHE)
+dispatcher = cc.source.split("def clipped_value_and_grad(")[1]
+print("def clipped_value_and_grad(" + dispatcher)
+assert dispatcher.count("if clipped_value_and_grad_if1(x):") == 1 and "`if x > 1.0:`" in dispatcher
+for x in (0.5, 2.0, -1.0):        # compiled at 0.5, right on both sides of the branch
+    assert cc(x) == ad.value_and_grad(clipped)(x)
+    print(f"x = {x:+.1f}: value {cc(x)[0]:+.4f}, gradient {cc(x)[1]:+.4f}")
+
+# %% [markdown]
+# What cannot become part of the program is refused, in one line naming the line of `f` and the
+# way out: `float(x)`, `x.value`, `np.asarray(x)`, `math.sin(x)`. An argument `f` must see as a plain
+# number (a loop count, a flag) is declared **static**, as in `jax.jit`: it is not traced, and the
+# program is compiled once per value.
+
+# %%
+def power(x, n):
+    y = x
+    for _ in range(int(n)):
+        y = y * x
+    return y
+
+
 try:
-    ad.compile(clipped, 0.5, cache=CACHE)
-    raise AssertionError("an if on a traced value must be refused")
+    ad.compile(power, 0.5, 3.0)
+    raise AssertionError("int() of a traced value must be refused")
 except ad.CompileError as err:
     print(textwrap.fill(str(err), 100))
-    assert "autodiff.where" in str(err)
+    assert "int()" in str(err) and "static_argnums" in str(err)
+cp = ad.compile(power, 0.5, 3, static_argnums=1, cache=CACHE)
+assert cp(1.5, 3) == ad.value_and_grad(power)(1.5, 3) and cp(1.5, 5) == ad.value_and_grad(power)(1.5, 5)
 
 # %% [markdown]
 # Non-smooth primitives are fine: their local derivative is computed by the compiled code, not
@@ -153,10 +180,9 @@ for x in (0.5, -0.5):
     print(f"x = {x:+.1f}: value {cr(x)[0]:+.2f}, gradient {cr(x)[1]:.1f}")
 
 # %% [markdown]
-# The primitives whose derivative *rules* still read the values as constants (`max`, `min` and
-# `prod`, whose ties and zeros are found by inspecting the values) say `code=None` and are refused
-# by name; the eager engine computes them. Another shape or dtype records and compiles again:
-# each signature has its own code.
+# `max`, `min` and `prod` are compiled the same way: their rules find the ties (the maxima share
+# the gradient) and the zeros with engine ops, so the compiled code finds them at each input.
+# Another shape or dtype records and compiles again: each signature has its own code.
 
 # %% [markdown]
 # ## 3. Arrays: one fused loop, timed
@@ -234,9 +260,10 @@ assert found == ["True", cf.path.name]
 #    eq. 5.39, then compare with `ad.compile(f, 0.5).source`. Which line has a fan-out sum?
 # 2. **Forward against reverse.** For $f(x_1, x_2) = \sin(x_1 x_2) + x_1$, count the lines of the
 #    `mode="forward"` source (one tangent) and of the reverse source (both partials at once).
-# 3. **The branch.** Rewrite `clipped` without an `if` (hint: `ad.where` with a constant mask is not
-#    enough here, but `ad.minimum` and `ad.maximum` are) and compile it.
+# 3. **The branch.** Rewrite `clipped` without an `if`, as `ad.where(x > 1.0, ad.sin(x), x * x)`, and
+#    compile it. How many programs does the generated module hold now, and which values does the
+#    compiled code compute that the dispatcher version does not?
 # 4. **Fusion.** Compile `lambda w, x: ad.sum(ad.tanh(x @ w) ** 2)` for a $(100, 10)$ `x` and a
 #    $(10, 5)$ `w`, and read the driver: which statements are loops and which call NumPy?
-# 5. **Why refused?** Read the vjp rule of `max` in `autodiff/ops/reductions.py`. Which of its
-#    quantities depends on the values, and why could a compiled program not freeze it?
+# 5. **Ties.** Read the vjp rule of `max` in `autodiff/ops/reductions.py`. Which of its
+#    quantities depends on the values, and how is it written so that compiled code computes it?

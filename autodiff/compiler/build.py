@@ -19,9 +19,9 @@ from pathlib import Path
 import numpy as np
 
 from ..primitives import as_array
-from .codegen import Module
-from .fuse import classify, schedule
-from .trace import CompileError, as_input, trace
+from .branches import build_module
+from .static import StaticCompiled
+from .trace import CompileError, as_input
 from .trees import TreeCompiled, has_trees
 
 MODES = ("value", "reverse", "vjp", "forward")
@@ -142,10 +142,8 @@ class Compiled:
     # --- building -------------------------------------------------------------------------------
     def _build(self, args, k=None):
         key = _key(args) + ((("tangents", k),) if k is not None else ())
-        program = trace(self.f, args, self.mode, self.argnums, tangents=k)
-        kinds = classify(program)
-        module = Module(program, schedule(program, kinds), kinds, self.parallel)
-        python, path = load(module.source, program.name, cache_dir(self.cache))
+        program, module = build_module(self.f, args, self.mode, self.argnums, self.parallel, tangents=k)
+        python, path = load(module.source, module.entry, cache_dir(self.cache))
         sig = Signature(key, program, module, python, path)
         self.signatures[key] = sig
         if len(self.signatures) == 1:
@@ -285,7 +283,8 @@ class Compiled:
         return tuple(outs[:m]), tuple(outs[m:])
 
 
-def compile(f, *example_args, mode="reverse", argnums=0, parallel=None, cache=None, tangents=None):
+def compile(f, *example_args, mode="reverse", argnums=0, parallel=None, cache=None, tangents=None,
+            static_argnums=None):
     """Compile ``f`` by source transformation: record it once at ``example_args``, write its
     straight-line program (eq. 5.38) and its derivative (the adjoints of eq. 5.39, or tangents) as
     Python source, and compile that with Numba.
@@ -302,9 +301,11 @@ def compile(f, *example_args, mode="reverse", argnums=0, parallel=None, cache=No
       program pushes all k (another k compiles again).
 
     Arguments may be pytrees (a dict of parameters, a list of arrays): the program takes their leaves,
-    and the gradient (tangent, value) comes back in the same structure. ``cf.source`` is the generated code. ``f`` is traced, like ``jax.jit``: a Python ``if`` on a
-    traced value is refused (the branch would be frozen); arguments of another shape or dtype are
-    recorded and compiled again. Elementwise chains become one loop (``prange`` over all cores
+    and the gradient (tangent, value) comes back in the same structure. ``cf.source`` is the generated code.
+    ``f`` is traced, like ``jax.jit``: its numbers cannot be read while it is recorded (a comparison is
+    recorded, an ``if`` on a traced value compiles both ways with a dispatcher, ``float()``/``.value``
+    are refused); ``static_argnums`` names arguments f sees as plain values, compiled once per value.
+    Arguments of another shape or dtype are recorded and compiled again. Elementwise chains become one loop (``prange`` over all cores
     from ``PARALLEL_MIN`` elements, or as ``parallel=`` says); other primitives call NumPy.
 
     >>> import numpy as np, autodiff as ad
@@ -314,6 +315,9 @@ def compile(f, *example_args, mode="reverse", argnums=0, parallel=None, cache=No
     >>> bool(np.isclose(dy, eq_5_37(0.5), rtol=1e-14))
     True
     """
+    if static_argnums is not None and static_argnums != ():
+        return StaticCompiled(compile, f, example_args, static_argnums, mode=mode, argnums=argnums, parallel=parallel,
+                              cache=cache, tangents=tangents)
     if has_trees(example_args):     # a dict of parameters, a list of arrays...: compiled on their leaves
         return TreeCompiled(Compiled, f, example_args, mode=mode, argnums=argnums, parallel=parallel, cache=cache,
                             tangents=tangents)

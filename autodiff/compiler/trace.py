@@ -1,8 +1,8 @@
 """Recording ``f`` once, and its derivative as a second recorded program (source transformation).
 
-``record`` runs ``f`` at the example arguments on fresh leaves, as the eager engine does, and
-refuses what a straight-line program cannot hold: a Python ``if`` (or ``and``, ``while``, a
-comparison) on a traced value, whose branch would be frozen at the example point.
+``record`` runs ``f`` at the example arguments on fresh leaves, as the eager engine does, under
+:mod:`.guards`: a traced value's numbers cannot be read (a comparison is recorded, a truth test is a
+decision of :mod:`.branches`, the rest is refused), so nothing is frozen at the example point.
 
 ``reverse`` and ``forward`` then run the engine's own sweeps (:mod:`autodiff.sweep`) with recording
 on (the ``create_graph=True`` path of higher derivatives): every vjp or jvp rule applied is itself
@@ -18,7 +18,6 @@ from __future__ import annotations
 import inspect
 import keyword
 import re
-import threading
 
 import numpy as np
 
@@ -29,58 +28,10 @@ from ..primitives import as_array
 from ..sweep import forward_sweep, reverse_sweep, toposort
 from .. import tensor as _tensor
 from ..tensor import Batched, Tensor
+from .guards import CompileError, Guards, constant_node
 from .sourcemap import locating
 
 FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
-
-
-class CompileError(TypeError):
-    """Something autodiff.compile cannot turn into straight-line code, said with the way out."""
-
-
-# --- recording f, with the traps of control flow ------------------------------------------------
-
-_tracing = threading.local()
-_guard_lock = threading.RLock()
-
-_BRANCH = ("autodiff.compile records f once, at the example arguments, as straight-line code (like jax.jit "
-           "without cond), so {what} on a traced value would freeze the branch taken there and give wrong "
-           "values and derivatives elsewhere. Write the choice as data: autodiff.where(mask, a, b) with a "
-           "constant mask, relu, abs, maximum, minimum or clip; or decide it outside f, on plain numbers, and "
-           "compile one function per branch.")
-
-
-def _guarded(original, what):
-    def method(self, *args):
-        if getattr(_tracing, "on", False) and self.requires_grad:
-            raise CompileError(_BRANCH.format(what=what))
-        return original(self, *args)
-
-    return method
-
-
-_GUARDS = {"__bool__": "a Python `if`, `while`, `and`, `or` or `not`", "__int__": "int()",
-           "__lt__": "a comparison (<)", "__le__": "a comparison (<=)", "__gt__": "a comparison (>)",
-           "__ge__": "a comparison (>=)"}
-
-
-class _Guards:
-    """While f is being recorded: Tensor.__bool__, int() and the comparisons raise on traced values."""
-
-    def __enter__(self):
-        _guard_lock.acquire()
-        self.saved = {name: Tensor.__dict__[name] for name in _GUARDS}
-        for name, what in _GUARDS.items():
-            setattr(Tensor, name, _guarded(self.saved[name], what))
-        _tracing.on = True
-        return self
-
-    def __exit__(self, *exc):
-        _tracing.on = False
-        for name, method in self.saved.items():
-            setattr(Tensor, name, method)
-        _guard_lock.release()
-        return False
 
 
 def arg_names(f, n):
@@ -128,9 +79,11 @@ def record(f, args):
     """Run ``f`` once on fresh leaves standing for ``args``: (leaves, outputs, returned a tuple?)."""
     names = arg_names(f, len(args))
     leaves = [Tensor._make(np.array(as_input(a, i)), requires_grad=True, name=names[i]) for i, a in enumerate(args)]
-    with _Guards(), _staged_batches():
+    with Guards() as script, _staged_batches():
         out = f(*leaves)
-    outs = tuple(out) if isinstance(out, (tuple, list)) else (out,)
+        outs = tuple(out) if isinstance(out, (tuple, list)) else (out,)
+        if script.taken:     # a branch may return a constant where another computes: a node, so both are programs
+            outs = tuple(o if isinstance(o, Tensor) and o.requires_grad else constant_node(o, leaves) for o in outs)
     for k, o in enumerate(outs):
         if not isinstance(o, Tensor) or not o.requires_grad:
             raise CompileError(f"autodiff.compile: output {k} of f does not depend on its arguments (got "

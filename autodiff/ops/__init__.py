@@ -11,6 +11,7 @@
 - :mod:`.vectors` (composed): dot, inner, outer, vdot, tensordot, cross, trace, norm;
 - :mod:`.reductions` also: prod, cumsum (primitives), cumprod, var, std (composed).
 - :mod:`.control`: stop_gradient (the value, with derivative 0: JAX's).
+- :mod:`.compare`: greater, less, equal... as recorded masks of 0.0 and 1.0 (what compile records for ``x > 0``).
 
 Conventions at non-differentiable points (documented in the README, tested):
 
@@ -34,6 +35,7 @@ from .arrays import (IndexUpdate, astype, diagonal, expand_dims, eye, flip, full
                      ravel, roll, squeeze, swapaxes, take, take_along_axis, tril, triu, zeros, zeros_like)
 from .vectors import cross, dot, inner, norm, outer, tensordot, trace, vdot
 from .control import stop_gradient
+from .compare import equal, greater, greater_equal, less, less_equal, not_equal
 
 __all__ = [
     "add", "sub", "mul", "div", "neg", "pow", "pow_const", "exp", "log", "sin", "cos", "tan", "tanh", "sigmoid",
@@ -45,4 +47,5 @@ __all__ = [
     "expand_dims", "flip", "moveaxis", "pad", "ravel", "roll", "squeeze", "swapaxes", "take", "take_along_axis",
     "tril", "triu", "cross", "dot", "inner", "norm", "outer", "tensordot", "trace", "vdot",
     "eye", "zeros", "ones", "full", "zeros_like", "ones_like", "stop_gradient",
+    "greater", "greater_equal", "less", "less_equal", "equal", "not_equal",
 ]
