@@ -6,8 +6,12 @@ of eq. 5.39, one line per named value (forward nodes ``a``, adjoints ``a_bar``, 
 ``a_dot``), a temporary used once written into the line that uses it; and a *driver* that
 allocates the outputs, runs the loops in order and calls NumPy between them. Loops that are the
 same but for their names (an unrolled LSTM's steps) are written once. A program of scalars that
-fits in one loop is that body alone, as a plain ``@njit`` function. Expressions are built as Python syntax trees from each primitive's template,
-so ``ast.unparse`` writes exactly the parentheses the precedence needs.
+fits in one loop is that body alone, as a plain ``@njit`` function. Expressions are built as Python syntax
+trees from each primitive's template, so ``ast.unparse`` writes exactly the parentheses the precedence needs;
+a temporary is written into its user only while the line stays within ``INLINE_DEPTH`` nested primitives
+and ``INLINE_SIZE`` primitives in all, so a long program (a fan-out sum of a thousand contributions, an ODE's
+parameter used at every step) is cut into named temporaries t1, t2... instead of one expression nested as
+deep as the program (which Python's own parser and compiler could not take).
 """
 from __future__ import annotations
 
@@ -23,6 +27,8 @@ NUMPY_NAMES = ("abs", "cos", "exp", "float32", "float64", "inf", "log", "maximum
                "sin", "sqrt", "tan", "tanh")
 RESERVED = set(NUMPY_NAMES) | {"np", "njit", "prange", "rt", "impl", "K", "n", "k"}
 PARALLEL_MIN = 1 << 15   # loops this long (elements) run on all cores when parallel is left to choose
+INLINE_DEPTH = 12        # at most this many primitives nested in one line (the rest: named temporaries)
+INLINE_SIZE = 32         # at most this many primitives in one line
 
 
 def literal(v):
@@ -131,31 +137,58 @@ class _Substitute(ast.NodeTransformer):
         return copy.deepcopy(child) if child is not None else node
 
 
-def statements(block, returns, namer):
-    """The lines ``name = expression`` of ``block``, a temporary used once written where it is used."""
-    members = {id(n) for n in block.nodes}
-    trees = {id(n): template_ast(n) for n in block.nodes}
+def _inlined(nodes, trees, namer, kept):
+    """The temporaries written into the line that uses them: unnamed, used once, and small enough there
+    (a line holds at most INLINE_DEPTH nested primitives and INLINE_SIZE in all; one pass in program order)."""
+    members = {id(n) for n in nodes}
     uses = {}
-    for node in block.nodes:
+    for node in nodes:
         counts = _occurrences(trees[id(node)])
         for i, u in enumerate(node.inputs):
             uses[id(u)] = uses.get(id(u), 0) + counts.get(f"_p{i}_", 0)
-    kept = {id(n) for n in returns}
-    inline = {id(n) for n in block.nodes
-              if id(n) not in namer.given and uses.get(id(n), 0) == 1 and id(n) not in kept}
+    inline = {id(n) for n in nodes if id(n) not in namer.given and uses.get(id(n), 0) == 1 and id(n) not in kept}
+    depth, size = {}, {}
+    for node in nodes:
+        children = sorted({id(u) for u in node.inputs if id(u) in inline and id(u) in members},
+                          key=lambda k: (depth[k], size[k]), reverse=True)
+        while children and (depth[children[0]] >= INLINE_DEPTH or 1 + sum(size[k] for k in children) > INLINE_SIZE):
+            inline.discard(children.pop(0))      # the deepest (largest) child gets a line of its own
+        depth[id(node)] = 1 + max((depth[k] for k in children), default=0)
+        size[id(node)] = 1 + sum(size[k] for k in children)
+    return inline
 
-    def expression(node):
+
+def lines_of(nodes, returns, namer):
+    """``(node, "name = expression", nodes in the line)`` for each line of ``nodes`` (a temporary used once
+    written where it is used)."""
+    members = {id(n) for n in nodes}
+    trees = {id(n): template_ast(n) for n in nodes}
+    inline = _inlined(nodes, trees, namer, {id(n) for n in returns})
+
+    def expression(node, within):
+        within.append(node)
         children = {}
         for i, u in enumerate(node.inputs):
             if id(u) in inline:
-                children[f"_p{i}_"] = expression(u)
+                children[f"_p{i}_"] = expression(u, within)
             elif id(u) in members or u.requires_grad or u.size > 1:
                 children[f"_p{i}_"] = ast.Name(namer(u))
             else:
                 children[f"_p{i}_"] = constant_ast(u.value)
         return _Substitute(children).visit(copy.deepcopy(trees[id(node)]))
 
-    return [f"{namer(node)} = {ast.unparse(expression(node))}" for node in block.nodes if id(node) not in inline]
+    out = []
+    for node in nodes:
+        if id(node) not in inline:
+            within = []
+            line = f"{namer(node)} = {ast.unparse(expression(node, within))}"
+            out.append((node, line, within))
+    return out
+
+
+def statements(block, returns, namer):
+    """The lines ``name = expression`` of ``block``, a temporary used once written where it is used."""
+    return [line for _, line, _ in lines_of(block.nodes, returns, namer)]
 
 
 def element_function(block, name, params, returns, namer, defaults=None):
@@ -316,4 +349,4 @@ def _docline(program):
     return f"{outs} of {program.name} at the inputs' shapes and dtypes; the loops run in this order."
 
 
-__all__ = ["Module", "PARALLEL_MIN", "literal"]
+__all__ = ["INLINE_DEPTH", "INLINE_SIZE", "Module", "PARALLEL_MIN", "literal"]
