@@ -225,8 +225,9 @@ def _prod_others(x, out, axis, keepdims):
     """d prod / d x_i = prod_{j != i} x_j. On plain arrays (nothing recorded) out / x_i where no x_j is 0;
     a recorded rule (Tensors: a higher derivative, autodiff.compile) the exclusive products, which read no value
     and so hold at any input."""
-    if isinstance(x, Tensor) or np.any(every_example(x) == 0):   # vmap: a zero in any example takes it for all
-        return _exclusive_products(x, axis)
+    inner = every_example(x)      # the array behind vmap's levels; a Tensor where compile stages the map
+    if isinstance(x, Tensor) or isinstance(inner, Tensor) or np.any(inner == 0):   # vmap: a zero in any example
+        return _exclusive_products(x, axis)                                         # takes this path for all
     return _expand(out, shape_of(x), axis, keepdims) / x
 
 
