@@ -13,7 +13,7 @@ import dataclasses
 import numpy as np
 
 from autodiff import REGISTRY
-from autodiff.batching import reshape, to_front
+from autodiff.batching import broadcast, reshape, to_front
 from autodiff.primitives import batch_rules
 from autodiff.tensor import apply
 
@@ -28,6 +28,15 @@ def folded(prim, datas, bdims, size, level, **params):
         params = {**params, "input_shape": (size * params["input_shape"][0],) + tuple(params["input_shape"][1:])}
     out = apply(prim, [reshape(x, (size * shape[1],) + shape[2:])] + list(datas[1:]), params)
     return reshape(out, (size, shape[1]) + tuple(out.shape)[1:]), 0
+
+
+def folded_together(prim, datas, bdims, size, level, **params):
+    """One call on the examples of every input folded into the first axis, an unmapped input repeated for
+    each example: max-pooling's primitives, whose inputs are all batches of images (the gradient beside
+    the pooled input, from which each window's maximum is found)."""
+    full = [to_front(d, b) if b is not None else broadcast(d, (size,) + tuple(d.shape)) for d, b in zip(datas, bdims)]
+    out = apply(prim, [reshape(f, (size * f.shape[1],) + tuple(f.shape[2:])) for f in full], params)
+    return reshape(out, (size, full[0].shape[1]) + tuple(out.shape)[1:]), 0
 
 
 def weight_gradient(prim, datas, bdims, size, level, *, weight_shape, geometry):
@@ -48,3 +57,5 @@ def weight_gradient(prim, datas, bdims, size, level, *, weight_shape, geometry):
 for _name in ("conv2d", "conv2d_relu", "conv2d_input_grad", "avg_pool2d", "avg_pool2d_transpose", "dense"):
     batch_rules[REGISTRY[_name]] = folded
 batch_rules[REGISTRY["conv2d_weight_grad"]] = weight_gradient
+for _name in ("max_pool2d", "max_pool2d_scatter", "max_pool2d_gather"):
+    batch_rules[REGISTRY[_name]] = folded_together

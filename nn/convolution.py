@@ -11,7 +11,6 @@ import numpy as np
 
 import kernels
 from autodiff import Tensor, primitive, value_of
-from autodiff.batching import fold_leading
 from autodiff.tensor import Batched
 from autodiff.ops import broadcast_to, heaviside, reshape, sum
 
@@ -288,9 +287,7 @@ def max_pool2d(x, kernel_size=None, stride=None, padding=0, *, geometry=None):
 
     ``geometry``: a ``kernels.PoolGeometry`` built once (a layer builds it), instead of the three others."""
     geometry = _given(geometry, kernels.PoolGeometry, kernel_size=kernel_size, stride=stride, padding=padding)
-    if type(value_of(x)) is Batched:     # under vmap: where each maximum is, for all the map's examples at once
-        return fold_leading(lambda folded: max_pool2d(folded, geometry=geometry), x)
-    return _max_pool2d(x, geometry=geometry)
+    return _max_pool2d(x, geometry=geometry)     # under vmap: the map folded into N (nn/batching.py)
 
 
 def _avg_samples(rng):
