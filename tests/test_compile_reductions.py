@@ -168,6 +168,24 @@ def test_max_pooling_of_ties_the_example_lacks_follows_the_engine(cache):
     np.testing.assert_array_equal(grad, want_grad)
 
 
+def _example_loss(w, x):
+    pooled = F.max_pool2d(x * w, 2, stride=1)
+    v = ad.reshape(pooled, shape=(2, 9))
+    return ad.sum(ad.prod(v[:, :4], axis=1)) + ad.sum(ad.max(v, axis=0) ** 2) - ad.sum(ad.min(v, axis=1))
+
+
+def test_compiled_per_example_gradients_find_each_examples_ties_and_zeros(cache):
+    """compile(vmap(grad(f))): the map staged into one program, its rules computed per example at run time."""
+    rng = np.random.default_rng(4)
+    w = rng.uniform(0.5, 1.5, (1, 2, 4, 4))
+    per_example = ad.vmap(ad.grad(_example_loss), in_axes=(None, 0))
+    cf = ad.compile(per_example, w, rng.normal(size=(3, 1, 2, 4, 4)), mode="value", cache=cache)
+    xs = np.round(rng.normal(size=(3, 1, 2, 4, 4)))                 # ties in the windows, zeros in prod
+    xs[1] = 1.0                                                       # one example all tied
+    loop = np.stack([ad.grad(_example_loss)(w, x) for x in xs])
+    np.testing.assert_allclose(cf(w, xs), loop, rtol=1e-12, atol=1e-12)
+
+
 def test_every_primitive_of_the_engine_and_of_nn_has_compile_code():
     """A future primitive declared code=None (refused by compile) fails here, by name."""
     ours = {n: p for n, p in ad.REGISTRY.items() if p.impl.__module__.split(".")[0] in ("autodiff", "nn")}
