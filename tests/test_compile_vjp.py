@@ -226,6 +226,28 @@ def test_every_compilable_primitive_pushes_a_batch_of_tangents(dtype, cache):
                                        err_msg=name)
 
 
+def test_batched_tangents_and_vjp_run_the_users_custom_rules(cache):
+    """custom_jvp's rule (the stable one: 1 at x = 100, where the naive derivative is nan) and custom_vjp's
+    (a clipped cotangent) are what the batched and vjp programs run."""
+    @ad.custom_jvp
+    def log1pexp(x):
+        return ad.log(1.0 + ad.exp(x))
+
+    log1pexp.defjvp(lambda p, t: (log1pexp(p[0]), (1.0 - 1.0 / (1.0 + ad.exp(p[0]))) * t[0]))
+    f = lambda x: log1pexp(x) * 2.0                                                          # noqa: E731
+    at, ts = np.array([100.0, 1.0, -2.0]), np.random.default_rng(12).normal(size=(4, 3))
+    _, dys = ad.compile(f, np.zeros(3), mode="forward", tangents=4, cache=cache)(at, ts)
+    np.testing.assert_allclose(dys, [ad.jvp(f, (at,), (t,))[1] for t in ts], rtol=1e-14)
+    assert np.all(np.isfinite(dys))
+    clip = ad.custom_vjp(lambda lo, hi, x: x, nondiff_argnums=(0, 1))
+    clip.defvjp(lambda lo, hi, x: (x, None), lambda lo, hi, res, g: (ad.clip(g, lo, hi),))
+    g = lambda x: clip(-0.5, 0.5, ad.sin(x)) * 4.0                                           # noqa: E731
+    ct = np.array([1.0, -0.05, 0.3])
+    _, vjp = ad.compile(g, np.zeros(3), mode="vjp", cache=cache)(at, ct)
+    np.testing.assert_allclose(vjp, ad.vjp(g, at)[1](ct)[0], rtol=1e-14)
+    np.testing.assert_allclose(vjp, np.clip(4.0 * ct, -0.5, 0.5) * np.cos(at), rtol=1e-14)
+
+
 def test_another_number_of_tangents_compiles_again(cache):
     rng = np.random.default_rng(9)
     x = rng.normal(size=4)

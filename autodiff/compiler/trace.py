@@ -231,15 +231,17 @@ def _jvp_program(fname, leaves, outs, wrt, order, names, out_names, k):
     leaves the map stacked along axis 0, (k, *y.shape): one program pushes all k tangents."""
     lead = () if k is None else (k,)
     seeds = [_seed(w, w.name + "_dot", names, lead + w.shape) for w in wrt]
-    level = None if k is None else new_level()
-    try:
-        with _staged_batches():     # the map's data are the program's nodes: the seeds themselves, stacked
-            entered = seeds if k is None else [batch(s, 0, level) for s in seeds]
-            tangents = forward(order, {id(w): s for w, s in zip(wrt, entered)}, names)
-            ts = [tangents.get(id(o)) for o in outs]
-            outputs = [_node_or_zero(t if t is None or k is None else unbatch(t, level, 0, k)) for t in ts]
-    finally:
-        if level is not None:
+    if k is None:
+        tangents = forward(order, {id(w): s for w, s in zip(wrt, seeds)}, names)
+        outputs = [_node_or_zero(tangents.get(id(o))) for o in outs]
+    else:
+        level = new_level()
+        try:
+            with _staged_batches():     # the map's data are the program's nodes: the seeds themselves, stacked
+                tangents = forward(order, {id(w): batch(s, 0, level) for w, s in zip(wrt, seeds)}, names)
+                ts = [tangents.get(id(o)) for o in outs]
+                outputs = [_node_or_zero(None if t is None else unbatch(t, level, 0, k)) for t in ts]
+        finally:
             forget_level(level)
     refs = [(lead + o.shape, o.dtype) for o in outs]
     name = fname + ("_jvp" if k is None else "_jvp_batched")
