@@ -47,6 +47,7 @@ from .tables import TraceTable, trace_table
 from .draw import GraphvizNotFound, Steps, draw, draw_steps, save
 from . import examples
 from .compiler import CompileError, Compiled, compile
+from .loops import fori_loop, scan, while_loop
 from .anomaly import AnomalyError, detect_anomaly, is_anomaly_enabled
 from .custom import custom_jvp, custom_vjp
 from .remat import checkpoint, remat
@@ -71,5 +72,5 @@ __all__ = [
     "Comparison", "GradcheckError", "GradcheckReport", "GradcheckWarning", "check_primitive", "compare", "gradcheck",
     "GraphvizNotFound", "Steps", "TraceTable", "draw", "draw_steps", "graph_code", "print_graph", "save",
     "trace_table", "CompileError", "Compiled", "compile",
-    "custom_vjp", "custom_jvp", "checkpoint", "remat",
+    "custom_vjp", "custom_jvp", "checkpoint", "remat", "fori_loop", "scan", "while_loop",
 ]

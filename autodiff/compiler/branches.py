@@ -53,9 +53,9 @@ def enumerate_paths(f, args, mode, argnums, **options):
         if len(paths) > MAX_PATHS:
             first = taken[0].where if taken else None
             raise CompileError(f"autodiff.compile: f takes more than {MAX_PATHS} ways through its `if`s on traced "
-                               f"values{where_text(first)} (a loop whose count depends on a traced value, or a "
-                               f"long chain of ifs): select elementwise with autodiff.where(x > 0, a, b), or mark "
-                               f"the argument that decides static (static_argnums=)")
+                               f"values{where_text(first)}: a Python loop whose count depends on a traced value is "
+                               f"written with autodiff.while_loop, autodiff.fori_loop or autodiff.scan (one loop "
+                               f"in the program); a long chain of ifs with autodiff.where(x > 0, a, b)")
     _same_outputs(paths)
     return paths
 

@@ -20,6 +20,7 @@ import numpy as np
 
 from ..primitives import as_array
 from .branches import build_module
+from .guards import options
 from .static import StaticCompiled
 from .trace import CompileError, as_input
 from .trees import TreeCompiled, has_trees
@@ -142,7 +143,8 @@ class Compiled:
     # --- building -------------------------------------------------------------------------------
     def _build(self, args, k=None):
         key = _key(args) + ((("tangents", k),) if k is not None else ())
-        program, module = build_module(self.f, args, self.mode, self.argnums, self.parallel, tangents=k)
+        with options(cache=self.cache, parallel=self.parallel):    # for the loop bodies compiled on the way
+            program, module = build_module(self.f, args, self.mode, self.argnums, self.parallel, tangents=k)
         python, path = load(module.source, module.entry, cache_dir(self.cache))
         sig = Signature(key, program, module, python, path)
         self.signatures[key] = sig

@@ -12,6 +12,11 @@ a temporary is written into its user only while the line stays within ``INLINE_D
 and ``INLINE_SIZE`` primitives in all, so a long program (a fan-out sum of a thousand contributions, an ODE's
 parameter used at every step) is cut into named temporaries t1, t2... instead of one expression nested as
 deep as the program (which Python's own parser and compiler could not take).
+
+Each statement ends with the source map (:mod:`.sourcemap`): ``a = sin(x)  # lesson.py:12``, the line of
+the user's code it comes from (an adjoint's: the line it differentiates); the module's header says which
+file each short name is, once. The comments are not part of a loop's identity, so identical loops are still
+written once (with the comments of their first use).
 """
 from __future__ import annotations
 
@@ -21,6 +26,8 @@ import math
 import re
 
 import numpy as np
+
+from .sourcemap import Comments
 
 
 NUMPY_NAMES = ("abs", "cos", "exp", "float32", "float64", "inf", "log", "maximum", "minimum", "nan", "sign",
@@ -158,9 +165,10 @@ def _inlined(nodes, trees, namer, kept):
     return inline
 
 
-def lines_of(nodes, returns, namer):
+def lines_of(nodes, returns, namer, comments=None):
     """``(node, "name = expression", nodes in the line)`` for each line of ``nodes`` (a temporary used once
-    written where it is used)."""
+    written where it is used), with the source map's comment when ``comments`` (:class:`.sourcemap.Comments`)
+    is given."""
     members = {id(n) for n in nodes}
     trees = {id(n): template_ast(n) for n in nodes}
     inline = _inlined(nodes, trees, namer, {id(n) for n in returns})
@@ -182,18 +190,19 @@ def lines_of(nodes, returns, namer):
         if id(node) not in inline:
             within = []
             line = f"{namer(node)} = {ast.unparse(expression(node, within))}"
-            out.append((node, line, within))
+            note = comments(within) if comments is not None else ""
+            out.append((node, f"{line}  # {note}" if note else line, within))
     return out
 
 
-def statements(block, returns, namer):
+def statements(block, returns, namer, comments=None):
     """The lines ``name = expression`` of ``block``, a temporary used once written where it is used."""
-    return [line for _, line, _ in lines_of(block.nodes, returns, namer)]
+    return [line for _, line, _ in lines_of(block.nodes, returns, namer, comments)]
 
 
-def element_function(block, name, params, returns, namer, defaults=None):
+def element_function(block, name, params, returns, namer, defaults=None, comments=None):
     """Source of ``def name(params): statements; return ...`` for one element of ``block``."""
-    lines = ["    " + line for line in statements(block, returns, namer)]
+    lines = ["    " + line for line in statements(block, returns, namer, comments)]
     defaults = defaults or {}
     signature = ", ".join(f"{p}={defaults[p]!r}" if p in defaults else p for p in params)
     names = [namer(n) for n in returns]
@@ -201,7 +210,7 @@ def element_function(block, name, params, returns, namer, defaults=None):
     return "\n".join([f"def {name}({signature}):"] + lines + [f"    return {ret}"])
 
 
-def loop_function(name, block, namer, parallel):
+def loop_function(name, block, namer, parallel, comments=None):
     """Source of the loop over ``block``'s elements: it reads the arrays _r0.., writes _w0.. and
     returns the sums _s0.. (``prange``: the iterations are independent, the sums are reductions)."""
     reduced = [r.inputs[0] for r in block.reductions]
@@ -212,7 +221,7 @@ def loop_function(name, block, namer, parallel):
     body.append("    for k in prange(n):")
     body += [f"        {namer(u)} = _r{j}[{'0' if u.size == 1 and block.size != 1 else 'k'}]"
              for j, u in enumerate(block.reads)]
-    body += ["        " + line for line in statements(block, list(block.writes) + reduced, namer)]
+    body += ["        " + line for line in statements(block, list(block.writes) + reduced, namer, comments)]
     body += [f"        _w{j}[k] = {namer(n)}" for j, n in enumerate(block.writes)]
     body += [f"        {s} += {namer(u)}" for s, u in zip(sums, reduced)]
     if sums:
@@ -226,6 +235,7 @@ class Module:
     def __init__(self, program, steps, kinds, parallel=None):
         self.program, self.steps, self.kinds = program, steps, kinds
         self.namer = Namer(program.names)
+        self.comments = Comments(getattr(program, "locations", {}))
         self.constants = []
         self.functions = []      # (kind, name, source): element functions and loops
         self.seen = {}           # canonical source -> function name (identical loops are shared)
@@ -256,7 +266,7 @@ class Module:
         p = self.program
         block = self.steps[0][1]
         params = [self.namer(x) for x in p.inputs]
-        src = element_function(block, p.name, params, p.outputs, self.namer, p.defaults)
+        src = element_function(block, p.name, params, p.outputs, self.namer, p.defaults, self.comments)
         self.functions.append(("element", p.name, "@njit(cache=True, error_model=\"numpy\")\n" + src))
 
     def _constant(self, value):
@@ -268,7 +278,7 @@ class Module:
         key = loop_function("f", block, _Canon(block), parallel)   # positional names: a loop met before?
         if key not in self.seen:
             loop = f"{self.program.name}_loop{len(self.seen) + 1}"
-            self.functions.append(("loop", loop, loop_function(loop, block, self.namer, parallel)))
+            self.functions.append(("loop", loop, loop_function(loop, block, self.namer, parallel, self.comments)))
             self.seen[key] = loop
         loop = self.seen[key]
         args = [str(block.size)]
@@ -284,7 +294,8 @@ class Module:
             lines.append(f"    {', '.join(sums)}, = {call}")
             for s, r in zip(sums, block.reductions):
                 scale = "" if r.op.name == "sum" else f" / {r.inputs[0].size}"
-                lines.append(f"    {self.namer(r)} = rt.reduced({s}{scale}, {r.shape!r}, {r.dtype.name})")
+                line = f"    {self.namer(r)} = rt.reduced({s}{scale}, {r.shape!r}, {r.dtype.name})"
+                lines.append(self._noted(line, r))
         else:
             lines.append(f"    {call}")
 
@@ -305,7 +316,11 @@ class Module:
         for k, v in node.params.items():
             text = literal(v)
             args.append(f"{k}={text if text is not None else self._constant(v)}")
-        lines.append(f"    {self.namer(node)} = impl.{node.op.name}({', '.join(args)})")
+        lines.append(self._noted(f"    {self.namer(node)} = impl.{node.op.name}({', '.join(args)})", node))
+
+    def _noted(self, line, node):
+        note = self.comments([node])
+        return f"{line}  # {note}" if note else line
 
     def _emit_driver(self):
         p = self.program
@@ -327,6 +342,7 @@ class Module:
     @property
     def source(self):
         head = [f'"""Generated by autodiff.compile from {self.program.name}: edit the function, not this file."""',
+                *self.comments.header(),
                 "import numpy as np",
                 f"from numpy import {', '.join(NUMPY_NAMES)}",
                 "from numba import njit, prange"]

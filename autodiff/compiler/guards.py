@@ -77,7 +77,8 @@ def refuse(what, way_out):
 
 
 _STAY = "keep it in the program (autodiff's ops and NumPy's functions on Tensors are recorded)"
-_COUNT = "a count or an index must be known when f is recorded: compute it outside f and pass the number"
+_COUNT = ("a count or an index must be known when f is recorded: write a loop over a traced count with "
+          "autodiff.fori_loop, autodiff.while_loop or autodiff.scan (one loop in the program)")
 _READS = {"__float__": ("float()", "use autodiff's ops (autodiff.sin, not math.sin) to " + _STAY),
           "__int__": ("int()", _COUNT), "__index__": ("using it as an index or a count", _COUNT),
           "__complex__": ("complex()", _STAY)}
@@ -189,6 +190,26 @@ def _numpy_hook(func, name, args):
     raise refuse(name, _STAY)
 
 
+class options:
+    """``with options(cache=..., parallel=...):`` what compile was given, for the programs compiled while f is
+    recorded (a loop's body, :mod:`.loops`): ``options.current()`` reads them."""
+
+    def __init__(self, **given):
+        self.given = given
+
+    def __enter__(self):
+        self.saved, _state.options = getattr(_state, "options", None), self.given
+        return self.given
+
+    def __exit__(self, *exc):
+        _state.options = self.saved
+        return False
+
+    @staticmethod
+    def current():
+        return dict(getattr(_state, "options", None) or {})
+
+
 class planned:
     """``with planned(script):`` the next recording takes its decisions from ``script`` (see :mod:`.branches`)."""
 
@@ -222,6 +243,7 @@ class Guards:
 
     def __init__(self):
         self.script = getattr(_state, "planned", None) or Script()
+        _state.planned = None       # taken: a recording nested in this one (a loop's body) plans its own
 
     def __enter__(self):
         _lock.acquire()
@@ -245,5 +267,5 @@ class Guards:
         return False
 
 
-__all__ = ["CompileError", "Decision", "Guards", "Script", "constant_node", "decide", "planned", "refuse", "user_frame",
+__all__ = ["CompileError", "Decision", "Guards", "Script", "constant_node", "decide", "options", "planned", "refuse", "user_frame",
            "where_text"]

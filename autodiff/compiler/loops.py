@@ -1,0 +1,311 @@
+"""Loops under compile: the body compiled once, the loop one node of the program (JAX's scan, while_loop).
+
+While ``autodiff.compile`` records f, :func:`autodiff.scan`, :func:`autodiff.while_loop` and
+:func:`autodiff.fori_loop` do not run their body once per step (that would unroll the loop into the
+program, and compile time would grow with the trip count). They record the body once, as a program
+of its own (:class:`Body`: its inputs are the carry, the step's slice of ``xs`` and every traced
+value it closes over, found by a first run and given as inputs, JAX's closure conversion), compile
+it for its value and for its vector-Jacobian product, and add one ``loop`` node to f's program. The
+node's code runs the compiled body step by step; its reverse rule is a ``loop_vjp`` node that runs the
+forward loop again keeping every carry (the tape), then the body's vjp from the last step to the
+first: the adjoint of a loop is a loop, read backwards. A ``while`` loop's trip count is found at run
+time, so it is differentiated in reverse mode too (``jax.lax.while_loop`` is not).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .. import pytree
+from ..ops import astype, getitem, reshape
+from ..primitives import Primitive, _ArgnumRules
+from ..tensor import Batched, Tensor, apply
+from .build import Compiled
+from .guards import CompileError, Guards, Script, options, planned
+from .runtime import impl
+
+
+def _seq_now():
+    return Tensor._make(np.zeros(()))._seq
+
+
+class Body:
+    """One loop function recorded once: ``fn(*inputs)`` with ``inputs`` = the flat carry (and slice) arrays,
+    compiled with the traced values it closes over as extra inputs (``consts``, nodes of f's program)."""
+
+    def __init__(self, fn, examples, name, vjp=True):
+        self.fn, self.n = fn, len(examples)
+        self.foreign = self._closed_over(examples)
+        args = [np.array(e) for e in examples] + [np.array(c._value) for c in self.foreign]
+        closed = self._closed_function(name)
+        given = options.current()        # the outer compile's cache folder and parallel=
+        self.value = Compiled(closed, tuple(args), mode="value", **given)
+        self.vjp = Compiled(closed, tuple(args), mode="vjp", argnums=tuple(range(len(args))), **given) if vjp else None
+        self.outputs = len(self.value.last.program.outputs)
+        self.call = _entry(self.value)
+        self.call_vjp = _entry(self.vjp) if vjp else None
+
+    def _closed_over(self, examples):
+        """The traced values of f's program that fn reads (a first run on fresh leaves finds them)."""
+        start = _seq_now()
+        leaves = [Tensor._make(np.array(e), requires_grad=True) for e in examples]
+        with planned(Script()), Guards(), np.errstate(all="ignore"):
+            outs = self.fn(*leaves)
+        found, seen, stack = [], set(), list(outs)
+        inside = {id(leaf) for leaf in leaves}
+        while stack:
+            node = stack.pop()
+            if not isinstance(node, Tensor) or id(node) in seen or id(node) in inside:
+                continue
+            seen.add(id(node))
+            if node._seq < start:
+                if node.requires_grad:
+                    found.append(node)
+                continue
+            stack.extend(node.inputs)
+        found.sort(key=lambda n: n._seq)
+        return found
+
+    def _closed_function(self, name):
+        n, foreign = self.n, self.foreign
+
+        def closed(*leaves):
+            start = _seq_now()
+            outs = self.fn(*leaves[:n])
+            swap = {id(node): leaf for node, leaf in zip(foreign, leaves[n:])}
+            outs = tuple(swap.get(id(o), o) for o in outs)
+            seen, stack = set(), list(outs)
+            while stack:                 # the nodes this run made read the leaves, not f's nodes
+                node = stack.pop()
+                if not isinstance(node, Tensor) or id(node) in seen or node._seq < start:
+                    continue
+                seen.add(id(node))
+                if any(id(u) in swap for u in node.inputs):
+                    node.inputs = tuple(swap.get(id(u), u) for u in node.inputs)
+                stack.extend(node.inputs)
+            return outs if len(outs) > 1 else outs[0]
+
+        closed.__name__ = name
+        return closed
+
+
+def _entry(compiled):
+    """The compiled program's own function, called step after step without compile's argument checks (the
+    loop gives it arrays of the recorded shapes and dtypes): a list of its outputs."""
+    sig = compiled.last
+    entry = sig.entry
+    if sig.module.direct:         # a program of scalars: Numba's function of numbers
+        def call(*args):
+            out = entry(*[a[()] if type(a) is np.ndarray else a for a in args])
+            return list(out) if type(out) is tuple else [out]
+    else:
+        def call(*args):
+            out = entry(*args)
+            return list(out) if type(out) is tuple else [out]
+    return call
+
+
+class Spec:
+    """What a loop node runs: its kind ("scan" or "while"), its Body (and cond), and the sizes of its parts."""
+
+    def __init__(self, kind, body, carry, xs=(), ys=(), length=0, cond=None, n_body_consts=0):
+        self.kind, self.body, self.cond, self.length = kind, body, cond, length
+        self.carry, self.xs, self.ys = carry, xs, ys          # [(shape, dtype)] of each flat part
+        self.n_body_consts = n_body_consts
+
+    def __repr__(self):
+        return f"<{self.kind} loop of {self.body.value.__name__}>"
+
+    # the parts of a loop node's inputs: carry, xs, the body's closed-over values, cond's
+    def split(self, inputs):
+        nc, nx = len(self.carry), len(self.xs)
+        return (list(inputs[:nc]), list(inputs[nc:nc + nx]), list(inputs[nc + nx:nc + nx + self.n_body_consts]),
+                list(inputs[nc + nx + self.n_body_consts:]))
+
+    def run(self, inputs, tape=None):
+        """The loop: final carry and stacked ys (``tape``, a list, gets every carry a step starts from)."""
+        carry, xs, consts, cond_consts = self.split(inputs)
+        nc = len(carry)
+        if self.kind == "scan":
+            ys = [np.empty((self.length,) + tuple(s), d) for s, d in self.ys]
+            for t in range(self.length):
+                if tape is not None:
+                    tape.append(carry)
+                outs = self.body.call(*carry, *(x[t] for x in xs), *consts)
+                carry = [np.asarray(o, d) for o, (_, d) in zip(outs[:nc], self.carry)]
+                for y, o in zip(ys, outs[nc:]):
+                    y[t] = o
+            return carry, ys
+        while self.cond.call(*carry, *cond_consts)[0]:
+            if tape is not None:
+                tape.append(carry)
+            carry = [np.asarray(o, d) for o, (_, d) in zip(self.body.call(*carry, *consts), self.carry)]
+        return carry, []
+
+
+def _pack(parts, dtype):
+    return np.concatenate([np.asarray(p, dtype=dtype).reshape(-1) for p in parts]) if parts else np.zeros(0, dtype)
+
+
+def _loop_impl(*inputs, spec, dtype):
+    carry, ys = spec.run(inputs)
+    return _pack(carry + ys, dtype)
+
+
+def _loop_vjp_impl(g, *inputs, spec, dtype):
+    """The reverse loop: the forward loop again with its tape, then the body's vjp from the last step back."""
+    tape = []
+    spec.run(inputs, tape)
+    carry, xs, consts, cond_consts = spec.split(inputs)
+    nc = len(carry)
+    parts = _unpack_values(g, spec.carry + [((spec.length,) + tuple(s), d) for s, d in spec.ys])
+    ct_carry, ct_ys = parts[:nc], parts[nc:]
+    ct_xs = [np.zeros_like(x) for x in xs]
+    ct_consts = [np.zeros_like(c) for c in consts]
+    for t in range(len(tape) - 1, -1, -1):
+        step_x = [x[t] for x in xs] if spec.kind == "scan" else []
+        cts = spec.body.call_vjp(*tape[t], *step_x, *consts, *ct_carry, *(y[t] for y in ct_ys))[spec.body.outputs:]
+        ct_carry = [np.asarray(c, d) for c, (_, d) in zip(cts[:nc], spec.carry)]
+        for k, c in enumerate(cts[nc:nc + len(step_x)]):
+            ct_xs[k][t] = c
+        for k, c in enumerate(cts[nc + len(step_x):]):
+            ct_consts[k] = ct_consts[k] + c
+    ct_cond = [np.zeros_like(c) for c in cond_consts]        # the condition is not differentiated
+    return _pack(ct_carry + ct_xs + ct_consts + ct_cond, dtype)
+
+
+def _unpack_values(flat, parts):
+    out, at = [], 0
+    for shape, dtype in parts:
+        size = int(np.prod(shape))
+        out.append(np.asarray(flat[at:at + size], dtype=dtype).reshape(shape))
+        at += size
+    return out
+
+
+def unpack(node, parts):
+    """The parts of a packed loop node as nodes of the program (a slice, a reshape, the dtype back)."""
+    out, at = [], 0
+    for shape, dtype in parts:
+        size = int(np.prod(shape))
+        part = reshape(getitem(node, index=(slice(at, at + size),)), shape=tuple(shape))
+        out.append(part if part.dtype == dtype else astype(part, dtype=np.dtype(dtype)))
+        at += size
+    return out
+
+
+def _no_forward(*args, **params):
+    raise CompileError("autodiff.compile: forward mode through a loop (scan, while_loop, fori_loop) is not "
+                       "compiled; use mode='reverse' or mode='vjp' (the reverse loop is compiled)")
+
+
+def _loop_vjp_joint(g, out, *inputs, wanted, spec, dtype):
+    packed = apply(LOOP_VJP, (g,) + inputs, {"spec": spec, "dtype": dtype})
+    return unpack(packed, [(np.shape(i._value if isinstance(i, Tensor) else i),
+                            (i._value if isinstance(i, Tensor) else np.asarray(i)).dtype) for i in inputs])
+
+
+def _no_second(*args, **params):
+    raise CompileError("autodiff.compile: a second derivative through a compiled loop is not supported")
+
+
+LOOP = Primitive("loop", _loop_impl, vjp_joint=_loop_vjp_joint, jvp=_ArgnumRules(_no_forward), code="impl",
+                 variadic=True)
+LOOP_VJP = Primitive("loop_vjp", _loop_vjp_impl, vjp_joint=_no_second, jvp=_ArgnumRules(_no_second), code="impl",
+                     variadic=True)
+impl.loop, impl.loop_vjp = _loop_impl, _loop_vjp_impl      # what the generated driver calls
+
+
+def _flat(tree, what):
+    leaves, treedef = pytree.tree_flatten(tree)
+    for leaf in leaves:
+        if isinstance(leaf, Tensor) and type(leaf._value) is Batched:
+            raise CompileError(f"autodiff.compile: {what} is mapped by vmap; a loop inside vmap is not compiled")
+    return leaves, treedef
+
+
+def _value(x):
+    return x._value if isinstance(x, Tensor) else np.asarray(x)
+
+
+def _dtype(parts):
+    kinds = [np.dtype(d) for _, d in parts]
+    return np.result_type(*kinds, np.float32) if kinds else np.dtype(np.float64)
+
+
+def _node(carry, xs, consts, spec, outer):
+    parts = spec.carry + [((spec.length,) + tuple(s), d) for s, d in spec.ys]
+    dtype = _dtype(parts)
+    inputs = tuple(carry) + tuple(xs) + tuple(consts)
+    packed = apply(LOOP, inputs, {"spec": spec, "dtype": dtype})
+    if not isinstance(packed, Tensor) or not packed.requires_grad:
+        raise CompileError(f"autodiff.compile: the loop of {outer} does not depend on f's arguments")
+    return unpack(packed, parts)
+
+
+def _parts(values):
+    return [(np.shape(_value(v)), _value(v).dtype) for v in values]
+
+
+def stage_scan(f, init, xs, length):
+    """``autodiff.scan`` while compile records: one loop node, the body compiled once."""
+    carry, carry_def = _flat(init, "scan's init")
+    xleaves, x_def = _flat(xs, "scan's xs")
+    state = {}
+
+    def step(*leaves):
+        c = pytree.tree_unflatten(carry_def, list(leaves[:len(carry)]))
+        x = pytree.tree_unflatten(x_def, list(leaves[len(carry):])) if xleaves else None
+        new, y = f(c, x)
+        flat_c, new_def = pytree.tree_flatten(new)
+        flat_y, state["y_def"] = pytree.tree_flatten(y)
+        if new_def != carry_def:
+            raise CompileError(f"autodiff.scan: f must return a carry of init's structure {carry_def}, got {new_def}")
+        return tuple(flat_c) + tuple(flat_y)
+
+    examples = [_value(c) for c in carry] + [_value(x)[0] for x in xleaves]
+    body = Body(step, examples, getattr(f, "__name__", "body").strip("<>") + "_step")
+    outs = body.value.last.program.refs
+    _same_carry(carry, outs[:len(carry)], "scan")
+    spec = Spec("scan", body, _parts(carry), _parts([_value(x)[0] for x in xleaves]),
+                [(s, d) for s, d in outs[len(carry):]], length, n_body_consts=len(body.foreign))
+    results = _node(carry, xleaves, body.foreign, spec, "scan")
+    final = pytree.tree_unflatten(carry_def, results[:len(carry)])
+    ys = pytree.tree_unflatten(state["y_def"], results[len(carry):])
+    return final, ys
+
+
+def stage_while(cond_fun, body_fun, init):
+    """``autodiff.while_loop`` while compile records: one loop node, its trip count found at run time."""
+    carry, carry_def = _flat(init, "while_loop's init_val")
+
+    def tree_of(leaves):
+        return pytree.tree_unflatten(carry_def, list(leaves))
+
+    def step(*leaves):
+        new, new_def = pytree.tree_flatten(body_fun(tree_of(leaves)))
+        if new_def != carry_def:
+            raise CompileError(f"autodiff.while_loop: body_fun must return init_val's structure {carry_def}, got "
+                               f"{new_def}")
+        return tuple(new)
+
+    def test(*leaves):
+        return (cond_fun(tree_of(leaves)) * 1.0,)
+
+    examples = [_value(c) for c in carry]
+    body = Body(step, examples, getattr(body_fun, "__name__", "body").strip("<>") + "_step")
+    cond = Body(test, examples, getattr(cond_fun, "__name__", "cond").strip("<>") + "_test", vjp=False)
+    _same_carry(carry, body.value.last.program.refs, "while_loop")
+    spec = Spec("while", body, _parts(carry), cond=cond, n_body_consts=len(body.foreign))
+    results = _node(carry, (), list(body.foreign) + list(cond.foreign), spec, "while_loop")
+    return pytree.tree_unflatten(carry_def, results)
+
+
+def _same_carry(carry, refs, what):
+    for k, (c, (shape, dtype)) in enumerate(zip(carry, refs)):
+        if (np.shape(_value(c)), _value(c).dtype) != (tuple(shape), np.dtype(dtype)):
+            raise CompileError(f"autodiff.{what}: the body turns carry part {k} of shape {np.shape(_value(c))}, "
+                               f"{_value(c).dtype} into {tuple(shape)}, {np.dtype(dtype)}; a loop keeps its "
+                               f"carry's shapes and dtypes")
+
+
+__all__ = ["Body", "LOOP", "LOOP_VJP", "Spec", "stage_scan", "stage_while"]

@@ -1,0 +1,119 @@
+"""autodiff.compile's source map, held to this file's own text (the line numbers a
+comment must name are found by reading the file) and to the eager engine.
+
+- each forward line of the generated code names the line of f that made it; a tangent line names the
+  line it differentiates; an adjoint line names lines of the consumers of its value (whose rules made it);
+- code written inside autodiff (autodiff.examples) has no location, and its lines no comment;
+- the comments change neither the values (the eager engine) nor the sharing of identical loops.
+"""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import autodiff as ad
+from autodiff.examples import eq_5_36
+
+SOURCE = Path(__file__).read_text().splitlines()
+NAME = Path(__file__).name
+
+
+def line_of(marker):
+    """The number of the line of this file that holds ``marker`` (once)."""
+    found = [k + 1 for k, text in enumerate(SOURCE) if text.rstrip().endswith(f"# {marker}")]
+    assert len(found) == 1, marker
+    return found[0]
+
+
+def lesson(x, w):
+    a = ad.sin(x)                  # @sine
+    b = a * w                      # @product
+    return ad.exp(b) + a           # @output
+
+
+def helper(v):
+    return ad.tanh(v)              # @helper
+
+
+def uses_helper(x):
+    return helper(x * 2.0)         # @caller
+
+
+def code_lines(source, suffix=None):
+    """{name: (code, set of line numbers in the comment)} for the statements of ``source``."""
+    out = {}
+    for text in source.splitlines():
+        m = re.match(r"\s+(\w+) = (.*?)(?:  # (.*))?$", text)
+        if m and (suffix is None or m.group(1).endswith(suffix)):
+            lines = set()
+            for part in (m.group(3) or "").split(", "):
+                if part:
+                    file, numbers = part.split(":")
+                    assert file == NAME, part
+                    lines |= {int(n) for n in numbers.split(",")}
+            out[m.group(1)] = (m.group(2), lines)
+    return out
+
+
+CONSUMERS = {"x": {"@sine"}, "w": {"@product"}, "a": {"@product", "@output"}, "b": {"@output"}, "c": {"@output"}}
+
+
+def test_forward_lines_name_the_line_that_made_them(tmp_path):
+    cf = ad.compile(lesson, 0.5, 0.7, mode="value", cache=tmp_path)
+    lines = code_lines(cf.source)
+    assert lines["a"] == ("sin(x)", {line_of("@sine")})
+    assert lines["b"] == ("a * w", {line_of("@product")})
+    assert lines["c"][1] == lines["y"][1] == {line_of("@output")}
+    assert f"#   {NAME} = {lesson.__code__.co_filename}" in cf.source       # the full path, once, in the header
+
+
+def test_tangent_lines_name_the_line_they_differentiate(tmp_path):
+    cf = ad.compile(lesson, 0.5, 0.7, mode="forward", argnums=(0, 1), cache=tmp_path)
+    forward = {name: lines for name, (_, lines) in code_lines(cf.source).items() if not name.endswith("_dot")}
+    tangents = code_lines(cf.source, "_dot")
+    assert set(tangents) == {n + "_dot" for n in ("a", "b", "c", "y")}
+    for name, (_, lines) in tangents.items():
+        assert lines == forward[name[:-4]], name
+    y, dy = cf(0.5, 0.7, 1.0, 0.0)
+    assert (y, dy) == pytest.approx(ad.jvp(lambda x: lesson(x, 0.7), (0.5,), (1.0,)), rel=1e-14)
+
+
+def test_adjoint_lines_name_the_lines_of_the_consumers(tmp_path):
+    cf = ad.compile(lesson, 0.5, 0.7, argnums=(0, 1), cache=tmp_path)
+    adjoints = code_lines(cf.source, "_bar")
+    assert {"a_bar", "b_bar", "c_bar", "x_bar", "w_bar"} <= set(adjoints)
+    for name, (_, lines) in adjoints.items():
+        expected = {line_of(m) for m in CONSUMERS[name[:-4]]}
+        assert lines and lines <= expected, (name, lines, expected)
+    value, grads = cf(0.5, 0.7)
+    ref_value, ref_grads = ad.value_and_grad(lesson, argnums=(0, 1))(0.5, 0.7)
+    assert value == pytest.approx(ref_value, rel=1e-14) and grads == pytest.approx(ref_grads, rel=1e-14)
+
+
+def test_a_helper_function_is_located_at_its_own_line(tmp_path):
+    lines = code_lines(ad.compile(uses_helper, 0.3, mode="value", cache=tmp_path).source)
+    assert lines["a"][1] == {line_of("@caller")} and lines["y"] == ("tanh(a)", {line_of("@helper")})
+
+
+def test_code_written_inside_autodiff_has_no_comment(tmp_path):
+    source = ad.compile(eq_5_36, 0.5, cache=tmp_path).source
+    assert "#" not in source and "source map" not in source
+
+
+def test_identical_loops_are_still_written_once(tmp_path):
+    def rnn(x, w):
+        h = ad.tanh(x @ w + x)                  # @first step
+        h = ad.tanh(h @ w + x)                  # @second step
+        h = ad.tanh(h @ w + x)                  # @third step
+        return ad.sum(h * h)
+
+    x, w = np.linspace(-1.0, 1.0, 6).reshape(2, 3), np.linspace(0.5, -0.5, 9).reshape(3, 3)
+    cf = ad.compile(rnn, x, w, mode="value", cache=tmp_path)
+    driver = cf.source.split("def rnn(")[1]
+    assert driver.count("rnn_loop1(") == 2 and cf.source.count("@njit") == 2   # steps 1 and 2: one loop written
+    assert f"impl.matmul(c, w)  # {NAME}:{line_of('@second step')}" in driver
+    assert cf(x, w) == pytest.approx(float(ad.value_of(rnn(x, w))), rel=1e-14)
+    assert ad.compile(rnn, x, w, mode="value", cache=tmp_path).path == cf.path     # the same source: Numba's cache
