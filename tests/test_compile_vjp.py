@@ -147,6 +147,8 @@ def test_vjp_of_pytrees_takes_the_cotangent_in_the_results_structure(cache):
         np.testing.assert_allclose(g, g0, rtol=1e-12, atol=1e-14)
     with pytest.raises(CompileError, match=r"the cotangent has the structure PyTreeDef\(\{'y': \*\}\), but f's"):
         cf(params, x, {"y": ct["y"]})
+    with pytest.raises(ValueError, match=r"the cotangent of output \['y'\] has shape \(5, 3\), expected \(5, 2\)"):
+        cf(params, x, {**ct, "y": np.ones((5, 3))})
     one = ad.compile(lambda p: {"s": ad.sin(p["w"])}, params, mode="value", cache=cache)    # one leaf in a dict
     np.testing.assert_allclose(one(params)["s"], np.sin(params["w"]), rtol=1e-15)
 
@@ -269,6 +271,8 @@ def test_batched_tangents_of_pytrees(cache):
     for i in range(3):
         want = ad.jvp(f, (params,), ({"w": ts["w"][i], "b": ts["b"][i]},))[1]
         np.testing.assert_allclose(dys[i], want, rtol=1e-13, atol=1e-14)
+    with pytest.raises(ValueError, match=r"the tangent of argument 0\['b'\] has shape \(3, 3\), expected \(3, 2\)"):
+        cf(params, {**ts, "b": np.ones((3, 3))})
 
 
 # --- errors: one line, naming the argument --------------------------------------------------------------

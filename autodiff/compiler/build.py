@@ -208,14 +208,18 @@ class Compiled:
         out = sig.entry(*args)
         return self._structure(sig, out)
 
+    #: set by TreeCompiled: how each argument leaf and each output leaf is named in errors ("0['w']", "['y']")
+    leaf_names = None
+
     def _what(self, i):
         """How input ``i`` of the program is named in an error: f's argument, a tangent or a cotangent."""
         j = i - self.nargs
+        names = self.leaf_names or {}
         if j < 0:
-            return f"argument {i}"
+            return f"argument {names.get(('in', i), i)}"
         if self.mode == "forward":
-            return f"the tangent of argument {self.argnums[j]}"
-        return "the cotangent" + (f" of output {j}" if self._outputs > 1 else "")
+            return f"the tangent of argument {names.get(('in', self.argnums[j]), self.argnums[j])}"
+        return "the cotangent" + (f" of output {names.get(('out', j), j)}" if self._outputs > 1 else "")
 
     def _batch_size(self, tangents):
         """k, the number of tangents a call of ``tangents=`` gives: the leading axis of the first tangent."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..pytree import tree_flatten, tree_unflatten
+from ..pytree import keystr, tree_flatten, tree_flatten_with_path, tree_unflatten
 from ..tracing import _is_array_like
 from .trace import CompileError
 
@@ -25,10 +25,11 @@ class TreeCompiled:
     def __init__(self, compiled_class, f, example_args, mode="reverse", argnums=0, **options):
         self.mode, self.single = mode, isinstance(argnums, (int, np.integer))
         nums = (int(argnums),) if self.single else tuple(int(a) for a in argnums)
-        flat, self.treedefs = [], []
-        for a in example_args:
-            leaves, treedef = _flatten(a)
-            flat += leaves
+        flat, self.treedefs, names = [], [], {}
+        for k, a in enumerate(example_args):
+            pairs, treedef = tree_flatten_with_path(a, is_leaf=_is_array_like)
+            names.update({("in", len(flat) + i): f"{k}{keystr(path)}" for i, (path, _) in enumerate(pairs)})
+            flat += [leaf for _, leaf in pairs]
             self.treedefs.append(treedef)
         starts = np.cumsum([0] + [td.num_leaves for td in self.treedefs])
         n = len(example_args)
@@ -48,12 +49,14 @@ class TreeCompiled:
                                 f"or list is a pytree, None an empty one): {str(exc).splitlines()[0]}") from None
             if mode not in ("value", "vjp"):
                 return out
-            outs, self.out_tree = _flatten(out)     # f's result may be a pytree too: its leaves are the outputs
-            return outs[0] if self.out_tree.is_leaf else tuple(outs)
+            pairs, self.out_tree = tree_flatten_with_path(out, is_leaf=_is_array_like)    # f's result may be a
+            names.update({("out", i): keystr(path) for i, (path, _) in enumerate(pairs)})   # pytree: its leaves
+            return pairs[0][1] if self.out_tree.is_leaf else tuple(leaf for _, leaf in pairs)
 
         flat_f.__name__ = getattr(f, "__name__", "f")
         flat_argnums = tuple(i for group in self.groups for i in group)
         self.compiled = compiled_class(flat_f, flat, mode=mode, argnums=flat_argnums, **options)
+        self.compiled.leaf_names = names      # errors name a tangent or cotangent by its path: argument 0['w']
         self.__name__ = self.compiled.__name__
 
     def __getattr__(self, name):             # source, path, signatures, from_cache ... of the leaves' program
