@@ -123,3 +123,16 @@ def test_a_python_while_on_a_traced_value_points_to_while_loop():
 
     with pytest.raises(CompileError, match="autodiff.while_loop"):
         ad.compile(f, 3.0)
+
+
+def test_a_loop_of_numbers_runs_as_one_numba_loop_and_its_reverse_loop(tmp_path):
+    def f(x, xs):
+        carry, ys = ad.scan(lambda c, u: (c * 0.9 + ad.sin(u * x), c * u), x, xs)
+        return carry + ad.sum(ys * ys)
+
+    xs = np.linspace(-1.0, 2.0, 50)
+    cf = ad.compile(f, 0.5, xs, argnums=(0, 1), cache=tmp_path)
+    loops = [p for p in tmp_path.iterdir() if "_loops_" in p.name]
+    assert len(loops) == 1 and "for t in range(n - 1, -1, -1):" in loops[0].read_text()
+    for x in (0.5, -1.2):
+        _close(cf(x, xs[::-1].copy()), ad.value_and_grad(f, argnums=(0, 1))(x, xs[::-1].copy()))

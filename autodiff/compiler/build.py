@@ -311,8 +311,10 @@ def compile(f, *example_args, mode="reverse", argnums=0, parallel=None, cache=No
     ``f`` is traced, like ``jax.jit``: its numbers cannot be read while it is recorded (a comparison is
     recorded, an ``if`` on a traced value compiles both ways with a dispatcher, ``float()``/``.value``
     are refused); ``static_argnums`` names arguments f sees as plain values, compiled once per value.
-    Arguments of another shape or dtype are recorded and compiled again. Elementwise chains become one loop (``prange`` over all cores
-    from ``PARALLEL_MIN`` elements, or as ``parallel=`` says); other primitives call NumPy.
+    Arguments of another shape or dtype are recorded and compiled again. ``autodiff.scan``, ``fori_loop`` and
+    ``while_loop`` stay one loop each, their body compiled once. Elementwise chains become one loop
+    (``prange`` over all cores from ``PARALLEL_MIN`` elements, or as ``parallel=`` says); other primitives
+    call NumPy.
 
     >>> import numpy as np, autodiff as ad
     >>> from autodiff.examples import eq_5_36, eq_5_37

@@ -267,5 +267,5 @@ class Guards:
         return False
 
 
-__all__ = ["CompileError", "Decision", "Guards", "Script", "constant_node", "decide", "options", "planned", "refuse", "user_frame",
-           "where_text"]
+__all__ = ["CompileError", "Decision", "Guards", "Script", "constant_node", "decide", "options", "planned", "refuse",
+           "user_frame", "where_text"]

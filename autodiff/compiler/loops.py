@@ -21,6 +21,7 @@ from ..primitives import Primitive, _ArgnumRules
 from ..tensor import Batched, Tensor, apply
 from .build import Compiled
 from .guards import CompileError, Guards, Script, options, planned
+from .loopcode import scalar_loop
 from .runtime import impl
 
 
@@ -108,9 +109,11 @@ class Spec:
     """What a loop node runs: its kind ("scan" or "while"), its Body (and cond), and the sizes of its parts."""
 
     def __init__(self, kind, body, carry, xs=(), ys=(), length=0, cond=None, n_body_consts=0):
+        xs, ys = list(xs), list(ys)
         self.kind, self.body, self.cond, self.length = kind, body, cond, length
         self.carry, self.xs, self.ys = carry, xs, ys          # [(shape, dtype)] of each flat part
         self.n_body_consts = n_body_consts
+        self.fast = None        # the loops as one Numba function when every part is a number (.loopcode)
 
     def __repr__(self):
         return f"<{self.kind} loop of {self.body.value.__name__}>"
@@ -121,8 +124,27 @@ class Spec:
         return (list(inputs[:nc]), list(inputs[nc:nc + nx]), list(inputs[nc + nx:nc + nx + self.n_body_consts]),
                 list(inputs[nc + nx + self.n_body_consts:]))
 
+    def _numbers(self, inputs, tape):
+        """Spec.run by the compiled loop of numbers: the carry and ys, and the tape's arrays when asked."""
+        carry, xs, consts, cond_consts = self.split(inputs)
+        c = [np.asarray(v)[()] for v in carry]
+        k = [np.asarray(v)[()] for v in consts + cond_consts]
+        if self.kind == "scan":
+            n = self.length
+            ys = [np.empty(n, d) for _, d in self.ys]
+            p = [np.empty(n if tape else 0, d) for _, d in self.carry]
+            out = self.fast.forward(n, *c, *[np.ascontiguousarray(x) for x in xs], *k, *ys, *p, tape)
+        else:
+            n = self.fast.forward(*c, *k, *[np.empty(0, d) for _, d in self.carry], False)[0] if tape else 0
+            p = [np.empty(n, d) for _, d in self.carry]
+            out = self.fast.forward(*c, *k, *p, tape)[1:]
+            ys = []
+        return [np.asarray(v, d) for v, (_, d) in zip(out, self.carry)], ys, p
+
     def run(self, inputs, tape=None):
         """The loop: final carry and stacked ys (``tape``, a list, gets every carry a step starts from)."""
+        if self.fast is not None and tape is None:
+            return self._numbers(inputs, False)[:2]
         carry, xs, consts, cond_consts = self.split(inputs)
         nc = len(carry)
         if self.kind == "scan":
@@ -151,8 +173,26 @@ def _loop_impl(*inputs, spec, dtype):
     return _pack(carry + ys, dtype)
 
 
+def _numbers_vjp(g, inputs, spec, dtype):
+    """_loop_vjp_impl by the compiled loops of numbers: the forward loop with its tape, the reverse loop."""
+    _, ys, tape = spec._numbers(inputs, True)
+    carry, xs, consts, cond_consts = spec.split(inputs)
+    nc = len(carry)
+    parts = _unpack_values(g, spec.carry + [((spec.length,) + tuple(s), d) for s, d in spec.ys])
+    n = len(tape[0])
+    step_x = [np.ascontiguousarray(x) for x in xs]
+    ct_xs = [np.zeros(n, x.dtype) for x in xs]
+    out = spec.fast.backward(n, *tape, *step_x, *[np.asarray(c)[()] for c in consts],
+                             *[np.asarray(v)[()] for v in parts[:nc]], *parts[nc:], *ct_xs)
+    ct_carry = [np.asarray(v, d) for v, (_, d) in zip(out[:nc], spec.carry)]
+    ct_consts = [np.asarray(v, np.asarray(c).dtype) for v, c in zip(out[nc:], consts)]
+    return _pack(ct_carry + ct_xs + ct_consts + [np.zeros_like(c) for c in cond_consts], dtype)
+
+
 def _loop_vjp_impl(g, *inputs, spec, dtype):
     """The reverse loop: the forward loop again with its tape, then the body's vjp from the last step back."""
+    if spec.fast is not None:
+        return _numbers_vjp(g, inputs, spec, dtype)
     tape = []
     spec.run(inputs, tape)
     carry, xs, consts, cond_consts = spec.split(inputs)
@@ -268,6 +308,7 @@ def stage_scan(f, init, xs, length):
     _same_carry(carry, outs[:len(carry)], "scan")
     spec = Spec("scan", body, _parts(carry), _parts([_value(x)[0] for x in xleaves]),
                 [(s, d) for s, d in outs[len(carry):]], length, n_body_consts=len(body.foreign))
+    spec.fast = scalar_loop(spec)
     results = _node(carry, xleaves, body.foreign, spec, "scan")
     final = pytree.tree_unflatten(carry_def, results[:len(carry)])
     ys = pytree.tree_unflatten(state["y_def"], results[len(carry):])
@@ -296,6 +337,7 @@ def stage_while(cond_fun, body_fun, init):
     cond = Body(test, examples, getattr(cond_fun, "__name__", "cond").strip("<>") + "_test", vjp=False)
     _same_carry(carry, body.value.last.program.refs, "while_loop")
     spec = Spec("while", body, _parts(carry), cond=cond, n_body_consts=len(body.foreign))
+    spec.fast = scalar_loop(spec)
     results = _node(carry, (), list(body.foreign) + list(cond.foreign), spec, "while_loop")
     return pytree.tree_unflatten(carry_def, results)
 
