@@ -48,6 +48,7 @@ from .draw import GraphvizNotFound, Steps, draw, draw_steps, save
 from . import examples
 from .compiler import CompileError, Compiled, compile
 from .loops import fori_loop, scan, while_loop
+from .compiler.explain import Explanation, explain
 from .anomaly import AnomalyError, detect_anomaly, is_anomaly_enabled
 from .custom import custom_jvp, custom_vjp
 from .remat import checkpoint, remat
@@ -71,6 +72,6 @@ __all__ = [
     "DEFAULT_EPS", "EpsSweep", "eps_sweep", "numerical_derivative", "numerical_gradient", "numerical_jacobian",
     "Comparison", "GradcheckError", "GradcheckReport", "GradcheckWarning", "check_primitive", "compare", "gradcheck",
     "GraphvizNotFound", "Steps", "TraceTable", "draw", "draw_steps", "graph_code", "print_graph", "save",
-    "trace_table", "CompileError", "Compiled", "compile",
+    "trace_table", "CompileError", "Compiled", "compile", "Explanation", "explain",
     "custom_vjp", "custom_jvp", "checkpoint", "remat", "fori_loop", "scan", "while_loop",
 ]

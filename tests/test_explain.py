@@ -1,10 +1,12 @@
-"""autodiff.compile's source map, held to this file's own text (the line numbers a
+"""autodiff.compile's source map and autodiff.explain, held to this file's own text (the line numbers a
 comment must name are found by reading the file) and to the eager engine.
 
 - each forward line of the generated code names the line of f that made it; a tangent line names the
   line it differentiates; an adjoint line names lines of the consumers of its value (whose rules made it);
 - code written inside autodiff (autodiff.examples) has no location, and its lines no comment;
-- the comments change neither the values (the eager engine) nor the sharing of identical loops.
+- the comments change neither the values (the eager engine) nor the sharing of identical loops;
+- explain: the forward and adjoint (or tangent) programs, gradcheck's verdict, the unused inputs, the
+  line that made a non-finite value, and one-line errors naming the argument.
 """
 from __future__ import annotations
 
@@ -117,3 +119,75 @@ def test_identical_loops_are_still_written_once(tmp_path):
     assert f"impl.matmul(c, w)  # {NAME}:{line_of('@second step')}" in driver
     assert cf(x, w) == pytest.approx(float(ad.value_of(rnn(x, w))), rel=1e-14)
     assert ad.compile(rnn, x, w, mode="value", cache=tmp_path).path == cf.path     # the same source: Numba's cache
+
+
+# --- explain ---------------------------------------------------------------------------------------
+
+def field(report, text):
+    return [line for line in str(report).splitlines() if line.startswith(text)][0]
+
+
+def test_explain_prints_both_programs_with_their_lines():
+    report = ad.explain(lesson, 0.5, 0.7)
+    text = str(report)
+    assert report.mode == "reverse" and "adjoint program" in text
+    forward = [line.split("#")[0].strip() for line in report.forward]
+    assert forward[:2] == ["a = sin(x)", "b = a * w"]
+    assert all(line.rstrip().endswith(f"{NAME}:{line_of('@sine')}") for line in text.splitlines()
+               if line.strip().startswith("a = sin(x)"))
+    assert {line.split(" = ")[0] for line in report.derivative} >= {"x_bar", "w_bar", "a_bar"}
+    value = float(report.value)
+    assert value == pytest.approx(float(ad.value_of(lesson(0.5, 0.7))), rel=1e-5)
+    assert field(report, "gradcheck").startswith("gradcheck at this point: passed")
+    assert field(report, "inputs").endswith(": none") and field(report, "non-finite").endswith(": none")
+    assert "<pre>" in report._repr_html_() and "&lt;" not in str(report)
+
+
+def test_explain_finds_a_wrong_rule_an_unused_input_and_the_line_of_a_nan():
+    @ad.custom_jvp
+    def wrong_sin(x):
+        return ad.sin(x)
+
+    wrong_sin.defjvp(lambda primals, tangents: (wrong_sin(primals[0]), tangents[0] * 2.0))
+
+    def f(x, w, unused):
+        a = ad.log(x)                           # @log line
+        return ad.sum(wrong_sin(a * w))
+
+    report = ad.explain(f, np.array([1.0, 0.0, 2.0]), np.array([0.5, 0.5, 0.5]), 3.0)
+    assert field(report, "gradcheck").startswith("gradcheck at this point: FAILED")
+    assert field(report, "inputs") == "inputs the output does not depend on: unused"
+    nonfinite = field(report, "non-finite")
+    assert "a = log(x)" in nonfinite and f"{NAME}:{line_of('@log line')}" in nonfinite and "-inf" in nonfinite
+    good = ad.explain(lambda x, w: ad.sum(ad.sin(ad.log(x) * w)), np.array([1.0, 2.0]), np.array([0.5, 0.5]))
+    assert field(good, "gradcheck").startswith("gradcheck at this point: passed")
+
+
+def test_explain_of_a_vector_output_shows_the_tangent_program():
+    report = ad.explain(lambda x: ad.sin(x) * 2.0, np.array([0.1, 0.2]))
+    assert report.mode == "forward" and "reverse mode needs f to return one scalar" in str(report)
+    tangents = [line.split("#")[0].strip() for line in report.derivative]
+    assert tangents == ["a_dot = x_dot * cos(x)", "y_dot = a_dot * 2.0"]
+
+
+def test_explain_cuts_a_long_program_in_the_middle():
+    def long(x):
+        for _ in range(100):
+            x = ad.sin(x)
+        return x
+
+    text = str(ad.explain(long, 0.3)).splitlines()
+    assert any("lines left out" in line for line in text) and len(text) < 3 * ad.compiler.explain.SHOWN
+
+
+@pytest.mark.parametrize("call, match", [
+    (lambda: ad.explain(3.0, 0.5), r"^autodiff\.explain: f must be a function, got float$"),
+    (lambda: ad.explain(ad.sin), r"^autodiff\.explain\(f, \*args\): give the arguments"),
+    (lambda: ad.explain(ad.sin, "a"), r"^autodiff\.explain: argument 0 must be a number or an array, got str$"),
+    (lambda: ad.explain(ad.add, 1.0, {"w": 1.0}), r"^autodiff\.explain: argument 1 must be a number or an array"),
+    (lambda: ad.explain(ad.sin, np.array(["a"])), r"^autodiff\.explain: argument 0"),
+])
+def test_explain_refuses_bad_input_in_one_line_naming_the_argument(call, match):
+    with pytest.raises((TypeError, ValueError)) as info:
+        call()
+    assert re.search(match, str(info.value)) and "\n" not in str(info.value)

@@ -103,11 +103,20 @@ def _placeholders(node):
     return [f"_p{i}_" for i in range(n)]
 
 
-def template_ast(node):
-    """The element expression of ``node`` with placeholders _p0_, _p1_... for its inputs."""
+def _call_text(node):
+    """``name(_p0_, _p1_, key=value)``: a primitive without an element template, written as a call to read."""
+    params = [f"{k}={literal(v) if literal(v) is not None else '...'}" for k, v in node.params.items()]
+    return f"{node.op.name}({', '.join(_placeholders(node) + params)})"
+
+
+def template_ast(node, calls=False):
+    """The element expression of ``node`` with placeholders _p0_, _p1_... for its inputs (``calls``: a
+    primitive computed by NumPy, or by nothing compiled, is written as a call of its name, for reading)."""
     code = _template(node)
     ph = _placeholders(node)
-    if callable(code):
+    if calls and node.op.code in (None, "impl"):
+        text = _call_text(node)
+    elif callable(code):
         text = code(*ph, **node.params)
     else:
         params = {k: literal(v) for k, v in node.params.items()}
@@ -165,12 +174,12 @@ def _inlined(nodes, trees, namer, kept):
     return inline
 
 
-def lines_of(nodes, returns, namer, comments=None):
+def lines_of(nodes, returns, namer, comments=None, calls=False):
     """``(node, "name = expression", nodes in the line)`` for each line of ``nodes`` (a temporary used once
     written where it is used), with the source map's comment when ``comments`` (:class:`.sourcemap.Comments`)
     is given."""
     members = {id(n) for n in nodes}
-    trees = {id(n): template_ast(n) for n in nodes}
+    trees = {id(n): template_ast(n, calls) for n in nodes}
     inline = _inlined(nodes, trees, namer, {id(n) for n in returns})
 
     def expression(node, within):
@@ -365,4 +374,19 @@ def _docline(program):
     return f"{outs} of {program.name} at the inputs' shapes and dtypes; the loops run in this order."
 
 
-__all__ = ["INLINE_DEPTH", "INLINE_SIZE", "Module", "PARALLEL_MIN", "literal"]
+def listing(program):
+    """The program as one straight line, for reading (autodiff.explain): as :func:`lines_of`, per statement,
+    whole arrays at a time, each line with its source-map comment; a primitive that NumPy computes is
+    written as a call of its name (``matmul(a, b)``)."""
+    nodes = [n for n in program.order if n.op is not None]
+    given = dict(program.names)
+    constants = [n for n in program.order if n.op is None and not n.requires_grad and n.size > 1]
+    given.update({id(c): f"K{k}" for k, c in enumerate(constants)})
+    namer = Namer(given)
+    for leaf in program.inputs:
+        namer(leaf)
+    returns = [o for o in program.outputs if o is not None]
+    return lines_of(nodes, returns, namer, Comments(getattr(program, "locations", {})), calls=True)
+
+
+__all__ = ["INLINE_DEPTH", "INLINE_SIZE", "Module", "PARALLEL_MIN", "listing", "literal"]
