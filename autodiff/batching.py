@@ -387,15 +387,3 @@ def unmapped_cotangent(c, value):
 
 
 sweep.unmapped_cotangent = unmapped_cotangent
-
-
-def fold_leading(fn, x):
-    """``fn(x)`` for a mapped ``x`` whose first axis is itself a batch (a layer's N): the map's examples
-    folded into that axis, one call of ``fn`` for all of them (for functions that read the values, as
-    max-pooling reads where each maximum is)."""
-    v = x._value if isinstance(x, Tensor) else x
-    level, size = v.level, v.batch_size
-    stacked = unbatch(x, level, 0, size)
-    shape = tuple(stacked.shape)
-    out = fn(ops.reshape(stacked, (size * shape[1],) + shape[2:]))
-    return batch(ops.reshape(out, (size, shape[1]) + tuple(out.shape)[1:]), 0, level)
