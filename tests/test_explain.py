@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 
 import autodiff as ad
+from autodiff import tensor
 from autodiff.examples import eq_5_36
 
 SOURCE = Path(__file__).read_text().splitlines()
@@ -119,6 +120,19 @@ def test_identical_loops_are_still_written_once(tmp_path):
     assert f"impl.matmul(c, w)  # {NAME}:{line_of('@second step')}" in driver
     assert cf(x, w) == pytest.approx(float(ad.value_of(rnn(x, w))), rel=1e-14)
     assert ad.compile(rnn, x, w, mode="value", cache=tmp_path).path == cf.path     # the same source: Numba's cache
+
+
+def test_the_source_map_leaves_anomaly_mode_as_it_was(tmp_path):
+    """The source map notes nodes through anomaly mode's hook in tensor.apply: it hands each value on to
+    anomaly mode's checker when that is on, and is gone once compile is done."""
+    ad.compile(lesson, 0.5, 0.7, cache=tmp_path)
+    assert tensor._anomaly is None and not ad.is_anomaly_enabled()
+    with ad.detect_anomaly(), np.errstate(divide="ignore"):
+        checker = tensor._anomaly
+        with pytest.raises(ad.AnomalyError, match=r"^forward sweep: log returned -inf") as info:
+            ad.compile(lambda x: ad.log(x) * 2.0, 0.0, cache=tmp_path)      # @anomaly line
+        assert tensor._anomaly is checker and f"{NAME}:{line_of('@anomaly line')}" in info.value.line
+    assert tensor._anomaly is None
 
 
 # --- explain ---------------------------------------------------------------------------------------
