@@ -136,3 +136,12 @@ def test_a_loop_of_numbers_runs_as_one_numba_loop_and_its_reverse_loop(tmp_path)
     assert len(loops) == 1 and "for t in range(n - 1, -1, -1):" in loops[0].read_text()
     for x in (0.5, -1.2):
         _close(cf(x, xs[::-1].copy()), ad.value_and_grad(f, argnums=(0, 1))(x, xs[::-1].copy()))
+
+
+def test_a_body_that_ignores_its_index_has_no_cotangent_for_it_and_still_runs_as_numbers(tmp_path):
+    f = lambda x: ad.fori_loop(0, 200, lambda i, y: ad.sin(y) * x + 0.5, x)
+    cf = ad.compile(f, 0.5, cache=tmp_path)
+    assert "# --- <scan loop" in cf.source and "def backward(" in cf.source      # the loops, written out
+    assert cf.source.count("def backward(") == 1                               # once, for loop and loop_vjp
+    for x in (0.5, -0.9):
+        _close(cf(x), ad.value_and_grad(f)(x))

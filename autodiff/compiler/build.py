@@ -60,12 +60,22 @@ def load(source, stem, folder):
     return module, path
 
 
+def _constants(items):
+    """A module's constants (a branched module's: its programs' lists), flat."""
+    for item in items:
+        if isinstance(item, list):
+            yield from _constants(item)
+        else:
+            yield item
+
+
 class Signature:
     """One compiled program: for arguments of these shapes and dtypes."""
 
     def __init__(self, key, program, module, python, path):
         self.key, self.program, self.module, self.path = key, program, module, path
-        self.source = module.source
+        loops = {id(c): c for c in _constants(module.constants) if hasattr(c, "describe")}   # loop_vjp shares it
+        self.source = module.source + "".join(c.describe() for c in loops.values())
         self.entry = getattr(python, module.entry)
         self.kernels = [getattr(python, name) for kind, name, _ in module.functions if kind != "driver"]
         if not module.direct:

@@ -51,19 +51,20 @@ def _while_forward(nc, nk, nq):
     return lines + [f"    return ({', '.join(['t'] + c)},)"]
 
 
-def _backward(nc, nx, nk, ny):
-    """The reverse loop: each step's vjp, carry cotangents passed back, xs' stored, closed-over ones summed."""
+def _backward(nc, nx, nk, ny, wrt):
+    """The reverse loop: each step's vjp, carry cotangents passed back, xs' stored, closed-over ones summed
+    (``wrt``: the body's inputs that have a cotangent, in the order its vjp gives them)."""
     p, x, k, g, gy, gx, a = (_names(s, n) for s, n in (("p", nc), ("x", nx), ("k", nk), ("g", nc), ("gy", ny),
                                                           ("gx", nx), ("a", nk)))
     args = ", ".join(["n"] + p + x + k + g + gy + gx)
     lines = [f"def backward({args}):"] + [f"    {av} = 0.0" for av in a]
     lines.append("    for t in range(n - 1, -1, -1):")
     call = f"body_vjp({', '.join([f'{v}[t]' for v in p + x] + k + g + [f'{v}[t]' for v in gy])})"
-    no = nc + ny
+    slot = {j: nc + ny + i for i, j in enumerate(wrt)}         # where input j's cotangent is in r
     lines.append(f"        r = {call}")
-    lines += [f"        {v} = r[{no + i}]" for i, v in enumerate(g)]
-    lines += [f"        {v}[t] = r[{no + nc + i}]" for i, v in enumerate(gx)]
-    lines += [f"        {v} += r[{no + nc + nx + i}]" for i, v in enumerate(a)]
+    lines += [f"        {v} = r[{slot[i]}]" if i in slot else f"        {v} = 0.0" for i, v in enumerate(g)]
+    lines += [f"        {v}[t] = r[{slot[nc + i]}]" for i, v in enumerate(gx) if nc + i in slot]
+    lines += [f"        {v} += r[{slot[nc + nx + i]}]" for i, v in enumerate(a) if nc + nx + i in slot]
     return lines + [f"    return ({', '.join(g + a)},)"]
 
 
@@ -85,24 +86,24 @@ def source(spec):
         head.append(f"from {cond[0]} import {cond[1]} as cond")
         forward = _while_forward(nc, nk, len(spec.cond.foreign))
     jit = "@njit(cache=True, error_model=\"numpy\")"
-    parts = ["\n".join(head), "\n".join([jit] + forward), "\n".join([jit] + _backward(nc, nx if spec.kind == "scan"
-                                                                                       else 0, nk, ny))]
+    backward = _backward(nc, nx if spec.kind == "scan" else 0, nk, ny, spec.body.wrt)
+    parts = ["\n".join(head), "\n".join([jit] + forward), "\n".join([jit] + backward)]
     return "\n\n\n".join(parts) + "\n"
 
 
 def scalar_loop(spec):
-    """The loop's compiled module when every part is a number and the body's programs are Numba functions of
-    numbers; None otherwise (the loop then calls the body from Python)."""
+    """(module, source) of the loop's compiled loops when every part is a number and the body's programs are
+    Numba functions of numbers; (None, "") otherwise (the loop then calls the body from Python)."""
     programs = [spec.body.value, spec.body.vjp] + ([spec.cond.value] if spec.cond is not None else [])
-    if not all(p.last.module.direct for p in programs):
-        return None
+    if any(p is None or not p.last.module.direct for p in programs):
+        return None, ""
     if any(len(shape) for shape, _ in spec.carry + spec.xs + spec.ys):
-        return None
+        return None, ""
     if any(np.ndim(c._value) for c in spec.body.foreign + (spec.cond.foreign if spec.cond else [])):
-        return None
-    module, _ = load(source(spec), f"{spec.body.value.last.program.name}_loops", cache_dir(options.current().get(
-        "cache")))
-    return module
+        return None, ""
+    text = source(spec)
+    module, _ = load(text, f"{spec.body.value.last.program.name}_loops", cache_dir(options.current().get("cache")))
+    return module, text
 
 
 __all__ = ["scalar_loop", "source"]

@@ -40,10 +40,25 @@ class Body:
         closed = self._closed_function(name)
         given = options.current()        # the outer compile's cache folder and parallel=
         self.value = Compiled(closed, tuple(args), mode="value", **given)
-        self.vjp = Compiled(closed, tuple(args), mode="vjp", argnums=tuple(range(len(args))), **given) if vjp else None
         self.outputs = len(self.value.last.program.outputs)
+        self.wrt, self.vjp = tuple(range(len(args))), None    # the inputs with a cotangent, and their program
+        if vjp:
+            self.vjp = Compiled(closed, tuple(args), mode="vjp", argnums=self.wrt, **given)
+            grads = self.vjp.last.program.outputs[self.outputs:]
+            nonzero = tuple(k for k, g in zip(self.wrt, grads) if g is not None)
+            if nonzero != self.wrt:     # a loop index or a slice the body ignores: no zeros computed each step
+                self.wrt = nonzero
+                self.vjp = Compiled(closed, tuple(args), mode="vjp", argnums=nonzero, **given) if nonzero else None
         self.call = _entry(self.value)
-        self.call_vjp = _entry(self.vjp) if vjp else None
+        self.call_vjp = _entry(self.vjp) if self.vjp is not None else None
+
+    def cotangents(self, args, seeds):
+        """The cotangent of each of the body's inputs at ``args`` for the output cotangents ``seeds``."""
+        full = [np.zeros_like(np.asarray(a)) for a in args]
+        if self.call_vjp is not None:
+            for k, g in zip(self.wrt, self.call_vjp(*args, *seeds)[self.outputs:]):
+                full[k] = g
+        return full
 
     def _closed_over(self, examples):
         """The traced values of f's program that fn reads (a first run on fresh leaves finds them)."""
@@ -114,9 +129,18 @@ class Spec:
         self.carry, self.xs, self.ys = carry, xs, ys          # [(shape, dtype)] of each flat part
         self.n_body_consts = n_body_consts
         self.fast = None        # the loops as one Numba function when every part is a number (.loopcode)
+        self.fast_source = ""
 
     def __repr__(self):
         return f"<{self.kind} loop of {self.body.value.__name__}>"
+
+    def describe(self):
+        """The loop's code, for ``cf.source``: its body's programs (value, vjp, cond) and the loops written out."""
+        parts = [self.body.value.source] + [p.source for p in (self.body.vjp, self.cond and self.cond.value) if p]
+        if self.fast is not None:
+            parts.append(self.fast_source)
+        head = f"# --- {self!r}: the body compiled once, then the loop (and its reverse loop) calls it ---"
+        return "\n\n" + "\n".join([head] + parts)
 
     # the parts of a loop node's inputs: carry, xs, the body's closed-over values, cond's
     def split(self, inputs):
@@ -203,7 +227,7 @@ def _loop_vjp_impl(g, *inputs, spec, dtype):
     ct_consts = [np.zeros_like(c) for c in consts]
     for t in range(len(tape) - 1, -1, -1):
         step_x = [x[t] for x in xs] if spec.kind == "scan" else []
-        cts = spec.body.call_vjp(*tape[t], *step_x, *consts, *ct_carry, *(y[t] for y in ct_ys))[spec.body.outputs:]
+        cts = spec.body.cotangents(list(tape[t]) + step_x + consts, ct_carry + [y[t] for y in ct_ys])
         ct_carry = [np.asarray(c, d) for c, (_, d) in zip(cts[:nc], spec.carry)]
         for k, c in enumerate(cts[nc:nc + len(step_x)]):
             ct_xs[k][t] = c
@@ -308,7 +332,7 @@ def stage_scan(f, init, xs, length):
     _same_carry(carry, outs[:len(carry)], "scan")
     spec = Spec("scan", body, _parts(carry), _parts([_value(x)[0] for x in xleaves]),
                 [(s, d) for s, d in outs[len(carry):]], length, n_body_consts=len(body.foreign))
-    spec.fast = scalar_loop(spec)
+    spec.fast, spec.fast_source = scalar_loop(spec)
     results = _node(carry, xleaves, body.foreign, spec, "scan")
     final = pytree.tree_unflatten(carry_def, results[:len(carry)])
     ys = pytree.tree_unflatten(state["y_def"], results[len(carry):])
@@ -337,7 +361,7 @@ def stage_while(cond_fun, body_fun, init):
     cond = Body(test, examples, getattr(cond_fun, "__name__", "cond").strip("<>") + "_test", vjp=False)
     _same_carry(carry, body.value.last.program.refs, "while_loop")
     spec = Spec("while", body, _parts(carry), cond=cond, n_body_consts=len(body.foreign))
-    spec.fast = scalar_loop(spec)
+    spec.fast, spec.fast_source = scalar_loop(spec)
     results = _node(carry, (), list(body.foreign) + list(cond.foreign), spec, "while_loop")
     return pytree.tree_unflatten(carry_def, results)
 
