@@ -31,7 +31,7 @@
 # adjoint statements as Python source, and compiles it with Numba. We will
 #
 # 1. read the generated code for eq. 5.36 and find eq. 5.38 and eq. 5.39 in it, line by line;
-# 2. see what "recorded once" means: branches, masks, static arguments, another shape;
+# 2. see what "recorded once" means: branches, masks, static arguments, loops, `ad.explain`;
 # 3. fuse a whole array program into one loop and time it against NumPy and the eager engine.
 #
 # Everything goes to `tutorials/_output/diff_07_source_transformation/` (or `$TUTORIAL_OUTPUT`),
@@ -163,6 +163,53 @@ except ad.CompileError as err:
     assert "int()" in str(err) and "static_argnums" in str(err)
 cp = ad.compile(power, 0.5, 3, static_argnums=1, cache=CACHE)
 assert cp(1.5, 3) == ad.value_and_grad(power)(1.5, 3) and cp(1.5, 5) == ad.value_and_grad(power)(1.5, 5)
+
+# %% [markdown]
+# A Python `for` over a *traced* count cannot be recorded (the count is a traced number), and over a
+# plain count it is unrolled: 1,000 steps would put 1,000 copies of the body in the program. Loops are
+# written as JAX writes them, `ad.fori_loop(lower, upper, body, init)`, `ad.scan(f, init, xs)` and
+# `ad.while_loop(cond, body, init)`: on the eager engine they are Python loops; compiled, the body is
+# compiled once and the loop stays **one loop**, so the program's text does not grow with the trip
+# count. Its adjoint is a loop too, over the same steps read backwards (the forward loop keeps each
+# step's carry, the tape, for it):
+
+# %%
+def euler(x, steps):
+    return ad.fori_loop(0, steps, lambda i, y: y + 0.01 * ad.sin(y * x), x)
+
+
+short = ad.compile(lambda x: euler(x, 10), 0.5, cache=CACHE)
+long = ad.compile(lambda x: euler(x, 1000), 0.5, cache=CACHE)
+assert len(long.source.splitlines()) == len(short.source.splitlines())      # 10 steps or 1,000: one text
+reverse_loop = "def backward(" + long.source.split("def backward(")[1]
+print(reverse_loop)
+assert "for t in range(n - 1, -1, -1):" in reverse_loop
+for x in (0.5, -1.0):
+    y, dy = long(x)
+    y0, dy0 = ad.value_and_grad(lambda x: euler(x, 1000))(x)       # the eager engine: 1,000 recorded steps
+    assert abs(y - y0) <= 1e-12 * abs(y0) and abs(dy - dy0) <= 1e-12 * abs(dy0)
+    print(f"x = {x:+.1f}: y = {y:.6f}, dy/dx = {dy:.6f}")
+
+# %% [markdown]
+# ## `ad.explain`: the programs, the lines they come from, and what to check
+#
+# `ad.explain(f, *args)` prints what compile makes of `f` at a point: the forward program and the
+# adjoint program, each line with the line of `f` it comes from (the adjoint of a line points at the
+# line it differentiates), the gradient checked against finite differences there, the inputs the
+# output does not depend on, and the first non-finite value with the line that made it. At
+# $x = 0$, $\log(\sin^2 x)$ is $-\infty$, and explain says which line made it:
+
+# %%
+def log_sin_squared(x):
+    a = ad.sin(x)
+    b = a * a
+    return ad.log(b)
+
+
+report = str(ad.explain(log_sin_squared, 0.0))
+print(report)
+assert "a = sin(x)" in report and "x_bar = a_bar * cos(x)" in report
+assert "y = log(b)" in report.split("non-finite values:")[1] and "FAILED" in report
 
 # %% [markdown]
 # Non-smooth primitives are fine: their local derivative is computed by the compiled code, not
