@@ -196,7 +196,7 @@ def test_static_argnums_compile_once_per_value(cache):
         ad.compile(power, 0.5, 3, static_argnums=5)
 
 
-# --- property: random programs with branches, compiled once, agree with the eager engine everywhere ----
+# --- property: random programs with branches and loops, compiled once, agree with the eager engine ----
 
 _OPS = [ad.sin, ad.tanh, lambda v: v * v, lambda v: 3.0 * v - 1.0, lambda v: ad.exp(-v * v)]
 _TESTS = [lambda v, c: v > c, lambda v, c: v <= c, lambda v, c: v == c, lambda v, c: not v < c,
@@ -205,6 +205,7 @@ _TESTS = [lambda v, c: v > c, lambda v, c: v <= c, lambda v, c: v == c, lambda v
 
 def _programs():
     step = st.one_of(st.tuples(st.just("op"), st.integers(0, len(_OPS) - 1)),
+                     st.tuples(st.just("loop"), st.integers(0, 6), st.integers(0, len(_OPS) - 1)),
                      st.tuples(st.just("if"), st.integers(0, len(_TESTS) - 1), st.sampled_from([-0.5, 0.0, 0.5]),
                                st.lists(st.tuples(st.just("op"), st.integers(0, len(_OPS) - 1)), max_size=2),
                                st.lists(st.tuples(st.just("op"), st.integers(0, len(_OPS) - 1)), max_size=2)))
@@ -215,6 +216,9 @@ def _run(steps, v):
     for step in steps:
         if step[0] == "op":
             v = _OPS[step[1]](v)
+        elif step[0] == "loop":          # a loop of a few steps, the body with a branch of its own
+            op = _OPS[step[2]]
+            v = ad.fori_loop(0, step[1], lambda i, w, op=op: op(w) * 0.5 if w > 0.25 else w * 0.9 + 0.1, v)
         elif _TESTS[step[1]](v, step[2]):
             v = _run(step[3], v)
         else:
@@ -227,7 +231,7 @@ def shared_cache(tmp_path_factory):
     return tmp_path_factory.mktemp("compiled")
 
 
-@settings(max_examples=12, deadline=None)
+@settings(max_examples=15, deadline=None)
 @given(steps=_programs(), at=st.sampled_from([-0.5, 0.0, 0.3, 1.2]),
        points=st.lists(st.sampled_from([-2.0, -0.5, 0.0, 0.25, 0.5, 0.9, 1.5]), min_size=3, max_size=5))
 def test_random_programs_with_branches_agree_with_the_eager_engine(shared_cache, steps, at, points):
