@@ -10,6 +10,7 @@ comment must name are found by reading the file) and to the eager engine.
 """
 from __future__ import annotations
 
+import importlib.util
 import re
 from pathlib import Path
 
@@ -18,6 +19,7 @@ import pytest
 
 import autodiff as ad
 from autodiff import tensor
+from autodiff.compiler.sourcemap import without_source_map
 from autodiff.examples import eq_5_36
 
 SOURCE = Path(__file__).read_text().splitlines()
@@ -94,6 +96,27 @@ def test_adjoint_lines_name_the_lines_of_the_consumers(tmp_path):
     value, grads = cf(0.5, 0.7)
     ref_value, ref_grads = ad.value_and_grad(lesson, argnums=(0, 1))(0.5, 0.7)
     assert value == pytest.approx(ref_value, rel=1e-14) and grads == pytest.approx(ref_grads, rel=1e-14)
+
+
+def test_the_code_without_its_comments_is_the_engines_printout(tmp_path):
+    cf = ad.compile(lesson, 0.5, 0.7, mode="value", cache=tmp_path)
+    code = without_source_map(cf.source)
+    body = code.split("def lesson(x, w):\n")[1].split("\n    return")[0]
+    x, w = ad.Tensor(0.5, requires_grad=True, name="x"), ad.Tensor(0.7, requires_grad=True, name="w")
+    assert [line.strip() for line in body.splitlines()] == ad.graph_code(lesson(x, w)).splitlines()
+    assert "#" not in code and "#" in cf.source
+
+
+def test_a_file_in_the_temporary_folder_keeps_its_short_name_alone(tmp_path):
+    """A Jupyter cell's file lies in a folder named by the kernel's process: the source names it without that
+    folder, so that the next session generates the same source (and Numba's cache holds)."""
+    cell = tmp_path / "cell.py"
+    cell.write_text("import autodiff as ad\n\n\ndef f(x):\n    return ad.sin(x) * x\n")
+    spec = importlib.util.spec_from_file_location("explain_cell", cell)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    source = ad.compile(module.f, 0.5, cache=tmp_path).source
+    assert "a = sin(x)  # cell.py:5" in source and str(tmp_path) not in source
 
 
 def test_a_helper_function_is_located_at_its_own_line(tmp_path):

@@ -17,13 +17,18 @@ from __future__ import annotations
 
 import functools
 import os
+import re
 import sys
+import tempfile
 import threading
 
 from .. import tensor as _tensor
 from ..anomaly import user_frame
 from ..sweep import forward_sweep, reverse_sweep
 
+_TEMPORARY = os.path.join(tempfile.gettempdir(), "")
+_HEADER = ("# source map: ", "#   ")
+_COMMENT = re.compile(r"  # [^\n]*(?=\n?$)")
 _ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 #: The project's packages: frames in them are not the user's code.
 PACKAGES = tuple(os.path.join(_ROOT, name) + os.sep for name in ("autodiff", "nn", "kernels", "chainrule"))
@@ -156,11 +161,21 @@ class Comments:
         return ", ".join(f"{self.short[file]}:{','.join(map(str, sorted(ls)))}" for file, ls in lines.items())
 
     def header(self):
-        """The module's header lines: which file each short name is."""
+        """The module's header lines: which file each short name is. A file in the temporary folder (a Jupyter
+        cell's, in a folder named by the kernel's process) keeps its short name alone, so that the next session
+        generates the same source and loads Numba's machine code from the cache."""
         if not self.short:
             return []
-        return (["# source map: a line ends with the line of the user's code it comes from (an adjoint, the line it "
-                 "differentiates)"] + [f"#   {name} = {file}" for file, name in self.short.items() if name != file])
+        paths = [f"#   {name} = {file}" for file, name in self.short.items()
+                 if name != file and not file.startswith(_TEMPORARY)]
+        return ["# source map: a line ends with the line of the user's code it comes from (an adjoint, the line it "
+                "differentiates)"] + paths
 
 
-__all__ = ["Comments", "Locations", "PACKAGES", "locating"]
+def without_source_map(source):
+    """``source`` without the source map's comments: the code alone, as it was before them (to compare lines)."""
+    lines = [line for line in source.splitlines(keepends=True) if not line.startswith(_HEADER)]
+    return "".join(_COMMENT.sub("", line) for line in lines)
+
+
+__all__ = ["Comments", "Locations", "PACKAGES", "locating", "without_source_map"]
