@@ -2,8 +2,9 @@
 
 The compiled loop is one node of the program whose body is compiled once, so its program text does
 not grow with the trip count (checked on the text, not timed); its reverse pass runs the body's vjp
-backwards. Every compiled value and gradient is compared with the eager engine, which runs the same
-loops step by step, at inputs other than the example point (other trip counts included).
+backwards, its forward pass carries tangents through the body's jvp. Every compiled value and
+gradient is compared with the eager engine, which runs the same loops step by step, at inputs other
+than the example point (other trip counts included).
 """
 import numpy as np
 import pytest
@@ -108,11 +109,26 @@ def test_nested_loops_and_a_branch_inside_a_body(tmp_path):
         _close(cf(x), ad.value_and_grad(f)(x))
 
 
-def test_a_body_that_changes_the_carry_is_refused_and_forward_mode_says_so(tmp_path):
+def test_a_body_that_changes_the_carry_is_refused(tmp_path):
     with pytest.raises(CompileError, match="keeps its carry's shapes"):
         ad.compile(lambda v: ad.sum(ad.fori_loop(0, 3, lambda i, c: ad.sum(c), v)), np.ones(2), cache=tmp_path)
-    with pytest.raises(CompileError, match="forward mode through a loop"):
-        ad.compile(_recurrence(5), 0.5, mode="forward", cache=tmp_path)
+
+
+def test_forward_mode_carries_tangents_through_scan_and_while_loop(tmp_path):
+    def f(x, xs):
+        carry, ys = ad.scan(lambda c, u: (c * 0.9 + ad.sin(u * x), c * u), x, xs)
+        return carry + ad.sum(ys * ys)
+
+    xs = np.linspace(-1.0, 2.0, 20)
+    cf = ad.compile(f, 0.5, xs, mode="forward", argnums=(0, 1), cache=tmp_path)
+    tangent = np.random.default_rng(0).normal(size=20)
+    got, want = cf(0.7, xs, 1.0, tangent), ad.jvp(f, (0.7, xs), (1.0, tangent))
+    np.testing.assert_allclose(got, [np.asarray(getattr(w, "value", w)) for w in want], rtol=1e-12)
+    g = lambda x: ad.while_loop(lambda v: v > 1.0, lambda v: v * 0.5 + 0.1 * ad.sin(v * x), x * 3.0)
+    cg = ad.compile(g, 1.0, mode="forward", cache=tmp_path)
+    for x in (1.0, 5.0, 0.2):                 # 2, 4 and 0 steps
+        got, want = cg(x, 1.0), ad.jvp(g, (x,), (1.0,))
+        np.testing.assert_allclose(got, [np.asarray(getattr(w, "value", w)) for w in want], rtol=1e-12)
 
 
 def test_a_python_while_on_a_traced_value_points_to_while_loop():

@@ -6,7 +6,8 @@ program, and compile time would grow with the trip count). They record the body 
 of its own (:class:`Body`: its inputs are the carry, the step's slice of ``xs`` and every traced
 value it closes over, found by a first run and given as inputs, JAX's closure conversion), compile
 it for its value and for its vector-Jacobian product, and add one ``loop`` node to f's program. The
-node's code runs the compiled body step by step; its reverse rule is a ``loop_vjp`` node that runs the
+node's code runs the compiled body step by step; its forward rule is a ``loop_jvp`` node carrying
+tangents through the same steps (the body's jvp program); its reverse rule is a ``loop_vjp`` node that runs the
 forward loop again keeping every carry (the tape), then the body's vjp from the last step to the
 first: the adjoint of a loop is a loop, read backwards. A ``while`` loop's trip count is found at run
 time, so it is differentiated in reverse mode too (``jax.lax.while_loop`` is not).
@@ -51,6 +52,15 @@ class Body:
                 self.vjp = Compiled(closed, tuple(args), mode="vjp", argnums=nonzero, **given) if nonzero else None
         self.call = _entry(self.value)
         self.call_vjp = _entry(self.vjp) if self.vjp is not None else None
+        self._closed, self._args, self._jvp = closed, tuple(args), None
+
+    def call_jvp(self, *args_and_tangents):
+        """The body's values and tangents (its forward-mode program, compiled when first asked for)."""
+        if self._jvp is None:
+            program = Compiled(self._closed, self._args, mode="forward", argnums=tuple(range(len(self._args))),
+                               **options.current())
+            self._jvp = _entry(program)
+        return self._jvp(*args_and_tangents)
 
     def cotangents(self, args, seeds):
         """The cotangent of each of the body's inputs at ``args`` for the output cotangents ``seeds``."""
@@ -257,9 +267,31 @@ def unpack(node, parts):
     return out
 
 
-def _no_forward(*args, **params):
-    raise CompileError("autodiff.compile: forward mode through a loop (scan, while_loop, fori_loop) is not "
-                       "compiled; use mode='reverse' or mode='vjp' (the reverse loop is compiled)")
+def _loop_jvp_impl(tangent, *inputs, spec, dtype, argnum):
+    """The loop carrying tangents: input ``argnum``'s tangent in, the final carry's and the ys' tangents out."""
+    carry, xs, consts, cond_consts = spec.split(inputs)
+    nc, nx, nk = len(carry), len(xs), len(consts)
+    tangents = [np.zeros_like(np.asarray(v)) for v in carry + xs + consts]
+    ys = [np.zeros((spec.length,) + tuple(s), d) for s, d in spec.ys]
+    if argnum >= nc + nx + nk:          # the condition's closed-over values: no derivative flows from them
+        return _pack(tangents[:nc] + ys, dtype)
+    tangents[argnum] = np.asarray(tangent)
+    tc, txs, tk = tangents[:nc], tangents[nc:nc + nx], tangents[nc + nx:]
+    t = 0
+    while (t < spec.length) if spec.kind == "scan" else spec.cond.call(*carry, *cond_consts)[0]:
+        step_x = [x[t] for x in xs]
+        outs = spec.body.call_jvp(*carry, *step_x, *consts, *tc, *[v[t] for v in txs], *tk)
+        n_out = spec.body.outputs
+        carry = [np.asarray(o, d) for o, (_, d) in zip(outs[:nc], spec.carry)]
+        tc = [np.asarray(o, d) for o, (_, d) in zip(outs[n_out:n_out + nc], spec.carry)]
+        for y, o in zip(ys, outs[n_out + nc:]):
+            y[t] = o
+        t += 1
+    return _pack(tc + ys, dtype)
+
+
+def _loop_jvp(tangent, out, *inputs, argnum, spec, dtype):
+    return apply(LOOP_JVP, (tangent,) + inputs, {"spec": spec, "dtype": dtype, "argnum": argnum})
 
 
 def _loop_vjp_joint(g, out, *inputs, wanted, spec, dtype):
@@ -272,11 +304,13 @@ def _no_second(*args, **params):
     raise CompileError("autodiff.compile: a second derivative through a compiled loop is not supported")
 
 
-LOOP = Primitive("loop", _loop_impl, vjp_joint=_loop_vjp_joint, jvp=_ArgnumRules(_no_forward), code="impl",
+LOOP = Primitive("loop", _loop_impl, vjp_joint=_loop_vjp_joint, jvp=_ArgnumRules(_loop_jvp), code="impl",
                  variadic=True)
+LOOP_JVP = Primitive("loop_jvp", _loop_jvp_impl, vjp_joint=_no_second, jvp=_ArgnumRules(_no_second), code="impl",
+                     variadic=True)
 LOOP_VJP = Primitive("loop_vjp", _loop_vjp_impl, vjp_joint=_no_second, jvp=_ArgnumRules(_no_second), code="impl",
                      variadic=True)
-impl.loop, impl.loop_vjp = _loop_impl, _loop_vjp_impl      # what the generated driver calls
+impl.loop, impl.loop_vjp, impl.loop_jvp = _loop_impl, _loop_vjp_impl, _loop_jvp_impl   # what the driver calls
 
 
 def _flat(tree, what):
@@ -374,4 +408,4 @@ def _same_carry(carry, refs, what):
                                f"carry's shapes and dtypes")
 
 
-__all__ = ["Body", "LOOP", "LOOP_VJP", "Spec", "stage_scan", "stage_while"]
+__all__ = ["Body", "LOOP", "LOOP_JVP", "LOOP_VJP", "Spec", "stage_scan", "stage_while"]
