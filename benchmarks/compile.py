@@ -2,33 +2,41 @@
 
 Run from the repository root::
 
-    python benchmarks/compile.py                                          # full sizes, about a minute
+    python benchmarks/compile.py                                          # full sizes, a few minutes
     python benchmarks/compile.py --quick                                  # tiny sizes: a smoke run
-    python benchmarks/compile.py --torch-python /work/torchvenv/bin/python   # PyTorch from another env
+    python benchmarks/compile.py --torch-python /work/torchvenv/bin/python --jax-python /work/jaxvenv/bin/python
 
 1. Cheap-gradient principle: eq. 5.36 (summed) on 1e6 float64 numbers. Compiled ``value_and_grad``
    divided by the plain NumPy evaluation of the value alone (goal <= 1.0: the value and the
-   gradient in less time than NumPy takes for the value); the eager engine's and PyTorch's
-   forward + backward beside it, over the same NumPy time.
-2. Per call at a scalar: the compiled gradient of eq. 5.36 at 0.5 in microseconds (goal <= 2 us),
-   the eager engine's and PyTorch's beside it.
+   gradient in less time than NumPy takes for the value, and below ``jax.jit(jax.value_and_grad)``'s
+   ratio, taken in the same run); the eager engine's and PyTorch's forward + backward beside it.
+2. Per call at a scalar: the compiled gradient of eq. 5.36 at 0.5 in microseconds (goal <= 1 us),
+   the eager engine's, PyTorch's and JAX's (jit, one dispatch) beside it.
 3. Two GradBench-style objectives, value and gradient: a Gaussian mixture's negative
    log-likelihood (diagonal covariances, a simplification of GradBench's ``gmm``) and an LSTM-style
-   sequence loss (one layer, unrolled; GradBench's ``lstm`` has two): compiled vs eager vs PyTorch.
+   sequence loss (one layer, unrolled; GradBench's ``lstm`` has two): compiled vs eager vs the oracles.
+4. A 1,000-step recurrence (tangent's benchmark style): a scalar ``y <- y + 0.01 sin(y x)`` written
+   with ``ad.fori_loop``, its value and d/dx. Goals: compiled in under 5 s, and 10x PyTorch's eager
+   loop (Python ``for`` on tensors, ``backward()``); JAX's ``lax.fori_loop`` under jit beside it.
+5. The LSTM of 3 over 1,024 steps written with ``ad.scan`` (goal: compiled in under 5 s), its call
+   beside the eager engine, PyTorch's eager loop and JAX's ``lax.scan`` under jit.
 
-Compilation (recording, code generation, Numba) is timed once and reported apart; the timed calls
-run after a warm-up. PyTorch runs in its own process (``--torch-python``, default: this Python if
-it has torch), float64, its default threads. Numba uses all cores for loops of 2^15 elements or
-more (``autodiff.compiler.PARALLEL_MIN``).
+Compile time is ``ad.compile`` plus the first call (Numba compiles there) less one later call: cold,
+in a fresh cache folder, and warm, again from that folder's files (the generated modules dropped from
+this process, so Numba loads its machine code as a second process would). The timed calls run after
+a warm-up. PyTorch (``--torch-python``) and JAX (``--jax-python``; default: this Python, if it has
+them) run in their own processes (``benchmarks/compile_oracles.py``), float64, their default threads;
+they are benchmark-only references, not dependencies. Numba uses all cores for loops of 2^15 elements
+or more (``autodiff.compiler.PARALLEL_MIN``).
 """
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -41,13 +49,17 @@ import numpy as np  # noqa: E402
 import autodiff as ad  # noqa: E402
 from autodiff.examples import eq_5_36, eq_5_37  # noqa: E402
 from engine import best_time, eq_5_36_with, sample_input  # noqa: E402  (benchmarks/engine.py)
+from compile_oracles import LONG_LSTM, run_oracle  # noqa: E402
 from train_step import cpu_flags, cpu_model  # noqa: E402
 
-FULL = dict(n=1_000_000, repeats=7, scalar_calls=20_000, gmm=(1000, 25, 10), lstm=(20, 32, 16, 32))
-QUICK = dict(n=2_000, repeats=2, scalar_calls=500, gmm=(20, 3, 2), lstm=(3, 2, 2, 3))
+FULL = dict(n=1_000_000, repeats=7, scalar_calls=20_000, gmm=(1000, 25, 10), lstm=(20, 32, 16, 32),
+            rec_steps=1000, rec_x=0.7, lstm_long=(1025, 32, 16, 32), long_repeats=3)
+QUICK = dict(n=2_000, repeats=2, scalar_calls=500, gmm=(20, 3, 2), lstm=(3, 2, 2, 3),
+             rec_steps=10, rec_x=0.7, lstm_long=(7, 2, 2, 3), long_repeats=2)
+COMPILE_GOAL = 5.0        # seconds, cold, for the recurrence and the 1,024-step LSTM
 
 
-# --- the objectives (the engine's ops; the PyTorch worker below writes the same maths) ---------------
+# --- the objectives (the engine's ops; compile_oracles.py writes the same maths for PyTorch and JAX) ---
 
 def gmm_data(n, k, d, seed=0):
     rng = np.random.default_rng(seed)
@@ -69,108 +81,99 @@ def lstm_data(t, b, d, h, seed=0):
             scale * rng.normal(size=(h, d)), rng.normal(size=(t, b, d)))
 
 
+def lstm_step(wx, wh, bias, wo, h, c, x_t, x_next):
+    size = wh.shape[0]
+    z = x_t @ wx + h @ wh + bias
+    i, f = ad.sigmoid(z[:, :size]), ad.sigmoid(z[:, size:2 * size])
+    o, g = ad.sigmoid(z[:, 2 * size:3 * size]), ad.tanh(z[:, 3 * size:])
+    c = f * c + i * g
+    h = o * ad.tanh(c)
+    return h, c, ad.sum((h @ wo - x_next) ** 2)
+
+
 def lstm_loss(wx, wh, bias, wo, xs):
     """One LSTM layer over the sequence xs (t, batch, d), predicting each next input; squared error."""
-    steps, batch, _ = xs.shape
-    size = wh.shape[0]
-    h = c = np.zeros((batch, size))
+    h = c = np.zeros((xs.shape[1], wh.shape[0]))
     loss = 0.0
-    for t in range(steps - 1):
-        z = xs[t] @ wx + h @ wh + bias
-        i, f = ad.sigmoid(z[:, :size]), ad.sigmoid(z[:, size:2 * size])
-        o, g = ad.sigmoid(z[:, 2 * size:3 * size]), ad.tanh(z[:, 3 * size:])
-        c = f * c + i * g
-        h = o * ad.tanh(c)
-        loss = loss + ad.sum((h @ wo - xs[t + 1]) ** 2)
+    for t in range(xs.shape[0] - 1):      # unrolled: one copy of the step per t in the compiled program
+        h, c, err = lstm_step(wx, wh, bias, wo, h, c, xs[t], xs[t + 1])
+        loss = loss + err
     return loss
 
 
-TORCH = r"""
-import json, sys, time, timeit
-import numpy as np
-import torch
-torch.set_default_dtype(torch.float64)
-config = json.loads(sys.argv[1])
-def best(fn, number, repeat):
-    fn()
-    return min(timeit.repeat(fn, number=number, repeat=repeat)) / number
-def eq(x):
-    a, e = torch.sin(x), torch.exp(x)
-    return torch.exp(a + a ** 2) + torch.sin(e + e ** 2)
-def vg(f, *params):
-    ps = [torch.tensor(p, requires_grad=True) for p in params]
-    def run():
-        for p in ps:
-            p.grad = None
-        y = f(*ps)
-        y.backward()
-        return y.item()
-    return run
-rng = np.random.default_rng(0)
-x = torch.from_numpy(rng.uniform(-1.0, 1.0, config["n"]))
-r = config["repeats"]
-out = {"version": torch.__version__, "threads": torch.get_num_threads()}
-out["eq_grad"] = best(vg(lambda x: eq(x).sum(), x.numpy()), 1, r)
-out["scalar"] = best(vg(eq, 0.5), config["scalar_calls"] // 10, r)
-def gmm(alphas, means, log_sigmas, x):
-    n, d = x.shape
-    z = (x.reshape(n, 1, d) - means) * torch.exp(-log_sigmas)
-    log_p = torch.log_softmax(alphas, 0) - log_sigmas.sum(1) - 0.5 * (z * z).sum(2)
-    return -torch.logsumexp(log_p, 1).sum()
-def lstm(wx, wh, bias, wo, xs):
-    steps, batch, _ = xs.shape
-    size = wh.shape[0]
-    h = c = torch.zeros(batch, size)
-    loss = 0.0
-    for t in range(steps - 1):
-        z = xs[t] @ wx + h @ wh + bias
-        i, f = torch.sigmoid(z[:, :size]), torch.sigmoid(z[:, size:2 * size])
-        o, g = torch.sigmoid(z[:, 2 * size:3 * size]), torch.tanh(z[:, 3 * size:])
-        c = f * c + i * g
-        h = o * torch.tanh(c)
-        loss = loss + ((h @ wo - xs[t + 1]) ** 2).sum()
-    return loss
-for name, f in (("gmm", gmm), ("lstm", lstm)):
-    data = [np.asarray(a) for a in json.loads(sys.argv[2])[name]]
-    params, consts = data[:-1], torch.from_numpy(data[-1])
-    run = vg(lambda *ps: f(*ps, consts), *params)
-    out[name] = best(run, 1, r)
-    out[name + "_value"] = run()
-print(json.dumps(out))
-"""
+def lstm_scan(wx, wh, bias, wo, xs):
+    """lstm_loss written with ``ad.scan``: the step is compiled once, whatever the sequence's length."""
+    def step(carry, x):
+        h, c, loss = carry
+        h, c, err = lstm_step(wx, wh, bias, wo, h, c, x[0], x[1])
+        return (h, c, loss + err), None
+
+    zero = np.zeros((xs.shape[1], wh.shape[0]))
+    return ad.scan(step, (zero, zero, 0.0), (xs[:-1], xs[1:]))[0][2]
 
 
-def run_torch(python, config, data):
-    """PyTorch's times from its own process, or (None, why not)."""
-    if python is None:
-        return None, "not measured (no torch here; pass --torch-python PATH)"
-    payload = {name: [a.tolist() for a in arrays] for name, arrays in data.items()}
-    with tempfile.TemporaryDirectory() as tmp:
-        proc = subprocess.run([python, "-c", TORCH, json.dumps(config), json.dumps(payload)], capture_output=True,
-                              text=True, cwd=tmp)
-    if proc.returncode != 0:
-        return None, "failed: " + (proc.stderr.strip().splitlines() or ["?"])[-1]
-    return json.loads(proc.stdout.strip().splitlines()[-1]), None
+def recurrence(steps):
+    """x -> y_steps with y_0 = x and y <- y + 0.01 sin(y x), as ``ad.fori_loop``."""
+    def f(x):
+        return ad.fori_loop(0, steps, lambda i, y: y + 0.01 * ad.sin(y * x), x * 1.0)
+    f.__name__ = f"recurrence_{steps}"
+    return f
+
+
+def _forget_generated_modules():
+    """Drop the generated modules from this process, so that the next compile imports them from its folder."""
+    for name in [m for m in sys.modules if m.startswith("autodiff_compiled_")]:
+        del sys.modules[name]
 
 
 def timed_compile(f, *args, **kwargs):
-    start = os.times().elapsed
-    cf = ad.compile(f, *args, **kwargs)
-    cf(*args)
-    return cf, os.times().elapsed - start
+    """(compiled function, cold s, warm s): ad.compile + its first call - one later call, in a fresh cache folder
+    and then again from that folder's files."""
+    times = []
+    with tempfile.TemporaryDirectory() as folder:
+        for _ in range(2):
+            _forget_generated_modules()
+            start = time.perf_counter()
+            cf = ad.compile(f, *args, cache=folder, **kwargs)
+            cf(*args)
+            built = time.perf_counter()
+            cf(*args)
+            times.append(2 * built - start - time.perf_counter())
+    return cf, times[0], times[1]
+
+
+def built(cold, warm, goal=None):
+    verdict = "" if goal is None else f"; goal < {goal:.0f} s: {'MET' if cold < goal else 'NOT MET'}"
+    return f"compiled in {cold:.2f} s cold, {warm:.2f} s warm{verdict}"
 
 
 def row(label, value):
     print(f"  {label:<58} {value}")
 
 
-def cheap_gradient(config, torch_result):
+def oracle_rows(oracles, key, label, ours, ours_value=None, ms=True):
+    """One row per oracle: its time for ``key`` (ms, or us when not ``ms``), ours over it, its jit's first call."""
+    for name, (result, why) in oracles.items():
+        if result is None:
+            row(f"{label}{name}", why)
+            continue
+        seconds = result[key]
+        notes = [f"ours / {name} {ours / seconds:.2f}"]
+        if key + "_compile" in result:
+            notes.append(f"jit's first call {result[key + '_compile']:.2f} s")
+        if ours_value is not None and key + "_value" in result:
+            notes.append(f"|value - ours| {abs(result[key + '_value'] - ours_value):.1e}")
+        time_text = f"{seconds * 1e3:8.2f} ms" if ms else f"{seconds * 1e6:8.2f} us"
+        row(f"{label}{name} {result['version']}", f"{time_text}   ({'; '.join(notes)})")
+
+
+def cheap_gradient(config, oracles):
     n, reps = config["n"], config["repeats"]
     print(f"\n1. Cheap-gradient principle: eq. 5.36 (summed) on {n:,} float64 numbers, best of {reps}")
     x = sample_input(n)
     numpy_time = best_time(lambda: eq_5_36_with(np, x).sum(), 1, reps)
     f = lambda x: ad.sum(eq_5_36(x))
-    cf, build = timed_compile(f, x)
+    cf, cold, warm = timed_compile(f, x)
     compiled = best_time(lambda: cf(x), 1, reps)
     eager_vg = ad.value_and_grad(f)
     eager = best_time(lambda: eager_vg(x), 1, reps)
@@ -178,67 +181,127 @@ def cheap_gradient(config, torch_result):
     row("plain NumPy, the value alone", f"{numpy_time * 1e3:8.2f} ms")
     row("compiled value_and_grad / NumPy (goal <= 1.0)", f"{compiled / numpy_time:8.2f}   "
         f"({compiled * 1e3:.2f} ms; {'MET' if compiled <= numpy_time else 'NOT MET'}; max |error| vs eq. 5.37 "
-        f"{error:.1e}; compiled once in {build:.1f} s)")
+        f"{error:.1e}; {built(cold, warm)})")
     row("eager value_and_grad / NumPy", f"{eager / numpy_time:8.2f}   ({eager * 1e3:.2f} ms)")
-    if torch_result:
-        row(f"PyTorch {torch_result['version']} forward + backward / NumPy",
-            f"{torch_result['eq_grad'] / numpy_time:8.2f}   ({torch_result['eq_grad'] * 1e3:.2f} ms, "
-            f"{torch_result['threads']} threads)")
+    for name, (result, why) in oracles.items():
+        if result is None:
+            row(name, why)
+            continue
+        seconds = result["eq_grad"]
+        what = "jit(value_and_grad)" if "eq_grad_compile" in result else "forward + backward"
+        ahead = f"; ours ahead: {'MET' if compiled < seconds else 'NOT MET'}" if name == "JAX" else ""
+        row(f"{name} {result['version']} {what} / NumPy", f"{seconds / numpy_time:8.2f}   ({seconds * 1e3:.2f} "
+            f"ms, {result['threads']} threads; ours / {name} {compiled / seconds:.2f}{ahead})")
 
 
-def scalar_calls(config, torch_result):
+def scalar_calls(config, oracles):
     calls, reps = config["scalar_calls"], config["repeats"]
     print(f"\n2. Per call at a scalar: the gradient of eq. 5.36 at 0.5, best of {reps} x {calls:,} calls")
-    cf, build = timed_compile(eq_5_36, 0.5)
+    cf, cold, warm = timed_compile(eq_5_36, 0.5)
     compiled = best_time(lambda: cf(0.5), calls, reps)
     eager_vg = ad.value_and_grad(eq_5_36)
     eager = best_time(lambda: eager_vg(0.5), max(calls // 20, 1), reps)
-    row("compiled value_and_grad (goal <= 2 us)", f"{compiled * 1e6:8.2f} us   "
-        f"({'MET' if compiled <= 2e-6 else 'NOT MET'}; compiled once in {build:.1f} s)")
+    row("compiled value_and_grad (goal <= 1 us)", f"{compiled * 1e6:8.2f} us   "
+        f"({'MET' if compiled <= 1e-6 else 'NOT MET'}; {built(cold, warm)})")
     row("eager value_and_grad", f"{eager * 1e6:8.2f} us")
-    if torch_result:
-        row("PyTorch forward + backward", f"{torch_result['scalar'] * 1e6:8.2f} us")
+    oracle_rows(oracles, "scalar", "", compiled, ms=False)
 
 
-def objectives(config, torch_result, data):
+def objectives(config, oracles, data):
     reps = config["repeats"]
     print(f"\n3. GradBench-style objectives, value and gradient of every parameter, best of {reps}")
     for name, f, shape in (("gmm", gmm_nll, "n, k, d = {}"), ("lstm", lstm_loss, "steps, batch, d, h = {}")):
         args = data[name]
         every = tuple(range(len(args) - 1))
-        cf, build = timed_compile(f, *args, argnums=every)
+        cf, cold, warm = timed_compile(f, *args, argnums=every)
         eager_vg = ad.value_and_grad(f, argnums=every)
         (y, grads), (y0, grads0) = cf(*args), eager_vg(*args)
         error = max(float(np.max(np.abs(g - g0))) for g, g0 in zip(grads, grads0))
         compiled = best_time(lambda: cf(*args), 1, reps)
         eager = best_time(lambda: eager_vg(*args), 1, reps)
-        label = f"{name} ({shape.format(config[name])})"
-        row(f"{label}: compiled", f"{compiled * 1e3:8.2f} ms   (compiled once in {build:.1f} s; "
+        label = f"{name} ({shape.format(config[name])}): "
+        row(f"{label}compiled", f"{compiled * 1e3:8.2f} ms   ({built(cold, warm)}; "
             f"|value - eager| {abs(y - y0):.1e}, max |gradient - eager| {error:.1e})")
-        row(f"{label}: eager", f"{eager * 1e3:8.2f} ms   (compiled / eager {compiled / eager:.2f})")
-        if torch_result:
-            row(f"{label}: PyTorch", f"{torch_result[name] * 1e3:8.2f} ms   (compiled / PyTorch "
-                f"{compiled / torch_result[name]:.2f}; |value - ours| {abs(torch_result[name + '_value'] - y):.1e})")
+        row(f"{label}eager", f"{eager * 1e3:8.2f} ms   (compiled / eager {compiled / eager:.2f})")
+        oracle_rows(oracles, name, label, compiled, y)
+
+
+def loop_rows(oracles, key, label, f, args, argnums, reps):
+    """Compile f (a loop), time it beside the eager engine and the oracles; (compiled s, cold s)."""
+    cf, cold, warm = timed_compile(f, *args, argnums=argnums)
+    eager_vg = ad.value_and_grad(f, argnums=argnums)
+    (y, grads), (y0, grads0) = cf(*args), eager_vg(*args)
+    if not isinstance(argnums, tuple):
+        grads, grads0 = (grads,), (grads0,)
+    error = max(float(np.max(np.abs(g - g0))) for g, g0 in zip(grads, grads0))
+    compiled = best_time(lambda: cf(*args), 1, reps)
+    eager = best_time(lambda: eager_vg(*args), 1, reps)
+    row(f"{label}compile (goal < {COMPILE_GOAL:.0f} s)", f"{cold:8.2f} s    (cold, a fresh cache folder; warm "
+        f"{warm:.2f} s; {'MET' if cold < COMPILE_GOAL else 'NOT MET'})")
+    row(f"{label}compiled value_and_grad", f"{compiled * 1e3:8.2f} ms   (|value - eager| {abs(y - y0):.1e}, "
+        f"max |gradient - eager| {error:.1e})")
+    row(f"{label}eager engine", f"{eager * 1e3:8.2f} ms   (compiled / eager {compiled / eager:.3f})")
+    oracle_rows(oracles, key, label, compiled, y)
+    return compiled
+
+
+def recurrence_section(config, oracles):
+    steps, x, reps = config["rec_steps"], config["rec_x"], config["repeats"]
+    print(f"\n4. A {steps:,}-step scalar recurrence y <- y + 0.01 sin(y x), y0 = x = {x} (ad.fori_loop), "
+          f"value and d/dx, best of {reps}")
+    compiled = loop_rows(oracles, "rec", "", recurrence(steps), (x,), 0, reps)
+    torch_result = oracles["PyTorch"][0]
+    if torch_result:
+        row("PyTorch eager / compiled (goal >= 10)", f"{torch_result['rec'] / compiled:8.1f}   "
+            f"({'MET' if torch_result['rec'] >= 10 * compiled else 'NOT MET'})")
+
+
+def long_lstm_section(config, oracles, data):
+    reps = config["long_repeats"]
+    steps, batch, d, h = config[LONG_LSTM]
+    print(f"\n5. The LSTM of 3 over {steps - 1:,} steps with ad.scan (batch, d, h = {batch, d, h}), value and gradient "
+          f"of every parameter, best of {reps}")
+    args = data[LONG_LSTM]
+    loop_rows(oracles, LONG_LSTM, "", lstm_scan, args, tuple(range(len(args) - 1)), reps)
+
+
+def revision():
+    """The commit measured, and whether autodiff/ differs from it in the working tree."""
+    git = ["git", "-C", str(REPO_ROOT)]
+    head = subprocess.run(git + ["rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+    dirty = subprocess.run(git + ["status", "--porcelain", "autodiff"], capture_output=True, text=True).stdout
+    changed = len(dirty.splitlines())
+    return f"autodiff at {head or '?'}" + (f" + uncommitted changes in {changed} files" if changed else "")
+
+
+def has(module):
+    return subprocess.run([sys.executable, "-c", f"import {module}"], capture_output=True).returncode == 0
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="tiny sizes and few repeats: a smoke run")
     parser.add_argument("--torch-python", default=None, help="the Python that has torch (default: this one, if it has)")
+    parser.add_argument("--jax-python", default=None, help="the Python that has jax (default: this one, if it has)")
+    parser.add_argument("--no-oracles", action="store_true", help="measure neither PyTorch nor JAX")
+    parser.add_argument("--only", default="1,2,3,4,5", help="the sections to run, e.g. 1,4,5 (default: all)")
     args = parser.parse_args(argv)
     config = QUICK if args.quick else FULL
-    torch_python = args.torch_python
-    if torch_python is None and subprocess.run([sys.executable, "-c", "import torch"], capture_output=True).returncode == 0:
-        torch_python = sys.executable
-    data = {"gmm": gmm_data(*config["gmm"]), "lstm": lstm_data(*config["lstm"])}
-    print(f"CPU: {cpu_model()} ({os.cpu_count()} cores; {cpu_flags()}); numpy {np.__version__}")
-    torch_result, why = run_torch(torch_python, config, data)
-    if torch_result is None:
-        print(f"PyTorch {why}")
-    cheap_gradient(config, torch_result)
-    scalar_calls(config, torch_result)
-    objectives(config, torch_result, data)
-
+    data = {"gmm": gmm_data(*config["gmm"]), "lstm": lstm_data(*config["lstm"]),
+            LONG_LSTM: lstm_data(*config[LONG_LSTM])}
+    print(f"CPU: {cpu_model()} ({os.cpu_count()} cores; {cpu_flags()}); numpy {np.__version__}; {revision()}")
+    oracles = {}
+    for name, module, python in (("PyTorch", "torch", args.torch_python), ("JAX", "jax", args.jax_python)):
+        python = python or (sys.executable if has(module) else None)
+        oracles[name] = (None, "not measured (--no-oracles)") if args.no_oracles else run_oracle(module, python,
+                                                                                                   config, data)
+        if oracles[name][0] is None:
+            print(f"{name} {oracles[name][1]}")
+    sections = {"1": lambda: cheap_gradient(config, oracles), "2": lambda: scalar_calls(config, oracles),
+                "3": lambda: objectives(config, oracles, data), "4": lambda: recurrence_section(config, oracles),
+                "5": lambda: long_lstm_section(config, oracles, data)}
+    for number in args.only.split(","):
+        sections[number.strip()]()
 
 if __name__ == "__main__":
     main()
