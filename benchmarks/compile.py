@@ -44,6 +44,7 @@ for path in (REPO_ROOT, REPO_ROOT / "benchmarks"):
     if str(path) not in sys.path:  # run from a checkout without installing the package
         sys.path.insert(0, str(path))
 
+import numba  # noqa: E402
 import numpy as np  # noqa: E402
 
 import autodiff as ad  # noqa: E402
@@ -285,11 +286,16 @@ def main(argv=None):
     parser.add_argument("--jax-python", default=None, help="the Python that has jax (default: this one, if it has)")
     parser.add_argument("--no-oracles", action="store_true", help="measure neither PyTorch nor JAX")
     parser.add_argument("--only", default="1,2,3,4,5", help="the sections to run, e.g. 1,4,5 (default: all)")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="threads for Numba, PyTorch and XLA alike (default: each its own; a shared machine)")
     args = parser.parse_args(argv)
-    config = QUICK if args.quick else FULL
+    config = dict(QUICK if args.quick else FULL, threads=args.threads)
+    if args.threads:
+        numba.set_num_threads(args.threads)
     data = {"gmm": gmm_data(*config["gmm"]), "lstm": lstm_data(*config["lstm"]),
             LONG_LSTM: lstm_data(*config[LONG_LSTM])}
-    print(f"CPU: {cpu_model()} ({os.cpu_count()} cores; {cpu_flags()}); numpy {np.__version__}; {revision()}")
+    print(f"CPU: {cpu_model()} ({os.cpu_count()} cores; {cpu_flags()}); numpy {np.__version__}; {revision()}; "
+          f"Numba {numba.get_num_threads()} threads")
     oracles = {}
     for name, module, python in (("PyTorch", "torch", args.torch_python), ("JAX", "jax", args.jax_python)):
         python = python or (sys.executable if has(module) else None)

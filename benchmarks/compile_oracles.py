@@ -88,6 +88,8 @@ def lstm_loop(lib, sigmoid, zeros, wx, wh, bias, wo, xs):
 def torch_times(config, data):
     import torch
     torch.set_default_dtype(torch.float64)
+    if config["threads"]:
+        torch.set_num_threads(config["threads"])
     reps = config["repeats"]
 
     def vg(f, *params):
@@ -134,6 +136,8 @@ def torch_times(config, data):
 # --- JAX, jit -----------------------------------------------------------------------------------
 
 def jax_times(config, data):
+    if config["threads"] == 1:     # before XLA starts; Eigen's matrix products on one thread (its fused loops are)
+        os.environ["XLA_FLAGS"] = os.environ.get("XLA_FLAGS", "") + " --xla_cpu_multi_thread_eigen=false"
     import jax
     jax.config.update("jax_enable_x64", True)
     import jax.numpy as jnp
@@ -170,7 +174,7 @@ def jax_times(config, data):
         return lax.fori_loop(0, config["rec_steps"], lambda i, y: y + 0.01 * jnp.sin(y * x), x * 1.0)
 
     x = np.random.default_rng(0).uniform(-1.0, 1.0, config["n"])
-    out = {"version": jax.__version__, "threads": f"{jax.devices()[0].platform}, XLA's own"}
+    out = {"version": jax.__version__, "threads": 1 if config["threads"] == 1 else "XLA's own"}
     out["eq_grad"], out["eq_grad_compile"], _ = jitted(lambda x: eq(jnp, x).sum(), [x])
     out["scalar"], out["scalar_compile"], _ = jitted(lambda x: eq(jnp, x), [0.5], number=config["scalar_calls"])
     for name, f in (("gmm", gmm), ("lstm", lstm), (LONG_LSTM, lstm_scan)):
