@@ -241,3 +241,13 @@ def test_random_programs_with_branches_agree_with_the_eager_engine(shared_cache,
         got, want = cf(x), ad.value_and_grad(f)(x)
         assert got[0] == pytest.approx(want[0], rel=1e-13, abs=1e-15), (steps, x)
         assert got[1] == pytest.approx(want[1], rel=1e-13, abs=1e-15), (steps, x)
+
+
+def test_a_comparison_under_vmap_is_recorded_per_example_and_an_if_on_it_is_vmaps_error(cache):
+    f = ad.vmap(lambda x: ad.sum(ad.where(x > 0, x * x, ad.sin(x))))
+    cf = ad.compile(f, np.array([[1.0, -2.0], [0.5, 3.0]]), mode="value", cache=cache)
+    for xs in ([[-1.0, 2.0], [0.5, -3.0]], [[2.0, 2.0], [-1.0, -1.0]]):
+        np.testing.assert_allclose(cf(np.array(xs)), f(np.array(xs)), rtol=1e-15)
+    g = ad.vmap(lambda x: ad.sum(x * x) if ad.sum(x) > 0 else ad.sum(x))
+    with pytest.raises(TypeError, match="vmap: a mapped value has no single truth value"):
+        ad.compile(g, np.ones((2, 2)), mode="value")

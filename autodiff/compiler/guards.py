@@ -27,7 +27,7 @@ import numpy as np
 from .. import interop
 from ..anomaly import user_frame as find_user_frame
 from ..ops import compare, getitem, reshape, select, stop_gradient
-from ..tensor import Batched, Tensor, value_of
+from ..tensor import Batched, Tensor, every_example, value_of
 from .sourcemap import PACKAGES
 
 _lock = threading.RLock()
@@ -67,6 +67,14 @@ def _from_user():
 
 def _traced(x):
     return isinstance(x, Tensor) and x.requires_grad and type(x._value) is not Batched
+
+
+def _recorded(x):
+    """A traced value, or a vmap value whose examples are nodes of the program being recorded."""
+    if not isinstance(x, Tensor):
+        return False
+    data = every_example(x)
+    return x.requires_grad or (isinstance(data, Tensor) and data.requires_grad)
 
 
 def refuse(what, way_out):
@@ -110,8 +118,8 @@ def _user_only(original, what, replacement=None):
 def _comparing(name, original):
     op = compare.BY_METHOD[name]
 
-    def method(self, other):
-        if _traced(self) or _traced(other):
+    def method(self, other):      # a mapped value's too: the masks of every example, recorded (vmap's rule)
+        if _recorded(self) or _recorded(other):
             return op(self, other)
         return original(self, other)
 
