@@ -240,7 +240,8 @@ def test_random_programs_with_branches_agree_with_the_eager_engine(shared_cache,
     for x in points:
         got, want = cf(x), ad.value_and_grad(f)(x)
         assert got[0] == pytest.approx(want[0], rel=1e-13, abs=1e-15), (steps, x)
-        assert got[1] == pytest.approx(want[1], rel=1e-13, abs=1e-15), (steps, x)
+        # a saturated tanh's derivative 1 - y^2 cancels: round-off of order eps times the O(1) terms, absolute
+        assert got[1] == pytest.approx(want[1], rel=1e-13, abs=1e-13), (steps, x)
 
 
 def test_a_comparison_under_vmap_is_recorded_per_example_and_an_if_on_it_is_vmaps_error(cache):

@@ -259,10 +259,14 @@ def test_custom_rules_differentiated_from_outside_a_map_keep_one_derivative_per_
     np.testing.assert_allclose(ad.jvp(lambda xs: ad.vmap(square)(xs), (xs,), (np.ones((2, 2)),))[1], 2 * xs)
 
 
-def test_compile_refuses_a_comparison_on_a_mapped_value_and_an_index_per_example():
+def test_compile_records_a_comparison_on_a_mapped_value_and_refuses_an_index_per_example():
     x0 = np.array([[1.0, -2.0], [-1.0, 2.0]])
     masked = lambda xs: ad.sum(ad.vmap(lambda r: ad.sum(ad.where(r > 0, r ** 2, 0.0 * r)))(xs))    # noqa: E731
-    with pytest.raises(TypeError, match="a comparison on a mapped value would freeze the mask"):
-        ad.compile(masked, x0)
+    cf = ad.compile(masked, x0)
+    other = np.array([[-1.0, 2.0], [3.0, -0.5]])           # every mask turned over: nothing frozen at x0
+    value, grad = cf(other)
+    want_value, want_grad = ad.value_and_grad(masked)(other)
+    assert value == pytest.approx(want_value, rel=1e-15)
+    np.testing.assert_allclose(grad, want_grad, rtol=1e-15)
     with pytest.raises(TypeError, match=r"an index per example \(x\[labels\] under vmap\) cannot be compiled"):
         ad.compile(ad.vmap(lambda z, label: z[label]), x0, np.array([0, 1]), mode="value")
