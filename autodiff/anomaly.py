@@ -209,8 +209,11 @@ def _masked(order, c, g) -> bool:
 # --- the mode -----------------------------------------------------------------------------------
 
 def is_anomaly_enabled() -> bool:
-    """Whether ``detect_anomaly`` is on."""
-    return _tensor._anomaly is not None
+    """Whether ``detect_anomaly`` is on (a hook that only passes values on, compile's source map, is not it)."""
+    hook = _tensor._anomaly
+    while getattr(hook, "passes_on", False):
+        hook = hook.previous
+    return hook is not None
 
 
 class detect_anomaly:

@@ -232,3 +232,16 @@ def test_explain_refuses_bad_input_in_one_line_naming_the_argument(call, match):
     with pytest.raises((TypeError, ValueError)) as info:
         call()
     assert re.search(match, str(info.value)) and "\n" not in str(info.value)
+
+
+def test_anomaly_mode_reads_as_off_inside_a_compiled_f_and_on_under_detect_anomaly(tmp_path):
+    seen = []
+
+    def f(x):
+        seen.append(ad.is_anomaly_enabled())
+        return ad.sin(x)
+
+    ad.compile(f, 0.5, mode="value", cache=tmp_path)
+    with ad.detect_anomaly():
+        ad.compile(f, 0.5, mode="value", cache=tmp_path)
+    assert seen == [False, True] and not ad.is_anomaly_enabled()

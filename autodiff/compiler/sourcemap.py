@@ -81,6 +81,8 @@ class _Hook:
     """``tensor._anomaly`` while a trace runs: notes each node an op makes for the thread's trace, then
     hands the value to anomaly mode's checker, when that is on."""
 
+    passes_on = True      # not anomaly mode itself: is_anomaly_enabled() looks past it
+
     def __init__(self, previous):
         self.previous = previous
 
