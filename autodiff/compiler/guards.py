@@ -198,39 +198,37 @@ def _numpy_hook(func, name, args):
     raise refuse(name, _STAY)
 
 
-class options:
+class _Setting:
+    """``with _Setting(name, value):`` this thread's ``_state.<name>`` is ``value``, then what it was before."""
+
+    def __init__(self, name, value):
+        self.name, self.value = name, value
+
+    def __enter__(self):
+        self.saved = getattr(_state, self.name, None)
+        setattr(_state, self.name, self.value)
+        return self.value
+
+    def __exit__(self, *exc):
+        setattr(_state, self.name, self.saved)
+        return False
+
+
+class options(_Setting):
     """``with options(cache=..., parallel=...):`` what compile was given, for the programs compiled while f is
     recorded (a loop's body, :mod:`.loops`): ``options.current()`` reads them."""
 
     def __init__(self, **given):
-        self.given = given
-
-    def __enter__(self):
-        self.saved, _state.options = getattr(_state, "options", None), self.given
-        return self.given
-
-    def __exit__(self, *exc):
-        _state.options = self.saved
-        return False
+        super().__init__("options", given)
 
     @staticmethod
     def current():
         return dict(getattr(_state, "options", None) or {})
 
 
-class planned:
+def planned(script):
     """``with planned(script):`` the next recording takes its decisions from ``script`` (see :mod:`.branches`)."""
-
-    def __init__(self, script):
-        self.script = script
-
-    def __enter__(self):
-        self.saved, _state.planned = getattr(_state, "planned", None), self.script
-        return self.script
-
-    def __exit__(self, *exc):
-        _state.planned = self.saved
-        return False
+    return _Setting("planned", script)
 
 
 def constant_node(value, leaves):
