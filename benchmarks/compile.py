@@ -159,7 +159,7 @@ def oracle_rows(oracles, key, label, ours, ours_value=None, ms=True):
             row(f"{label}{name}", why)
             continue
         seconds = result[key]
-        notes = [f"ours / {name} {ours / seconds:.2f}"]
+        notes = [f"ours / {name} {ours / seconds:.3g}"]
         if key + "_compile" in result:
             notes.append(f"jit's first call {result[key + '_compile']:.2f} s")
         if ours_value is not None and key + "_value" in result:
