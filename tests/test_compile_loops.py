@@ -161,3 +161,19 @@ def test_a_body_that_ignores_its_index_has_no_cotangent_for_it_and_still_runs_as
     assert cf.source.count("def backward(") == 1                               # once, for loop and loop_vjp
     for x in (0.5, -0.9):
         _close(cf(x), ad.value_and_grad(f)(x))
+
+
+def test_a_scan_of_arrays_keeps_its_tape_for_the_reverse_loop_and_carries_tangents_forward(tmp_path):
+    def f(w, xs):
+        carry, ys = ad.scan(lambda c, x: (ad.tanh(c * w + x), ad.sum(c * c)), np.zeros(3), xs)
+        return ad.sum(carry) + ad.sum(ys)
+
+    rng = np.random.default_rng(5)
+    w, xs = rng.normal(size=3), rng.normal(size=(30, 3))
+    reverse = ad.compile(f, w, xs, argnums=(0, 1), cache=tmp_path)
+    forward = ad.compile(f, w, xs, mode="forward", argnums=(0, 1), cache=tmp_path)
+    w2, xs2 = w * 1.4, xs[::-1].copy()
+    _close(reverse(w2, xs2), ad.value_and_grad(f, argnums=(0, 1))(w2, xs2))
+    tw, txs = rng.normal(size=3), rng.normal(size=(30, 3))
+    got, want = forward(w2, xs2, tw, txs), ad.jvp(f, (w2, xs2), (tw, txs))
+    np.testing.assert_allclose(got, [np.asarray(getattr(v, "value", v)) for v in want], rtol=1e-12)

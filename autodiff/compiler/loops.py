@@ -34,7 +34,7 @@ class Body:
     """One loop function recorded once: ``fn(*inputs)`` with ``inputs`` = the flat carry (and slice) arrays,
     compiled with the traced values it closes over as extra inputs (``consts``, nodes of f's program)."""
 
-    def __init__(self, fn, examples, name, vjp=True):
+    def __init__(self, fn, examples, name, vjp=True, constant=()):
         self.fn, self.n = fn, len(examples)
         self.foreign = self._closed_over(examples)
         args = [np.array(e) for e in examples] + [np.array(c._value) for c in self.foreign]
@@ -42,7 +42,8 @@ class Body:
         given = options.current()        # the outer compile's cache folder and parallel=
         self.value = Compiled(closed, tuple(args), mode="value", **given)
         self.outputs = len(self.value.last.program.outputs)
-        self.wrt, self.vjp = tuple(range(len(args))), None    # the inputs with a cotangent, and their program
+        # the inputs with a cotangent (not ``constant`` ones: a slice of xs that f's program does not trace)
+        self.wrt, self.vjp = tuple(k for k in range(len(args)) if k not in constant), None
         if vjp:
             self.vjp = Compiled(closed, tuple(args), mode="vjp", argnums=self.wrt, **given)
             grads = self.vjp.last.program.outputs[self.outputs:]
@@ -63,12 +64,10 @@ class Body:
         return self._jvp(*args_and_tangents)
 
     def cotangents(self, args, seeds):
-        """The cotangent of each of the body's inputs at ``args`` for the output cotangents ``seeds``."""
-        full = [np.zeros_like(np.asarray(a)) for a in args]
-        if self.call_vjp is not None:
-            for k, g in zip(self.wrt, self.call_vjp(*args, *seeds)[self.outputs:]):
-                full[k] = g
-        return full
+        """{input index: cotangent} at ``args`` for the output cotangents ``seeds`` (inputs without one left out)."""
+        if self.call_vjp is None:
+            return {}
+        return dict(zip(self.wrt, self.call_vjp(*args, *seeds)[self.outputs:]))
 
     def _closed_over(self, examples):
         """The traced values of f's program that fn reads (a first run on fresh leaves finds them)."""
@@ -202,9 +201,19 @@ def _pack(parts, dtype):
     return np.concatenate([np.asarray(p, dtype=dtype).reshape(-1) for p in parts]) if parts else np.zeros(0, dtype)
 
 
+def _keeps_tape(spec):
+    """A scan run step by step from Python keeps each step's carry after its results (its reverse loop reads
+    them instead of running the loop again); a loop of numbers runs again in Numba, a while loop's length varies."""
+    return spec.kind == "scan" and spec.fast is None
+
+
 def _loop_impl(*inputs, spec, dtype):
-    carry, ys = spec.run(inputs)
-    return _pack(carry + ys, dtype)
+    if not _keeps_tape(spec):
+        carry, ys = spec.run(inputs)
+        return _pack(carry + ys, dtype)
+    tape = []
+    carry, ys = spec.run(inputs, tape)
+    return _pack(carry + ys + [np.stack([step[k] for step in tape]) for k in range(len(carry))], dtype)
 
 
 def _numbers_vjp(g, inputs, spec, dtype):
@@ -223,26 +232,34 @@ def _numbers_vjp(g, inputs, spec, dtype):
     return _pack(ct_carry + ct_xs + ct_consts + [np.zeros_like(c) for c in cond_consts], dtype)
 
 
-def _loop_vjp_impl(g, *inputs, spec, dtype):
-    """The reverse loop: the forward loop again with its tape, then the body's vjp from the last step back."""
+def _loop_vjp_impl(g, out, *inputs, spec, dtype):
+    """The reverse loop: the tape (kept by the forward loop in ``out``, or the loop run again for it), then the
+    body's vjp from the last step back."""
     if spec.fast is not None:
         return _numbers_vjp(g, inputs, spec, dtype)
-    tape = []
-    spec.run(inputs, tape)
     carry, xs, consts, cond_consts = spec.split(inputs)
     nc = len(carry)
-    parts = _unpack_values(g, spec.carry + [((spec.length,) + tuple(s), d) for s, d in spec.ys])
+    results = spec.carry + [((spec.length,) + tuple(s), d) for s, d in spec.ys]
+    if _keeps_tape(spec):
+        kept = _unpack_values(out, results + [((spec.length,) + tuple(s), d) for s, d in spec.carry])[len(results):]
+        tape = [[part[t] for part in kept] for t in range(spec.length)]
+    else:
+        tape = []
+        spec.run(inputs, tape)
+    parts = _unpack_values(g, results)
     ct_carry, ct_ys = parts[:nc], parts[nc:]
     ct_xs = [np.zeros_like(x) for x in xs]
     ct_consts = [np.zeros_like(c) for c in consts]
     for t in range(len(tape) - 1, -1, -1):
         step_x = [x[t] for x in xs] if spec.kind == "scan" else []
         cts = spec.body.cotangents(list(tape[t]) + step_x + consts, ct_carry + [y[t] for y in ct_ys])
-        ct_carry = [np.asarray(c, d) for c, (_, d) in zip(cts[:nc], spec.carry)]
-        for k, c in enumerate(cts[nc:nc + len(step_x)]):
-            ct_xs[k][t] = c
-        for k, c in enumerate(cts[nc + len(step_x):]):
-            ct_consts[k] = ct_consts[k] + c
+        ct_carry = [np.asarray(cts[k], d) if k in cts else np.zeros(s, d) for k, (s, d) in enumerate(spec.carry)]
+        for k in range(len(step_x)):
+            if nc + k in cts:
+                ct_xs[k][t] = cts[nc + k]
+        for k in range(len(consts)):
+            if nc + len(step_x) + k in cts:
+                ct_consts[k] += cts[nc + len(step_x) + k]
     ct_cond = [np.zeros_like(c) for c in cond_consts]        # the condition is not differentiated
     return _pack(ct_carry + ct_xs + ct_consts + ct_cond, dtype)
 
@@ -274,11 +291,14 @@ def _loop_jvp_impl(tangent, *inputs, spec, dtype, argnum):
     tangents = [np.zeros_like(np.asarray(v)) for v in carry + xs + consts]
     ys = [np.zeros((spec.length,) + tuple(s), d) for s, d in spec.ys]
     if argnum >= nc + nx + nk:          # the condition's closed-over values: no derivative flows from them
-        return _pack(tangents[:nc] + ys, dtype)
+        tape = [np.zeros((spec.length,) + tuple(s), d) for s, d in spec.carry] if _keeps_tape(spec) else []
+        return _pack(tangents[:nc] + ys + tape, dtype)
     tangents[argnum] = np.asarray(tangent)
     tc, txs, tk = tangents[:nc], tangents[nc:nc + nx], tangents[nc + nx:]
+    kept = []       # the tape's tangents, where the loop's value keeps its tape (its output's shape)
     t = 0
     while (t < spec.length) if spec.kind == "scan" else spec.cond.call(*carry, *cond_consts)[0]:
+        kept.append(tc)
         step_x = [x[t] for x in xs]
         outs = spec.body.call_jvp(*carry, *step_x, *consts, *tc, *[v[t] for v in txs], *tk)
         n_out = spec.body.outputs
@@ -287,7 +307,8 @@ def _loop_jvp_impl(tangent, *inputs, spec, dtype, argnum):
         for y, o in zip(ys, outs[n_out + nc:]):
             y[t] = o
         t += 1
-    return _pack(tc + ys, dtype)
+    tape = [np.stack([step[k] for step in kept]) for k in range(nc)] if _keeps_tape(spec) else []
+    return _pack(tc + ys + tape, dtype)
 
 
 def _loop_jvp(tangent, out, *inputs, argnum, spec, dtype):
@@ -295,7 +316,7 @@ def _loop_jvp(tangent, out, *inputs, argnum, spec, dtype):
 
 
 def _loop_vjp_joint(g, out, *inputs, wanted, spec, dtype):
-    packed = apply(LOOP_VJP, (g,) + inputs, {"spec": spec, "dtype": dtype})
+    packed = apply(LOOP_VJP, (g, out) + inputs, {"spec": spec, "dtype": dtype})
     return unpack(packed, [(np.shape(i._value if isinstance(i, Tensor) else i),
                             (i._value if isinstance(i, Tensor) else np.asarray(i)).dtype) for i in inputs])
 
@@ -361,7 +382,8 @@ def stage_scan(f, init, xs, length):
         return tuple(flat_c) + tuple(flat_y)
 
     examples = [_value(c) for c in carry] + [_value(x)[0] for x in xleaves]
-    body = Body(step, examples, getattr(f, "__name__", "body").strip("<>") + "_step")
+    untraced = [len(carry) + k for k, x in enumerate(xleaves) if not (isinstance(x, Tensor) and x.requires_grad)]
+    body = Body(step, examples, getattr(f, "__name__", "body").strip("<>") + "_step", constant=untraced)
     outs = body.value.last.program.refs
     _same_carry(carry, outs[:len(carry)], "scan")
     spec = Spec("scan", body, _parts(carry), _parts([_value(x)[0] for x in xleaves]),
