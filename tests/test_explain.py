@@ -245,3 +245,20 @@ def test_anomaly_mode_reads_as_off_inside_a_compiled_f_and_on_under_detect_anoma
     with ad.detect_anomaly():
         ad.compile(f, 0.5, mode="value", cache=tmp_path)
     assert seen == [False, True] and not ad.is_anomaly_enabled()
+
+
+def test_explain_names_each_if_and_the_way_taken_and_shows_a_loops_body():
+    def branchy(x):
+        if x > 0:
+            return ad.sin(x)
+        return x * x
+
+    line = branchy.__code__.co_firstlineno + 1
+    for at, way in ((0.5, "true"), (-0.5, "false")):
+        report = ad.explain(branchy, at)
+        assert report.decisions == [f"test_explain.py:{line} (`if x > 0:`): {way}"]
+        assert ("sin(x)" in "\n".join(report.forward)) is (way == "true")
+    looped = ad.explain(lambda x: ad.fori_loop(0, 10, lambda i, y: y * 0.5 + ad.sin(x), x), 0.5)
+    (head, body), = looped.loops
+    assert head.startswith("a scan loop (10 steps)") and any("sin(" in b for b in body)
+    assert "a scan loop (10 steps)" in str(looped) and not looped.decisions

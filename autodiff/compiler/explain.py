@@ -8,7 +8,8 @@ program and the same rules) and prints, in one object:
 - the adjoint program (reverse mode), each line ending with the line it differentiates; for an f that
   does not return one scalar (reverse mode needs one), the tangent program (forward mode) instead;
 - the gradcheck verdict at the point (:func:`autodiff.gradcheck`, the engine against finite differences);
-- the inputs the output does not depend on, and the first line whose value is not finite (NaN or inf).
+- the inputs the output does not depend on, and the first line whose value is not finite (NaN or inf);
+- the ``if``s on traced values met and the way taken at this point, and each loop's body program.
 
 Nothing is compiled by Numba: the lines are those of :func:`.codegen.listing`, whole arrays at a time.
 """
@@ -22,6 +23,7 @@ from ..checks import gradcheck
 from ..sweep import toposort
 from ..tensor import Tensor, every_example
 from .codegen import listing
+from .guards import Script, planned, where_text
 from .trace import CompileError, as_input, trace
 
 #: A section longer than this shows its first and last lines, and says how many it leaves out.
@@ -32,10 +34,12 @@ class Explanation:
     """What ``explain`` found: ``forward`` and ``derivative`` (the lines), ``mode`` ("reverse" or "forward"),
     ``value``, ``gradcheck`` (the report), ``unused`` (input names), ``nonfinite`` (a sentence or None)."""
 
-    def __init__(self, name, point, value, forward, mode, derivative, why, report, unused, nonfinite):
+    def __init__(self, name, point, value, forward, mode, derivative, why, report, unused, nonfinite,
+                 decisions=(), loops=()):
         self.name, self.point, self.value = name, point, value
         self.forward, self.mode, self.derivative, self.why = forward, mode, derivative, why
         self.gradcheck, self.unused, self.nonfinite = report, unused, nonfinite
+        self.decisions, self.loops = list(decisions), list(loops)     # sentences: the ifs met, the loops' bodies
 
     def __str__(self):
         kind = ("adjoint program (reverse mode: each v_bar = dy/dv, from the last line up)" if self.mode == "reverse"
@@ -43,6 +47,11 @@ class Explanation:
         out = [f"explain({self.name}) at {self.point}: value {self.value}",
                "forward program (each line ends with the line of your code it comes from):",
                *_section(self.forward)]
+        if self.decisions:
+            out += ["ifs on traced values, the way taken at this point (compile writes every way, and a dispatcher):",
+                    *["  " + d for d in self.decisions]]
+        for head, body in self.loops:
+            out += [head, *_section(body)]
         if self.why:
             out.append(self.why)
         out += [kind + ":", *_section(self.derivative)]
@@ -141,10 +150,29 @@ def explain(f, *args) -> Explanation:
         return _explain(f, arrays)
 
 
+def _decisions(script):
+    return [f"{where_text(d.where).removeprefix(' at ') or 'an if'}: {'true' if d.taken else 'false'}"
+            for d in script.taken]
+
+
+def _loops(program):
+    """(heading, the body's lines) for each loop node of the program: its body is a program of its own."""
+    out = []
+    for node in program.order:
+        spec = node.params.get("spec") if node.op is not None and node.op.name == "loop" else None
+        if spec is not None:
+            steps = f"{spec.length} steps" if spec.kind == "scan" else "steps counted at run time"
+            lines = [line for _, line, _ in listing(spec.body.value.last.program)]
+            out.append((f"a {spec.kind} loop ({steps}), its body compiled once:", lines))
+    return out
+
+
 def _explain(f, arrays):
     wrt = tuple(range(len(arrays)))
+    script = Script()
     try:
-        value = trace(f, arrays, "value", wrt)
+        with planned(script):
+            value = trace(f, arrays, "value", wrt)
     except CompileError as exc:
         raise CompileError(str(exc).replace("autodiff.compile", "autodiff.explain")) from None
     scalar = len(value.outputs) == 1 and value.outputs[0].size == 1
@@ -161,7 +189,7 @@ def _explain(f, arrays):
     return Explanation(value.name, _point(value, arrays), _value(value.outputs),
                        [line for node, line, _ in lines if id(node) in forward_ids], mode,
                        [line for node, line, _ in lines if id(node) not in forward_ids], why, report, unused,
-                       _nonfinite(program, arrays, lines))
+                       _nonfinite(program, arrays, lines), _decisions(script), _loops(value))
 
 
 __all__ = ["Explanation", "explain"]
