@@ -10,15 +10,24 @@ import inspect
 
 import numpy as np
 
+from ..tensor import Tensor
+
 
 def _positions(nums, n, what):
-    single = isinstance(nums, (int, np.integer))
+    single = isinstance(nums, (int, np.integer)) and not isinstance(nums, bool)
+    if not single and not isinstance(nums, (tuple, list)):
+        raise TypeError(f"autodiff.compile: {what} must be an int or a tuple of ints (argument positions), got "
+                        f"{type(nums).__name__}: {repr(nums)[:40]}")
+    if n == 0:
+        raise ValueError(f"autodiff.compile: {what}={nums!r} names arguments, but no example arguments were given")
     items = (nums,) if single else tuple(nums)
     out = []
     for a in items:
         if not isinstance(a, (int, np.integer)) or isinstance(a, bool) or not -n <= a < n:
             raise ValueError(f"autodiff.compile: {what}={nums!r} must name arguments 0..{n - 1} (or negative "
                              f"positions), got {a!r}")
+        if int(a) % n in out:
+            raise ValueError(f"autodiff.compile: {what}={nums!r} names argument {int(a) % n} twice")
         out.append(int(a) % n)
     return single, tuple(out)
 
@@ -30,15 +39,19 @@ class StaticCompiled:
         n = len(example_args)
         _, self.static = _positions(static_argnums, n, "static_argnums")
         single, nums = _positions(argnums, n, "argnums")
+        self.dynamic = tuple(i for i in range(n) if i not in self.static)
+        if not self.dynamic:
+            raise ValueError(f"autodiff.compile: static_argnums={static_argnums!r} makes every argument static, so "
+                             f"there is nothing to trace (call f itself)")
         clash = sorted(set(nums) & set(self.static))
         if clash and mode != "value":
             raise ValueError(f"autodiff.compile: argument {clash[0]} is both static (static_argnums) and "
                              f"differentiated (argnums): a static argument is a plain value, with no derivative")
-        self.dynamic = tuple(i for i in range(n) if i not in self.static)
-        if not self.dynamic:
-            raise ValueError("autodiff.compile: every argument is static, so there is nothing to trace")
         mapped = tuple(self.dynamic.index(i) for i in nums if i in self.dynamic)
+        if mode == "value":              # nothing is differentiated: argnums only has to name a traced argument
+            mapped = mapped or (0,)
         self.argnums = mapped[0] if single else mapped
+        self.extra = {"forward": len(mapped), "vjp": 1}.get(mode, 0)     # the tangents or the cotangent after f's
         self.compile_fn, self.f, self.n, self.mode, self.options = compile_fn, f, n, mode, options
         self.programs = {}
         self.__name__ = f"compiled({getattr(f, '__name__', 'f')}, mode={mode!r}, static_argnums={self.static})"
@@ -47,12 +60,18 @@ class StaticCompiled:
     def _key(self, args):
         key = []
         for i in self.static:
+            if isinstance(args[i], (Tensor, np.ndarray)):
+                raise TypeError(f"{self.__name__}: static argument {i} must be a hashable plain value (a number, a "
+                                f"string, a tuple), got {type(args[i]).__name__}; pass arrays as traced arguments")
             try:
                 hash(args[i])
             except TypeError:
                 raise TypeError(f"{self.__name__}: static argument {i} must be hashable (a number, a string, a "
                                 f"tuple), got {type(args[i]).__name__}; pass arrays as traced arguments") from None
-            key.append((type(args[i]), args[i]))
+            value = args[i]
+            if isinstance(value, (float, np.floating)) and value != value:
+                value = "nan"            # NaN != NaN: one program for every NaN, not one per call
+            key.append((type(args[i]), value))
         return tuple(key)
 
     def _program(self, args):
@@ -76,8 +95,10 @@ class StaticCompiled:
         return compiled
 
     def __call__(self, *args):
-        if len(args) < self.n:
-            raise TypeError(f"{self.__name__} takes f's {self.n} argument(s) first, got {len(args)}")
+        if len(args) != self.n + self.extra:
+            what = {"forward": " and one tangent per differentiated argument", "vjp": " and the cotangent"}
+            raise TypeError(f"{self.__name__} takes {self.n + self.extra} argument(s) (f's {self.n}"
+                            f"{what.get(self.mode, '')}), got {len(args)}")
         compiled = self._program(args)
         return compiled(*(args[i] for i in self.dynamic), *args[self.n:])
 
