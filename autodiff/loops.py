@@ -161,8 +161,9 @@ def fori_loop(lower, upper, body_fun, init_val):
         def body(state):
             return (state[0] + 1.0, body_fun(state[0], state[1]))
 
-        start = lower if isinstance(lower, Tensor) else np.float64(lower)
-        return while_loop(cond, body, (start * 1.0, init_val))[1]
+        start = (lower if isinstance(lower, Tensor) else np.float64(lower)) * 1.0
+        # a traced bound is read at run time: the loop stops there unless it is a whole number, as range does
+        return stage_while(cond, body, (start, init_val), whole=[(start, "lower"), (upper, "upper")])[1]
     if _tensor.compiling and hi > lo:
         steps = np.arange(lo, hi, dtype=np.float64)
         return scan(lambda val, i: (body_fun(i, val), None), init_val, steps)[0]

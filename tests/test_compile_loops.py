@@ -177,3 +177,18 @@ def test_a_scan_of_arrays_keeps_its_tape_for_the_reverse_loop_and_carries_tangen
     tw, txs = rng.normal(size=3), rng.normal(size=(30, 3))
     got, want = forward(w2, xs2, tw, txs), ad.jvp(f, (w2, xs2), (tw, txs))
     np.testing.assert_allclose(got, [np.asarray(getattr(v, "value", v)) for v in want], rtol=1e-12)
+
+
+def test_a_scan_with_no_carry_is_a_map_and_a_traced_bound_must_be_whole_when_it_runs(tmp_path):
+    f = lambda x: ad.sum(ad.scan(lambda c, y: (c, ad.sin(y * x)), None, np.arange(3.0))[1])
+    reverse = ad.compile(f, 0.5, cache=tmp_path)
+    forward = ad.compile(f, 0.5, mode="forward", cache=tmp_path)
+    _close(reverse(0.7), ad.value_and_grad(f)(0.7))
+    np.testing.assert_allclose(forward(0.7, 1.0), [float(np.asarray(getattr(v, "value", v)))
+                                                  for v in ad.jvp(f, (0.7,), (1.0,))], rtol=1e-14)
+    h = lambda x, n: ad.fori_loop(0, n, lambda i, v: v * x, x)
+    ch = ad.compile(h, 0.5, 3.0, cache=tmp_path)
+    _close(ch(0.7, 4.0), ad.value_and_grad(h)(0.7, 4.0))
+    for bad in (2.5, np.nan):          # range(0, 2.5) is an error, not 3 steps: said when the loop runs
+        with pytest.raises(ValueError, match="fori_loop: upper must be a whole number"):
+            ch(0.7, bad)

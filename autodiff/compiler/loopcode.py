@@ -23,6 +23,11 @@ def _names(prefix, k):
     return [f"{prefix}{j}" for j in range(k)]
 
 
+def _tuple(names):
+    """A tuple expression of ``names`` (``()`` for none)."""
+    return f"({', '.join(names)},)" if names else "()"
+
+
 def _unpack(result, targets, count):
     """Lines assigning a call's result (one value, or a tuple of ``count``) to ``targets`` [(index, target)]."""
     if count == 1:
@@ -35,10 +40,10 @@ def _scan_forward(nc, nx, nk, ny):
     args = ", ".join(["n"] + c + x + k + y + p + ["tape"])
     call = f"body({', '.join(c + [f'{v}[t]' for v in x] + k)})"
     lines = [f"def forward({args}):", "    for t in range(n):", "        if tape:"]
-    lines += [f"            {pv}[t] = {cv}" for pv, cv in zip(p, c)]
+    lines += [f"            {pv}[t] = {cv}" for pv, cv in zip(p, c)] or ["            pass"]   # (a carry of no arrays)
     targets = [(i, v) for i, v in enumerate(c)] + [(nc + i, f"{v}[t]") for i, v in enumerate(y)]
     lines += ["        " + line for line in _unpack(call, targets, nc + ny)]
-    return lines + [f"    return ({', '.join(c)},)"]
+    return lines + [f"    return {_tuple(c)}"]
 
 
 def _while_forward(nc, nk, nq):
@@ -65,7 +70,7 @@ def _backward(nc, nx, nk, ny, wrt):
     lines += [f"        {v} = r[{slot[i]}]" if i in slot else f"        {v} = 0.0" for i, v in enumerate(g)]
     lines += [f"        {v}[t] = r[{slot[nc + i]}]" for i, v in enumerate(gx) if nc + i in slot]
     lines += [f"        {v} += r[{slot[nc + nx + i]}]" for i, v in enumerate(a) if nc + nx + i in slot]
-    return lines + [f"    return ({', '.join(g + a)},)"]
+    return lines + [f"    return {_tuple(g + a)}"]
 
 
 def _function(dispatcher):

@@ -138,6 +138,7 @@ class Spec:
         self.carry, self.xs, self.ys = carry, xs, ys          # [(shape, dtype)] of each flat part
         self.n_body_consts = n_body_consts
         self.fast = None        # the loops as one Numba function when every part is a number (.loopcode)
+        self.whole = []         # [(input index, name)]: values that must be whole numbers when the loop runs
         self.fast_source = ""
 
     def __repr__(self):
@@ -150,6 +151,14 @@ class Spec:
             parts.append(self.fast_source)
         head = f"# --- {self!r}: the body compiled once, then the loop (and its reverse loop) calls it ---"
         return "\n\n" + "\n".join([head] + parts)
+
+    def check(self, inputs):
+        """Refuse, when the loop runs, a traced bound of fori_loop that is not a whole number (range's rule)."""
+        for k, name in self.whole:
+            v = np.asarray(inputs[k])
+            if not (np.isfinite(v).all() and np.array_equal(v, np.round(v))):
+                got = v.item() if v.size == 1 else v
+                raise ValueError(f"autodiff.fori_loop: {name} must be a whole number, got {got}")
 
     # the parts of a loop node's inputs: carry, xs, the body's closed-over values, cond's
     def split(self, inputs):
@@ -172,7 +181,7 @@ class Spec:
             p = [np.empty(n, d) for _, d in self.carry]
             out = self.fast.forward(*c, *k, *p, tape)[1:]
             ys = []
-        return [np.asarray(v, d) for v, (_, d) in zip(out, self.carry)], ys, p
+        return [np.asarray(v, d) for v, (_, d) in zip(out, self.carry)], ys, p, n
 
     def run(self, inputs, tape=None):
         """The loop: final carry and stacked ys (``tape``, a list, gets every carry a step starts from)."""
@@ -208,6 +217,7 @@ def _keeps_tape(spec):
 
 
 def _loop_impl(*inputs, spec, dtype):
+    spec.check(inputs)
     if not _keeps_tape(spec):
         carry, ys = spec.run(inputs)
         return _pack(carry + ys, dtype)
@@ -218,11 +228,10 @@ def _loop_impl(*inputs, spec, dtype):
 
 def _numbers_vjp(g, inputs, spec, dtype):
     """_loop_vjp_impl by the compiled loops of numbers: the forward loop with its tape, the reverse loop."""
-    _, ys, tape = spec._numbers(inputs, True)
+    _, ys, tape, n = spec._numbers(inputs, True)
     carry, xs, consts, cond_consts = spec.split(inputs)
     nc = len(carry)
     parts = _unpack_values(g, spec.carry + [((spec.length,) + tuple(s), d) for s, d in spec.ys])
-    n = len(tape[0])
     step_x = [np.ascontiguousarray(x) for x in xs]
     ct_xs = [np.zeros(n, x.dtype) for x in xs]
     out = spec.fast.backward(n, *tape, *step_x, *[np.asarray(c)[()] for c in consts],
@@ -235,6 +244,7 @@ def _numbers_vjp(g, inputs, spec, dtype):
 def _loop_vjp_impl(g, out, *inputs, spec, dtype):
     """The reverse loop: the tape (kept by the forward loop in ``out``, or the loop run again for it), then the
     body's vjp from the last step back."""
+    spec.check(inputs)
     if spec.fast is not None:
         return _numbers_vjp(g, inputs, spec, dtype)
     carry, xs, consts, cond_consts = spec.split(inputs)
@@ -286,6 +296,7 @@ def unpack(node, parts):
 
 def _loop_jvp_impl(tangent, *inputs, spec, dtype, argnum):
     """The loop carrying tangents: input ``argnum``'s tangent in, the final carry's and the ys' tangents out."""
+    spec.check(inputs)
     carry, xs, consts, cond_consts = spec.split(inputs)
     nc, nx, nk = len(carry), len(xs), len(consts)
     tangents = [np.zeros_like(np.asarray(v)) for v in carry + xs + consts]
@@ -395,8 +406,9 @@ def stage_scan(f, init, xs, length):
     return final, ys
 
 
-def stage_while(cond_fun, body_fun, init):
-    """``autodiff.while_loop`` while compile records: one loop node, its trip count found at run time."""
+def stage_while(cond_fun, body_fun, init, whole=()):
+    """``autodiff.while_loop`` while compile records: one loop node, its trip count found at run time.
+    ``whole``: [(value, name)] of inputs that must be whole numbers at run time (fori_loop's traced bounds)."""
     carry, carry_def = _flat(init, "while_loop's init_val")
 
     def tree_of(leaves):
@@ -418,7 +430,10 @@ def stage_while(cond_fun, body_fun, init):
     _same_carry(carry, body.value.last.program.refs, "while_loop")
     spec = Spec("while", body, _parts(carry), cond=cond, n_body_consts=len(body.foreign))
     spec.fast, spec.fast_source = scalar_loop(spec)
-    results = _node(carry, (), list(body.foreign) + list(cond.foreign), spec, "while_loop")
+    inputs = list(carry) + list(body.foreign) + list(cond.foreign)
+    spec.whole = [(next(k for k, v in enumerate(inputs) if v is value), name) for value, name in whole
+                  if any(v is value for v in inputs)]
+    results = _node(carry, (), inputs[len(carry):], spec, "while_loop")
     return pytree.tree_unflatten(carry_def, results)
 
 
