@@ -15,8 +15,9 @@ predicate, and a dispatcher that keeps the user's structure::
 This is path enumeration, as symbolic executors do, rather than a rewrite of f's source: it sees
 every ``if``, ``elif``, ``a if c else b``, ``and``, ``or`` and ``not``, in lambdas and in the libraries f
 calls. A predicate is recomputed from the inputs (a few operations; the paths keep straight-line
-code). Loops whose trip count depends on a traced value are not paths: they are refused (a
-``while`` would enumerate without end), after ``MAX_PATHS`` paths.
+code). A Python loop whose trip count depends on a traced value is not a set of paths (a ``while``
+would enumerate without end): after ``MAX_PATHS`` paths it is refused, pointing to
+:func:`autodiff.while_loop`, :func:`autodiff.fori_loop` and :func:`autodiff.scan`.
 """
 from __future__ import annotations
 
