@@ -95,14 +95,14 @@ class Branched:
         self.modules, tree, count = [], {}, 0
         for i, (decisions, program) in enumerate(paths, 1):
             program.name = f"{base}_path{i}"
-            self.modules.append(Module(program, schedule(program, classify(program)), classify(program), parallel))
+            self.modules.append(_module(program, parallel))
             outcomes = tuple(d.taken for d in decisions)
             tree[outcomes] = len(self.modules) - 1
             for k, d in enumerate(decisions):
                 if outcomes[:k] not in tree:
                     count += 1
                     pred = predicate_program(f"{base}_if{count}", d, program.inputs[:nargs])
-                    self.modules.append(Module(pred, schedule(pred, classify(pred)), classify(pred), parallel))
+                    self.modules.append(_module(pred, parallel))
                     tree[outcomes[:k]] = (len(self.modules) - 1, d)
         self.tree = tree
         self.nargs = nargs
@@ -165,6 +165,12 @@ class Branched:
         return "\n".join(head) + "\n\n\n" + "\n\n\n".join(src for _, _, src in self.functions) + "\n"
 
 
+def _module(program, parallel):
+    """A straight-line program's generated module (its loops and NumPy calls scheduled)."""
+    kinds = classify(program)
+    return Module(program, schedule(program, kinds), kinds, parallel)
+
+
 def _location(frame):
     code = linecache.getline(frame[0], frame[1]).strip()
     return f"{os.path.basename(frame[0])}:{frame[1]}" + (f" `{code}`" if code else "")
@@ -175,9 +181,7 @@ def build_module(f, args, mode, argnums, parallel, **options):
     (``options`` go to :func:`.trace.trace`)."""
     paths = enumerate_paths(f, args, mode, argnums, **options)
     if len(paths) == 1 and not paths[0][0]:
-        program = paths[0][1]
-        kinds = classify(program)
-        return program, Module(program, schedule(program, kinds), kinds, parallel)
+        return paths[0][1], _module(paths[0][1], parallel)
     module = Branched(paths[0][1].name, paths, len(args), parallel)
     return module.program, module
 
