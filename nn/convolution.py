@@ -7,8 +7,6 @@ re-exports the public functions (``F.conv2d``, ``F.max_pool2d``, ``F.avg_pool2d`
 """
 from __future__ import annotations
 
-import weakref
-
 import numpy as np
 
 import kernels
@@ -240,28 +238,8 @@ def _gather(x, argmax):
     return np.take_along_axis(flat, np.reshape(argmax, (n, c, -1)), axis=2).reshape(argmax.shape)
 
 
-#: The argmax of the latest poolings, {id(x): (weak reference to x, geometry, argmax)}: the reverse sweep reads
-#: the forward's instead of pooling x again (a recorded value is never changed in place, as every rule assumes).
-_ARGMAX, _ARGMAX_KEPT = {}, 8
-
-
 def _argmax(x, geometry):
-    entry = _ARGMAX.get(id(x))
-    if entry is not None and entry[0]() is x and entry[1] == geometry:
-        return entry[2]
     return kernels.pool2d.max_forward(x, geometry)[1]
-
-
-def _pooled(x, geometry):
-    """The forward pooling; its argmax kept for the backward of the same x."""
-    y, argmax = kernels.pool2d.max_forward(x, geometry)
-    try:
-        _ARGMAX[id(x)] = (weakref.ref(x), geometry, argmax)
-    except TypeError:           # an array type without weak references: pooled again in the backward
-        return y
-    while len(_ARGMAX) > _ARGMAX_KEPT:
-        _ARGMAX.pop(next(iter(_ARGMAX)))
-    return y
 
 
 def _pool_samples(rng, kind):
@@ -280,7 +258,7 @@ def _pool_samples(rng, kind):
            samples=lambda rng: _pool_samples(rng, "pool"))
 def _max_pool2d(x, *, geometry):
     """y[n, c, i, j] = the maximum of x over window (i, j), -inf padding (kernels.pool2d.max_forward)."""
-    return _pooled(x, geometry)
+    return kernels.pool2d.max_forward(x, geometry)[0]
 
 
 @primitive(vjp=[lambda g, out, gy, x, *, geometry: max_pool2d_gather(g, x, geometry=geometry),

@@ -8,9 +8,7 @@ import numpy as np
 import pytest
 
 import autodiff as ad
-import kernels
 import nn.functional as F
-from nn import convolution
 
 
 def loss(x, w, b):
@@ -62,21 +60,3 @@ def test_masked_activations_compile_with_their_masks_computed_not_frozen(activat
     want_value, want_grad = ad.value_and_grad(f)(other)
     assert value == pytest.approx(want_value, rel=1e-14)
     np.testing.assert_allclose(grad, want_grad, rtol=1e-14)
-
-
-def test_the_backward_reads_the_forwards_argmax_only_for_the_same_array():
-    rng = np.random.default_rng(4)
-    geometry = kernels.PoolGeometry(2)
-    a, b = rng.normal(size=(2, 3, 6, 6)), rng.normal(size=(2, 3, 6, 6))
-    ta = ad.Tensor(a, requires_grad=True)
-    ya = convolution.max_pool2d(ta, geometry=geometry)
-    convolution.max_pool2d(ad.Tensor(b), geometry=geometry)     # another pooling in between
-    held = ta.value                                               # the array the graph recorded (a copy of a)
-    assert convolution._argmax(held, geometry) is convolution._ARGMAX[id(held)][2]
-    ad.sum(ya * ya).backward()
-    kept = ta.grad
-    convolution._ARGMAX.clear()                                   # the backward pools again: the same gradient
-    ta.grad = None
-    ad.sum(convolution.max_pool2d(ta, geometry=geometry) ** 2).backward()
-    np.testing.assert_array_equal(kept, ta.grad)
-    assert not np.array_equal(convolution._argmax(b.copy(), geometry), convolution._argmax(held, geometry))
