@@ -246,6 +246,7 @@ def _register():
         "prod": _prod, "sum_to": _sum_to, "broadcast_to": _broadcast_to, "reshape": _reshape, "transpose": _transpose,
         "getitem": _getitem, "scatter_add": _scatter_add, "matmul": _matmul, "einsum": _einsum,
         "det": _stacked_matrices, "inv": _stacked_matrices, "solve": _solve, "where": _where,
+        "logabsdet": _stacked_matrices,
         "concatenate": lambda *a, **k: _joined(*a, new_axis=0, **k),
         "stack": lambda *a, **k: _joined(*a, new_axis=1, **k),
     })

@@ -4,10 +4,11 @@
 - :mod:`.reductions`: sum, mean, max, min, logsumexp, softmax, log_softmax, prod, cumsum;
 - :mod:`.shapes`: reshape, transpose, getitem / scatter_add, concatenate, stack (and, re-exported
   from :mod:`autodiff.primitives`, the broadcasting pair sum_to / broadcast_to);
-- :mod:`.linalg`: matmul, einsum, det, inv, solve;
+- :mod:`.linalg`: matmul, einsum, det, slogdet (the logabsdet primitive), inv, solve;
 - :mod:`.arrays` (composed): squeeze, expand_dims, ravel, moveaxis, swapaxes, flip, roll, take,
-  take_along_axis, pad, diagonal, triu, tril, ``x.at[i].set(v)``; the astype primitive; constructors
-  (eye, zeros, ones, full, zeros_like, ones_like) returning plain arrays, the graph's constants;
+  take_along_axis, pad, diagonal, triu, tril, tile, repeat, diag, ``x.at[i].set(v)``; the astype
+  primitive; constructors (eye, zeros, ones, full, zeros_like, ones_like, full_like) returning plain
+  arrays, the graph's constants (full_like with a Tensor fill_value: its broadcast);
 - :mod:`.vectors` (composed): dot, inner, outer, vdot, tensordot, cross, trace, norm;
 - :mod:`.reductions` also: prod, cumsum (primitives), cumprod, var, std (composed).
 - :mod:`.control`: stop_gradient (the value, with derivative 0: JAX's).
@@ -28,11 +29,12 @@ operators on Tensors (``x + y``, ``x @ w``, ``x[i]``) are these ops: see :mod:`a
 from ..primitives import broadcast_like, broadcast_to, sum_to, unbroadcast
 from .elementwise import (abs, add, clip, cos, div, exp, heaviside, identity, log, maximum, minimum, mul, neg, pow,
                           pow_const, relu, select, sigmoid, sign, sin, sqrt, sub, tan, tanh, where)
-from .linalg import det, einsum, inv, matmul, solve
+from .linalg import det, einsum, inv, logabsdet, matmul, slogdet, solve
 from .reductions import cumprod, cumsum, logsumexp, log_softmax, max, mean, min, prod, softmax, std, sum, var
 from .shapes import concatenate, getitem, normalize_index, reshape, scatter_add, stack, transpose
-from .arrays import (IndexUpdate, astype, diagonal, expand_dims, eye, flip, full, moveaxis, ones, ones_like, pad,
-                     ravel, roll, squeeze, swapaxes, take, take_along_axis, tril, triu, zeros, zeros_like)
+from .arrays import (IndexUpdate, astype, diag, diagonal, expand_dims, eye, flip, full, full_like, moveaxis, ones,
+                     ones_like, pad, ravel, repeat, roll, squeeze, swapaxes, take, take_along_axis, tile, tril, triu,
+                     zeros, zeros_like)
 from .vectors import cross, dot, inner, norm, outer, tensordot, trace, vdot
 from .control import stop_gradient
 from .compare import equal, greater, greater_equal, less, less_equal, not_equal
@@ -48,4 +50,5 @@ __all__ = [
     "tril", "triu", "cross", "dot", "inner", "norm", "outer", "tensordot", "trace", "vdot",
     "eye", "zeros", "ones", "full", "zeros_like", "ones_like", "stop_gradient",
     "greater", "greater_equal", "less", "less_equal", "equal", "not_equal",
+    "tile", "repeat", "diag", "full_like", "slogdet", "logabsdet",
 ]

@@ -1,8 +1,8 @@
 """Array manipulation composed from the shape primitives, so that each is differentiable in both
 modes without rules of its own: squeeze, expand_dims, ravel, moveaxis, swapaxes, flip, roll,
-take, take_along_axis, pad, triu, tril, diagonal; the functional update ``x.at[i].set(v)``;
+take, take_along_axis, pad, triu, tril, diagonal, tile, repeat, diag; the functional update ``x.at[i].set(v)``;
 the ``astype`` primitive; and constructors (eye, zeros, ones, ...) that return plain arrays,
-the constants of a graph.
+the constants of a graph (full_like with a Tensor fill_value is its broadcast, differentiable).
 
 Every gather here is a ``getitem`` with a static index built from the shapes, every scatter a
 ``scatter_add``: their rules (each the other's adjoint) carry the gradient.
@@ -186,6 +186,44 @@ def tril(x, k=0):
     return where(np.tril(np.ones(shape_of(x)[-2:], dtype=bool), k), x, 0)
 
 
+def tile(x, reps):
+    """``x`` repeated ``reps`` times along each axis (as ``np.tile``): a broadcast of x with a new
+    axis before each of its own, reshaped; the cotangent sums the copies (broadcast_to's rule)."""
+    reps = tuple(int(r) for r in np.atleast_1d(value_of(reps)))
+    shape = shape_of(x)
+    nd = max(len(shape), len(reps))
+    shape, reps = (1,) * (nd - len(shape)) + tuple(shape), (1,) * (nd - len(reps)) + reps
+    if any(r < 0 for r in reps):
+        raise ValueError(f"tile: reps must be non-negative, got {reps}")
+    spread = broadcast_to(reshape(x, shape=tuple(n for s in shape for n in (1, s))),
+                          shape=tuple(n for r, s in zip(reps, shape) for n in (r, s)))
+    return reshape(spread, shape=tuple(r * s for r, s in zip(reps, shape)))
+
+
+def repeat(x, repeats, axis=None):
+    """Each element of ``x`` repeated ``repeats`` times (an int, or one count per element) along
+    ``axis`` (None: of the flattened array), as ``np.repeat``: a gather whose cotangent adds up the copies."""
+    if axis is None:
+        x, axis = ravel(x), 0
+    shape = shape_of(x)
+    (a,) = _axes(axis, len(shape), "repeat")
+    index = np.repeat(np.arange(shape[a]), np.asarray(value_of(repeats), dtype=np.intp))
+    return getitem(x, index=_along(a, len(shape), index))
+
+
+def diag(v, k=0):
+    """As ``np.diag``: a vector gives the square matrix with it on the ``k``-th diagonal (a scatter),
+    a matrix gives its ``k``-th diagonal."""
+    shape = shape_of(v)
+    if len(shape) == 2:
+        return diagonal(v, offset=k)
+    if len(shape) != 1:
+        raise ValueError(f"diag: input must be 1-d or 2-d, got shape {shape}")
+    n, k = shape[0] + abs(int(k)), int(k)
+    rows = np.arange(shape[0])
+    return scatter_add(v, index=(rows + max(-k, 0), rows + max(k, 0)), shape=(n, n))
+
+
 # --------------------------------------------------------------------------------------------
 # Casting
 
@@ -294,3 +332,15 @@ def zeros_like(x, dtype=None):
 def ones_like(x, dtype=None):
     """Ones of x's shape and dtype (x may be a Tensor): a plain array, a constant of the graph."""
     return np.ones(shape_of(x), dtype=dtype or np.asarray(value_of(x)).dtype)
+
+
+def full_like(x, fill_value, dtype=None, shape=None):
+    """An array of x's shape and dtype (or ``shape``/``dtype``) filled with ``fill_value``. Its derivative
+    with respect to x is 0; a Tensor fill_value is broadcast, so its gradient is the sum of the cotangent.
+    With a number: a plain array, a constant of the graph."""
+    shape = shape_of(x) if shape is None else tuple(int(n) for n in np.atleast_1d(np.asarray(shape, dtype=int)))
+    dtype = np.dtype(dtype or np.asarray(value_of(x)).dtype)
+    if isinstance(fill_value, Tensor):
+        same = value_of(fill_value).dtype == dtype
+        return broadcast_to(fill_value if same else astype(fill_value, dtype), shape=shape)
+    return np.full(shape, value_of(fill_value), dtype=dtype)

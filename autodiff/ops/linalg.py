@@ -1,4 +1,4 @@
-"""Linear algebra: matmul (NumPy's 1-D conventions, batched), einsum, det, inv and solve.
+"""Linear algebra: matmul (NumPy's 1-D conventions, batched), einsum, det, slogdet, inv and solve.
 
 Each is one primitive whose rules are written with these same ops, so that they can be
 differentiated again. Composed ops (dot, cross, norm, trace...) are in :mod:`.vectors`.
@@ -9,7 +9,8 @@ import numpy as np
 
 from ..primitives import as_array, primitive, shape_of, unbroadcast
 from ..samples import uniform
-from ..tensor import value_of
+from ..tensor import Batched, value_of
+from .elementwise import sign
 from .reductions import sum
 from .shapes import reshape, transpose
 
@@ -194,6 +195,31 @@ def det(a):
     if a.ndim < 2 or a.shape[-1] != a.shape[-2]:
         raise ValueError(f"det: a must be a square matrix (or a stack of them), got shape {a.shape}")
     return np.linalg.det(a)
+
+
+def _logabsdet_samples(rng):
+    samples = _square_samples((2, 2), (3, 3), (2, 3, 3))(rng)
+    flipped = [a * np.where(np.arange(a.shape[-2]) == 0, -1.0, 1.0)[:, None] for (a,), _ in samples]
+    return samples + [((a,), {}) for a in flipped]     # a negative determinant: the first row negated
+
+
+@primitive(vjp=[lambda g, out, a: _mat(g) * _swap_last(inv(a))],
+           jvp=[lambda t, out, a: sum(_swap_last(inv(a)) * t, axis=(-2, -1))],
+           samples=_logabsdet_samples)
+def logabsdet(a):
+    """log |det A| of a square matrix (or a stack): d log|det A| = tr(A^-1 dA), so the gradient is A^-T."""
+    a = np.asarray(a)
+    if a.ndim < 2 or a.shape[-1] != a.shape[-2]:
+        raise ValueError(f"slogdet: a must be a square matrix (or a stack of them), got shape {a.shape}")
+    return np.linalg.slogdet(a)[1]
+
+
+def slogdet(a):
+    """``(sign, logabsdet)`` as ``np.linalg.slogdet``: the sign a constant (derivative 0), log|det A|
+    differentiable (the ``logabsdet`` primitive). Under vmap the sign is that of det (a recorded constant)."""
+    v = value_of(a)
+    s = sign(det(a)) if type(v) is Batched else np.linalg.slogdet(np.asarray(v))[0]
+    return s, logabsdet(a)
 
 
 @primitive(vjp=[lambda g, out, a: -matmul(_swap_last(out), matmul(g, _swap_last(out)))],
