@@ -27,6 +27,7 @@ from .ops import (
     sign, prod, cumsum, cumprod, var, std, einsum, det, inv, solve, dot, inner, outer, vdot, tensordot, cross,
     trace, norm, astype, diagonal, expand_dims, squeeze, ravel, moveaxis, swapaxes, flip, roll, take,
     take_along_axis, pad, triu, tril, eye, zeros, ones, full, zeros_like, ones_like, stop_gradient,
+    tile, repeat, diag, full_like, slogdet,
 )
 from .sweep import toposort, reverse_sweep, forward_sweep
 from . import operators  # noqa: F401  (gives Tensor its operators and backward())
@@ -63,7 +64,7 @@ __all__ = [
     "sign", "prod", "cumsum", "cumprod", "var", "std", "einsum", "det", "inv", "solve", "dot", "inner", "outer",
     "vdot", "tensordot", "cross", "trace", "norm", "astype", "diagonal", "expand_dims", "squeeze", "ravel",
     "moveaxis", "swapaxes", "flip", "roll", "take", "take_along_axis", "pad", "triu", "tril", "eye", "zeros",
-    "ones", "full", "zeros_like", "ones_like",
+    "ones", "full", "zeros_like", "ones_like", "tile", "repeat", "diag", "full_like", "slogdet",
     "grad", "value_and_grad", "vjp", "jvp", "jacobian", "hessian", "hvp", "derivative", "gradients", "vmap",
     "BatchingWarning",
     "tree_util", "tree_flatten", "tree_unflatten", "tree_map", "tree_leaves", "tree_structure",

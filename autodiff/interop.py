@@ -302,6 +302,11 @@ def _matrix_norm(x, /, *, keepdims=False, ord="fro"):
     return ops.norm(x, ord, (-2, -1), keepdims)
 
 
+def _full_like(a, fill_value, dtype=None, order="K", subok=True, shape=None):
+    _refuse("np.full_like", order=(order, "K"))
+    return ops.full_like(a, fill_value, dtype, shape)
+
+
 FUNCTIONS = {
     np.sum: _reduction(ops.sum, "np.sum"), np.prod: _reduction(ops.prod, "np.prod"),
     np.max: _reduction(ops.max, "np.max", False), np.min: _reduction(ops.min, "np.min", False),
@@ -319,6 +324,8 @@ FUNCTIONS = {
     np.squeeze: ops.squeeze, np.expand_dims: ops.expand_dims, np.moveaxis: ops.moveaxis,
     np.swapaxes: ops.swapaxes, np.flip: ops.flip, np.roll: ops.roll, np.take_along_axis: ops.take_along_axis,
     np.diagonal: ops.diagonal, np.triu: ops.triu, np.tril: ops.tril,
+    np.tile: ops.tile, np.repeat: ops.repeat, np.diag: ops.diag, np.full_like: _full_like,
+    np.linalg.slogdet: ops.slogdet,
     np.broadcast_to: lambda array, shape, subok=False: ops.broadcast_to(array, shape=tuple(np.atleast_1d(shape))),
     # NumPy 2's array-API spellings in np.linalg
     np.linalg.vector_norm: _vector_norm, np.linalg.matrix_norm: _matrix_norm, np.linalg.matmul: ops.matmul,
@@ -341,7 +348,6 @@ HINTS = {
     np.sort: "Sort with indices instead: i = np.argsort(t.value); t[i] is differentiable.",
     np.fft.fft: "autodiff has no FFT primitive; declare one with autodiff.primitive.",
     np.column_stack: "Use autodiff.stack(..., axis=1) (or autodiff.concatenate for 2-d arrays).",
-    np.full_like: "Use t * 0 + value for a differentiable fill, or np.full(t.shape, value) for a constant.",
 }
 
 
