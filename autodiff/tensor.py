@@ -354,10 +354,10 @@ def _refuse_detaching(t: "Tensor", what: str) -> None:
     """Raise when converting ``t`` would cut a recorded Tensor out of the graph without saying so."""
     if t.requires_grad and _grad_mode.enabled:
         raise TypeError(
-            f"Can't call {what} on a Tensor that requires grad: the result would be a constant, cut from the "
-            f"graph, and every gradient through it silently zero (math.* functions call float()). Use "
-            f"t.detach() or t.value (t.item() for a number) if you mean the value as a constant, or the autodiff "
-            f"op (autodiff.sin, autodiff.sum, autodiff.einsum, ...) to stay in the graph.")
+            f"Can't call {what} on a Tensor that requires grad: the result would be a constant, every gradient "
+            f"through it silently zero (math.* call float(); a[...] = t into a NumPy array writes a constant: use a "
+            f"Tensor and .at[...].set(t): b = ad.Tensor(a).at[rows, cols].set(t)). Use t.detach(), t.value or t.item() "
+            f"for a constant, or the autodiff op (autodiff.sin, autodiff.logsumexp, ...) to stay in the graph.")
 
 
 def value_of(x):
