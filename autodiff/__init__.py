@@ -19,7 +19,7 @@ from .tensor import Tensor, no_grad, is_grad_enabled, value_of
 from .grad_mode import enable_grad, set_grad_enabled
 from .primitives import Primitive, primitive, REGISTRY
 from .ops import (
-    add, sub, mul, div, neg, pow, pow_const,
+    add, sub, mul, div, neg, pow, pow_const, log1p, expm1, arctan2, hypot, logaddexp,
     exp, log, sin, cos, tan, tanh, sigmoid, sqrt, abs, relu, heaviside, maximum, minimum, clip, identity, where, select,
     sum, mean, max, min, logsumexp, softmax, log_softmax,
     sum_to, broadcast_to, reshape, transpose, getitem, scatter_add, concatenate, stack, matmul,
@@ -58,6 +58,7 @@ __all__ = [
     "Tensor", "no_grad", "is_grad_enabled", "value_of", "enable_grad", "set_grad_enabled", "stop_gradient",
     "AnomalyError", "detect_anomaly", "is_anomaly_enabled", "Primitive", "primitive", "REGISTRY",
     "add", "sub", "mul", "div", "neg", "pow", "pow_const", "exp", "log", "sin", "cos", "tan", "tanh",
+    "log1p", "expm1", "arctan2", "hypot", "logaddexp",
     "sigmoid", "sqrt", "abs", "relu", "heaviside", "maximum", "minimum", "clip", "identity", "where", "select", "sum", "mean",
     "max", "min", "logsumexp", "softmax", "log_softmax", "sum_to", "broadcast_to", "reshape",
     "transpose", "getitem", "scatter_add", "concatenate", "stack", "matmul", "unbroadcast",

@@ -45,7 +45,8 @@ def _mul(prim, datas, bdims, size, level):
 
 ELEMENTWISE = ("add", "sub", "mul", "div", "neg", "pow", "pow_const", "exp", "log", "sin", "cos", "tan", "tanh",
                "sigmoid", "sqrt", "abs", "relu", "heaviside", "maximum", "minimum", "clip", "identity", "select",
-               "sign", "astype", "greater", "greater_equal", "less", "less_equal", "equal", "not_equal")
+               "sign", "astype", "greater", "greater_equal", "less", "less_equal", "equal", "not_equal",
+               "log1p", "expm1", "arctan2", "hypot", "logaddexp")
 
 
 def _shift(axis, ndim):

@@ -79,6 +79,8 @@ UFUNCS = {
     np.fabs: ops.abs, np.maximum: ops.maximum, np.minimum: ops.minimum, np.matmul: ops.matmul,
     np.sign: ops.sign, np.square: lambda x: ops.pow_const(x, p=2),
     np.reciprocal: lambda x: ops.div(1, x),
+    np.log1p: ops.log1p, np.expm1: ops.expm1, np.arctan2: ops.arctan2, np.hypot: ops.hypot,
+    np.logaddexp: ops.logaddexp,
     np.vecdot: lambda a, b: ops.sum(a * b, axis=-1),  # real vectors along the last axis
 }
 

@@ -12,6 +12,7 @@
 - :mod:`.vectors` (composed): dot, inner, outer, vdot, tensordot, cross, trace, norm;
 - :mod:`.reductions` also: prod, cumsum (primitives), cumprod, var, std (composed).
 - :mod:`.control`: stop_gradient (the value, with derivative 0: JAX's).
+- :mod:`.special`: log1p, expm1, arctan2, hypot, logaddexp (NumPy's stable ufuncs, stable rules).
 - :mod:`.compare`: greater, less, equal... as recorded masks of 0.0 and 1.0 (what compile records for ``x > 0``).
 
 Conventions at non-differentiable points (documented in the README, tested):
@@ -38,6 +39,7 @@ from .arrays import (IndexUpdate, astype, diag, diagonal, expand_dims, eye, flip
 from .vectors import cross, dot, inner, norm, outer, tensordot, trace, vdot
 from .control import stop_gradient
 from .compare import equal, greater, greater_equal, less, less_equal, not_equal
+from .special import arctan2, expm1, hypot, log1p, logaddexp
 
 __all__ = [
     "add", "sub", "mul", "div", "neg", "pow", "pow_const", "exp", "log", "sin", "cos", "tan", "tanh", "sigmoid",
@@ -51,4 +53,5 @@ __all__ = [
     "eye", "zeros", "ones", "full", "zeros_like", "ones_like", "stop_gradient",
     "greater", "greater_equal", "less", "less_equal", "equal", "not_equal",
     "tile", "repeat", "diag", "full_like", "slogdet", "logabsdet",
+    "log1p", "expm1", "arctan2", "hypot", "logaddexp",
 ]

@@ -1,0 +1,78 @@
+"""The special elementwise functions NumPy users reach for: log1p, expm1, arctan2, hypot, logaddexp.
+
+Each is computed by NumPy's own stable ufunc, with rules in stable forms. Conventions:
+``hypot``'s partials ``a/out``, ``b/out`` are 0 where out = 0 (as PyTorch); ``arctan2``'s are NaN
+at the origin (undefined there) and it jumps across the negative x-axis (y = 0, x < 0);
+``logaddexp``'s partials are ``sigmoid(a - b)``, ``sigmoid(b - a)`` (1/2 each at ties, finite for
+large inputs).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..primitives import primitive
+from ..samples import binary, unary
+from .elementwise import heaviside, real_only, sigmoid
+
+
+def _sympy(build):
+    """A SymPy counterpart from ``build(sympy, *symbols)`` (SymPy imported when used)."""
+    def counterpart(*xs):
+        import sympy
+
+        return build(sympy, *xs)
+
+    return counterpart
+
+
+@primitive(partials=[lambda out, x: 1 / (1 + x)], sympy=_sympy(lambda sp, x: sp.log(1 + x)),
+           samples=unary(-0.5, 3.0), code="np.log1p({0})")
+def log1p(x):
+    """log(1 + x), accurate for small x (log1p(1e-20) = 1e-20); d/dx = 1 / (1 + x)."""
+    return np.log1p(x)
+
+
+@primitive(partials=[lambda out, x: out + 1], sympy=_sympy(lambda sp, x: sp.exp(x) - 1),
+           samples=unary(), code="np.expm1({0})")
+def expm1(x):
+    """exp(x) - 1, accurate for small x; d/dx = exp(x) = out + 1."""
+    return np.expm1(x)
+
+
+def _arctan2_partial(out, y, x, *, of):
+    """d/dy = x / r², d/dx = -y / r², written (x / r) / r with r = hypot(y, x): no overflow of x²."""
+    r = hypot(y, x)
+    return (x / r) / r if of == "y" else (-y / r) / r
+
+
+@primitive(partials=[lambda out, y, x: _arctan2_partial(out, y, x, of="y"),
+                     lambda out, y, x: _arctan2_partial(out, y, x, of="x")],
+           sympy=_sympy(lambda sp, y, x: sp.atan2(y, x)), samples=binary(0.3, 2.0, -2.0, 2.0),
+           kinks=[lambda y, x: y * heaviside(-x, 1.0)], code="np.arctan2({0}, {1})")
+def arctan2(y, x):
+    """The angle of the point (x, y), in (-pi, pi]; d/dy = x/(x²+y²), d/dx = -y/(x²+y²)."""
+    real_only("arctan2", y, x)
+    return np.arctan2(y, x)
+
+
+def _hypot_partial(out, a):
+    """a / out, and 0 where out = 0 (then a = 0): out + H(-out) is out, or 1 at 0 (as PyTorch)."""
+    return a / (out + heaviside(-out, 1.0))
+
+
+@primitive(partials=[lambda out, a, b: _hypot_partial(out, a), lambda out, a, b: _hypot_partial(out, b)],
+           sympy=_sympy(lambda sp, a, b: sp.sqrt(a * a + b * b)), samples=binary(),
+           kinks=[lambda a, b: hypot(a, b)], code="np.hypot({0}, {1})")
+def hypot(a, b):
+    """sqrt(a² + b²) without overflow; partials a/out and b/out, 0 at out = 0 (as PyTorch)."""
+    real_only("hypot", a, b)
+    return np.hypot(a, b)
+
+
+@primitive(partials=[lambda out, a, b: sigmoid(a - b), lambda out, a, b: sigmoid(b - a)],
+           sympy=_sympy(lambda sp, a, b: sp.log(sp.exp(a) + sp.exp(b))), samples=binary(),
+           code="np.logaddexp({0}, {1})")
+def logaddexp(a, b):
+    """log(exp(a) + exp(b)), computed as max + log1p(exp(-|a - b|)); partials sigmoid(a - b), sigmoid(b - a)."""
+    real_only("logaddexp", a, b)
+    return np.logaddexp(a, b)
