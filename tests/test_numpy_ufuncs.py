@@ -65,6 +65,8 @@ def test_stable_values_and_gradients():
 def test_hypot_at_zero_has_gradient_zero_as_pytorch():
     assert ad.grad(lambda a, b: ad.hypot(a, b), argnums=(0, 1))(0.0, 0.0) == (0.0, 0.0)
     assert ad.jvp(lambda a: ad.hypot(a, np.zeros(2)), (np.zeros(2),), (np.ones(2),))[1].tolist() == [0.0, 0.0]
+    with np.errstate(invalid="ignore"):    # arctan2 has no derivative at the origin: NaN (0/0)
+        assert np.isnan(ad.grad(lambda a, b: ad.arctan2(a, b), argnums=(0, 1))(0.0, 0.0)).all()
 
 
 def test_refused_on_complex_input_where_not_analytic():
