@@ -95,7 +95,8 @@ PIECEWISE_CONSTANT = {np.floor, np.ceil, np.trunc, np.rint, np.floor_divide}
 
 
 #: Set by autodiff.compiler.guards while compile records f: ``hook(func, name, args)`` answers a NumPy call on
-#: a traced value that has no engine equivalent (a comparison is recorded; a function reading values refused).
+#: a traced value that has no engine equivalent (a comparison is recorded; a function reading values refused),
+#: or gives NotImplemented in a thread that is not recording.
 compile_hook = None
 
 #: Functions of shapes and dtypes only: they read no value, so compile lets them see a traced one.
@@ -123,7 +124,9 @@ def array_ufunc(self, ufunc, method, *inputs, **kwargs):
             params["keepdims"] = kwargs["keepdims"]
         return UFUNC_METHODS[(ufunc, method)](*inputs, **params)
     if compile_hook is not None and tracked:
-        return compile_hook(ufunc if method == "__call__" and not kwargs else None, name, inputs)
+        answer = compile_hook(ufunc if method == "__call__" and not kwargs else None, name, inputs)
+        if answer is not NotImplemented:       # (NotImplemented: not the thread that records)
+            return answer
     if not tracked or ufunc in PIECEWISE_CONSTANT:
         return getattr(ufunc, method)(*_values(inputs), **_values(kwargs))
     with np.errstate(all="ignore"):  # computed only to see whether it has a derivative at all
@@ -360,7 +363,9 @@ def array_function(self, func, types, args, kwargs):
         return handler(*args, **kwargs)
     tracked = _any_recording(args) or _any_recording(kwargs)
     if compile_hook is not None and tracked and func not in STATIC:
-        return compile_hook(func, _name(func), args)
+        answer = compile_hook(func, _name(func), args)
+        if answer is not NotImplemented:
+            return answer
     if func in NO_DERIVATIVE or not tracked:
         return func(*_values(args), **_values(kwargs))
     raise _no_equivalent(_name(func), HINTS.get(func))

@@ -4,6 +4,7 @@ Every compiled result is held to the eager engine (value_and_grad, jvp) at point
 each decision, not at the example point alone, where a frozen branch would also agree.
 """
 import math
+import threading
 
 import numpy as np
 import pytest
@@ -252,3 +253,26 @@ def test_a_comparison_under_vmap_is_recorded_per_example_and_an_if_on_it_is_vmap
     g = ad.vmap(lambda x: ad.sum(x * x) if ad.sum(x) > 0 else ad.sum(x))
     with pytest.raises(TypeError, match="vmap: a mapped value has no single truth value"):
         ad.compile(g, np.ones((2, 2)), mode="value")
+
+
+def test_another_thread_meets_tensors_as_ever_while_one_records(cache):
+    """The guards swap Tensor's methods on the class: only the recording thread may see them act."""
+    inside, done, seen = threading.Event(), threading.Event(), {}
+
+    def other():
+        inside.wait(10)
+        t = ad.Tensor(2.0, requires_grad=True)
+        seen.update(compare=type(t > 0), truth=bool(t), number=float(t.detach()), ufunc=type(np.greater(t.value, 0)),
+                    value=t.value.item())
+        done.set()
+
+    def f(x):
+        inside.set()
+        done.wait(10)
+        return ad.sin(x)
+
+    worker = threading.Thread(target=other)
+    worker.start()
+    ad.compile(f, 0.5, mode="value", cache=cache)
+    worker.join(10)
+    assert seen == {"compare": np.bool_, "truth": True, "number": 2.0, "ufunc": np.bool_, "value": 2.0}

@@ -65,13 +65,18 @@ def _from_user():
     return not sys._getframe(2).f_code.co_filename.startswith(PACKAGES)
 
 
+def _recording():
+    """Whether this thread is recording f (the swapped methods are the class's, seen by every thread)."""
+    return getattr(_state, "script", None) is not None
+
+
 def _traced(x):
-    return isinstance(x, Tensor) and x.requires_grad and type(x._value) is not Batched
+    return isinstance(x, Tensor) and x.requires_grad and type(x._value) is not Batched and _recording()
 
 
 def _recorded(x):
     """A traced value, or a vmap value whose examples are nodes of the program being recorded."""
-    if not isinstance(x, Tensor):
+    if not isinstance(x, Tensor) or not _recording():
         return False
     data = every_example(x)
     return x.requires_grad or (isinstance(data, Tensor) and data.requires_grad)
@@ -191,7 +196,10 @@ def _missing(name):
 
 def _numpy_hook(func, name, args):
     """interop's hook while recording, for a NumPy function without an engine equivalent called on a traced
-    value: a comparison ufunc is recorded, anything else reads the value and is refused."""
+    value: a comparison ufunc is recorded, anything else reads the value and is refused (in the recording
+    thread; NotImplemented elsewhere, where NumPy's call goes on as it would)."""
+    if not _recording():
+        return NotImplemented
     op = compare.BY_UFUNC.get(func)
     if op is not None and len(args) == 2:
         return op(*args)
