@@ -21,11 +21,7 @@ from . import tensor as _tensor
 from .compiler.guards import CompileError
 from .compiler.loops import stage_scan, stage_while
 from .ops import stack
-from .tensor import Batched, Tensor
-
-
-def _raw(x):
-    return x._value if isinstance(x, Tensor) else x
+from .tensor import Batched, Tensor, value_of
 
 
 def _shape_dtype(x):
@@ -56,7 +52,7 @@ def _numbers(tree, name, what):
 
 def _count(v, name, what):
     """A trip count or a bound: an int, a NumPy int, a whole finite float, or a 0-d Tensor holding one."""
-    raw = _raw(v)
+    raw = value_of(v)
     if isinstance(raw, (bool, np.bool_)) or not isinstance(raw, (int, float, np.integer, np.floating, np.ndarray)):
         raise TypeError(f"autodiff.{what}: {name} must be an int, got {type(v).__name__}: {repr(v)[:40]}")
     if np.ndim(raw) != 0 or np.asarray(raw).dtype.kind not in "iuf":
@@ -93,11 +89,11 @@ def _length(xs, length):
             raise ValueError(f"autodiff.scan: length must be >= 0, got {length}")
     leaves = pytree.tree_leaves(xs)
     _numbers(xs, "xs", "scan")
-    flat = [x for x in leaves if np.ndim(_raw(x)) == 0]
+    flat = [x for x in leaves if np.ndim(value_of(x)) == 0]
     if flat:
         raise ValueError(f"autodiff.scan: each array of xs needs a leading axis to scan over; got a 0-d "
                          f"{type(flat[0]).__name__} (a list of numbers is a pytree of 0-d leaves: pass np.array)")
-    sizes = {int(np.shape(_raw(x))[0]) for x in leaves}
+    sizes = {int(np.shape(value_of(x))[0]) for x in leaves}
     if len(sizes) > 1:
         raise ValueError(f"autodiff.scan: the arrays of xs have different lengths along axis 0: {sorted(sizes)}")
     if length is not None and sizes and length not in sizes:

@@ -21,16 +21,13 @@ would enumerate without end): after ``MAX_PATHS`` paths it is refused, pointing 
 """
 from __future__ import annotations
 
-import linecache
-import os
-
 import numpy as np
 
 from ..labels import node_names
 from ..sweep import toposort
 from .codegen import NUMPY_NAMES, Module
 from .fuse import classify, schedule
-from .guards import CompileError, Script, planned, where_text
+from .guards import CompileError, Script, located, planned, where_text
 from .trace import Program, trace
 
 #: More ways through f's decisions than this is refused (a data-dependent loop, or a long chain of ifs).
@@ -143,7 +140,7 @@ class Branched:
             if len(indent) // 4 > MAX_DEPTH:
                 raise CompileError(f"autodiff.compile: f's `if`s on traced values nest more than {MAX_DEPTH} deep"
                                    f"{where_text(decision.where)}: select elementwise with autodiff.where instead")
-            note = f"  # {_location(decision.where)}" if decision.where else ""
+            note = f"  # {located(decision.where)}" if decision.where else ""
             lines.append(f"{indent}if {self._call(index, params[:self.nargs])}:{note}")
             if prefix + (True,) in self.tree:
                 self._emit(prefix + (True,), params, indent + "    ", lines)
@@ -169,11 +166,6 @@ def _module(program, parallel):
     """A straight-line program's generated module (its loops and NumPy calls scheduled)."""
     kinds = classify(program)
     return Module(program, schedule(program, kinds), kinds, parallel)
-
-
-def _location(frame):
-    code = linecache.getline(frame[0], frame[1]).strip()
-    return f"{os.path.basename(frame[0])}:{frame[1]}" + (f" `{code}`" if code else "")
 
 
 def build_module(f, args, mode, argnums, parallel, **options):

@@ -23,7 +23,7 @@ from ..checks import gradcheck
 from ..sweep import toposort
 from ..tensor import Tensor, every_example
 from .codegen import listing
-from .guards import Script, planned, where_text
+from .guards import Script, located, planned
 from .trace import CompileError, as_input, trace
 
 #: A section longer than this shows its first and last lines, and says how many it leaves out.
@@ -151,7 +151,7 @@ def explain(f, *args) -> Explanation:
 
 
 def _decisions(script):
-    return [f"{where_text(d.where).removeprefix(' at ') or 'an if'}: {'true' if d.taken else 'false'}"
+    return [f"{located(d.where) if d.where else 'an if'}: {'true' if d.taken else 'false'}"
             for d in script.taken]
 
 

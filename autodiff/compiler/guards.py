@@ -52,12 +52,15 @@ def user_frame(depth=1):
     return find_user_frame(sys._getframe(depth + 1), PACKAGES)
 
 
-def where_text(frame):
-    """``file.py:12 (`code`)`` for messages; empty when the frame is unknown."""
-    if frame is None:
-        return ""
+def located(frame):
+    """``file.py:12 (`code`)``: a frame as messages and generated comments name it."""
     code = linecache.getline(frame[0], frame[1]).strip()
-    return f" at {os.path.basename(frame[0])}:{frame[1]}" + (f" (`{code}`)" if code else "")
+    return f"{os.path.basename(frame[0])}:{frame[1]}" + (f" (`{code}`)" if code else "")
+
+
+def where_text(frame):
+    """`` at file.py:12 (`code`)`` for messages; empty when the frame is unknown."""
+    return "" if frame is None else " at " + located(frame)
 
 
 def _from_user():
@@ -281,5 +284,5 @@ class Guards:
         return False
 
 
-__all__ = ["CompileError", "Decision", "Guards", "Script", "constant_node", "decide", "options", "planned", "refuse",
-           "user_frame", "where_text"]
+__all__ = ["CompileError", "Decision", "Guards", "Script", "constant_node", "decide", "located", "options", "planned",
+           "refuse", "user_frame", "where_text"]

@@ -19,7 +19,7 @@ import numpy as np
 from .. import pytree
 from ..ops import astype, getitem, reshape
 from ..primitives import Primitive, _ArgnumRules
-from ..tensor import Batched, Tensor, apply
+from ..tensor import Batched, Tensor, apply, value_of
 from .build import Compiled
 from .guards import CompileError, Guards, Script, options, planned
 from .loopcode import scalar_loop
@@ -354,7 +354,7 @@ def _flat(tree, what):
 
 
 def _value(x):
-    return x._value if isinstance(x, Tensor) else np.asarray(x)
+    return np.asarray(value_of(x))
 
 
 def _dtype(parts):
