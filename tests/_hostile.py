@@ -57,6 +57,14 @@ class Silent(AssertionError):
     """A call accepted a value it should have refused, or gave a result that disagrees with its oracle."""
 
 
+def refused_in_one_line(call, error, message):
+    """``call()`` raises ``error`` matching ``message``, in one line (the rule for careless input); the error."""
+    with pytest.raises(error, match=message) as info:
+        call()
+    assert "\n" not in str(info.value), str(info.value)
+    return info.value
+
+
 def outcome(label, call, names, oracle=None, expected=EXPECTED):
     """Run ``call()``: a success must pass ``oracle(result)``; a failure must be one of ``expected`` whose
     first line contains one of ``names``. Anything else fails the test, printing ``label`` (the call)."""
