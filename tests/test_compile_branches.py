@@ -5,6 +5,7 @@ each decision, not at the example point alone, where a frozen branch would also 
 """
 import math
 import threading
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -276,3 +277,8 @@ def test_another_thread_meets_tensors_as_ever_while_one_records(cache):
     ad.compile(f, 0.5, mode="value", cache=cache)
     worker.join(10)
     assert seen == {"compare": np.bool_, "truth": True, "number": 2.0, "ufunc": np.bool_, "value": 2.0}
+
+
+def test_the_readme_states_the_limit_of_ways_the_code_has():
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    assert f"refused after {MAX_PATHS} ways" in readme
