@@ -117,7 +117,13 @@ def _pair(f):
 
 def scan(f, init, xs=None, length=None):
     """``carry, ys = scan(f, init, xs)``: ``carry, y = f(carry, x)`` for each ``x`` along xs' first axis,
-    the ys stacked (``jax.lax.scan``). carry, xs and y may be pytrees; xs=None with ``length=`` gives f None."""
+    the ys stacked (``jax.lax.scan``). carry, xs and y may be pytrees; xs=None with ``length=`` gives f None.
+
+    >>> import numpy as np, autodiff as ad
+    >>> carry, ys = ad.scan(lambda c, x: (c + x, c * x), 1.0, np.arange(3.0))   # running sum; ys = c * x
+    >>> float(carry), ys
+    (4.0, array([0., 1., 4.]))
+    """
     _callable(f, "f", "scan")
     _numbers(init, "init", "scan")
     n = _length(xs, length)
@@ -138,7 +144,12 @@ def scan(f, init, xs=None, length=None):
 
 def fori_loop(lower, upper, body_fun, init_val):
     """``val = body_fun(i, val)`` for i in range(lower, upper) (``jax.lax.fori_loop``). Bounds that are traced
-    values under compile make it a while_loop, its trip count read at run time."""
+    values under compile make it a while_loop, its trip count read at run time.
+
+    >>> import autodiff as ad
+    >>> ad.grad(lambda x: ad.fori_loop(0, 3, lambda i, y: y * x, 1.0))(2.0)      # d/dx x^3 = 3 x^2
+    12.0
+    """
     lo, hi = _count(lower, "lower", "fori_loop"), _count(upper, "upper", "fori_loop")
     _callable(body_fun, "body_fun", "fori_loop")
     _numbers(init_val, "init_val", "fori_loop")
@@ -191,7 +202,12 @@ def _truth(cond_fun):
 
 def while_loop(cond_fun, body_fun, init_val):
     """``while cond_fun(val): val = body_fun(val)`` (``jax.lax.while_loop``); differentiable in reverse mode
-    as well (the trip count is read at run time and the reverse loop runs it backwards)."""
+    as well (the trip count is read at run time and the reverse loop runs it backwards).
+
+    >>> import autodiff as ad
+    >>> ad.while_loop(lambda v: v < 100, lambda v: v * 3, 1)
+    243
+    """
     _callable(cond_fun, "cond_fun", "while_loop")
     _callable(body_fun, "body_fun", "while_loop")
     _numbers(init_val, "init_val", "while_loop")

@@ -188,7 +188,12 @@ def tril(x, k=0):
 
 def tile(x, reps):
     """``x`` repeated ``reps`` times along each axis (as ``np.tile``): a broadcast of x with a new
-    axis before each of its own, reshaped; the cotangent sums the copies (broadcast_to's rule)."""
+    axis before each of its own, reshaped; the cotangent sums the copies (broadcast_to's rule).
+
+    >>> import autodiff as ad
+    >>> ad.grad(lambda x: ad.sum(ad.tile(x, 3) * [1.0, 2.0, 3.0, 4.0, 5.0, 6.0]))(np.array([1.0, 1.0]))
+    array([ 9., 12.])
+    """
     reps = tuple(int(r) for r in np.atleast_1d(value_of(reps)))
     shape = shape_of(x)
     nd = max(len(shape), len(reps))
@@ -202,7 +207,12 @@ def tile(x, reps):
 
 def repeat(x, repeats, axis=None):
     """Each element of ``x`` repeated ``repeats`` times (an int, or one count per element) along
-    ``axis`` (None: of the flattened array), as ``np.repeat``: a gather whose cotangent adds up the copies."""
+    ``axis`` (None: of the flattened array), as ``np.repeat``: a gather whose cotangent adds up the copies.
+
+    >>> import autodiff as ad
+    >>> ad.grad(lambda x: ad.sum(ad.repeat(x, [1, 3]) * 2.0))(np.array([5.0, 7.0]))
+    array([2., 6.])
+    """
     if axis is None:
         x, axis = ravel(x), 0
     shape = shape_of(x)
@@ -213,7 +223,14 @@ def repeat(x, repeats, axis=None):
 
 def diag(v, k=0):
     """As ``np.diag``: a vector gives the square matrix with it on the ``k``-th diagonal (a scatter),
-    a matrix gives its ``k``-th diagonal."""
+    a matrix gives its ``k``-th diagonal.
+
+    >>> import autodiff as ad
+    >>> ad.diag(np.array([1.0, 2.0]), 1)
+    array([[0., 1., 0.],
+           [0., 0., 2.],
+           [0., 0., 0.]])
+    """
     shape = shape_of(v)
     if len(shape) == 2:
         return diagonal(v, offset=k)
@@ -337,7 +354,12 @@ def ones_like(x, dtype=None):
 def full_like(x, fill_value, dtype=None, shape=None):
     """An array of x's shape and dtype (or ``shape``/``dtype``) filled with ``fill_value``. Its derivative
     with respect to x is 0; a Tensor fill_value is broadcast, so its gradient is the sum of the cotangent.
-    With a number: a plain array, a constant of the graph."""
+    With a number: a plain array, a constant of the graph.
+
+    >>> import autodiff as ad
+    >>> ad.grad(lambda c: ad.sum(ad.full_like(np.zeros((2, 3)), c)))(0.5)     # six copies of c
+    6.0
+    """
     shape = shape_of(x) if shape is None else tuple(int(n) for n in np.atleast_1d(np.asarray(shape, dtype=int)))
     dtype = np.dtype(dtype or np.asarray(value_of(x)).dtype)
     if isinstance(fill_value, Tensor):
