@@ -197,7 +197,7 @@ def _matmul(prim, datas, bdims, size, level):
     return (reshape(out, shape) if shape != tuple(out.shape) else out), 0
 
 
-def _einsum(prim, datas, bdims, size, level, *, subscripts):
+def _einsum(prim, datas, bdims, size, level, *, subscripts, **params):
     spec = subscripts.replace(" ", "")
     inputs, _, output = spec.partition("->")
     terms = inputs.split(",")
@@ -206,7 +206,7 @@ def _einsum(prim, datas, bdims, size, level, *, subscripts):
         output = ("..." if "..." in inputs else "") + "".join(sorted(c for c in set(letters) if letters.count(c) == 1))
     free = next(c for c in string.ascii_letters if c not in spec)
     terms = [t if b is None else free + t for t, b in zip(terms, bdims)]
-    return apply(prim, _front(datas, bdims), {"subscripts": ",".join(terms) + "->" + free + output}), 0
+    return apply(prim, _front(datas, bdims), {"subscripts": ",".join(terms) + "->" + free + output, **params}), 0
 
 
 def _stacked_matrices(prim, datas, bdims, size, level):

@@ -10,6 +10,7 @@ import numpy as np
 from ..primitives import as_array, primitive, shape_of, unbroadcast
 from ..samples import uniform
 from ..tensor import Batched, value_of
+from . import contraction
 from .elementwise import sign
 from .reductions import sum
 from .shapes import reshape, transpose
@@ -109,7 +110,7 @@ def _dtype(v):
     return v.dtype if hasattr(v, "dtype") else np.asarray(v).dtype
 
 
-def _einsum_vjp(g, out, *xs, subscripts, argnum):
+def _einsum_vjp(g, out, *xs, subscripts, argnum, optimize="greedy"):
     """The cotangent of operand i: g contracted with the other operands onto operand i's indices.
     A repeated index of operand i (a diagonal, 'ii') becomes a fresh one tied by an identity
     matrix; an index only operand i has (summed in it alone) is restored by a vector of ones."""
@@ -139,8 +140,8 @@ def _einsum_vjp(g, out, *xs, subscripts, argnum):
     return _einsum(operands, subscripts=",".join(parts) + "->" + target)
 
 
-def _einsum_jvp(t, out, *xs, subscripts, argnum):
-    return _einsum([t if k == argnum else x for k, x in enumerate(xs)], subscripts=subscripts)
+def _einsum_jvp(t, out, *xs, subscripts, argnum, optimize="greedy"):
+    return _einsum([t if k == argnum else x for k, x in enumerate(xs)], subscripts=subscripts, optimize=optimize)
 
 
 def _einsum_samples(rng):
@@ -151,20 +152,29 @@ def _einsum_samples(rng):
 
 
 @primitive(name="einsum", vjp=_einsum_vjp, jvp=_einsum_jvp, samples=_einsum_samples)
-def _einsum(*operands, subscripts):
-    return np.einsum(subscripts, *operands, optimize=len(operands) > 2)
+def _einsum(*operands, subscripts, optimize="greedy"):
+    return contraction.evaluate(subscripts, operands, optimize)
 
 
-def einsum(subscripts, *operands):
+def einsum(subscripts, *operands, optimize=True):
     """Einstein summation, as ``np.einsum('ij,jk->ik', a, b)`` (implicit output and '...' too).
 
     One primitive: the tangent is the sum of einsums with one operand replaced by its tangent, and
     the cotangent of an operand is the einsum of the output's cotangent with the other operands,
-    back onto that operand's indices. Operands do not broadcast against each other.
+    back onto that operand's indices. Operands do not broadcast against each other. Each pair of
+    operands is a BLAS product (:mod:`.contraction`); ``optimize`` picks the order for three or more
+    (True or 'greedy', 'optimal', an ``np.einsum_path`` path, or False: left to right).
+
+    >>> import autodiff as ad
+    >>> a = np.arange(6.0).reshape(2, 3)
+    >>> ad.grad(lambda a: ad.einsum("ij,ij->", a, a))(a)      # d/da sum(a * a) = 2a
+    array([[ 0.,  2.,  4.],
+           [ 6.,  8., 10.]])
     """
     shapes = [shape_of(x) if hasattr(x, "shape") else as_array(x, f"einsum: operand {k}").shape
               for k, x in enumerate(operands)]
-    return _einsum(operands, subscripts=normalize_subscripts(subscripts, shapes))
+    return _einsum(operands, subscripts=normalize_subscripts(subscripts, shapes),
+                   optimize=contraction.check_optimize(optimize, len(operands)))
 
 
 # --------------------------------------------------------------------------------------------
