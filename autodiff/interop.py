@@ -198,12 +198,12 @@ def _running(op, name):
     return handler
 
 
-def _einsum(*operands, out=None, dtype=None, order="K", casting="safe", optimize=False):
+def _einsum(*operands, out=None, dtype=None, order="K", casting="safe", optimize="greedy"):
     _refuse("np.einsum", out=(out, None), dtype=(dtype, None))
     if not operands or not isinstance(operands[0], str):
         raise TypeError("np.einsum on Tensors takes the subscripts string first ('ij,jk->ik', a, b), "
                         "not the interleaved (operand, sublist) form")
-    return ops.einsum(*operands)
+    return ops.einsum(*operands, optimize=optimize)
 
 
 def _where(condition, *xy):
