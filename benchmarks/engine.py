@@ -1,9 +1,10 @@
-"""Benchmarks for the autodiff engine: three measurements, every number taken in this run.
+"""Benchmarks for the autodiff engine: four measurements, every number taken in this run.
 
 Run from the repository root::
 
     python benchmarks/engine.py            # full sizes, about a minute
     python benchmarks/engine.py --quick    # small sizes, a few seconds (a smoke test)
+    python benchmarks/engine.py --torch-python /path/to/python --only gmm,det --profile
 
 1. Cheap-gradient principle. A gradient by reverse mode should cost a small constant times one
    evaluation of the function. We time ``value_and_grad`` of eq. 5.36 (summed) on a large array
@@ -12,10 +13,17 @@ Run from the repository root::
    is the engine's bookkeeping: wrapping, recording nodes, sorting, sweeping. Goal: below PyTorch.
 3. Long chains. A graph of hundreds of thousands of nodes must record, sweep backwards and sweep
    forwards without a RecursionError, at a steady number of nodes per second.
+4. Problems (``engine_problems.py``, run by ``engine_problems_run.py``): a Gaussian mixture, a
+   log-sum-exp, an RK4 integration, a cofactor determinant, bundle adjustment, a Vandermonde least
+   squares and a tiny function through NumPy's dispatch, each written as NumPy-style code on Tensors
+   and line for line in PyTorch; primal and gradient times beside PyTorch's, one thread on each side.
+   Goal: gradient <= 1.0 x PyTorch, primal <= 1.2 x. ``--only NAMES`` runs only these problems
+   (sections 1-3 skipped), ``--profile`` adds cProfile's top functions of each of our gradients.
 
 HIPS autograd and PyTorch (CPU) are measured beside the engine when they are installed. PyTorch
-runs in a separate process (this file, started again with ``--torch-worker``), so that its thread
-pools never share a process with the other numeric work.
+runs in a separate process (this file, started again with ``--torch-worker``; ``--torch-python PATH``
+for a Python of another environment), so that its thread pools never share a process with the other
+numeric work.
 """
 from __future__ import annotations
 
@@ -32,8 +40,9 @@ import timeit
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-if str(REPO_ROOT) not in sys.path:  # run from a checkout without installing the package
-    sys.path.insert(0, str(REPO_ROOT))
+for path in (REPO_ROOT, REPO_ROOT / "benchmarks"):
+    if str(path) not in sys.path:  # run from a checkout without installing the package
+        sys.path.insert(0, str(path))
 
 import numpy as np  # noqa: E402
 
@@ -90,10 +99,10 @@ def has_module(name):
     return importlib.util.find_spec(name) is not None
 
 
-def torch_missing():
+def torch_missing(torch_python=None):
     """Why there is no PyTorch number."""
-    if not has_module("torch"):
-        return f"not installed ({INSTALL_HINTS['torch']})"
+    if not has_module("torch") and not torch_python:
+        return f"not installed ({INSTALL_HINTS['torch']}, or pass --torch-python PATH)"
     return "not measured (--no-torch, or its worker failed)"
 
 
@@ -157,10 +166,14 @@ def torch_worker(config):
     print(json.dumps(result))
 
 
-def run_torch_worker(config):
-    """Start this file again as a PyTorch worker; returns its results, or None with a message."""
-    cmd = [sys.executable, str(Path(__file__).resolve()), "--torch-worker", json.dumps(config)]
-    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO_ROOT)
+def run_torch_worker(config, python=None):
+    """Start this file again as a PyTorch worker (under ``python``, default this one); its results, or None."""
+    cmd = [python or sys.executable, str(Path(__file__).resolve()), "--torch-worker", json.dumps(config)]
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO_ROOT)
+    except OSError as error:
+        print(f"  PyTorch worker failed to start: {error}")
+        return None
     if proc.returncode != 0:
         print("  PyTorch worker failed:\n    " + proc.stderr.strip().replace("\n", "\n    "))
         return None
@@ -169,7 +182,7 @@ def run_torch_worker(config):
 
 # --- the report -----------------------------------------------------------------------------------
 
-def machine_facts(config, quick):
+def machine_facts(config, quick, torch_python=None):
     """Print the versions and the machine, and how to install a missing comparator."""
     header("Machine")
     row("python", f"{platform.python_version()} ({platform.python_implementation()}, {sys.executable})")
@@ -177,8 +190,13 @@ def machine_facts(config, quick):
     row("platform", platform.platform())
     usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     row("cpu count", f"{os.cpu_count()} (usable by this process: {usable})")
+    cpuinfo = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
+    models = [line.split(":", 1)[1].strip() for line in cpuinfo.splitlines() if line.startswith("model name")]
+    row("cpu model", models[0] if models else platform.processor() or "unknown")
     row("mode", ("--quick" if quick else "full") + f": {config}")
-    for name in ("autograd", "torch"):
+    if torch_python:
+        row("torch", f"measured in a subprocess of --torch-python {torch_python}")
+    for name in ("autograd",) if torch_python else ("autograd", "torch"):
         if has_module(name):
             where = "measured in a subprocess" if name == "torch" else "measured in this process"
             row(name, f"installed, {where}")
@@ -225,7 +243,7 @@ def cheap_gradient(config, torch_result):
         row("PyTorch ratio (vs its own no_grad forward)", f"{t['grad_time'] / t['no_grad_time']:8.2f}")
         row("PyTorch ratio (vs the NumPy eval above)", f"{t['grad_time'] / numpy_time:8.2f}")
     else:
-        row("PyTorch", torch_missing())
+        row("PyTorch", torch_missing(config.get("torch_python")))
 
 
 def per_call_overhead(config, torch_result):
@@ -252,7 +270,7 @@ def per_call_overhead(config, torch_result):
             f"(|grad - eq. 5.37| = {torch_result['scalar_error']:.1e})")
         row("ratio autodiff / PyTorch", f"{ours / theirs:8.2f}   goal < 1 (below PyTorch): {verdict(ours < theirs)}")
     else:
-        row("PyTorch", torch_missing() + "; goal 'below PyTorch' not checked")
+        row("PyTorch", torch_missing(config.get("torch_python")) + "; goal 'below PyTorch' not checked")
 
 
 def chain(x, steps):
@@ -326,23 +344,44 @@ def main(argv=None):
     parser.add_argument("--quick", action="store_true",
                         help="small sizes (1e5 elements, a 10,000-step chain, fewer repeats): a smoke run")
     parser.add_argument("--no-torch", action="store_true", help="do not start the PyTorch subprocess")
+    parser.add_argument("--torch-python", metavar="PATH", default=None,
+                        help="the Python that has torch, for the PyTorch worker (default: this one, if it has)")
+    parser.add_argument("--only", metavar="NAMES", default=None,
+                        help="run only these problems of section 4, comma-separated (sections 1-3 skipped): "
+                             "gmm, logsumexp, ode, det, ba, vander, tiny (tiny-numpy, tiny-autodiff)")
+    parser.add_argument("--profile", action="store_true",
+                        help="section 4: print cProfile's top 5 functions (by own time) of each of our gradients")
     parser.add_argument("--torch-worker", metavar="CONFIG", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
 
     if args.torch_worker:
-        torch_worker(json.loads(args.torch_worker))
+        config = json.loads(args.torch_worker)
+        if config.get("problems"):
+            import engine_problems_run
+
+            engine_problems_run.torch_worker(config, best_time)
+        else:
+            torch_worker(config)
         return
 
-    config = QUICK if args.quick else FULL
+    import engine_problems_run  # noqa: E402  (benchmarks/, on sys.path above)
+
+    if args.only:
+        engine_problems_run.select(args.only)  # an unknown name stops here, before anything is measured
+    config = dict(QUICK if args.quick else FULL)
     start = time.perf_counter()
     print("autodiff engine benchmarks (every number below was measured in this run)")
-    machine_facts(config, args.quick)
-    torch_result = None
-    if has_module("torch") and not args.no_torch:
-        torch_result = run_torch_worker(config)  # before our own work, so the two never overlap
-    cheap_gradient(config, torch_result)
-    per_call_overhead(config, torch_result)
-    long_chain(config)
+    machine_facts(config, args.quick, args.torch_python)
+    python = None if args.no_torch else args.torch_python or (sys.executable if has_module("torch") else None)
+    config["torch_python"] = args.torch_python
+    if not args.only:
+        torch_result = run_torch_worker(config, python) if python else None  # before ours: never overlapping
+        cheap_gradient(config, torch_result)
+        per_call_overhead(config, torch_result)
+        long_chain(config)
+    missing = "not measured (--no-torch)" if args.no_torch else None if python else torch_missing(args.torch_python)
+    engine_problems_run.section(args.quick, args.only, SEED, best_time, lambda c: run_torch_worker(c, python),
+                                missing, args.profile)
     print(f"\nTotal wall time: {time.perf_counter() - start:.1f} s")
 
 

@@ -29,8 +29,36 @@ def test_train_step_measures_the_plain_loop_the_arranged_cases_and_their_phases(
     assert re.search(rf"phases \(ms\): forward {NUMBER}, backward {NUMBER}, update {NUMBER}", out), out
 
 
-def test_the_engine_benchmark_runs():
-    assert re.search(r"Total wall time: [\d.]+ s", _run("engine.py", "--quick"))
+ENGINE_PROBLEMS = ("gmm", "logsumexp", "ode", "det", "ba", "vander", "tiny-numpy", "tiny-autodiff")
+
+
+def _problem_rows(out, name):
+    """The three timed rows of one problem in engine.py's section 4, ours timed in each (no refusal)."""
+    block = re.search(rf"^  {re.escape(name)}: .*\n((?:    .*\n)+)", out, re.M)
+    assert block, out
+    for label in ("primal, no grad", "primal, recording", "value and gradient"):
+        assert re.search(rf"^    {label}\s+ours\s+{NUMBER} (?:us|ms|s)", block.group(1), re.M), block.group(0)
+    return block.group(1)
+
+
+def test_the_engine_benchmark_runs_and_times_the_problems():
+    out = _run("engine.py", "--quick")
+    assert re.search(r"Total wall time: [\d.]+ s", out)
+    assert "1. Cheap-gradient principle" in out and "\n4. Problems (issue 32)" in out, out
+    rows = {name: _problem_rows(out, name) for name in ENGINE_PROBLEMS}
+    oracle = re.search(r"max \|our grad - det\(A\) inv\(A\)\.T\| (\S+)", rows["det"])
+    assert oracle and float(oracle.group(1)) < 1e-10, rows["det"]
+    dispatch = rf"^  NumPy's dispatch \(tiny-numpy - tiny-autodiff\): [+-]{NUMBER} us per primal call"
+    assert re.search(dispatch, out, re.M), out
+    summary = out.split("summary: ratio ours / torch")[1]
+    assert [line.split()[0] for line in summary.splitlines()[2:2 + len(ENGINE_PROBLEMS)]] == list(ENGINE_PROBLEMS)
+
+
+def test_the_engine_benchmark_runs_only_the_problems_named():
+    out = _run("engine.py", "--quick", "--no-torch", "--only", "tiny")
+    assert "1. Cheap-gradient principle" not in out and "  gmm: " not in out, out
+    _problem_rows(out, "tiny-numpy"), _problem_rows(out, "tiny-autodiff")
+    assert "PyTorch not measured (--no-torch" in out, out
 
 
 def test_the_compile_benchmark_times_its_loops_cold_and_warm_and_names_the_absent_oracles():
