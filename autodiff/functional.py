@@ -250,7 +250,7 @@ def hessian(f, argnums=0):
                 for e in _basis(xb.shape, xb.dtype):
                     tan = forward_sweep(order, {id(xb): e}, create_graph=trace.nested)
                     for a, g in enumerate(gs):
-                        cols[a].append(tan.get(id(g), _zeros_like(g)))
+                        cols[a].append(tan[id(g)] if id(g) in tan else _zeros_like(g))
                 for a, xa in enumerate(xs):
                     block = _assemble(cols[a], xb.shape, xa.shape, trace.nested)
                     blocks[a][b] = block if a == b else _move_leading(block, xb.ndim, xa.ndim)
@@ -281,7 +281,7 @@ def hvp(f, x, v):
         gs, order = _gradient_graph(trace)
         tan = forward_sweep(order, {id(w): t for w, t in zip(trace.leaves, tangents)},
                             create_graph=trace.nested or any(isinstance(t, Tensor) for t in tangents))
-        out = [tan.get(id(g), _zeros_like(g)) for g in gs]
+        out = [tan[id(g)] if id(g) in tan else _zeros_like(g) for g in gs]
     finally:
         trace.release()
     return trace.as_args(out)
@@ -320,7 +320,7 @@ def derivative(f, order=1):
                     break
                 sweep, _ = toposort([current], stop=trace.leaf_ids)
                 tan = forward_sweep(sweep, {id(leaf): ones}, create_graph=trace.nested or not last)
-                current = tan.get(id(current), np.zeros(current.shape, dtype=current.dtype))
+                current = tan[id(current)] if id(current) in tan else np.zeros(current.shape, dtype=current.dtype)
         finally:
             trace.release()
         return trace.result(current, 0)
@@ -356,4 +356,4 @@ def gradients(y, wrt, seed=None, *, create_graph=False):
                              f"y does not depend on it through tracked operations")
     keep = {id(w) for w in wrt}
     adj = reverse_sweep(order, ids, {id(y): seed}, create_graph=create_graph or isinstance(seed, Tensor), keep=keep)
-    return tuple(adj.get(id(w), _zeros_like(w)) for w in wrt)
+    return tuple(adj[id(w)] if id(w) in adj else _zeros_like(w) for w in wrt)

@@ -148,7 +148,7 @@ class _Trace:
         for o, s in zip(self.outs, seed if isinstance(seed, list) else [seed]):
             seeds[id(o)] = seeds[id(o)] + s if id(o) in seeds else s     # f returned one Tensor twice
         adj = reverse_sweep(self.order, self.ids, seeds, create_graph=cg, keep=self.leaf_ids, stop=self.leaf_ids)
-        return [adj.get(id(w), _zeros_like(w)) for w in self.leaves]
+        return [adj[id(w)] if id(w) in adj else _zeros_like(w) for w in self.leaves]
 
     def forward(self, tangents, create_graph=None):
         """The tangent of the output (a list, one per output leaf, for a pytree output) for the
@@ -156,7 +156,7 @@ class _Trace:
         cg = self.create_graph if create_graph is None else create_graph
         seeds = {id(w): t for w, t in zip(self.leaves, tangents)}
         tan = forward_sweep(self.order, seeds, create_graph=cg)
-        outs = [tan.get(id(o), _zeros_like(o)) for o in self.outs]
+        outs = [tan[id(o)] if id(o) in tan else _zeros_like(o) for o in self.outs]
         return outs[0] if self._out is not None else outs
 
     def value(self, v):
