@@ -6,6 +6,7 @@ See the README for a tour, and :mod:`autodiff.ops` for the primitives and their 
 
 The modules form a ladder, each importing only the rungs below it (ARCHITECTURE.md):
 
+    buffers      the pool of large arrays the ops and sweeps write into
     tensor       the node: value, inputs, op, params; recording on/off (no_grad)
     primitives   declaring an op (value, vjp, jvp, sympy, samples, kinks) and applying it
     ops, sweep   the declared ops; the two sweeps over a recorded graph
@@ -30,6 +31,7 @@ from .ops import (
     tile, repeat, diag, full_like, slogdet,
 )
 from .sweep import toposort, reverse_sweep, forward_sweep
+from .buffers import empty_cache, set_pool_limit
 from . import operators  # noqa: F401  (gives Tensor its operators and backward())
 from .functional import (
     grad, value_and_grad, vjp, jvp, jacobian, hessian, hvp, derivative, gradients,
@@ -76,4 +78,5 @@ __all__ = [
     "GraphvizNotFound", "Steps", "TraceTable", "draw", "draw_steps", "graph_code", "print_graph", "save",
     "trace_table", "CompileError", "Compiled", "compile", "Explanation", "explain",
     "custom_vjp", "custom_jvp", "checkpoint", "remat", "fori_loop", "scan", "while_loop",
+    "empty_cache", "set_pool_limit",
 ]

@@ -43,6 +43,7 @@ from typing import Callable
 
 import numpy as np
 
+from .buffers import ufunc as pooled
 from .samples import cases1
 from .tensor import apply
 
@@ -181,7 +182,9 @@ def _from_partials(partials):
 
     def make_vjp(i, partial):
         def vjp(g, out, *inputs, **params):
-            return unbroadcast(g * partial(out, *inputs, **params), inputs[i].shape)
+            local = partial(out, *inputs, **params)
+            c = pooled(np.multiply, g, local) if g.__class__ is np.ndarray else g * local
+            return unbroadcast(c, inputs[i].shape)
         return vjp
 
     def make_jvp(partial):

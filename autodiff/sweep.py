@@ -23,6 +23,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import tensor as _tensor
+from .buffers import ufunc as pooled
 from .primitives import joint_vjp_rules, jvp_rules, vjp_rules
 from .tensor import Batched, Tensor, _foreign
 
@@ -194,7 +195,12 @@ def reverse_sweep(order, ids, seeds, *, create_graph=False, keep=None, stop=froz
             if on_edge is not None:
                 on_edge(node, i, inp, c)
             previous = adjoint.get(key)
-            adjoint[key] = c if previous is None else previous + c
+            if previous is None:
+                adjoint[key] = c
+            elif previous.__class__ is np.ndarray and c.__class__ is np.ndarray:
+                adjoint[key] = pooled(np.add, previous, c)
+            else:
+                adjoint[key] = previous + c
     return kept
 
 

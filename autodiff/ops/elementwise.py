@@ -11,6 +11,7 @@ import operator
 
 import numpy as np
 
+from ..buffers import ufunc as pooled
 from ..primitives import broadcast_like, primitive, shape_of, unbroadcast
 from ..samples import binary, uniform, unary
 from ..tensor import Batched, value_of
@@ -34,7 +35,7 @@ def real_only(name, *xs):
            sympy=operator.add, symbol="+", samples=binary(), code="{0} + {1}")
 def add(a, b):
     """a + b, elementwise with broadcasting."""
-    return np.add(a, b)
+    return pooled(np.add, a, b)
 
 
 @primitive(vjp=[lambda g, out, a, b: unbroadcast(g, shape_of(a)),
@@ -44,7 +45,7 @@ def add(a, b):
            sympy=operator.sub, symbol="-", samples=binary(), code="{0} - {1}")
 def sub(a, b):
     """a - b, elementwise with broadcasting."""
-    return np.subtract(a, b)
+    return pooled(np.subtract, a, b)
 
 
 @primitive(partials=[lambda out, a, b: b,
@@ -52,7 +53,7 @@ def sub(a, b):
            sympy=operator.mul, symbol="*", samples=binary(), code="{0} * {1}")
 def mul(a, b):
     """a * b, elementwise with broadcasting."""
-    return np.multiply(a, b)
+    return pooled(np.multiply, a, b)
 
 
 @primitive(vjp=[lambda g, out, a, b: unbroadcast(g / b, shape_of(a)),
@@ -62,14 +63,14 @@ def mul(a, b):
            sympy=operator.truediv, symbol="/", samples=binary(lo2=0.5, hi2=2.0), code="{0} / {1}")
 def div(a, b):
     """a / b, elementwise with broadcasting."""
-    return np.divide(a, b)
+    return pooled(np.divide, a, b)
 
 
 @primitive(vjp=[lambda g, out, x: -g], jvp=[lambda t, out, x: -t],
            sympy=operator.neg, symbol="neg", samples=unary(), code="-{0}")
 def neg(x):
     """-x."""
-    return np.negative(x)
+    return pooled(np.negative, x)
 
 
 def _log_base(x):
@@ -83,7 +84,7 @@ def _log_base(x):
            sympy=operator.pow, symbol="**", samples=binary(lo=0.5, hi=2.0), code="{0} ** {1}")
 def pow(x, y):
     """x ** y with a Tensor exponent (d/dy = x**y log x). ``x ** 2`` with a number uses pow_const."""
-    return np.power(x, y)
+    return pooled(np.power, x, y)
 
 
 def _pow_const_partial(out, x, *, p):
@@ -117,38 +118,38 @@ def _sympy_number(p):
 @primitive(partials=[lambda out, x: out], sympy="exp", samples=unary(), code="exp({0})")
 def exp(x):
     """Exponential, elementwise."""
-    return np.exp(x)
+    return pooled(np.exp, x)
 
 
 @primitive(vjp=[lambda g, out, x: g / x], jvp=[lambda t, out, x: t / x],
            sympy="log", samples=unary(0.2, 3.0), code="log({0})")
 def log(x):
     """Natural logarithm, elementwise."""
-    return np.log(x)
+    return pooled(np.log, x)
 
 
 @primitive(partials=[lambda out, x: cos(x)], sympy="sin", samples=unary(-3, 3), code="sin({0})")
 def sin(x):
     """Sine, elementwise."""
-    return np.sin(x)
+    return pooled(np.sin, x)
 
 
 @primitive(partials=[lambda out, x: -sin(x)], sympy="cos", samples=unary(-3, 3), code="cos({0})")
 def cos(x):
     """Cosine, elementwise."""
-    return np.cos(x)
+    return pooled(np.cos, x)
 
 
 @primitive(partials=[lambda out, x: 1 + out * out], sympy="tan", samples=unary(-1.2, 1.2), code="tan({0})")
 def tan(x):
     """Tangent, elementwise (d/dx tan x = 1 + tan^2 x)."""
-    return np.tan(x)
+    return pooled(np.tan, x)
 
 
 @primitive(partials=[lambda out, x: 1 - out * out], sympy="tanh", samples=unary(-3, 3), code="tanh({0})")
 def tanh(x):
     """Hyperbolic tangent, elementwise (d/dx tanh x = 1 - tanh^2 x)."""
-    return np.tanh(x)
+    return pooled(np.tanh, x)
 
 
 def _sympy_sigmoid(x):
@@ -172,7 +173,7 @@ def sigmoid(x):
            sympy="sqrt", samples=unary(0.2, 3.0), code="sqrt({0})")
 def sqrt(x):
     """Square root, elementwise."""
-    return np.sqrt(x)
+    return pooled(np.sqrt, x)
 
 
 def _sympy_heaviside(x, *, h0):
@@ -210,7 +211,7 @@ def heaviside(x, *, h0):
 def abs(x):
     """|x|, elementwise; abs'(0) = 0."""
     real_only("abs", x)
-    return np.abs(x)
+    return pooled(np.abs, x)
 
 
 @primitive(partials=[lambda out, x: np.zeros_like(value_of(x))], sympy="sign", samples=unary(),
@@ -232,7 +233,7 @@ def _sympy_relu(x):
 def relu(x):
     """max(x, 0), elementwise; relu'(0) = 0."""
     real_only("relu", x)
-    return np.maximum(x, 0)
+    return pooled(np.maximum, x, 0)
 
 
 @primitive(partials=[lambda out, a, b: heaviside(a - b, 0.5),
@@ -241,7 +242,7 @@ def relu(x):
 def maximum(a, b):
     """Elementwise maximum; at ties each argument gets half the gradient."""
     real_only("maximum", a, b)
-    return np.maximum(a, b)
+    return pooled(np.maximum, a, b)
 
 
 @primitive(partials=[lambda out, a, b: heaviside(b - a, 0.5),
@@ -250,7 +251,7 @@ def maximum(a, b):
 def minimum(a, b):
     """Elementwise minimum; at ties each argument gets half the gradient."""
     real_only("minimum", a, b)
-    return np.minimum(a, b)
+    return pooled(np.minimum, a, b)
 
 
 def _clip_partial(out, x, *, a_min, a_max):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..buffers import ufunc as pooled
 from ..primitives import primitive
 from ..samples import binary, unary
 from .elementwise import heaviside, real_only, sigmoid
@@ -34,7 +35,7 @@ def log1p(x):
     >>> ad.value_and_grad(ad.log1p)(1e-20)
     (1e-20, 1.0)
     """
-    return np.log1p(x)
+    return pooled(np.log1p, x)
 
 
 @primitive(partials=[lambda out, x: out + 1], sympy=_sympy(lambda sp, x: sp.exp(x) - 1),
@@ -46,7 +47,7 @@ def expm1(x):
     >>> ad.value_and_grad(ad.expm1)(1e-20)
     (1e-20, 1.0)
     """
-    return np.expm1(x)
+    return pooled(np.expm1, x)
 
 
 def _arctan2_partial(out, y, x, *, of):
@@ -67,7 +68,7 @@ def arctan2(y, x):
     (0.16, -0.12)
     """
     real_only("arctan2", y, x)
-    return np.arctan2(y, x)
+    return pooled(np.arctan2, y, x)
 
 
 def _hypot_partial(out, a):
@@ -86,7 +87,7 @@ def hypot(a, b):
     (5.0, (0.6, 0.8))
     """
     real_only("hypot", a, b)
-    return np.hypot(a, b)
+    return pooled(np.hypot, a, b)
 
 
 @primitive(partials=[lambda out, a, b: sigmoid(a - b), lambda out, a, b: sigmoid(b - a)],
@@ -100,4 +101,4 @@ def logaddexp(a, b):
     (1000.6931471805599, (0.5, 0.5))
     """
     real_only("logaddexp", a, b)
-    return np.logaddexp(a, b)
+    return pooled(np.logaddexp, a, b)
