@@ -11,6 +11,7 @@ import builtins
 
 import numpy as np
 
+from .. import buffers
 from ..primitives import broadcast_to, primitive, shape_of
 from ..samples import cases1
 from ..tensor import Tensor, every_example, value_of
@@ -96,9 +97,20 @@ def _extremum_gap(x, *, axis, keepdims, sign):
     return where(ties, 0.0, first - where(np.isfinite(value_of(second)), second, first))
 
 
+def _extremum_vjp(sign):
+    def vjp(g, out, x, *, axis, keepdims):
+        if x.__class__ is not np.ndarray or not isinstance(g, (np.ndarray, np.generic)):
+            return _expand(g, shape_of(x), axis, keepdims) * _tie_weights(x, out, axis, keepdims, sign)
+        # plain arrays (an eager sweep): the same weights in three passes, the ties found by equality
+        hit = np.equal(x, _expand(out, x.shape, axis, keepdims))
+        count = np.sum(hit, axis=_normalize_axes(axis, x.ndim), keepdims=True)
+        c = np.multiply(_expand(np.asarray(g), x.shape, axis, keepdims), hit, out=buffers.empty(x.shape, g.dtype))
+        return np.divide(c, count, out=c)
+    return vjp
+
+
 def _extremum_rules(sign):
-    vjp = [lambda g, out, x, *, axis, keepdims:
-           _expand(g, shape_of(x), axis, keepdims) * _tie_weights(x, out, axis, keepdims, sign)]
+    vjp = [_extremum_vjp(sign)]
     jvp = [lambda t, out, x, *, axis, keepdims:
            sum(t * _tie_weights(x, out, axis, keepdims, sign), axis=axis, keepdims=keepdims)]
     return dict(vjp=vjp, jvp=jvp)
