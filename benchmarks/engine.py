@@ -166,9 +166,14 @@ def torch_worker(config):
     print(json.dumps(result))
 
 
+def torch_command(config, python=None):
+    """This file again, as a PyTorch worker under ``python`` (default: this one)."""
+    return [python or sys.executable, str(Path(__file__).resolve()), "--torch-worker", json.dumps(config)]
+
+
 def run_torch_worker(config, python=None):
     """Start this file again as a PyTorch worker (under ``python``, default this one); its results, or None."""
-    cmd = [python or sys.executable, str(Path(__file__).resolve()), "--torch-worker", json.dumps(config)]
+    cmd = torch_command(config, python)
     try:
         proc = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO_ROOT)
     except OSError as error:
@@ -380,7 +385,7 @@ def main(argv=None):
         per_call_overhead(config, torch_result)
         long_chain(config)
     missing = "not measured (--no-torch)" if args.no_torch else None if python else torch_missing(args.torch_python)
-    engine_problems_run.section(args.quick, args.only, SEED, best_time, lambda c: run_torch_worker(c, python),
+    engine_problems_run.section(args.quick, args.only, SEED, best_time, lambda c: torch_command(c, python),
                                 missing, args.profile)
     print(f"\nTotal wall time: {time.perf_counter() - start:.1f} s")
 

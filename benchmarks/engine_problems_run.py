@@ -1,10 +1,12 @@
 """Runs ``benchmarks/engine_problems.py``'s problems on both sides and prints section 4 of ``engine.py``.
 
 The PyTorch side (:func:`torch_worker`) runs in ``engine.py --torch-worker``'s own process, which
-imports torch and never Numba: it reads the inputs from an .npz, times each problem on one thread
-and writes its gradients to another .npz (never a pickle), printing its times as one JSON line. Our
-side (:func:`section`) runs the problems under ``threadpoolctl.threadpool_limits(1)`` (and Numba's
-``set_num_threads(1)`` once anything has imported Numba), then prints each problem's times beside
+imports torch and never Numba: it reads the inputs from an .npz, and for each problem name it is
+sent on stdin it times that problem on one thread, writes its gradients to an .npz (never a pickle)
+and prints its times as one JSON line. Our side (:func:`section`) asks it for one problem, then times
+the same problem itself at once under ``threadpoolctl.threadpool_limits(1)`` (and Numba's
+``set_num_threads(1)`` once anything has imported Numba), so that each ratio compares numbers taken
+seconds apart, under the same load, never at the same time. It prints each problem's times beside
 torch's, the ratios against the goals, the largest differences of the gradients and a summary.
 """
 from __future__ import annotations
@@ -14,6 +16,7 @@ import cProfile
 import json
 import os
 import pstats
+import subprocess
 import sys
 import tempfile
 import time
@@ -51,49 +54,100 @@ def attempt(fn):
 # --- the PyTorch worker's side (runs in its own process; torch imported here only) -----------------------
 
 def torch_worker(config, timer):
-    """Time every problem in config with torch on one thread; gradients to config['out'] (.npz), times printed."""
+    """Torch on one thread: a line naming a problem on stdin -> its times on stdout (one JSON line), its
+    gradients in ``<out>/<name>.npz``. A first line says the version; an empty line or EOF ends it."""
     import torch
 
     torch.set_num_threads(1)
     torch.set_default_dtype(torch.float64)
     stored = np.load(config["inputs"])
-    results, grads, done = {}, {}, {}
-    for problem in select(",".join(config["names"])):
+    done = {}                                  # the tiny variants: one torch function, the same inputs
+    print(json.dumps(dict(version=torch.__version__, threads=torch.get_num_threads())), flush=True)
+    for line in iter(sys.stdin.readline, ""):
+        if not line.strip():
+            break
+        problem = select(line.strip())[0]
         arg_names, const_names = config["args"][problem.name], config["consts"][problem.name]
         key = (problem.theirs, json.dumps(config["scalars"][problem.name]))
-        if key in done:                            # the tiny variants: one torch function, the same inputs
-            results[problem.name] = results[done[key]]
-            grads.update({f"{problem.name}__{k}": grads[f"{done[key]}__{k}"] for k in arg_names
-                          if f"{done[key]}__{k}" in grads})
-            continue
-        done[key] = problem.name
-        args = [stored[f"{problem.name}__{k}"] for k in arg_names]
-        consts = {k: torch.from_numpy(stored[f"{problem.name}__{k}"]) for k in const_names}
-        consts.update(config["scalars"][problem.name])
-        f, plain = problem.theirs, [torch.from_numpy(a) for a in args]
-        tracked = [torch.from_numpy(a).requires_grad_() for a in args]
+        if key not in done:
+            done[key] = torch_problem(torch, problem, stored, config, timer)
+        out, grads = done[key]
+        np.savez(os.path.join(config["out"], f"{problem.name}.npz"), **dict(zip(arg_names, grads)))
+        print(json.dumps(out), flush=True)
 
-        def primal():
-            with torch.no_grad():
-                return f(torch, *plain, **consts)
 
-        def value_and_grad():
-            leaves = [torch.from_numpy(a).requires_grad_() for a in args]
-            loss = f(torch, *leaves, **consts)
-            loss.backward()
-            return loss, [t.grad for t in leaves]
+def torch_problem(torch, problem, stored, config, timer):
+    """(times and value, gradients as arrays) of one problem with torch."""
+    arg_names, const_names = config["args"][problem.name], config["consts"][problem.name]
+    args = [stored[f"{problem.name}__{k}"] for k in arg_names]
+    consts = {k: torch.from_numpy(stored[f"{problem.name}__{k}"]) for k in const_names}
+    consts.update(config["scalars"][problem.name])
+    f, plain = problem.theirs, [torch.from_numpy(a) for a in args]
+    tracked = [torch.from_numpy(a).requires_grad_() for a in args]
 
-        fns = dict(primal=primal, recording=lambda: f(torch, *tracked, **consts), grad=value_and_grad)
-        out = {}
-        for what in TIMES:
-            out[what], out[what + "_error"] = attempt(lambda: per_call(timer, fns[what], problem, config["quick"]))
-        got, out["grad_error"] = attempt(value_and_grad) if out["grad_error"] is None else (None, out["grad_error"])
-        if got is not None:
-            out["value"] = float(got[0])
-            grads.update({f"{problem.name}__{k}": g.numpy() for k, g in zip(arg_names, got[1])})
-        results[problem.name] = out
-    np.savez(config["out"], **grads)
-    print(json.dumps(dict(version=torch.__version__, threads=torch.get_num_threads(), results=results)))
+    def primal():
+        with torch.no_grad():
+            return f(torch, *plain, **consts)
+
+    def value_and_grad():
+        leaves = [torch.from_numpy(a).requires_grad_() for a in args]
+        loss = f(torch, *leaves, **consts)
+        loss.backward()
+        return loss, [t.grad for t in leaves]
+
+    fns = dict(primal=primal, recording=lambda: f(torch, *tracked, **consts), grad=value_and_grad)
+    out = {}
+    for what in TIMES:
+        out[what], out[what + "_error"] = attempt(lambda: per_call(timer, fns[what], problem, config["quick"]))
+    got, out["grad_error"] = attempt(value_and_grad) if out["grad_error"] is None else (None, out["grad_error"])
+    if got is None:
+        return out, []
+    out["value"] = float(got[0])
+    return out, [g.numpy() for g in got[1]]
+
+
+class TorchWorker:
+    """The worker process, asked for one problem at a time: its numbers and ours are taken back to back,
+    in the same minute's load, and never at once (it waits on its stdin while we measure)."""
+
+    def __init__(self, command, config):
+        self.stderr = tempfile.TemporaryFile(mode="w+")      # a file, not a pipe: a full pipe would block it
+        self.out, self.proc, self.hello = config["out"], None, None
+        try:
+            self.proc = subprocess.Popen(command(config), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                         stderr=self.stderr, text=True)
+        except OSError as error:
+            print(f"  PyTorch worker failed to start: {error}")
+            return
+        self.hello = self.reply()
+
+    def reply(self):
+        line = self.proc.stdout.readline()
+        if line:
+            return json.loads(line)
+        self.hello = None                                    # it has ended: nothing more is asked of it
+        self.stderr.seek(0)
+        print("  PyTorch worker failed:\n    " + self.stderr.read().strip()[-3000:].replace("\n", "\n    "))
+        return None
+
+    def ask(self, name, arg_names):
+        """Torch's results for one problem, its gradients under 'grads' (None where it had none)."""
+        if self.hello is None:
+            return None
+        self.proc.stdin.write(name + "\n")
+        self.proc.stdin.flush()
+        result = self.reply()
+        if result is not None:
+            stored = np.load(os.path.join(self.out, f"{name}.npz"))
+            result["grads"] = [stored[k] for k in arg_names] if all(k in stored for k in arg_names) else None
+        return result
+
+    def close(self):
+        if self.proc is not None:
+            with contextlib.suppress(OSError):
+                self.proc.stdin.close()
+            self.proc.wait()
+        self.stderr.close()
 
 
 # --- our side, and the table -------------------------------------------------------------------------------
@@ -191,53 +245,58 @@ def report(problem, size, ours, theirs, oracle):
     return ratios
 
 
-def section(quick, only, seed, timer, run_worker, torch_missing, with_profile=False):
-    """Section 4: the selected problems, torch's worker first (its own process), then ours on one thread.
+def section(quick, only, seed, timer, command, torch_missing, with_profile=False):
+    """Section 4: for each selected problem, torch's times (its worker process, asked for this problem),
+    then ours on one thread.
 
-    ``run_worker(config)`` runs the worker and gives its JSON, or None; ``torch_missing`` says why torch
-    is not run at all (None: it is).
+    ``command(config)`` is the worker's command line; ``torch_missing`` says why torch is not run at all
+    (None: it is).
     """
     chosen = select(only)
     repeats = [QUICK["repeats"]] if quick else sorted({p.repeats for p in chosen})
     title = (f"4. Problems (issue 32): ours beside PyTorch eager, float64, one thread each, best of "
              f"{'-'.join(map(str, repeats))} after a warm-up")
     print(f"\n{title}\n{'-' * len(title)}")
-    if hasattr(os, "getloadavg"):     # two single-threaded processes in turn: other load on the machine shows here
-        print("  load average at the start (1, 5, 15 min): " + ", ".join(f"{x:.2f}" for x in os.getloadavg()))
+    print_load("start")
     print("  primal, no grad: Tensors not requiring grad / under torch.no_grad(); primal, recording: the inputs"
-          "\n  require grad on both sides; value and gradient: ad.value_and_grad / fresh torch leaves, backward()")
+          "\n  require grad on both sides; value and gradient: ad.value_and_grad / fresh torch leaves, backward()"
+          "\n  (each problem: torch's numbers, then ours at once, so that both see the same load)")
     built = {p.name: build(p, quick, seed) for p in chosen}
-    theirs = {}
+    summary = {}
     with tempfile.TemporaryDirectory() as tmp:
-        inputs, out = os.path.join(tmp, "inputs.npz"), os.path.join(tmp, "grads.npz")
+        inputs = os.path.join(tmp, "inputs.npz")
         np.savez(inputs, **{f"{name}__{k}": v for name, (_, args, arrays, _) in built.items()
                             for k, v in {**args, **arrays}.items()})
-        config = dict(problems=True, quick=quick, inputs=inputs, out=out, names=list(built),
+        config = dict(problems=True, quick=quick, inputs=inputs, out=tmp, names=list(built),
                       args={n: list(b[1]) for n, b in built.items()}, consts={n: list(b[2]) for n, b in built.items()},
                       scalars={n: b[3] for n, b in built.items()})
-        result = run_worker(config) if torch_missing is None else None
-        if result is not None:
-            print(f"  PyTorch {result['version']}, {result['threads']} thread, in its own process")
-            stored = np.load(out)
-            theirs = result["results"]
-            for name, (_, args, _, _) in built.items():
-                keys = [f"{name}__{k}" for k in args]
-                theirs[name]["grads"] = [stored[k] for k in keys] if all(k in stored for k in keys) else None
+        worker = TorchWorker(command, config) if torch_missing is None else None
+        if worker is not None and worker.hello is not None:
+            print(f"  PyTorch {worker.hello['version']}, {worker.hello['threads']} thread, in its own process")
         else:
             print(f"  PyTorch {torch_missing or 'not measured: its worker failed (above)'}")
-    summary = {}
-    with one_thread():
-        for problem in chosen:
-            size, args, arrays, scalars = built[problem.name]
-            consts = {**scalars, **{k: ad.Tensor(v) if k in problem.tensor_consts else v for k, v in arrays.items()}}
-            ours = run_ours(problem, args, consts, timer, quick)
-            oracle = problem.oracle(*args.values()) if problem.oracle else None
-            summary[problem.name] = (ours, report(problem, size, ours, theirs.get(problem.name), oracle))
-            if with_profile and ours.get("grad") is not None:
-                profile(ours["fn"], ours["grad"])
+        try:
+            with one_thread():
+                for problem in chosen:
+                    size, args, arrays, scalars = built[problem.name]
+                    theirs = worker.ask(problem.name, list(args)) if worker else None
+                    consts = {**scalars, **{k: ad.Tensor(v) if k in problem.tensor_consts else v
+                                            for k, v in arrays.items()}}
+                    ours = run_ours(problem, args, consts, timer, quick)
+                    oracle = problem.oracle(*args.values()) if problem.oracle else None
+                    summary[problem.name] = (ours, report(problem, size, ours, theirs, oracle))
+                    if with_profile and ours.get("grad") is not None:
+                        profile(ours["fn"], ours["grad"])
+        finally:
+            if worker is not None:
+                worker.close()
     print_summary(summary)
-    if hasattr(os, "getloadavg"):
-        print("  load average at the end (1, 5, 15 min): " + ", ".join(f"{x:.2f}" for x in os.getloadavg()))
+    print_load("end")
+
+
+def print_load(when):
+    if hasattr(os, "getloadavg"):     # other work on the machine shows here (the section's own is one process)
+        print(f"  load average at the {when} (1, 5, 15 min): " + ", ".join(f"{x:.2f}" for x in os.getloadavg()))
 
 
 def print_summary(summary):
