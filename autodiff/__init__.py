@@ -28,7 +28,7 @@ from .ops import (
     sign, prod, cumsum, cumprod, var, std, einsum, det, inv, solve, dot, inner, outer, vdot, tensordot, cross,
     trace, norm, astype, diagonal, expand_dims, squeeze, ravel, moveaxis, swapaxes, flip, roll, take,
     take_along_axis, pad, triu, tril, eye, zeros, ones, full, zeros_like, ones_like, stop_gradient,
-    tile, repeat, diag, full_like, slogdet,
+    tile, repeat, diag, full_like, slogdet, vander,
 )
 from .sweep import toposort, reverse_sweep, forward_sweep
 from .buffers import empty_cache, set_pool_limit
@@ -67,7 +67,7 @@ __all__ = [
     "sign", "prod", "cumsum", "cumprod", "var", "std", "einsum", "det", "inv", "solve", "dot", "inner", "outer",
     "vdot", "tensordot", "cross", "trace", "norm", "astype", "diagonal", "expand_dims", "squeeze", "ravel",
     "moveaxis", "swapaxes", "flip", "roll", "take", "take_along_axis", "pad", "triu", "tril", "eye", "zeros",
-    "ones", "full", "zeros_like", "ones_like", "tile", "repeat", "diag", "full_like", "slogdet",
+    "ones", "full", "zeros_like", "ones_like", "tile", "repeat", "diag", "full_like", "slogdet", "vander",
     "grad", "value_and_grad", "vjp", "jvp", "jacobian", "hessian", "hvp", "derivative", "gradients", "vmap",
     "BatchingWarning",
     "tree_util", "tree_flatten", "tree_unflatten", "tree_map", "tree_leaves", "tree_structure",

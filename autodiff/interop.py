@@ -329,7 +329,7 @@ FUNCTIONS = {
     np.squeeze: ops.squeeze, np.expand_dims: ops.expand_dims, np.moveaxis: ops.moveaxis,
     np.swapaxes: ops.swapaxes, np.flip: ops.flip, np.roll: ops.roll, np.take_along_axis: ops.take_along_axis,
     np.diagonal: ops.diagonal, np.triu: ops.triu, np.tril: ops.tril,
-    np.tile: ops.tile, np.repeat: ops.repeat, np.diag: ops.diag, np.full_like: _full_like,
+    np.vander: ops.vander, np.tile: ops.tile, np.repeat: ops.repeat, np.diag: ops.diag, np.full_like: _full_like,
     np.linalg.slogdet: ops.slogdet,
     np.broadcast_to: lambda array, shape, subok=False: ops.broadcast_to(array, shape=tuple(np.atleast_1d(shape))),
     # NumPy 2's array-API spellings in np.linalg

@@ -1,4 +1,4 @@
-"""NumPy functions users reach for on Tensors (issue 32): np.tile, np.repeat, np.diag, np.full_like and
+"""NumPy functions users reach for on Tensors (issue 32): np.tile, np.repeat, np.diag, np.full_like, np.vander and
 np.linalg.slogdet dispatch to autodiff's ops, each held to NumPy's value and to finite differences; what
 cannot dispatch (scipy.special.logsumexp, writing a Tensor into a NumPy array) fails with a message that
 names the autodiff spelling."""
@@ -115,3 +115,34 @@ def test_writing_a_tensor_into_a_numpy_array_names_the_at_form():
     b = ad.Tensor(a).at[[0, 1], [1, 2]].set(t)      # the spelling the message gives: the gradient reaches t
     ad.sum(b * np.arange(9.0).reshape(3, 3)).backward()
     np.testing.assert_array_equal(t.grad, [1.0, 5.0])
+
+
+@pytest.mark.parametrize("n, N, increasing", [(4, None, False), (5, 3, False), (3, 5, True), (2, 1, True),
+                                              (3, 0, False)])
+def test_vander(n, N, increasing):
+    x = RNG.uniform(-2, 2, n)
+    out = np.vander(ad.Tensor(x, requires_grad=True), N, increasing)
+    np.testing.assert_array_equal(out.value, np.vander(x, N, increasing))     # the same products, in order
+    if out.value.size:
+        _check(np.vander, x, N, increasing)
+
+
+def test_vander_gradient_is_the_power_rule_and_float32_stays_float32():
+    x, w = np.array([0.5, -1.5, 2.0]), np.array([1.0, -2.0, 3.0, 0.5])
+    grad = ad.grad(lambda x: ad.sum(ad.vander(x, 4) @ w))(x)            # d/dx (x^3 - 2x^2 + 3x + 0.5)
+    np.testing.assert_allclose(grad, 3 * x ** 2 - 4 * x + 3, rtol=1e-15)
+    x32 = x.astype(np.float32)
+    assert ad.vander(x32, 3).dtype == np.float32
+    assert ad.grad(lambda x: ad.sum(ad.vander(x, 3)))(x32).dtype == np.float32
+    assert ad.vander(np.arange(3), 2).dtype == np.vander(np.arange(3), 2).dtype
+
+
+@pytest.mark.parametrize("args, match", [((np.ones((2, 2)),), r"vander: x must be a 1-d vector, got shape \(2, 2\)"),
+                                         ((np.ones(3), -1),
+                                          r"vander: N must be a whole number of columns >= 0, got -1"),
+                                         ((np.ones(3), 2.5), r"vander: N must be a whole number .* got 2.5"),
+                                         ((np.array(["a"]),), r"vander: x must hold numbers, got dtype <U1")])
+def test_vander_refuses_careless_input_in_one_line(args, match):
+    with pytest.raises((ValueError, TypeError), match=match) as err:
+        ad.vander(*args)
+    assert "\n" not in str(err.value)

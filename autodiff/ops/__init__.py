@@ -5,6 +5,7 @@
 - :mod:`.shapes`: reshape, transpose, getitem / scatter_add, concatenate, stack (and, re-exported
   from :mod:`autodiff.primitives`, the broadcasting pair sum_to / broadcast_to);
 - :mod:`.linalg`: matmul, einsum, det, slogdet (the logabsdet primitive), inv, solve;
+- :mod:`.polynomial`: vander (as ``np.vander``);
 - :mod:`.arrays` (composed): squeeze, expand_dims, ravel, moveaxis, swapaxes, flip, roll, take,
   take_along_axis, pad, diagonal, triu, tril, tile, repeat, diag, ``x.at[i].set(v)``; the astype
   primitive; constructors (eye, zeros, ones, full, zeros_like, ones_like, full_like) returning plain
@@ -31,6 +32,7 @@ from ..primitives import broadcast_like, broadcast_to, sum_to, unbroadcast
 from .elementwise import (abs, add, clip, cos, div, exp, heaviside, identity, log, maximum, minimum, mul, neg, pow,
                           pow_const, relu, select, sigmoid, sign, sin, sqrt, sub, tan, tanh, where)
 from .linalg import det, einsum, inv, logabsdet, matmul, slogdet, solve
+from .polynomial import vander
 from .reductions import cumprod, cumsum, logsumexp, log_softmax, max, mean, min, prod, softmax, std, sum, var
 from .shapes import concatenate, getitem, normalize_index, reshape, scatter_add, stack, transpose
 from .arrays import (IndexUpdate, astype, diag, diagonal, expand_dims, eye, flip, full, full_like, moveaxis, ones,
@@ -47,7 +49,7 @@ __all__ = [
     "sum", "mean", "max", "min", "logsumexp", "softmax", "log_softmax",
     "sum_to", "broadcast_to", "unbroadcast", "broadcast_like", "reshape", "transpose", "getitem", "scatter_add",
     "concatenate", "stack", "normalize_index", "matmul", "IndexUpdate",
-    "sign", "einsum", "det", "inv", "solve", "prod", "cumsum", "cumprod", "var", "std", "astype", "diagonal",
+    "sign", "einsum", "vander", "det", "inv", "solve", "prod", "cumsum", "cumprod", "var", "std", "astype", "diagonal",
     "expand_dims", "flip", "moveaxis", "pad", "ravel", "roll", "squeeze", "swapaxes", "take", "take_along_axis",
     "tril", "triu", "cross", "dot", "inner", "norm", "outer", "tensordot", "trace", "vdot",
     "eye", "zeros", "ones", "full", "zeros_like", "ones_like", "stop_gradient",
