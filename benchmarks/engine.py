@@ -364,7 +364,7 @@ def main(argv=None):
         if config.get("problems"):
             import engine_problems_run
 
-            engine_problems_run.torch_worker(config, best_time)
+            engine_problems_run.torch_worker(config)
         else:
             torch_worker(config)
         return
@@ -385,8 +385,8 @@ def main(argv=None):
         per_call_overhead(config, torch_result)
         long_chain(config)
     missing = "not measured (--no-torch)" if args.no_torch else None if python else torch_missing(args.torch_python)
-    engine_problems_run.section(args.quick, args.only, SEED, best_time, lambda c: torch_command(c, python),
-                                missing, args.profile)
+    engine_problems_run.section(args.quick, args.only, SEED, lambda c: torch_command(c, python), missing,
+                                args.profile)
     print(f"\nTotal wall time: {time.perf_counter() - start:.1f} s")
 
 

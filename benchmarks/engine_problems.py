@@ -4,13 +4,14 @@ Each problem: ``make`` builds its inputs from a seeded NumPy generator; ``ours``
 NumPy-style code on autodiff Tensors (``np.exp``, ``np.einsum``... dispatch to the engine's ops;
 ``ad.logsumexp``, which NumPy lacks); ``theirs`` writes it line for line with ``torch``, passed in:
 torch is imported only in the worker (``engine.py --torch-worker``, a process without Numba).
-Three times each, the best of several repeats after a warm-up (``engine.best_time``), one thread on
-both sides (``torch.set_num_threads(1)`` there; threadpoolctl and Numba's ``set_num_threads`` here):
-primal, no grad (Tensors not requiring grad / ``torch.no_grad()``); primal, recording (every input
-requires grad on both sides, no backward); value and gradient (``ad.value_and_grad(f, argnums=all)``
-/ fresh leaves ``torch.from_numpy(a).requires_grad_()``, forward, ``backward()``). Goals: gradient
-ratio ours / torch <= 1.0, primal <= 1.2. Inputs go to the worker in an .npz, its gradients come back
-in another (never a pickle), and their largest difference from ours is printed.
+Three times each, the best of several samples after a warm-up, torch's samples and ours in turns
+(``engine_problems_run.py``), one thread on both sides (``torch.set_num_threads(1)`` there;
+threadpoolctl and Numba's ``set_num_threads`` here): primal, no grad (Tensors not requiring grad /
+``torch.no_grad()``); primal, recording (every input requires grad on both sides, no backward); value
+and gradient (``ad.value_and_grad(f, argnums=all)`` / fresh leaves ``torch.from_numpy(a).requires_grad_()``,
+forward, ``backward()``, the value and the ``.grad``s read back as arrays, as ours returns them).
+Goals: gradient ratio ours / torch <= 1.0, primal <= 1.2. Inputs go to the worker in an .npz, its
+gradients come back in another (never a pickle), and their largest difference from ours is printed.
 """
 from __future__ import annotations
 

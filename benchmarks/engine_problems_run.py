@@ -1,13 +1,16 @@
 """Runs ``benchmarks/engine_problems.py``'s problems on both sides and prints section 4 of ``engine.py``.
 
-The PyTorch side (:func:`torch_worker`) runs in ``engine.py --torch-worker``'s own process, which
-imports torch and never Numba: it reads the inputs from an .npz, and for each problem name it is
-sent on stdin it times that problem on one thread, writes its gradients to an .npz (never a pickle)
-and prints its times as one JSON line. Our side (:func:`section`) asks it for one problem, then times
-the same problem itself at once under ``threadpoolctl.threadpool_limits(1)`` (and Numba's
-``set_num_threads(1)`` once anything has imported Numba), so that each ratio compares numbers taken
-seconds apart, under the same load, never at the same time. It prints each problem's times beside
-torch's, the ratios against the goals, the largest differences of the gradients and a summary.
+The PyTorch side runs in ``engine.py --torch-worker``'s own process (:func:`torch_worker`), which
+imports torch and never Numba, on one thread. It reads the inputs from an .npz and answers requests
+on stdin, one JSON line each: ``prepare`` a problem (a warm-up call of each function, refusals
+caught, the value, the gradients written to an .npz: never a pickle) and ``time`` one sample of one
+of its functions. Our side runs under ``threadpoolctl.threadpool_limits(1)`` (and Numba's
+``set_num_threads(1)`` once anything has imported Numba) and alternates: a torch sample, then ours,
+``repeats`` times; each time is the best of its samples, each sample the mean of enough calls to
+last ``SAMPLE_S`` with the garbage collector off (``engine.best_time``'s recipe, split into samples
+so that the two sides take turns: load from other work on the machine falls on both alike, and they
+never run at once). It prints each problem's times beside torch's, the ratios against the goals, the
+largest differences of the gradients and a summary.
 """
 from __future__ import annotations
 
@@ -20,6 +23,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import timeit
 
 import numpy as np
 
@@ -33,16 +37,6 @@ TIMES = ("primal", "recording", "grad")
 LABELS = {"primal": "primal, no grad", "recording": "primal, recording", "grad": "value and gradient"}
 
 
-def per_call(timer, fn, problem, quick):
-    """Seconds per call: ``timer`` (engine.best_time: a warm-up, then the best of the problem's repeats) with
-    enough calls per sample to last SAMPLE_S (fewer and shorter samples with --quick)."""
-    repeat, sample_s = (QUICK["repeats"], QUICK["sample_s"]) if quick else (problem.repeats, SAMPLE_S)
-    start = time.perf_counter()
-    fn()
-    once = time.perf_counter() - start
-    return timer(fn, max(1, int(sample_s / max(once, 1e-9))), repeat)
-
-
 def attempt(fn):
     """(result, None), or (None, 'ExceptionName: its first line') when the call raises."""
     try:
@@ -51,36 +45,66 @@ def attempt(fn):
         return None, f"{type(error).__name__}: {(str(error).splitlines() or [''])[0]}"
 
 
+class Timed:
+    """One side's three functions of a problem: each called once (a warm-up, and any refusal caught), once
+    more to choose how many calls a sample makes, then timed one sample at a time."""
+
+    def __init__(self, fns, sample_s):
+        self.fns, self.errors, self.number = fns, {}, {}
+        for what, fn in fns.items():
+            _, self.errors[what] = attempt(fn)
+            if self.errors[what] is None:
+                start = time.perf_counter()
+                fn()
+                self.number[what] = max(1, int(sample_s / max(time.perf_counter() - start, 1e-9)))
+
+    def sample(self, what):
+        """Seconds per call, the mean over one sample (timeit: the garbage collector off while it runs)."""
+        return timeit.Timer(self.fns[what]).timeit(self.number[what]) / self.number[what]
+
+
+def value_and_grads(timed):
+    """The value and gradients of the 'grad' function as floats and arrays, or {} if it was refused."""
+    if timed.errors["grad"] is not None:
+        return {}
+    value, grads = timed.fns["grad"]()
+    return dict(value=float(value), grads=[np.asarray(g) for g in grads])
+
+
 # --- the PyTorch worker's side (runs in its own process; torch imported here only) -----------------------
 
-def torch_worker(config, timer):
-    """Torch on one thread: a line naming a problem on stdin -> its times on stdout (one JSON line), its
-    gradients in ``<out>/<name>.npz``. A first line says the version; an empty line or EOF ends it."""
+def torch_worker(config):
+    """Torch on one thread, answering the requests on stdin (one JSON line each) on stdout; the first line it
+    writes says its version. {"prepare": name}: errors, value (gradients to <out>/<name>.npz); {"time": name,
+    "what": ...}: seconds per call, one sample. EOF ends it."""
     import torch
 
     torch.set_num_threads(1)
     torch.set_default_dtype(torch.float64)
-    stored = np.load(config["inputs"])
-    done = {}                                  # the tiny variants: one torch function, the same inputs
+    stored, sample_s = np.load(config["inputs"]), QUICK["sample_s"] if config["quick"] else SAMPLE_S
+    prepared, shared = {}, {}                  # shared: the tiny variants, one torch function and the same inputs
     print(json.dumps(dict(version=torch.__version__, threads=torch.get_num_threads())), flush=True)
     for line in iter(sys.stdin.readline, ""):
-        if not line.strip():
-            break
-        problem = select(line.strip())[0]
-        arg_names, const_names = config["args"][problem.name], config["consts"][problem.name]
-        key = (problem.theirs, json.dumps(config["scalars"][problem.name]))
-        if key not in done:
-            done[key] = torch_problem(torch, problem, stored, config, timer)
-        out, grads = done[key]
-        np.savez(os.path.join(config["out"], f"{problem.name}.npz"), **dict(zip(arg_names, grads)))
-        print(json.dumps(out), flush=True)
+        request = json.loads(line)
+        if "time" in request:
+            reply = dict(seconds=prepared[request["time"]].sample(request["what"]))
+        else:
+            problem = select(request["prepare"])[0]
+            key = (problem.theirs, json.dumps(config["scalars"][problem.name]))
+            if key not in shared:
+                shared[key] = Timed(torch_functions(torch, problem, stored, config), sample_s)
+            timed = prepared[problem.name] = shared[key]
+            result = value_and_grads(timed)
+            np.savez(os.path.join(config["out"], f"{problem.name}.npz"),
+                     **dict(zip(config["args"][problem.name], result.pop("grads", []))))
+            reply = dict(result, errors=timed.errors)
+        print(json.dumps(reply), flush=True)
 
 
-def torch_problem(torch, problem, stored, config, timer):
-    """(times and value, gradients as arrays) of one problem with torch."""
-    arg_names, const_names = config["args"][problem.name], config["consts"][problem.name]
-    args = [stored[f"{problem.name}__{k}"] for k in arg_names]
-    consts = {k: torch.from_numpy(stored[f"{problem.name}__{k}"]) for k in const_names}
+def torch_functions(torch, problem, stored, config):
+    """The three functions timed on the torch side: primal under no_grad, recording, value and gradient."""
+    args = [stored[f"{problem.name}__{k}"] for k in config["args"][problem.name]]
+    consts = {k: torch.from_numpy(stored[f"{problem.name}__{k}"]) for k in config["consts"][problem.name]}
     consts.update(config["scalars"][problem.name])
     f, plain = problem.theirs, [torch.from_numpy(a) for a in args]
     tracked = [torch.from_numpy(a).requires_grad_() for a in args]
@@ -93,22 +117,13 @@ def torch_problem(torch, problem, stored, config, timer):
         leaves = [torch.from_numpy(a).requires_grad_() for a in args]
         loss = f(torch, *leaves, **consts)
         loss.backward()
-        return loss, [t.grad for t in leaves]
+        return loss.detach().numpy(), [t.grad.numpy() for t in leaves]
 
-    fns = dict(primal=primal, recording=lambda: f(torch, *tracked, **consts), grad=value_and_grad)
-    out = {}
-    for what in TIMES:
-        out[what], out[what + "_error"] = attempt(lambda: per_call(timer, fns[what], problem, config["quick"]))
-    got, out["grad_error"] = attempt(value_and_grad) if out["grad_error"] is None else (None, out["grad_error"])
-    if got is None:
-        return out, []
-    out["value"] = float(got[0])
-    return out, [g.numpy() for g in got[1]]
+    return dict(primal=primal, recording=lambda: f(torch, *tracked, **consts), grad=value_and_grad)
 
 
 class TorchWorker:
-    """The worker process, asked for one problem at a time: its numbers and ours are taken back to back,
-    in the same minute's load, and never at once (it waits on its stdin while we measure)."""
+    """The worker process, asked for one sample at a time: torch's samples and ours take turns."""
 
     def __init__(self, command, config):
         self.stderr = tempfile.TemporaryFile(mode="w+")      # a file, not a pipe: a full pipe would block it
@@ -119,24 +134,26 @@ class TorchWorker:
         except OSError as error:
             print(f"  PyTorch worker failed to start: {error}")
             return
-        self.hello = self.reply()
+        self.hello = self.ask({})
 
-    def reply(self):
+    def ask(self, request):
+        """The reply to one request, or None (and the worker given up) if it has ended."""
+        if request:
+            if self.hello is None:
+                return None
+            self.proc.stdin.write(json.dumps(request) + "\n")
+            self.proc.stdin.flush()
         line = self.proc.stdout.readline()
         if line:
             return json.loads(line)
-        self.hello = None                                    # it has ended: nothing more is asked of it
+        self.hello = None
         self.stderr.seek(0)
         print("  PyTorch worker failed:\n    " + self.stderr.read().strip()[-3000:].replace("\n", "\n    "))
         return None
 
-    def ask(self, name, arg_names):
-        """Torch's results for one problem, its gradients under 'grads' (None where it had none)."""
-        if self.hello is None:
-            return None
-        self.proc.stdin.write(name + "\n")
-        self.proc.stdin.flush()
-        result = self.reply()
+    def prepare(self, name, arg_names):
+        """Torch's errors and value for one problem, its gradients under 'grads' (None where it has none)."""
+        result = self.ask({"prepare": name})
         if result is not None:
             stored = np.load(os.path.join(self.out, f"{name}.npz"))
             result["grads"] = [stored[k] for k in arg_names] if all(k in stored for k in arg_names) else None
@@ -168,26 +185,32 @@ def one_thread():
                 numba.set_num_threads(numba.config.NUMBA_NUM_THREADS if before is None else before)
 
 
-def run_ours(problem, args, consts, timer, quick):
-    """Our three times, value and gradients (or the refusals), as the worker's results for torch."""
+def our_functions(problem, args, consts):
+    """The three functions timed on our side: on Tensors not requiring grad, requiring grad, value_and_grad."""
     def f(*xs):
         return problem.ours(*xs, **consts)
     arrays = list(args.values())
     plain, tracked = [ad.Tensor(a) for a in arrays], [ad.Tensor(a, requires_grad=True) for a in arrays]
     value_and_grad = ad.value_and_grad(f, argnums=tuple(range(len(arrays))))
-    fns = dict(primal=lambda: f(*plain), recording=lambda: f(*tracked), grad=lambda: value_and_grad(*arrays))
-    out = {}
+    return dict(primal=lambda: f(*plain), recording=lambda: f(*tracked), grad=lambda: value_and_grad(*arrays))
+
+
+def measure(problem, ours, worker, their_errors, repeats):
+    """{what: (our best, torch's best)}: torch's samples and ours in turns, ``repeats`` of each; torch's
+    only where ``their_errors`` (None: no torch) says its function ran."""
+    best = {}
     for what in TIMES:
-        _, out[what + "_error"] = attempt(fns[what])           # a refusal, before any timing
-        if "numba" in sys.modules:                              # imported before, or by an op on the way
-            sys.modules["numba"].set_num_threads(1)
-        if out[what + "_error"] is None:
-            out[what], out[what + "_error"] = attempt(lambda: per_call(timer, fns[what], problem, quick))
-    if out["grad_error"] is None:
-        value, grads = value_and_grad(*arrays)
-        out["value"], out["grads"] = float(value), [np.asarray(g) for g in grads]
-    out["fn"] = fns["grad"]
-    return out
+        mine = theirs = None
+        for _ in range(repeats):
+            if their_errors is not None and their_errors[what] is None:
+                reply = worker.ask({"time": problem.name, "what": what})
+                if reply is not None:
+                    theirs = min(theirs or reply["seconds"], reply["seconds"])
+            if ours.errors[what] is None:
+                t = ours.sample(what)
+                mine = min(mine or t, t)
+        best[what] = (mine, theirs)
+    return best
 
 
 def fmt(seconds):
@@ -230,8 +253,8 @@ def report(problem, size, ours, theirs, oracle):
             ratios[what] = mine / other
             line += f"   ratio {ratios[what]:6.2f}   goal <= {goal}: {'MET' if ratios[what] <= goal else 'NOT MET'}"
         for side, result in (("ours", ours), ("torch", theirs or {})):
-            if result.get(what + "_error"):
-                line += f"   {side} refused: {result[what + '_error']}"
+            if result.get("errors", {}).get(what):
+                line += f"   {side} refused: {result['errors'][what]}"
         print(line)
     if "grads" in ours and theirs and theirs.get("grads") is not None:
         scale = max(float(np.max(np.abs(g), initial=0.0)) for g in theirs["grads"])
@@ -245,9 +268,8 @@ def report(problem, size, ours, theirs, oracle):
     return ratios
 
 
-def section(quick, only, seed, timer, command, torch_missing, with_profile=False):
-    """Section 4: for each selected problem, torch's times (its worker process, asked for this problem),
-    then ours on one thread.
+def section(quick, only, seed, command, torch_missing, with_profile=False):
+    """Section 4: each selected problem prepared on both sides, then timed, torch's samples and ours in turns.
 
     ``command(config)`` is the worker's command line; ``torch_missing`` says why torch is not run at all
     (None: it is).
@@ -255,19 +277,18 @@ def section(quick, only, seed, timer, command, torch_missing, with_profile=False
     chosen = select(only)
     repeats = [QUICK["repeats"]] if quick else sorted({p.repeats for p in chosen})
     title = (f"4. Problems (issue 32): ours beside PyTorch eager, float64, one thread each, best of "
-             f"{'-'.join(map(str, repeats))} after a warm-up")
+             f"{'-'.join(map(str, repeats))} samples taken in turns")
     print(f"\n{title}\n{'-' * len(title)}")
     print_load("start")
     print("  primal, no grad: Tensors not requiring grad / under torch.no_grad(); primal, recording: the inputs"
-          "\n  require grad on both sides; value and gradient: ad.value_and_grad / fresh torch leaves, backward()"
-          "\n  (each problem: torch's numbers, then ours at once, so that both see the same load)")
+          "\n  require grad on both sides; value and gradient: ad.value_and_grad / fresh torch leaves, backward()")
     built = {p.name: build(p, quick, seed) for p in chosen}
     summary = {}
     with tempfile.TemporaryDirectory() as tmp:
         inputs = os.path.join(tmp, "inputs.npz")
         np.savez(inputs, **{f"{name}__{k}": v for name, (_, args, arrays, _) in built.items()
                             for k, v in {**args, **arrays}.items()})
-        config = dict(problems=True, quick=quick, inputs=inputs, out=tmp, names=list(built),
+        config = dict(problems=True, quick=quick, inputs=inputs, out=tmp,
                       args={n: list(b[1]) for n, b in built.items()}, consts={n: list(b[2]) for n, b in built.items()},
                       scalars={n: b[3] for n, b in built.items()})
         worker = TorchWorker(command, config) if torch_missing is None else None
@@ -278,20 +299,31 @@ def section(quick, only, seed, timer, command, torch_missing, with_profile=False
         try:
             with one_thread():
                 for problem in chosen:
-                    size, args, arrays, scalars = built[problem.name]
-                    theirs = worker.ask(problem.name, list(args)) if worker else None
-                    consts = {**scalars, **{k: ad.Tensor(v) if k in problem.tensor_consts else v
-                                            for k, v in arrays.items()}}
-                    ours = run_ours(problem, args, consts, timer, quick)
-                    oracle = problem.oracle(*args.values()) if problem.oracle else None
-                    summary[problem.name] = (ours, report(problem, size, ours, theirs, oracle))
-                    if with_profile and ours.get("grad") is not None:
-                        profile(ours["fn"], ours["grad"])
+                    summary[problem.name] = run_problem(problem, built[problem.name], worker, quick, with_profile)
         finally:
             if worker is not None:
                 worker.close()
     print_summary(summary)
     print_load("end")
+
+
+def run_problem(problem, built, worker, quick, with_profile):
+    """One problem on both sides: prepared, timed in turns, reported; (our times, the ratios)."""
+    size, args, arrays, scalars = built
+    theirs = worker.prepare(problem.name, list(args)) if worker is not None else None
+    consts = {**scalars, **{k: ad.Tensor(v) if k in problem.tensor_consts else v for k, v in arrays.items()}}
+    ours = Timed(our_functions(problem, args, consts), QUICK["sample_s"] if quick else SAMPLE_S)
+    if "numba" in sys.modules:                       # imported before, or by an op on the way
+        sys.modules["numba"].set_num_threads(1)
+    best = measure(problem, ours, worker, theirs and theirs["errors"], QUICK["repeats"] if quick else problem.repeats)
+    mine = dict(value_and_grads(ours), errors=ours.errors, **{w: best[w][0] for w in TIMES})
+    if theirs is not None:
+        theirs.update({w: best[w][1] for w in TIMES})
+    oracle = problem.oracle(*args.values()) if problem.oracle else None
+    ratios = report(problem, size, mine, theirs, oracle)
+    if with_profile and mine["grad"] is not None:
+        profile(ours.fns["grad"], mine["grad"])
+    return mine, ratios
 
 
 def print_load(when):
