@@ -308,8 +308,10 @@ def _matrix_norm(x, /, *, keepdims=False, ord="fro"):
 
 
 def _full_like(a, fill_value, dtype=None, order="K", subok=True, shape=None):
+    """ad.full_like; with a number fill_value the plain array, as np.zeros_like's (no derivative to keep)."""
     _refuse("np.full_like", order=(order, "K"))
-    return ops.full_like(a, fill_value, dtype, shape)
+    out = ops.full_like(a, fill_value, dtype, shape)
+    return out if isinstance(fill_value, Tensor) else out.value
 
 
 FUNCTIONS = {

@@ -79,10 +79,13 @@ class TensorSyntax:
         return ops.getitem(self, index=ops.normalize_index(index))
 
     def __setitem__(self, index, value):
-        """Refused: writing into a Tensor would change a value the graph saved for its rules."""
-        raise TypeError("a Tensor does not support item assignment (x[i] = v would change a value the graph "
-                        "has saved, and gradients computed from it would be wrong); write x = x.at[i].set(v) "
-                        "(or .add(v)), which records the update so that gradients flow through x and v")
+        """Refused: writing into a Tensor would change a value the graph saved for its rules. The message
+        spells the functional update with the index written (``a[0] = t``: ``a = a.at[0].set(t)``)."""
+        at = _index_text(index)
+        raise TypeError(f"a Tensor does not support item assignment (a[{at}] = t would change a value the graph "
+                        f"may have saved, and gradients computed from it would be wrong); write "
+                        f"a = a.at[{at}].set(t) (or .add(t)), which records the update so that gradients flow "
+                        f"through a and t")
 
     @property
     def at(self) -> ops.IndexUpdate:
@@ -254,6 +257,20 @@ class TensorSyntax:
                                "its gradient comes from its inputs; use t.detach() for an untracked copy")
         self.requires_grad = bool(requires_grad)
         return self
+
+
+def _index_text(index) -> str:
+    """An index as it is written between brackets (``0``, ``1:3``, ``..., 0``), ``i`` for an array."""
+    if isinstance(index, tuple):
+        return ", ".join(map(_index_text, index)) if index else "()"
+    if index is Ellipsis or index is None:
+        return "..." if index is Ellipsis else "None"
+    if isinstance(index, slice):
+        ends = ["" if e is None else _index_text(e) for e in (index.start, index.stop)]
+        return ":".join(ends + ([] if index.step is None else [_index_text(index.step)]))
+    if isinstance(index, (int, np.integer)) and not isinstance(index, (bool, np.bool_)):
+        return str(int(index))
+    return "i"
 
 
 _NOT_SYNTAX = {"__module__", "__qualname__", "__doc__", "__dict__", "__weakref__", "__firstlineno__",

@@ -143,20 +143,94 @@ def test_item_update_at_set_and_add_in_both_modes():
         ad.Tensor(x).at[0].set(np.ones(3))
 
 
+
 def test_item_assignment_is_refused_with_the_functional_spelling():
     t = ad.Tensor(X, requires_grad=True)
-    with pytest.raises(TypeError, match=r"x\.at\[i\]\.set\(v\)"):
+    with pytest.raises(TypeError, match=r"a = a\.at\[0, 1\]\.set\(t\)"):
         t[0, 1] = 2.0
+    with pytest.raises(TypeError, match=r"a = a\.at\[0\]\.set\(t\)"):       # a constant is not written into either
+        ad.zeros(3)[0] = ad.Tensor(1.0, requires_grad=True)
+    with pytest.raises((TypeError, ValueError)) as info:      # an array: NumPy calls float(t) and raises its own
+        np.zeros(3)[0] = ad.Tensor(1.0, requires_grad=True)   # words, with the refusal as their cause (shown)
+    assert ".at[...].set(t)" in str(info.value) + str(info.value.__cause__)
 
 
-def test_constructors_are_plain_arrays_and_astype_keeps_the_graph():
+def test_constructors_are_constant_tensors_and_astype_keeps_the_graph():
     t = ad.Tensor(X.astype(np.float32), requires_grad=True)
-    for made in (ad.zeros_like(t), ad.ones_like(t), ad.eye(3), ad.zeros((2,)), ad.ones(2), ad.full(2, 1.5)):
-        assert type(made) is np.ndarray
-    assert ad.zeros_like(t).dtype == np.float32 and ad.eye(2, k=1)[0, 1] == 1
+    made = {"zeros_like": ad.zeros_like(t), "ones_like": ad.ones_like(t), "eye": ad.eye(3), "zeros": ad.zeros((2,)),
+            "ones": ad.ones(2), "full": ad.full(2, 1.5), "full_like": ad.full_like(t, 2.5)}
+    for name, c in made.items():
+        assert type(c) is ad.Tensor and not c.requires_grad and c.is_leaf, name
+        assert type(np.asarray(c)) is np.ndarray, name          # not being recorded: NumPy reads it
+    dtypes = {"zeros_like": np.float32, "ones_like": np.float32, "eye": np.float64, "zeros": np.float64,
+              "ones": np.float64, "full": np.float64, "full_like": np.float32}
+    assert {name: c.dtype for name, c in made.items()} == dtypes
+    assert ad.full(2, 3).dtype == np.int64 and ad.full(2, np.float32(1)).dtype == np.float32   # NumPy's rule
+    assert ad.eye(2, k=1)[0, 1].item() == 1 and ad.zeros(3, np.int32).dtype == np.int32
     y = t.astype(np.float64)
     assert y.dtype == np.float64 and y.requires_grad
     ad.sum(y * y).backward()
     assert t.grad.dtype == np.float32
     np.testing.assert_allclose(t.grad, 2 * X.astype(np.float32), rtol=1e-6)
     assert not ad.astype(t, np.int64).requires_grad
+
+
+def test_a_constant_updated_at_an_index_differentiates_into_the_value():
+    """JAX's idiom a = zeros(n); a = a.at[i].set(v): y = sum(a * w) with a = [0, v0, 0, v1] has
+    dy/dv = (w[1], w[3]) by hand, in both modes; the constants are not in the sweep."""
+    v, w = ad.Tensor([2.0, -3.0], requires_grad=True), np.array([0.5, 7.0, -1.0, 4.0])
+    a = ad.zeros(4)
+    a = a.at[np.array([1, 3])].set(v)
+    y = ad.sum(a * ad.ones(4) * w)
+    y.backward()
+    np.testing.assert_array_equal(a.value, [0.0, 2.0, 0.0, -3.0])
+    np.testing.assert_array_equal(v.grad, [7.0, 4.0])
+    _, tangent = ad.jvp(lambda v: ad.sum(ad.zeros(4).at[np.array([1, 3])].set(v) * w), (v.value,),
+                        (np.array([1.0, 10.0]),))
+    assert tangent == 7.0 + 10.0 * 4.0
+    order, ids = ad.toposort([y])
+    inputs = []
+    ad.reverse_sweep(order, ids, {id(y): 1.0}, on_edge=lambda node, i, inp, c: inputs.append(inp))
+    assert all(n.requires_grad for n in order) and all(inp.requires_grad for inp in inputs)
+    assert [n for n in order if n.op is None] == [v]          # no constant is visited: they cost nothing
+
+
+def test_constructors_take_requires_grad_as_pytorch():
+    w = ad.zeros(3, requires_grad=True)
+    assert w.requires_grad and w.is_leaf and w.dtype == np.float64
+    ad.sum(w * np.array([1.0, 2.0, 3.0])).backward()
+    np.testing.assert_array_equal(w.grad, [1.0, 2.0, 3.0])
+    for made in (ad.ones(2, requires_grad=True), ad.eye(2, requires_grad=True), ad.full(2, 0.5, requires_grad=True)):
+        assert made.requires_grad and made.is_leaf
+    c = ad.Tensor(1.5, requires_grad=True)              # a Tensor fill_value is broadcast: the sum as gradient
+    ad.sum(ad.full((2, 3), c)).backward()
+    assert c.grad == 6.0
+
+
+BAD_CONSTRUCTOR_ARGUMENTS = [
+    (lambda: ad.zeros(-1), ValueError, "zeros: shape must not be negative"),
+    (lambda: ad.ones(2.5), TypeError, "ones: shape must be a non-negative int"),
+    (lambda: ad.zeros((2, "a")), TypeError, "zeros: shape must be"),
+    (lambda: ad.zeros(3, dtype="nonsense"), TypeError, "zeros: dtype 'nonsense' is not a NumPy dtype"),
+    (lambda: ad.ones(3, dtype=str), TypeError, "ones: dtype must be numeric"),
+    (lambda: ad.zeros(3, requires_grad="yes"), TypeError, "zeros: requires_grad must be True or False"),
+    (lambda: ad.ones(3, dtype=int, requires_grad=True), TypeError, "ones: requires_grad=True needs a floating"),
+    (lambda: ad.full(3, "a"), TypeError, "full: fill_value must be a number"),
+    (lambda: ad.full(3, None), TypeError, "full: fill_value must be a number"),
+    (lambda: ad.full(3, [1.0, 2.0]), ValueError, "full: a fill_value of shape"),
+    (lambda: ad.full(2, 300, dtype=np.int8), ValueError, "full: fill_value 300"),
+    (lambda: ad.eye(-2), ValueError, "eye: n must not be negative"),
+    (lambda: ad.eye(2, k=0.5), TypeError, "eye: k"),
+    (lambda: ad.zeros((2 ** 40, 2 ** 40)), ValueError, "zeros: shape"),
+    (lambda: ad.zeros_like("abc"), TypeError, "zeros_like: x must be a numeric"),
+    (lambda: ad.full_like(np.ones(2), object()), TypeError, "full_like: fill_value must be a number"),
+    (lambda: ad.full_like(np.ones(2), 1.0, shape=-3), ValueError, "full_like: shape must not be negative"),
+]
+
+
+@pytest.mark.parametrize("call, kind, message", BAD_CONSTRUCTOR_ARGUMENTS,
+                         ids=[m for _, _, m in BAD_CONSTRUCTOR_ARGUMENTS])
+def test_constructors_refuse_bad_arguments_in_one_line_naming_them(call, kind, message):
+    with pytest.raises(kind, match=message) as info:
+        call()
+    assert "\n" not in str(info.value)

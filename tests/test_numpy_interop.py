@@ -88,7 +88,8 @@ REFUSED = [
     ("ndarray +=", lambda v: np.zeros(3).__iadd__(v), "out="),
     ("np.sum where=", lambda v: np.sum(v, where=np.array([True, False, True])), "where"),
     ("np.einsum sublists", lambda v: np.einsum(v, [0], [0]), "subscripts"),
-    ("x[i] = v", lambda v: v.__setitem__(0, 1.0), r"at\[i\]\.set"), ("ad.Tensor(t)", lambda v: ad.Tensor(v), "detach"),
+    ("x[i] = v", lambda v: v.__setitem__(0, 1.0), r"a = a\.at\[0\]\.set\(t\)"),
+    ("ad.Tensor(t)", lambda v: ad.Tensor(v), "detach"),
 ]
 
 

@@ -8,8 +8,10 @@
 - :mod:`.polynomial`: vander (as ``np.vander``);
 - :mod:`.arrays` (composed): squeeze, expand_dims, ravel, moveaxis, swapaxes, flip, roll, take,
   take_along_axis, pad, diagonal, triu, tril, tile, repeat, diag, ``x.at[i].set(v)``; the astype
-  primitive; constructors (eye, zeros, ones, full, zeros_like, ones_like, full_like) returning plain
-  arrays, the graph's constants (full_like with a Tensor fill_value: its broadcast);
+  primitive;
+- :mod:`.constructors`: eye, zeros, ones, full, zeros_like, ones_like, full_like, returning Tensors
+  that do not require grad, the graph's constants (``ad.zeros(5).at[2].set(t)`` is differentiable in t;
+  full and full_like with a Tensor fill_value: its broadcast);
 - :mod:`.vectors` (composed): dot, inner, outer, vdot, tensordot, cross, trace, norm;
 - :mod:`.reductions` also: prod, cumsum (primitives), cumprod, var, std (composed).
 - :mod:`.control`: stop_gradient (the value, with derivative 0: JAX's).
@@ -35,9 +37,9 @@ from .linalg import det, einsum, inv, logabsdet, matmul, slogdet, solve
 from .polynomial import vander
 from .reductions import cumprod, cumsum, logsumexp, log_softmax, max, mean, min, prod, softmax, std, sum, var
 from .shapes import concatenate, getitem, normalize_index, reshape, scatter_add, stack, transpose
-from .arrays import (IndexUpdate, astype, diag, diagonal, expand_dims, eye, flip, full, full_like, moveaxis, ones,
-                     ones_like, pad, ravel, repeat, roll, squeeze, swapaxes, take, take_along_axis, tile, tril, triu,
-                     zeros, zeros_like)
+from .arrays import (IndexUpdate, astype, diag, diagonal, expand_dims, flip, moveaxis, pad, ravel, repeat, roll,
+                     squeeze, swapaxes, take, take_along_axis, tile, tril, triu)
+from .constructors import eye, full, full_like, ones, ones_like, zeros, zeros_like
 from .vectors import cross, dot, inner, norm, outer, tensordot, trace, vdot
 from .control import stop_gradient
 from .compare import equal, greater, greater_equal, less, less_equal, not_equal

@@ -1,8 +1,8 @@
 """Array manipulation composed from the shape primitives, so that each is differentiable in both
 modes without rules of its own: squeeze, expand_dims, ravel, moveaxis, swapaxes, flip, roll,
 take, take_along_axis, pad, triu, tril, diagonal, tile, repeat, diag; the functional update ``x.at[i].set(v)``;
-the ``astype`` primitive; and constructors (eye, zeros, ones, ...) that return plain arrays,
-the constants of a graph (full_like with a Tensor fill_value is its broadcast, differentiable).
+and the ``astype`` primitive. (The constructors, eye, zeros, ones, full and the ``*_like``, are in
+:mod:`.constructors`.)
 
 Every gather here is a ``getitem`` with a static index built from the shapes, every scatter a
 ``scatter_add``: their rules (each the other's adjoint) carry the gradient.
@@ -316,53 +316,3 @@ class _IndexedUpdate:
             raise ValueError("at[...].set: the index names some positions more than once, so which value "
                              "would win is not defined; use at[...].add or an index without repeats")
         return where(counts > 0, 0, self.x) + self._placed(v)
-
-
-# --------------------------------------------------------------------------------------------
-# Constructors: plain NumPy arrays, which enter a graph as constants
-
-def eye(n, m=None, k=0, dtype=np.float64):
-    """The n x m identity (ones on the ``k``-th diagonal): a plain array."""
-    return np.eye(n, m, k, dtype=dtype)
-
-
-def zeros(shape, dtype=np.float64):
-    """An array of zeros: a plain array."""
-    return np.zeros(shape, dtype=dtype)
-
-
-def ones(shape, dtype=np.float64):
-    """An array of ones: a plain array."""
-    return np.ones(shape, dtype=dtype)
-
-
-def full(shape, fill_value, dtype=None):
-    """An array filled with ``fill_value`` (a number): a plain array."""
-    return np.full(shape, value_of(fill_value), dtype=dtype)
-
-
-def zeros_like(x, dtype=None):
-    """Zeros of x's shape and dtype (x may be a Tensor): a plain array, a constant of the graph."""
-    return np.zeros(shape_of(x), dtype=dtype or np.asarray(value_of(x)).dtype)
-
-
-def ones_like(x, dtype=None):
-    """Ones of x's shape and dtype (x may be a Tensor): a plain array, a constant of the graph."""
-    return np.ones(shape_of(x), dtype=dtype or np.asarray(value_of(x)).dtype)
-
-
-def full_like(x, fill_value, dtype=None, shape=None):
-    """An array of x's shape and dtype (or ``shape``/``dtype``) filled with ``fill_value``. Its derivative
-    with respect to x is 0; a Tensor fill_value is broadcast, so its gradient is the sum of the cotangent.
-    With a number: a plain array, a constant of the graph.
-
-    >>> import autodiff as ad
-    >>> ad.grad(lambda c: ad.sum(ad.full_like(np.zeros((2, 3)), c)))(0.5)     # six copies of c
-    6.0
-    """
-    shape = shape_of(x) if shape is None else tuple(int(n) for n in np.atleast_1d(np.asarray(shape, dtype=int)))
-    dtype = np.dtype(dtype or np.asarray(value_of(x)).dtype)
-    if isinstance(fill_value, Tensor):
-        same = value_of(fill_value).dtype == dtype
-        return broadcast_to(fill_value if same else astype(fill_value, dtype), shape=shape)
-    return np.full(shape, value_of(fill_value), dtype=dtype)
