@@ -62,6 +62,33 @@ def test_stable_values_and_gradients():
     np.testing.assert_allclose(g, (2 ** -0.5, 2 ** -0.5), rtol=1e-15)
 
 
+def test_logaddexp_weights_are_finite_where_both_arguments_are_infinite():
+    """The partials are a's and b's softmax weights; where both are -inf (log of 0 + 0) they are 1/2 each,
+    the limit along the diagonal, in both modes, not NaN from inf - inf. JAX 0.10.2 (x64), by hand:
+    jax.grad(jnp.logaddexp, (0, 1)) gives (0, 1) at (-inf, 0), (0.5, 0.5) at (0, 0), sigmoid(-1), sigmoid(1)
+    = (0.26894142, 0.73105858) at (1, 2) and (1, 0) at (3, -inf), the same here; at (-inf, -inf) it gives
+    (nan, nan) and at (+inf, +inf) (1, 1), whose sum 2 is not the diagonal's slope 1: here (0.5, 0.5)."""
+    inf = np.inf
+    grad = ad.grad(ad.logaddexp, argnums=(0, 1))
+    cases = {(-inf, -inf): (0.5, 0.5), (-inf, 0.0): (0.0, 1.0), (0.0, 0.0): (0.5, 0.5), (inf, inf): (0.5, 0.5)}
+    for (a, b), weights in cases.items():
+        assert grad(a, b) == weights
+        assert (ad.jvp(ad.logaddexp, (a, b), (1.0, 0.0))[1], ad.jvp(ad.logaddexp, (a, b), (0.0, 1.0))[1]) == weights
+    a, b = np.array([-inf, -inf, 0.0, 1.0, 3.0]), np.array([-inf, 0.0, 0.0, 2.0, -inf])
+    wa, wb = [0.5, 0.0, 0.5, 0.26894142, 1.0], [0.5, 1.0, 0.5, 0.73105858, 0.0]
+    ga, gb = ad.grad(lambda a, b: ad.sum(ad.logaddexp(a, b)), argnums=(0, 1))(a, b)
+    np.testing.assert_allclose(ga, wa, rtol=1e-8)
+    np.testing.assert_allclose(gb, wb, rtol=1e-8)
+    _, tangent = ad.jvp(ad.logaddexp, (a, b), (np.ones(5), np.full(5, 10.0)))
+    np.testing.assert_allclose(tangent, np.add(wa, np.multiply(10.0, wb)), rtol=1e-8)    # JAX: nan, 10, 5.5 ...
+    f32 = ad.grad(lambda a, b: ad.sum(ad.logaddexp(a, b)))(a.astype(np.float32), b.astype(np.float32))
+    assert f32.dtype == np.float32 and np.allclose(f32, wa, rtol=1e-6)
+    h = ad.hessian(lambda v: ad.logaddexp(v[0], v[1]))(np.array([0.3, 0.3]))    # second order exact at ties
+    np.testing.assert_allclose(h, [[0.25, -0.25], [-0.25, 0.25]], rtol=1e-15)
+    compiled = ad.compile(lambda a, b: ad.sum(ad.logaddexp(a, b)), np.zeros(5), np.ones(5), mode="reverse")
+    np.testing.assert_allclose(compiled(a, b)[1], wa, rtol=1e-8)        # the recorded rule computes the weights
+
+
 def test_hypot_at_zero_has_gradient_zero_as_pytorch():
     assert ad.grad(lambda a, b: ad.hypot(a, b), argnums=(0, 1))(0.0, 0.0) == (0.0, 0.0)
     assert ad.jvp(lambda a: ad.hypot(a, np.zeros(2)), (np.zeros(2),), (np.ones(2),))[1].tolist() == [0.0, 0.0]

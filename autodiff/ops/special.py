@@ -4,7 +4,7 @@ Each is computed by NumPy's own stable ufunc, with rules in stable forms. Conven
 ``hypot``'s partials ``a/out``, ``b/out`` are 0 where out = 0 (as PyTorch); ``arctan2``'s are NaN
 at the origin (undefined there) and it jumps across the negative x-axis (y = 0, x < 0);
 ``logaddexp``'s partials are ``sigmoid(a - b)``, ``sigmoid(b - a)`` (1/2 each at ties, finite for
-large inputs).
+large inputs, and 1/2 each where both are -inf or both +inf: the limit along the diagonal).
 """
 from __future__ import annotations
 
@@ -13,7 +13,8 @@ import numpy as np
 from ..buffers import ufunc as pooled
 from ..primitives import primitive
 from ..samples import binary, unary
-from .elementwise import heaviside, real_only, sigmoid
+from ..tensor import value_of
+from .elementwise import clip, heaviside, real_only, sigmoid
 
 
 def _sympy(build):
@@ -90,7 +91,24 @@ def hypot(a, b):
     return pooled(np.hypot, a, b)
 
 
-@primitive(partials=[lambda out, a, b: sigmoid(a - b), lambda out, a, b: sigmoid(b - a)],
+def _finite(x):
+    """x with -inf and +inf clipped to its dtype's largest finite values (an int is finite already)."""
+    dtype = np.dtype(getattr(value_of(x), "dtype", np.float64))
+    if dtype.kind != "f":
+        return x
+    big = np.finfo(dtype).max
+    return clip(x, a_min=-big, a_max=big)
+
+
+def _logaddexp_weight(a, b):
+    """d logaddexp(a, b) / da = exp(a) / (exp(a) + exp(b)) = sigmoid(a - b), a's softmax weight. The
+    infinities are clipped first, so where both are -inf (or +inf) the weight is 1/2 (the limit along
+    the diagonal, not NaN from inf - inf); clip passes the derivative at every finite point, so the
+    second order stays exact (1/4 at ties). Engine ops: a recorded rule computes it."""
+    return sigmoid(_finite(a) - _finite(b))
+
+
+@primitive(partials=[lambda out, a, b: _logaddexp_weight(a, b), lambda out, a, b: _logaddexp_weight(b, a)],
            sympy=_sympy(lambda sp, a, b: sp.log(sp.exp(a) + sp.exp(b))), samples=binary(),
            code="np.logaddexp({0}, {1})")
 def logaddexp(a, b):
