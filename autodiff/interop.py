@@ -106,6 +106,10 @@ STATIC = {np.shape, np.ndim, np.size, np.iscomplexobj, np.isrealobj, np.zeros_li
 
 def array_ufunc(self, ufunc, method, *inputs, **kwargs):
     """``Tensor.__array_ufunc__``: a NumPy ufunc applied to Tensors (see the module's docstring)."""
+    if not kwargs and method == "__call__":      # np.tanh(t): the engine's op, straight away
+        op = UFUNCS.get(ufunc)
+        if op is not None:
+            return op(*inputs)
     name = f"np.{ufunc.__name__}" + ("" if method == "__call__" else f".{method}")
     tracked = _any_recording(inputs)
     out = kwargs.get("out")
@@ -116,8 +120,6 @@ def array_ufunc(self, ufunc, method, *inputs, **kwargs):
     if tracked and kwargs and kwargs.keys() - {"axis", "keepdims"}:
         raise TypeError(f"{name}: the arguments {sorted(kwargs.keys() - {'axis', 'keepdims'})} are not supported "
                         f"on a Tensor that requires grad")
-    if method == "__call__" and ufunc in UFUNCS and not kwargs:
-        return UFUNCS[ufunc](*inputs)
     if (ufunc, method) in UFUNC_METHODS and out is None and not kwargs.keys() - {"axis", "keepdims"}:
         params = {"axis": kwargs.get("axis", 0)}
         if method == "reduce" and "keepdims" in kwargs:
