@@ -19,7 +19,10 @@ import numpy as np
 
 from . import interop, ops
 from .sweep import RemovableHandle, accumulate_into_grads, add_hook
-from .tensor import Tensor
+from .primitives import REGISTRY
+from .tensor import Tensor, apply
+
+_GETITEM = REGISTRY["getitem"]
 
 
 class TensorSyntax:
@@ -76,6 +79,8 @@ class TensorSyntax:
 
     def __getitem__(self, index) -> Tensor:
         """``x[index]``: NumPy indexing, basic and advanced (Tensors in the index are constants)."""
+        if index.__class__ is int:      # x[0]: the common case, without the index's normalising
+            return apply(_GETITEM, (self,), {"index": (index,)})
         return ops.getitem(self, index=ops.normalize_index(index))
 
     def __setitem__(self, index, value):

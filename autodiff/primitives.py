@@ -92,6 +92,10 @@ vjp_rules = RuleTable("vjp")
 #: Joint reverse rules ``rule(g, out, *inputs, wanted, **params) -> (cotangent or None, ...)``: one call
 #: gives every input whose ``wanted`` flag is set; the sweep prefers it to the per-input rules.
 joint_vjp_rules = RuleTable("joint vjp")
+#: In-place reverse rules ``rule(acc, g, out, *inputs, **params)``, one per input (None: the vjp's): add
+#: input i's cotangent (of g's dtype) into ``acc``, an array of the input's shape that the eager sweep owns,
+#: instead of returning a mostly-zero array to be added up (getitem: ``acc[index] += g``). Registered apart.
+accumulate_rules = RuleTable("accumulate")
 #: The forward rules: a tuple of per-input rules ``rule(t, out, *inputs, **params)``.
 jvp_rules = RuleTable("jvp")
 #: The SymPy counterparts (scalar ops): a SymPy function, or its name in the ``sympy`` module.
@@ -278,10 +282,10 @@ def _public_function(prim, impl, nin, statics, variadic):
     allowed = frozenset(names)
 
     def bind(args, kwargs):
-        if not variadic and len(args) == nin and kwargs.keys() <= allowed:
+        if (len(args) == 1 if variadic else len(args) == nin) and kwargs.keys() <= allowed:
             params = {**defaults, **kwargs}
-            if len(params) == len(names):
-                return args, params
+            if len(params) == len(names) and (not variadic or isinstance(args[0], (list, tuple)) and args[0]):
+                return (tuple(args[0]) if variadic else args), params
         if variadic:
             if not args:
                 raise TypeError(f"{prim.name}() needs a sequence of inputs")

@@ -85,22 +85,19 @@ def toposort(roots, stop=frozenset()):
     """
     order = []
     visited = set()
-    stack = [(r, False) for r in roots if isinstance(r, Tensor) and r.requires_grad]
-    while stack:
-        node, expanded = stack.pop()
-        if expanded:
-            order.append(node)
-            continue
+    stack = [r for r in roots if isinstance(r, Tensor) and r.requires_grad]
+    while stack:        # every node reached once; creation order is a topological order (inputs exist first)
+        node = stack.pop()
         nid = id(node)
         if nid in visited:
             continue
         visited.add(nid)
-        stack.append((node, True))
+        order.append(node)
         if nid in stop:
             continue
         for inp in node.inputs:
             if inp.requires_grad and id(inp) not in visited:
-                stack.append((inp, False))
+                stack.append(inp)
     order.sort(key=_creation_order)
     return order, visited
 
@@ -189,7 +186,8 @@ def reverse_sweep(order, ids, seeds, *, create_graph=False, keep=None, stop=froz
                 continue
             if _tensor.batching_used and (type(c) is Batched or (type(c) is Tensor and type(c._value) is Batched)):
                 c = unmapped_cotangent(c, inp._value)    # vmap: summed over the examples of a map inp is not in
-            _check_rule_shape(c, inp._value.shape, prim, i, "vjp")
+            if getattr(c, "shape", None) != inp._value.shape:
+                _check_rule_shape(c, inp._value.shape, prim, i, "vjp")
             if anomaly is not None:
                 anomaly.cotangent(node, i, c, g, order, seeds)
             if on_edge is not None:

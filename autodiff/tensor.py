@@ -207,7 +207,8 @@ class Tensor(_Syntax):
     @classmethod
     def _make(cls, value, op=None, inputs=(), params=None, requires_grad=False, name=None):
         t = object.__new__(cls)
-        t._value = value if type(value) is np.ndarray or _foreign(value) else np.asarray(value)
+        t._value = value if type(value) is np.ndarray or (not isinstance(value, np.generic) and _foreign(value)) \
+            else np.asarray(value)
         t.requires_grad = requires_grad
         t.grad = None
         t.name = name
@@ -384,14 +385,10 @@ def apply(prim, args, params):
     - a tracked Tensor: a new node whose ``op`` is ``prim``. Plain arguments become constant
       leaves; a Python scalar takes the result's dtype, so float32 stays float32.
     """
-    values = []
-    has_tensor = tracked = False
-    all_tensors = True
+    values, has_tensor, tracked, all_tensors = [], False, False, True
     for a in args:
         if isinstance(a, Tensor):
-            has_tensor = True
-            if a.requires_grad:
-                tracked = True
+            has_tensor, tracked = True, tracked or a.requires_grad
             values.append(a._value)
         else:
             all_tensors = False
@@ -414,6 +411,8 @@ def apply(prim, args, params):
         except TypeError:              # a class with its own constructor (NumPy's _UFuncNoLoopError): its base
             new = (TypeError if isinstance(exc, TypeError) else ValueError)(message)
         raise new from None
+    if not tracked and _anomaly is None:      # Tensors, none tracked: no node to record
+        return Tensor._make(out)
     return _record(prim, args, params, out, tracked, all_tensors)
 
 

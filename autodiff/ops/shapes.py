@@ -125,4 +125,7 @@ def _stack_jvp(t, out, *xs, axis, argnum):
            samples=cases((((3,), (3,)), {"axis": 0}), (((2, 3), (2, 3), (2, 3)), {"axis": -1})))
 def stack(*xs, axis=0):
     """Join a sequence of same-shaped arrays along a new axis: ``stack([a, b], axis=0)``."""
+    first = xs[0]
+    if axis == 0 and all(x.__class__ is np.ndarray and x.shape == first.shape and x.dtype == first.dtype for x in xs):
+        return np.array(xs)            # the same copy as np.stack's, without its Python-level checks
     return np.stack(xs, axis=axis)
