@@ -97,6 +97,15 @@ def test_slogdet_negative_determinant_and_vmap():
     np.testing.assert_array_equal(ad.value_of(signs), [-1.0, 1.0])
 
 
+def test_slogdet_returns_numpys_named_pair():
+    a = np.array([[0.0, 2.0], [1.0, 0.0]])
+    ours, theirs = np.linalg.slogdet(ad.Tensor(a, requires_grad=True)), np.linalg.slogdet(a)
+    assert ours._fields == theirs._fields == ("sign", "logabsdet")
+    assert ours.sign == theirs.sign == -1.0 and ours.logabsdet.value == theirs.logabsdet
+    sign, logabsdet = ad.slogdet(a)
+    assert (sign, logabsdet) == tuple(theirs)
+
+
 def test_scipy_logsumexp_does_not_dispatch_and_the_error_names_ad_logsumexp():
     special = pytest.importorskip("scipy.special")
     t = ad.Tensor(RNG.uniform(-1, 1, (3,)), requires_grad=True)

@@ -5,6 +5,8 @@ differentiated again. Composed ops (dot, cross, norm, trace...) are in :mod:`.ve
 """
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 
 from ..primitives import as_array, primitive, shape_of, unbroadcast
@@ -224,6 +226,12 @@ def logabsdet(a):
     return np.linalg.slogdet(a)[1]
 
 
+class SlogdetResult(NamedTuple):
+    """What ``slogdet`` returns, as NumPy's and JAX's: ``.sign`` and ``.logabsdet``, or unpacked as a pair."""
+    sign: object
+    logabsdet: object
+
+
 def slogdet(a):
     """``(sign, logabsdet)`` as ``np.linalg.slogdet``: the sign a constant (derivative 0), log|det A|
     differentiable (the ``logabsdet`` primitive). Under vmap the sign is that of det (a recorded constant).
@@ -232,13 +240,13 @@ def slogdet(a):
 
     >>> import autodiff as ad
     >>> a = np.array([[0.0, 2.0], [1.0, 0.0]])                # det -2
-    >>> ad.grad(lambda m: ad.slogdet(m)[1])(a)
+    >>> ad.grad(lambda m: ad.slogdet(m).logabsdet)(a)
     array([[0. , 0.5],
            [1. , 0. ]])
     """
     v = value_of(a)
     s = sign(det(a)) if type(v) is Batched else np.linalg.slogdet(np.asarray(v))[0]
-    return s, logabsdet(a)
+    return SlogdetResult(s, logabsdet(a))
 
 
 @primitive(vjp=[lambda g, out, a: -matmul(_swap_last(out), matmul(g, _swap_last(out)))],
