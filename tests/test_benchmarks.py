@@ -54,10 +54,12 @@ def test_the_engine_benchmark_runs_and_times_the_problems():
     assert [line.split()[0] for line in summary.splitlines()[2:2 + len(ENGINE_PROBLEMS)]] == list(ENGINE_PROBLEMS)
 
 
-def test_the_engine_benchmark_runs_only_the_problems_named():
-    out = _run("engine.py", "--quick", "--no-torch", "--only", "tiny")
+def test_the_engine_benchmark_runs_only_the_problems_named_and_profiles_them():
+    out = _run("engine.py", "--quick", "--no-torch", "--only", "tiny", "--profile")
     assert "1. Cheap-gradient principle" not in out and "  gmm: " not in out, out
     _problem_rows(out, "tiny-numpy"), _problem_rows(out, "tiny-autodiff")
+    assert len(re.findall(r"cProfile of our gradient, \d+ calls, top 5 by tottime", out)) == 2, out
+    assert "autodiff/sweep.py" in out and "(reverse_sweep)" in out, out
     assert "PyTorch not measured (--no-torch" in out, out
 
 
