@@ -79,6 +79,13 @@ def _evict(nbytes):
 def ufunc(func, *args):
     """``func(*args)`` for a NumPy ufunc of floats, written into a pooled buffer when the result is large
     and its dtype and shape are those of its largest array argument (the common case; others as NumPy)."""
+    for a in args:      # small arrays and numbers, the per-op cost that matters: straight to NumPy
+        if a.__class__ is _ndarray and a.nbytes >= MIN_BYTES:
+            return _into_pool(func, args)
+    return func(*args)
+
+
+def _into_pool(func, args):
     big = None
     for a in args:
         if a.__class__ is _ndarray and a.nbytes >= MIN_BYTES and (big is None or a.size > big.size):

@@ -22,36 +22,40 @@ from .sweep import RemovableHandle, accumulate_into_grads, add_hook
 from .primitives import REGISTRY
 from .tensor import Tensor, apply
 
-_GETITEM = REGISTRY["getitem"]
+_GETITEM, _ADD, _SUB, _MUL, _DIV = (REGISTRY[name] for name in ("getitem", "add", "sub", "mul", "div"))
+_NO_PARAMS = {}
+_BASIC = (int, slice)      # index items that normalize_index leaves as they are
 
 
 class TensorSyntax:
     """The operators and methods that :func:`bind` gives the Tensor class (each one op or sweep)."""
 
     # --- arithmetic: elementwise with NumPy broadcasting -----------------------------------------
+    # The primitives add, sub, mul and div, applied directly: these run for every small op of a user's
+    # loop, so they skip the op function's check of its arguments (two Tensors or numbers, always).
     def __add__(self, other) -> Tensor:
-        return ops.add(self, other)
+        return apply(_ADD, (self, other), _NO_PARAMS)
 
     def __radd__(self, other) -> Tensor:
-        return ops.add(other, self)
+        return apply(_ADD, (other, self), _NO_PARAMS)
 
     def __sub__(self, other) -> Tensor:
-        return ops.sub(self, other)
+        return apply(_SUB, (self, other), _NO_PARAMS)
 
     def __rsub__(self, other) -> Tensor:
-        return ops.sub(other, self)
+        return apply(_SUB, (other, self), _NO_PARAMS)
 
     def __mul__(self, other) -> Tensor:
-        return ops.mul(self, other)
+        return apply(_MUL, (self, other), _NO_PARAMS)
 
     def __rmul__(self, other) -> Tensor:
-        return ops.mul(other, self)
+        return apply(_MUL, (other, self), _NO_PARAMS)
 
     def __truediv__(self, other) -> Tensor:
-        return ops.div(self, other)
+        return apply(_DIV, (self, other), _NO_PARAMS)
 
     def __rtruediv__(self, other) -> Tensor:
-        return ops.div(other, self)
+        return apply(_DIV, (other, self), _NO_PARAMS)
 
     def __matmul__(self, other) -> Tensor:
         return ops.matmul(self, other)
@@ -79,8 +83,9 @@ class TensorSyntax:
 
     def __getitem__(self, index) -> Tensor:
         """``x[index]``: NumPy indexing, basic and advanced (Tensors in the index are constants)."""
-        if index.__class__ is int:      # x[0]: the common case, without the index's normalising
-            return apply(_GETITEM, (self,), {"index": (index,)})
+        kind = index.__class__
+        if kind is int or kind is slice or kind is tuple and all(i.__class__ in _BASIC for i in index):
+            return apply(_GETITEM, (self,), {"index": index if kind is tuple else (index,)})   # as normalized
         return ops.getitem(self, index=ops.normalize_index(index))
 
     def __setitem__(self, index, value):

@@ -126,7 +126,7 @@ _REDUCE_CASES = cases1(((5,), {"axis": None, "keepdims": False}), ((2, 3), {"axi
 def max(x, *, axis=None, keepdims=False):
     """Maximum over ``axis``; the gradient is shared equally among tied maxima."""
     real_only("max", x)
-    return np.max(x, axis=axis, keepdims=keepdims)
+    return (np.maximum.reduce if x.__class__ is np.ndarray else np.max)(x, axis=axis, keepdims=keepdims)
 
 
 @primitive(**_extremum_rules(-1), sympy=lambda x, **params: x,  # of a scalar
@@ -135,7 +135,7 @@ def max(x, *, axis=None, keepdims=False):
 def min(x, *, axis=None, keepdims=False):
     """Minimum over ``axis``; the gradient is shared equally among tied minima."""
     real_only("min", x)
-    return np.min(x, axis=axis, keepdims=keepdims)
+    return (np.minimum.reduce if x.__class__ is np.ndarray else np.min)(x, axis=axis, keepdims=keepdims)
 
 
 def _softmax_of_input(x, out, axis, keepdims):
