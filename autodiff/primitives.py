@@ -351,6 +351,19 @@ def shape_of(x) -> tuple:
         return np.shape(x)
 
 
+def sum_axes(x, axis, keepdims=False):
+    """``np.sum(x, axis=axis, keepdims=keepdims)``, bit for bit. NumPy reduces a short last axis one row at a
+    time, so a large real array summed over its last axis alone, 2 to 7 long, is that many column additions
+    (in NumPy's order: below 8 terms its pairwise sum adds them one after the other)."""
+    if x.__class__ is np.ndarray and x.dtype.kind == "f" and x.size >= 4096 and x.ndim >= 2 and 2 <= x.shape[-1] < 8 \
+            and (axis if axis.__class__ is not tuple or len(axis) != 1 else axis[0]) in (-1, x.ndim - 1):
+        total = pooled(np.add, x[..., 0], x[..., 1])
+        for j in range(2, x.shape[-1]):
+            np.add(total, x[..., j], out=total)
+        return total[..., None] if keepdims else total
+    return np.sum(x, axis=axis, keepdims=keepdims)
+
+
 @primitive(vjp=[lambda g, out, x, *, shape: broadcast_to(g, shape_of(x))],
            jvp=[lambda t, out, x, *, shape: sum_to(t, shape=shape)],
            samples=cases1(((2, 3), {"shape": (3,)}), ((2, 3), {"shape": (2, 1)}), ((4, 2, 3), {"shape": ()})))
@@ -362,7 +375,7 @@ def sum_to(x, *, shape):
         return x
     lead = x.ndim - len(shape)
     axes = tuple(range(lead)) + tuple(lead + i for i, n in enumerate(shape) if n == 1 and x.shape[lead + i] != 1)
-    return np.reshape(np.sum(x, axis=axes, keepdims=True), shape)
+    return np.reshape(sum_axes(x, axes, keepdims=True), shape)
 
 
 @primitive(vjp=[lambda g, out, x, *, shape: sum_to(g, shape=shape_of(x))],

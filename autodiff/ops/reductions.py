@@ -12,7 +12,7 @@ import builtins
 import numpy as np
 
 from .. import buffers
-from ..primitives import broadcast_to, primitive, shape_of
+from ..primitives import broadcast_to, primitive, shape_of, sum_axes
 from ..samples import cases1
 from ..tensor import Tensor, every_example, value_of
 from .elementwise import clip, exp, heaviside, real_only, sqrt, where
@@ -49,7 +49,7 @@ def _expand(g, x_shape, axis, keepdims):
                           ((2, 3, 2), {"axis": (0, 2), "keepdims": True}), ((), {"axis": None, "keepdims": False})))
 def sum(x, *, axis=None, keepdims=False):
     """Sum over ``axis`` (all axes by default)."""
-    return np.sum(x, axis=axis, keepdims=keepdims)
+    return sum_axes(x, axis, keepdims)
 
 
 def _count(x_shape, out_shape):
