@@ -398,7 +398,7 @@ def apply(prim, args, params):
     if not has_tensor:
         return prim.impl(*values, **params)
     try:
-        out = prim.impl(*values, **params)
+        out = prim.impl(*values, **params) if params else prim.impl(*values)
     except (ValueError, TypeError, OverflowError) as exc:  # NumPy's words, re-raised with the op, shapes, options
         if str(exc).startswith(prim.name):     # the op's own words already name it
             raise
