@@ -23,8 +23,8 @@ from __future__ import annotations
 import numpy as np
 
 from . import tensor as _tensor
-from .buffers import ufunc as pooled
-from .primitives import joint_vjp_rules, jvp_rules, vjp_rules
+from .buffers import empty as pooled_empty, ufunc as pooled
+from .primitives import accumulate_rules, joint_vjp_rules, jvp_rules, vjp_rules
 from .tensor import Batched, Tensor, _foreign
 
 #: ``unmapped_cotangent(c, value)``: a cotangent from inside a map, summed over the maps ``value`` is not
@@ -145,11 +145,18 @@ def reverse_sweep(order, ids, seeds, *, create_graph=False, keep=None, stop=froz
     ``on_edge(node, i, input, contribution)`` is called for each contribution. The node's own hooks
     (``register_hook``) run first, so the adjoint that on_node sees, that is kept and that flows on
     is the one they return.
+
+    Eager sweeps (``create_graph=False``) with no on_edge and no anomaly mode add a contribution into
+    an adjoint array the sweep made itself (``owned``: never a seed, a rule's result or one handed out)
+    in place, and use a primitive's accumulate rule (getitem's) where it has one.
     """
     adjoint = dict(seeds)
     kept = {}
     anomaly = _tensor._anomaly    # detect_anomaly's checker while it is on (autodiff.anomaly), else None
     joint_of, rules_of = joint_vjp_rules.get, vjp_rules.__getitem__     # looked up once, not per node
+    in_place = not create_graph and on_edge is None and anomaly is None
+    accumulate_of = accumulate_rules.get if in_place else _none
+    owned = set()       # ids whose adjoint is an array only this sweep holds (it may write into it)
     for node in reversed(order):
         nid = id(node)
         g = adjoint.pop(nid, None)
@@ -172,6 +179,7 @@ def reverse_sweep(order, ids, seeds, *, create_graph=False, keep=None, stop=froz
         params = node.params
         joint = joint_of(prim)
         cotangents = rules = None
+        accumulate = accumulate_of(prim) if joint is None and g.__class__ is np.ndarray else None
         if joint is not None:
             cotangents = joint(g, out, *args, wanted=tuple(id(inp) in ids for inp in inputs), **params)
             _check_joint(cotangents, inputs, prim)
@@ -181,6 +189,11 @@ def reverse_sweep(order, ids, seeds, *, create_graph=False, keep=None, stop=froz
             key = id(inp)
             if key not in ids:
                 continue
+            if accumulate is not None and accumulate[i] is not None:
+                acc = _accumulator(adjoint, owned, key, inp._value, g.dtype)
+                if acc is not None:
+                    accumulate[i](acc, g, out, *args, **params)
+                    continue
             c = rules[i](g, out, *args, **params) if cotangents is None else cotangents[i]
             if c is None:
                 continue
@@ -196,10 +209,41 @@ def reverse_sweep(order, ids, seeds, *, create_graph=False, keep=None, stop=froz
             if previous is None:
                 adjoint[key] = c
             elif previous.__class__ is np.ndarray and c.__class__ is np.ndarray:
-                adjoint[key] = pooled(np.add, previous, c)
+                if key in owned and c.dtype == previous.dtype:
+                    np.add(previous, c, out=previous)
+                else:
+                    total = adjoint[key] = pooled(np.add, previous, c)
+                    if in_place and total.__class__ is np.ndarray:
+                        owned.add(key)
             else:
                 adjoint[key] = previous + c
+                owned.discard(key)
     return kept
+
+
+def _none(prim):
+    return None
+
+
+def _accumulator(adjoint, owned, key, value, dtype):
+    """The array of ``value``'s shape that an accumulate rule adds into: the sweep's own adjoint of ``key``,
+    or a new one (zeros, or a copy of the adjoint so far) that the sweep then owns; None where the
+    contribution must go the general way (a Batched or foreign value, a dtype that would change)."""
+    if value.__class__ is not np.ndarray or dtype.kind not in "fc":
+        return None
+    previous = adjoint.get(key)
+    if key in owned:
+        return previous if previous.dtype == dtype else None
+    acc = pooled_empty(value.shape, dtype)
+    if previous is None:
+        acc.fill(0)
+    elif previous.__class__ is np.ndarray and previous.dtype == dtype and previous.shape == value.shape:
+        np.copyto(acc, previous)
+    else:
+        return None
+    adjoint[key] = acc
+    owned.add(key)
+    return acc
 
 
 def forward_sweep(order, seeds, *, create_graph=False, on_edge=None, on_node=None):
