@@ -96,9 +96,14 @@ def _into_pool(func, args):
     for a in args:
         if a is big or a.__class__ in (float, int):
             continue
-        if a.__class__ is not _ndarray or a.dtype != dtype or (a.shape != shape and (a.size != 1 or a.ndim > big.ndim)):
+        if a.__class__ is not _ndarray or a.dtype != dtype or (a.shape != shape and not _fits(a.shape, shape)):
             return func(*args)
     return func(*args, out=empty(shape, dtype))
+
+
+def _fits(small, shape):
+    """Whether an argument of shape ``small`` broadcasts into ``shape`` without making it larger."""
+    return len(small) <= len(shape) and all(n == 1 or n == m for n, m in zip(small[::-1], shape[::-1]))
 
 
 def empty_cache() -> int:

@@ -101,6 +101,9 @@ def test_empty_cache_hands_back_idle_buffers_only():
     (np.arange(N), 2),                                       # integers: not pooled
     (np.ones((N,)), np.ones((N,), np.float32)),
     (np.ones((2, N // 2)), np.ones((N // 2,))),
+    (np.ones((N // 2, 2)), np.ones((N // 2, 1))),          # broadcasts into the larger: pooled
+    (np.ones((N, 1)), np.ones((1, 3))),                    # an outer sum, larger than either: NumPy's
+    (np.ones((N // 2, 2)), np.ones((3, N // 2, 1))),       # a new leading axis: NumPy's
 ])
 def test_pooled_ufuncs_give_numpys_shape_dtype_and_values(args):
     got, want = buffers.ufunc(np.add, *args), np.add(*args)
