@@ -392,7 +392,7 @@ def unbroadcast(g, shape):
     """Sum a cotangent ``g`` down to its input's ``shape``: the reverse of NumPy broadcasting."""
     if type(shape) is not tuple:
         shape = tuple(shape)
-    return g if shape_of(g) == shape else sum_to(g, shape=shape)
+    return g if (g.shape if g.__class__ is np.ndarray else shape_of(g)) == shape else sum_to(g, shape=shape)
 
 
 def broadcast_like(t, out):

@@ -157,6 +157,7 @@ def reverse_sweep(order, ids, seeds, *, create_graph=False, keep=None, stop=froz
     in_place = not create_graph and on_edge is None and anomaly is None
     accumulate_of = accumulate_rules.get if in_place else _none
     owned = set()       # ids whose adjoint is an array only this sweep holds (it may write into it)
+    batching = _tensor.batching_used     # vmap has been used in this process (its values may appear)
     for node in reversed(order):
         nid = id(node)
         g = adjoint.pop(nid, None)
@@ -194,10 +195,13 @@ def reverse_sweep(order, ids, seeds, *, create_graph=False, keep=None, stop=froz
                 if acc is not None:
                     accumulate[i](acc, g, out, *args, **params)
                     continue
-            c = rules[i](g, out, *args, **params) if cotangents is None else cotangents[i]
+            if cotangents is not None:
+                c = cotangents[i]
+            else:
+                c = rules[i](g, out, *args, **params) if params else rules[i](g, out, *args)
             if c is None:
                 continue
-            if _tensor.batching_used and (type(c) is Batched or (type(c) is Tensor and type(c._value) is Batched)):
+            if batching and (type(c) is Batched or (type(c) is Tensor and type(c._value) is Batched)):
                 c = unmapped_cotangent(c, inp._value)    # vmap: summed over the examples of a map inp is not in
             if getattr(c, "shape", None) != inp._value.shape:
                 _check_rule_shape(c, inp._value.shape, prim, i, "vjp")
