@@ -1,17 +1,25 @@
 // The step-through player's script (autodiff/player.py puts it inline in the page).
-// root: the .cr-player element; its .cr-data script holds the steps as JSON.
+// root: the .cr-player element; its .cr-data script holds the steps as JSON. A table cell with
+// data-from="k" holds a number step k computes (player.py takes k from the step list): hidden
+// before step k, highlighted at it. Hidden things keep their room, so nothing moves.
 function chainrulePlayer(root) {
   var data = JSON.parse(root.querySelector(".cr-data").textContent);
   var steps = data.steps, n = steps.length, current = 0;
   var slider = root.querySelector(".cr-slider");
   var frames = root.querySelectorAll(".cr-frame");
   var rows = root.querySelectorAll(".cr-table tr[data-step]");
+  var cells = root.querySelectorAll(".cr-table td[data-from]");
 
   function show(k) {
     current = Math.max(0, Math.min(n - 1, k));
     var s = steps[current];
     frames.forEach(function (f) { f.hidden = Number(f.dataset.step) !== current; });
     rows.forEach(function (r) { r.classList.toggle("cr-row-current", Number(r.dataset.step) === current); });
+    cells.forEach(function (c) {
+      var from = Number(c.dataset.from);
+      c.classList.toggle("cr-hidden", from > current);
+      c.classList.toggle("cr-new", from === current);
+    });
     root.dataset.step = String(current + 1);
     root.dataset.node = s.node;
     root.querySelector(".cr-node").textContent = s.node;

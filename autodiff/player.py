@@ -4,8 +4,10 @@
 with buttons, a slider and the keyboard's arrow keys to step the reverse (or forward) sweep one
 node at a time: the node being completed highlighted in the picture, its adjoint (or tangent) and,
 at a fan-out node, the sum of its contributions (eq. 5.39), and the matching row of the trace
-table highlighted beside it. Everything is inline (the SVGs, the style, the script): the file
-opens offline.
+table highlighted beside it. The table shows a number only from the step that computes it (an
+adjoint; in forward mode a value and its tangent), that step taken from the pictures' own step
+list, and nothing on the page moves while stepping (what is hidden keeps its room). Everything is
+inline (the SVGs, the style, the script): the file opens offline.
 
 This module only lays the page out; the numbers and pictures come from :mod:`autodiff.draw`, which
 takes them from the engine's sweeps. The page's script is ``_player.js`` beside this file.
@@ -31,12 +33,19 @@ _CSS = """
 .cr-player:focus{border-color:#f59e0b}
 .cr-controls{display:flex;gap:6px;align-items:center;flex-wrap:wrap}
 .cr-controls input[type=range]{width:240px}
-.cr-panel{margin:6px 0;padding:6px;background:#fef3c7;font-family:monospace;white-space:pre-wrap}
+.cr-counter{display:inline-block;font-variant-numeric:tabular-nums;white-space:nowrap}
+.cr-panel{margin:6px 0;padding:6px;background:#fef3c7;font-family:monospace;white-space:pre;line-height:1.4;
+overflow:auto}
 .cr-body{display:flex;gap:12px;align-items:flex-start;flex-wrap:wrap}
+.cr-graph{display:grid}
+.cr-frame{grid-area:1/1;align-self:center}
+.cr-frame[hidden]{display:block;visibility:hidden}
 .cr-graph svg{max-width:100%;height:auto}
 .cr-table table{border-collapse:collapse;font-family:monospace}
-.cr-table td,.cr-table th{border:1px solid #e2e8f0;padding:2px 6px;text-align:left}
-.cr-table tr.cr-row-current td{background:#fde68a;font-weight:bold}
+.cr-table td,.cr-table th{border:1px solid #e2e8f0;padding:2px 6px;text-align:left;white-space:nowrap}
+.cr-table tr.cr-row-current td{background:#fde68a}
+.cr-table tr td.cr-new{background:#fbbf24}
+.cr-table td.cr-hidden{visibility:hidden}
 .cr-note{color:#b45309}
 """
 
@@ -72,6 +81,29 @@ def _json_for_script(data) -> str:
     return json.dumps(data, ensure_ascii=False).replace("</", "<\\/")
 
 
+#: The table's columns that a sweep computes, step by step (the rest are known before it starts).
+COMPUTED = {"reverse": ("adjoint",), "forward": ("value", "tangent")}
+
+
+def appears_at(steps, rows):
+    """For each table row, the step that completes its node, from ``steps`` (the pictures' own step
+    list): its computed cells (``COMPUTED``) show from then on, never before the picture has them."""
+    for k, (row, step) in enumerate(zip(rows, steps)):
+        if "node" in row and str(row["node"]) != step.node:
+            raise ValueError(f"player_html: rows must be in step order; row {k} is {row['node']!r}, "
+                             f"step {k} completes {step.node!r}")
+    return list(range(len(rows)))
+
+
+def _cell(text, step):
+    """A table cell; ``step``: the step that computes its number (None: shown throughout). It starts
+    as at step 0: hidden, or highlighted if step 0 computes it (the script takes over from there)."""
+    if step is None:
+        return f"<td>{html.escape(str(text))}</td>"
+    state = "cr-new" if step == 0 else "cr-hidden"
+    return f'<td data-from="{step}" class="{state}">{html.escape(str(text))}</td>'
+
+
 def player_html(steps, mode, columns, rows, svgs=None, note=None, standalone=False) -> str:
     """The player as an HTML fragment (``standalone``: a whole page, with keyboard arrows on the
     page). ``steps``: a list of ``Step``; ``rows``: the trace table's rows, one per step, in step
@@ -82,16 +114,22 @@ def player_html(steps, mode, columns, rows, svgs=None, note=None, standalone=Fal
         raise ValueError(f"player_html: svgs must hold one picture per step ({len(steps)}), got {len(svgs)}")
     if len(rows) != len(steps):
         raise ValueError(f"player_html: rows must hold one row per step ({len(steps)}), got {len(rows)}")
+    n = len(steps)
     pid = f"cr-player-{uuid.uuid4().hex[:12]}"   # unique even across saved notebook outputs
     frames = "" if svgs is None else "".join(
         f'<div class="cr-frame" data-step="{k}"{"" if k == 0 else " hidden"}>{svg_body(s)}</div>'
         for k, s in enumerate(svgs))
     head = "".join(f"<th>{html.escape(c)}</th>" for c in columns)
-    body = "".join(f'<tr data-step="{k}">' + "".join(f"<td>{html.escape(str(r[c]))}</td>" for c in columns)
-                   + "</tr>" for k, r in enumerate(rows))
+    computed = COMPUTED.get(mode, ())
+    body = "".join(f'<tr data-step="{k}"' + (' class="cr-row-current">' if k == 0 else ">")
+                   + "".join(_cell(r[c], k if c in computed else None) for c in columns) + "</tr>"
+                   for k, r in zip(appears_at(steps, rows), rows))
+    lines = 1 + max((len(s.terms) for s in steps), default=0)    # the panel's height: its longest step
+    counter = len(f"{mode} sweep, step {n} of {n}")
+    panel = '<span class="cr-node"></span>: <span class="cr-quantity"></span> <span class="cr-value"></span>' \
+            '<span class="cr-terms"></span>'
     data = {"mode": mode, "standalone": standalone,
             "steps": [dict(node=s.node, quantity=s.quantity, value=s.value, terms=s.terms) for s in steps]}
-    n = len(steps)
     fragment = f"""<div class="cr-player" id="{pid}" tabindex="0" data-step="0">
 <style>{_CSS}</style>
 <div class="cr-controls">
@@ -100,11 +138,10 @@ def player_html(steps, mode, columns, rows, svgs=None, note=None, standalone=Fal
 <button type="button" data-act="next" title="next step (right arrow)">next &#x25B6;</button>
 <button type="button" data-act="last" title="last step (End)">last &#xBB;</button>
 <input type="range" class="cr-slider" min="1" max="{n}" value="1" step="1" aria-label="step">
-<span class="cr-counter"></span>
+<span class="cr-counter" style="min-width:{counter}ch"></span>
 </div>
 {f'<p class="cr-note">{html.escape(note)}</p>' if note else ''}
-<div class="cr-panel"><span class="cr-node"></span>: <span class="cr-quantity"></span> <span class="cr-value"></span>
-<span class="cr-terms"></span></div>
+<div class="cr-panel" style="height:{1.4 * lines:.1f}em">{panel}</div>
 <div class="cr-body"><div class="cr-graph">{frames}</div>
 <div class="cr-table"><table><tr>{head}</tr>{body}</table></div></div>
 <script type="application/json" class="cr-data">{_json_for_script(data)}</script>

@@ -3,9 +3,12 @@
 The page is held to the engine: at each step the node it highlights and the adjoint (or tangent)
 it shows must be the ones the engine's sweep completes at that step, taken here from
 ``ad.gradients`` / ``ad.jvp``-style sweeps and the recorded order, not from the player's data.
-The browser test needs Debian's ``chromium`` and ``chromium-driver`` (``.ci/run`` installs them)
-and selenium (the test extra); it skips, saying so, where they are missing. It writes a
-screenshot of the player for the record (``$PLAYER_SCREENSHOT``, else the test's temporary folder).
+The trace table beside the picture shows a number only from the step that computes it, exactly
+as the page's step list (the pictures' own) says, and nothing on the page moves while stepping.
+The browser tests need Debian's ``chromium`` and ``chromium-driver`` (``.ci/run`` installs them)
+and selenium (the test extra); they skip, saying so, where they are missing. They write
+screenshots of the player for the record (``$PLAYER_SCREENSHOT``, a file, and
+``$PLAYER_SCREENSHOTS``, a folder; else the test's temporary folder).
 """
 import json
 import os
@@ -17,7 +20,7 @@ import pytest
 
 import autodiff as ad
 from autodiff.examples import eq_5_36
-from autodiff.player import inline_only
+from autodiff.player import COMPUTED, inline_only, player_html
 from chainrule import cli
 
 from _requires import require, requires_dot  # tests/_requires.py
@@ -65,6 +68,31 @@ def test_the_forward_player_shows_tangents(tmp_path):
     assert steps[-1]["quantity"] == "tangent" and steps[-1]["value"] == f"{ad.grad(eq_5_36)(0.5):.4g}"
 
 
+def _cells(page):
+    """The table's rows as the page opens: for each cell, (its text, the step it shows from, its class)."""
+    rows = re.findall(r'<tr data-step="\d+"[^>]*>(.*?)</tr>', page)
+    return [re.findall(r'<td(?: data-from="(\d+)" class="([\w-]+)")?>(.*?)</td>', row) for row in rows]
+
+
+@pytest.mark.parametrize("mode", ["reverse", "forward"])
+def test_a_computed_cell_shows_from_the_step_that_completes_its_node(mode):
+    x, y, _, _, _ = _graph()
+    steps = ad.draw_steps(y, mode=mode, wrt=x if mode == "forward" else None)     # Digraphs only: no `dot`
+    table = steps.table
+    page = player_html(steps.steps, mode, table.columns, table.rows)
+    when = {s.node: k for k, s in enumerate(steps.steps)}                     # the step list the pictures use
+    for row, cells in zip(table.rows, _cells(page)):
+        k = when[row["node"]]
+        for column, (start, state, text) in zip(table.columns, cells):
+            if column in COMPUTED[mode]:      # an adjoint; forward: a value and its tangent
+                assert (int(start), state) == (k, "cr-new" if k == 0 else "cr-hidden"), (row["node"], column)
+            else:
+                assert start == state == "", (row["node"], column)
+            assert text == str(row[column])
+    with pytest.raises(ValueError, match="rows must be in step order; row 0 is"):
+        player_html(steps.steps, mode, table.columns, table.rows[::-1])
+
+
 def test_without_dot_the_page_is_not_written_and_the_notebook_view_still_steps(tmp_path, monkeypatch):
     _, y, order, _, _ = _graph()
     steps = ad.draw_steps(y)
@@ -95,6 +123,7 @@ def browser():
     require("chromium", "chromedriver")                    # in CI: a missing browser fails, never skips
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})     # the page's console, for get_log
     for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--window-size=1400,900"):
         options.add_argument(flag)
     driver = webdriver.Chrome(service=webdriver.ChromeService(executable_path=CHROMEDRIVER), options=options)
@@ -160,3 +189,98 @@ def test_in_chromium_three_steps_forward_show_the_engine_s_node_and_adjoint(brow
     slider = browser.find_element(By.CSS_SELECTOR, ".cr-slider")
     browser.execute_script("arguments[0].value = 2; arguments[0].dispatchEvent(new Event('input'))", slider)
     expect(2)
+
+
+_VISIBLE = """function visible(e) {    // laid out (not display: none) and not visibility: hidden
+  return e.getClientRects().length > 0 && getComputedStyle(e).visibility === 'visible'; }"""
+
+
+def _table(driver):
+    """Each table row now: per cell, its text, whether it is visible (computed style) and highlighted."""
+    return driver.execute_script(_VISIBLE + """
+        return Array.from(document.querySelectorAll('.cr-table tr[data-step]')).map(function (r) {
+          return Array.from(r.cells).map(function (c) {
+            return [c.textContent, visible(c), c.classList.contains('cr-new')];
+          });
+        });""")
+
+
+def _picture(driver, quantity):
+    """The nodes whose box in the visible picture shows their adjoint (or tangent)."""
+    return set(driver.execute_script(_VISIBLE + """
+        var quantity = arguments[0];
+        var frames = Array.from(document.querySelectorAll('.cr-frame')).filter(visible);
+        if (frames.length !== 1) return ['frames visible: ' + frames.length];
+        return Array.from(frames[0].querySelectorAll('g.node')).map(function (g) {
+          return Array.from(g.querySelectorAll('text')).map(function (t) { return t.textContent; });
+        }).filter(function (lines) { return lines.some(function (l) { return l.indexOf(quantity + ' ') === 0; }); })
+          .map(function (lines) { return lines[0].split(' = ')[0]; });""", quantity))
+
+
+def _boxes(driver):
+    from selenium.webdriver.common.by import By
+
+    return {part: driver.find_element(By.CSS_SELECTOR, part).rect
+            for part in (".cr-controls", ".cr-panel", ".cr-graph", ".cr-table")}
+
+
+@requires_dot
+@pytest.mark.parametrize("mode", ["reverse", "forward"])
+def test_in_chromium_the_table_shows_what_the_sweep_reached_and_nothing_moves(browser, tmp_path, mode):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+
+    x, y, order, names, adjoints = _graph()
+    forward = mode == "forward"
+    page = ad.draw_steps(y, mode=mode, wrt=x if forward else None).save_html(tmp_path / f"{mode}.html")
+    steps = _data(page.read_text())["steps"]                        # the step list the pictures come from
+    table = ad.trace_table(y, mode=mode, wrt=x if forward else None)
+    # The engine's numbers: the adjoints of ad.gradients; forward, each node's value and dnode/dx.
+    if forward:
+        tangents = [1.0] + [float(ad.gradients(t, [x])[0]) for t in order[1:]]
+        engine = {n: {"value": f"{float(t.value):.6g}", "tangent": f"{d:.6g}"}
+                  for n, t, d in zip(names, order, tangents)}
+    else:
+        engine = {n: {"adjoint": f"{a:.6g}"} for n, a in zip(names, adjoints)}
+    computed = [table.columns.index(c) for c in COMPUTED[mode]]
+    browser.get(page.as_uri())
+    browser.execute_script("console.error('chainrule probe')")     # the log is read: this one must show
+    body = browser.find_element(By.TAG_NAME, "body")
+    boxes = _boxes(browser)
+    # The pictures lie on top of one another: the picture's box is the largest of them, not their sum.
+    heights = browser.execute_script("return Array.from(document.querySelectorAll('.cr-frame'))"
+                                     ".map(function (f) { return f.getBoundingClientRect().height; })")
+    assert len(heights) == len(order) and abs(boxes[".cr-graph"]["height"] - max(heights)) < 1
+    shots = Path(os.environ.get("PLAYER_SCREENSHOTS", tmp_path))
+    shots.mkdir(parents=True, exist_ok=True)
+
+    def expect(k):
+        reached = {s["node"] for s in steps[:k]}
+        assert browser.find_element(By.CSS_SELECTOR, ".cr-player").get_attribute("data-step") == str(k)
+        for cells, row in zip(_table(browser), table.rows):
+            name = cells[0][0]
+            for j, (column, (text, visible, new)) in enumerate(zip(table.columns, cells)):
+                assert text == str(row[column])
+                if j not in computed:
+                    assert visible and not new, f"step {k}: {name}'s {column} is always shown"
+                    continue
+                assert visible == (name in reached), f"step {k}: {name}'s {column} (reached: {sorted(reached)})"
+                assert new == (name == steps[k - 1]["node"]), f"step {k}: only the new {column} is highlighted"
+                assert text == engine[name][column]
+        assert _picture(browser, steps[0]["quantity"]) == reached     # the picture shows the same numbers
+        assert _boxes(browser) == boxes, f"step {k}: the page moved"
+
+    n = len(steps)
+    for k in range(1, n + 1):
+        expect(k)
+        if k in (1, n // 2, n):
+            assert browser.save_screenshot(str(shots / f"{mode}-step{k:02d}.png"))
+        if k < n:
+            body.send_keys(Keys.ARROW_RIGHT)
+    grad = f"{ad.grad(eq_5_36)(0.5):.6g}"
+    assert _table(browser)[-1][computed[-1]][0] == grad               # the last row: y's tangent; x's adjoint
+    for k in range(n - 1, 0, -1):                                   # back: each number hides again
+        body.send_keys(Keys.ARROW_LEFT)
+        expect(k)
+    logged = [e["message"] for e in browser.get_log("browser") if e["level"] == "SEVERE"]
+    assert len(logged) == 1 and "chainrule probe" in logged[0], logged
