@@ -15,7 +15,7 @@ from autodiff.expression import ExpressionError
 from kernels import BackendUnavailable
 from nn.schema import ModelFileError
 
-from .commands import derivatives, train
+from .commands import assignment, derivatives, train
 
 
 class UsageError(Exception):
@@ -43,6 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     derivatives.add_to(sub)
     train.add_to(sub)
+    assignment.add_to(sub)
     return parser
 
 

@@ -223,7 +223,7 @@ def test_help_lists_the_choices_and_python_m_chainrule_works():
     assert "{" + ",".join(nn.optim.OPTIMIZERS) + "}" in result.stdout
     result = subprocess.run([sys.executable, "-m", "chainrule", "--help"], cwd=ROOT,
                             capture_output=True, text=True, timeout=120)
-    assert result.returncode == 0 and "{demo,graph,check,train}" in result.stdout
+    assert result.returncode == 0 and "{demo,graph,check,train,assignment}" in result.stdout
 
 
 def test_the_package_names_its_version():
