@@ -33,7 +33,7 @@ from pathlib import Path
 
 from .labels import (adjoints_of, check_size, constant_text, expression, graph_of, local_derivative, node_names,
                      number_text, partial_texts, seed_of, tangents_of, wrt_list)
-from .player import Step, check_steps, player_html
+from .player import Step, check_steps, one_size, player_html
 from .tables import trace_table
 
 INSTALL_DOT = "install Graphviz's 'dot' program (Debian/Ubuntu: apt-get install graphviz; macOS: brew install graphviz)"
@@ -380,9 +380,10 @@ def draw_steps(y, mode="reverse", wrt=None, names="letters", seed=None, rankdir=
     whose adjoint is being completed and lists its terms, e.g. at a fan-out node
     ``dy/da = dy/dc dc/da + dy/db db/da`` (eq. 5.39) with their values. Forward mode visits the
     inputs first and lists the terms of each tangent; ``edge_labels=True`` as in ``draw``. Returns
-    ``Steps`` (a list of Digraphs, with the trace table and the player). One picture per node makes
-    the work grow as nodes squared: a graph of more than ``player.MAX_STEPS`` nodes is refused in
-    one line before any (``trace_table`` shows every step of any graph as text).
+    ``Steps`` (a list of Digraphs, with the trace table and the player); with ``dot``, each node has
+    one size (its largest) in every picture, so the graph stands still while stepping. One picture
+    per node makes the work grow as nodes squared: a graph of more than ``player.MAX_STEPS`` nodes
+    is refused in one line before any (``trace_table`` shows every step of any graph as text).
 
     >>> from autodiff import Tensor, sin
     >>> x = Tensor(0.5, requires_grad=True, name="x")
@@ -425,6 +426,8 @@ def draw_steps(y, mode="reverse", wrt=None, names="letters", seed=None, rankdir=
                                extra_labels={nid: lines}, edge_labels=edge_labels, label=label))
         graphs[-1].fallback_of = lambda: _text_views(y, mode, wrt, names, seed, max_nodes)
         steps.append(Step(label[nid], quantity, number_text(values.get(nid, 0), digits), [t for t in lines if t]))
+    if has_dot():   # one size per node, so every picture has the same layout (without dot: none to lay out)
+        one_size(graphs, lambda g: _pipe(g, "json", "the pictures' sizes", encoding="utf-8"))
     table = trace_table(y, mode=mode, wrt=wrt, names=names, seed=seed)
     return Steps(graphs, mode, steps, table)
 

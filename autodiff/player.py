@@ -6,10 +6,11 @@ node at a time: the node being completed highlighted in the picture, its adjoint
 at a fan-out node, the sum of its contributions (eq. 5.39), and the matching row of the trace
 table highlighted beside it. The table shows a number only from the step that computes it (an
 adjoint; in forward mode a value and its tangent), that step taken from the pictures' own step
-list, and nothing on the page moves while stepping (what is hidden keeps its room). Everything is
-inline (the SVGs, the style, the script): the file opens offline.
+list, and nothing on the page moves while stepping (what is hidden keeps its room), nor in the
+picture: ``one_size`` gives each node one size in every picture, so dot lays them all out alike.
+Everything is inline (the SVGs, the style, the script): the file opens offline.
 
-This module only lays the page out; the numbers and pictures come from :mod:`autodiff.draw`, which
+This module lays the page out; the numbers and pictures come from :mod:`autodiff.draw`, which
 takes them from the engine's sweeps. The page's script is ``_player.js`` beside this file.
 """
 from __future__ import annotations
@@ -66,6 +67,27 @@ def check_steps(count, what):
                          f"{MAX_STEPS} (autodiff.player.MAX_STEPS: it holds a picture of the graph per step); "
                          f"step through a piece of the graph (an intermediate Tensor, a smaller function), or read "
                          f"every step in trace_table(y, mode=...)")
+
+
+def one_size(frames, measure):
+    """Fix each node of a sweep's pictures (graphviz Digraphs, one per step) at the largest size it
+    takes in any of them, so that dot lays every picture out alike: the graph stands still while
+    stepping, only the text and the highlight change. ``measure``: a Digraph to dot's JSON, called
+    once, on every distinct node statement of the sweep side by side."""
+    sizing, variants, size = frames[0].copy(), {}, {}
+    sizing.body.clear()
+    for line in (line for frame in frames for line in frame.body):
+        key, _, attributes = line.strip().partition(" ")
+        if attributes.startswith("[") and key not in ("graph", "node", "edge"):     # a node statement
+            variants.setdefault((key, attributes), f"s{len(variants)}")
+    sizing.body.extend(f"\t{sid} {attributes}\n" for (_, attributes), sid in variants.items())
+    key_of = {sid: key for (key, _), sid in variants.items()}
+    for box in json.loads(measure(sizing)).get("objects", []):
+        w, h = size.get(key_of[box["name"]], (0.0, 0.0))
+        size[key_of[box["name"]]] = max(w, float(box["width"])), max(h, float(box["height"]))
+    for frame in frames:
+        for key, (w, h) in size.items():
+            frame.node(key, width=f"{w:.4f}", height=f"{h:.4f}", fixedsize="true")
 
 
 def svg_body(svg: str) -> str:

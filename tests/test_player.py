@@ -4,16 +4,18 @@ The page is held to the engine: at each step the node it highlights and the adjo
 it shows must be the ones the engine's sweep completes at that step, taken here from
 ``ad.gradients`` / ``ad.jvp``-style sweeps and the recorded order, not from the player's data.
 The trace table beside the picture shows a number only from the step that computes it, exactly
-as the page's step list (the pictures' own) says, and nothing on the page moves while stepping.
-The browser tests need Debian's ``chromium`` and ``chromium-driver`` (``.ci/run`` installs them)
-and selenium (the test extra); they skip, saying so, where they are missing. They write
-screenshots of the player for the record (``$PLAYER_SCREENSHOT``, a file, and
-``$PLAYER_SCREENSHOTS``, a folder; else the test's temporary folder).
+as the page's step list (the pictures' own) says, and nothing on the page moves while stepping,
+nor any node or edge in the pictures. The browser tests need Debian's ``chromium`` and
+``chromium-driver`` (``.ci/run`` installs them) and selenium (the test extra); they skip, saying
+so, where they are missing. They write screenshots of the player for the record
+(``$PLAYER_SCREENSHOT``, a file, and ``$PLAYER_SCREENSHOTS``, a folder; else the test's temporary
+folder).
 """
 import json
 import os
 import re
 import shutil
+import sys
 from pathlib import Path
 
 import pytest
@@ -25,6 +27,7 @@ from chainrule import cli
 
 from _requires import require, requires_dot  # tests/_requires.py
 
+draw_module = sys.modules["autodiff.draw"]         # ad.draw is the function
 CHROMIUM, CHROMEDRIVER = shutil.which("chromium"), shutil.which("chromedriver")
 EQ_5_36 = "exp(sin(x) + sin(x)**2) + sin(exp(x) + exp(x)**2)"
 
@@ -91,6 +94,32 @@ def test_a_computed_cell_shows_from_the_step_that_completes_its_node(mode):
             assert text == str(row[column])
     with pytest.raises(ValueError, match="rows must be in step order; row 0 is"):
         player_html(steps.steps, mode, table.columns, table.rows[::-1])
+
+
+def _layout(svg):
+    """One picture's layout: {node: the numbers of its outline (ellipse, polygon or path)}, and its edges."""
+    nodes = re.findall(r'<g id="node\d+" class="node">\s*<title>(.*?)</title>(.*?)</g>', svg, flags=re.S)
+    outline = {title: re.findall(r'\s(?:points|d|cx|cy|rx|ry)="([^"]*)"', body) for title, body in nodes}
+    return outline, re.findall(r'<g id="edge\d+" class="edge">.*?</g>', svg, flags=re.S)
+
+
+@requires_dot
+@pytest.mark.parametrize("mode", ["reverse", "forward"])
+def test_every_picture_of_a_sweep_has_the_same_layout(mode, monkeypatch):
+    x, y, order, _, _ = _graph()
+
+    def layouts():
+        page = ad.draw_steps(y, mode=mode, wrt=x if mode == "forward" else None, edge_labels=True).player()
+        return [_layout(f) for f in re.findall(r'<div class="cr-frame".*?</svg>', page, flags=re.S)]
+
+    pinned = layouts()
+    nodes, edges = pinned[0]
+    assert len(pinned) == len(nodes) == len(order) and all(nodes.values()) and edges
+    # Each node's outline and every edge (its route and local derivative) at the same place in every picture.
+    assert all(layout == pinned[0] for layout in pinned)
+    monkeypatch.setattr(draw_module, "one_size", lambda frames, measure: None)   # each picture laid out alone:
+    alone = layouts()
+    assert any(layout[0] != alone[0][0] for layout in alone), "the nodes move (what the test is for)"
 
 
 def test_without_dot_the_page_is_not_written_and_the_notebook_view_still_steps(tmp_path, monkeypatch):
