@@ -126,8 +126,10 @@ def _nbgrader(command: str, set_name: str, root: Path, *extra: str):
     env = dict(os.environ, PATH=os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]))
     result = subprocess.run(argv, cwd=root, capture_output=True, text=True, timeout=600, env=env)
     if result.returncode != 0:
-        errors = [line for line in result.stderr.splitlines() if "ERROR" in line or "Error" in line]
-        raise OSError(f"nbgrader {command} failed: {(errors or result.stderr.splitlines() or ['?'])[-1].strip()}")
+        lines = result.stderr.splitlines()   # the exception's own line says more than nbgrader's closing ERROR
+        errors = [ln for ln in lines if re.match(r"\s*[A-Za-z_.]*(Error|Exception)\b.*:", ln)]
+        errors = errors or [ln for ln in lines if "ERROR" in ln] or lines or ["no message"]
+        raise OSError(f"nbgrader {command} failed: {errors[-1].strip()}")
 
 
 def build(source: str, out, student: str | None = None) -> dict:
