@@ -29,11 +29,11 @@ from __future__ import annotations
 
 import functools
 import math
-from collections import OrderedDict
 from dataclasses import dataclass, field
 
 import numpy as np
 
+import kernels
 from autodiff import no_grad
 
 from . import functional as F
@@ -44,7 +44,7 @@ from .module import Activated, Module
 from .training import _check_data, loss_function
 
 __all__ = ["LayerStats", "ActivationStats", "activation_stats", "gradient_norms", "layer_gradient_norms",
-           "deep_mlp"]
+           "weight_gradient_norms", "deep_mlp"]
 
 
 # --- activation statistics ---------------------------------------------------------------------------
@@ -187,6 +187,8 @@ def activation_stats(model, x, bins=50, pre_activation=False, hist_range=None):
 # --- gradient norms ----------------------------------------------------------------------------------
 
 def _norm(array):
+    if kernels.is_device_array(array):          # a model on the GPU: the squares summed there, one number read
+        return math.sqrt(float((array * array).sum()))
     return math.sqrt(float(np.sum(np.square(array, dtype=np.float64))))
 
 
@@ -223,7 +225,7 @@ def layer_gradient_norms(model, x, y, loss="softmax_cross_entropy", training=Tru
     >>> layer_gradient_norms(model, x, y, loss="mse")          # d (w.x)^2 / dw = 2 (w.x) x = 14 (3, 4)
     {'dense': 70.0}
     """
-    layers = _sequential(model, "layer_gradient_norms")
+    _sequential(model, "layer_gradient_norms")            # a Sequential: norms per layer, in order
     objective = loss_function(model, loss)
     x, y = _check_data((x, y), "layer_gradient_norms: (x, y)")
     params = [p for _, p in model.named_parameters()]
@@ -235,18 +237,40 @@ def layer_gradient_norms(model, x, y, loss="softmax_cross_entropy", training=Tru
         model.zero_grad()
         value, _ = objective(x, y)
         value.backward()
-        norms = OrderedDict()
-        for layer in layers:
-            weights = [p for name, p in layer.named_parameters() if name.rsplit(".", 1)[-1] == "weight"]
-            if weights:
-                norms[layer.name] = math.sqrt(sum(0.0 if p.grad is None else _norm(p.grad) ** 2 for p in weights))
+        norms = weight_gradient_norms(model)
     finally:
         for p, g in zip(params, grads):
             p.grad = g
         for array, saved in buffers:
             array[...] = saved
         model.train(was_training)
-    return dict(norms)
+    return norms
+
+
+def weight_gradient_norms(model):
+    """{layer name: L2 norm of the gradient its weights hold now}, in layer order, read from the ``.grad``
+    that the last backward pass (a step of ``fit``) left, without a pass of its own: what
+    :func:`layer_gradient_norms` reports after its pass, and what ``nn.LiveView`` draws while ``fit`` runs.
+    Layers without a ``weight`` are left out; a block holding several (a ``Residual``) gives them together;
+    a weight without a gradient counts 0. A model without ``.layers`` (a subclassed ``nn.Model``): one
+    entry per module that holds a ``weight`` itself.
+
+    >>> import numpy as np, nn
+    >>> model = nn.Sequential([nn.Input((2,)), nn.Dense(1, kernel_initializer="ones")])
+    >>> model(np.array([[3.0, 4.0]], np.float32)).sum().backward()     # d/dw = x = (3, 4)
+    >>> weight_gradient_norms(model)
+    {'dense': 5.0}
+    """
+    if not isinstance(model, Module):
+        raise TypeError(f"weight_gradient_norms: model must be an nn Module, got {type(model).__name__}")
+    if isinstance(getattr(model, "layers", None), list):
+        groups = [(layer.name, [p for name, p in layer.named_parameters() if name.rsplit(".", 1)[-1] == "weight"])
+                  for layer in model.layers]
+    else:
+        groups = [(name, [p for own, p in module.named_parameters() if own == "weight"])
+                  for name, module in model.named_modules() if name]
+    return {name: math.sqrt(sum(0.0 if p.grad is None else _norm(p.grad) ** 2 for p in weights))
+            for name, weights in groups if weights}
 
 
 # --- the slides' experiment ---------------------------------------------------------------------------
