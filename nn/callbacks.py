@@ -25,9 +25,15 @@ __all__ = ["Callback", "EarlyStopping", "ModelCheckpoint", "LearningRateSchedule
 
 class Callback:
     """Hooks called by ``fit``; ``self.stop_training = True`` stops training after this batch (set in a
-    batch hook, as Keras) or this epoch. ``on_train_batch_end`` (Keras's name) gets ``{"loss": ...}``."""
+    batch hook, as Keras) or this epoch. ``on_train_batch_end`` (Keras's name) gets ``{"loss": ...}``, and
+    the batch's ``"accuracy"`` where fit logs one (on the host). Before ``on_train_begin``, ``set_params``
+    gets Keras's ``{"epochs", "steps", "verbose"}`` (steps: batches per epoch), kept in ``self.params``."""
 
     stop_training = False
+    params = {}
+
+    def set_params(self, params):
+        self.params = dict(params)
 
     def on_train_begin(self, model):
         pass

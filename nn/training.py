@@ -208,9 +208,9 @@ def _check_data(data, what, model=None):
 class _Progress:
     """Keras-style progress: a live bar on a terminal, one line per epoch otherwise."""
 
-    def __init__(self, epochs, steps, verbose, file):
+    def __init__(self, epochs, steps, verbose, file, live=None):
         self.epochs, self.steps, self.verbose, self.file = epochs, steps, verbose, file or sys.stdout
-        self.live = verbose == 1 and getattr(self.file, "isatty", lambda: False)()
+        self.live = verbose == 1 and getattr(self.file, "isatty", lambda: False)() if live is None else live
 
     def step(self, epoch, step, loss, seconds):
         if self.live:
@@ -283,7 +283,8 @@ def fit(model, data, loss="softmax_cross_entropy", optimizer="adam", epochs=1, b
     process-wide: each step (forward, backward, update) runs with every BLAS on one thread and gives
     the counts back after (``kernels.runtime.single_threaded_blas``, as the kernels' own calls do), so
     the dense layers' NumPy products wake no BLAS thread to spin against the kernels'. ``seed``: shuffling (default: nn's global generator). ``verbose``: 0 silent, 1 progress,
-    2 one line per epoch. "accuracy" is logged when y holds class labels (or, with a cross-entropy,
+    2 one line per epoch; a callback that shows the progress itself (``nn.LiveView``) replaces both. "accuracy" is
+    logged when y holds class labels (or, with a cross-entropy,
     target distributions). ``class_weight`` ({class: weight}) or ``sample_weight`` (one per example):
     Keras's weighted loss, sum_i w_i l_i / N per batch (the logged loss too; validation unweighted).
     ``terminate_on_nan``: a batch whose loss is NaN or infinite stops the training before its update (the
@@ -323,9 +324,12 @@ def fit(model, data, loss="softmax_cross_entropy", optimizer="adam", epochs=1, b
     history = History()
     n = x.shape[0]
     steps = math.ceil(n / batch_size)
-    progress = _Progress(epochs, steps, verbose, file)
+    # a callback that shows the progress itself (nn.LiveView) replaces fit's, as a ProgbarLogger does Keras's
+    progress = _Progress(epochs, steps, 0 if any(getattr(cb, "shows_progress", False) for cb in callbacks)
+                         else verbose, file)
     with _running(backend), anomaly_mode() if detect_anomaly else contextlib.nullcontext():
         for cb in callbacks:
+            getattr(cb, "set_params", lambda params: None)({"epochs": int(epochs), "steps": steps, "verbose": verbose})
             cb.on_train_begin(model)
         for epoch in range(int(epochs)):
             model.train()
@@ -353,14 +357,17 @@ def fit(model, data, loss="softmax_cross_entropy", optimizer="adam", epochs=1, b
                         optimizer.step()
                 if diverged:
                     _warn_nonfinite(batch_loss, epoch, step, optimizer)
+                batch_logs = {"loss": batch_loss}
+                if track_accuracy:              # on the device: a device sum, read once per epoch
+                    correct = device.correct(out, targets) if on_device else _accuracy(out.value, yb) * len(index)
+                    total_correct += correct
+                    if not on_device:
+                        batch_logs["accuracy"] = correct / len(index)
                 for cb in callbacks:
                     cb.on_batch_end(model)
-                    getattr(cb, "on_train_batch_end", lambda *a: None)(step, {"loss": batch_loss}, model)
+                    getattr(cb, "on_train_batch_end", lambda *a: None)(step, batch_logs, model)
                 total_loss += batch_loss * len(index)
                 seen += len(index)
-                if track_accuracy:              # on the device: a device sum, read once per epoch
-                    total_correct += (device.correct(out, targets) if on_device else
-                                      _accuracy(out.value, yb) * len(index))
                 progress.step(epoch, step + 1, total_loss / seen, time.perf_counter() - start)
                 if diverged or any(getattr(cb, "stop_training", False) for cb in callbacks):
                     break                           # Keras: a batch hook's stop ends the epoch here
