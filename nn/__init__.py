@@ -10,7 +10,7 @@ a training loop (``nn.fit``) and ready models (``nn.models``). One concern per m
 - ``functional``: the ops the layers call; ``init``: initialisers; ``optim``: optimisers, schedules;
 - ``training``: ``fit``, ``evaluate``, ``predict``, callbacks; ``io``: ``save`` / ``load``;
 - ``data/``: splits, normalisers, batching, labels; ``augment``: augmentations; ``datasets``;
-- ``regularizers``, ``diagnostics``, ``models``, ``plot``; ``utils``: the seeded generator;
+- ``regularizers``, ``diagnostics``, ``models``, ``plot``, ``live`` (LiveView); ``utils``: the seeded generator;
 - ``transfer``: freezing, a new head, greedy layer-wise pre-training (sections 5.1.4, 5.1.8).
 
 >>> import nn
@@ -33,6 +33,7 @@ from .training import Callback, EarlyStopping, History, LearningRateScheduler, M
 from .callbacks import CSVLogger, TerminateOnNaN
 from .io import load, load_weights, save
 from . import diagnostics, models, plot, regularizers, transfer
+from .live import LiveView
 from .transfer import freeze, unfreeze
 from .datasets import load_digits, load_mnist
 from .export import export_onnx
@@ -46,7 +47,7 @@ __all__ = [
     "Dropout", "DropConnect", "BatchNorm", "Activation", "ReLU", "LeakyReLU", "PReLU", "ELU", "Swish", "Sigmoid",
     "Tanh", "Softmax", "Maxout", "Residual", "LAYERS", "Conv1D", "MaxPool1D", "AvgPool1D", "GlobalAveragePooling1D",
     "fit", "evaluate", "predict", "History", "Callback", "EarlyStopping", "ModelCheckpoint", "LearningRateScheduler",
-    "TerminateOnNaN", "CSVLogger",
+    "TerminateOnNaN", "CSVLogger", "LiveView",
     "save", "load", "load_weights", "export_onnx", "cross_validate", "sweep",
     "functional_call",
 ]
