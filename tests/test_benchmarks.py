@@ -86,6 +86,17 @@ def test_the_kernel_benchmark_puts_the_products_alone_beside_each_convolution():
     assert re.search(rf"cold \(empty cache\) {NUMBER} s, cached {NUMBER} s", out), out
 
 
+def test_the_live_view_benchmark_times_fit_with_and_without_the_view():
+    out = _run("live_view.py", "--quick")
+    assert out.startswith("CPU: ") and "nn.fit with Adam at batch 128: one epoch of 24 steps" in out, out
+    assert re.search(rf"without LiveView: median {NUMBER} ms per step, best {NUMBER} ms", out), out
+    assert re.search(rf"with LiveView \(png, off-screen; sample of 64 images\): median {NUMBER} ms per step", out), out
+    assert re.search(rf"the view per run: {NUMBER} s: its start \d+ ms .* one at its end \(\d+ ms, with histograms\)",
+                     out), out
+    assert re.search(rf"ratio with / without: median {NUMBER}, best {NUMBER}", out), out
+    assert re.search(rf"the view's own time: {NUMBER}% of the run \(goal < 5%: --quick: too short to judge\)", out), out
+
+
 def test_the_transforms_benchmark_measures_checkpoint_memory_and_time():
     out = _run("transforms.py", "--quick")
     assert out.startswith("CPU: ")
