@@ -38,7 +38,7 @@ SHOWS = {
     "cnn_04_data": {"image/png": 2},
     "cnn_05_training": {"image/png": 5},
     "cnn_06_regularisation": {"image/png": 3},
-    "cnn_07_depth": {"image/png": 2},
+    "cnn_07_depth": {"image/png": 4},       # 2 figures and 2 live views (nn.LiveView: one display each)
     "cnn_08_architectures": {"image/png": 1},
     "cnn_09_pretraining": {"image/png": 2},
 }

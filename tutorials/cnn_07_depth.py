@@ -28,7 +28,8 @@
 # 2. the gradient of every layer of a plain 30-layer sigmoid network, `nn.diagnostics.layer_gradient_norms`;
 # 3. the reason, one layer's Jacobian at a time (lesson 4 of the differentiation track);
 # 4. the repair: the same depth built from `nn.Residual` blocks, whose gradients stay the same size;
-# 5. what this means for training: the plain network does not learn, the residual one does.
+# 5. what this means for training: the plain network does not learn, the residual one does, watched
+#    live with `nn.LiveView`.
 #
 # Pictures go to `tutorials/_output/cnn_07_depth/` (or `$TUTORIAL_OUTPUT`).
 
@@ -196,19 +197,30 @@ show_figure(fig, OUT / "gradient_norms.svg")
 # The lecture's ResNet slides show deeper *plain* networks with a higher training error than
 # shallower ones ("the degradation problem"), and residual networks without it. Five epochs of plain
 # SGD (learning rate 0.03, mini-batches of 32) on all 1,797 digits, for the plain 30-layer network,
-# the residual one, and a plain network with a single sigmoid layer:
+# the residual one, and a plain network with a single sigmoid layer.
+#
+# The two deep ones are watched while they train: `nn.LiveView` is a callback of `fit` that, in a
+# notebook, draws one figure and updates it in place (at every epoch's end, and in between as often as
+# 2% of the training's time allows): the loss and accuracy per batch and per epoch, each layer's
+# $\|\partial L/\partial W\|$ as the last training step left it (section 2's measurement, taken during
+# the training) and the histograms of the layers' activations on the 256 digits of section 2 (lesson
+# 2's experiment). Run as a script, it is a progress bar. Watch the plain network's gradient panel: a
+# straight line on the log scale, epoch after epoch, layer 1 some eighteen orders of magnitude below
+# layer 30; the residual network's stays flat.
 
 # %%
-def train(model):
+def train(model, callbacks=()):
     return nn.fit(model, (x_flat, y), optimizer=nn.optim.SGD(model.parameters(), lr=0.03), epochs=5, batch_size=32,
-                  seed=0, verbose=0)
+                  seed=0, verbose=0, callbacks=list(callbacks))
 
 
-runs = {}
+runs, views = {}, {}
 for name, build in (("plain, 30 layers", plain_network), ("residual, 15 blocks", residual_network),
                     ("plain, 1 layer", lambda: plain_network(depth=1))):
     nn.set_seed(0)
-    runs[name] = train(build())
+    watched = name != "plain, 1 layer"
+    views[name] = nn.LiveView(sample=batch_x) if watched else None      # a figure in a notebook, a bar in a script
+    runs[name] = train(build(), [views[name]] if watched else [])
     print(f"{name:20s}: training loss per epoch " + " ".join(f"{v:.3f}" for v in runs[name]["loss"])
           + f"; accuracy {runs[name]['accuracy'][-1]:.3f}")
 chance = np.log(10)                                       # the loss of a uniform guess over 10 classes
@@ -216,6 +228,15 @@ assert runs["plain, 30 layers"]["loss"][-1] > 0.95 * chance            # stuck a
 assert runs["residual, 15 blocks"]["loss"][-1] < 0.5 * chance          # learns
 assert runs["plain, 1 layer"]["loss"][-1] < 0.8 * chance               # depth, not the sigmoid, is the problem
 assert runs["residual, 15 blocks"]["loss"][-1] < runs["plain, 1 layer"]["loss"][-1]
+
+# what the live views recorded at each refresh: the 30 hidden layers' norms, and the 15 blocks'
+plain_live = np.array([list(norms.values())[:DEPTH] for norms in views["plain, 30 layers"].gradient_norms])
+residual_live = np.array([list(norms.values())[1:-1] for norms in views["residual, 15 blocks"].gradient_norms])
+print(f"during training ({len(plain_live)} refreshes): layer 1 / layer 30 in the plain network from "
+      f"{(plain_live[:, 0] / plain_live[:, -1]).min():.1e} to {(plain_live[:, 0] / plain_live[:, -1]).max():.1e}; "
+      f"the residual blocks' spread at most {(residual_live.max(axis=1) / residual_live.min(axis=1)).max():.2f}")
+assert len(plain_live) >= 5 and np.all(plain_live[:, 0] / plain_live[:, -1] < 1e-12)   # vanishing, all along
+assert np.all(residual_live.max(axis=1) / residual_live.min(axis=1) < 10)              # flat, all along
 
 fig, ax = plt.subplots(figsize=(6.5, 3.8))
 for name, history in runs.items():
