@@ -33,7 +33,7 @@ from pathlib import Path
 
 from .labels import (adjoints_of, check_size, constant_text, expression, graph_of, local_derivative, node_names,
                      number_text, partial_texts, seed_of, tangents_of, wrt_list)
-from .player import Step, check_steps, one_size, player_html
+from .player import COMPUTED, Step, check_steps, completed_at, one_size, player_html, table_at
 from .tables import trace_table
 
 INSTALL_DOT = "install Graphviz's 'dot' program (Debian/Ubuntu: apt-get install graphviz; macOS: brew install graphviz)"
@@ -196,7 +196,7 @@ def _check_max_nodes(max_nodes, count, what):
 
 
 def _digraph(order, y, *, names, show, adjoints, tangents, digits, rankdir, max_nodes, current=None,
-             extra_labels=None, edge_labels=False, label=None):
+             extra_labels=None, edge_labels=False, label=None, unvalued=()):
     if rankdir not in ("LR", "TB", "RL", "BT"):
         raise ValueError(f"rankdir must be one of LR, TB, RL, BT; got {rankdir!r}")
     label = label or node_names(order, y, names)
@@ -221,7 +221,8 @@ def _digraph(order, y, *, names, show, adjoints, tangents, digits, rankdir, max_
         if edges_from_hidden and summary_edges >= _SUMMARY_EDGES:   # dot's layout slows to seconds past a few
             extra.append("(inputs from the earlier nodes)")
             edges_from_hidden = False
-        dot.node(key[nid], _box_text(node, label[nid], label, show, adjoints.get(nid), tangents.get(nid), digits,
+        shows = [s for s in show if s != "value"] if nid in unvalued else show    # its value not yet computed
+        dot.node(key[nid], _box_text(node, label[nid], label, shows, adjoints.get(nid), tangents.get(nid), digits,
                                        extra), **style)
         partials = partial_texts(node, label) if edge_labels and node.op is not None else None
         for i, inp in enumerate(node.inputs):
@@ -279,10 +280,10 @@ def draw(y, show=("value", "grad"), rankdir="LR", names=None, wrt=None, seed=Non
     return picture
 
 
-def _text_views(y, mode, wrt, names, seed, max_nodes):
+def _text_views(y, mode, wrt, names, seed, max_nodes, table=None):
     """The graph as straight-line code (eq. 5.38) and, for a graph of at most ``max_nodes`` lines
-    whose sweep needs nothing more (a seed, wrt=), its trace table: what needs no ``dot``. Only the
-    last ``max_nodes`` lines are written out, so a graph of any size falls back in linear time."""
+    whose sweep needs nothing more (a seed, wrt=), its trace table (``table``, else the whole sweep's):
+    what needs no ``dot``. Only the last ``max_nodes`` lines are written out (linear time)."""
     order, _ = graph_of(y, "draw")
     label = node_names(order, y, names)
     ops = [n for n in order if n.op is not None]
@@ -291,7 +292,7 @@ def _text_views(y, mode, wrt, names, seed, max_nodes):
                          + [f"{label[id(n)]} = {expression(n, label)}" for n in ops[-max_nodes:]])
     code = "\n".join(f"{label[id(n)]} = {expression(n, label)}" for n in ops)
     try:
-        table = trace_table(y, mode=mode, wrt=wrt, names=names, seed=seed)
+        table = table or trace_table(y, mode=mode, wrt=wrt, names=names, seed=seed)
     except ValueError:   # a non-scalar y without seed=, tangents without wrt=: the code alone
         return code
     return f"{code}\n\n{table}"
@@ -398,37 +399,36 @@ def draw_steps(y, mode="reverse", wrt=None, names="letters", seed=None, rankdir=
     _check_max_nodes(max_nodes, len(order), "draw_steps")
     label = node_names(order, y, names)
     terms = {}
-
     if mode == "reverse":
         def record(node, i, inp, c):
             terms.setdefault(id(inp), []).append((node, c))
         values = adjoints_of(order, ids, y, seed_of(y, seed, "draw_steps"), on_edge=record)
-        visit, show, letter = list(reversed(order)), ("value", "grad"), "grad"
+        visit, show, quantity = list(reversed(order)), ("value", "grad"), "adjoint"
     else:
         def record(node, i, inp, c):
             terms.setdefault(id(node), []).append((inp, c))
         values = tangents_of(order, wrt_list(wrt, order, "draw_steps"), on_edge=record)
-        visit, show, letter = order, ("value", "tangent"), "tangent"
-
-    graphs, steps = [], []
-    done = {}
-    quantity = "adjoint" if mode == "reverse" else "tangent"
+        visit, show, quantity = order, ("value", "tangent"), "tangent"
+    graphs, steps, extra = [], [], []
     for node in visit:
         nid = id(node)
-        if nid in values:
-            done[nid] = values[nid]
-        lines = _step_terms(node, terms.get(nid, []), label, mode, values.get(nid), digits)
+        extra.append(_step_terms(node, terms.get(nid, []), label, mode, values.get(nid), digits))
         if mode == "reverse" and node._hooks and nid in values:    # register_hook's functions replaced it
-            lines.append(f"after the hook: {number_text(values[nid], digits)}")
-        graphs.append(_digraph(order, y, names=names, show=show,
-                               adjoints=done if letter == "grad" else {}, tangents=done if letter == "tangent" else {},
-                               digits=digits, rankdir=rankdir, max_nodes=max_nodes, current=node,
-                               extra_labels={nid: lines}, edge_labels=edge_labels, label=label))
-        graphs[-1].fallback_of = lambda: _text_views(y, mode, wrt, names, seed, max_nodes)
-        steps.append(Step(label[nid], quantity, number_text(values.get(nid, 0), digits), [t for t in lines if t]))
+            extra[-1].append(f"after the hook: {number_text(values[nid], digits)}")
+        steps.append(Step(label[nid], quantity, number_text(values.get(nid, 0), digits), [t for t in extra[-1] if t]))
+    # Each picture shows a computed number (COMPUTED: forward, a value too) from the step the step list says.
+    when, table = completed_at(steps), trace_table(y, mode=mode, wrt=wrt, names=names, seed=seed)
+    for k, (node, lines) in enumerate(zip(visit, extra)):
+        later = {id(n) for n in order if when.get(label[id(n)], k + 1) > k}
+        done = {nid: v for nid, v in values.items() if nid not in later}
+        graphs.append(_digraph(order, y, names=names, show=show, adjoints=done if mode == "reverse" else {},
+                               tangents=done if mode == "forward" else {}, digits=digits, rankdir=rankdir,
+                               max_nodes=max_nodes, current=node, extra_labels={id(node): lines}, label=label,
+                               edge_labels=edge_labels, unvalued=later if "value" in COMPUTED[mode] else ()))
+        graphs[-1].fallback_of = lambda k=k: _text_views(y, mode, wrt, names, seed, max_nodes,
+                                                         table_at(table, steps, k))
     if has_dot():   # one size per node, so every picture has the same layout (without dot: none to lay out)
         one_size(graphs, lambda g: _pipe(g, "json", "the pictures' sizes", encoding="utf-8"))
-    table = trace_table(y, mode=mode, wrt=wrt, names=names, seed=seed)
     return Steps(graphs, mode, steps, table)
 
 

@@ -4,10 +4,10 @@
 with buttons, a slider and the keyboard's arrow keys to step the reverse (or forward) sweep one
 node at a time: the node being completed highlighted in the picture, its adjoint (or tangent) and,
 at a fan-out node, the sum of its contributions (eq. 5.39), and the matching row of the trace
-table highlighted beside it. The table shows a number only from the step that computes it (an
-adjoint; in forward mode a value and its tangent), that step taken from the pictures' own step
-list, and nothing on the page moves while stepping (what is hidden keeps its room), nor in the
-picture: ``one_size`` gives each node one size in every picture, so dot lays them all out alike.
+table highlighted beside it. The table and the pictures show a number only from the step that
+computes it (an adjoint; in forward mode a value and its tangent), that step taken from the step
+list (``completed_at``), and nothing on the page moves while stepping (what is hidden keeps its
+room), nor in the picture: ``one_size`` gives each node one size in every picture, so dot lays them all out alike.
 Everything is inline (the SVGs, the style, the script): the file opens offline.
 
 This module lays the page out; the numbers and pictures come from :mod:`autodiff.draw`, which
@@ -107,14 +107,33 @@ def _json_for_script(data) -> str:
 COMPUTED = {"reverse": ("adjoint",), "forward": ("value", "tangent")}
 
 
+def completed_at(steps):
+    """{node name: the step that completes it}, from ``steps`` (the pictures' own step list): the
+    one source of when a number shows, in the table (``appears_at``) and in the pictures."""
+    when = {}
+    for k, step in enumerate(steps):
+        when.setdefault(step.node, k)
+    return when
+
+
 def appears_at(steps, rows):
-    """For each table row, the step that completes its node, from ``steps`` (the pictures' own step
-    list): its computed cells (``COMPUTED``) show from then on, never before the picture has them."""
+    """For each table row, the step that completes its node (``completed_at``): its computed cells
+    (``COMPUTED``) show from then on, never before the picture has them."""
     for k, (row, step) in enumerate(zip(rows, steps)):
         if "node" in row and str(row["node"]) != step.node:
             raise ValueError(f"player_html: rows must be in step order; row {k} is {row['node']!r}, "
                              f"step {k} completes {step.node!r}")
-    return list(range(len(rows)))
+    when = completed_at(steps)
+    return [when.get(str(row.get("node")), k) for k, row in enumerate(rows)]
+
+
+def table_at(table, steps, k):
+    """The trace table as the sweep's step ``k`` leaves it: the computed cells of nodes not yet
+    completed blank (the text a picture shows without ``dot``)."""
+    computed, when = COMPUTED.get(table.mode, ()), appears_at(steps, table.rows)
+    rows = [{c: "" if c in computed and start > k else v for c, v in row.items()}
+            for row, start in zip(table.rows, when)]
+    return type(table)(table.mode, table.columns, rows)
 
 
 def _cell(text, step):

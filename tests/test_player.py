@@ -94,6 +94,23 @@ def test_a_computed_cell_shows_from_the_step_that_completes_its_node(mode):
             assert text == str(row[column])
     with pytest.raises(ValueError, match="rows must be in step order; row 0 is"):
         player_html(steps.steps, mode, table.columns, table.rows[::-1])
+    # The pictures (and their text without `dot`) show the same numbers from the same steps: forward,
+    # a node's value and tangent; reverse, its adjoint (its value is known before the sweep).
+    quantity = steps.steps[0].quantity
+    for k, picture in enumerate(steps):
+        reached = {s.node for s in steps.steps[:k + 1]}
+        labels = re.findall(r'^\s*n\d+ \[label="(.*?)"', picture.source, flags=re.M | re.S)
+        boxes = [label.split("\n") for label in labels]
+        showing = {what: {b[0].split(" = ")[0] for b in boxes if any(line.startswith(what + " ") for line in b)}
+                   for what in ("value", quantity)}
+        assert showing == {"value": reached if mode == "forward" else set(when), quantity: reached}, k
+        head, _, *lines = picture.fallback_of().split("\n\n")[1].splitlines()
+        starts = [head.index(c) for c in table.columns]          # the text table's columns, by the header
+        for line, row in zip(lines, table.rows):
+            cells = dict(zip(table.columns, (line[i:j].strip() for i, j in zip(starts, starts[1:] + [None]))))
+            for column in table.columns:
+                hidden = column in COMPUTED[mode] and row["node"] not in reached
+                assert cells[column] == ("" if hidden else str(row[column])), (k, row["node"], column)
 
 
 def _layout(svg):
@@ -297,6 +314,7 @@ def test_in_chromium_the_table_shows_what_the_sweep_reached_and_nothing_moves(br
                 assert new == (name == steps[k - 1]["node"]), f"step {k}: only the new {column} is highlighted"
                 assert text == engine[name][column]
         assert _picture(browser, steps[0]["quantity"]) == reached     # the picture shows the same numbers
+        assert _picture(browser, "value") == (reached if forward else set(names)), f"step {k}: the values"
         assert _boxes(browser) == boxes, f"step {k}: the page moved"
 
     n = len(steps)
