@@ -188,10 +188,15 @@ class LiveView(Callback):
         if self._progress is not None and (now - self._bar_time >= 0.1 or batch + 1 == steps):
             self._bar_time = now
             self._progress.step(self._epoch, batch + 1, float(np.mean(self._epoch_losses)), now - self._epoch_start)
-        spent = self.seconds + self._cost       # with the next refresh, at the last one's cost
-        if self.every is not None and now - self._last >= self.every and spent <= self.budget * (now - self._start):
+        if self._due(now):
             self._refresh(model, position, epoch_end=False)
         self.seconds += time.perf_counter() - now
+
+    def _due(self, now):
+        """Whether a refresh inside an epoch fits: ``every`` seconds since the last one, and the view's time
+        with it (at the last refresh's cost) within ``budget`` of the training's time so far."""
+        return self.every is not None and now - self._last >= self.every and \
+            self.seconds + self._cost <= self.budget * (now - self._start)
 
     def on_epoch_end(self, epoch, logs, model):
         now = time.perf_counter()

@@ -65,18 +65,24 @@ def test_it_records_every_batch_and_epoch_and_refreshes_once_per_epoch_without_e
     assert len(view.batches["loss"]) == 3 * 3 and view.batches["epoch"][:3] == pytest.approx([1 / 3, 2 / 3, 1])
     assert all(0 <= a <= 1 for a in view.batches["accuracy"])      # fit hands each batch's accuracy over
     assert view.history == history.history and view.activations == []
-    assert view.seconds > 0
 
 
-def test_within_an_epoch_it_refreshes_as_often_as_every_and_budget_allow():
+def test_a_refresh_inside_an_epoch_waits_every_seconds_and_keeps_within_budget():
+    view = nn.LiveView(mode="none", every=2.0, budget=0.1)          # times given, not read from a clock
+    view._start, view._last, view.seconds, view._cost = 0.0, 10.0, 1.0, 0.5
+    assert not view._due(11.9)                                      # 1.9 s since the last refresh
+    assert view._due(20.0)                                          # 1.5 s of the view's within 10% of 20 s
+    assert not view._due(14.0)                                      # 1.5 s would be 11% of 14 s
+    assert not nn.LiveView(mode="none", every=None)._due(1e9)      # epoch ends only
+
+
+def test_a_due_refresh_happens_at_the_batch_and_histograms_only_at_epoch_ends(monkeypatch):
     x, _ = _data()
-    view = nn.LiveView(mode="none", every=1e-9, budget=1.0, sample=x[:8])
-    _fit(view, epochs=2)
-    assert view.refreshes > 2                                       # between epoch ends too
+    monkeypatch.setattr(nn.live.LiveView, "_due", lambda self, now: True)
+    view = nn.LiveView(mode="none", sample=x[:8])
+    _fit(view, epochs=2)                                            # 3 batches an epoch
+    assert view.refreshes == 2 * 3 + 2                              # each batch end, then each epoch end
     assert view.activations_at == [0, 1, 2]                         # histograms: at the start and epoch ends
-    slow = nn.LiveView(mode="none", every=3600)
-    _fit(slow, epochs=2)
-    assert slow.refreshes == 2                                      # only the epoch ends
 
 
 def test_png_mode_draws_the_figure_off_screen_and_save_writes_it_in_any_mode(tmp_path):
