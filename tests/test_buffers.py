@@ -7,6 +7,7 @@ reuses the first call's temporaries.
 from __future__ import annotations
 
 import threading
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -128,3 +129,10 @@ def test_threads_computing_gradients_at_once_get_their_own_results():
         t.join()
     for x, g in zip(xs, results):
         np.testing.assert_allclose(g, (1 - np.tanh(x) ** 2) * x + np.tanh(x), rtol=1e-13)
+
+
+def test_the_docs_state_the_pools_threshold_and_limit_as_the_code_has_them():
+    root = Path(__file__).resolve().parents[1]
+    for doc in ("README.md", "ARCHITECTURE.md"):
+        text = root.joinpath(doc).read_text()
+        assert f"{buffers.MIN_BYTES // 1024} KiB" in text and f"{buffers.DEFAULT_LIMIT >> 20} MiB" in text, doc
