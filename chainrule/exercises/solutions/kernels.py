@@ -1,0 +1,37 @@
+"""Answers to the kernel lessons' exercises: Numba kernels and NumPy.
+
+Each function has the signature of its stub in :mod:`chainrule.exercises.kernels` and passes its
+checker there. ``SOLUTIONS`` maps each exercise name to its answer.
+"""
+from __future__ import annotations
+
+import numpy as np
+from numba import njit, prange
+
+#: The sum of squares adds its vector in this many chunks (fewer for a shorter one): a fixed split.
+CHUNKS = 16
+
+
+@njit(parallel=True, cache=True)
+def _chunk_sums_of_squares(x, n_chunks):
+    per = (x.size + n_chunks - 1) // n_chunks
+    partial = np.zeros(n_chunks, dtype=np.float32)
+    for c in prange(n_chunks):            # one chunk per iteration: a thread may run several
+        s = np.float32(0.0)
+        for i in range(c * per, min(x.size, (c + 1) * per)):
+            s += x[i] * x[i]
+        partial[c] = s                    # each chunk writes its own element: no race
+    return partial
+
+
+def sum_of_squares(x):
+    """Fixed chunks (CHUNKS, whatever the thread count), one float32 partial each, summed in chunk order."""
+    x = np.ascontiguousarray(x, dtype=np.float32)
+    partial = _chunk_sums_of_squares(x, max(1, min(CHUNKS, x.size)))
+    total = np.float32(0.0)
+    for p in partial:                     # in order: the same sum whichever thread computed which chunk
+        total += p
+    return total
+
+
+SOLUTIONS = {"sum_of_squares": sum_of_squares}
