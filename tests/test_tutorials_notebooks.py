@@ -41,6 +41,7 @@ SHOWS = {
     "cnn_07_depth": {"image/png": 4},       # 2 figures and 2 live views (nn.LiveView: one display each)
     "cnn_08_architectures": {"image/png": 1},
     "cnn_09_pretraining": {"image/png": 2},
+    "kernels_01_prange": {"image/png": 2},
 }
 LESSONS = sorted(TUTORIALS.glob("*_0*.py"))
 

@@ -1,0 +1,55 @@
+"""The kernel lessons run headless as scripts and print what they teach.
+
+Each lesson asserts its own claims (bitwise equalities, error bounds, counts: never a timing), so
+running it is the test of its content; here each one runs as a user would (``python
+tutorials/kernels_0N_*.py``) in a fresh process with an empty PATH, and the lines it prints are
+checked where they are certain. Their exercise checkers are tested in tests/test_exercises_kernels.py.
+"""
+from pathlib import Path
+
+import numba
+import pytest
+
+from _lessons import run_lesson  # tests/_lessons.py
+
+ROOT = Path(__file__).resolve().parents[1]
+LESSONS = sorted((ROOT / "tutorials").glob("kernels_0*.py"))
+TWO_THREADS = numba.config.NUMBA_NUM_THREADS >= 2
+
+
+def test_the_lessons_are_listed_in_the_readme_s_kernels_section():
+    assert "kernels_01_prange" in {p.stem for p in LESSONS}
+    readme = (ROOT / "tutorials" / "README.md").read_text()
+    section = readme[readme.index("## Kernels"):]
+    for lesson in LESSONS:
+        assert f"`{lesson.name}`" in section, lesson.name
+
+
+def test_lessons_are_jupytext_percent_scripts_that_end_with_exercises():
+    for lesson in LESSONS:
+        text = lesson.read_text()
+        assert "format_name: percent" in text and "# %% [markdown]" in text, lesson.name
+        assert 'matplotlib.use("Agg")' in text and "TUTORIAL_OUTPUT" in text, lesson.name
+        assert "exercises" in text.rsplit("# %% [markdown]", 1)[1].splitlines()[1].lower(), lesson.name
+        assert "cache=True" not in text, lesson.name     # a notebook's functions cannot be cached
+
+
+@pytest.mark.parametrize("lesson", LESSONS, ids=lambda p: p.stem)
+def test_lesson_runs_as_a_script_and_writes_its_pictures(lesson, tmp_path):
+    run_lesson(lesson, tmp_path, needs_dot=False)
+
+
+def test_lesson_1_prints_the_race_the_repair_and_the_checker(tmp_path):
+    out = run_lesson(ROOT / "tutorials" / "kernels_01_prange.py", tmp_path, needs_dot=False).stdout
+    truth = next(line for line in out.splitlines() if line.startswith("truth: "))
+    counts = truth.split("[")[1].split("]")[0].split()
+    assert f"per-chunk partials: [{' '.join(counts)}]" in " ".join(out.split())
+    assert "Numba's reduction, 1 thread(s): 16,777,216   (exact: 16,787,216)" in out
+    assert "1 thread(s): one chunk per thread 16,777,216, 16 fixed chunks 16,786,592" in out
+    if TWO_THREADS:
+        assert "2 thread(s): one chunk per thread 16,782,216, 16 fixed chunks 16,786,592" in out
+    assert "had 2 loop(s) fused" in out and "Parallel loop listing" in out
+    assert "WEIGHT_CHUNKS = 16" in out
+    assert "sum_of_squares: not attempted" in out and "sum_of_squares: passed" in out
+    for name in ("race", "sum_errors"):
+        assert (tmp_path / "out" / "kernels_01_prange" / f"{name}.svg").exists()
