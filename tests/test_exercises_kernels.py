@@ -125,3 +125,45 @@ def test_the_module_s_examples_run():
 def test_an_array_instead_of_a_number_is_explained():
     with pytest.raises(ExerciseError, match=r"expected one number, got an array of shape \(1000,\)"):
         kx.check_sum_of_squares(lambda x: x * x)
+
+
+# --- lesson 2: im2col and Winograd's input transform ------------------------------------------------
+
+def test_im2col_s_reference_times_the_filters_is_the_library_s_convolution():
+    from kernels.conv2d import conv2d_forward
+
+    x = kx.IM2COL.inputs()["x"]
+    w = np.random.default_rng(1).normal(size=(4, 3, 3, 2))
+    (cols,) = kx.IM2COL.expected({"x": x, "kh": 3, "kw": 2})
+    y = (w.reshape(4, -1) @ cols).reshape(4, 4, 4)
+    np.testing.assert_allclose(y, conv2d_forward(x[None], w, backend="numpy")[0], rtol=1e-12, atol=1e-12)
+
+
+def test_winograd_s_matrices_compute_the_correlation_in_1d_and_2d():
+    rng = np.random.default_rng(2)
+    d, g = rng.normal(size=4), rng.normal(size=3)
+    np.testing.assert_allclose(kx.AT @ ((kx.G @ g) * (kx.BT @ d)), [d[:3] @ g, d[1:] @ g], rtol=1e-13)
+    d, g = rng.normal(size=(4, 4)), rng.normal(size=(3, 3))
+    direct = [[np.sum(d[i:i + 3, j:j + 3] * g) for j in range(2)] for i in range(2)]
+    winograd = kx.AT @ ((kx.G @ g @ kx.G.T) * (kx.BT @ d @ kx.BT.T)) @ kx.AT.T
+    np.testing.assert_allclose(winograd, direct, rtol=1e-12, atol=1e-12)
+
+
+def test_im2col_with_the_kernel_entries_in_the_wrong_order_fails_naming_the_rows():
+    def q_before_p(x, kh, kw):                     # rows (c, q, p) instead of (c, p, q)
+        c, h, w = x.shape
+        ho, wo = h - kh + 1, w - kw + 1
+        return np.stack([x[k, p:p + ho, q:q + wo].ravel() for k in range(c) for q in range(kw) for p in range(kh)])
+
+    with pytest.raises(ExerciseError) as info:
+        kx.check_im2col(q_before_p)
+    rows = {int(r["index"].strip("[]").split(",")[0]) for r in info.value.report.rows}
+    assert rows == {1, 2, 3, 4, 7, 8, 9, 10, 13, 14, 15, 16}      # rows 0 and 5 of each channel agree: (0,0), (2,1)
+    assert str(info.value).startswith("im2col: FAILED")
+
+
+def test_im2col_of_the_wrong_shape_and_a_half_transform_fail():
+    with pytest.raises(ExerciseError, match=r"cols has shape \(16, 18\), expected \(18, 16\)"):
+        kx.check_im2col(lambda x, kh, kw: SOLUTIONS["im2col"](x, kh, kw).T)
+    with pytest.raises(ExerciseError, match="winograd_input_transform: FAILED"):
+        kx.check_winograd_input_transform(lambda d: kx.BT @ d)    # the right-hand B forgotten

@@ -1,10 +1,11 @@
 """Exercises for the kernel lessons (``tutorials/kernels_0N_*.py``): write a kernel, have it checked.
 
-A kernel's answer is held to a NumPy reference, as the other exercises are, and to what a kernel
-must also promise: the sum of squares of lesson 1 is run on several inputs at 1 and 2 Numba threads,
-each result must lie within the float32 error bound of the exact sum, and the results at the two
-thread counts must be the same bits (the library's kernels promise that too). The checker passes,
-or raises ``ExerciseError`` with a table of the wrong results and a sentence per unstable input.
+A kernel's answer is held to a NumPy reference, as the other exercises are: lesson 2's im2col and
+Winograd input transform element by element, with the tables of :mod:`chainrule.exercises.values`.
+A parallel kernel is also held to what the library's kernels promise: lesson 1's sum of squares is
+run on several inputs at 1 and 2 Numba threads, each result must lie within the float32 error bound
+of the exact sum, and the results at the two thread counts must be the same bits. Its checker
+passes, or raises ``ExerciseError`` with a table of the wrong results and a sentence per unstable input.
 
 For each exercise this module gives a stub with the signature your answer must have (it raises
 ``NotImplementedError``) and a checker ``check_<name>(your_function)``; ``LESSONS`` says which
@@ -32,6 +33,7 @@ import numba
 import numpy as np
 
 from .checking import ExerciseError
+from .values import ValueExercise
 
 #: float32's unit roundoff u = 2^-24: a float32 operation's result is within a factor (1 +- u) of the exact one.
 U32 = float(np.finfo(np.float32).eps) / 2
@@ -150,16 +152,65 @@ def check_sum_of_squares(student):
     return report
 
 
+# --- lesson 2: convolution three ways ------------------------------------------------------------------
+
+def im2col(x, kh, kw):
+    """Return cols (C*kh*kw, Ho*Wo) for one image x (C, H, W), stride 1, no padding (Ho = H - kh + 1):
+    cols[(c*kh + p)*kw + q, i*Wo + j] = x[c, i + p, j + q], the layout of kernels/conv2d/cpu.py."""
+    raise NotImplementedError("one row per kernel entry (c, p, q): the window of x it multiplies, flattened")
+
+
+def _im2col_reference(x, kh, kw):
+    windows = np.lib.stride_tricks.sliding_window_view(x, (kh, kw), axis=(1, 2))   # (C, Ho, Wo, kh, kw)
+    c, ho, wo = windows.shape[:3]
+    return (windows.transpose(0, 3, 4, 1, 2).reshape(c * kh * kw, ho * wo),)
+
+
+IM2COL = ValueExercise(
+    "im2col", ("x", "kh", "kw"), ("cols",), _im2col_reference,
+    lambda rng: {"x": rng.normal(size=(3, 6, 5)), "kh": 3, "kw": 2})
+
+
+def check_im2col(student):
+    """Check ``student(x, kh, kw) -> cols`` against sliding windows of x (NumPy's sliding_window_view)."""
+    return IM2COL.check(student)
+
+
+#: Winograd F(2, 3) (Lavin and Gray, 2016): two outputs of a 3-tap correlation from four inputs d and
+#: the filter g as y = AT [(G g) * (BT d)], with 4 multiplications instead of 6.
+BT = np.array([[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]], dtype=np.float64)
+G = np.array([[1, 0, 0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0, 0, 1]], dtype=np.float64)
+AT = np.array([[1, 1, 1, 0], [0, 1, -1, -1]], dtype=np.float64)
+
+
+def winograd_input_transform(d):
+    """Return V = B^T d B for a stack of 4x4 input tiles d (..., 4, 4), B^T = ``BT``."""
+    raise NotImplementedError("two products with BT: one on the left, one (transposed) on the right")
+
+
+WINOGRAD_INPUT_TRANSFORM = ValueExercise(
+    "winograd_input_transform", ("d",), ("V",), lambda d: (BT @ d @ BT.T,),
+    lambda rng: {"d": rng.normal(size=(2, 3, 4, 4))})
+
+
+def check_winograd_input_transform(student):
+    """Check ``student(d) -> B^T d B`` for tiles d (2, 3, 4, 4) against two matrix products."""
+    return WINOGRAD_INPUT_TRANSFORM.check(student)
+
+
 # --- the index -------------------------------------------------------------------------------------
 
 #: The checker of each exercise, by name.
-CHECKS = {"sum_of_squares": check_sum_of_squares}
+CHECKS = {"sum_of_squares": check_sum_of_squares, "im2col": check_im2col,
+          "winograd_input_transform": check_winograd_input_transform}
 
 #: The stub of each exercise (raises NotImplementedError), by name.
-STUBS = {"sum_of_squares": sum_of_squares}
+STUBS = {"sum_of_squares": sum_of_squares, "im2col": im2col, "winograd_input_transform": winograd_input_transform}
 
 #: Which lesson asks for which exercises.
-LESSONS = {"kernels_01_prange": ["sum_of_squares"]}
+LESSONS = {"kernels_01_prange": ["sum_of_squares"],
+           "kernels_02_conv_three_ways": ["im2col", "winograd_input_transform"]}
 
-__all__ = ["CHECKS", "STUBS", "LESSONS", "KernelReport", "U32", "THREADS", "sum_of_squares", "check_sum_of_squares",
-           "sum_of_squares_inputs", "exact_sum_of_squares", "float32_bound"]
+__all__ = ["CHECKS", "STUBS", "LESSONS", "KernelReport", "U32", "THREADS", "BT", "G", "AT", "sum_of_squares",
+           "check_sum_of_squares", "sum_of_squares_inputs", "exact_sum_of_squares", "float32_bound", "im2col",
+           "check_im2col", "winograd_input_transform", "check_winograd_input_transform"]

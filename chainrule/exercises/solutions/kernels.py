@@ -8,6 +8,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
+from ..kernels import BT
+
 #: The sum of squares adds its vector in this many chunks (fewer for a shorter one): a fixed split.
 CHUNKS = 16
 
@@ -34,4 +36,20 @@ def sum_of_squares(x):
     return total
 
 
-SOLUTIONS = {"sum_of_squares": sum_of_squares}
+def im2col(x, kh, kw):
+    """Row (c, p, q) of cols is the (Ho, Wo) window of channel c that kernel entry (p, q) multiplies."""
+    c, height, width = x.shape
+    ho, wo = height - kh + 1, width - kw + 1
+    cols = np.empty((c, kh, kw, ho, wo), dtype=x.dtype)
+    for p in range(kh):
+        for q in range(kw):
+            cols[:, p, q] = x[:, p:p + ho, q:q + wo]
+    return cols.reshape(c * kh * kw, ho * wo)
+
+
+def winograd_input_transform(d):
+    """B^T d B, for every tile of the stack at once (matmul broadcasts over the leading axes)."""
+    return BT @ d @ BT.T
+
+
+SOLUTIONS = {"sum_of_squares": sum_of_squares, "im2col": im2col, "winograd_input_transform": winograd_input_transform}
