@@ -34,11 +34,31 @@ from numba import njit, prange
 from .._jit import ZERO
 from .._recycle import empty as recycled
 from ..activations import formulas
+from . import winograd
 
 U = np.uint64   # an index known not to be negative (see _im2col)
 
 #: Backward weight sums the images in this many chunks (at most), each chunk's partial sum apart.
 WEIGHT_CHUNKS = 16
+
+#: Winograd F(2x2, 3x3) (winograd.py) instead of im2col: None follows use_winograd's rule, True
+#: wherever it is eligible (all three directions), False never (tests and lessons compare the paths).
+WINOGRAD = None
+#: The rule's least number of channels and of filters (the products' inner and outer sizes).
+WINOGRAD_MIN_CHANNELS = 8
+
+
+def use_winograd(weight_shape, geometry, direction="forward"):
+    """Whether this call goes through winograd.py: where it is eligible (3x3, stride 1, dilation 1,
+    groups 1) and, by the rule, in the forward direction with at least WINOGRAD_MIN_CHANNELS channels
+    and filters (with fewer, its 16 products are too thin for BLAS; im2col's one product wins, as
+    measured in benchmarks/kernels.py). backward input and backward weight stay on im2col, which
+    was as fast or faster on the benchmark's shapes, unless WINOGRAD is True."""
+    if WINOGRAD is not None:
+        return WINOGRAD and winograd.eligible(weight_shape, geometry)
+    f, c = weight_shape[0], weight_shape[1]
+    return (direction == "forward" and min(f, c) >= WINOGRAD_MIN_CHANNELS
+            and winograd.eligible(weight_shape, geometry))
 
 
 @njit(cache=True)
@@ -285,7 +305,10 @@ def _geometry_args(geometry):
 
 
 def forward(x, w, b, geometry, relu=False):
-    """y (N, F, Ho, Wo) = conv2d(x, w) + b, then max(y, 0) when ``relu``: see the module docstring."""
+    """y (N, F, Ho, Wo) = conv2d(x, w) + b, then max(y, 0) when ``relu``: see the module docstring
+    (by Winograd where use_winograd says)."""
+    if use_winograd(w.shape, geometry):
+        return winograd.forward(x, w, b, geometry, relu)
     x, w = np.ascontiguousarray(x), np.ascontiguousarray(w)
     n, c, height, width = x.shape
     f, cg, kh, kw = w.shape
@@ -331,17 +354,25 @@ def _backward_pass(g, x, w, input_shape, weight_shape, geometry, input_grad, wei
 def backward(g, x, w, geometry, input_grad, weight_grad, relu_out):
     """(dx, dw, db) read from one pass over g (and relu_out): each image's g is masked by the fused
     ReLU's output (when given) and used for both products while it is in cache. dx is None unless
-    ``input_grad``; dw and db are None unless ``weight_grad``."""
+    ``input_grad``; dw and db are None unless ``weight_grad``. (By Winograd where use_winograd says.)"""
+    if use_winograd(w.shape, geometry, "backward"):
+        return winograd.backward(g, x, w, geometry, input_grad, weight_grad, relu_out)
     return _backward_pass(g, x, w, x.shape, w.shape, geometry, input_grad, weight_grad, relu_out)
 
 
 def backward_input(g, w, input_shape, geometry):
-    """dx of input_shape: per image, dcols = w_mat.T @ g[n] (BLAS), then col2im adds dcols into dx[n]."""
+    """dx of input_shape: per image, dcols = w_mat.T @ g[n] (BLAS), then col2im adds dcols into dx[n]
+    (by Winograd where use_winograd says)."""
+    if use_winograd(w.shape, geometry, "backward input"):
+        return winograd.backward_input(g, w, input_shape, geometry)
     return _backward_pass(g, None, w, tuple(input_shape), w.shape, geometry, True, False, None)[0]
 
 
 def backward_weight(g, x, weight_shape, geometry, bias):
-    """(dw, db): per image g[n] @ cols.T (BLAS), summed in fixed chunks; db the sums of g (None without bias)."""
+    """(dw, db): per image g[n] @ cols.T (BLAS), summed in fixed chunks; db the sums of g (None without
+    bias). By Winograd where use_winograd says."""
+    if use_winograd(weight_shape, geometry, "backward weight"):
+        return winograd.backward_weight(g, x, weight_shape, geometry, bias)
     _, dw, db = _backward_pass(g, x, None, x.shape, tuple(weight_shape), geometry, False, True, None)
     return dw, (db if bias else None)
 

@@ -1,0 +1,397 @@
+"""3x3 convolutions by Winograd's minimal filtering F(2x2, 3x3) (Lavin and Gray, 2016), Numba and BLAS.
+
+Same maths as kernels.conv2d.reference, for 3x3 filters with stride 1, dilation 1 and groups 1
+(any padding). In one dimension, two outputs of a 3-tap filter g over four inputs d are
+
+    y = A^T [(G g) * (B^T d)]        (* elementwise: 4 multiplications instead of 6)
+
+    B^T = [[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]]
+    G   = [[1, 0, 0], [1/2, 1/2, 1/2], [1/2, -1/2, 1/2], [0, 0, 1]]
+    A^T = [[1, 1, 1, 0], [0, 1, -1, -1]]
+
+and nested, a 2x2 output tile from a 4x4 input tile d is Y = A^T [(G g G^T) * (B^T d B)] A: 16
+multiplications instead of 36. Summed over the channels c, entry k of the 4x4 product becomes a
+matrix product, one per k:
+
+    U[k] (F, C)     = (G w[f, c] G^T)[k]                     the filters, transformed once a call
+    V[k] (C, tiles) = (B^T d[c, tile] B)[k]                  the input tiles of a block of images
+    M[k] (F, tiles) = U[k] @ V[k]                            16 BLAS products per block
+    y[f, tile]      = A^T M[:, f, tile] A  (+ b, then ReLU)  the inverse transform, the epilogue fused
+
+A block holds a few images (``COLUMNS`` tile columns at most), so that its V and M stay in the
+core's L2 cache between the transforms and the products. The last tile of an odd output size (11
+for the Keras CNN's second convolution) reads zeros past the input and writes only its valid outputs.
+
+backward input is the same algorithm: dx is the full correlation of g with the flipped filters,
+channels and filters swapped (w'[c, f] = w[f, c] rotated by 180 degrees, padding 2 - pad; a negative
+padding just starts inside g). backward weight is F(3x3, 2x2): a 2x2 tile of g taken as the filter,
+the 4x4 tile of x under it as the input, the transforms transposed (the trilinear form
+sum_j (A^T' z)_j (G g)_j (B^T d)_j read the other way round):
+
+    Gg[k] (F, tiles) = (A g[f, tile] A^T)[k]     A = (A^T)^T, 4x2
+    dw_hat[k] (F, C) = sum over tiles and images of Gg[k] @ V[k].T   16 products, long inner dimension
+    dw[f, c]         = G^T dw_hat[:, f, c] G     3x3
+
+Float32 error: the transforms add and subtract up to four values and scale by 1/2 (exact), so each
+output carries a few more roundings than the direct sum, and the transformed values can be larger
+than the inputs. F(2x2, 3x3) keeps this mild: on random inputs of the benchmark's shapes the max
+error against the float64 direct reference was 0.4 to 2.3 times im2col's float32 error (a few 1e-7
+of the largest output); tests/kernels/test_winograd.py holds it to ``FLOAT32_ERROR_FACTOR`` times.
+Larger tiles (F(4x4, 3x3) and up) have transforms with larger entries, and their error grows
+quickly: not used here.
+
+Deterministic as kernels.conv2d.cpu: the blocks of images are fixed (not split by thread count), each
+block writes its own outputs, and backward weight sums the images in ``WEIGHT_CHUNKS`` fixed chunks,
+the chunks' partial sums added in order at the end. Results are bitwise identical run to run and
+for any number of threads.
+
+The public functions take the arguments of kernels.conv2d.cpu's (and raise ValueError for a
+geometry Winograd does not cover; ``eligible`` says which). The "cpu" backend calls them where they
+are eligible and faster (kernels.conv2d.cpu.use_winograd).
+
+>>> import numpy as np
+>>> from kernels.options import ConvGeometry
+>>> x = np.arange(16, dtype=np.float64).reshape(1, 1, 4, 4)
+>>> w = np.ones((1, 1, 3, 3))
+>>> forward(x, w, None, ConvGeometry())[0, 0]         # sums of the 3x3 windows
+array([[45., 54.],
+       [81., 90.]])
+"""
+from __future__ import annotations
+
+import numba
+import numpy as np
+from numba import njit, prange
+
+from .._jit import ZERO
+from .._recycle import empty as recycled
+from ..activations import formulas
+
+#: A block of images holds at most this many tiles (V's and M's columns), at least one image.
+COLUMNS = 96
+#: Backward weight: the tiles of one block (the inner dimension of its 16 products).
+WEIGHT_COLUMNS = 256
+#: Backward weight sums the images in this many chunks (at most), each chunk's partial sum apart.
+WEIGHT_CHUNKS = 16
+#: The bound the tests hold float32's max error to, as a multiple of im2col's on the same inputs.
+FLOAT32_ERROR_FACTOR = 4.0
+
+_G = np.array([[1, 0, 0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0, 0, 1]])
+
+
+def eligible(weight_shape, geometry) -> bool:
+    """Whether Winograd F(2x2, 3x3) computes this convolution: 3x3 filters, stride 1, dilation 1, groups 1.
+
+    >>> from kernels.options import ConvGeometry
+    >>> eligible((8, 4, 3, 3), ConvGeometry(padding=1)), eligible((8, 4, 3, 3), ConvGeometry(stride=2))
+    (True, False)
+    """
+    return (tuple(weight_shape[2:]) == (3, 3) and geometry.stride == (1, 1) and geometry.dilation == (1, 1)
+            and geometry.groups == 1)
+
+
+def _check(weight_shape, geometry):
+    if not eligible(weight_shape, geometry):
+        raise ValueError(f"winograd needs 3x3 filters, stride 1, dilation 1 and groups 1, got weight shape "
+                         f"{tuple(weight_shape)}, stride {geometry.stride}, dilation {geometry.dilation}, "
+                         f"groups {geometry.groups}")
+
+
+# --- the compiled pieces -----------------------------------------------------------------------------
+
+@njit(cache=True)
+def _plane(src, off_h, off_w, plane):
+    """plane[r, s] = src[r - off_h, s - off_w], 0 outside src (the zero padding, and past the last tile)."""
+    rows, cols = plane.shape
+    height, width = src.shape
+    lo, hi = max(0, off_w), max(max(0, off_w), min(cols, width + off_w))
+    for r in range(rows):
+        h = r - off_h
+        line = plane[r]
+        if h < 0 or h >= height:
+            for s in range(cols):
+                line[s] = 0
+            continue
+        row = src[h]
+        for s in range(lo):
+            line[s] = 0
+        for s in range(lo, hi):
+            line[s] = row[s - off_w]
+        for s in range(hi, cols):
+            line[s] = 0
+
+
+@njit(cache=True, inline="always")
+def _bt(d0, d1, d2, d3):
+    """B^T d for one column (or row) of four values."""
+    return d0 - d2, d1 + d2, d2 - d1, d1 - d3
+
+
+@njit(cache=True)
+def _input_tiles(plane, th, tw, v, base):
+    """v[k, base + ti*tw + tj] = (B^T d B)[k] for every 4x4 tile d = plane[2ti:2ti+4, 2tj:2tj+4]."""
+    for ti in range(th):
+        r0, r1, r2, r3 = plane[2 * ti], plane[2 * ti + 1], plane[2 * ti + 2], plane[2 * ti + 3]
+        for tj in range(tw):
+            s = 2 * tj
+            col = base + ti * tw + tj
+            a0, a1, a2, a3 = _bt(r0[s], r1[s], r2[s], r3[s])                 # B^T d, column by column
+            b0, b1, b2, b3 = _bt(r0[s + 1], r1[s + 1], r2[s + 1], r3[s + 1])
+            e0, e1, e2, e3 = _bt(r0[s + 2], r1[s + 2], r2[s + 2], r3[s + 2])
+            h0, h1, h2, h3 = _bt(r0[s + 3], r1[s + 3], r2[s + 3], r3[s + 3])
+            v[0, col], v[1, col], v[2, col], v[3, col] = _bt(a0, b0, e0, h0)   # then times B
+            v[4, col], v[5, col], v[6, col], v[7, col] = _bt(a1, b1, e1, h1)
+            v[8, col], v[9, col], v[10, col], v[11, col] = _bt(a2, b2, e2, h2)
+            v[12, col], v[13, col], v[14, col], v[15, col] = _bt(a3, b3, e3, h3)
+
+
+@njit(cache=True)
+def _output_tiles(m, base, th, tw, bias, relu, out):
+    """out (Ho, Wo) = A^T m[:, base + tile] A + bias (then ReLU) for the tiles base .. base + th*tw - 1,
+    the last tile row and column cut to the output's size."""
+    ho, wo = out.shape
+    for ti in range(th):
+        rows = min(2, ho - 2 * ti)
+        for tj in range(tw):
+            cols = min(2, wo - 2 * tj)
+            col = base + ti * tw + tj
+            s0 = m[0, col] + m[4, col] + m[8, col]          # A^T m: the 2 rows, per column
+            s1 = m[1, col] + m[5, col] + m[9, col]
+            s2 = m[2, col] + m[6, col] + m[10, col]
+            s3 = m[3, col] + m[7, col] + m[11, col]
+            t0 = m[4, col] - m[8, col] - m[12, col]
+            t1 = m[5, col] - m[9, col] - m[13, col]
+            t2 = m[6, col] - m[10, col] - m[14, col]
+            t3 = m[7, col] - m[11, col] - m[15, col]
+            y00, y01 = s0 + s1 + s2 + bias, s1 - s2 - s3 + bias          # then times A
+            y10, y11 = t0 + t1 + t2 + bias, t1 - t2 - t3 + bias
+            if relu:
+                y00, y01 = formulas.relu(y00), formulas.relu(y01)
+                y10, y11 = formulas.relu(y10), formulas.relu(y11)
+            i, j = 2 * ti, 2 * tj
+            out[i, j] = y00
+            if cols == 2:
+                out[i, j + 1] = y01
+            if rows == 2:
+                out[i + 1, j] = y10
+                if cols == 2:
+                    out[i + 1, j + 1] = y11
+
+
+@njit(cache=True)
+def _forward_blocks(x, u, b, first, last, per_block, v, m, off_h, off_w, relu, y):
+    """y for the blocks of images first .. last-1 (per_block images each): transform, 16 products, inverse.
+
+    V[k] (C, W) and M[k] (F, W), W = per_block * tiles, are the first C*W and F*W entries of row k of
+    ``v`` and ``m`` (the calling thread's scratch; rows a little longer: see _row). A short last
+    block multiplies all W columns (the unused ones hold whatever was there) and inverse-transforms
+    only its own: a column of a product depends on that column alone."""
+    n, c_in = x.shape[0], x.shape[1]
+    f_out, ho, wo = y.shape[1], y.shape[2], y.shape[3]
+    th, tw = (ho + 1) // 2, (wo + 1) // 2
+    tiles = th * tw
+    width = per_block * tiles
+    plane = np.empty((2 * th + 2, 2 * tw + 2), dtype=x.dtype)
+    for blk in range(first, last):
+        n0, n1 = blk * per_block, min(n, (blk + 1) * per_block)
+        for k in range(n1 - n0):
+            for c in range(c_in):
+                _plane(x[n0 + k, c], off_h, off_w, plane)
+                _input_tiles(plane, th, tw, v, c * width + k * tiles)
+        for k in range(16):
+            np.dot(u[k], v[k, :c_in * width].reshape(c_in, width), m[k, :f_out * width].reshape(f_out, width))
+        for k in range(n1 - n0):
+            for f in range(f_out):
+                _output_tiles(m, f * width + k * tiles, th, tw, b[f], relu, y[n0 + k, f])
+
+
+@njit(parallel=True, cache=True)
+def _forward(x, u, b, n_chunks, per_block, v, m, off_h, off_w, relu, y):
+    blocks = (x.shape[0] + per_block - 1) // per_block
+    per = (blocks + n_chunks - 1) // n_chunks
+    for t in prange(n_chunks):
+        me = numba.get_thread_id()
+        _forward_blocks(x, u, b, t * per, min(blocks, (t + 1) * per), per_block, v[me], m[me], off_h, off_w,
+                        relu, y)
+
+
+@njit(cache=True)
+def _grad_tiles(plane, th, tw, gg, base):
+    """gg[k, base + ti*tw + tj] = (A t A^T)[k] for each 2x2 tile t = plane[2ti:2ti+2, 2tj:2tj+2]."""
+    for ti in range(th):
+        r0, r1 = plane[2 * ti], plane[2 * ti + 1]
+        for tj in range(tw):
+            j = 2 * tj
+            g00, g01, g10, g11 = r0[j], r0[j + 1], r1[j], r1[j + 1]
+            col = base + ti * tw + tj
+            # A t: rows (t0, t0 + t1, t0 - t1, -t1), per column; then times A^T along the row
+            a0, a1, a2, a3 = g00, g00 + g10, g00 - g10, -g10
+            b0, b1, b2, b3 = g01, g01 + g11, g01 - g11, -g11
+            gg[0, col], gg[1, col], gg[2, col], gg[3, col] = a0, a0 + b0, a0 - b0, -b0
+            gg[4, col], gg[5, col], gg[6, col], gg[7, col] = a1, a1 + b1, a1 - b1, -b1
+            gg[8, col], gg[9, col], gg[10, col], gg[11, col] = a2, a2 + b2, a2 - b2, -b2
+            gg[12, col], gg[13, col], gg[14, col], gg[15, col] = a3, a3 + b3, a3 - b3, -b3
+
+
+@njit(cache=True, fastmath={"reassoc"})
+def _sum(src):
+    """The sum of a 2-D array (db's term). ``reassoc`` lets the compiler vectorise it; the order it picks
+    is fixed at compile time, so the sum is the same on every run."""
+    total = ZERO
+    for i in range(src.shape[0]):
+        for j in range(src.shape[1]):
+            total += src[i, j]
+    return total
+
+
+@njit(cache=True)
+def _weight_chunk(g, x, first, last, per_block, v, gg, ph, pw, dw_hat, db):
+    """dw_hat (16, F, C) += Gg[k] @ V[k].T and db += sums of g, for images first .. last-1, in blocks
+    (the buffers as in _forward_blocks; a short block's unused columns of Gg are 0)."""
+    c_in, f_out = x.shape[1], g.shape[1]
+    ho, wo = g.shape[2], g.shape[3]
+    th, tw = (ho + 1) // 2, (wo + 1) // 2
+    tiles = th * tw
+    width = per_block * tiles
+    plane = np.empty((2 * th + 2, 2 * tw + 2), dtype=x.dtype)
+    gplane = np.empty((2 * th, 2 * tw), dtype=x.dtype)
+    prod = np.empty((f_out, c_in), dtype=x.dtype)
+    n0 = first
+    while n0 < last:
+        n1 = min(last, n0 + per_block)
+        for k in range(n1 - n0):
+            for c in range(c_in):
+                _plane(x[n0 + k, c], ph, pw, plane)
+                _input_tiles(plane, th, tw, v, c * width + k * tiles)
+            for f in range(f_out):
+                _plane(g[n0 + k, f], 0, 0, gplane)
+                _grad_tiles(gplane, th, tw, gg, f * width + k * tiles)
+                db[f] += _sum(g[n0 + k, f])
+        for k in range(16):                                  # a short block: 0 in the unused columns
+            for f in range(f_out):
+                for col in range((n1 - n0) * tiles, width):
+                    gg[k, f * width + col] = 0
+            for c in range(c_in):
+                for col in range((n1 - n0) * tiles, width):
+                    v[k, c * width + col] = 0
+        for k in range(16):
+            np.dot(gg[k, :f_out * width].reshape(f_out, width), v[k, :c_in * width].reshape(c_in, width).T, prod)
+            dw_hat[k] += prod
+        n0 = n1
+
+
+@njit(parallel=True, cache=True)
+def _weight(g, x, n_chunks, per_block, v, gg, ph, pw, dw_part, db_part):
+    per = (g.shape[0] + n_chunks - 1) // n_chunks
+    for t in prange(n_chunks):
+        me = numba.get_thread_id()
+        _weight_chunk(g, x, t * per, min(g.shape[0], (t + 1) * per), per_block, v[me], gg[me], ph, pw,
+                     dw_part[t], db_part[t])
+
+
+@njit(parallel=True, cache=True)
+def _relu_grad(g, out, dg):
+    for k in prange(g.size):
+        dg[k] = formulas.relu_backward(g[k], out[k])
+
+
+# --- the entry points ----------------------------------------------------------------------------------
+
+def _filters(w):
+    """U (16, F, C): G w[f, c] G^T for every filter and channel, entry k = 4*row + column."""
+    g = _G.astype(w.dtype)
+    u = g @ w @ g.T                                          # (F, C, 4, 4)
+    return np.ascontiguousarray(u.transpose(2, 3, 0, 1)).reshape(16, w.shape[0], w.shape[1])
+
+
+def _row(size, itemsize):
+    """A buffer row length >= size whose byte length is an odd number of cache lines past a multiple of 4 KiB.
+
+    The transforms write (and read) the 16 rows of V and M at once, one entry each: with rows a
+    multiple of 4 KiB long (M's are 64 x 144 x 4 bytes for the Keras CNN) all 16 fall in one set of
+    the L1 cache, which holds 8 or 12, and every access misses. Odd line counts spread them out."""
+    lines = (size * itemsize + 63) // 64
+    lines += 1 - lines % 2
+    return lines * 64 // itemsize
+
+
+def _scratch(size, dtype):
+    """One (16, _row(size)) buffer per Numba thread (numba.get_thread_id picks its own), recycled between
+    calls: the blocks of one thread reuse it while it is in cache, and no call pays fresh pages for it."""
+    dtype = np.dtype(dtype)
+    return recycled((numba.config.NUMBA_NUM_THREADS, 16, _row(size, dtype.itemsize)), dtype)
+
+
+def _convolve(x, w, b, off_h, off_w, ho, wo, relu):
+    """y (N, F, ho, wo): y[n, f, i, j] = b[f] + sum w[f, c, p, q] x[n, c, i + p - off_h, j + q - off_w]."""
+    n, f = x.shape[0], w.shape[0]
+    tiles = ((ho + 1) // 2) * ((wo + 1) // 2)
+    per_block = max(1, COLUMNS // tiles)
+    blocks = (n + per_block - 1) // per_block
+    bias = np.zeros(f, dtype=x.dtype) if b is None else np.ascontiguousarray(b)
+    y = recycled((n, f, ho, wo), x.dtype)
+    n_chunks = max(1, min(blocks, 4 * numba.get_num_threads()))
+    width = per_block * tiles
+    v, m = _scratch(x.shape[1] * width, x.dtype), _scratch(f * width, x.dtype)
+    _forward(np.ascontiguousarray(x), _filters(w), bias, n_chunks, per_block, v, m, off_h, off_w, bool(relu), y)
+    return y
+
+
+def forward(x, w, b, geometry, relu=False):
+    """y (N, F, Ho, Wo) = conv2d(x, w) + b, then max(y, 0) when ``relu``, by F(2x2, 3x3): see the module docstring."""
+    _check(w.shape, geometry)
+    x, w = np.ascontiguousarray(x), np.ascontiguousarray(w)
+    ho, wo = geometry.output_hw(x.shape[2], x.shape[3], (3, 3))
+    return _convolve(x, w, b, *geometry.padding, ho, wo, relu)
+
+
+def backward_input(g, w, input_shape, geometry):
+    """dx of input_shape: the full correlation of g with the flipped filters, channels and filters swapped."""
+    _check(w.shape, geometry)
+    flipped = np.ascontiguousarray(np.asarray(w)[:, :, ::-1, ::-1].transpose(1, 0, 2, 3))
+    ph, pw = geometry.padding
+    return _convolve(np.ascontiguousarray(g), flipped, None, 2 - ph, 2 - pw, input_shape[2], input_shape[3], False)
+
+
+def backward_weight(g, x, weight_shape, geometry, bias):
+    """(dw, db) by F(3x3, 2x2) over the tiles of g, summed in fixed chunks of images; db None without bias."""
+    _check(weight_shape, geometry)
+    g, x = np.ascontiguousarray(g), np.ascontiguousarray(x)
+    n, f, ho, wo = g.shape
+    c = x.shape[1]
+    tiles = ((ho + 1) // 2) * ((wo + 1) // 2)
+    n_chunks = max(1, min(n, WEIGHT_CHUNKS))
+    dw_part = np.zeros((n_chunks, 16, f, c), dtype=g.dtype)
+    db_part = np.zeros((n_chunks, f), dtype=g.dtype)
+    per = (n + n_chunks - 1) // n_chunks                 # images per chunk, in blocks of about WEIGHT_COLUMNS tiles
+    blocks = (per * tiles + WEIGHT_COLUMNS - 1) // WEIGHT_COLUMNS
+    per_block = (per + blocks - 1) // blocks
+    width = per_block * tiles
+    _weight(g, x, n_chunks, per_block, _scratch(c * width, g.dtype), _scratch(f * width, g.dtype), *geometry.padding,
+            dw_part, db_part)
+    dw_hat, db = dw_part[0], db_part[0]
+    for t in range(1, n_chunks):          # in chunk order: the same sum whatever the thread count
+        dw_hat = dw_hat + dw_part[t]
+        db = db + db_part[t]
+    gt = _G.astype(g.dtype)
+    dw = gt.T @ dw_hat.reshape(4, 4, f * c).transpose(2, 0, 1) @ gt      # (F*C, 3, 3)
+    return np.ascontiguousarray(dw).reshape(f, c, 3, 3), (db if bias else None)
+
+
+def relu_grad(g, out):
+    """g where the fused ReLU's output ``out`` is positive, else 0 (relu'(0) = 0)."""
+    g, out = np.ascontiguousarray(g), np.ascontiguousarray(out)
+    dg = recycled(g.shape, g.dtype)
+    _relu_grad(g.reshape(-1), out.reshape(-1), dg.reshape(-1))
+    return dg
+
+
+def backward(g, x, w, geometry, input_grad, weight_grad, relu_out):
+    """(dx, dw, db): g masked by the fused ReLU's output (when given), then backward_input (when
+    ``input_grad``) and backward_weight (when ``weight_grad``); None for the gradients not asked for."""
+    _check(w.shape, geometry)
+    if relu_out is not None:
+        g = relu_grad(g, relu_out)
+    dx = backward_input(g, w, x.shape, geometry) if input_grad else None
+    dw, db = backward_weight(g, x, w.shape, geometry, True) if weight_grad else (None, None)
+    return dx, dw, db

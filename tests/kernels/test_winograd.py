@@ -1,0 +1,154 @@
+"""conv2d by Winograd F(2x2, 3x3) (kernels/conv2d/winograd.py): forward, backward input and backward
+weight against the NumPy reference (float64 tight, float32 within a stated factor of im2col's error),
+bitwise identical across thread counts, the checks, and the "cpu" backend's dispatch."""
+import numba
+import numpy as np
+import pytest
+
+from kernels.conv2d import cpu, reference, winograd
+from kernels.options import ConvGeometry
+
+# (N, C, H, W, F, padding): odd and even sizes, H or W below 4, batch 1, one channel, paddings 0 to 3
+SHAPES = [
+    (2, 3, 7, 7, 4, 0), (1, 1, 5, 6, 2, 1), (3, 2, 4, 3, 3, 2), (2, 5, 13, 13, 6, 1), (1, 2, 2, 2, 3, 2),
+    (4, 3, 11, 12, 5, 0), (2, 2, 3, 3, 2, 0), (2, 3, 6, 5, 4, 3), (1, 4, 3, 9, 3, 1), (3, 9, 8, 8, 10, 1),
+    (5, 1, 10, 7, 1, 0), (2, 3, 5, 3, 2, (2, 1)),
+]
+
+
+def _case(shape, dtype=np.float64, seed=0):
+    n, c, h, w, f, padding = shape
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((n, c, h, w)).astype(dtype)
+    wt = rng.standard_normal((f, c, 3, 3)).astype(dtype)
+    b = rng.standard_normal(f).astype(dtype)
+    geometry = ConvGeometry(padding=padding)
+    g = rng.standard_normal(reference.forward(x, wt, b, geometry).shape).astype(dtype)
+    return x, wt, b, g, geometry
+
+
+@pytest.mark.parametrize("shape", SHAPES, ids=str)
+def test_float64_matches_the_reference(shape):
+    x, w, b, g, geometry = _case(shape)
+    for relu in (False, True):
+        np.testing.assert_allclose(winograd.forward(x, w, b, geometry, relu),
+                                   reference.forward(x, w, b, geometry, relu), rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(winograd.forward(x, w, None, geometry), reference.forward(x, w, None, geometry),
+                               rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(winograd.backward_input(g, w, x.shape, geometry),
+                               reference.backward_input(g, w, x.shape, geometry), rtol=1e-12, atol=1e-12)
+    dw, db = winograd.backward_weight(g, x, w.shape, geometry, True)
+    dw_ref, db_ref = reference.backward_weight(g, x, w.shape, geometry, True)
+    np.testing.assert_allclose(dw, dw_ref, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(db, db_ref, rtol=1e-12, atol=1e-12)
+    assert winograd.backward_weight(g, x, w.shape, geometry, False)[1] is None
+
+
+@pytest.mark.parametrize("shape", SHAPES[:6], ids=str)
+def test_backward_with_the_fused_relu_matches_the_reference(shape):
+    x, w, b, g, geometry = _case(shape, seed=1)
+    out = reference.forward(x, w, b, geometry, relu=True)
+    assert (out == 0).any() and (out > 0).any()
+    got = winograd.backward(g, x, w, geometry, True, True, out)
+    want = reference.backward(g, x, w, geometry, True, True, out)
+    for a, e in zip(got, want):
+        np.testing.assert_allclose(a, e, rtol=1e-12, atol=1e-12)
+    dx, dw, db = winograd.backward(g, x, w, geometry, False, True, None)
+    assert dx is None and dw is not None and db is not None
+    dx, dw, db = winograd.backward(g, x, w, geometry, True, False, None)
+    assert dx is not None and dw is None and db is None
+
+
+def test_the_transforms_are_exact_on_integers():
+    """Small integers and the transforms' halves are exact in float32: Winograd's result is then exact too."""
+    rng = np.random.default_rng(2)
+    x = rng.integers(-3, 4, (2, 4, 9, 8)).astype(np.float32)
+    w = rng.integers(-3, 4, (5, 4, 3, 3)).astype(np.float32)
+    geometry = ConvGeometry(padding=1)
+    want = reference.forward(x.astype(np.float64), w.astype(np.float64), None, geometry)
+    np.testing.assert_array_equal(winograd.forward(x, w, None, geometry), want.astype(np.float32))
+
+
+# The benchmark's second convolution (a smaller batch) and its first: float32's max error against the
+# float64 reference, Winograd's at most FLOAT32_ERROR_FACTOR times im2col's on the same inputs.
+@pytest.mark.parametrize("shape", [(8, 32, 13, 13, 64, 0), (8, 1, 28, 28, 32, 0), (4, 16, 12, 12, 16, 1)], ids=str)
+def test_float32_error_is_within_a_factor_of_im2col(shape, monkeypatch):
+    monkeypatch.setattr(cpu, "WINOGRAD", False)
+    x, w, b, g, geometry = _case(shape, np.float32, seed=3)
+    x64, w64, b64, g64 = (a.astype(np.float64) for a in (x, w, b, g))
+    pairs = [
+        (winograd.forward(x, w, b, geometry), cpu.forward(x, w, b, geometry), reference.forward(x64, w64, b64, geometry)),
+        (winograd.backward_input(g, w, x.shape, geometry), cpu.backward_input(g, w, x.shape, geometry),
+         reference.backward_input(g64, w64, x.shape, geometry)),
+        (winograd.backward_weight(g, x, w.shape, geometry, False)[0],
+         cpu.backward_weight(g, x, w.shape, geometry, False)[0],
+         reference.backward_weight(g64, x64, w.shape, geometry, False)[0]),
+    ]
+    for ours, im2col, exact in pairs:
+        err, err_im2col = np.abs(ours - exact).max(), np.abs(im2col - exact).max()
+        assert 0 < err <= winograd.FLOAT32_ERROR_FACTOR * err_im2col
+        assert err <= 1e-6 * np.abs(exact).max()                 # a few float32 roundings of the largest value
+
+
+@pytest.mark.skipif(numba.config.NUMBA_NUM_THREADS < 2, reason="needs two Numba threads")
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_bitwise_identical_across_runs_and_thread_counts(dtype):
+    x, w, b, g, geometry = _case((19, 6, 11, 9, 7, 1), dtype, seed=4)
+    out = reference.forward(x, w, b, geometry, relu=True)
+
+    def run():
+        return [winograd.forward(x, w, b, geometry, True), *winograd.backward(g, x, w, geometry, True, True, out)]
+
+    previous = numba.get_num_threads()
+    try:
+        numba.set_num_threads(1)
+        one = run()
+        numba.set_num_threads(2)
+        two, again = run(), run()
+    finally:
+        numba.set_num_threads(previous)
+    for a, b2, c in zip(one, two, again):
+        assert a.tobytes() == b2.tobytes() == c.tobytes()
+
+
+@pytest.mark.parametrize("w_shape, options, word", [
+    ((2, 3, 5, 5), {}, "3x3"), ((2, 3, 3, 3), {"stride": 2}, "stride"), ((2, 3, 3, 3), {"dilation": 2}, "dilation"),
+    ((3, 1, 3, 3), {"groups": 3}, "groups 3"), ((2, 3, 3, 2), {}, "weight shape (2, 3, 3, 2)"),
+])
+def test_a_geometry_winograd_does_not_cover_is_refused(w_shape, options, word):
+    geometry = ConvGeometry(**options)
+    x, w = np.ones((1, 3, 8, 8)), np.ones(w_shape)
+    assert not winograd.eligible(w.shape, geometry)
+    with pytest.raises(ValueError, match="winograd needs 3x3 filters") as info:
+        winograd.forward(x, w, None, geometry)
+    assert word in str(info.value)
+    with pytest.raises(ValueError, match="winograd needs"):
+        winograd.backward_weight(np.ones((1, 2, 4, 4)), x, w.shape, geometry, True)
+    with pytest.raises(ValueError, match="winograd needs"):
+        winograd.backward_input(np.ones((1, 2, 4, 4)), w, x.shape, geometry)
+
+
+def test_the_cpu_backend_dispatches_by_the_stated_rule(monkeypatch):
+    """cpu.use_winograd: eligible and C, F >= WINOGRAD_MIN_CHANNELS, unless cpu.WINOGRAD forces a path;
+    both paths give the reference's result."""
+    wide, narrow = (16, 8, 3, 3), (16, 1, 3, 3)
+    assert cpu.use_winograd(wide, ConvGeometry(padding=1))
+    assert not cpu.use_winograd(narrow, ConvGeometry())
+    assert not cpu.use_winograd(wide, ConvGeometry(stride=2))
+    monkeypatch.setattr(cpu, "WINOGRAD", True)
+    assert cpu.use_winograd(narrow, ConvGeometry()) and not cpu.use_winograd(wide, ConvGeometry(stride=2))
+    monkeypatch.setattr(cpu, "WINOGRAD", False)
+    assert not cpu.use_winograd(wide, ConvGeometry())
+
+    x, w, b, g, geometry = _case((3, 8, 9, 10, 16, 1), seed=5)
+    out = reference.forward(x, w, b, geometry, relu=True)
+    want = reference.backward(g, x, w, geometry, True, True, out)
+    plain = reference.backward(g, x, w, geometry, True, True, None)            # g not masked
+    for forced in (True, False):
+        monkeypatch.setattr(cpu, "WINOGRAD", forced)
+        np.testing.assert_allclose(cpu.forward(x, w, b, geometry, True), out, rtol=1e-12, atol=1e-12)
+        for a, e in zip(cpu.backward(g, x, w, geometry, True, True, out), want):
+            np.testing.assert_allclose(a, e, rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(cpu.backward_input(g, w, x.shape, geometry), plain[0], rtol=1e-12, atol=1e-12)
+        for a, e in zip(cpu.backward_weight(g, x, w.shape, geometry, True), plain[1:]):
+            np.testing.assert_allclose(a, e, rtol=1e-12, atol=1e-12)
