@@ -3,9 +3,20 @@
     python benchmarks/kernels.py                          # all kernels, about a minute or two
     python benchmarks/kernels.py --torch-python PATH      # PyTorch from another environment
     python benchmarks/kernels.py --quick                  # batch 8, a smoke run
+    python benchmarks/kernels.py --coretype Haswell       # OPENBLAS_CORETYPE=Haswell for the first run only
 
 Shapes: conv1 128x1x28x28 -> 32 filters 3x3, conv2 128x32x13x13 -> 64 filters 3x3, max-pools 2x2
-(after conv1: 128x32x26x26, after conv2: 128x64x11x11), Adam over 34,826 parameters.
+(after conv1: 128x32x26x26, after conv2: 128x64x11x11), the dense layer 128x1600 -> 10, Adam over
+34,826 parameters.
+
+Our products go through OpenBLAS, whose speed depends on the kernel it picks for the CPU, which a user
+may override (``OPENBLAS_CORETYPE``, ``OPENBLAS_L2_SIZE``) and the library never does. So everything is
+measured twice, each time in child processes: [1] with the environment as it is (``--coretype NAME``
+sets ``OPENBLAS_CORETYPE`` in that run's children only), [2] with both variables removed (OpenBLAS's
+own choice); PyTorch with the same environment beside each, so each table's ours/torch ratios come
+from one pair of processes. Each row also has its place on the roofline (``benchmarks/roofline.py``
+explains it): its arithmetic intensity and the share of the bound that limits it, against this
+run's own measured peak (the better of a vector-FMA loop and sgemm) and memory bandwidth (triad).
 
 Every number is measured in this run: milliseconds (best of several calls after a warm-up) and
 GFLOP/s for our Numba CPU kernels, the NumPy reference, and PyTorch CPU when it is installed. Beside
@@ -13,7 +24,7 @@ each convolution, "gemm ms" is its matrix products alone, made the way the kerne
 single-threaded BLAS product per image, the images shared out over Numba's threads), so that the time
 around the products (im2col, col2im, bias and ReLU) is the difference.
 PyTorch runs in its own process (its thread pool and Numba's must not share one). Compile time is
-measured in fresh processes: with an empty Numba cache (cold) and with the cache filled (cached).
+measured once, in fresh processes: with an empty Numba cache (cold) and with the cache filled (cached).
 """
 from __future__ import annotations
 
@@ -27,20 +38,26 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-for _path in (str(REPO), str(REPO / "benchmarks")):
-    if _path not in sys.path:
-        sys.path.insert(0, _path)
+if str(REPO) not in sys.path:                 # the kernels package before this file, also named kernels
+    sys.path.insert(0, str(REPO))
+if str(REPO / "benchmarks") not in sys.path:  # train_step, when this file is imported as benchmarks.kernels
+    sys.path.append(str(REPO / "benchmarks"))
+
+from train_step import OPENBLAS_VARIABLES, cpu_flags, cpu_model, openblas_settings  # noqa: E402
 
 ADAM_PARAMS = 34_826
+ADAM_OPS = 13          # per parameter: m 3, v 4, the denominator 3 (sqrt, /, +), p 3 (/, *, -)
 
 
 def shapes(batch):
-    """The benchmark's cases: name -> (input shape, weight shape) for convs, input shape for pools."""
+    """The benchmark's cases: name -> (input shape, weight shape) for convs and the dense layer, input
+    shape for pools."""
     return {
         "conv1": ((batch, 1, 28, 28), (32, 1, 3, 3)),
         "conv2": ((batch, 32, 13, 13), (64, 32, 3, 3)),
         "pool1": (batch, 32, 26, 26),
         "pool2": (batch, 64, 11, 11),
+        "dense": ((batch, 1600), (1600, 10)),
     }
 
 
@@ -48,6 +65,40 @@ def conv_flops(x_shape, w_shape):
     n, c, h, w = x_shape
     f, _, kh, kw = w_shape
     return 2.0 * n * f * c * kh * kw * (h - kh + 1) * (w - kw + 1)
+
+
+def _size(shape):
+    out = 1
+    for d in shape:
+        out *= d
+    return out
+
+
+def counts(batch):
+    """{case: (flops, bytes)}, the roofline's model of each kernel: FLOPs of its products (2 per
+    multiply-add; bias adds not counted), max-pooling's comparisons counted as operations (3 per 2x2
+    window), Adam's ADAM_OPS per parameter, a scatter none; bytes the compulsory traffic, every input
+    read once and every output written once (float32; max-pooling's argmax as int64)."""
+    f4, out = 4.0, {}
+    for name in ("conv1", "conv2"):
+        (n, c, h, w), (f, _, kh, kw) = xs, ws = shapes(batch)[name]
+        x, wt, y = _size(xs), _size(ws), n * f * (h - kh + 1) * (w - kw + 1)
+        flops = conv_flops(xs, ws)
+        out[f"{name} forward"] = flops, f4 * (x + wt + f + y)
+        out[f"{name} backward input"] = flops, f4 * (y + wt + x)
+        out[f"{name} backward weight"] = flops, f4 * (y + x + wt + f)
+    for name in ("pool1", "pool2"):
+        n, c, h, w = shapes(batch)[name]
+        x, y = n * c * h * w, n * c * (h // 2) * (w // 2)
+        out[f"{name} max forward"] = 3.0 * y, f4 * (x + y) + 8.0 * y
+        out[f"{name} max backward"] = 0.0, f4 * (y + x) + 8.0 * y
+    (n, fan_in), (_, units) = shapes(batch)["dense"]
+    x, wt, y, flops = n * fan_in, fan_in * units, n * units, 2.0 * n * fan_in * units
+    out["dense forward"] = flops, f4 * (x + wt + units + y)
+    out["dense backward input"] = flops, f4 * (y + wt + x)
+    out["dense backward weight"] = flops, f4 * (y + x + wt + units)
+    out["adam update (34,826 params)"] = ADAM_OPS * ADAM_PARAMS, f4 * 7 * ADAM_PARAMS   # p g m v in, p m v out
+    return out
 
 
 def best_ms(fn, repeat):
@@ -69,7 +120,8 @@ def measure_ours(batch, repeat, backend):
 
     rng = np.random.default_rng(0)
     out = {}
-    for name, (xs, ws) in list(shapes(batch).items())[:2]:
+    for name in ("conv1", "conv2"):
+        xs, ws = shapes(batch)[name]
         x = rng.standard_normal(xs, dtype=np.float32)
         w = rng.standard_normal(ws, dtype=np.float32)
         b = rng.standard_normal(ws[0], dtype=np.float32)
@@ -87,6 +139,12 @@ def measure_ours(batch, repeat, backend):
         out[f"{name} max forward"] = best_ms(lambda: kernels.max_pool2d_forward(x, 2, backend=backend), repeat)
         out[f"{name} max backward"] = best_ms(
             lambda: kernels.max_pool2d_backward(g, arg, x.shape, backend=backend), repeat)
+    xs, ws = shapes(batch)["dense"]
+    x, w = rng.standard_normal(xs, dtype=np.float32), rng.standard_normal(ws, dtype=np.float32)
+    b, g = rng.standard_normal(ws[1], dtype=np.float32), rng.standard_normal((xs[0], ws[1]), dtype=np.float32)
+    out["dense forward"] = best_ms(lambda: kernels.dense.forward(x, w, b, backend=backend), repeat * 5)
+    out["dense backward input"] = best_ms(lambda: kernels.dense.backward_input(g, w, backend=backend), repeat * 5)
+    out["dense backward weight"] = best_ms(lambda: kernels.dense.backward_weight(g, x, backend=backend), repeat * 5)
     p = rng.standard_normal(ADAM_PARAMS, dtype=np.float32)
     grad = rng.standard_normal(ADAM_PARAMS, dtype=np.float32)
     m, v = np.zeros_like(p), np.zeros_like(p)
@@ -104,7 +162,6 @@ def measure_ours(batch, repeat, backend):
 
 def measure_gemm(batch, repeat):
     """{conv direction: ms} of only the per-image products each convolution direction makes."""
-    import kernels  # noqa: F401  (kernels.runtime: every BLAS on one thread, as in the kernels)
     import numba
     import numpy as np
     from numba import njit, prange
@@ -128,16 +185,59 @@ def measure_gemm(batch, repeat):
     rng = np.random.default_rng(0)
     chunks = max(1, min(batch, 4 * numba.get_num_threads()))     # as kernels.conv2d.cpu splits a batch
     out = {}
-    for name, (xs, ws) in list(shapes(batch).items())[:2]:
+    for name in ("conv1", "conv2"):
+        xs, ws = shapes(batch)[name]
         f, k, hw = ws[0], ws[1] * ws[2] * ws[3], (xs[2] - ws[2] + 1) * (xs[3] - ws[3] + 1)
         def buffers(*shape):
             return rng.standard_normal((chunks, *shape), dtype=np.float32)
         w, wt, cols, g = buffers(f, k), buffers(k, f), buffers(k, hw), buffers(f, hw)
         y, dcols, dw = buffers(f, hw), buffers(k, hw), buffers(f, k)
-        out[f"{name} forward"] = best_ms(lambda: products(w, cols, y, False, batch), repeat)
-        out[f"{name} backward input"] = best_ms(lambda: products(wt, g, dcols, False, batch), repeat)
-        out[f"{name} backward weight"] = best_ms(lambda: products(g, cols, dw, True, batch), repeat)
+        with runtime.single_threaded_blas():                     # every BLAS on one thread, as in the kernels
+            out[f"{name} forward"] = best_ms(lambda: products(w, cols, y, False, batch), repeat)
+            out[f"{name} backward input"] = best_ms(lambda: products(wt, g, dcols, False, batch), repeat)
+            out[f"{name} backward weight"] = best_ms(lambda: products(g, cols, dw, True, batch), repeat)
     return out
+
+
+# --- the machine: its roofline ---------------------------------------------------------------------
+
+def measure_machine(quick, sgemm_sizes=(1024, 2048)):
+    """The roofline's measurements (kernels.roofline): FLOP/s of the FMA loop and of NumPy's sgemm at
+    each size on all threads and on one, bytes/s of the triad beyond the caches and within them."""
+    import numba
+    import numpy as np
+
+    from kernels import roofline
+
+    sizes = (256,) if quick else sgemm_sizes
+    seconds = 0.05 if quick else 0.5
+    return {"fma": roofline.peak_flops(seconds=seconds), "fma_instructions": roofline.fma_instructions(),
+            "threads": numba.get_num_threads(),
+            "sgemm": [(n, threads, roofline.sgemm_flops(n, threads=threads, seconds=seconds))
+                      for n in sizes for threads in (numba.get_num_threads(), 1)],
+            "dram": roofline.triad_bandwidth(1 << (20 if quick else 25), seconds=seconds),
+            "dram_mib": 4 << (20 if quick else 25) >> 20,
+            "cache": roofline.triad_bandwidth(1 << 14, seconds=seconds), "numpy": np.__version__,
+            "numba": numba.__version__}
+
+
+def roof_of(machine):
+    """(Roofline, which measurement is its compute roof): the better of the FMA loop and the best
+    sgemm (a BLAS faster than our loop means the loop is not the machine's peak), and the triad beyond
+    the caches as the bandwidth."""
+    from kernels.roofline import Roofline
+
+    n, threads, sgemm = max(machine["sgemm"], key=lambda row: row[2])
+    if sgemm > machine["fma"]:
+        return Roofline(sgemm, machine["dram"]), f"sgemm {n}^3 on {threads} thread(s)"
+    return Roofline(machine["fma"], machine["dram"]), "FMA loop"
+
+
+def place(roof, case, ms, batch):
+    """(arithmetic intensity, share of the bound that limits the case, 'compute' or 'memory')."""
+    flops, nbytes = counts(batch)[case]
+    limit = "memory" if flops == 0 or flops / nbytes < roof.ridge else "compute"
+    return flops / nbytes, roof.fraction(flops, nbytes, ms / 1e3), limit
 
 
 # --- PyTorch, in its own process -----------------------------------------------------------------
@@ -170,6 +270,11 @@ for name in ("pool1", "pool2"):
     y = F.max_pool2d(x, 2)
     g = torch.randn(y.shape)
     out[name + " max backward"] = best_ms(lambda: torch.autograd.grad(y, x, g, retain_graph=True), repeat)
+xs, ws = cases["dense"]
+x, w, b, g = torch.randn(xs), torch.randn(ws[::-1]), torch.randn(ws[1]), torch.randn(xs[0], ws[1])
+out["dense forward"] = best_ms(lambda: F.linear(x, w, b), repeat * 5)
+out["dense backward input"] = best_ms(lambda: g @ w, repeat * 5)
+out["dense backward weight"] = best_ms(lambda: (g.T @ x, g.sum(0)), repeat * 5)
 p = torch.nn.Parameter(torch.randn(%d))
 p.grad = torch.randn(%d)
 opt = torch.optim.Adam([p])
@@ -178,10 +283,10 @@ print(json.dumps(out))
 """ % (ADAM_PARAMS, ADAM_PARAMS)
 
 
-def measure_torch(batch, repeat, python=sys.executable):
+def measure_torch(batch, repeat, python=sys.executable, env=None):
     cases = {k: v for k, v in shapes(batch).items()}
     proc = subprocess.run([python, "-c", TORCH_WORKER, str(batch), str(repeat), json.dumps(cases)],
-                          capture_output=True, text=True)
+                          capture_output=True, text=True, env=env)
     if proc.returncode != 0:
         return None, proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else "failed"
     return json.loads(proc.stdout.strip().splitlines()[-1]), None
@@ -224,13 +329,75 @@ def measure_compile():
     return runs, None
 
 
+# --- one OpenBLAS setting, in a child process ---------------------------------------------------------
+
+def measure_setting(quick):
+    """Everything but PyTorch and compile time, in this process (the --worker child of one setting)."""
+    import numba
+    import threadpoolctl
+
+    from kernels import runtime
+
+    batch, repeat = (8, 2) if quick else (128, 7)
+    result = {"ours": measure_ours(batch, repeat, "cpu"), "gemm": measure_gemm(batch, repeat),
+              "reference": measure_ours(batch, max(1, repeat // 3), "numpy"), "machine": measure_machine(quick),
+              "openblas": {k: os.environ.get(k) for k in OPENBLAS_VARIABLES}}
+    result["blas"] = sorted({f"{i.get('architecture')} ({Path(i['filepath']).name})"
+                             for i in threadpoolctl.threadpool_info() if i["internal_api"] == "openblas"})
+    status = runtime.status()
+    result["runtime"] = (f"numba threads {numba.get_num_threads()} ({status.threading_layer} layer); "
+                         f"BLAS {'on one thread' if status.blas_single_threaded else 'multi-threaded'} in the kernels")
+    return result
+
+
+def run_setting(env, args, batch, repeat):
+    """(our worker's result or None, its note, PyTorch's result or None, its note) under ``env``."""
+    proc = subprocess.run([sys.executable, __file__, "--worker"] + ["--quick"] * args.quick, env=env, cwd=REPO,
+                          capture_output=True, text=True)
+    ours = json.loads(proc.stdout.strip().splitlines()[-1]) if proc.returncode == 0 else None
+    note = None if ours else (proc.stderr.strip().splitlines() or ["failed"])[-1]
+    torch, torch_note = ((None, "skipped (--no-torch)") if args.no_torch
+                         else measure_torch(batch, repeat, args.torch_python, env))
+    return ours, note, torch, torch_note
+
+
 # --- report --------------------------------------------------------------------------------------
 
 def flops_of(case, batch):
-    name = case.split()[0]
-    if name.startswith("conv"):
-        return conv_flops(*shapes(batch)[name])
-    return None
+    """The products' FLOPs of a convolution or dense case (its GFLOP/s column), else None."""
+    return counts(batch)[case][0] if case.startswith(("conv", "dense")) else None
+
+
+def machine_line(machine, roof, which):
+    sgemm = ", ".join(f"{n}^3 on {t} thread{'s' * (t > 1)} {f / 1e9:.0f}" for n, t, f in machine["sgemm"])
+    fmas = ", ".join(f"{n} on {kind}" for kind, n in machine["fma_instructions"].items())
+    return (f"  roof: {roof.peak / 1e9:.0f} GFLOP/s ({which}), {roof.bandwidth / 1e9:.1f} GB/s (triad, 3 arrays "
+            f"of {machine['dram_mib']} MiB; {machine['cache'] / 1e9:.0f} GB/s in cache), ridge {roof.ridge:.1f} "
+            f"FLOP/byte; FMA loop {machine['fma'] / 1e9:.0f} GFLOP/s ({fmas} FMA instructions), sgemm GFLOP/s: {sgemm}")
+
+
+def report(title, result, note, torch, batch):
+    """One setting's table: ours, the products alone, NumPy, PyTorch, ours/torch and the roofline."""
+    print(title)
+    if result is None:
+        print(f"  not measured: {note}")
+        return
+    roof, which = roof_of(result["machine"])
+    header = (f"{'kernel':30} {'ours ms':>9} {'GFLOP/s':>8} {'gemm ms':>8} {'numpy ms':>9} {'torch ms':>9} "
+              f"{'GFLOP/s':>8} {'ours/torch':>10} {'AI':>6} {'of roof':>16}")
+    print(header)
+    print("-" * len(header))
+    for case, ms in result["ours"].items():
+        flops = flops_of(case, batch)
+        t = torch.get(case) if torch else None
+        gf = f"{flops / ms / 1e6:8.1f}" if flops else " " * 8
+        tgf = f"{flops / t / 1e6:8.1f}" if flops and t else " " * 8
+        ratio = f"{t / ms:9.2f}x" if t else " " * 10
+        products = f"{result['gemm'][case]:8.3f}" if case in result["gemm"] else " " * 8
+        ai, fraction, limit = place(roof, case, ms, batch)
+        print(f"{case:30} {ms:9.3f} {gf} {products} {result['reference'][case]:9.2f} "
+              f"{t if t else float('nan'):9.3f} {tgf} {ratio} {ai:6.2f} {100 * fraction:6.1f}% {limit:>8}")
+    print(machine_line(result["machine"], roof, which))
 
 
 def main(argv=None):
@@ -238,45 +405,31 @@ def main(argv=None):
     parser.add_argument("--quick", action="store_true", help="batch 8 and few repeats (a smoke run)")
     parser.add_argument("--no-torch", action="store_true", help="skip PyTorch even if installed")
     parser.add_argument("--torch-python", default=sys.executable, help="the Python that has torch")
+    parser.add_argument("--coretype", default=None, help="OPENBLAS_CORETYPE for run [1]'s processes only")
+    parser.add_argument("--no-compile", action="store_true", help="skip the compile-time measurement")
+    parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.worker:
+        print(json.dumps(measure_setting(args.quick)))
+        return
     batch, repeat = (8, 2) if args.quick else (128, 7)
+    runs = [(title, *run_setting(env, args, batch, repeat)) for title, env in openblas_settings(args.coretype)]
+    compile_runs, compile_note = (None, "skipped (--no-compile)") if args.no_compile else measure_compile()
 
-    torch_result, torch_note = ((None, "skipped (--no-torch)") if args.no_torch
-                                else measure_torch(batch, repeat, args.torch_python))
-    compile_runs, compile_note = measure_compile()
-    ours = measure_ours(batch, repeat, "cpu")
-    gemm = measure_gemm(batch, repeat)
-    reference = measure_ours(batch, max(1, repeat // 3), "numpy")
-
-    import numba
-    import numpy as np
-
-    from kernels import runtime
-
-    from train_step import cpu_flags, cpu_model
-
-    status = runtime.status()
+    first = next((r[1] for r in runs if r[1]), None)
+    torch = next((r[3] for r in runs if r[3]), None)
     print(f"CPU: {cpu_model()} ({os.cpu_count()} cores; {cpu_flags()})")
-    print(f"kernels benchmark, batch {batch}, float32; numpy {np.__version__}, numba {numba.__version__}, "
-          f"numba threads {numba.get_num_threads()} ({status.threading_layer} layer); "
-          f"BLAS {'on one thread' if status.blas_single_threaded else 'multi-threaded'}")
-    if torch_result:
-        print(f"PyTorch {torch_result['version']} (own process, {torch_result['threads']} threads)")
-    else:
-        print(f"PyTorch not measured: {torch_note} (pip install torch==2.13.0)")
-    header = (f"{'kernel':34} {'ours ms':>9} {'GFLOP/s':>8} {'gemm ms':>8} {'numpy ms':>9} {'torch ms':>9} "
-              f"{'GFLOP/s':>8} {'ours/torch':>10}")
-    print(header)
-    print("-" * len(header))
-    for case, ms in ours.items():
-        flops = flops_of(case, batch)
-        t = torch_result.get(case) if torch_result else None
-        gf = f"{flops / ms / 1e6:8.1f}" if flops else " " * 8
-        tgf = f"{flops / t / 1e6:8.1f}" if flops and t else " " * 8
-        ratio = f"{t / ms:9.2f}x" if t else ""
-        products = f"{gemm[case]:8.3f}" if case in gemm else " " * 8
-        print(f"{case:34} {ms:9.3f} {gf} {products} {reference[case]:9.2f} {t if t else float('nan'):9.3f} {tgf} {ratio}")
-    print("ours/torch = torch time / our time: above 1 means we are faster (throughput ratio).")
+    print(f"kernels benchmark, batch {batch}, float32; "
+          + (f"numpy {first['machine']['numpy']}, numba {first['machine']['numba']}, {first['runtime']}; "
+             if first else "") + (f"PyTorch {torch['version']} (own process, {torch['threads']} threads)" if torch
+                                  else f"PyTorch not measured: {runs[0][4]} (pip install torch==2.13.0)"))
+    for n, (title, result, note, torch_result, _) in enumerate(runs, 1):
+        seen = result and ", ".join(f"{k}={v}" if v is not None else f"{k} unset"
+                                    for k, v in result["openblas"].items())
+        blas = f"; its processes see {seen}; OpenBLAS's kernels: {', '.join(result['blas'])}" if result else ""
+        report(f"[{n}] {title}{blas}", result, note, torch_result, batch)
+    print("ours/torch = torch time / our time: above 1 means we are faster (throughput ratio); of roof = our "
+          "share of min(peak, AI x bandwidth), AI in FLOP/byte of compulsory traffic (benchmarks/roofline.py)")
     if compile_runs:
         print(f"import + first call of every CPU kernel: cold (empty cache) {compile_runs[0]:.1f} s, "
               f"cached {compile_runs[1]:.2f} s (goal: cached < 2 s)")
