@@ -9,6 +9,7 @@ to its bound says how much is left to gain, whatever the kernel is.
 - ``peak_flops``: float32 FLOP/s of a loop of vector FMAs on Numba's threads (``fma_instructions``
   counts them in its machine code: the loop must be vector FMAs, or it measures the compiler);
 - ``sgemm_flops``: NumPy's float32 matmul of n x n matrices, on the BLAS threads given;
+- every run is lengthened until its work, not a busy machine's wait for a core, fills it;
 - ``triad_bandwidth``: STREAM's triad ``a = b + s c`` on Numba's threads. Bytes are counted as STREAM
   counts them, 3 arrays x 4 bytes per element: the write-allocate read of ``a`` (its cache lines are
   read before they are written) is not counted, so the traffic the memory sees is up to 4/3 of it;
@@ -142,21 +143,29 @@ def fma_instructions() -> dict:
     return {kind: n for kind, n in found.items() if n}
 
 
-def sgemm_flops(n: int, threads: int | None = None, repeat: int = 3) -> float:
-    """FLOP/s (2 n^3 per product) of NumPy's float32 ``a @ b`` for n x n matrices, best of ``repeat``
-    after one warm-up, with every BLAS library on ``threads`` threads (default: as they are).
+def sgemm_flops(n: int, threads: int | None = None, seconds: float = 0.3, repeat: int = 3) -> float:
+    """FLOP/s (2 n^3 per product) of NumPy's float32 ``a @ b`` for n x n matrices, with every BLAS
+    library on ``threads`` threads (default: as they are); products repeated to about ``seconds /
+    repeat`` a run, best of ``repeat``.
 
-    >>> sgemm_flops(64, threads=1) > 1e7
+    >>> sgemm_flops(64, threads=1, seconds=0.05) > 1e7
     True
     """
     _positive_int(n, "n")
+    if not seconds > 0:
+        raise ValueError(f"seconds must be positive, got {seconds!r}")
     rng = np.random.default_rng(0)
     a, b = rng.random((n, n), dtype=np.float32), rng.random((n, n), dtype=np.float32)
     out = np.empty((n, n), np.float32)
+
+    def products(k):
+        for _ in range(k):
+            np.matmul(a, b, out=out)
+
     limits = threadpoolctl.threadpool_limits(threads, user_api="blas") if threads else contextlib.nullcontext()
     with limits:
-        np.matmul(a, b, out=out)
-        return 2.0 * n ** 3 / _best(lambda: np.matmul(a, b, out=out), repeat)
+        best, k = _calibrated(products, seconds, repeat)
+    return 2.0 * n ** 3 * k / best
 
 
 def triad_bandwidth(n: int, threads: int | None = None, seconds: float = 0.3, repeat: int = 3) -> float:

@@ -80,7 +80,7 @@ def test_the_measurements_give_back_numbas_and_blass_thread_counts():
     numba_before, blas_before = numba.get_num_threads(), blas()
     assert roofline.peak_flops(seconds=0.02, threads=1) > 0
     assert roofline.triad_bandwidth(1 << 12, threads=1, seconds=0.02) > 0
-    assert roofline.sgemm_flops(32, threads=1) > 0
+    assert roofline.sgemm_flops(32, threads=1, seconds=0.02) > 0
     assert numba.get_num_threads() == numba_before and blas() == blas_before
 
 
