@@ -18,7 +18,7 @@ TWO_THREADS = numba.config.NUMBA_NUM_THREADS >= 2
 
 
 def test_the_lessons_are_listed_in_the_readme_s_kernels_section():
-    assert "kernels_01_prange" in {p.stem for p in LESSONS}
+    assert {"kernels_01_prange", "kernels_02_conv_three_ways"} <= {p.stem for p in LESSONS}
     readme = (ROOT / "tutorials" / "README.md").read_text()
     section = readme[readme.index("## Kernels"):]
     for lesson in LESSONS:
@@ -53,3 +53,15 @@ def test_lesson_1_prints_the_race_the_repair_and_the_checker(tmp_path):
     assert "sum_of_squares: not attempted" in out and "sum_of_squares: passed" in out
     for name in ("race", "sum_errors"):
         assert (tmp_path / "out" / "kernels_01_prange" / f"{name}.svg").exists()
+
+
+def test_lesson_2_prints_the_multiplications_the_exact_f23_and_the_checkers(tmp_path):
+    out = run_lesson(ROOT / "tutorials" / "kernels_02_conv_three_ways.py", tmp_path, needs_dot=False).stdout
+    assert "10,616,832 FLOPs by the formula" in out
+    assert "F(2, 3): ['-2', '29']  direct: ['-2', '29']" in out          # exact fractions, both ways
+    assert "multiplications: direct 5,308,416, Winograd 2,359,296: 2.25x fewer" in out
+    assert "arithmetic intensity 39.9 FLOP/byte" in out
+    assert "im2col: not attempted" in out and "winograd_input_transform: passed" in out
+    assert "im2col: FAILED" in out and "192 of 288 elements are wrong" in out
+    for name in ("im2col", "errors", "roofline"):
+        assert (tmp_path / "out" / "kernels_02_conv_three_ways" / f"{name}.svg").exists()
