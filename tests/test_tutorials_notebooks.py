@@ -2,7 +2,9 @@
 
 Each lesson is converted with Jupytext (what ``jupytext --to notebook`` does, the build that
 tutorials/README.md documents) and executed by nbclient on a fresh kernel, from the ``tutorials``
-folder as a teacher would open it. The test counts the display outputs of each kind: graph
+folder as a teacher would open it: the documentation site's build does it (``docs/build.py``'s
+``execute``, once per session, the ``site`` fixture of tests/_site.py), and these tests read the
+notebooks it executed. The test counts the display outputs of each kind: graph
 pictures (image/svg+xml), tables and step-through players (text/html), figures (image/png). A
 lesson whose cell ends in a save, a print or an assert (or closes its figure first) shows none of
 them, which is the failure this guards against. Without Graphviz's ``dot`` the graph lessons still
@@ -20,6 +22,7 @@ pytest.importorskip("ipykernel")
 ROOT = Path(__file__).resolve().parents[1]
 TUTORIALS = ROOT / "tutorials"
 from _requires import HAS_DOT  # tests/_requires.py
+from _site import docs_build, site  # noqa: F401  (site: the fixture; tests/_site.py)
 
 # What each lesson must show inline: {mime type: number of outputs}. The graph lessons' pictures
 # are SVG (ad.draw), their tables and players HTML; figures are PNG (show_figure).
@@ -48,17 +51,15 @@ SHOWS = {
 LESSONS = sorted(TUTORIALS.glob("*_0*.py"))
 
 
-def run_notebook(lesson, tmp_path, monkeypatch, path=None):
-    """Execute ``lesson`` as a notebook on a fresh kernel; returns the executed notebook."""
-    monkeypatch.setenv("TUTORIAL_OUTPUT", str(tmp_path / "out"))
-    monkeypatch.delenv("MPLBACKEND", raising=False)   # the kernel's own (inline) backend
-    if path is not None:
-        monkeypatch.setenv("PATH", path)
-    notebook = jupytext.read(lesson)
-    client = nbclient.NotebookClient(notebook, timeout=300, kernel_name="python3",
-                                     resources={"metadata": {"path": str(TUTORIALS)}})
-    client.execute()
-    return notebook
+def executed(site, lesson):
+    """The notebook the site's build executed for ``lesson`` (nbformat), or the build's error."""
+    import nbformat
+
+    path = site.notebook(lesson)
+    if not path.exists():
+        lines = str(site.error).splitlines() if site.error else ["the build wrote no notebook"]
+        pytest.fail(next((line for line in lines if lesson.stem in line), lines[0]), pytrace=False)
+    return nbformat.read(path, as_version=4)
 
 
 def displays(notebook):
@@ -76,18 +77,18 @@ def test_every_lesson_has_its_expected_displays():
 
 
 @pytest.mark.parametrize("lesson", LESSONS, ids=lambda p: p.stem)
-def test_lesson_runs_as_a_notebook_and_shows_its_pictures_inline(lesson, tmp_path, monkeypatch):
+def test_lesson_runs_as_a_notebook_and_shows_its_pictures_inline(lesson, site):
     if not HAS_DOT and "image/svg+xml" in SHOWS[lesson.stem]:
         pytest.skip("Graphviz 'dot' is not installed (apt-get install graphviz)")
-    notebook = run_notebook(lesson, tmp_path, monkeypatch)
+    notebook = executed(site, lesson)
     assert displays(notebook) == Counter(SHOWS[lesson.stem])
     assert not [o for c in notebook.cells for o in c.get("outputs", []) if o["output_type"] == "error"]
 
 
-def test_a_graph_lesson_runs_as_a_notebook_without_dot_and_says_how_to_install_it(tmp_path, monkeypatch):
+def test_a_graph_lesson_runs_as_a_notebook_without_dot_and_says_how_to_install_it(tmp_path):
     empty = tmp_path / "empty"
     empty.mkdir()
-    notebook = run_notebook(TUTORIALS / "diff_01_graphs.py", tmp_path, monkeypatch, path=str(empty))
+    notebook = docs_build().execute(TUTORIALS / "diff_01_graphs.py", tmp_path / "out", env={"PATH": str(empty)})
     kinds = displays(notebook)
     assert kinds["image/svg+xml"] == 0 and kinds["text/html"] == 5   # 2 pictures as text, 2 tables, 1 player
     shown = [o for c in notebook.cells for o in c.get("outputs", [])]
