@@ -175,7 +175,7 @@ show_figure(fig, OUT / "im2col.svg")
 # %% [markdown]
 # ## 3. Winograd F(2, 3): two outputs of a 3-tap filter with 4 multiplications
 #
-# Start in one dimension (Lavin and Gray, section 4.1). Two outputs of a 3-tap correlation of
+# Start in one dimension, as Lavin and Gray do. Two outputs of a 3-tap correlation of
 # the inputs $d_0 \dots d_3$ with the filter $g_0, g_1, g_2$ take 6 multiplications written out:
 # $y_0 = d_0 g_0 + d_1 g_1 + d_2 g_2$ and $y_1 = d_1 g_0 + d_2 g_1 + d_3 g_2$. Winograd's
 # minimal algorithm F(2, 3) takes 4:
@@ -214,7 +214,7 @@ assert (y_winograd_1d == y_direct_1d).all() and products.size == 4
 # $$Y = A^\top \left[ (G g G^\top) \odot (B^\top d B) \right] A,$$
 #
 # 16 multiplications (the 4x4 elementwise product) instead of $2 \cdot 2 \cdot 9 = 36$: a factor
-# **2.25** (Lavin and Gray, section 4.2). Neighbouring output tiles overlap their input tiles by
+# **2.25** (Lavin and Gray). Neighbouring output tiles overlap their input tiles by
 # two rows or columns. In a layer the channels add up *in the transformed domain*: for each of
 # the 16 entries $k$ of the 4x4 tile, $M_k = U_k V_k$ with $U_k$ the transformed filters
 # $(F, C)$ and $V_k$ the transformed input tiles $(C, \text{tiles})$: 16 matrix products, then
@@ -322,8 +322,8 @@ show_figure(fig, OUT / "errors.svg")
 # up to 4 times the inputs' size (after $B^\top d B$) that round at a larger scale, but each of its
 # 16 products sums only the 16 channels. F(2x2, 3x3) keeps its error within a few times the
 # others' (the ratio printed above). The larger tiles F(4x4, 3x3) and up save more multiplications,
-# but their transforms have larger entries and their float32 error grows quickly (Lavin and Gray,
-# section 5), which is why the library stays at F(2x2, 3x3).
+# but their transforms have larger entries and their float32 error grows quickly (Lavin and Gray
+# measure it), which is why the library stays at F(2x2, 3x3).
 #
 # ## 6. On the roofline
 #
@@ -452,7 +452,7 @@ assert 0 not in wrong_rows and 5 not in wrong_rows       # (p, q) = (0, 0) and (
 # 2. Count the additions of Winograd's transforms per output tile and compare with the 36 - 4 = 32
 #    additions the direct method makes for one channel. At what $C$ and $F$ does it pay off?
 # 3. Derive F(2, 3)'s matrices from the Chinese remainder theorem with the points 0, 1, -1 and
-#    infinity (Lavin and Gray, section 4); then try the points 0, 1, -1, 2, -2 for F(4, 3)
-#    and measure its float32 error.
+#    infinity (Winograd's construction, which Lavin and Gray follow); then F(4, 3) with the points
+#    0, 1, -1, 2, -2 and infinity, and measure its float32 error.
 # 4. Write im2col with padding 1 (zeros around the image) and check it against
 #    `kernels.conv2d.conv2d_forward(..., padding=1, backend="numpy")`.
