@@ -44,21 +44,25 @@ WEIGHT_CHUNKS = 16
 #: Winograd F(2x2, 3x3) (winograd.py) instead of im2col: None follows use_winograd's rule, True
 #: wherever it is eligible (all three directions), False never (tests and lessons compare the paths).
 WINOGRAD = None
-#: The rule's least number of channels and of filters (the products' inner and outer sizes).
-WINOGRAD_MIN_CHANNELS = 8
+#: use_winograd's rule: the least of C and F from which each direction goes through Winograd.
+WINOGRAD_MIN_CHANNELS = {"forward": 16, "backward input": 32, "backward weight": 32}
 
 
 def use_winograd(weight_shape, geometry, direction="forward"):
-    """Whether this call goes through winograd.py: where it is eligible (3x3, stride 1, dilation 1,
-    groups 1) and, by the rule, in the forward direction with at least WINOGRAD_MIN_CHANNELS channels
-    and filters (with fewer, its 16 products are too thin for BLAS; im2col's one product wins, as
-    measured in benchmarks/kernels.py). backward input and backward weight stay on im2col, which
-    was as fast or faster on the benchmark's shapes, unless WINOGRAD is True."""
+    """Whether a call in ``direction`` ("forward", "backward input", "backward weight") goes through
+    winograd.py. Where it is eligible (3x3, stride 1, dilation 1, groups 1), the rule is: C and F at
+    least WINOGRAD_MIN_CHANNELS[direction], and for backward input a padding of at least 1 on both
+    axes. Below those sizes its 16 products are too thin for BLAS and its transforms cost more than
+    they save; without padding, backward input is a full correlation over g padded by 2, whose
+    extra tiles eat the saving (decided by measurement on the benchmark's shapes and a few others,
+    not by a timing at run time). ``WINOGRAD`` True or False overrides the rule."""
+    if not winograd.eligible(weight_shape, geometry):
+        return False
     if WINOGRAD is not None:
-        return WINOGRAD and winograd.eligible(weight_shape, geometry)
-    f, c = weight_shape[0], weight_shape[1]
-    return (direction == "forward" and min(f, c) >= WINOGRAD_MIN_CHANNELS
-            and winograd.eligible(weight_shape, geometry))
+        return bool(WINOGRAD)
+    if min(weight_shape[0], weight_shape[1]) < WINOGRAD_MIN_CHANNELS[direction]:
+        return False
+    return direction != "backward input" or min(geometry.padding) >= 1
 
 
 @njit(cache=True)
@@ -354,10 +358,21 @@ def _backward_pass(g, x, w, input_shape, weight_shape, geometry, input_grad, wei
 def backward(g, x, w, geometry, input_grad, weight_grad, relu_out):
     """(dx, dw, db) read from one pass over g (and relu_out): each image's g is masked by the fused
     ReLU's output (when given) and used for both products while it is in cache. dx is None unless
-    ``input_grad``; dw and db are None unless ``weight_grad``. (By Winograd where use_winograd says.)"""
-    if use_winograd(w.shape, geometry, "backward"):
-        return winograd.backward(g, x, w, geometry, input_grad, weight_grad, relu_out)
-    return _backward_pass(g, x, w, x.shape, w.shape, geometry, input_grad, weight_grad, relu_out)
+    ``input_grad``; dw and db are None unless ``weight_grad``. A gradient that use_winograd gives to
+    Winograd is computed there, from g masked once, and the other one alone here."""
+    by_input = input_grad and use_winograd(w.shape, geometry, "backward input")
+    by_weight = weight_grad and use_winograd(w.shape, geometry, "backward weight")
+    if not (by_input or by_weight):
+        return _backward_pass(g, x, w, x.shape, w.shape, geometry, input_grad, weight_grad, relu_out)
+    if relu_out is not None:
+        g = relu_grad(g, relu_out)
+    dx = dw = db = None
+    if input_grad:
+        dx = winograd.backward_input(g, w, x.shape, geometry) if by_input else backward_input(g, w, x.shape, geometry)
+    if weight_grad:
+        dw, db = (winograd.backward_weight(g, x, w.shape, geometry, True) if by_weight
+                  else backward_weight(g, x, w.shape, geometry, True))
+    return dx, dw, db
 
 
 def backward_input(g, w, input_shape, geometry):

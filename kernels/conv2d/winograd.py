@@ -77,6 +77,7 @@ WEIGHT_CHUNKS = 16
 FLOAT32_ERROR_FACTOR = 4.0
 
 _G = np.array([[1, 0, 0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0, 0, 1]])
+_GG = np.kron(_G, _G)               # (16, 9): w (9 entries, row by row) -> G w G^T (16, row by row)
 
 
 def eligible(weight_shape, geometry) -> bool:
@@ -128,13 +129,13 @@ def _bt(d0, d1, d2, d3):
 
 
 @njit(cache=True)
-def _input_tiles(plane, th, tw, v, base):
-    """v[k, base + ti*tw + tj] = (B^T d B)[k] for every 4x4 tile d = plane[2ti:2ti+4, 2tj:2tj+4]."""
+def _input_tiles(plane, th, tw, v, base, step):
+    """v[k, base + (ti*tw + tj)*step] = (B^T d B)[k] for every 4x4 tile d = plane[2ti:2ti+4, 2tj:2tj+4]."""
     for ti in range(th):
         r0, r1, r2, r3 = plane[2 * ti], plane[2 * ti + 1], plane[2 * ti + 2], plane[2 * ti + 3]
         for tj in range(tw):
             s = 2 * tj
-            col = base + ti * tw + tj
+            col = base + (ti * tw + tj) * step
             a0, a1, a2, a3 = _bt(r0[s], r1[s], r2[s], r3[s])                 # B^T d, column by column
             b0, b1, b2, b3 = _bt(r0[s + 1], r1[s + 1], r2[s + 1], r3[s + 1])
             e0, e1, e2, e3 = _bt(r0[s + 2], r1[s + 2], r2[s + 2], r3[s + 2])
@@ -197,7 +198,7 @@ def _forward_blocks(x, u, b, first, last, per_block, v, m, off_h, off_w, relu, y
         for k in range(n1 - n0):
             for c in range(c_in):
                 _plane(x[n0 + k, c], off_h, off_w, plane)
-                _input_tiles(plane, th, tw, v, c * width + k * tiles)
+                _input_tiles(plane, th, tw, v, c * width + k * tiles, 1)
         for k in range(16):
             np.dot(u[k], v[k, :c_in * width].reshape(c_in, width), m[k, :f_out * width].reshape(f_out, width))
         for k in range(n1 - n0):
@@ -246,8 +247,10 @@ def _sum(src):
 
 @njit(cache=True)
 def _weight_chunk(g, x, first, last, per_block, v, gg, ph, pw, dw_hat, db):
-    """dw_hat (16, F, C) += Gg[k] @ V[k].T and db += sums of g, for images first .. last-1, in blocks
-    (the buffers as in _forward_blocks; a short block's unused columns of Gg are 0)."""
+    """dw_hat (16, F, C) += Gg[k] (F, W) @ V[k] (W, C) and db += sums of g, for images first .. last-1, in
+    blocks of W = per_block * tiles tiles (the buffers as in _forward_blocks, but V tile by tile, its
+    channels along the row: a plain product, which BLAS runs faster here than one with V transposed;
+    a short block's unused tiles are 0 in both)."""
     c_in, f_out = x.shape[1], g.shape[1]
     ho, wo = g.shape[2], g.shape[3]
     th, tw = (ho + 1) // 2, (wo + 1) // 2
@@ -262,7 +265,7 @@ def _weight_chunk(g, x, first, last, per_block, v, gg, ph, pw, dw_hat, db):
         for k in range(n1 - n0):
             for c in range(c_in):
                 _plane(x[n0 + k, c], ph, pw, plane)
-                _input_tiles(plane, th, tw, v, c * width + k * tiles)
+                _input_tiles(plane, th, tw, v, k * tiles * c_in + c, c_in)
             for f in range(f_out):
                 _plane(g[n0 + k, f], 0, 0, gplane)
                 _grad_tiles(gplane, th, tw, gg, f * width + k * tiles)
@@ -271,11 +274,10 @@ def _weight_chunk(g, x, first, last, per_block, v, gg, ph, pw, dw_hat, db):
             for f in range(f_out):
                 for col in range((n1 - n0) * tiles, width):
                     gg[k, f * width + col] = 0
-            for c in range(c_in):
-                for col in range((n1 - n0) * tiles, width):
-                    v[k, c * width + col] = 0
+            for col in range((n1 - n0) * tiles * c_in, width * c_in):
+                v[k, col] = 0
         for k in range(16):
-            np.dot(gg[k, :f_out * width].reshape(f_out, width), v[k, :c_in * width].reshape(c_in, width).T, prod)
+            np.dot(gg[k, :f_out * width].reshape(f_out, width), v[k, :width * c_in].reshape(width, c_in), prod)
             dw_hat[k] += prod
         n0 = n1
 
@@ -298,10 +300,10 @@ def _relu_grad(g, out, dg):
 # --- the entry points ----------------------------------------------------------------------------------
 
 def _filters(w):
-    """U (16, F, C): G w[f, c] G^T for every filter and channel, entry k = 4*row + column."""
-    g = _G.astype(w.dtype)
-    u = g @ w @ g.T                                          # (F, C, 4, 4)
-    return np.ascontiguousarray(u.transpose(2, 3, 0, 1)).reshape(16, w.shape[0], w.shape[1])
+    """U (16, F, C): G w[f, c] G^T for every filter and channel, entry k = 4*row + column: one product
+    with the Kronecker product of G with itself, (G w G^T)[4i + j] = sum_pq G[i, p] G[j, q] w[p, q]."""
+    f, c = w.shape[0], w.shape[1]
+    return (_GG.astype(w.dtype) @ w.reshape(f * c, 9).T).reshape(16, f, c)
 
 
 def _row(size, itemsize):
@@ -373,9 +375,8 @@ def backward_weight(g, x, weight_shape, geometry, bias):
     for t in range(1, n_chunks):          # in chunk order: the same sum whatever the thread count
         dw_hat = dw_hat + dw_part[t]
         db = db + db_part[t]
-    gt = _G.astype(g.dtype)
-    dw = gt.T @ dw_hat.reshape(4, 4, f * c).transpose(2, 0, 1) @ gt      # (F*C, 3, 3)
-    return np.ascontiguousarray(dw).reshape(f, c, 3, 3), (db if bias else None)
+    dw = dw_hat.reshape(16, f * c).T @ _GG.astype(g.dtype)               # G^T dw_hat G, (F*C, 9)
+    return dw.reshape(f, c, 3, 3), (db if bias else None)
 
 
 def relu_grad(g, out):

@@ -129,26 +129,43 @@ def test_a_geometry_winograd_does_not_cover_is_refused(w_shape, options, word):
 
 
 def test_the_cpu_backend_dispatches_by_the_stated_rule(monkeypatch):
-    """cpu.use_winograd: eligible and C, F >= WINOGRAD_MIN_CHANNELS, unless cpu.WINOGRAD forces a path;
-    both paths give the reference's result."""
-    wide, narrow = (16, 8, 3, 3), (16, 1, 3, 3)
-    assert cpu.use_winograd(wide, ConvGeometry(padding=1))
-    assert not cpu.use_winograd(narrow, ConvGeometry())
-    assert not cpu.use_winograd(wide, ConvGeometry(stride=2))
+    """cpu.use_winograd: eligible, C and F at least WINOGRAD_MIN_CHANNELS of the direction, padding >= 1 for
+    backward input; cpu.WINOGRAD True or False forces a path where eligible; both paths give the reference's."""
+    same, valid = ConvGeometry(padding=1), ConvGeometry()
+    assert cpu.use_winograd((32, 32, 3, 3), same, "backward input") and cpu.use_winograd((64, 32, 3, 3), valid)
+    assert cpu.use_winograd((64, 32, 3, 3), valid, "backward weight")
+    assert not cpu.use_winograd((64, 32, 3, 3), valid, "backward input")          # a full correlation: padding 0
+    assert cpu.use_winograd((16, 16, 3, 3), valid) and not cpu.use_winograd((16, 16, 3, 3), valid, "backward weight")
+    assert not cpu.use_winograd((32, 1, 3, 3), valid) and not cpu.use_winograd((64, 32, 3, 3), ConvGeometry(stride=2))
     monkeypatch.setattr(cpu, "WINOGRAD", True)
-    assert cpu.use_winograd(narrow, ConvGeometry()) and not cpu.use_winograd(wide, ConvGeometry(stride=2))
+    assert cpu.use_winograd((32, 1, 3, 3), valid, "backward input")
+    assert not cpu.use_winograd((64, 32, 3, 3), ConvGeometry(dilation=2))
     monkeypatch.setattr(cpu, "WINOGRAD", False)
-    assert not cpu.use_winograd(wide, ConvGeometry())
+    assert not cpu.use_winograd((64, 32, 3, 3), valid)
 
     x, w, b, g, geometry = _case((3, 8, 9, 10, 16, 1), seed=5)
     out = reference.forward(x, w, b, geometry, relu=True)
     want = reference.backward(g, x, w, geometry, True, True, out)
     plain = reference.backward(g, x, w, geometry, True, True, None)            # g not masked
-    for forced in (True, False):
+    for forced in (True, False, None):
         monkeypatch.setattr(cpu, "WINOGRAD", forced)
         np.testing.assert_allclose(cpu.forward(x, w, b, geometry, True), out, rtol=1e-12, atol=1e-12)
         for a, e in zip(cpu.backward(g, x, w, geometry, True, True, out), want):
             np.testing.assert_allclose(a, e, rtol=1e-12, atol=1e-12)
         np.testing.assert_allclose(cpu.backward_input(g, w, x.shape, geometry), plain[0], rtol=1e-12, atol=1e-12)
         for a, e in zip(cpu.backward_weight(g, x, w.shape, geometry, True), plain[1:]):
+            np.testing.assert_allclose(a, e, rtol=1e-12, atol=1e-12)
+
+
+def test_backward_splits_between_the_paths_by_the_rule(monkeypatch):
+    """With 32 channels and filters, padding 0 sends dw to Winograd and dx to im2col, padding 1 both to Winograd:
+    cpu.backward (g masked by the fused ReLU) gives the reference's gradients either way."""
+    monkeypatch.setattr(cpu, "WINOGRAD", None)
+    for padding, by_input in ((0, False), (1, True)):
+        x, w, b, g, geometry = _case((2, 32, 6, 7, 32, padding), seed=6)
+        assert cpu.use_winograd(w.shape, geometry, "backward weight")
+        assert cpu.use_winograd(w.shape, geometry, "backward input") == by_input
+        out = reference.forward(x, w, b, geometry, relu=True)
+        for a, e in zip(cpu.backward(g, x, w, geometry, True, True, out),
+                        reference.backward(g, x, w, geometry, True, True, out)):
             np.testing.assert_allclose(a, e, rtol=1e-12, atol=1e-12)
