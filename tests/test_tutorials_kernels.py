@@ -15,6 +15,15 @@ from _lessons import run_lesson  # tests/_lessons.py
 ROOT = Path(__file__).resolve().parents[1]
 LESSONS = sorted((ROOT / "tutorials").glob("kernels_0*.py"))
 TWO_THREADS = numba.config.NUMBA_NUM_THREADS >= 2
+_RUNS = {}
+
+
+def _run(name, tmp_path_factory):
+    """(stdout, output folder) of ``tutorials/<name>.py`` run as a script, once per session."""
+    if name not in _RUNS:
+        tmp = tmp_path_factory.mktemp(name)
+        _RUNS[name] = run_lesson(ROOT / "tutorials" / f"{name}.py", tmp, needs_dot=False).stdout, tmp / "out" / name
+    return _RUNS[name]
 
 
 def test_the_lessons_are_listed_in_the_readme_s_kernels_section():
@@ -35,12 +44,12 @@ def test_lessons_are_jupytext_percent_scripts_that_end_with_exercises():
 
 
 @pytest.mark.parametrize("lesson", LESSONS, ids=lambda p: p.stem)
-def test_lesson_runs_as_a_script_and_writes_its_pictures(lesson, tmp_path):
-    run_lesson(lesson, tmp_path, needs_dot=False)
+def test_lesson_runs_as_a_script_and_writes_its_pictures(lesson, tmp_path_factory):
+    _run(lesson.stem, tmp_path_factory)        # run_lesson checks the exit status and the SVGs
 
 
-def test_lesson_1_prints_the_race_the_repair_and_the_checker(tmp_path):
-    out = run_lesson(ROOT / "tutorials" / "kernels_01_prange.py", tmp_path, needs_dot=False).stdout
+def test_lesson_1_prints_the_race_the_repair_and_the_checker(tmp_path_factory):
+    out, pictures = _run("kernels_01_prange", tmp_path_factory)
     truth = next(line for line in out.splitlines() if line.startswith("truth: "))
     counts = truth.split("[")[1].split("]")[0].split()
     assert f"per-chunk partials: [{' '.join(counts)}]" in " ".join(out.split())
@@ -52,11 +61,11 @@ def test_lesson_1_prints_the_race_the_repair_and_the_checker(tmp_path):
     assert "WEIGHT_CHUNKS = 16" in out
     assert "sum_of_squares: not attempted" in out and "sum_of_squares: passed" in out
     for name in ("race", "sum_errors"):
-        assert (tmp_path / "out" / "kernels_01_prange" / f"{name}.svg").exists()
+        assert (pictures / f"{name}.svg").exists()
 
 
-def test_lesson_2_prints_the_multiplications_the_exact_f23_and_the_checkers(tmp_path):
-    out = run_lesson(ROOT / "tutorials" / "kernels_02_conv_three_ways.py", tmp_path, needs_dot=False).stdout
+def test_lesson_2_prints_the_multiplications_the_exact_f23_and_the_checkers(tmp_path_factory):
+    out, pictures = _run("kernels_02_conv_three_ways", tmp_path_factory)
     assert "10,616,832 FLOPs by the formula" in out
     assert "F(2, 3): ['-2', '29']  direct: ['-2', '29']" in out          # exact fractions, both ways
     assert "multiplications: direct 5,308,416, Winograd 2,359,296: 2.25x fewer" in out
@@ -64,4 +73,4 @@ def test_lesson_2_prints_the_multiplications_the_exact_f23_and_the_checkers(tmp_
     assert "im2col: not attempted" in out and "winograd_input_transform: passed" in out
     assert "im2col: FAILED" in out and "192 of 288 elements are wrong" in out
     for name in ("im2col", "errors", "roofline"):
-        assert (tmp_path / "out" / "kernels_02_conv_three_ways" / f"{name}.svg").exists()
+        assert (pictures / f"{name}.svg").exists()
