@@ -222,13 +222,14 @@ class Roofline:
 
     def plot(self, ax, points, *, roofs=()):
         """Draw the roofline on a matplotlib ``ax`` (log-log) and each of ``points``, (label, flops,
-        bytes, seconds), as a labelled dot at its (AI, FLOP/s); a point without FLOPs is left out.
+        bytes, seconds), as a numbered dot at its (AI, FLOP/s), its label in the legend beside the
+        number (clusters stay readable); a point without FLOPs is left out.
         ``roofs``: more (label, bandwidth) slopes, dashed (a cache's bandwidth, say). Returns ``ax``.
 
         >>> import matplotlib; matplotlib.use("Agg"); import matplotlib.pyplot as plt
         >>> ax = Roofline(100e9, 10e9).plot(plt.figure().add_subplot(), [("k", 2e9, 1e9, 0.1)])
-        >>> [t.get_text() for t in ax.texts]
-        ['k']
+        >>> [t.get_text() for t in ax.texts], ax.get_legend().get_texts()[-1].get_text()
+        (['1'], '1: k')
         """
         shown = [p for p in points if p[1] > 0]
         ais = [flops / nbytes for _, flops, nbytes, _ in shown] + [self.ridge]
@@ -239,13 +240,13 @@ class Roofline:
             ax.loglog(x, np.minimum(self.peak, x * bandwidth) / 1e9, "k--", lw=0.8,
                       label=f"{label}: {bandwidth / 1e9:.0f} GB/s")
         placed = []
-        for label, flops, nbytes, seconds in shown:
+        for number, (label, flops, nbytes, seconds) in enumerate(shown, 1):
             ai, rate = flops / nbytes, flops / seconds / 1e9
             near = sum(abs(np.log(ai / a)) < 0.15 and abs(np.log(rate / r)) < 0.15 for a, r in placed)
             placed.append((ai, rate))
-            ax.plot([ai], [rate], "o")
-            ax.annotate(label, (ai, rate), textcoords="offset points", xytext=(4, 4 - 9 * near), fontsize=7)
+            ax.plot([ai], [rate], "osD^v"[(number - 1) // 10 % 5], label=f"{number}: {label}")   # 10 colours a shape
+            ax.annotate(str(number), (ai, rate), textcoords="offset points", xytext=(4 + 8 * near, 3), fontsize=7)
         ax.set_xlabel("arithmetic intensity (FLOP/byte)")
         ax.set_ylabel("GFLOP/s")
-        ax.legend(fontsize=7, loc="lower right")
+        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
         return ax

@@ -91,8 +91,9 @@ def test_the_plot_draws_the_roof_the_extra_slopes_and_each_point_with_flops():
     ax = roof.plot(plt.figure().add_subplot(), [("a", 2e9, 1e9, 0.1), ("b", 2e9, 1e9, 0.1), ("scatter", 0, 1e9, 0.1)],
                    roofs=[("cache", 50e9)])
     texts = {t.get_text(): t for t in ax.texts}
-    assert set(texts) == {"a", "b"}                          # the point without FLOPs is left out
-    assert texts["a"].xyann != texts["b"].xyann               # the same place: the labels do not overlap
+    assert set(texts) == {"1", "2"}                          # the point without FLOPs is left out
+    assert texts["1"].xyann != texts["2"].xyann               # the same place: the numbers do not overlap
+    assert [t.get_text() for t in ax.get_legend().get_texts()][-2:] == ["1: a", "2: b"]
     roof_line = ax.lines[0]
     x, y = roof_line.get_data()
     np.testing.assert_allclose(y, np.minimum(100, x * 10))   # GFLOP/s: min(peak, AI x bandwidth)
