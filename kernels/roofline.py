@@ -13,7 +13,8 @@ to its bound says how much is left to gain, whatever the kernel is.
 - ``triad_bandwidth``: STREAM's triad ``a = b + s c`` on Numba's threads. Bytes are counted as STREAM
   counts them, 3 arrays x 4 bytes per element: the write-allocate read of ``a`` (its cache lines are
   read before they are written) is not counted, so the traffic the memory sees is up to 4/3 of it;
-- ``Roofline(peak, bandwidth)``: ``bound(ai)``, ``fraction(flops, bytes, seconds)``, ``plot(ax, points)``.
+- ``Roofline(peak, bandwidth)``: ``bound(ai)``, ``fraction(flops, bytes, seconds)``, ``plot(ax, points)``;
+  ``Roofline.measure(seconds)`` measures all three quickly (a lesson's small figures).
 
 Importing it loads Numba; ``import kernels`` does not import it.
 
@@ -196,6 +197,20 @@ class Roofline:
         for name in ("peak", "bandwidth"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"Roofline: {name} must be positive, got {getattr(self, name)!r}")
+
+    @classmethod
+    def measure(cls, seconds: float = 0.2, sgemm_n: int = 1024, triad_n: int = 1 << 24) -> "Roofline":
+        """This machine's roofline, quickly: the better of ``peak_flops`` and ``sgemm_flops(sgemm_n)``
+        for the peak (sgemm on one BLAS thread and on all), ``triad_bandwidth(triad_n)`` for the
+        bandwidth (the default, 3 x 64 MiB, is beyond most last-level caches).
+
+        >>> roof = Roofline.measure(seconds=0.05, sgemm_n=128, triad_n=1 << 16)
+        >>> roof.peak > 1e8 and roof.bandwidth > 1e8
+        True
+        """
+        peak = max(peak_flops(seconds), sgemm_flops(sgemm_n, threads=1, seconds=seconds),
+                   sgemm_flops(sgemm_n, seconds=seconds))
+        return cls(peak, triad_bandwidth(triad_n, seconds=seconds))
 
     @property
     def ridge(self) -> float:

@@ -100,3 +100,12 @@ def test_the_plot_draws_the_roof_the_extra_slopes_and_each_point_with_flops():
     assert ax.get_xscale() == "log" and ax.get_yscale() == "log"
     assert len(ax.lines) == 2 + 2                             # the roof, the cache's slope, two points
     plt.close("all")
+
+
+def test_measure_takes_the_better_of_the_fma_loop_and_sgemm_and_the_triad(monkeypatch):
+    monkeypatch.setattr(roofline, "peak_flops", lambda seconds: 50e9)
+    monkeypatch.setattr(roofline, "sgemm_flops", lambda n, threads=None, seconds=0: 80e9 if threads == 1 else 70e9)
+    monkeypatch.setattr(roofline, "triad_bandwidth", lambda n, seconds=0: 12e9 if n == 1 << 20 else 0)
+    assert Roofline.measure(triad_n=1 << 20) == Roofline(80e9, 12e9)
+    monkeypatch.setattr(roofline, "peak_flops", lambda seconds: 90e9)
+    assert Roofline.measure(triad_n=1 << 20).peak == 90e9
