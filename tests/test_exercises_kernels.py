@@ -39,7 +39,9 @@ def _one_chunk_per_thread(x):
 
 
 def test_every_exercise_has_a_stub_a_checker_and_a_solution():
-    assert set(kx.CHECKS) == set(kx.STUBS) == set(SOLUTIONS) == {n for names in kx.LESSONS.values() for n in names}
+    assert (list(kx.EXERCISES) == list(kx.CHECKS) == list(kx.STUBS)
+            == [n for names in kx.LESSONS.values() for n in names])
+    assert set(SOLUTIONS) == set(kx.EXERCISES) and all(e.name == n for n, e in kx.EXERCISES.items())
     for name in kx.CHECKS:
         assert attempt(kx.CHECKS[name], kx.STUBS[name]).status == "not attempted"
 

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import Callable
 
 import numba
 import numpy as np
@@ -200,6 +201,18 @@ def check_winograd_input_transform(student):
 
 # --- the index -------------------------------------------------------------------------------------
 
+@dataclass(frozen=True)
+class ThreadsExercise:
+    """A parallel kernel's exercise: the inputs its checker runs it on, at each of ``THREADS``."""
+
+    name: str
+    inputs: Callable
+
+
+#: Every exercise, in the order of the lessons.
+EXERCISES = {"sum_of_squares": ThreadsExercise("sum_of_squares", sum_of_squares_inputs), "im2col": IM2COL,
+             "winograd_input_transform": WINOGRAD_INPUT_TRANSFORM}
+
 #: The checker of each exercise, by name.
 CHECKS = {"sum_of_squares": check_sum_of_squares, "im2col": check_im2col,
           "winograd_input_transform": check_winograd_input_transform}
@@ -211,6 +224,6 @@ STUBS = {"sum_of_squares": sum_of_squares, "im2col": im2col, "winograd_input_tra
 LESSONS = {"kernels_01_prange": ["sum_of_squares"],
            "kernels_02_conv_three_ways": ["im2col", "winograd_input_transform"]}
 
-__all__ = ["CHECKS", "STUBS", "LESSONS", "KernelReport", "U32", "THREADS", "BT", "G", "AT", "sum_of_squares",
+__all__ = ["EXERCISES", "CHECKS", "STUBS", "LESSONS", "KernelReport", "ThreadsExercise", "U32", "THREADS", "BT", "G", "AT", "sum_of_squares",
            "check_sum_of_squares", "sum_of_squares_inputs", "exact_sum_of_squares", "float32_bound", "im2col",
            "check_im2col", "winograd_input_transform", "check_winograd_input_transform"]
