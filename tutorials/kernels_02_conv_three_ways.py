@@ -364,10 +364,9 @@ for name, seconds in timed.items():
     print(f"{name:22s} {seconds * 1e3:7.2f} ms  {FLOPS / seconds / 1e9:6.1f} GFLOP/s  "
           f"{roof.fraction(FLOPS, BYTES, seconds):6.1%} of the bound")
 
-fig, ax = plt.subplots(figsize=(7, 4.2))
-roof.plot(ax, [(name, FLOPS, BYTES, seconds) for name, seconds in timed.items()])
+fig, ax = plt.subplots(figsize=(9, 4.2))
+roof.plot(ax, [(name, FLOPS, BYTES, seconds) for name, seconds in timed.items()])   # the legend beside the axes
 ax.set_ylim(bottom=min(FLOPS / t for t in timed.values()) / 1e9 / 3)
-ax.legend(fontsize=7, loc="center left")
 ax.set_title(f"conv {x.shape} * {w.shape}: the same FLOPs and bytes, five speeds", fontsize=9)
 fig.tight_layout()
 show_figure(fig, OUT / "roofline.svg")
