@@ -1,6 +1,7 @@
 """Kernel benchmarks on the source material's Keras MNIST CNN at batch 128 (run by hand).
 
-    python benchmarks/kernels.py                          # all kernels, about a minute or two
+    python benchmarks/kernels.py                          # all kernels, both OpenBLAS settings: minutes
+    python benchmarks/kernels.py --no-compile             # without the compile-time measurement
     python benchmarks/kernels.py --torch-python PATH      # PyTorch from another environment
     python benchmarks/kernels.py --quick                  # batch 8, a smoke run
     python benchmarks/kernels.py --coretype Haswell       # OPENBLAS_CORETYPE=Haswell for the first run only
