@@ -43,7 +43,9 @@ def test_lessons_are_jupytext_percent_scripts_that_end_with_exercises():
         assert "cache=True" not in text, lesson.name     # a notebook's functions cannot be cached
 
 
-@pytest.mark.parametrize("lesson", LESSONS, ids=lambda p: p.stem)
+# kernels_03_cuda_tiles runs as a script in tests/test_tutorials_kernels_cuda.py (with the simulator off in
+# the environment, to show the lesson switches it on itself): not run twice.
+@pytest.mark.parametrize("lesson", [p for p in LESSONS if p.stem != "kernels_03_cuda_tiles"], ids=lambda p: p.stem)
 def test_lesson_runs_as_a_script_and_writes_its_pictures(lesson, tmp_path_factory):
     _run(lesson.stem, tmp_path_factory)        # run_lesson checks the exit status and the SVGs
 
