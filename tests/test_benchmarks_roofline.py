@@ -209,3 +209,18 @@ def test_the_train_step_benchmark_measures_both_settings():
         assert "Nehalem" not in second.group(1), second.group(0)
     medians = re.findall(rf"ours, plain loop, NumPy imported first \(headline\): median {NUMBER} ms", out)
     assert len(medians) == 2, out
+
+
+def test_the_library_never_sets_or_removes_the_openblas_variables(monkeypatch):
+    """Issue 31: which kernels OpenBLAS picks is the user's choice. No source of the library names the
+    variables, and the kernels' calls leave the environment as they found it."""
+    named = [str(p.relative_to(ROOT)) for package in ("autodiff", "kernels", "nn", "chainrule")
+             for p in (ROOT / package).rglob("*.py") if any(v in p.read_text() for v in OPENBLAS_VARIABLES)]
+    assert not named, named
+    monkeypatch.setenv("OPENBLAS_CORETYPE", "Haswell")
+    monkeypatch.delenv("OPENBLAS_L2_SIZE", raising=False)
+    before = dict(os.environ)
+    x = np.ones((2, 1, 6, 6), np.float32)
+    y = kernels.conv2d_forward(x, np.ones((3, 1, 3, 3), np.float32), None)
+    kernels.conv2d_backward_weight(y, x, (3, 1, 3, 3))
+    assert dict(os.environ) == before
