@@ -154,7 +154,8 @@ def exercise_page(module, stems=()) -> str:
         elif lesson:
             lines += [f"Asked in lesson `{lesson}`.", ""]
         forward = getattr(exercise, "forward", None)
-        for function in (forward, module.STUBS[name], module.CHECKS[name]):
+        stub, check = getattr(module, "STUBS", {}).get(name), getattr(module, "CHECKS", {}).get(name)
+        for function in (forward, stub, check):
             if function is not None and getattr(function, "__module__", None) == module.__name__:
                 lines += ["```{eval-rst}", f".. autofunction:: {module.__name__}.{function.__name__}", "```", ""]
     return "\n".join(lines)
