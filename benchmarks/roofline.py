@@ -76,7 +76,7 @@ def table(roof, ours, batch):
     for case, ms in ours.items():
         flops, nbytes = kernel_benchmark.counts(batch)[case]
         ai, fraction, limit = kernel_benchmark.place(roof, case, ms, batch)
-        bound = f"{roof.bound(ai) / 1e9:7.1f} {limit:>6}" if flops else f"{'-':>7} {limit:>6}"
+        bound = f"{roof.bound(ai) / 1e9:6.1f} {limit:>7}" if flops else f"{'-':>6} {limit:>7}"
         rate = f"{flops / ms / 1e6:8.1f}" if flops else f"{'-':>8}"
         rows.append(f"{case:30} {flops / 1e6:9.2f} {nbytes / 1e6:7.2f} {ai:6.2f} {bound} {ms:8.3f} {rate} "
                     f"{nbytes / ms / 1e6:7.1f} {100 * fraction:8.1f}%")
