@@ -24,6 +24,9 @@ Threads never write to the same element: forward and backward input write their 
 weight adds each image into the partial sum of its chunk (a fixed split of the batch, independent of
 the number of threads) and the chunks are summed in order at the end. So results are identical run to
 run, and do not depend on the thread count.
+
+3x3 stride-1 convolutions with enough channels go through Winograd F(2x2, 3x3) instead
+(winograd.py), direction by direction, as use_winograd says.
 """
 from __future__ import annotations
 
@@ -358,21 +361,13 @@ def _backward_pass(g, x, w, input_shape, weight_shape, geometry, input_grad, wei
 def backward(g, x, w, geometry, input_grad, weight_grad, relu_out):
     """(dx, dw, db) read from one pass over g (and relu_out): each image's g is masked by the fused
     ReLU's output (when given) and used for both products while it is in cache. dx is None unless
-    ``input_grad``; dw and db are None unless ``weight_grad``. A gradient that use_winograd gives to
-    Winograd is computed there, from g masked once, and the other one alone here."""
-    by_input = input_grad and use_winograd(w.shape, geometry, "backward input")
-    by_weight = weight_grad and use_winograd(w.shape, geometry, "backward weight")
-    if not (by_input or by_weight):
-        return _backward_pass(g, x, w, x.shape, w.shape, geometry, input_grad, weight_grad, relu_out)
-    if relu_out is not None:
-        g = relu_grad(g, relu_out)
-    dx = dw = db = None
-    if input_grad:
-        dx = winograd.backward_input(g, w, x.shape, geometry) if by_input else backward_input(g, w, x.shape, geometry)
-    if weight_grad:
-        dw, db = (winograd.backward_weight(g, x, w.shape, geometry, True) if by_weight
-                  else backward_weight(g, x, w.shape, geometry, True))
-    return dx, dw, db
+    ``input_grad``; dw and db are None unless ``weight_grad``. By Winograd (from g masked once) only
+    when use_winograd gives it every gradient asked for: with one gradient on each path, the two
+    passes over g and the mask's own pass cost more than this one pass (measured on conv2)."""
+    if ((input_grad or weight_grad) and (not input_grad or use_winograd(w.shape, geometry, "backward input"))
+            and (not weight_grad or use_winograd(w.shape, geometry, "backward weight"))):
+        return winograd.backward(g, x, w, geometry, input_grad, weight_grad, relu_out)
+    return _backward_pass(g, x, w, x.shape, w.shape, geometry, input_grad, weight_grad, relu_out)
 
 
 def backward_input(g, w, input_shape, geometry):

@@ -25,11 +25,11 @@ for the Keras CNN's second convolution) reads zeros past the input and writes on
 backward input is the same algorithm: dx is the full correlation of g with the flipped filters,
 channels and filters swapped (w'[c, f] = w[f, c] rotated by 180 degrees, padding 2 - pad; a negative
 padding just starts inside g). backward weight is F(3x3, 2x2): a 2x2 tile of g taken as the filter,
-the 4x4 tile of x under it as the input, the transforms transposed (the trilinear form
-sum_j (A^T' z)_j (G g)_j (B^T d)_j read the other way round):
+the 4x4 tile of x under it as the input, the transforms transposed (z . y = sum_j (A z)_j (G g)_j
+(B^T d)_j for F(2, 3)'s y, read as a function of g with z given):
 
     Gg[k] (F, tiles) = (A g[f, tile] A^T)[k]     A = (A^T)^T, 4x2
-    dw_hat[k] (F, C) = sum over tiles and images of Gg[k] @ V[k].T   16 products, long inner dimension
+    dw_hat[k] (F, C) = sum over tiles and images of Gg[k] @ V[k]^T   16 products, long inner dimension
     dw[f, c]         = G^T dw_hat[:, f, c] G     3x3
 
 Float32 error: the transforms add and subtract up to four values and scale by 1/2 (exact), so each
@@ -45,9 +45,13 @@ block writes its own outputs, and backward weight sums the images in ``WEIGHT_CH
 the chunks' partial sums added in order at the end. Results are bitwise identical run to run and
 for any number of threads.
 
-The public functions take the arguments of kernels.conv2d.cpu's (and raise ValueError for a
-geometry Winograd does not cover; ``eligible`` says which). The "cpu" backend calls them where they
-are eligible and faster (kernels.conv2d.cpu.use_winograd).
+The public functions take the arguments of kernels.conv2d.cpu's and return the same results:
+``forward(x, w, b, geometry, relu=False)``, ``backward_input(g, w, input_shape, geometry)``,
+``backward_weight(g, x, weight_shape, geometry, bias)``, ``backward(g, x, w, geometry, input_grad,
+weight_grad, relu_out)``; they raise ValueError for a geometry Winograd does not cover
+(``eligible`` says which), and take NumPy arrays already checked (kernels.conv2d's entry points
+check them). The "cpu" backend calls them where they are eligible and faster
+(kernels.conv2d.cpu.use_winograd; cpu.WINOGRAD forces either path).
 
 >>> import numpy as np
 >>> from kernels.options import ConvGeometry

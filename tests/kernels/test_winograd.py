@@ -157,15 +157,23 @@ def test_the_cpu_backend_dispatches_by_the_stated_rule(monkeypatch):
             np.testing.assert_allclose(a, e, rtol=1e-12, atol=1e-12)
 
 
-def test_backward_splits_between_the_paths_by_the_rule(monkeypatch):
-    """With 32 channels and filters, padding 0 sends dw to Winograd and dx to im2col, padding 1 both to Winograd:
-    cpu.backward (g masked by the fused ReLU) gives the reference's gradients either way."""
+def test_backward_goes_to_winograd_only_with_both_gradients_there(monkeypatch):
+    """With 32 channels and filters, padding 1 gives both gradients to Winograd, padding 0 only dw (then
+    cpu.backward keeps im2col's one pass); either way it gives the reference's gradients (g masked by the
+    fused ReLU), and so do the single gradients."""
     monkeypatch.setattr(cpu, "WINOGRAD", None)
+    calls = []
+    monkeypatch.setattr(winograd, "backward", lambda *a: calls.append(1) or reference.backward(*a))
     for padding, by_input in ((0, False), (1, True)):
         x, w, b, g, geometry = _case((2, 32, 6, 7, 32, padding), seed=6)
         assert cpu.use_winograd(w.shape, geometry, "backward weight")
         assert cpu.use_winograd(w.shape, geometry, "backward input") == by_input
         out = reference.forward(x, w, b, geometry, relu=True)
-        for a, e in zip(cpu.backward(g, x, w, geometry, True, True, out),
-                        reference.backward(g, x, w, geometry, True, True, out)):
+        calls.clear()
+        want = reference.backward(g, x, w, geometry, True, True, out)
+        for a, e in zip(cpu.backward(g, x, w, geometry, True, True, out), want):
             np.testing.assert_allclose(a, e, rtol=1e-12, atol=1e-12)
+        assert len(calls) == by_input
+        calls.clear()
+        dx, dw, db = cpu.backward(g, x, w, geometry, False, True, out)        # dw alone: Winograd's
+        assert dx is None and len(calls) == 1
