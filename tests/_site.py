@@ -6,6 +6,8 @@ lessons run as notebooks once, not once per test file. A build that fails is kep
 tests that need what failed report it, one line per failed lesson.
 """
 import importlib.util
+import re
+import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,7 +35,7 @@ class Site:
     and the build's error (None when it succeeded)."""
 
     out: Path
-    error: Exception | None
+    error: str | None
 
     @property
     def html(self) -> Path:
@@ -44,17 +46,25 @@ class Site:
         return self.out / "source" / "lessons" / build.group_of(lesson) / f"{lesson.stem}.ipynb"
 
 
+def readme_command():
+    """The README's build command, split into its install and its build (the part the tests run)."""
+    section = (ROOT / "README.md").read_text().split("## The documentation site", 1)[1].split("\n## ", 1)[0]
+    install, build = re.findall(r"```bash\n(.+?)\n```", section)[0].split(" && ")
+    return install, build
+
+
 @pytest.fixture(scope="session")
 def site(tmp_path_factory):
-    """The site built once per session (whichever test file asks first)."""
+    """The site built once per session (whichever test file asks first), by the README's command in a
+    process of its own, into a temporary folder (``--out``)."""
     for module in ("sphinx", "myst_nb", "sphinx_book_theme", "jupytext", "nbclient", "ipykernel"):
         pytest.importorskip(module, reason="the site needs the docs extra (the test extra holds it)")
     if "site" not in _BUILT:
         out = tmp_path_factory.mktemp("site")
-        build = docs_build()
-        try:
-            build.build(out, log=lambda line: None)
-            _BUILT["site"] = Site(out, None)
-        except build.BuildError as error:
-            _BUILT["site"] = Site(out, error)
+        _, command = readme_command()
+        python, script = command.split()                 # .venv/bin/python docs/build.py
+        assert python.endswith("python") and script == "docs/build.py", command
+        result = subprocess.run([sys.executable, script, "--out", str(out)], cwd=ROOT, capture_output=True,
+                                text=True)
+        _BUILT["site"] = Site(out, None if result.returncode == 0 else result.stderr.strip()[-4000:])
     return _BUILT["site"]
