@@ -26,7 +26,7 @@ the number of threads) and the chunks are summed in order at the end. So results
 run, and do not depend on the thread count.
 
 3x3 stride-1 convolutions with enough channels go through Winograd F(2x2, 3x3) instead
-(winograd.py), direction by direction, as use_winograd says.
+(winograd.py), direction by direction, as winograd.use_winograd says (WINOGRAD forces a path).
 """
 from __future__ import annotations
 
@@ -38,34 +38,24 @@ from .._jit import ZERO
 from .._recycle import empty as recycled
 from ..activations import formulas
 from . import winograd
+from .winograd import use_winograd
 
 U = np.uint64   # an index known not to be negative (see _im2col)
 
 #: Backward weight sums the images in this many chunks (at most), each chunk's partial sum apart.
 WEIGHT_CHUNKS = 16
 
-#: Winograd F(2x2, 3x3) (winograd.py) instead of im2col: None follows use_winograd's rule, True
-#: wherever it is eligible (all three directions), False never (tests and lessons compare the paths).
+#: Winograd F(2x2, 3x3) (winograd.py) instead of im2col: None follows winograd.use_winograd's rule
+#: (also importable from here), True wherever it is eligible (all three directions), False never
+#: (tests and lessons compare the paths).
 WINOGRAD = None
-#: use_winograd's rule: the least of C and F from which each direction goes through Winograd.
-WINOGRAD_MIN_CHANNELS = {"forward": 16, "backward input": 32, "backward weight": 32}
 
 
-def use_winograd(weight_shape, geometry, direction="forward"):
-    """Whether a call in ``direction`` ("forward", "backward input", "backward weight") goes through
-    winograd.py. Where it is eligible (3x3, stride 1, dilation 1, groups 1), the rule is: C and F at
-    least WINOGRAD_MIN_CHANNELS[direction], and for backward input a padding of at least 1 on both
-    axes. Below those sizes its 16 products are too thin for BLAS and its transforms cost more than
-    they save; without padding, backward input is a full correlation over g padded by 2, whose
-    extra tiles eat the saving (decided by measurement on the benchmark's shapes and a few others,
-    not by a timing at run time). ``WINOGRAD`` True or False overrides the rule."""
+def _by_winograd(weight_shape, geometry, direction):
+    """Whether a call in ``direction`` goes through winograd.py: where eligible, as WINOGRAD forces or the rule says."""
     if not winograd.eligible(weight_shape, geometry):
         return False
-    if WINOGRAD is not None:
-        return bool(WINOGRAD)
-    if min(weight_shape[0], weight_shape[1]) < WINOGRAD_MIN_CHANNELS[direction]:
-        return False
-    return direction != "backward input" or min(geometry.padding) >= 1
+    return use_winograd(weight_shape, geometry, direction) if WINOGRAD is None else bool(WINOGRAD)
 
 
 @njit(cache=True)
@@ -313,8 +303,8 @@ def _geometry_args(geometry):
 
 def forward(x, w, b, geometry, relu=False):
     """y (N, F, Ho, Wo) = conv2d(x, w) + b, then max(y, 0) when ``relu``: see the module docstring
-    (by Winograd where use_winograd says)."""
-    if use_winograd(w.shape, geometry):
+    (by Winograd where _by_winograd says)."""
+    if _by_winograd(w.shape, geometry, "forward"):
         return winograd.forward(x, w, b, geometry, relu)
     x, w = np.ascontiguousarray(x), np.ascontiguousarray(w)
     n, c, height, width = x.shape
@@ -362,26 +352,26 @@ def backward(g, x, w, geometry, input_grad, weight_grad, relu_out):
     """(dx, dw, db) read from one pass over g (and relu_out): each image's g is masked by the fused
     ReLU's output (when given) and used for both products while it is in cache. dx is None unless
     ``input_grad``; dw and db are None unless ``weight_grad``. By Winograd (from g masked once) only
-    when use_winograd gives it every gradient asked for: with one gradient on each path, the two
+    when _by_winograd gives it every gradient asked for: with one gradient on each path, the two
     passes over g and the mask's own pass cost more than this one pass (measured on conv2)."""
-    if ((input_grad or weight_grad) and (not input_grad or use_winograd(w.shape, geometry, "backward input"))
-            and (not weight_grad or use_winograd(w.shape, geometry, "backward weight"))):
+    if ((input_grad or weight_grad) and (not input_grad or _by_winograd(w.shape, geometry, "backward input"))
+            and (not weight_grad or _by_winograd(w.shape, geometry, "backward weight"))):
         return winograd.backward(g, x, w, geometry, input_grad, weight_grad, relu_out)
     return _backward_pass(g, x, w, x.shape, w.shape, geometry, input_grad, weight_grad, relu_out)
 
 
 def backward_input(g, w, input_shape, geometry):
     """dx of input_shape: per image, dcols = w_mat.T @ g[n] (BLAS), then col2im adds dcols into dx[n]
-    (by Winograd where use_winograd says)."""
-    if use_winograd(w.shape, geometry, "backward input"):
+    (by Winograd where _by_winograd says)."""
+    if _by_winograd(w.shape, geometry, "backward input"):
         return winograd.backward_input(g, w, input_shape, geometry)
     return _backward_pass(g, None, w, tuple(input_shape), w.shape, geometry, True, False, None)[0]
 
 
 def backward_weight(g, x, weight_shape, geometry, bias):
     """(dw, db): per image g[n] @ cols.T (BLAS), summed in fixed chunks; db the sums of g (None without
-    bias). By Winograd where use_winograd says."""
-    if use_winograd(weight_shape, geometry, "backward weight"):
+    bias). By Winograd where _by_winograd says."""
+    if _by_winograd(weight_shape, geometry, "backward weight"):
         return winograd.backward_weight(g, x, weight_shape, geometry, bias)
     _, dw, db = _backward_pass(g, x, None, x.shape, tuple(weight_shape), geometry, False, True, None)
     return dw, (db if bias else None)

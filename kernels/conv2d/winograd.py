@@ -51,7 +51,7 @@ The public functions take the arguments of kernels.conv2d.cpu's and return the s
 weight_grad, relu_out)``; they raise ValueError for a geometry Winograd does not cover
 (``eligible`` says which), and take NumPy arrays already checked (kernels.conv2d's entry points
 check them). The "cpu" backend calls them where they are eligible and faster
-(kernels.conv2d.cpu.use_winograd; cpu.WINOGRAD forces either path).
+(use_winograd, its rule; kernels.conv2d.cpu.WINOGRAD forces either path).
 
 >>> import numpy as np
 >>> from kernels.options import ConvGeometry
@@ -93,6 +93,30 @@ def eligible(weight_shape, geometry) -> bool:
     """
     return (tuple(weight_shape[2:]) == (3, 3) and geometry.stride == (1, 1) and geometry.dilation == (1, 1)
             and geometry.groups == 1)
+
+
+#: use_winograd's rule: the least of C and F from which each direction goes through Winograd.
+MIN_CHANNELS = {"forward": 16, "backward input": 32, "backward weight": 32}
+
+
+def use_winograd(weight_shape, geometry, direction="forward") -> bool:
+    """The "cpu" backend's rule: whether a call in ``direction`` ("forward", "backward input", "backward
+    weight") is faster here than im2col. Eligible, C and F at least MIN_CHANNELS[direction], and for
+    backward input a padding of at least 1 on both axes. Below those sizes the 16 products are too
+    thin for BLAS and the transforms cost more than they save; without padding, backward input is a
+    full correlation over g padded by 2, whose extra tiles eat the saving. (Decided by measurement on
+    the benchmark's shapes and a few others, not by a timing at run time; kernels.conv2d.cpu.WINOGRAD
+    overrides it.)
+
+    >>> from kernels.options import ConvGeometry
+    >>> use_winograd((64, 32, 3, 3), ConvGeometry()), use_winograd((32, 1, 3, 3), ConvGeometry())
+    (True, False)
+    >>> use_winograd((64, 32, 3, 3), ConvGeometry(), "backward input")     # padding 0: a full correlation
+    False
+    """
+    if not eligible(weight_shape, geometry) or min(weight_shape[0], weight_shape[1]) < MIN_CHANNELS[direction]:
+        return False
+    return direction != "backward input" or min(geometry.padding) >= 1
 
 
 def _check(weight_shape, geometry):

@@ -129,19 +129,22 @@ def test_a_geometry_winograd_does_not_cover_is_refused(w_shape, options, word):
 
 
 def test_the_cpu_backend_dispatches_by_the_stated_rule(monkeypatch):
-    """cpu.use_winograd: eligible, C and F at least WINOGRAD_MIN_CHANNELS of the direction, padding >= 1 for
-    backward input; cpu.WINOGRAD True or False forces a path where eligible; both paths give the reference's."""
+    """winograd.use_winograd (also cpu.use_winograd): eligible, C and F at least MIN_CHANNELS of the direction,
+    padding >= 1 for backward input; cpu.WINOGRAD True or False forces a path where eligible (cpu._by_winograd);
+    both paths give the reference's results."""
     same, valid = ConvGeometry(padding=1), ConvGeometry()
     assert cpu.use_winograd((32, 32, 3, 3), same, "backward input") and cpu.use_winograd((64, 32, 3, 3), valid)
     assert cpu.use_winograd((64, 32, 3, 3), valid, "backward weight")
     assert not cpu.use_winograd((64, 32, 3, 3), valid, "backward input")          # a full correlation: padding 0
     assert cpu.use_winograd((16, 16, 3, 3), valid) and not cpu.use_winograd((16, 16, 3, 3), valid, "backward weight")
     assert not cpu.use_winograd((32, 1, 3, 3), valid) and not cpu.use_winograd((64, 32, 3, 3), ConvGeometry(stride=2))
+    assert cpu.use_winograd is winograd.use_winograd
+    assert cpu._by_winograd((64, 32, 3, 3), valid, "forward") and not cpu._by_winograd((32, 1, 3, 3), valid, "forward")
     monkeypatch.setattr(cpu, "WINOGRAD", True)
-    assert cpu.use_winograd((32, 1, 3, 3), valid, "backward input")
-    assert not cpu.use_winograd((64, 32, 3, 3), ConvGeometry(dilation=2))
+    assert cpu._by_winograd((32, 1, 3, 3), valid, "backward input")
+    assert not cpu._by_winograd((64, 32, 3, 3), ConvGeometry(dilation=2), "forward")
     monkeypatch.setattr(cpu, "WINOGRAD", False)
-    assert not cpu.use_winograd((64, 32, 3, 3), valid)
+    assert not cpu._by_winograd((64, 32, 3, 3), valid, "forward")
 
     x, w, b, g, geometry = _case((3, 8, 9, 10, 16, 1), seed=5)
     out = reference.forward(x, w, b, geometry, relu=True)
