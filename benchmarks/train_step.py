@@ -61,7 +61,7 @@ times = []
 
 def step():                                  # the loop, written as a user writes it
     t0 = time.perf_counter()
-    opt.zero_grad(); loss = nn.functional.softmax_cross_entropy(model(ad.Tensor(x)), y)
+    opt.zero_grad(); loss = nn.functional.softmax_cross_entropy(model.forward(ad.Tensor(x), logits=True), y)
     t1 = time.perf_counter()
     loss.backward()
     t2 = time.perf_counter()
