@@ -14,12 +14,15 @@ multiplications instead of 36. Summed over the channels c, entry k of the 4x4 pr
 matrix product, one per k:
 
     U[k] (F, C)     = (G w[f, c] G^T)[k]                     the filters, transformed once a call
-    V[k] (C, tiles) = (B^T d[c, tile] B)[k]                  the input tiles of a block of images
-    M[k] (F, tiles) = U[k] @ V[k]                            16 BLAS products per block
-    y[f, tile]      = A^T M[:, f, tile] A  (+ b, then ReLU)  the inverse transform, the epilogue fused
+    V[k] (tiles, C) = (B^T d[c, tile] B)[k]                  the input tiles of a block of images
+    M[k] (tiles, F) = V[k] @ U[k]^T                          16 BLAS products per block
+    y[f, tile]      = A^T M[:, tile, f] A  (+ b, then ReLU)  the inverse transform, the epilogue fused
 
-A block holds a few images (``COLUMNS`` tile columns at most), so that its V and M stay in the
-core's L2 cache between the transforms and the products. The last tile of an odd output size (11
+A block holds a few images (``COLUMNS`` tiles at most), so that its V and M stay in the core's L2
+cache between the transforms and the products. V and M hold a block tile by tile, the channels
+(filters) along the row: the transforms are then vector loops over whole rows of tiles and
+channels (kernels/conv2d/winograd_transforms.py says how), and this product is the faster way
+round for BLAS here. The last tile of an odd output size (11
 for the Keras CNN's second convolution) reads zeros past the input and writes only its valid outputs.
 
 backward input is the same algorithm: dx is the full correlation of g with the flipped filters,
@@ -70,8 +73,9 @@ from numba import njit, prange
 from .._jit import ZERO
 from .._recycle import empty as recycled
 from ..activations import formulas
+from .winograd_transforms import CHUNK_ROW, channels_last, input_tiles, inverse, output_tiles
 
-#: A block of images holds at most this many tiles (V's and M's columns), at least one image.
+#: A block of images holds at most this many tiles (V's and M's rows), at least one image.
 COLUMNS = 96
 #: Backward weight: the tiles of one block (the inner dimension of its 16 products).
 WEIGHT_COLUMNS = 256
@@ -150,97 +154,45 @@ def _plane(src, off_h, off_w, plane):
             line[s] = 0
 
 
-@njit(cache=True, inline="always")
-def _bt(d0, d1, d2, d3):
-    """B^T d for one column (or row) of four values."""
-    return d0 - d2, d1 + d2, d2 - d1, d1 - d3
-
-
 @njit(cache=True)
-def _input_tiles(plane, th, tw, v, base, step):
-    """v[k, base + (ti*tw + tj)*step] = (B^T d B)[k] for every 4x4 tile d = plane[2ti:2ti+4, 2tj:2tj+4]."""
-    for ti in range(th):
-        r0, r1, r2, r3 = plane[2 * ti], plane[2 * ti + 1], plane[2 * ti + 2], plane[2 * ti + 3]
-        for tj in range(tw):
-            s = 2 * tj
-            col = base + (ti * tw + tj) * step
-            a0, a1, a2, a3 = _bt(r0[s], r1[s], r2[s], r3[s])                 # B^T d, column by column
-            b0, b1, b2, b3 = _bt(r0[s + 1], r1[s + 1], r2[s + 1], r3[s + 1])
-            e0, e1, e2, e3 = _bt(r0[s + 2], r1[s + 2], r2[s + 2], r3[s + 2])
-            h0, h1, h2, h3 = _bt(r0[s + 3], r1[s + 3], r2[s + 3], r3[s + 3])
-            v[0, col], v[1, col], v[2, col], v[3, col] = _bt(a0, b0, e0, h0)   # then times B
-            v[4, col], v[5, col], v[6, col], v[7, col] = _bt(a1, b1, e1, h1)
-            v[8, col], v[9, col], v[10, col], v[11, col] = _bt(a2, b2, e2, h2)
-            v[12, col], v[13, col], v[14, col], v[15, col] = _bt(a3, b3, e3, h3)
-
-
-@njit(cache=True)
-def _output_tiles(m, base, th, tw, bias, relu, out):
-    """out (Ho, Wo) = A^T m[:, base + tile] A + bias (then ReLU) for the tiles base .. base + th*tw - 1,
-    the last tile row and column cut to the output's size."""
-    ho, wo = out.shape
-    for ti in range(th):
-        rows = min(2, ho - 2 * ti)
-        for tj in range(tw):
-            cols = min(2, wo - 2 * tj)
-            col = base + ti * tw + tj
-            s0 = m[0, col] + m[4, col] + m[8, col]          # A^T m: the 2 rows, per column
-            s1 = m[1, col] + m[5, col] + m[9, col]
-            s2 = m[2, col] + m[6, col] + m[10, col]
-            s3 = m[3, col] + m[7, col] + m[11, col]
-            t0 = m[4, col] - m[8, col] - m[12, col]
-            t1 = m[5, col] - m[9, col] - m[13, col]
-            t2 = m[6, col] - m[10, col] - m[14, col]
-            t3 = m[7, col] - m[11, col] - m[15, col]
-            y00, y01 = s0 + s1 + s2 + bias, s1 - s2 - s3 + bias          # then times A
-            y10, y11 = t0 + t1 + t2 + bias, t1 - t2 - t3 + bias
-            if relu:
-                y00, y01 = formulas.relu(y00), formulas.relu(y01)
-                y10, y11 = formulas.relu(y10), formulas.relu(y11)
-            i, j = 2 * ti, 2 * tj
-            out[i, j] = y00
-            if cols == 2:
-                out[i, j + 1] = y01
-            if rows == 2:
-                out[i + 1, j] = y10
-                if cols == 2:
-                    out[i + 1, j + 1] = y11
-
-
-@njit(cache=True)
-def _forward_blocks(x, u, b, first, last, per_block, v, m, off_h, off_w, relu, y):
+def _forward_blocks(x, ut, b, first, last, per_block, v, m, off_h, off_w, relu, y):
     """y for the blocks of images first .. last-1 (per_block images each): transform, 16 products, inverse.
 
-    V[k] (C, W) and M[k] (F, W), W = per_block * tiles, are the first C*W and F*W entries of row k of
-    ``v`` and ``m`` (the calling thread's scratch; rows a little longer: see _row). A short last
-    block multiplies all W columns (the unused ones hold whatever was there) and inverse-transforms
-    only its own: a column of a product depends on that column alone."""
+    V[k] (W, C) and M[k] (W, F), W = per_block * tiles, tile by tile (channels, filters along the row),
+    are the first W*C and W*F entries of row k of ``v`` and ``m`` (the calling thread's scratch; rows a
+    little longer: see _row). M[k] = V[k] @ U[k]^T (``ut`` holds U[k]^T). A short last block multiplies
+    all W rows (the unused ones hold whatever was there) and inverse-transforms only its own: a row of a
+    product depends on that row alone."""
     n, c_in = x.shape[0], x.shape[1]
-    f_out, ho, wo = y.shape[1], y.shape[2], y.shape[3]
-    th, tw = (ho + 1) // 2, (wo + 1) // 2
+    f_out = y.shape[1]
+    th, tw = (y.shape[2] + 1) // 2, (y.shape[3] + 1) // 2
     tiles = th * tw
     width = per_block * tiles
-    plane = np.empty((2 * th + 2, 2 * tw + 2), dtype=x.dtype)
+    xt = np.zeros((2 * th + 2) * 2 * (tw + 1) * c_in, dtype=x.dtype)
+    r = np.empty(8 * (tw + 1) * c_in, dtype=x.dtype)
+    st = np.empty(8 * CHUNK_ROW, dtype=x.dtype)
+    y_row = ((width * f_out * x.itemsize + 63) // 64 | 1) * 64 // x.itemsize       # as _row: an odd number of lines
+    y4 = np.empty(4 * y_row, dtype=x.dtype)
+    flat_v, flat_m = v.reshape(-1), m.reshape(-1)
     for blk in range(first, last):
         n0, n1 = blk * per_block, min(n, (blk + 1) * per_block)
         for k in range(n1 - n0):
-            for c in range(c_in):
-                _plane(x[n0 + k, c], off_h, off_w, plane)
-                _input_tiles(plane, th, tw, v, c * width + k * tiles, 1)
+            channels_last(x[n0 + k], off_h, off_w, xt, tw + 1)
+            input_tiles(xt, th, tw, c_in, r, flat_v, v.shape[1], k * tiles * c_in)
         for k in range(16):
-            np.dot(u[k], v[k, :c_in * width].reshape(c_in, width), m[k, :f_out * width].reshape(f_out, width))
+            np.dot(v[k, :width * c_in].reshape(width, c_in), ut[k], m[k, :width * f_out].reshape(width, f_out))
+        inverse(flat_m, m.shape[1], width * f_out, st, y4, y_row)
         for k in range(n1 - n0):
-            for f in range(f_out):
-                _output_tiles(m, f * width + k * tiles, th, tw, b[f], relu, y[n0 + k, f])
+            output_tiles(y4, y_row, k * tiles * f_out, th, tw, b, relu, y[n0 + k])
 
 
 @njit(parallel=True, cache=True)
-def _forward(x, u, b, n_chunks, per_block, v, m, off_h, off_w, relu, y):
+def _forward(x, ut, b, n_chunks, per_block, v, m, off_h, off_w, relu, y):
     blocks = (x.shape[0] + per_block - 1) // per_block
     per = (blocks + n_chunks - 1) // n_chunks
     for t in prange(n_chunks):
         me = numba.get_thread_id()
-        _forward_blocks(x, u, b, t * per, min(blocks, (t + 1) * per), per_block, v[me], m[me], off_h, off_w,
+        _forward_blocks(x, ut, b, t * per, min(blocks, (t + 1) * per), per_block, v[me], m[me], off_h, off_w,
                         relu, y)
 
 
@@ -276,24 +228,25 @@ def _sum(src):
 @njit(cache=True)
 def _weight_chunk(g, x, first, last, per_block, v, gg, ph, pw, dw_hat, db):
     """dw_hat (16, F, C) += Gg[k] (F, W) @ V[k] (W, C) and db += sums of g, for images first .. last-1, in
-    blocks of W = per_block * tiles tiles (the buffers as in _forward_blocks, but V tile by tile, its
-    channels along the row: a plain product, which BLAS runs faster here than one with V transposed;
-    a short block's unused tiles are 0 in both)."""
+    blocks of W = per_block * tiles tiles (V as in _forward_blocks, tile by tile, and Gg[k] the first
+    F*W entries of row k of ``gg``: a plain product, which BLAS runs faster here than one with V
+    transposed; a short block's unused tiles are 0 in both)."""
     c_in, f_out = x.shape[1], g.shape[1]
     ho, wo = g.shape[2], g.shape[3]
     th, tw = (ho + 1) // 2, (wo + 1) // 2
     tiles = th * tw
     width = per_block * tiles
-    plane = np.empty((2 * th + 2, 2 * tw + 2), dtype=x.dtype)
     gplane = np.empty((2 * th, 2 * tw), dtype=x.dtype)
     prod = np.empty((f_out, c_in), dtype=x.dtype)
+    xt = np.zeros((2 * th + 2) * 2 * (tw + 1) * c_in, dtype=x.dtype)
+    r = np.empty(8 * (tw + 1) * c_in, dtype=x.dtype)
+    flat_v = v.reshape(-1)
     n0 = first
     while n0 < last:
         n1 = min(last, n0 + per_block)
         for k in range(n1 - n0):
-            for c in range(c_in):
-                _plane(x[n0 + k, c], ph, pw, plane)
-                _input_tiles(plane, th, tw, v, k * tiles * c_in + c, c_in)
+            channels_last(x[n0 + k], ph, pw, xt, tw + 1)
+            input_tiles(xt, th, tw, c_in, r, flat_v, v.shape[1], k * tiles * c_in)
             for f in range(f_out):
                 _plane(g[n0 + k, f], 0, 0, gplane)
                 _grad_tiles(gplane, th, tw, gg, f * width + k * tiles)
@@ -363,7 +316,8 @@ def _convolve(x, w, b, off_h, off_w, ho, wo, relu):
     n_chunks = max(1, min(blocks, 4 * numba.get_num_threads()))
     width = per_block * tiles
     v, m = _scratch(x.shape[1] * width, x.dtype), _scratch(f * width, x.dtype)
-    _forward(np.ascontiguousarray(x), _filters(w), bias, n_chunks, per_block, v, m, off_h, off_w, bool(relu), y)
+    ut = np.ascontiguousarray(_filters(w).transpose(0, 2, 1))           # U[k]^T (C, F)
+    _forward(np.ascontiguousarray(x), ut, bias, n_chunks, per_block, v, m, off_h, off_w, bool(relu), y)
     return y
 
 

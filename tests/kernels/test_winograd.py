@@ -5,7 +5,7 @@ import numba
 import numpy as np
 import pytest
 
-from kernels.conv2d import cpu, reference, winograd
+from kernels.conv2d import cpu, reference, winograd, winograd_transforms
 from kernels.options import ConvGeometry
 
 # (N, C, H, W, F, padding): odd and even sizes, H or W below 4, batch 1, one channel, paddings 0 to 3
@@ -67,6 +67,45 @@ def test_the_transforms_are_exact_on_integers():
     geometry = ConvGeometry(padding=1)
     want = reference.forward(x.astype(np.float64), w.astype(np.float64), None, geometry)
     np.testing.assert_array_equal(winograd.forward(x, w, None, geometry), want.astype(np.float32))
+
+
+_BT = np.array([[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]], dtype=np.float64)
+_AT = np.array([[1, 1, 1, 0], [0, 1, -1, -1]], dtype=np.float64)
+
+
+@pytest.mark.parametrize("c, h, w, off", [(3, 7, 8, 1), (5, 6, 5, 0), (2, 9, 7, 2), (4, 5, 6, -1)], ids=str)
+def test_the_vector_transforms_match_the_matrices(c, h, w, off):
+    """winograd_transforms against B^T d B and A^T m A written with the matrices, tile by tile (NumPy)."""
+    rng = np.random.default_rng(3)
+    src = rng.standard_normal((c, h, w))
+    th, tw = (h + 2 * off - 1) // 2, (w + 2 * off - 1) // 2          # the output tiles of a 3x3 filter
+    padded = np.zeros((c, 2 * th + 2, 2 * tw + 2))
+    inside = np.pad(src, ((0, 0), (max(off, 0),) * 2, (max(off, 0),) * 2))[:, max(-off, 0):, max(-off, 0):]
+    rows, cols = min(inside.shape[1], 2 * th + 2), min(inside.shape[2], 2 * tw + 2)
+    padded[:, :rows, :cols] = inside[:, :rows, :cols]
+    xt = np.zeros((2 * th + 2) * 2 * (tw + 1) * c)
+    winograd_transforms.channels_last(src, off, off, xt, tw + 1)
+    row = th * tw * c + 5
+    v = np.full(16 * row, np.nan)
+    winograd_transforms.input_tiles(xt, th, tw, c, np.empty(8 * (tw + 1) * c), v, row, 3)
+    v = v.reshape(16, row)[:, 3:3 + th * tw * c].reshape(4, 4, th, tw, c)
+    for ti, tj in [(0, 0), (th - 1, tw - 1), (th // 2, tw - 1)]:
+        for ch in range(c):
+            d = padded[ch, 2 * ti:2 * ti + 4, 2 * tj:2 * tj + 4]
+            np.testing.assert_allclose(v[:, :, ti, tj, ch], _BT @ d @ _BT.T, rtol=1e-12, atol=1e-12)
+    f, size = 3, th * tw * 3
+    m = rng.standard_normal((16, size + 7))
+    y4, bias = np.full(4 * (size + 1), np.nan), rng.standard_normal(f)
+    winograd_transforms.inverse(m.reshape(-1), size + 7, size, np.empty(8 * winograd_transforms.CHUNK_ROW), y4,
+                                size + 1)
+    out = np.full((f, 2 * th, 2 * tw), np.nan)
+    winograd_transforms.output_tiles(y4, size + 1, 0, th, tw, bias, False, out)
+    for t in range(th * tw):
+        for k in range(f):
+            tile = _AT @ m[:, t * f + k].reshape(4, 4) @ _AT.T + bias[k]
+            ti, tj = divmod(t, tw)
+            got = out[k, 2 * ti:2 * ti + 2, 2 * tj:2 * tj + 2]
+            np.testing.assert_allclose(got, tile, rtol=1e-12, atol=1e-12)
 
 
 # The benchmark's second convolution (a smaller batch) and its first: float32's max error against the

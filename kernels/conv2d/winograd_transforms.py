@@ -1,0 +1,135 @@
+"""The tile transforms of kernels.conv2d.winograd (F(2x2, 3x3)), written as vector loops.
+
+A transform is a few additions per tile, and scalar code pays a load or store for each of the 16
+values a tile has in each of its 16 rows. Here every step is one loop over a long run of entries
+that are contiguous in both its inputs and its output: one store stream, unsigned indices, so LLVM
+vectorises it (behind a runtime check that the arrays do not overlap). The arrays are flat and the
+runs given by offsets, not slices: a slice is a new array, reference-counted, on every call.
+
+- The input transform works on one image in channels-last order with the even and odd columns
+  apart (``channels_last``): B^T down the rows is then a loop over a whole row of the plane, and B
+  along the row a loop over a whole row of tiles and channels, since d's columns 0 and 2 (1 and 3)
+  are the even (odd) columns tj and tj + 1.
+- The inverse transform ``inverse`` treats each column of M alone, whatever the layout: passes over
+  whole rows of M, a chunk at a time so that the intermediate rows stay in the L1 cache.
+"""
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+from ..activations import formulas
+
+#: The inverse transform's columns per pass: its 8 intermediate rows stay in the L1 cache.
+CHUNK = 512
+#: The distance between those rows: an odd number of cache lines (see winograd._row).
+CHUNK_ROW = CHUNK + 16
+
+
+@njit(cache=True)
+def _add2(a, ao, b, bo, out, oo, n):
+    """out[oo:oo+n] = a[ao:ao+n] + b[bo:bo+n], 1-D arrays."""
+    ao, bo, oo = np.uint64(ao), np.uint64(bo), np.uint64(oo)
+    for i in range(np.uint64(n)):
+        out[oo + i] = a[ao + i] + b[bo + i]
+
+
+@njit(cache=True)
+def _sub2(a, ao, b, bo, out, oo, n):
+    """out[oo:oo+n] = a[ao:ao+n] - b[bo:bo+n], 1-D arrays."""
+    ao, bo, oo = np.uint64(ao), np.uint64(bo), np.uint64(oo)
+    for i in range(np.uint64(n)):
+        out[oo + i] = a[ao + i] - b[bo + i]
+
+
+@njit(cache=True)
+def _pair(a, ao, bo, co, do, out, o0, o1, n):
+    """out[o0:o0+n] = a[ao:..] + a[bo:..] + a[co:..] and out[o1:o1+n] = a[bo:..] - a[co:..] - a[do:..], 1-D
+    arrays: A^T's two rows at once, each input read once (LLVM still vectorises two store streams)."""
+    ao, bo, co, do = np.uint64(ao), np.uint64(bo), np.uint64(co), np.uint64(do)
+    o0, o1 = np.uint64(o0), np.uint64(o1)
+    for i in range(np.uint64(n)):
+        b, c = a[bo + i], a[co + i]
+        out[o0 + i] = a[ao + i] + b + c
+        out[o1 + i] = b - c - a[do + i]
+
+
+@njit(cache=True)
+def channels_last(src, off_h, off_w, xt, half_w):
+    """xt (Hp, 2, half_w, C), flat: xt[r, s % 2, s // 2, c] = src[c, r - off_h, s - off_w] where that is inside
+    src (C, H, W); the rest of xt is left as it is (zeros: the padding, and past the last tile)."""
+    c_in, height, width = src.shape
+    half = half_w * c_in
+    h0, h1 = max(0, -off_h), min(height, xt.shape[0] // (2 * half) - off_h)
+    w0, w1 = max(0, -off_w), min(width, 2 * half_w - off_w)
+    for c in range(c_in):                       # src in memory order: it comes from memory, xt stays in cache
+        for h in range(h0, h1):
+            row = (h + off_h) * 2 * half + c
+            for w in range(w0, w1):
+                s = w + off_w
+                xt[row + (s % 2) * half + (s // 2) * c_in] = src[c, h, w]
+
+
+@njit(cache=True)
+def input_tiles(xt, th, tw, c_in, r, v, row, base):
+    """v[(4i + j)*row + base + (ti*tw + tj)*C + c] = (B^T d B)[i, j] for the 4x4 tile d of channel c at
+    (ti, tj) of xt (channels_last's, half_w = tw + 1); r: scratch of 4 rows of xt's (8 * (tw + 1) * C)."""
+    half = (tw + 1) * c_in
+    span = 2 * half
+    n = tw * c_in
+    for ti in range(th):
+        d0 = 2 * ti * span
+        d1, d2, d3 = d0 + span, d0 + 2 * span, d0 + 3 * span
+        _sub2(xt, d0, xt, d2, r, 0, span)                  # B^T d, down the rows: (d0 - d2, d1 + d2, d2 - d1, d1 - d3)
+        _add2(xt, d1, xt, d2, r, span, span)
+        _sub2(xt, d2, xt, d1, r, 2 * span, span)
+        _sub2(xt, d1, xt, d3, r, 3 * span, span)
+        col = base + ti * n
+        for i in range(4):                                  # then times B, along the row
+            e0, o0 = i * span, i * span + half
+            e1, o1 = e0 + c_in, o0 + c_in
+            _sub2(r, e0, r, e1, v, 4 * i * row + col, n)
+            _add2(r, o0, r, e1, v, (4 * i + 1) * row + col, n)
+            _sub2(r, e1, r, o0, v, (4 * i + 2) * row + col, n)
+            _sub2(r, o0, r, o1, v, (4 * i + 3) * row + col, n)
+
+
+@njit(cache=True)
+def inverse(m, row, size, st, y4, y_row):
+    """y4 (4, y_row), flat: the four outputs (y00, y01, y10, y11) of A^T M[:, col] A for the columns col < size
+    of m (16 rows of ``row`` entries, flat): S = rows 0 + 4 + 8 and T = rows 4 - 8 - 12 of each column of
+    M's 4x4, then the same along the row. st: scratch of 8 * CHUNK_ROW entries."""
+    for lo in range(0, size, CHUNK):
+        n = min(CHUNK, size - lo)
+        for j in range(4):
+            _pair(m, j * row + lo, (4 + j) * row + lo, (8 + j) * row + lo, (12 + j) * row + lo,
+                  st, j * CHUNK_ROW, (4 + j) * CHUNK_ROW, n)
+        for q in range(2):
+            _pair(st, 4 * q * CHUNK_ROW, (4 * q + 1) * CHUNK_ROW, (4 * q + 2) * CHUNK_ROW, (4 * q + 3) * CHUNK_ROW,
+                  y4, 2 * q * y_row + lo, (2 * q + 1) * y_row + lo, n)
+
+
+@njit(cache=True)
+def output_tiles(y4, size, base, th, tw, bias, relu, out):
+    """out (F, Ho, Wo)[f] = tile (ti, tj) of y4 (inverse's; entry base + (ti*tw + tj)*F + f of each of its
+    rows) + bias[f] (then ReLU), the last tile row and column cut to the output's size."""
+    f_out, ho, wo = out.shape
+    for ti in range(th):
+        rows = min(2, ho - 2 * ti)
+        for tj in range(tw):
+            cols = min(2, wo - 2 * tj)
+            col = base + (ti * tw + tj) * f_out
+            i, j = 2 * ti, 2 * tj
+            for f in range(f_out):
+                y00, y01 = y4[col + f] + bias[f], y4[size + col + f] + bias[f]
+                y10, y11 = y4[2 * size + col + f] + bias[f], y4[3 * size + col + f] + bias[f]
+                if relu:
+                    y00, y01 = formulas.relu(y00), formulas.relu(y01)
+                    y10, y11 = formulas.relu(y10), formulas.relu(y11)
+                out[f, i, j] = y00
+                if cols == 2:
+                    out[f, i, j + 1] = y01
+                if rows == 2:
+                    out[f, i + 1, j] = y10
+                    if cols == 2:
+                        out[f, i + 1, j + 1] = y11
