@@ -73,7 +73,8 @@ from numba import njit, prange
 from .._jit import ZERO
 from .._recycle import empty as recycled
 from ..activations import formulas
-from .winograd_transforms import CHUNK_ROW, channels_last, input_tiles, inverse, output_tiles
+from .winograd_transforms import (CHUNK_ROW, channels_last, grad_parity, grad_tiles, input_tiles, inverse,
+                                  output_tiles)
 
 #: A block of images holds at most this many tiles (V's and M's rows), at least one image.
 COLUMNS = 96
@@ -133,29 +134,7 @@ def _check(weight_shape, geometry):
 # --- the compiled pieces -----------------------------------------------------------------------------
 
 @njit(cache=True)
-def _plane(src, off_h, off_w, plane):
-    """plane[r, s] = src[r - off_h, s - off_w], 0 outside src (the zero padding, and past the last tile)."""
-    rows, cols = plane.shape
-    height, width = src.shape
-    lo, hi = max(0, off_w), max(max(0, off_w), min(cols, width + off_w))
-    for r in range(rows):
-        h = r - off_h
-        line = plane[r]
-        if h < 0 or h >= height:
-            for s in range(cols):
-                line[s] = 0
-            continue
-        row = src[h]
-        for s in range(lo):
-            line[s] = 0
-        for s in range(lo, hi):
-            line[s] = row[s - off_w]
-        for s in range(hi, cols):
-            line[s] = 0
-
-
-@njit(cache=True)
-def _forward_blocks(x, ut, b, first, last, per_block, v, m, off_h, off_w, relu, y):
+def _forward_blocks(x, ut, b, first, last, per_block, v, m, y4, off_h, off_w, relu, y):
     """y for the blocks of images first .. last-1 (per_block images each): transform, 16 products, inverse.
 
     V[k] (W, C) and M[k] (W, F), W = per_block * tiles, tile by tile (channels, filters along the row),
@@ -171,9 +150,7 @@ def _forward_blocks(x, ut, b, first, last, per_block, v, m, off_h, off_w, relu, 
     xt = np.zeros((2 * th + 2) * 2 * (tw + 1) * c_in, dtype=x.dtype)
     r = np.empty(8 * (tw + 1) * c_in, dtype=x.dtype)
     st = np.empty(8 * CHUNK_ROW, dtype=x.dtype)
-    y_row = ((width * f_out * x.itemsize + 63) // 64 | 1) * 64 // x.itemsize       # as _row: an odd number of lines
-    y4 = np.empty(4 * y_row, dtype=x.dtype)
-    flat_v, flat_m = v.reshape(-1), m.reshape(-1)
+    flat_v, flat_m, flat_y, y_row = v.reshape(-1), m.reshape(-1), y4.reshape(-1), y4.shape[1]
     for blk in range(first, last):
         n0, n1 = blk * per_block, min(n, (blk + 1) * per_block)
         for k in range(n1 - n0):
@@ -181,37 +158,19 @@ def _forward_blocks(x, ut, b, first, last, per_block, v, m, off_h, off_w, relu, 
             input_tiles(xt, th, tw, c_in, r, flat_v, v.shape[1], k * tiles * c_in)
         for k in range(16):
             np.dot(v[k, :width * c_in].reshape(width, c_in), ut[k], m[k, :width * f_out].reshape(width, f_out))
-        inverse(flat_m, m.shape[1], width * f_out, st, y4, y_row)
+        inverse(flat_m, m.shape[1], width * f_out, st, flat_y, y_row)
         for k in range(n1 - n0):
-            output_tiles(y4, y_row, k * tiles * f_out, th, tw, b, relu, y[n0 + k])
+            output_tiles(flat_y, y_row, k * tiles * f_out, th, tw, b, relu, y[n0 + k])
 
 
 @njit(parallel=True, cache=True)
-def _forward(x, ut, b, n_chunks, per_block, v, m, off_h, off_w, relu, y):
+def _forward(x, ut, b, n_chunks, per_block, v, m, y4, off_h, off_w, relu, y):
     blocks = (x.shape[0] + per_block - 1) // per_block
     per = (blocks + n_chunks - 1) // n_chunks
     for t in prange(n_chunks):
         me = numba.get_thread_id()
-        _forward_blocks(x, ut, b, t * per, min(blocks, (t + 1) * per), per_block, v[me], m[me], off_h, off_w,
-                        relu, y)
-
-
-@njit(cache=True)
-def _grad_tiles(plane, th, tw, gg, base):
-    """gg[k, base + ti*tw + tj] = (A t A^T)[k] for each 2x2 tile t = plane[2ti:2ti+2, 2tj:2tj+2]."""
-    for ti in range(th):
-        r0, r1 = plane[2 * ti], plane[2 * ti + 1]
-        for tj in range(tw):
-            j = 2 * tj
-            g00, g01, g10, g11 = r0[j], r0[j + 1], r1[j], r1[j + 1]
-            col = base + ti * tw + tj
-            # A t: rows (t0, t0 + t1, t0 - t1, -t1), per column; then times A^T along the row
-            a0, a1, a2, a3 = g00, g00 + g10, g00 - g10, -g10
-            b0, b1, b2, b3 = g01, g01 + g11, g01 - g11, -g11
-            gg[0, col], gg[1, col], gg[2, col], gg[3, col] = a0, a0 + b0, a0 - b0, -b0
-            gg[4, col], gg[5, col], gg[6, col], gg[7, col] = a1, a1 + b1, a1 - b1, -b1
-            gg[8, col], gg[9, col], gg[10, col], gg[11, col] = a2, a2 + b2, a2 - b2, -b2
-            gg[12, col], gg[13, col], gg[14, col], gg[15, col] = a3, a3 + b3, a3 - b3, -b3
+        _forward_blocks(x, ut, b, t * per, min(blocks, (t + 1) * per), per_block, v[me], m[me], y4[me], off_h,
+                        off_w, relu, y)
 
 
 @njit(cache=True, fastmath={"reassoc"})
@@ -226,7 +185,7 @@ def _sum(src):
 
 
 @njit(cache=True)
-def _weight_chunk(g, x, first, last, per_block, v, gg, ph, pw, dw_hat, db):
+def _weight_chunk(g, x, first, last, per_block, v, gg, p, ph, pw, dw_hat, db):
     """dw_hat (16, F, C) += Gg[k] (F, W) @ V[k] (W, C) and db += sums of g, for images first .. last-1, in
     blocks of W = per_block * tiles tiles (V as in _forward_blocks, tile by tile, and Gg[k] the first
     F*W entries of row k of ``gg``: a plain product, which BLAS runs faster here than one with V
@@ -236,8 +195,9 @@ def _weight_chunk(g, x, first, last, per_block, v, gg, ph, pw, dw_hat, db):
     th, tw = (ho + 1) // 2, (wo + 1) // 2
     tiles = th * tw
     width = per_block * tiles
-    gplane = np.empty((2 * th, 2 * tw), dtype=x.dtype)
     prod = np.empty((f_out, c_in), dtype=x.dtype)
+    size, p_row, flat_p = f_out * width, p.shape[1], p.reshape(-1)
+    st = np.empty(8 * CHUNK_ROW, dtype=x.dtype)
     xt = np.zeros((2 * th + 2) * 2 * (tw + 1) * c_in, dtype=x.dtype)
     r = np.empty(8 * (tw + 1) * c_in, dtype=x.dtype)
     flat_v = v.reshape(-1)
@@ -248,9 +208,9 @@ def _weight_chunk(g, x, first, last, per_block, v, gg, ph, pw, dw_hat, db):
             channels_last(x[n0 + k], ph, pw, xt, tw + 1)
             input_tiles(xt, th, tw, c_in, r, flat_v, v.shape[1], k * tiles * c_in)
             for f in range(f_out):
-                _plane(g[n0 + k, f], 0, 0, gplane)
-                _grad_tiles(gplane, th, tw, gg, f * width + k * tiles)
+                grad_parity(g[n0 + k, f], th, tw, flat_p, p_row, f * width + k * tiles)
                 db[f] += _sum(g[n0 + k, f])
+        grad_tiles(flat_p, p_row, size, st, gg.reshape(-1), gg.shape[1])
         for k in range(16):                                  # a short block: 0 in the unused columns
             for f in range(f_out):
                 for col in range((n1 - n0) * tiles, width):
@@ -264,11 +224,11 @@ def _weight_chunk(g, x, first, last, per_block, v, gg, ph, pw, dw_hat, db):
 
 
 @njit(parallel=True, cache=True)
-def _weight(g, x, n_chunks, per_block, v, gg, ph, pw, dw_part, db_part):
+def _weight(g, x, n_chunks, per_block, v, gg, p, ph, pw, dw_part, db_part):
     per = (g.shape[0] + n_chunks - 1) // n_chunks
     for t in prange(n_chunks):
         me = numba.get_thread_id()
-        _weight_chunk(g, x, t * per, min(g.shape[0], (t + 1) * per), per_block, v[me], gg[me], ph, pw,
+        _weight_chunk(g, x, t * per, min(g.shape[0], (t + 1) * per), per_block, v[me], gg[me], p[me], ph, pw,
                      dw_part[t], db_part[t])
 
 
@@ -298,11 +258,11 @@ def _row(size, itemsize):
     return lines * 64 // itemsize
 
 
-def _scratch(size, dtype):
-    """One (16, _row(size)) buffer per Numba thread (numba.get_thread_id picks its own), recycled between
+def _scratch(size, dtype, rows=16):
+    """One (rows, _row(size)) buffer per Numba thread (numba.get_thread_id picks its own), recycled between
     calls: the blocks of one thread reuse it while it is in cache, and no call pays fresh pages for it."""
     dtype = np.dtype(dtype)
-    return recycled((numba.config.NUMBA_NUM_THREADS, 16, _row(size, dtype.itemsize)), dtype)
+    return recycled((numba.config.NUMBA_NUM_THREADS, rows, _row(size, dtype.itemsize)), dtype)
 
 
 def _convolve(x, w, b, off_h, off_w, ho, wo, relu):
@@ -317,7 +277,8 @@ def _convolve(x, w, b, off_h, off_w, ho, wo, relu):
     width = per_block * tiles
     v, m = _scratch(x.shape[1] * width, x.dtype), _scratch(f * width, x.dtype)
     ut = np.ascontiguousarray(_filters(w).transpose(0, 2, 1))           # U[k]^T (C, F)
-    _forward(np.ascontiguousarray(x), ut, bias, n_chunks, per_block, v, m, off_h, off_w, bool(relu), y)
+    y4 = _scratch(f * width, x.dtype, 4)
+    _forward(np.ascontiguousarray(x), ut, bias, n_chunks, per_block, v, m, y4, off_h, off_w, bool(relu), y)
     return y
 
 
@@ -351,8 +312,8 @@ def backward_weight(g, x, weight_shape, geometry, bias):
     blocks = (per * tiles + WEIGHT_COLUMNS - 1) // WEIGHT_COLUMNS
     per_block = (per + blocks - 1) // blocks
     width = per_block * tiles
-    _weight(g, x, n_chunks, per_block, _scratch(c * width, g.dtype), _scratch(f * width, g.dtype), *geometry.padding,
-            dw_part, db_part)
+    _weight(g, x, n_chunks, per_block, _scratch(c * width, g.dtype), _scratch(f * width, g.dtype),
+            _scratch(f * width, g.dtype, 4), *geometry.padding, dw_part, db_part)
     dw_hat, db = dw_part[0], db_part[0]
     for t in range(1, n_chunks):          # in chunk order: the same sum whatever the thread count
         dw_hat = dw_hat + dw_part[t]

@@ -12,6 +12,12 @@ runs given by offsets, not slices: a slice is a new array, reference-counted, on
   are the even (odd) columns tj and tj + 1.
 - The inverse transform ``inverse`` treats each column of M alone, whatever the layout: passes over
   whole rows of M, a chunk at a time so that the intermediate rows stay in the L1 cache.
+- Backward weight's transform of g's 2x2 tiles (which do not overlap) splits them into their four
+  entries first (``grad_parity``, one row each, in Gg's column order); ``grad_tiles`` is then passes
+  over whole rows, as the inverse.
+
+A change here reaches the cached compiled functions of winograd.py only once those are recompiled:
+Numba's cache checks the file of the function it compiled, not the files of the functions it calls.
 """
 from __future__ import annotations
 
@@ -133,3 +139,64 @@ def output_tiles(y4, size, base, th, tw, bias, relu, out):
                     out[f, i + 1, j] = y10
                     if cols == 2:
                         out[f, i + 1, j + 1] = y11
+
+
+@njit(cache=True)
+def _copy_neg(a, ao, bo, out, o0, o1, n):
+    """out[o0:o0+n] = a[ao:ao+n] and out[o1:o1+n] = -a[bo:bo+n], 1-D arrays."""
+    ao, bo, o0, o1 = np.uint64(ao), np.uint64(bo), np.uint64(o0), np.uint64(o1)
+    for i in range(np.uint64(n)):
+        out[o0 + i] = a[ao + i]
+        out[o1 + i] = -a[bo + i]
+
+
+@njit(cache=True)
+def _add_sub(a, ao, bo, out, o0, o1, n):
+    """out[o0:o0+n] = a[ao:ao+n] + a[bo:bo+n] and out[o1:o1+n] = a[ao:ao+n] - a[bo:bo+n], 1-D arrays."""
+    ao, bo, o0, o1 = np.uint64(ao), np.uint64(bo), np.uint64(o0), np.uint64(o1)
+    for i in range(np.uint64(n)):
+        p, q = a[ao + i], a[bo + i]
+        out[o0 + i] = p + q
+        out[o1 + i] = p - q
+
+
+@njit(cache=True)
+def grad_parity(src, th, tw, p, p_row, base):
+    """p (4, p_row), flat: p[2a + b, base + ti*tw + tj] = src[2ti + a, 2tj + b], 0 past src (Ho, Wo): the
+    four entries of each 2x2 tile of g, apart."""
+    ho, wo = src.shape
+    pairs = np.uint64(wo // 2)
+    for ti in range(th):
+        for a in range(2):
+            h = 2 * ti + a
+            even = np.uint64((2 * a) * p_row + base + ti * tw)
+            odd = even + np.uint64(p_row)
+            if h >= ho:
+                for tj in range(np.uint64(tw)):
+                    p[even + tj] = 0
+                    p[odd + tj] = 0
+                continue
+            line = src[h]
+            for tj in range(pairs):                 # the even and odd columns apart
+                p[even + tj] = line[2 * tj]
+                p[odd + tj] = line[2 * tj + 1]
+            if wo % 2:
+                p[even + pairs] = line[wo - 1]
+                p[odd + pairs] = 0
+
+
+@njit(cache=True)
+def grad_tiles(p, p_row, size, st, gg, row):
+    """gg (16, row), flat: gg[k, col] = (A t A^T)[k] for the 2x2 tile t of column col < size of p
+    (grad_parity's, rows p_row apart): A t's rows (t0, t0 + t1, t0 - t1, -t1) per column of t, then the
+    same along each row. st: scratch of 8 * CHUNK_ROW entries."""
+    for lo in range(0, size, CHUNK):
+        n = min(CHUNK, size - lo)
+        for b in range(2):                  # column b of t: rows 0..3 of A t into st rows 4b .. 4b + 3
+            top, bottom, out = b * p_row + lo, (2 + b) * p_row + lo, 4 * b * CHUNK_ROW
+            _copy_neg(p, top, bottom, st, out, out + 3 * CHUNK_ROW, n)
+            _add_sub(p, top, bottom, st, out + CHUNK_ROW, out + 2 * CHUNK_ROW, n)
+        for i in range(4):                  # then times A^T along the row: (a, a + b, a - b, -b)
+            a, b = i * CHUNK_ROW, (4 + i) * CHUNK_ROW
+            _copy_neg(st, a, b, gg, 4 * i * row + lo, (4 * i + 3) * row + lo, n)
+            _add_sub(st, a, b, gg, (4 * i + 1) * row + lo, (4 * i + 2) * row + lo, n)

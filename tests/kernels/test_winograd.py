@@ -108,6 +108,27 @@ def test_the_vector_transforms_match_the_matrices(c, h, w, off):
             np.testing.assert_allclose(got, tile, rtol=1e-12, atol=1e-12)
 
 
+@pytest.mark.parametrize("ho, wo", [(11, 11), (4, 6), (5, 2), (1, 3)], ids=str)
+def test_the_gradient_tile_transform_matches_the_matrix(ho, wo):
+    """grad_parity and grad_tiles against A t A^T written with the matrix, for every 2x2 tile of g (zeros
+    past its last row and column)."""
+    rng = np.random.default_rng(4)
+    src = rng.standard_normal((ho, wo))
+    th, tw = (ho + 1) // 2, (wo + 1) // 2
+    padded = np.zeros((2 * th, 2 * tw))
+    padded[:ho, :wo] = src
+    size, p_row, row = th * tw + 2, th * tw + 9, th * tw + 5
+    p, gg = np.full(4 * p_row, np.nan), np.full(16 * row, np.nan)
+    winograd_transforms.grad_parity(src, th, tw, p, p_row, 2)
+    p.reshape(4, p_row)[:, :2] = 0
+    winograd_transforms.grad_tiles(p, p_row, size, np.empty(8 * winograd_transforms.CHUNK_ROW), gg, row)
+    gg = gg.reshape(16, row)[:, 2:size]
+    for ti in range(th):
+        for tj in range(tw):
+            t = padded[2 * ti:2 * ti + 2, 2 * tj:2 * tj + 2]
+            np.testing.assert_allclose(gg[:, ti * tw + tj], (_AT.T @ t @ _AT).reshape(16), rtol=1e-14, atol=1e-14)
+
+
 # The benchmark's second convolution (a smaller batch) and its first: float32's max error against the
 # float64 reference, Winograd's at most FLOAT32_ERROR_FACTOR times im2col's on the same inputs.
 @pytest.mark.parametrize("shape", [(8, 32, 13, 13, 64, 0), (8, 1, 28, 28, 32, 0), (4, 16, 12, 12, 16, 1)], ids=str)
