@@ -32,8 +32,9 @@ from __future__ import annotations
 
 import numba
 import numpy as np
-from numba import njit, prange
+from numba import prange
 
+from .._cache import njit
 from .._jit import ZERO
 from .._recycle import empty as recycled
 from ..activations import formulas

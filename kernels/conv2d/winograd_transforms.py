@@ -16,14 +16,15 @@ runs given by offsets, not slices: a slice is a new array, reference-counted, on
   entries first (``grad_parity``, one row each, in Gg's column order); ``grad_tiles`` is then passes
   over whole rows, as the inverse.
 
-A change here reaches the cached compiled functions of winograd.py only once those are recompiled:
-Numba's cache checks the file of the function it compiled, not the files of the functions it calls.
+Numba's cache checks only the file of the function it compiled, not the files of the functions it
+calls; kernels._cache's ``njit`` stamps the kernels' caches with the whole package, so a change here
+recompiles winograd.py's functions too.
 """
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
 
+from .._cache import njit
 from ..activations import formulas
 
 #: The inverse transform's columns per pass: its 8 intermediate rows stay in the L1 cache.

@@ -29,8 +29,9 @@ after editing ``formulas.py``, delete those cache files (or touch this file).
 from __future__ import annotations
 
 import numba
-from numba import njit, prange
+from numba import prange
 
+from .._cache import njit
 from . import formulas
 
 #: Arrays smaller than this are updated by one thread: waking the others costs more than they save,

@@ -19,9 +19,10 @@ The compiled code is cached on disk (``cache=True``), one version per dtype (flo
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, prange
+from numba import prange
 
 from .._checks import argmax_range_error
+from .._cache import njit
 from .._jit import ZERO
 from .._recycle import empty as recycled
 

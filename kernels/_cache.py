@@ -1,0 +1,66 @@
+"""Numba's on-disk cache for the kernels, invalidated by a change to any file of the package.
+
+Numba checks a cached function against its own source file only, not against the files of the
+functions it calls and compiles in (``formulas.py``'s activations inside conv2d's loops,
+``winograd_transforms.py`` inside ``winograd.py``). After an update that changes only a callee's
+file (a ``git pull``), the caller's cached machine code would still run the old callee: a silent
+wrong result. ``njit`` here is Numba's, except that with ``cache=True`` the cache is stamped with
+the contents of every ``.py`` file of the package, so any change recompiles every kernel once.
+Numba's own locators still choose where the cache lives (``$NUMBA_CACHE_DIR``, ``__pycache__``, or
+the user-wide cache); nothing outside this package's functions changes.
+
+>>> from kernels._cache import PACKAGE, package_stamp
+>>> len(package_stamp(PACKAGE))            # one SHA-256 for the whole package
+32
+"""
+from __future__ import annotations
+
+import functools
+import hashlib
+from pathlib import Path
+
+import numba
+from numba.core import caching
+
+PACKAGE = Path(__file__).resolve().parent
+
+
+@functools.lru_cache(maxsize=None)
+def package_stamp(root: Path) -> bytes:
+    """SHA-256 of every ``.py`` file under ``root`` (names and contents, in sorted order)."""
+    digest = hashlib.sha256()
+    for path in sorted(root.rglob("*.py")):
+        digest.update(str(path.relative_to(root)).encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.digest()
+
+
+def _stamped(locator, root):
+    """Numba's ``locator`` class, its source stamp the package's instead of one file's."""
+    return type(f"Package{locator.__name__}", (locator,), {"get_source_stamp": lambda self: package_stamp(root)})
+
+
+@functools.lru_cache(maxsize=None)
+def function_cache(root: Path):
+    """The FunctionCache class of the package under ``root`` (where its cache lives is Numba's choice)."""
+    locators = [_stamped(c, root) for c in (caching.UserProvidedCacheLocator, caching.InTreeCacheLocator,
+                                            caching.UserWideCacheLocator)]
+    impl = type("PackageCacheImpl", (caching.CompileResultCacheImpl,), {"_locator_classes": locators})
+    return type("PackageFunctionCache", (caching.FunctionCache,), {"_impl_class": impl})
+
+
+def njit_for(root: Path):
+    """An ``njit`` whose ``cache=True`` stamps the cache with every source file under ``root``."""
+    def njit(*args, cache=False, **options):
+        if args and callable(args[0]):                     # @njit used without parentheses
+            return njit(cache=cache, **options)(args[0])
+
+        def decorate(function):
+            dispatcher = numba.njit(*args, **options)(function)
+            if cache:
+                dispatcher._cache = function_cache(root)(dispatcher.py_func)   # what cache=True sets up
+            return dispatcher
+        return decorate
+    return njit
+
+
+njit = njit_for(PACKAGE)
