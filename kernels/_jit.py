@@ -9,6 +9,12 @@
     run (and round) in float64; started at ``ZERO`` it stays float32, and with float64 arrays Numba
     widens it to float64. (For the same reason ``formulas.py`` passes every coefficient in the
     arrays' dtype.)
+
+``WEIGHT_CHUNKS``
+    A convolution's backward weight (im2col's in conv2d/cpu.py and Winograd's in conv2d/winograd.py)
+    sums the images in at most this many fixed chunks, each chunk's partial sum apart, the partials
+    added in order: a split of the batch, not of the threads, so the bits do not depend on the
+    thread count.
 """
 from __future__ import annotations
 
@@ -16,6 +22,7 @@ import numpy as np
 from numba.extending import register_jitable
 
 ZERO = np.float32(0.0)
+WEIGHT_CHUNKS = 16
 
 
 @register_jitable

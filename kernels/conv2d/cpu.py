@@ -35,7 +35,7 @@ import numpy as np
 from numba import prange
 
 from .._cache import njit
-from .._jit import ZERO
+from .._jit import WEIGHT_CHUNKS, ZERO  # WEIGHT_CHUNKS: backward weight's fixed split of the batch
 from .._recycle import empty as recycled
 from ..activations import formulas
 from . import winograd
@@ -43,8 +43,6 @@ from .winograd import use_winograd
 
 U = np.uint64   # an index known not to be negative (see _im2col)
 
-#: Backward weight sums the images in this many chunks (at most), each chunk's partial sum apart.
-WEIGHT_CHUNKS = 16
 
 #: Winograd F(2x2, 3x3) (winograd.py) instead of im2col: None follows winograd.use_winograd's rule
 #: (also importable from here), True wherever it is eligible (all three directions), False never

@@ -71,7 +71,7 @@ import numpy as np
 from numba import prange
 
 from .._cache import njit
-from .._jit import ZERO
+from .._jit import WEIGHT_CHUNKS, ZERO  # WEIGHT_CHUNKS: backward weight's fixed split of the batch
 from .._recycle import empty as recycled
 from ..activations import formulas
 from .winograd_transforms import (CHUNK_ROW, channels_last, grad_parity, grad_tiles, input_tiles, inverse,
@@ -81,8 +81,6 @@ from .winograd_transforms import (CHUNK_ROW, channels_last, grad_parity, grad_ti
 COLUMNS = 96
 #: Backward weight: the tiles of one block (the inner dimension of its 16 products).
 WEIGHT_COLUMNS = 256
-#: Backward weight sums the images in this many chunks (at most), each chunk's partial sum apart.
-WEIGHT_CHUNKS = 16
 #: The bound the tests hold float32's max error to, as a multiple of im2col's on the same inputs.
 FLOAT32_ERROR_FACTOR = 4.0
 
