@@ -1,4 +1,4 @@
-"""2-D convolution on the CPU: one image per Numba thread, im2col and a BLAS product inside the thread.
+"""2-D convolution on the CPU: one image per Numba thread, im2col and a matrix product inside the thread.
 
 Same maths as kernels.conv2d.reference (read that first). For one image n and one group, the
 convolution is a matrix product ("im2col"):
@@ -11,14 +11,14 @@ r = (c, p, q) multiplies. With the group's filters flattened to ``w_mat`` (F/gro
     forward          y[n] (F/groups, Ho*Wo)      = w_mat @ cols             (+ b, then relu if asked)
     backward input   dcols (C/groups*kh*kw, Ho*Wo) = w_mat.T @ g[n]         then col2im adds dcols into dx[n]
     backward weight  dw (F/groups, C/groups*kh*kw) += g[n] @ cols.T         summed over the images
+                     (made as dw.T += cols @ g[n].T, with g[n] transposed: gemm reads its b by rows)
 
 Why this layout (PyTorch's own CPU fallback works the same way): an image's ``cols`` (139 KB for the
 Keras CNN's second convolution) stays in the core's cache between being written and being multiplied,
 the product's result is already in NCHW order (no reshuffle), and the bias and ReLU are added while
-the result is still in cache. Every product is a single-threaded BLAS call made from inside the
-Numba thread (Numba's ``np.dot``, through SciPy's BLAS), so the only thread pool is Numba's: BLAS's
-own threads never start, so they cannot spin against Numba's, whatever was imported first
-(``kernels.runtime`` keeps every BLAS at one thread).
+the result is still in cache. Every product is kernels.microkernel.gemm, serial code inside the
+Numba thread: the only thread pool is Numba's, and no product depends on which BLAS is installed or
+which kernels it chose.
 
 Threads never write to the same element: forward and backward input write their own image; backward
 weight adds each image into the partial sum of its chunk (a fixed split of the batch, independent of
@@ -38,6 +38,7 @@ from .._cache import njit
 from .._jit import WEIGHT_CHUNKS, ZERO  # WEIGHT_CHUNKS: backward weight's fixed split of the batch
 from .._recycle import empty as recycled
 from ..activations import formulas
+from ..microkernel import gemm
 from . import winograd
 from .winograd import use_winograd
 
@@ -134,8 +135,8 @@ def _row_sum(row):
 
 
 #: Below this many rows of cols (C/groups * kh * kw), backward weight multiplies with _small_k_weight
-#: instead of BLAS: a first convolution over a grey image (K = 9) ran at ~40 GFLOP/s through BLAS
-#: here, ~140 with the loop below; from K ~ 50 on BLAS is faster.
+#: instead of gemm: for a first convolution over a grey image (K = 9) gemm would need g[n] transposed
+#: and its 9 rows padded to a whole block, and the loop below, dot products along Ho*Wo, is faster.
 SMALL_K = 32
 
 
@@ -204,7 +205,7 @@ def _forward_images(x, w3, b, first, last, kh, kw, sh, sw, ph, pw, dil_h, dil_w,
     for n in range(first, last):
         for grp in range(groups):
             _im2col(x, n, grp * cg, kh, kw, sh, sw, ph, pw, dil_h, dil_w, ho, wo, cols)
-            np.dot(w3[grp], cols, prod)
+            gemm(w3[grp], cols, prod, False)
             for f in range(fg):                         # the epilogue, while prod is in cache
                 bias = b[grp * fg + f]
                 row = y[n, grp * fg + f]
@@ -230,7 +231,9 @@ def _backward_images(g, out, masked, x, wt3, first, last, kh, kw, sh, sw, ph, pw
     gn = np.empty((fg, hw), dtype=g.dtype)
     cols = np.empty((kg, hw), dtype=g.dtype)
     dcols = np.empty((kg, hw), dtype=g.dtype)
-    prod = np.empty((fg, kg), dtype=g.dtype)
+    big = want_dw and kg > SMALL_K
+    ggt = np.empty((hw if big else 0, fg), dtype=g.dtype)
+    dwt = np.zeros((groups if big else 0, kg, fg), dtype=g.dtype)
     for n in range(first, last):
         gi = g[n]
         if masked:
@@ -250,21 +253,25 @@ def _backward_images(g, out, masked, x, wt3, first, last, kh, kw, sh, sw, ph, pw
                 gn[:, :] = gi[grp * fg:(grp + 1) * fg]
                 gg = gn
             if want_dx:
-                np.dot(wt3[grp], gg, dcols)
+                gemm(wt3[grp], gg, dcols, False)
                 _col2im(dcols, n, grp * cg, kh, kw, sh, sw, ph, pw, dil_h, dil_w, ho, wo, dx)
             if want_dw:
                 _im2col(x, n, grp * cg, kh, kw, sh, sw, ph, pw, dil_h, dil_w, ho, wo, cols)
                 if kg <= SMALL_K:
                     _small_k_weight(gg, cols, dw[grp])
-                else:
-                    np.dot(gg, cols.T, prod)
-                    dw[grp] += prod
+                else:                                    # dw.T (kg, fg) += cols @ gg.T: gemm reads gg.T by rows
+                    for k in range(hw):
+                        for f in range(fg):
+                            ggt[k, f] = gg[f, k]
+                    gemm(cols, ggt, dwt[grp], True)
                 for f in range(fg):
                     db[grp * fg + f] += _row_sum(gg[f])
+    for grp in range(dwt.shape[0]):                      # dw is this chunk's own sum, zero until now
+        dw[grp] += dwt[grp].T
 
 
 # The parallel drivers: one chunk of images per iteration, each chunk's work a serial function above
-# (so that Numba compiles the BLAS calls on plain contiguous arrays).
+# (so that Numba compiles the products on plain contiguous arrays).
 
 @njit(parallel=True, cache=True)
 def _forward(x, w3, b, n_chunks, kh, kw, sh, sw, ph, pw, dil_h, dil_w, ho, wo, relu, y):
@@ -360,7 +367,7 @@ def backward(g, x, w, geometry, input_grad, weight_grad, relu_out):
 
 
 def backward_input(g, w, input_shape, geometry):
-    """dx of input_shape: per image, dcols = w_mat.T @ g[n] (BLAS), then col2im adds dcols into dx[n]
+    """dx of input_shape: per image, dcols = w_mat.T @ g[n] (gemm), then col2im adds dcols into dx[n]
     (by Winograd where _by_winograd says)."""
     if _by_winograd(w.shape, geometry, "backward input"):
         return winograd.backward_input(g, w, input_shape, geometry)
@@ -368,7 +375,7 @@ def backward_input(g, w, input_shape, geometry):
 
 
 def backward_weight(g, x, weight_shape, geometry, bias):
-    """(dw, db): per image g[n] @ cols.T (BLAS), summed in fixed chunks; db the sums of g (None without
+    """(dw, db): per image g[n] @ cols.T (gemm), summed in fixed chunks; db the sums of g (None without
     bias). By Winograd where _by_winograd says."""
     if _by_winograd(weight_shape, geometry, "backward weight"):
         return winograd.backward_weight(g, x, weight_shape, geometry, bias)

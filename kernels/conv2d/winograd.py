@@ -1,4 +1,4 @@
-"""3x3 convolutions by Winograd's minimal filtering F(2x2, 3x3) (Lavin and Gray, 2016), Numba and BLAS.
+"""3x3 convolutions by Winograd's minimal filtering F(2x2, 3x3) (Lavin and Gray, 2016), in Numba.
 
 Same maths as kernels.conv2d.reference, for 3x3 filters with stride 1, dilation 1 and groups 1
 (any padding). In one dimension, two outputs of a 3-tap filter g over four inputs d are
@@ -15,14 +15,14 @@ matrix product, one per k:
 
     U[k] (F, C)     = (G w[f, c] G^T)[k]                     the filters, transformed once a call
     V[k] (tiles, C) = (B^T d[c, tile] B)[k]                  the input tiles of a block of images
-    M[k] (tiles, F) = V[k] @ U[k]^T                          16 BLAS products per block
+    M[k] (tiles, F) = V[k] @ U[k]^T                          16 products per block (gemm)
     y[f, tile]      = A^T M[:, tile, f] A  (+ b, then ReLU)  the inverse transform, the epilogue fused
 
 A block holds a few images (``COLUMNS`` tiles at most), so that its V and M stay in the core's L2
 cache between the transforms and the products. V and M hold a block tile by tile, the channels
 (filters) along the row: the transforms are then vector loops over whole rows of tiles and
-channels (kernels/conv2d/winograd_transforms.py says how), and this product is the faster way
-round for BLAS here. The last tile of an odd output size (11
+channels (kernels/conv2d/winograd_transforms.py says how), and the product's columns are the filters,
+the side along which gemm's blocks hold whole vectors. The last tile of an odd output size (11
 for the Keras CNN's second convolution) reads zeros past the input and writes only its valid outputs.
 
 backward input is the same algorithm: dx is the full correlation of g with the flipped filters,
@@ -74,6 +74,7 @@ from .._cache import njit
 from .._jit import WEIGHT_CHUNKS, ZERO  # WEIGHT_CHUNKS: backward weight's fixed split of the batch
 from .._recycle import empty as recycled
 from ..activations import formulas
+from ..microkernel import gemm
 from .winograd_transforms import (CHUNK_ROW, channels_last, grad_parity, grad_tiles, input_tiles, inverse,
                                   output_tiles)
 
@@ -107,7 +108,7 @@ def use_winograd(weight_shape, geometry, direction="forward") -> bool:
     """The "cpu" backend's rule: whether a call in ``direction`` ("forward", "backward input", "backward
     weight") is faster here than im2col. Eligible, C and F at least MIN_CHANNELS[direction], and for
     backward input a padding of at least 1 on both axes. Below those sizes the 16 products are too
-    thin for BLAS and the transforms cost more than they save; without padding, backward input is a
+    thin and the transforms cost more than they save; without padding, backward input is a
     full correlation over g padded by 2, whose extra tiles eat the saving. (Decided by measurement on
     the benchmark's shapes and a few others, not by a timing at run time; kernels.conv2d.cpu.WINOGRAD
     overrides it.)
@@ -156,7 +157,7 @@ def _forward_blocks(x, ut, b, first, last, per_block, v, m, y4, off_h, off_w, re
             channels_last(x[n0 + k], off_h, off_w, xt, tw + 1)
             input_tiles(xt, th, tw, c_in, r, flat_v, v.shape[1], k * tiles * c_in)
         for k in range(16):
-            np.dot(v[k, :width * c_in].reshape(width, c_in), ut[k], m[k, :width * f_out].reshape(width, f_out))
+            gemm(v[k, :width * c_in].reshape(width, c_in), ut[k], m[k, :width * f_out].reshape(width, f_out), False)
         inverse(flat_m, m.shape[1], width * f_out, st, flat_y, y_row)
         for k in range(n1 - n0):
             output_tiles(flat_y, y_row, k * tiles * f_out, th, tw, b, relu, y[n0 + k])
@@ -187,14 +188,13 @@ def _sum(src):
 def _weight_chunk(g, x, first, last, per_block, v, gg, p, ph, pw, dw_hat, db):
     """dw_hat (16, F, C) += Gg[k] (F, W) @ V[k] (W, C) and db += sums of g, for images first .. last-1, in
     blocks of W = per_block * tiles tiles (V as in _forward_blocks, tile by tile, and Gg[k] the first
-    F*W entries of row k of ``gg``: a plain product, which BLAS runs faster here than one with V
-    transposed; a short block's unused tiles are 0 in both)."""
+    F*W entries of row k of ``gg``: a plain product, gemm reading V by rows and adding into dw_hat;
+    a short block's unused tiles are 0 in both)."""
     c_in, f_out = x.shape[1], g.shape[1]
     ho, wo = g.shape[2], g.shape[3]
     th, tw = (ho + 1) // 2, (wo + 1) // 2
     tiles = th * tw
     width = per_block * tiles
-    prod = np.empty((f_out, c_in), dtype=x.dtype)
     size, p_row, flat_p = f_out * width, p.shape[1], p.reshape(-1)
     st = np.empty(8 * CHUNK_ROW, dtype=x.dtype)
     xt = np.zeros((2 * th + 2) * 2 * (tw + 1) * c_in, dtype=x.dtype)
@@ -217,8 +217,7 @@ def _weight_chunk(g, x, first, last, per_block, v, gg, p, ph, pw, dw_hat, db):
             for col in range((n1 - n0) * tiles * c_in, width * c_in):
                 v[k, col] = 0
         for k in range(16):
-            np.dot(gg[k, :f_out * width].reshape(f_out, width), v[k, :width * c_in].reshape(width, c_in), prod)
-            dw_hat[k] += prod
+            gemm(gg[k, :f_out * width].reshape(f_out, width), v[k, :width * c_in].reshape(width, c_in), dw_hat[k], True)
         n0 = n1
 
 

@@ -1,0 +1,242 @@
+"""Small matrix products inside the kernels' threads, by a register-blocked micro-kernel of our own.
+
+``gemm(a, b, c, accumulate)`` sets ``c = a @ b`` (or adds it to ``c``) for the products a convolution
+makes per image or per block of tiles (a few dozen to a few hundred rows and columns). It is the
+design of every fast BLAS (Goto and van de Geijn, 2008) reduced to its core: ``c`` is cut into
+blocks of a few rows by a few SIMD vectors of columns, and a block's sums stay in vector registers
+for the whole inner dimension:
+
+    for k in range(K):                          # each step: one load per vector of b's row k,
+        acc[r][v] = fma(a[r, k], b[k, v], acc[r][v])    # a[r, k] broadcast, rows x vectors FMAs
+
+then the block is stored once. With AVX-512 (16 floats to a vector) a block keeps ``SUMS`` = 16
+registers of sums: 4 rows by 4 vectors where c is at least 3 vectors wide, 8 by 2 or 16 by 1 where it
+is narrower; each value loaded feeds 4 to 16 multiply-adds.
+
+Numba cannot be asked for this from Python loops: its vectoriser turns a loop over k into vectors
+along k (gathers from b's columns), and the compiler does not combine scalar sums into vectors. So
+``_block`` is a Numba ``@intrinsic``: its loop is written in LLVM IR with llvmlite, Numba's own code
+generator, on ``<W x float>`` vectors with ``llvm.fma``; LLVM maps them onto the machine's registers
+(a zmm each with AVX-512, two ymm without). No C compiler and no BLAS: the convolutions' speed does
+not depend on which kernels OpenBLAS chose for the CPU (or was told to use), and
+``benchmarks/kernels.py`` compares the two.
+
+Each entry of ``c`` is its start (0, or c's value when ``accumulate``) plus a[i, k] * b[k, j] for
+k = 0, 1, ... in order, one fused multiply-add at a time, whatever the block it falls in; so the
+result does not depend on the shapes around it, the thread count or the run, and the kernels that
+call it stay bitwise reproducible. The inner dimension is taken ``DEPTH`` steps at a time (the part
+of b a block reads stays in the core's cache); a block's sums pass between those chunks through c
+as they are (float32 or float64 already: nothing is rounded on the way). Rows and columns that do
+not fill a whole block are copied into zero-padded scratch and multiplied there.
+
+>>> import numpy as np
+>>> a = np.arange(6, dtype=np.float32).reshape(2, 3)
+>>> b = np.ones((3, 20), dtype=np.float32)
+>>> c = np.empty((2, 20), dtype=np.float32)
+>>> gemm(a, b, c, False); c[:, 0]
+array([ 3., 12.], dtype=float32)
+>>> gemm(a.T.T, b, c, True); c[:, 19]                  # accumulate: c += a @ b
+array([ 6., 24.], dtype=float32)
+"""
+from __future__ import annotations
+
+import llvmlite.binding as llvm_binding
+import numpy as np
+from llvmlite import ir
+from numba import types
+from numba.core import cgutils
+from numba.extending import intrinsic
+
+from ._cache import njit
+
+
+def _vector_bytes():
+    """The width of the machine's widest float vectors: 64 bytes with AVX-512, 32 with AVX, 16 else."""
+    features = llvm_binding.get_host_cpu_features()
+    if features.get("avx512f"):
+        return 64
+    return 32 if features.get("avx") else 16
+
+
+#: Bytes in one SIMD vector of this machine; the sums a block keeps in registers (16 of the 32 zmm
+#: registers with AVX-512, 8 of the 16 ymm without); at most VECTORS vectors across a block.
+VECTOR_BYTES = _vector_bytes()
+SUMS = 16 if VECTOR_BYTES == 64 else 8
+VECTORS = 4 if VECTOR_BYTES == 64 else 2
+#: A block's rows: SUMS / VECTORS where c has that many vectors across, taller where c is narrower
+#: (the Winograd products' 32 columns: 8 rows of 2 vectors), so every block keeps SUMS sums.
+ROWS_WIDE, ROWS_HALF, ROWS_ONE = SUMS // VECTORS, SUMS // 2, SUMS
+#: The inner dimension is taken this many steps at a time (b's panel for a block stays in cache).
+DEPTH = 256
+
+
+@intrinsic(prefer_literal=True)
+def _block(typingctx, rows, vectors, a, a_off, a_rs, a_ks, b, b_off, b_ks, c, c_off, c_rs, depth, accumulate):
+    """c[r, v] (+)= sum over k < depth of a[r, k] * b[k, v] for ``rows`` rows and ``vectors`` vectors (literals).
+
+    Element offsets from each array's first element: a[r, k] at a_off + r*a_rs + k*a_ks, b[k, v] at
+    b_off + k*b_ks + v (v counts elements, vectors * W of them), c[r, v] at c_off + r*c_rs + v."""
+    if not isinstance(rows, types.IntegerLiteral) or not isinstance(vectors, types.IntegerLiteral) or not all(
+            isinstance(t, types.Array) and t.dtype in (types.float32, types.float64) for t in (a, b, c)):
+        return None
+    if not a.dtype == b.dtype == c.dtype:
+        return None
+    nr, nv = rows.literal_value, vectors.literal_value
+    sig = types.void(rows, vectors, a, types.intp, types.intp, types.intp, b, types.intp, types.intp, c, types.intp,
+                     types.intp, types.intp, types.boolean)
+
+    def codegen(context, builder, signature, args):
+        _, _, a_, a_off, a_rs, a_ks, b_, b_off, b_ks, c_, c_off, c_rs, depth, accumulate = args
+        pa, pb, pc = (context.make_array(t)(context, builder, v).data
+                      for t, v in ((signature.args[2], a_), (signature.args[6], b_), (signature.args[9], c_)))
+        elt = context.get_data_type(signature.args[2].dtype)
+        width = VECTOR_BYTES // (4 if isinstance(elt, ir.FloatType) else 8)
+        vec = ir.VectorType(elt, width)
+        size = "f32" if isinstance(elt, ir.FloatType) else "f64"
+        fma = cgutils.get_or_insert_function(builder.module, ir.FunctionType(vec, [vec] * 3),
+                                             f"llvm.fma.v{width}{size}")
+        intp = a_off.type
+
+        def const(value):
+            return ir.Constant(intp, value)
+
+        def vector_at(base, offset):
+            return builder.bitcast(builder.gep(base, [offset]), vec.as_pointer())
+
+        def c_at(r, v):
+            return vector_at(pc, builder.add(builder.add(c_off, builder.mul(const(r), c_rs)), const(v * width)))
+
+        zero = ir.Constant(vec, None)
+        load, head, body, done = (builder.append_basic_block(f"microkernel.{name}")
+                                  for name in ("load", "head", "body", "done"))
+        entry = builder.block
+        builder.cbranch(accumulate, load, head)           # c's block is read only when accumulating
+        builder.position_at_end(load)
+        loaded = [builder.load(c_at(r, v), align=1) for r in range(nr) for v in range(nv)]
+        builder.branch(head)
+        builder.position_at_end(head)                     # k and the sums: phi nodes, the sums in registers
+        k = builder.phi(intp)
+        k.add_incoming(const(0), entry)
+        k.add_incoming(const(0), load)
+        sums = []
+        for value in loaded:
+            phi = builder.phi(vec)
+            phi.add_incoming(zero, entry)
+            phi.add_incoming(value, load)
+            sums.append(phi)
+        builder.cbranch(builder.icmp_signed("<", k, depth), body, done)
+        builder.position_at_end(body)
+        row = builder.add(b_off, builder.mul(k, b_ks))
+        bv = [builder.load(vector_at(pb, builder.add(row, const(v * width))), align=1) for v in range(nv)]
+        column = builder.add(a_off, builder.mul(k, a_ks))
+        undef = ir.Constant(vec, ir.Undefined)
+        lane0, splat = ir.Constant(ir.IntType(32), 0), ir.Constant(ir.VectorType(ir.IntType(32), width), [0] * width)
+        new = []
+        for r in range(nr):
+            scalar = builder.load(builder.gep(pa, [builder.add(column, builder.mul(const(r), a_rs))]))
+            broadcast = builder.shuffle_vector(builder.insert_element(undef, scalar, lane0), undef, splat)
+            new.extend(builder.call(fma, [broadcast, bv[v], sums[r * nv + v]]) for v in range(nv))
+        k.add_incoming(builder.add(k, const(1)), builder.block)
+        for phi, value in zip(sums, new):
+            phi.add_incoming(value, builder.block)
+        builder.branch(head)
+        builder.position_at_end(done)
+        for r in range(nr):
+            for v in range(nv):
+                builder.store(sums[r * nv + v], c_at(r, v), align=1)
+        return context.get_dummy_value()
+
+    return sig, codegen
+
+
+@njit(cache=True)
+def _blocks(rows, nv, a, a_off, a_rs, a_ks, b, b_off, b_ks, c, c_off, c_rs, depth, accumulate):
+    """_block for run-time ``rows`` (ROWS_WIDE, ROWS_HALF or ROWS_ONE) and ``nv`` vectors (up to SUMS / rows):
+    one call site per pair of literals."""
+    if rows == ROWS_WIDE:
+        if nv == 1:
+            _block(ROWS_WIDE, 1, a, a_off, a_rs, a_ks, b, b_off, b_ks, c, c_off, c_rs, depth, accumulate)
+        elif nv == 2:
+            _block(ROWS_WIDE, 2, a, a_off, a_rs, a_ks, b, b_off, b_ks, c, c_off, c_rs, depth, accumulate)
+        elif nv == 3:
+            _block(ROWS_WIDE, 3, a, a_off, a_rs, a_ks, b, b_off, b_ks, c, c_off, c_rs, depth, accumulate)
+        else:
+            _block(ROWS_WIDE, 4, a, a_off, a_rs, a_ks, b, b_off, b_ks, c, c_off, c_rs, depth, accumulate)
+    elif rows == ROWS_HALF:
+        if nv == 1:
+            _block(ROWS_HALF, 1, a, a_off, a_rs, a_ks, b, b_off, b_ks, c, c_off, c_rs, depth, accumulate)
+        else:
+            _block(ROWS_HALF, 2, a, a_off, a_rs, a_ks, b, b_off, b_ks, c, c_off, c_rs, depth, accumulate)
+    else:
+        _block(ROWS_ONE, 1, a, a_off, a_rs, a_ks, b, b_off, b_ks, c, c_off, c_rs, depth, accumulate)
+
+
+@njit(cache=True)
+def _padded(tall, nv, a, a_off, a_rs, a_ks, b, b_off, b_ks, c, i, j, rows, cols, depth, accumulate, c_pad):
+    """c[i:i+rows, j:j+cols] (+)= a's rows @ b's columns through c_pad: a block of ``tall`` rows and nv
+    vectors, with fewer rows or columns than that in c (a and b padded by the caller)."""
+    for r in range(tall):
+        for q in range(nv * (c_pad.shape[1] // VECTORS)):
+            c_pad[r, q] = c[i + r, j + q] if accumulate and r < rows and q < cols else 0
+    _blocks(tall, nv, a, a_off, a_rs, a_ks, b, b_off, b_ks, c_pad, 0, c_pad.shape[1], depth, True)
+    for r in range(rows):
+        for q in range(cols):
+            c[i + r, j + q] = c_pad[r, q]
+
+
+@njit(cache=True)
+def gemm(a, b, c, accumulate):
+    """c (M, N) = a (M, K) @ b (K, N), or c += a @ b when ``accumulate``: see the module docstring.
+
+    b's and c's rows must be contiguous (a unit last stride); a may have any strides (a transposed
+    view multiplies without a copy). Raises ValueError for shapes that do not match."""
+    m, depth_all = a.shape
+    n = b.shape[1]
+    item = a.itemsize
+    if b.shape[0] != depth_all or c.shape[0] != m or c.shape[1] != n:
+        raise ValueError("gemm: shapes do not match: a (M, K), b (K, N), c (M, N)")
+    if depth_all == 0 or m == 0 or n == 0:       # an empty sum: c is 0 (or stays as it is)
+        if not accumulate:
+            c[:, :] = 0
+        return
+    if (b.strides[1] != item and n > 1) or (c.strides[1] != item and n > 1) or b.itemsize != item:
+        raise ValueError("gemm: b and c need contiguous rows of a's dtype")
+    a_rs, a_ks, b_ks, c_rs = a.strides[0] // item, a.strides[1] // item, b.strides[0] // item, c.strides[0] // item
+    width = VECTOR_BYTES // item
+    whole = n - n % width                         # columns in whole vectors; the rest, fewer than width, padded
+    across = whole // width
+    tall = ROWS_WIDE if across > 2 else (ROWS_HALF if across == 2 else ROWS_ONE)
+    full = m - m % tall                           # rows in whole blocks; the rest padded
+    b_pad = np.empty((DEPTH if whole < n else 0, width), dtype=c.dtype)      # scratch, only where needed
+    a_pad = np.empty((tall, DEPTH if full < m else 0), dtype=c.dtype)
+    c_pad = np.empty((tall if whole < n or full < m else 0, VECTORS * width), dtype=c.dtype)
+    for k0 in range(0, depth_all, DEPTH):
+        depth = min(DEPTH, depth_all - k0)
+        acc = accumulate or k0 > 0
+        if whole < n:                             # the last columns, zero-padded to one vector
+            for k in range(depth):
+                for q in range(width):
+                    b_pad[k, q] = b[k0 + k, whole + q] if whole + q < n else 0
+        for i in range(0, m, tall):
+            rows = min(tall, m - i)
+            if rows < tall:                       # the last rows, zero-padded to a whole block
+                for r in range(tall):
+                    for k in range(depth):
+                        a_pad[r, k] = a[i + r, k0 + k] if r < rows else 0
+            j = 0
+            while j < whole:
+                nv = min(SUMS // tall, (whole - j) // width)
+                if rows == tall:
+                    _blocks(tall, nv, a, i * a_rs + k0 * a_ks, a_rs, a_ks, b, k0 * b_ks + j, b_ks, c, i * c_rs + j,
+                            c_rs, depth, acc)
+                else:
+                    _padded(tall, nv, a_pad, 0, DEPTH, 1, b, k0 * b_ks + j, b_ks, c, i, j, rows, nv * width, depth,
+                            acc, c_pad)
+                j += nv * width
+            if whole < n:
+                if rows == tall:
+                    _padded(tall, 1, a, i * a_rs + k0 * a_ks, a_rs, a_ks, b_pad, 0, width, c, i, whole, rows,
+                            n - whole, depth, acc, c_pad)
+                else:
+                    _padded(tall, 1, a_pad, 0, DEPTH, 1, b_pad, 0, width, c, i, whole, rows, n - whole, depth, acc,
+                            c_pad)
