@@ -69,12 +69,14 @@ def channels_last(src, off_h, off_w, xt, half_w):
     half = half_w * c_in
     h0, h1 = max(0, -off_h), min(height, xt.shape[0] // (2 * half) - off_h)
     w0, w1 = max(0, -off_w), min(width, 2 * half_w - off_w)
-    for c in range(c_in):                       # src in memory order: it comes from memory, xt stays in cache
-        for h in range(h0, h1):
-            row = (h + off_h) * 2 * half + c
-            for w in range(w0, w1):
-                s = w + off_w
-                xt[row + (s % 2) * half + (s // 2) * c_in] = src[c, h, w]
+    flat, plane = src.reshape(-1), np.uint64(height * width)
+    for h in range(h0, h1):                     # the channels innermost: one store stream, the loads a gather,
+        row = (h + off_h) * 2 * half            # faster here than reading src in memory order
+        for w in range(w0, w1):
+            s = w + off_w
+            dst, at = np.uint64(row + (s % 2) * half + (s // 2) * c_in), np.uint64(h * width + w)
+            for c in range(np.uint64(c_in)):
+                xt[dst + c] = flat[at + c * plane]
 
 
 @njit(cache=True)
