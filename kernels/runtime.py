@@ -5,12 +5,12 @@ nothing, and after any kernel call every BLAS library has the thread count it ha
 ``status()`` says what is in effect.
 
 1. BLAS threads: limited around the kernels' own work only. The CPU convolution runs one image per
-   Numba thread, and each thread makes its own matrix products (Numba's ``np.dot``, through SciPy's
-   BLAS). Were BLAS multi-threaded there, its threads would pile onto Numba's; and after every
-   product OpenBLAS's idle threads busy-wait for ~0.1 s before they sleep, taking the cores from
-   the Numba loop that follows. So every kernel call on host data runs inside
-   ``single_threaded_blas()``: each BLAS library loaded (NumPy's and SciPy's, found once with
-   threadpoolctl) is set to one thread on entry, through its own ``openblas_set_num_threads``
+   Numba thread, and each thread makes its own matrix products (kernels.microkernel, no BLAS); the
+   only thread pool the kernels want is Numba's. But after every product of its own (NumPy's ``@``
+   between the kernels: the dense layers, the user's code) OpenBLAS's idle threads busy-wait for
+   ~0.1 s before they sleep, taking the cores from the Numba loop that follows. So every kernel call
+   on host data runs inside ``single_threaded_blas()``: each BLAS library loaded (NumPy's, and
+   SciPy's when it is loaded, found once with threadpoolctl) is set to one thread on entry, through its own ``openblas_set_num_threads``
    (~1 us), and given back its count on exit, exceptions included. No BLAS thread wakes for the
    kernels, and your thread counts are yours between calls. ``nn.fit`` runs its steps inside the
    same context, so the dense layers' NumPy products run on one thread there too; in a training
@@ -147,7 +147,10 @@ class _SingleThreadedBlas:
         self._lock = threading.Lock()
 
     def _find(self):
-        import scipy.linalg.cython_blas  # noqa: F401  (the BLAS Numba's np.dot calls: loaded, to be found)
+        try:                             # SciPy's BLAS, when installed: loaded, to be found and held too
+            import scipy.linalg.cython_blas  # noqa: F401
+        except ImportError:
+            pass
         from threadpoolctl import ThreadpoolController
 
         return tuple(_Blas(c) for c in ThreadpoolController().select(user_api="blas").lib_controllers)
