@@ -21,9 +21,9 @@ run's own measured peak (the better of a vector-FMA loop and sgemm) and memory b
 
 Every number is measured in this run: milliseconds (best of several calls after a warm-up) and
 GFLOP/s for our Numba CPU kernels, the NumPy reference, and PyTorch CPU when it is installed. Beside
-each convolution, "gemm ms" is its matrix products alone, made the way the kernel makes them (one
-single-threaded BLAS product per image, the images shared out over Numba's threads), so that the time
-around the products (im2col, col2im, bias and ReLU) is the difference.
+each convolution: im2col's per-image products alone (the images shared out over Numba's threads) by
+our micro-kernel ("gemm ms", kernels.microkernel, as kernels.conv2d.cpu makes them) and by BLAS on one
+thread ("blas ms", which follows OpenBLAS's choice of kernels); conv2 goes mostly through Winograd.
 PyTorch runs in its own process (its thread pool and Numba's must not share one). Compile time is
 measured once, in fresh processes: with an empty Numba cache (cold) and with the cache filled (cached).
 """
@@ -162,41 +162,46 @@ def measure_ours(batch, repeat, backend):
 # --- the products alone ------------------------------------------------------------------------------
 
 def measure_gemm(batch, repeat):
-    """{conv direction: ms} of only the per-image products each convolution direction makes."""
+    """{"gemm": {conv direction: ms}, "gemm_blas": {...}}: im2col's products alone, by gemm and by BLAS."""
     import numba
     import numpy as np
     from numba import njit, prange
 
     from kernels import runtime
+    from kernels.microkernel import gemm
 
     runtime.configure()
 
     @njit(parallel=True)
-    def products(a, b, out, transpose_b, images):
+    def products(a, b, out, blas, weight, images):
         # one buffer per chunk of images, reused image after image as the kernels reuse theirs (so the
-        # operands stay in cache, as in the kernels): the time is the products' alone
+        # operands stay in cache, as in the kernels): the time is the products' alone. Backward weight
+        # as cpu.py makes it, dw.T (+)= cols @ g.T (b = g.T given transposed), BLAS the same product
         per = (images + a.shape[0] - 1) // a.shape[0]
         for t in prange(a.shape[0]):
             for _ in range(t * per, min(images, (t + 1) * per)):
-                if transpose_b:
-                    np.dot(a[t], b[t].T, out[t])
-                else:
+                if blas:
                     np.dot(a[t], b[t], out[t])
+                else:
+                    gemm(a[t], b[t], out[t], weight)
 
     rng = np.random.default_rng(0)
     chunks = max(1, min(batch, 4 * numba.get_num_threads()))     # as kernels.conv2d.cpu splits a batch
-    out = {}
+    out = {"gemm": {}, "gemm_blas": {}}
     for name in ("conv1", "conv2"):
         xs, ws = shapes(batch)[name]
         f, k, hw = ws[0], ws[1] * ws[2] * ws[3], (xs[2] - ws[2] + 1) * (xs[3] - ws[3] + 1)
+
         def buffers(*shape):
             return rng.standard_normal((chunks, *shape), dtype=np.float32)
-        w, wt, cols, g = buffers(f, k), buffers(k, f), buffers(k, hw), buffers(f, hw)
-        y, dcols, dw = buffers(f, hw), buffers(k, hw), buffers(f, k)
+        cases = {"forward": (buffers(f, k), buffers(k, hw), buffers(f, hw)),          # w @ cols
+                 "backward input": (buffers(k, f), buffers(f, hw), buffers(k, hw)),   # w.T @ g
+                 "backward weight": (buffers(k, hw), buffers(hw, f), buffers(k, f))}  # cols @ g.T
         with runtime.single_threaded_blas():                     # every BLAS on one thread, as in the kernels
-            out[f"{name} forward"] = best_ms(lambda: products(w, cols, y, False, batch), repeat)
-            out[f"{name} backward input"] = best_ms(lambda: products(wt, g, dcols, False, batch), repeat)
-            out[f"{name} backward weight"] = best_ms(lambda: products(g, cols, dw, True, batch), repeat)
+            for kind, blas in (("gemm", False), ("gemm_blas", True)):
+                for direction, (a, b, c) in cases.items():
+                    out[kind][f"{name} {direction}"] = best_ms(
+                        lambda: products(a, b, c, blas, direction == "backward weight", batch), repeat)
     return out
 
 
@@ -340,7 +345,7 @@ def measure_setting(quick):
     from kernels import runtime
 
     batch, repeat = (8, 2) if quick else (128, 7)
-    result = {"ours": measure_ours(batch, repeat, "cpu"), "gemm": measure_gemm(batch, repeat),
+    result = {"ours": measure_ours(batch, repeat, "cpu"), **measure_gemm(batch, repeat),
               "reference": measure_ours(batch, max(1, repeat // 3), "numpy"), "machine": measure_machine(quick),
               "openblas": {k: os.environ.get(k) for k in OPENBLAS_VARIABLES}}
     result["blas"] = sorted({f"{i.get('architecture')} ({Path(i['filepath']).name})"
@@ -384,7 +389,8 @@ def report(title, result, note, torch, batch):
         print(f"  not measured: {note}")
         return
     roof, which = roof_of(result["machine"])
-    header = (f"{'kernel':30} {'ours ms':>9} {'GFLOP/s':>8} {'gemm ms':>8} {'numpy ms':>9} {'torch ms':>9} "
+    header = (f"{'kernel':30} {'ours ms':>9} {'GFLOP/s':>8} {'gemm ms':>8} {'blas ms':>8} {'numpy ms':>9} "
+              f"{'torch ms':>9} "
               f"{'GFLOP/s':>8} {'ours/torch':>10} {'AI':>6} {'of roof':>16}")
     print(header)
     print("-" * len(header))
@@ -394,7 +400,8 @@ def report(title, result, note, torch, batch):
         gf = f"{flops / ms / 1e6:8.1f}" if flops else " " * 8
         tgf = f"{flops / t / 1e6:8.1f}" if flops and t else " " * 8
         ratio = f"{t / ms:9.2f}x" if t else " " * 10
-        products = f"{result['gemm'][case]:8.3f}" if case in result["gemm"] else " " * 8
+        products = " ".join(f"{result[kind][case]:8.3f}" if case in result[kind] else " " * 8
+                            for kind in ("gemm", "gemm_blas"))
         ai, fraction, limit = place(roof, case, ms, batch)
         print(f"{case:30} {ms:9.3f} {gf} {products} {result['reference'][case]:9.2f} "
               f"{t if t else float('nan'):9.3f} {tgf} {ratio} {ai:6.2f} {100 * fraction:6.1f}% {limit:>8}")

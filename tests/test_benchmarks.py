@@ -78,11 +78,12 @@ def test_the_compile_benchmark_times_its_loops_cold_and_warm_and_names_the_absen
 
 def test_the_kernel_benchmark_puts_the_products_alone_beside_each_convolution():
     out = _run("kernels.py", "--quick", "--no-torch")
-    assert "gemm ms" in out.splitlines()[3]
+    assert "gemm ms  blas ms" in out.splitlines()[3]
     for layer in ("conv1", "conv2"):
         for direction in ("forward", "backward input", "backward weight"):
-            # ours ms, GFLOP/s, gemm ms, numpy ms
-            assert re.search(rf"^{layer} {direction}\s+{NUMBER}\s+{NUMBER}\s+{NUMBER}\s+{NUMBER}", out, re.M), out
+            # ours ms, GFLOP/s, gemm ms, blas ms, numpy ms
+            assert re.search(rf"^{layer} {direction}\s+{NUMBER}\s+{NUMBER}\s+{NUMBER}\s+{NUMBER}\s+{NUMBER}", out,
+                             re.M), out
     assert re.search(rf"cold \(empty cache\) {NUMBER} s, cached {NUMBER} s", out), out
 
 
