@@ -5,6 +5,7 @@ running it is the test of its content; here each one runs as a user would (``pyt
 tutorials/kernels_0N_*.py``) in a fresh process with an empty PATH, and the lines it prints are
 checked where they are certain. Their exercise checkers are tested in tests/test_exercises_kernels.py.
 """
+import re
 from pathlib import Path
 
 import numba
@@ -74,5 +75,7 @@ def test_lesson_2_prints_the_multiplications_the_exact_f23_and_the_checkers(tmp_
     assert "arithmetic intensity 39.9 FLOP/byte" in out
     assert "im2col: not attempted" in out and "winograd_input_transform: passed" in out
     assert "im2col: FAILED" in out and "192 of 288 elements are wrong" in out
-    for name in ("im2col", "errors", "roofline"):
+    assert "micro-kernel == the FMAs in order, bit for bit" in out
+    assert re.search(r"^micro-kernel\s+[\d.]+ GFLOP/s \(one thread\)$", out, re.M), out
+    for name in ("im2col", "errors", "roofline", "microkernel"):
         assert (pictures / f"{name}.svg").exists()

@@ -29,7 +29,8 @@
 # 1. **direct loops**, seven nested loops compiled by Numba, one `(image, filter)` pair per
 #    `prange` iteration;
 # 2. **im2col + GEMM**: copy the input windows into a matrix, so that the convolution is one
-#    matrix product, done by BLAS (what `kernels/conv2d/cpu.py` does);
+#    matrix product, done here by BLAS (`kernels/conv2d/cpu.py` does the same with its own
+#    product, section 7);
 # 3. **Winograd F(2x2, 3x3)**: transform 4x4 input tiles and 3x3 filters so that each 2x2 output
 #    tile takes 16 multiplications instead of 36.
 #
@@ -61,7 +62,7 @@ from numba import njit, prange
 import chainrule.exercises.kernels as kx
 from chainrule.exercises import attempt
 from chainrule.lessons import show_figure
-from kernels import roofline, runtime
+from kernels import microkernel, roofline, runtime
 from kernels.conv2d import conv2d_forward, cpu as conv_cpu, winograd
 from kernels.options import ConvGeometry
 
@@ -388,7 +389,104 @@ show_figure(fig, OUT / "roofline.svg")
 # counts FLOPs it never does: doing 2.25x fewer multiplications, it could in principle pass the
 # roof.
 #
-# ## 7. Your turn: im2col and Winograd's input transform
+# ## 7. The product itself: a register-blocked micro-kernel
+#
+# Both im2col and Winograd end in matrix products, and so far BLAS made them. But which BLAS, and
+# which of its kernels, is the user's machine's choice (OpenBLAS picks one per CPU, and a variable
+# such as `OPENBLAS_CORETYPE` can make it pick another, slower one). So the library makes its
+# products itself, `kernels.microkernel.gemm(a, b, c, accumulate)`, with the idea at the heart of
+# every fast BLAS: cut `c` into blocks of a few rows by a few SIMD vectors, and keep a block's sums
+# in **registers** for the whole inner dimension. Each step $k$ loads one row of `b`'s block (a few
+# vectors), broadcasts one value of `a` per row, and does rows x vectors fused multiply-adds: every
+# value loaded from memory feeds several of them.
+#
+# Numba will not produce this from Python loops: its vectoriser makes vectors along $k$ instead
+# (gathers down `b`'s columns). So the block is a Numba `@intrinsic`, its loop written in LLVM IR
+# with llvmlite (Numba's own code generator) on `<16 x float>` vectors and `llvm.fma`. Below: a
+# plain Numba triple loop, the micro-kernel and BLAS on one product of conv2's Winograd shape, on
+# one thread.
+
+# %%
+@njit
+def naive_matmul(a, b, c):
+    """c = a @ b, the textbook loops: each c[i, j] a dot product along k."""
+    for i in range(a.shape[0]):
+        for j in range(b.shape[1]):
+            total = np.float32(0)
+            for k in range(a.shape[1]):
+                total += a[i, k] * b[k, j]
+            c[i, j] = total
+
+
+@njit
+def by_microkernel(a, b, c):
+    microkernel.gemm(a, b, c, False)
+
+
+@njit
+def by_blas(a, b, c):
+    np.dot(a, b, c)
+
+
+print(f"this machine: {microkernel.VECTOR_BYTES}-byte vectors, {microkernel.SUMS} sums kept in registers "
+      f"per block ({microkernel.ROWS_WIDE} rows x {microkernel.VECTORS} vectors where c is wide enough)")
+assert microkernel.SUMS == microkernel.ROWS_WIDE * microkernel.VECTORS
+pa = rng.normal(size=(72, 32)).astype(np.float32)        # V[k] of a block of tiles (tiles, channels)
+pb = rng.normal(size=(32, 64)).astype(np.float32)        # U[k]^T (channels, filters)
+product_flops = 2 * pa.shape[0] * pa.shape[1] * pb.shape[1]
+speeds = {}
+with runtime.single_threaded_blas():
+    for name, function in [("naive Numba loops", naive_matmul), ("micro-kernel", by_microkernel), ("BLAS", by_blas)]:
+        out = np.empty((72, 64), np.float32)
+        function(pa, pb, out)
+        assert np.allclose(out, pa.astype(np.float64) @ pb, atol=1e-4)
+        speeds[name] = product_flops / best_of(lambda: [function(pa, pb, out) for _ in range(200)]) * 200 / 1e9
+for name, gflops in speeds.items():
+    print(f"{name:18s} {gflops:6.1f} GFLOP/s (one thread)")
+
+# %% [markdown]
+# The micro-kernel also fixes the *order* of the sums: each entry of `c` is its start plus
+# $a_{ik} b_{kj}$ for $k = 0, 1, \dots$, one fused multiply-add (one rounding) at a time, whichever
+# block or padded edge it falls in. So it can be checked bit for bit: a float32 FMA is the exact
+# $a b + c$ rounded once, which NumPy can reproduce in float64 for float32 inputs (the product of
+# two float32 is exact in float64). A BLAS is free to sum in any order (and its kernels differ from
+# CPU to CPU), so its bits may differ from both.
+
+# %%
+def fma_in_order(a, b):
+    c = np.zeros((a.shape[0], b.shape[1]), np.float32)
+    for k in range(a.shape[1]):
+        c = (np.outer(a[:, k].astype(np.float64), b[k]) + c).astype(np.float32)   # exact, then rounded once
+    return c
+
+
+ours = np.empty((72, 64), np.float32)
+microkernel.gemm(pa, pb, ours, False)
+assert np.array_equal(ours, fma_in_order(pa, pb))
+blas_product = pa @ pb
+print(f"micro-kernel == the FMAs in order, bit for bit; BLAS differs in {np.count_nonzero(blas_product != ours)} "
+      f"of {ours.size} entries (by at most {np.abs(blas_product - ours).max():.1e})")
+
+fig, ax = plt.subplots(figsize=(6.5, 2.4))
+ax.barh(list(speeds), list(speeds.values()), color=["#999999", "#1f77b4", "#ff7f0e"])
+core_peak = peak / 1e9 / numba.get_num_threads()
+ax.axvline(core_peak, color="k", ls="--", lw=1)
+ax.text(core_peak, 2.35, " one core's peak", fontsize=8, va="center")
+ax.set_xlim(0, 1.35 * max(core_peak, *speeds.values()))
+ax.set_xlabel("GFLOP/s, (72 x 32) @ (32 x 64), one thread")
+ax.invert_yaxis()
+fig.tight_layout()
+show_figure(fig, OUT / "microkernel.svg")
+
+# %% [markdown]
+# The naive loops are a dot product per entry: one scalar multiply-add per step, each waiting for
+# the one before. The micro-kernel keeps 16 independent vector sums going (16 x 16 floats with
+# AVX-512) and comes within reach of a core's peak, beside BLAS (on some machines and BLAS
+# settings ahead of it, on others behind; the benchmark `benchmarks/kernels.py` prints both).
+# What a full BLAS adds on top is mostly for large matrices: packing `a` and `b` into contiguous
+# panels and blocking for every cache level.
+#
+# ## 8. Your turn: im2col and Winograd's input transform
 #
 # Two exercises, checked against NumPy (`chainrule.exercises.kernels`; answers in
 # `chainrule/exercises/solutions/kernels.py`, try first):
