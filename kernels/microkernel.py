@@ -206,6 +206,26 @@ def gemm(a, b, c, accumulate):
     whole = n - n % width                         # columns in whole vectors; the rest, fewer than width, padded
     across = whole // width
     tall = ROWS_WIDE if across > 2 else (ROWS_HALF if across == 2 else ROWS_ONE)
+    if whole == n and m % tall == 0:              # whole blocks only: no scratch to allocate
+        for k0 in range(0, depth_all, DEPTH):
+            depth = min(DEPTH, depth_all - k0)
+            acc = accumulate or k0 > 0
+            for i in range(0, m, tall):
+                j = 0
+                while j < whole:
+                    nv = min(SUMS // tall, (whole - j) // width)
+                    _blocks(tall, nv, a, i * a_rs + k0 * a_ks, a_rs, a_ks, b, k0 * b_ks + j, b_ks, c, i * c_rs + j,
+                            c_rs, depth, acc)
+                    j += nv * width
+        return
+    _padded_gemm(a, b, c, accumulate, a_rs, a_ks, b_ks, c_rs, width, whole, tall)
+
+
+@njit(cache=True)
+def _padded_gemm(a, b, c, accumulate, a_rs, a_ks, b_ks, c_rs, width, whole, tall):
+    """gemm where the last rows or columns do not fill a whole block: those go through zero-padded scratch."""
+    m, depth_all = a.shape
+    n = b.shape[1]
     full = m - m % tall                           # rows in whole blocks; the rest padded
     b_pad = np.empty((DEPTH if whole < n else 0, width), dtype=c.dtype)      # scratch, only where needed
     a_pad = np.empty((tall, DEPTH if full < m else 0), dtype=c.dtype)
