@@ -44,14 +44,19 @@ import llvmlite.binding as llvm_binding
 import numpy as np
 from llvmlite import ir
 from numba import types
-from numba.core import cgutils
+from numba.core import cgutils, config
 from numba.extending import intrinsic
 
 from ._cache import njit
 
 
 def _vector_bytes():
-    """The width of the machine's widest float vectors: 64 bytes with AVX-512, 32 with AVX, 16 else."""
+    """The width of the widest float vectors Numba compiles for: 64 bytes with AVX-512, 32 with AVX, 16
+    else. That is this machine's, unless Numba was told to compile for another CPU (NUMBA_CPU_NAME, for
+    a cache shared between machines): then the features given with it (NUMBA_CPU_FEATURES), if any."""
+    if config.CPU_NAME:
+        given = (config.CPU_FEATURES or "").split(",")
+        return 64 if "+avx512f" in given else (32 if "+avx" in given else 16)
     features = llvm_binding.get_host_cpu_features()
     if features.get("avx512f"):
         return 64

@@ -121,3 +121,22 @@ def test_the_block_is_vector_fused_multiply_adds_on_registers(tmp_path):
         env={**os.environ, "NUMBA_CACHE_DIR": str(tmp_path)}).stdout
     register = {64: "zmm", 32: "ymm", 16: "xmm"}[microkernel.VECTOR_BYTES]
     assert sum(1 for line in code.splitlines() if "vfmadd" in line and register in line) >= 16
+
+
+def test_gemm_compiled_for_a_generic_cpu_gives_the_same_bits(tmp_path):
+    """With Numba told to compile for a generic x86-64 CPU (NUMBA_CPU_NAME, as for a cache shared
+    between machines) the blocks are 16-byte vectors, and the sums are still the FMAs in order."""
+    script = ("import numpy as np\nfrom kernels import microkernel as m\n"
+              "rng = np.random.default_rng(3)\na = rng.standard_normal((13, 40)).astype(np.float32)\n"
+              "b = rng.standard_normal((40, 37)).astype(np.float32)\nc = np.empty((13, 37), np.float32)\n"
+              "m.gemm(a, b, c, False)\nnp.save(__import__('sys').argv[1], c)\nprint(m.VECTOR_BYTES)")
+    out = tmp_path / "c.npy"
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path / "cache"), "NUMBA_CPU_NAME": "generic"}
+    env.pop("NUMBA_CPU_FEATURES", None)
+    proc = subprocess.run([sys.executable, "-c", script, str(out)], cwd=ROOT, capture_output=True, text=True,
+                          env=env, check=True)
+    assert proc.stdout.strip() == "16"
+    rng = np.random.default_rng(3)
+    a = rng.standard_normal((13, 40)).astype(np.float32)
+    b = rng.standard_normal((40, 37)).astype(np.float32)
+    np.testing.assert_array_equal(np.load(out), fma_reference(a, b, np.zeros((13, 37), np.float32)))
