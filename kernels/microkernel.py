@@ -45,7 +45,7 @@ import numpy as np
 from llvmlite import ir
 from numba import types
 from numba.core import cgutils, config
-from numba.extending import intrinsic
+from numba.extending import intrinsic, register_jitable
 
 from ._cache import njit
 
@@ -73,6 +73,14 @@ VECTORS = 4 if VECTOR_BYTES == 64 else 2
 ROWS_WIDE, ROWS_HALF, ROWS_ONE = SUMS // VECTORS, SUMS // 2, SUMS
 #: The inner dimension is taken this many steps at a time (b's panel for a block stays in cache).
 DEPTH = 256
+
+
+@register_jitable
+def whole_vectors(n, itemsize):
+    """n rounded up to whole vectors of ``itemsize``-byte values: a product whose columns are padded
+    (with zeros) to it takes gemm's fast path, with no edge to copy through scratch."""
+    width = VECTOR_BYTES // itemsize
+    return (n + width - 1) // width * width
 
 
 @intrinsic(prefer_literal=True)

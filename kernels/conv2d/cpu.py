@@ -38,7 +38,7 @@ from .._cache import njit
 from .._jit import WEIGHT_CHUNKS, ZERO  # WEIGHT_CHUNKS: backward weight's fixed split of the batch
 from .._recycle import empty as recycled
 from ..activations import formulas
-from ..microkernel import gemm
+from ..microkernel import gemm, whole_vectors
 from . import winograd
 from .winograd import use_winograd
 
@@ -200,8 +200,9 @@ def _forward_images(x, w3, b, first, last, kh, kw, sh, sw, ph, pw, dil_h, dil_w,
     """y[n] (F, Ho*Wo) = w_mat @ cols (+ b[f], then max(., 0) if relu) for images first .. last-1."""
     groups, fg, kg = w3.shape
     cg = kg // (kh * kw)
-    cols = np.empty((kg, ho * wo), dtype=x.dtype)
-    prod = np.empty((fg, ho * wo), dtype=x.dtype)
+    padded = whole_vectors(ho * wo, x.itemsize)        # columns to whole vectors, the padding 0: see _backward_images
+    cols = np.zeros((kg, padded), dtype=x.dtype)
+    prod = np.empty((fg, padded), dtype=x.dtype)
     for n in range(first, last):
         for grp in range(groups):
             _im2col(x, n, grp * cg, kh, kw, sh, sw, ph, pw, dil_h, dil_w, ho, wo, cols)
@@ -227,12 +228,15 @@ def _backward_images(g, out, masked, x, wt3, first, last, kh, kw, sh, sw, ph, pw
     groups, fg, kg = dw.shape
     cg = kg // (kh * kw)
     hw = ho * wo
-    gm = np.empty((groups * fg, hw), dtype=g.dtype)
-    gn = np.empty((fg, hw), dtype=g.dtype)
-    cols = np.empty((kg, hw), dtype=g.dtype)
-    dcols = np.empty((kg, hw), dtype=g.dtype)
+    # the Ho*Wo columns padded with zeros to whole vectors (121 -> 128 for the Keras CNN's conv2): every
+    # product then takes gemm's fast path; the zeros add exact zeros to dw and db, dx ignores them
+    padded = whole_vectors(hw, g.itemsize)
+    gm = np.zeros((groups * fg, padded), dtype=g.dtype)
+    gn = np.zeros((fg, padded), dtype=g.dtype)
+    cols = np.zeros((kg, padded), dtype=g.dtype)
+    dcols = np.empty((kg, padded), dtype=g.dtype)
     big = want_dw and kg > SMALL_K
-    ggt = np.empty((hw if big else 0, fg), dtype=g.dtype)
+    ggt = np.zeros((padded if big else 0, fg), dtype=g.dtype)
     dwt = np.zeros((groups if big else 0, kg, fg), dtype=g.dtype)
     for n in range(first, last):
         gi = g[n]
@@ -242,13 +246,18 @@ def _backward_images(g, out, masked, x, wt3, first, last, kh, kw, sh, sw, ph, pw
                 for k in range(hw):
                     gm[f, k] = formulas.relu_backward(gi[f, k], oi[f, k])
             gi = gm
+        elif padded != hw:
+            for f in range(groups * fg):
+                for k in range(hw):
+                    gm[f, k] = gi[f, k]
+            gi = gm
         if want_dx:
             image = dx[n].reshape(-1)
             for k in range(image.size):
                 image[k] = ZERO
         for grp in range(groups):
             if groups == 1:
-                gg = gi                                  # the image's g is already the (F, Ho*Wo) matrix
+                gg = gi                                  # the image's g is already the (F, padded) matrix
             else:
                 gn[:, :] = gi[grp * fg:(grp + 1) * fg]
                 gg = gn
