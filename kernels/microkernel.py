@@ -83,118 +83,114 @@ def whole_vectors(n, itemsize):
     return (n + width - 1) // width * width
 
 
+def _emit(builder, elt, nr, nv, a_, a_off, a_rs, a_ks, b_, b_off, b_ks, c_, c_off, c_rs, depth, accumulate):
+    """_block's code, where the builder is: the loop over k with the nr x nv sums in registers (phi nodes)."""
+    pa, pb, pc = (builder.inttoptr(address, elt.as_pointer()) for address in (a_, b_, c_))
+    width = VECTOR_BYTES // (4 if isinstance(elt, ir.FloatType) else 8)
+    vec = ir.VectorType(elt, width)
+    size = "f32" if isinstance(elt, ir.FloatType) else "f64"
+    fma = cgutils.get_or_insert_function(builder.module, ir.FunctionType(vec, [vec] * 3),
+                                         f"llvm.fma.v{width}{size}")
+    intp = a_off.type
+
+    def const(value):
+        return ir.Constant(intp, value)
+
+    def vector_at(base, offset):
+        return builder.bitcast(builder.gep(base, [offset]), vec.as_pointer())
+
+    def c_at(r, v):
+        return vector_at(pc, builder.add(builder.add(c_off, builder.mul(const(r), c_rs)), const(v * width)))
+
+    zero = ir.Constant(vec, None)
+    load, head, body, done = (builder.append_basic_block(f"microkernel.{name}")
+                              for name in ("load", "head", "body", "done"))
+    entry = builder.block
+    builder.cbranch(accumulate, load, head)           # c's block is read only when accumulating
+    builder.position_at_end(load)
+    loaded = [builder.load(c_at(r, v), align=1) for r in range(nr) for v in range(nv)]
+    builder.branch(head)
+    builder.position_at_end(head)                     # k and the sums: phi nodes, the sums in registers
+    k = builder.phi(intp)
+    k.add_incoming(const(0), entry)
+    k.add_incoming(const(0), load)
+    sums = []
+    for value in loaded:
+        phi = builder.phi(vec)
+        phi.add_incoming(zero, entry)
+        phi.add_incoming(value, load)
+        sums.append(phi)
+    builder.cbranch(builder.icmp_signed("<", k, depth), body, done)
+    builder.position_at_end(body)
+    row = builder.add(b_off, builder.mul(k, b_ks))
+    bv = [builder.load(vector_at(pb, builder.add(row, const(v * width))), align=1) for v in range(nv)]
+    column = builder.add(a_off, builder.mul(k, a_ks))
+    undef = ir.Constant(vec, ir.Undefined)
+    lane0, splat = ir.Constant(ir.IntType(32), 0), ir.Constant(ir.VectorType(ir.IntType(32), width), [0] * width)
+    new = []
+    for r in range(nr):
+        scalar = builder.load(builder.gep(pa, [builder.add(column, builder.mul(const(r), a_rs))]))
+        broadcast = builder.shuffle_vector(builder.insert_element(undef, scalar, lane0), undef, splat)
+        new.extend(builder.call(fma, [broadcast, bv[v], sums[r * nv + v]]) for v in range(nv))
+    k.add_incoming(builder.add(k, const(1)), builder.block)
+    for phi, value in zip(sums, new):
+        phi.add_incoming(value, builder.block)
+    builder.branch(head)
+    builder.position_at_end(done)
+    for r in range(nr):
+        for v in range(nv):
+            builder.store(sums[r * nv + v], c_at(r, v), align=1)
+
+
 @intrinsic(prefer_literal=True)
-def _block(typingctx, rows, vectors, a, a_off, a_rs, a_ks, b, b_off, b_ks, c, c_off, c_rs, depth, accumulate):
+def _block(typingctx, rows, vectors, zero, a, a_off, a_rs, a_ks, b, b_off, b_ks, c, c_off, c_rs, depth, accumulate):
     """c[r, v] (+)= sum over k < depth of a[r, k] * b[k, v] for ``rows`` rows and ``vectors`` vectors (literals).
 
-    Element offsets from each array's first element: a[r, k] at a_off + r*a_rs + k*a_ks, b[k, v] at
-    b_off + k*b_ks + v (v counts elements, vectors * W of them), c[r, v] at c_off + r*c_rs + v."""
-    if not isinstance(rows, types.IntegerLiteral) or not isinstance(vectors, types.IntegerLiteral) or not all(
-            isinstance(t, types.Array) and t.dtype in (types.float32, types.float64) for t in (a, b, c)):
-        return None
-    if not a.dtype == b.dtype == c.dtype:
+    a, b and c are the addresses of their first elements (``arr.ctypes.data``), of the type of ``zero``
+    (float32 or float64): so the block compiles once per type, whatever the arrays' layouts. Element
+    offsets: a[r, k] at a_off + r*a_rs + k*a_ks, b[k, v] at b_off + k*b_ks + v (v counts elements,
+    vectors * W of them), c[r, v] at c_off + r*c_rs + v."""
+    if not isinstance(rows, types.IntegerLiteral) or not isinstance(vectors, types.IntegerLiteral) or (
+            zero not in (types.float32, types.float64)):
         return None
     nr, nv = rows.literal_value, vectors.literal_value
-    sig = types.void(rows, vectors, a, types.intp, types.intp, types.intp, b, types.intp, types.intp, c, types.intp,
-                     types.intp, types.intp, types.boolean)
+    i, u = types.intp, types.uintp
+    sig = types.void(rows, vectors, zero, u, i, i, i, u, i, i, u, i, i, i, types.boolean)
 
     def codegen(context, builder, signature, args):
-        _, _, a_, a_off, a_rs, a_ks, b_, b_off, b_ks, c_, c_off, c_rs, depth, accumulate = args
-        pa, pb, pc = (context.make_array(t)(context, builder, v).data
-                      for t, v in ((signature.args[2], a_), (signature.args[6], b_), (signature.args[9], c_)))
-        elt = context.get_data_type(signature.args[2].dtype)
-        width = VECTOR_BYTES // (4 if isinstance(elt, ir.FloatType) else 8)
-        vec = ir.VectorType(elt, width)
-        size = "f32" if isinstance(elt, ir.FloatType) else "f64"
-        fma = cgutils.get_or_insert_function(builder.module, ir.FunctionType(vec, [vec] * 3),
-                                             f"llvm.fma.v{width}{size}")
-        intp = a_off.type
-
-        def const(value):
-            return ir.Constant(intp, value)
-
-        def vector_at(base, offset):
-            return builder.bitcast(builder.gep(base, [offset]), vec.as_pointer())
-
-        def c_at(r, v):
-            return vector_at(pc, builder.add(builder.add(c_off, builder.mul(const(r), c_rs)), const(v * width)))
-
-        zero = ir.Constant(vec, None)
-        load, head, body, done = (builder.append_basic_block(f"microkernel.{name}")
-                                  for name in ("load", "head", "body", "done"))
-        entry = builder.block
-        builder.cbranch(accumulate, load, head)           # c's block is read only when accumulating
-        builder.position_at_end(load)
-        loaded = [builder.load(c_at(r, v), align=1) for r in range(nr) for v in range(nv)]
-        builder.branch(head)
-        builder.position_at_end(head)                     # k and the sums: phi nodes, the sums in registers
-        k = builder.phi(intp)
-        k.add_incoming(const(0), entry)
-        k.add_incoming(const(0), load)
-        sums = []
-        for value in loaded:
-            phi = builder.phi(vec)
-            phi.add_incoming(zero, entry)
-            phi.add_incoming(value, load)
-            sums.append(phi)
-        builder.cbranch(builder.icmp_signed("<", k, depth), body, done)
-        builder.position_at_end(body)
-        row = builder.add(b_off, builder.mul(k, b_ks))
-        bv = [builder.load(vector_at(pb, builder.add(row, const(v * width))), align=1) for v in range(nv)]
-        column = builder.add(a_off, builder.mul(k, a_ks))
-        undef = ir.Constant(vec, ir.Undefined)
-        lane0, splat = ir.Constant(ir.IntType(32), 0), ir.Constant(ir.VectorType(ir.IntType(32), width), [0] * width)
-        new = []
-        for r in range(nr):
-            scalar = builder.load(builder.gep(pa, [builder.add(column, builder.mul(const(r), a_rs))]))
-            broadcast = builder.shuffle_vector(builder.insert_element(undef, scalar, lane0), undef, splat)
-            new.extend(builder.call(fma, [broadcast, bv[v], sums[r * nv + v]]) for v in range(nv))
-        k.add_incoming(builder.add(k, const(1)), builder.block)
-        for phi, value in zip(sums, new):
-            phi.add_incoming(value, builder.block)
-        builder.branch(head)
-        builder.position_at_end(done)
-        for r in range(nr):
-            for v in range(nv):
-                builder.store(sums[r * nv + v], c_at(r, v), align=1)
+        _emit(builder, context.get_data_type(signature.args[2]), nr, nv, *args[3:])
         return context.get_dummy_value()
 
     return sig, codegen
 
 
-@njit(cache=True)
-def _blocks(rows, nv, a, a_off, a_rs, a_ks, b, b_off, b_ks, c, c_off, c_rs, depth, accumulate):
+def _blocks_signature(dtype):
+    i, u = types.intp, types.uintp
+    return types.void(i, i, dtype, u, i, i, i, u, i, i, u, i, i, i, types.boolean)
+
+
+# compiled for these two signatures only (at import, or loaded from the cache), so that constant
+# arguments at a call site do not make Numba compile a copy specialised on their values
+@njit([_blocks_signature(types.float32), _blocks_signature(types.float64)], cache=True)
+def _blocks(rows, nv, like, a, a_off, a_rs, a_ks, b, b_off, b_ks, c, c_off, c_rs, depth, accumulate):
     """_block for run-time ``rows`` (ROWS_WIDE, ROWS_HALF or ROWS_ONE) and ``nv`` vectors (up to SUMS / rows):
-    one call site per pair of literals."""
+    one call site per pair of literals. a, b, c: addresses; ``like``: a value of their elements' type."""
     if rows == ROWS_WIDE:
         if nv == 1:
-            _block(ROWS_WIDE, 1, a, a_off, a_rs, a_ks, b, b_off, b_ks, c, c_off, c_rs, depth, accumulate)
+            _block(ROWS_WIDE, 1, like, a, a_off, a_rs, a_ks, b, b_off, b_ks, c, c_off, c_rs, depth, accumulate)
         elif nv == 2:
-            _block(ROWS_WIDE, 2, a, a_off, a_rs, a_ks, b, b_off, b_ks, c, c_off, c_rs, depth, accumulate)
+            _block(ROWS_WIDE, 2, like, a, a_off, a_rs, a_ks, b, b_off, b_ks, c, c_off, c_rs, depth, accumulate)
         elif nv == 3:
-            _block(ROWS_WIDE, 3, a, a_off, a_rs, a_ks, b, b_off, b_ks, c, c_off, c_rs, depth, accumulate)
+            _block(ROWS_WIDE, 3, like, a, a_off, a_rs, a_ks, b, b_off, b_ks, c, c_off, c_rs, depth, accumulate)
         else:
-            _block(ROWS_WIDE, 4, a, a_off, a_rs, a_ks, b, b_off, b_ks, c, c_off, c_rs, depth, accumulate)
+            _block(ROWS_WIDE, 4, like, a, a_off, a_rs, a_ks, b, b_off, b_ks, c, c_off, c_rs, depth, accumulate)
     elif rows == ROWS_HALF:
         if nv == 1:
-            _block(ROWS_HALF, 1, a, a_off, a_rs, a_ks, b, b_off, b_ks, c, c_off, c_rs, depth, accumulate)
+            _block(ROWS_HALF, 1, like, a, a_off, a_rs, a_ks, b, b_off, b_ks, c, c_off, c_rs, depth, accumulate)
         else:
-            _block(ROWS_HALF, 2, a, a_off, a_rs, a_ks, b, b_off, b_ks, c, c_off, c_rs, depth, accumulate)
+            _block(ROWS_HALF, 2, like, a, a_off, a_rs, a_ks, b, b_off, b_ks, c, c_off, c_rs, depth, accumulate)
     else:
-        _block(ROWS_ONE, 1, a, a_off, a_rs, a_ks, b, b_off, b_ks, c, c_off, c_rs, depth, accumulate)
-
-
-@njit(cache=True)
-def _padded(tall, nv, a, a_off, a_rs, a_ks, b, b_off, b_ks, c, i, j, rows, cols, depth, accumulate, c_pad):
-    """c[i:i+rows, j:j+cols] (+)= a's rows @ b's columns through c_pad: a block of ``tall`` rows and nv
-    vectors, with fewer rows or columns than that in c (a and b padded by the caller)."""
-    for r in range(tall):
-        for q in range(nv * (c_pad.shape[1] // VECTORS)):
-            c_pad[r, q] = c[i + r, j + q] if accumulate and r < rows and q < cols else 0
-    _blocks(tall, nv, a, a_off, a_rs, a_ks, b, b_off, b_ks, c_pad, 0, c_pad.shape[1], depth, True)
-    for r in range(rows):
-        for q in range(cols):
-            c[i + r, j + q] = c_pad[r, q]
+        _block(ROWS_ONE, 1, like, a, a_off, a_rs, a_ks, b, b_off, b_ks, c, c_off, c_rs, depth, accumulate)
 
 
 @njit(cache=True)
@@ -227,8 +223,8 @@ def gemm(a, b, c, accumulate):
                 j = 0
                 while j < whole:
                     nv = min(SUMS // tall, (whole - j) // width)
-                    _blocks(tall, nv, a, i * a_rs + k0 * a_ks, a_rs, a_ks, b, k0 * b_ks + j, b_ks, c, i * c_rs + j,
-                            c_rs, depth, acc)
+                    _blocks(tall, nv, c[0, 0], a.ctypes.data, i * a_rs + k0 * a_ks, a_rs, a_ks, b.ctypes.data,
+                            k0 * b_ks + j, b_ks, c.ctypes.data, i * c_rs + j, c_rs, depth, acc)
                     j += nv * width
         return
     _padded_gemm(a, b, c, accumulate, a_rs, a_ks, b_ks, c_rs, width, whole, tall)
@@ -236,13 +232,15 @@ def gemm(a, b, c, accumulate):
 
 @njit(cache=True)
 def _padded_gemm(a, b, c, accumulate, a_rs, a_ks, b_ks, c_rs, width, whole, tall):
-    """gemm where the last rows or columns do not fill a whole block: those go through zero-padded scratch."""
+    """gemm where the last rows or columns do not fill a whole block: those blocks read a's rows and b's
+    columns from zero-padded copies and write c through scratch."""
     m, depth_all = a.shape
     n = b.shape[1]
     full = m - m % tall                           # rows in whole blocks; the rest padded
     b_pad = np.empty((DEPTH if whole < n else 0, width), dtype=c.dtype)      # scratch, only where needed
     a_pad = np.empty((tall, DEPTH if full < m else 0), dtype=c.dtype)
-    c_pad = np.empty((tall if whole < n or full < m else 0, VECTORS * width), dtype=c.dtype)
+    c_pad = np.zeros((tall, VECTORS * width), dtype=c.dtype)
+    like, pc, pc_pad = c[0, 0], c.ctypes.data, c_pad.ctypes.data
     for k0 in range(0, depth_all, DEPTH):
         depth = min(DEPTH, depth_all - k0)
         acc = accumulate or k0 > 0
@@ -252,24 +250,29 @@ def _padded_gemm(a, b, c, accumulate, a_rs, a_ks, b_ks, c_rs, width, whole, tall
                     b_pad[k, q] = b[k0 + k, whole + q] if whole + q < n else 0
         for i in range(0, m, tall):
             rows = min(tall, m - i)
+            pa, a_off, ars, aks = a.ctypes.data, i * a_rs + k0 * a_ks, a_rs, a_ks
             if rows < tall:                       # the last rows, zero-padded to a whole block
                 for r in range(tall):
                     for k in range(depth):
                         a_pad[r, k] = a[i + r, k0 + k] if r < rows else 0
+                pa, a_off, ars, aks = a_pad.ctypes.data, 0, DEPTH, 1
             j = 0
-            while j < whole:
-                nv = min(SUMS // tall, (whole - j) // width)
-                if rows == tall:
-                    _blocks(tall, nv, a, i * a_rs + k0 * a_ks, a_rs, a_ks, b, k0 * b_ks + j, b_ks, c, i * c_rs + j,
-                            c_rs, depth, acc)
+            while j < n:
+                pb, b_off, bks, nv, cols = b.ctypes.data, k0 * b_ks + j, b_ks, 1, n - whole
+                if j < whole:
+                    nv = min(SUMS // tall, (whole - j) // width)
+                    cols = nv * width
                 else:
-                    _padded(tall, nv, a_pad, 0, DEPTH, 1, b, k0 * b_ks + j, b_ks, c, i, j, rows, nv * width, depth,
-                            acc, c_pad)
-                j += nv * width
-            if whole < n:
-                if rows == tall:
-                    _padded(tall, 1, a, i * a_rs + k0 * a_ks, a_rs, a_ks, b_pad, 0, width, c, i, whole, rows,
-                            n - whole, depth, acc, c_pad)
-                else:
-                    _padded(tall, 1, a_pad, 0, DEPTH, 1, b_pad, 0, width, c, i, whole, rows, n - whole, depth, acc,
-                            c_pad)
+                    pb, b_off, bks = b_pad.ctypes.data, 0, width
+                if rows == tall and cols == nv * width:      # a whole block: straight into c
+                    _blocks(tall, nv, like, pa, a_off, ars, aks, pb, b_off, bks, pc, i * c_rs + j, c_rs, depth, acc)
+                else:                                        # through c_pad
+                    for r in range(tall):
+                        for q in range(nv * width):
+                            c_pad[r, q] = c[i + r, j + q] if acc and r < rows and q < cols else 0
+                    _blocks(tall, nv, like, pa, a_off, ars, aks, pb, b_off, bks, pc_pad, 0, VECTORS * width,
+                            depth, True)
+                    for r in range(rows):
+                        for q in range(cols):
+                            c[i + r, j + q] = c_pad[r, q]
+                j += cols
