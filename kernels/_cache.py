@@ -49,15 +49,21 @@ def function_cache(root: Path):
 
 
 def njit_for(root: Path):
-    """An ``njit`` whose ``cache=True`` stamps the cache with every source file under ``root``."""
+    """An ``njit`` whose ``cache=True`` stamps the cache with every source file under ``root``. Given
+    signatures, it compiles (or loads from that cache) those only, as Numba's does."""
     def njit(*args, cache=False, **options):
         if args and callable(args[0]):                     # @njit used without parentheses
             return njit(cache=cache, **options)(args[0])
+        signatures = args[0] if args else None
 
         def decorate(function):
-            dispatcher = numba.njit(*args, **options)(function)
+            dispatcher = numba.njit(**options)(function)
             if cache:
                 dispatcher._cache = function_cache(root)(dispatcher.py_func)   # what cache=True sets up
+            if signatures is not None:                     # after the cache is set, so that it is used
+                for signature in signatures:
+                    dispatcher.compile(signature)
+                dispatcher.disable_compile()
             return dispatcher
         return decorate
     return njit

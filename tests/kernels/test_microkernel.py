@@ -140,3 +140,14 @@ def test_gemm_compiled_for_a_generic_cpu_gives_the_same_bits(tmp_path):
     a = rng.standard_normal((13, 40)).astype(np.float32)
     b = rng.standard_normal((40, 37)).astype(np.float32)
     np.testing.assert_array_equal(np.load(out), fma_reference(a, b, np.zeros((13, 37), np.float32)))
+
+
+def test_the_block_s_two_signatures_load_from_the_cache_in_a_new_process(tmp_path):
+    """_blocks is compiled for its given signatures at import: the first process compiles and saves
+    them, the next loads them (kernels._cache's njit sets the cache up before compiling)."""
+    script = ("from kernels import microkernel as m\n"
+              "print(sum(m._blocks.stats.cache_hits.values()), sum(m._blocks.stats.cache_misses.values()))")
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path)}
+    runs = [subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, env=env,
+                           check=True).stdout.split() for _ in range(2)]
+    assert runs == [["0", "2"], ["2", "0"]]
