@@ -16,8 +16,8 @@ is narrower; each value loaded feeds 4 to 16 multiply-adds.
 Numba cannot be asked for this from Python loops: its vectoriser turns a loop over k into vectors
 along k (gathers from b's columns), and the compiler does not combine scalar sums into vectors. So
 ``_block`` is a Numba ``@intrinsic``: its loop is written in LLVM IR with llvmlite, Numba's own code
-generator, on ``<W x float>`` vectors with ``llvm.fma``; LLVM maps them onto the machine's registers
-(a zmm each with AVX-512, two ymm without). No C compiler and no BLAS: the convolutions' speed does
+generator, on ``<W x float>`` vectors with ``llvm.fma``, W as wide as the CPU's vectors (a zmm
+register with AVX-512, a ymm with AVX2). No C compiler and no BLAS: the convolutions' speed does
 not depend on which kernels OpenBLAS chose for the CPU (or was told to use), and
 ``benchmarks/kernels.py`` compares the two.
 
@@ -35,7 +35,7 @@ not fill a whole block are copied into zero-padded scratch and multiplied there.
 >>> c = np.empty((2, 20), dtype=np.float32)
 >>> gemm(a, b, c, False); c[:, 0]
 array([ 3., 12.], dtype=float32)
->>> gemm(a.T.T, b, c, True); c[:, 19]                  # accumulate: c += a @ b
+>>> gemm(np.asfortranarray(a), b, c, True); c[:, 19]   # accumulate: c += a @ b (a: any strides)
 array([ 6., 24.], dtype=float32)
 """
 from __future__ import annotations
