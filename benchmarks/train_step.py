@@ -202,7 +202,8 @@ def report(results, title):
         if result is None:
             print(f"  ours, {label}: failed: {note}")
             continue
-        ratio = f", ours/torch {result['median'] / torch_result['median']:.2f}x" if torch_result else ""
+        ratio = (f", ours/torch {result['median'] / torch_result['median']:.2f}x (best to best "
+                 f"{result['best'] / torch_result['best']:.2f}x)" if torch_result else "")
         phases = ", ".join(f"{k} {v:.1f}" for k, v in result["phases"].items())
         print(f"  ours, {label}: median {result['median']:.1f} ms, best {result['best']:.1f} ms{ratio}"
               + (f"; phases (ms): {phases}" if phases else "") + f"; peak RSS {result['peak_mb']:.0f} MB")
