@@ -169,3 +169,20 @@ def test_im2col_of_the_wrong_shape_and_a_half_transform_fail():
         kx.check_im2col(lambda x, kh, kw: SOLUTIONS["im2col"](x, kh, kw).T)
     with pytest.raises(ExerciseError, match="winograd_input_transform: FAILED"):
         kx.check_winograd_input_transform(lambda d: kx.BT @ d)    # the right-hand B forgotten
+
+
+def test_the_blocked_product_s_checker_names_the_edges_a_whole_blocks_only_answer_leaves_out():
+    def whole_blocks_only(a, b):
+        c = np.zeros((a.shape[0], b.shape[1]))
+        for i in range(0, a.shape[0] - 1, 2):
+            for j in range(0, b.shape[1] - 1, 2):
+                c[i:i + 2, j:j + 2] = a[i:i + 2] @ b[:, j:j + 2]
+        return c
+
+    with pytest.raises(ExerciseError, match="matmul_blocked: FAILED") as caught:
+        kx.check_matmul_blocked(whole_blocks_only)
+    message = str(caught.value)
+    assert "11 of 35 elements are wrong" in message          # row 4 (7 entries) and column 6 (4 more)
+    rows = [line for line in message.splitlines() if line.startswith("c ")]
+    assert rows and all(("[4," in line) or (", 6]" in line) for line in rows)
+

@@ -75,6 +75,8 @@ def test_lesson_2_prints_the_multiplications_the_exact_f23_and_the_checkers(tmp_
     assert "arithmetic intensity 39.9 FLOP/byte" in out
     assert "im2col: not attempted" in out and "winograd_input_transform: passed" in out
     assert "im2col: FAILED" in out and "192 of 288 elements are wrong" in out
+    assert "matmul_blocked: not attempted" in out and "matmul_blocked: passed" in out
+    assert "matmul_blocked: FAILED" in out and "11 of 35 elements are wrong" in out
     assert "micro-kernel == the FMAs in order, bit for bit" in out
     assert re.search(r"^micro-kernel\s+[\d.]+ GFLOP/s \(one thread\)$", out, re.M), out
     for name in ("im2col", "errors", "roofline", "microkernel"):

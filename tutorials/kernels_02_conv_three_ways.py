@@ -486,15 +486,18 @@ show_figure(fig, OUT / "microkernel.svg")
 # What a full BLAS adds on top is mostly for large matrices: packing `a` and `b` into contiguous
 # panels and blocking for every cache level.
 #
-# ## 8. Your turn: im2col and Winograd's input transform
+# ## 8. Your turn: im2col, Winograd's input transform, a blocked product
 #
-# Two exercises, checked against NumPy (`chainrule.exercises.kernels`; answers in
+# Three exercises, checked against NumPy (`chainrule.exercises.kernels`; answers in
 # `chainrule/exercises/solutions/kernels.py`, try first):
 #
 # - `im2col(x, kh, kw)`: one image `x` (C, H, W) to `cols` (C kh kw, Ho Wo), rows in the order
 #   $(c, p, q)$, held to NumPy's `sliding_window_view`;
 # - `winograd_input_transform(d)`: $B^\top d B$ for a stack of 4x4 tiles `d` (..., 4, 4) (`kx.BT`
-#   is $B^\top$).
+#   is $B^\top$);
+# - `matmul_blocked(a, b)`: $a b$ by 2x2 blocks of $c$, the micro-kernel's idea in scalars: four
+#   running sums per block, kept in local variables over the whole $k$ loop (in Numba, `@njit`),
+#   then the last row and column when $M$ or $N$ is odd. The checker's product is (5, 6) @ (6, 7).
 
 # %%
 def im2col_answer(x, kh, kw):
@@ -505,8 +508,13 @@ def winograd_input_transform_answer(d):
     raise NotImplementedError  # your code here
 
 
+def matmul_blocked_answer(a, b):
+    raise NotImplementedError  # your code here
+
+
 for check, answer in [(kx.check_im2col, im2col_answer),
-                      (kx.check_winograd_input_transform, winograd_input_transform_answer)]:
+                      (kx.check_winograd_input_transform, winograd_input_transform_answer),
+                      (kx.check_matmul_blocked, matmul_blocked_answer)]:
     print(attempt(check, answer))
 
 # %% [markdown]
@@ -515,7 +523,7 @@ for check, answer in [(kx.check_im2col, im2col_answer),
 # %%
 from chainrule.exercises.solutions.kernels import SOLUTIONS
 
-for name in ("im2col", "winograd_input_transform"):
+for name in ("im2col", "winograd_input_transform", "matmul_blocked"):
     print(kx.CHECKS[name](SOLUTIONS[name]))
 print(kx.check_im2col(im2col))
 
@@ -540,6 +548,25 @@ wrong_rows = sorted({int(line.split("[")[1].split(",")[0]) for line in outcome.m
                      if line.startswith("cols ")})
 print("wrong rows among those shown:", wrong_rows)
 assert 0 not in wrong_rows and 5 not in wrong_rows       # (p, q) = (0, 0) and (2, 1): row 0 and row 5 in both orders
+
+# %% [markdown]
+# The blocked product's classic mistake: the loops step over whole blocks only, and with odd sizes
+# the last row and column of $c$ are never written. The checker names exactly those entries.
+
+# %%
+def matmul_whole_blocks_only(a, b):
+    c = np.zeros((a.shape[0], b.shape[1]))
+    for i in range(0, a.shape[0] - 1, 2):
+        for j in range(0, b.shape[1] - 1, 2):
+            c[i:i + 2, j:j + 2] = a[i:i + 2] @ b[:, j:j + 2]
+    return c
+
+
+outcome = attempt(kx.check_matmul_blocked, matmul_whole_blocks_only)
+print("\n".join(outcome.message.splitlines()[:6]))
+wrong = [tuple(int(v) for v in line.split("[")[1].split("]")[0].split(","))
+         for line in outcome.message.splitlines() if line.startswith("c ")]
+assert outcome.status == "FAILED" and wrong and all(i == 4 or j == 6 for i, j in wrong)   # the last row or column
 
 # %% [markdown]
 # ## Exercises

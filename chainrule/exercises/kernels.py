@@ -1,7 +1,7 @@
 """Exercises for the kernel lessons (``tutorials/kernels_0N_*.py``): write a kernel, have it checked.
 
-A kernel's answer is held to a NumPy reference, as the other exercises are: lesson 2's im2col and
-Winograd input transform element by element, with the tables of :mod:`chainrule.exercises.values`.
+A kernel's answer is held to a NumPy reference, as the other exercises are: lesson 2's im2col,
+Winograd input transform and blocked matrix product element by element, with the tables of :mod:`chainrule.exercises.values`.
 A parallel kernel is also held to what the library's kernels promise: lesson 1's sum of squares is
 run on several inputs at 1 and 2 Numba threads, each result must lie within the float32 error bound
 of the exact sum, and the results at the two thread counts must be the same bits. Its checker
@@ -199,6 +199,23 @@ def check_winograd_input_transform(student):
     return WINOGRAD_INPUT_TRANSFORM.check(student)
 
 
+def matmul_blocked(a, b):
+    """Return c = a @ b (a (M, K), b (K, N)) computed by 2 x 2 blocks of c: for each block, four sums kept
+    in local variables (registers) over the whole k loop, each loaded value of a and b used twice; then the
+    last row and column when M or N is odd (the micro-kernel's idea, kernels/microkernel.py, in scalars)."""
+    raise NotImplementedError("four running sums per 2x2 block of c over k; then the odd row and column")
+
+
+MATMUL_BLOCKED = ValueExercise(
+    "matmul_blocked", ("a", "b"), ("c",), lambda a, b: (a @ b,),
+    lambda rng: {"a": rng.normal(size=(5, 6)), "b": rng.normal(size=(6, 7))})      # odd M and N: the edges
+
+
+def check_matmul_blocked(student):
+    """Check ``student(a, b) -> a @ b`` on a (5, 6) @ (6, 7) product (odd sizes: the blocks' edges)."""
+    return MATMUL_BLOCKED.check(student)
+
+
 # --- the index -------------------------------------------------------------------------------------
 
 @dataclass(frozen=True)
@@ -211,19 +228,21 @@ class ThreadsExercise:
 
 #: Every exercise, in the order of the lessons.
 EXERCISES = {"sum_of_squares": ThreadsExercise("sum_of_squares", sum_of_squares_inputs), "im2col": IM2COL,
-             "winograd_input_transform": WINOGRAD_INPUT_TRANSFORM}
+             "winograd_input_transform": WINOGRAD_INPUT_TRANSFORM, "matmul_blocked": MATMUL_BLOCKED}
 
 #: The checker of each exercise, by name.
 CHECKS = {"sum_of_squares": check_sum_of_squares, "im2col": check_im2col,
-          "winograd_input_transform": check_winograd_input_transform}
+          "winograd_input_transform": check_winograd_input_transform, "matmul_blocked": check_matmul_blocked}
 
 #: The stub of each exercise (raises NotImplementedError), by name.
-STUBS = {"sum_of_squares": sum_of_squares, "im2col": im2col, "winograd_input_transform": winograd_input_transform}
+STUBS = {"sum_of_squares": sum_of_squares, "im2col": im2col, "winograd_input_transform": winograd_input_transform,
+         "matmul_blocked": matmul_blocked}
 
 #: Which lesson asks for which exercises.
 LESSONS = {"kernels_01_prange": ["sum_of_squares"],
-           "kernels_02_conv_three_ways": ["im2col", "winograd_input_transform"]}
+           "kernels_02_conv_three_ways": ["im2col", "winograd_input_transform", "matmul_blocked"]}
 
 __all__ = ["EXERCISES", "CHECKS", "STUBS", "LESSONS", "KernelReport", "ThreadsExercise", "U32", "THREADS", "BT", "G", "AT", "sum_of_squares",
            "check_sum_of_squares", "sum_of_squares_inputs", "exact_sum_of_squares", "float32_bound", "im2col",
-           "check_im2col", "winograd_input_transform", "check_winograd_input_transform"]
+           "check_im2col", "winograd_input_transform", "check_winograd_input_transform", "matmul_blocked",
+           "check_matmul_blocked"]
