@@ -75,10 +75,20 @@ ROWS_WIDE, ROWS_HALF, ROWS_ONE = SUMS // VECTORS, SUMS // 2, SUMS
 DEPTH = 256
 
 
+#: _block's and _blocks' arguments after (rows, vectors, an element): a's address, offset, row and k
+#: strides; b's address, offset, k stride; c's address, offset, row stride; the depth; accumulate.
+_ADDRESSES = (types.uintp, types.intp, types.intp, types.intp, types.uintp, types.intp, types.intp, types.uintp,
+              types.intp, types.intp, types.intp, types.boolean)
+
+
 @register_jitable
 def whole_vectors(n, itemsize):
     """n rounded up to whole vectors of ``itemsize``-byte values: a product whose columns are padded
-    (with zeros) to it takes gemm's fast path, with no edge to copy through scratch."""
+    (with zeros) to it takes gemm's fast path, with no edge to copy through scratch.
+
+    >>> whole_vectors(121, 4) == -(-121 // (VECTOR_BYTES // 4)) * (VECTOR_BYTES // 4)   # 128 with AVX-512
+    True
+    """
     width = VECTOR_BYTES // itemsize
     return (n + width - 1) // width * width
 
@@ -154,8 +164,7 @@ def _block(typingctx, rows, vectors, zero, a, a_off, a_rs, a_ks, b, b_off, b_ks,
             zero not in (types.float32, types.float64)):
         return None
     nr, nv = rows.literal_value, vectors.literal_value
-    i, u = types.intp, types.uintp
-    sig = types.void(rows, vectors, zero, u, i, i, i, u, i, i, u, i, i, i, types.boolean)
+    sig = types.void(rows, vectors, zero, *_ADDRESSES)
 
     def codegen(context, builder, signature, args):
         _emit(builder, context.get_data_type(signature.args[2]), nr, nv, *args[3:])
@@ -164,14 +173,10 @@ def _block(typingctx, rows, vectors, zero, a, a_off, a_rs, a_ks, b, b_off, b_ks,
     return sig, codegen
 
 
-def _blocks_signature(dtype):
-    i, u = types.intp, types.uintp
-    return types.void(i, i, dtype, u, i, i, i, u, i, i, u, i, i, i, types.boolean)
-
-
 # compiled for these two signatures only (at import, or loaded from the cache), so that constant
 # arguments at a call site do not make Numba compile a copy specialised on their values
-@njit([_blocks_signature(types.float32), _blocks_signature(types.float64)], cache=True)
+@njit([types.void(types.intp, types.intp, dtype, *_ADDRESSES) for dtype in (types.float32, types.float64)],
+      cache=True)
 def _blocks(rows, nv, like, a, a_off, a_rs, a_ks, b, b_off, b_ks, c, c_off, c_rs, depth, accumulate):
     """_block for run-time ``rows`` (ROWS_WIDE, ROWS_HALF or ROWS_ONE) and ``nv`` vectors (up to SUMS / rows):
     one call site per pair of literals. a, b, c: addresses; ``like``: a value of their elements' type."""
@@ -202,8 +207,10 @@ def gemm(a, b, c, accumulate):
     m, depth_all = a.shape
     n = b.shape[1]
     item = a.itemsize
-    if b.shape[0] != depth_all or c.shape[0] != m or c.shape[1] != n:
-        raise ValueError("gemm: shapes do not match: a (M, K), b (K, N), c (M, N)")
+    if b.shape[0] != depth_all:
+        raise ValueError("gemm: shapes do not match: b must have as many rows as a has columns (a (M, K), b (K, N))")
+    if c.shape[0] != m or c.shape[1] != n:
+        raise ValueError("gemm: shapes do not match: c must be (M, N), a's rows by b's columns")
     if depth_all == 0 or m == 0 or n == 0:       # an empty sum: c is 0 (or stays as it is)
         if not accumulate:
             c[:, :] = 0

@@ -94,11 +94,12 @@ def test_gemm_with_an_empty_inner_dimension_sets_or_keeps_c():
     assert np.all(c == 0.0)
 
 
-@pytest.mark.parametrize("a_shape, b_shape, c_shape", [((3, 4), (5, 6), (3, 6)), ((3, 4), (4, 6), (3, 7)),
-                                                         ((3, 4), (4, 6), (2, 6))])
-def test_gemm_refuses_shapes_that_do_not_match(a_shape, b_shape, c_shape):
+@pytest.mark.parametrize("a_shape, b_shape, c_shape, named", [((3, 4), (5, 6), (3, 6), "b must have"),
+                                                                ((3, 4), (4, 6), (3, 7), "c must be"),
+                                                                ((3, 4), (4, 6), (2, 6), "c must be")])
+def test_gemm_refuses_shapes_that_do_not_match(a_shape, b_shape, c_shape, named):
     c = np.zeros(c_shape, np.float32)
-    with pytest.raises(ValueError, match="shapes do not match"):
+    with pytest.raises(ValueError, match=f"shapes do not match: {named}"):
         gemm(np.ones(a_shape, np.float32), np.ones(b_shape, np.float32), c, False)
     assert np.all(c == 0)
 
