@@ -12,11 +12,12 @@ nothing, and after any kernel call every BLAS library has the thread count it ha
    on host data runs inside ``single_threaded_blas()``: each BLAS library loaded (NumPy's, and
    SciPy's when it is loaded, found once with threadpoolctl) is set to one thread on entry, through
    its own ``openblas_set_num_threads`` (~1 us), and given back its count on exit, exceptions
-   included. No BLAS thread wakes for the kernels, and your thread counts are yours between calls. ``nn.fit`` runs its steps inside the
-   same context, so the dense layers' NumPy products run on one thread there too; in a training
-   loop of your own they run on your setting, and ``with kernels.runtime.single_threaded_blas():``
-   around the loop gives fit's speed. ``configure(limit_blas=False)`` lets the kernels run on the
-   counts as they are (for comparison: much slower).
+   included. No BLAS thread wakes for the kernels, and your thread counts are yours between calls.
+   ``nn.fit`` runs its steps inside the same context, so the dense layers' NumPy products run on
+   one thread there too; in a training loop of your own they run on your setting, and
+   ``with kernels.runtime.single_threaded_blas():`` around the loop gives fit's speed.
+   ``configure(limit_blas=False)`` lets the kernels run on the counts as they are (for comparison:
+   much slower).
 
 2. Numba's threading layer: TBB (Intel's oneTBB, from the ``tbb`` package, a dependency on x86-64
    Linux and Windows), unless you chose one with ``NUMBA_THREADING_LAYER``. It is fork-safe and
