@@ -7,7 +7,8 @@ file (a ``git pull``), the caller's cached machine code would still run the old 
 wrong result. ``njit`` here is Numba's, except that with ``cache=True`` the cache is stamped with
 the contents of every ``.py`` file of the package, so any change recompiles every kernel once.
 Numba's own locators still choose where the cache lives (``$NUMBA_CACHE_DIR``, ``__pycache__``, or
-the user-wide cache); nothing outside this package's functions changes.
+the user-wide cache); nothing outside this package's functions changes. ``cfunc`` is Numba's, its
+cache stamped the same way.
 
 >>> from kernels._cache import PACKAGE, package_stamp
 >>> len(package_stamp(PACKAGE))            # one SHA-256 for the whole package
@@ -20,7 +21,8 @@ import hashlib
 from pathlib import Path
 
 import numba
-from numba.core import caching
+from numba.core import caching, sigutils
+from numba.core.ccallback import CFunc
 
 PACKAGE = Path(__file__).resolve().parent
 
@@ -69,4 +71,19 @@ def njit_for(root: Path):
     return njit
 
 
+def cfunc_for(root: Path):
+    """A ``cfunc`` (Numba's C callback: one native function at a fixed address) whose ``cache=True``
+    stamps the cache as ``njit_for``'s does."""
+    def cfunc(signature, cache=False, **options):
+        def decorate(function):
+            callback = CFunc(function, sigutils.normalize_signature(signature), locals={}, options=options)
+            if cache:
+                callback._cache = function_cache(root)(function)         # what enable_caching() sets up
+            callback.compile()
+            return callback
+        return decorate
+    return cfunc
+
+
 njit = njit_for(PACKAGE)
+cfunc = cfunc_for(PACKAGE)

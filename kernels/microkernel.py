@@ -45,9 +45,9 @@ import numpy as np
 from llvmlite import ir
 from numba import types
 from numba.core import cgutils, config
-from numba.extending import intrinsic, register_jitable
+from numba.extending import intrinsic, overload, register_jitable
 
-from ._cache import njit
+from ._cache import cfunc, njit
 
 
 def _vector_bytes():
@@ -173,10 +173,7 @@ def _block(typingctx, rows, vectors, zero, a, a_off, a_rs, a_ks, b, b_off, b_ks,
     return sig, codegen
 
 
-# compiled for these two signatures only (at import, or loaded from the cache), so that constant
-# arguments at a call site do not make Numba compile a copy specialised on their values
-@njit([types.void(types.intp, types.intp, dtype, *_ADDRESSES) for dtype in (types.float32, types.float64)],
-      cache=True)
+@register_jitable
 def _blocks(rows, nv, like, a, a_off, a_rs, a_ks, b, b_off, b_ks, c, c_off, c_rs, depth, accumulate):
     """_block for run-time ``rows`` (ROWS_WIDE, ROWS_HALF or ROWS_ONE) and ``nv`` vectors (up to SUMS / rows):
     one call site per pair of literals. a, b, c: addresses; ``like``: a value of their elements' type."""
@@ -196,6 +193,51 @@ def _blocks(rows, nv, like, a, a_off, a_rs, a_ks, b, b_off, b_ks, c, c_off, c_rs
             _block(ROWS_HALF, 2, like, a, a_off, a_rs, a_ks, b, b_off, b_ks, c, c_off, c_rs, depth, accumulate)
     else:
         _block(ROWS_ONE, 1, like, a, a_off, a_rs, a_ks, b, b_off, b_ks, c, c_off, c_rs, depth, accumulate)
+
+
+def _panel(rows, m, cols, depth_all, width, like, a, a_off, a_rs, a_ks, b, b_off, b_ks, c, c_off, c_rs, accumulate):
+    """c[i, j] (+)= a[i, :] @ b[:, j] for i < m (whole blocks of ``rows``) and j < cols (whole vectors of
+    ``width``), the inner dimension DEPTH steps at a time, a chunk's sums passing to the next through c.
+    Addresses and element offsets as _block's; ``accumulate`` 0 or 1."""
+    for k0 in range(0, depth_all, DEPTH):
+        depth = min(DEPTH, depth_all - k0)
+        acc = accumulate != 0 or k0 > 0
+        for i in range(0, m, rows):
+            j = 0
+            while j < cols:
+                nv = min(SUMS // rows, (cols - j) // width)
+                _blocks(rows, nv, like, a, a_off + i * a_rs + k0 * a_ks, a_rs, a_ks, b, b_off + k0 * b_ks + j, b_ks,
+                        c, c_off + i * c_rs + j, c_rs, depth, acc)
+                j += nv * width
+
+
+# _panel is compiled once per type into a C function at a fixed address (at import, or loaded from
+# the cache) and called by name. A kernel calling gemm then links a call, not the blocks' code, which
+# Numba would otherwise optimise again with every kernel (and with each one's parallel loop).
+_PANELS = {}
+for _dtype in (types.float32, types.float64):
+    _signature = types.void(*(types.intp,) * 5, _dtype, *_ADDRESSES[:-2], types.intp)
+    _compiled = cfunc(_signature, cache=True)(_panel)
+    llvm_binding.add_symbol(f"chainrule_microkernel_panel_{_dtype}", _compiled.address)
+    _PANELS[_dtype] = _compiled, types.ExternalFunction(f"chainrule_microkernel_panel_{_dtype}", _signature)
+
+
+def panel(rows, m, cols, depth, width, like, a, a_off, a_rs, a_ks, b, b_off, b_ks, c, c_off, c_rs, accumulate):
+    """_panel's compiled C function for the type of ``like``, from compiled code (gemm's)."""
+    raise NotImplementedError("microkernel.panel is called from compiled code only; use gemm")
+
+
+@overload(panel)
+def _panel_of_type(rows, m, cols, depth, width, like, a, a_off, a_rs, a_ks, b, b_off, b_ks, c, c_off, c_rs,
+                   accumulate):
+    if like not in _PANELS:
+        return None
+    external = _PANELS[like][1]
+
+    def call(rows, m, cols, depth, width, like, a, a_off, a_rs, a_ks, b, b_off, b_ks, c, c_off, c_rs, accumulate):
+        external(rows, m, cols, depth, width, like, a, a_off, a_rs, a_ks, b, b_off, b_ks, c, c_off, c_rs,
+                 1 if accumulate else 0)
+    return call
 
 
 @njit(cache=True)
@@ -223,63 +265,54 @@ def gemm(a, b, c, accumulate):
     across = whole // width
     tall = ROWS_WIDE if across > 2 else (ROWS_HALF if across == 2 else ROWS_ONE)
     if whole == n and m % tall == 0:              # whole blocks only: no scratch to allocate
-        for k0 in range(0, depth_all, DEPTH):
-            depth = min(DEPTH, depth_all - k0)
-            acc = accumulate or k0 > 0
-            for i in range(0, m, tall):
-                j = 0
-                while j < whole:
-                    nv = min(SUMS // tall, (whole - j) // width)
-                    _blocks(tall, nv, c[0, 0], a.ctypes.data, i * a_rs + k0 * a_ks, a_rs, a_ks, b.ctypes.data,
-                            k0 * b_ks + j, b_ks, c.ctypes.data, i * c_rs + j, c_rs, depth, acc)
-                    j += nv * width
+        panel(tall, m, n, depth_all, width, c[0, 0], a.ctypes.data, 0, a_rs, a_ks, b.ctypes.data, 0, b_ks,
+              c.ctypes.data, 0, c_rs, accumulate)
         return
     _padded_gemm(a, b, c, accumulate, a_rs, a_ks, b_ks, c_rs, width, whole, tall)
 
 
 @njit(cache=True)
 def _padded_gemm(a, b, c, accumulate, a_rs, a_ks, b_ks, c_rs, width, whole, tall):
-    """gemm where the last rows or columns do not fill a whole block: those blocks read a's rows and b's
-    columns from zero-padded copies and write c through scratch."""
+    """gemm where the last rows or columns do not fill a whole block: the whole blocks straight into c,
+    the others from zero-padded copies of a's last rows and b's last columns, through scratch for c."""
     m, depth_all = a.shape
     n = b.shape[1]
     full = m - m % tall                           # rows in whole blocks; the rest padded
     b_pad = np.empty((DEPTH if whole < n else 0, width), dtype=c.dtype)      # scratch, only where needed
     a_pad = np.empty((tall, DEPTH if full < m else 0), dtype=c.dtype)
     c_pad = np.zeros((tall, VECTORS * width), dtype=c.dtype)
-    like, pc, pc_pad = c[0, 0], c.ctypes.data, c_pad.ctypes.data
+    like, pa, pb, pc, pc_pad = c[0, 0], a.ctypes.data, b.ctypes.data, c.ctypes.data, c_pad.ctypes.data
     for k0 in range(0, depth_all, DEPTH):
         depth = min(DEPTH, depth_all - k0)
         acc = accumulate or k0 > 0
+        panel(tall, full, whole, depth, width, like, pa, k0 * a_ks, a_rs, a_ks, pb, k0 * b_ks, b_ks, pc, 0, c_rs, acc)
         if whole < n:                             # the last columns, zero-padded to one vector
             for k in range(depth):
                 for q in range(width):
                     b_pad[k, q] = b[k0 + k, whole + q] if whole + q < n else 0
-        for i in range(0, m, tall):
+        if full < m:                              # the last rows, zero-padded to a whole block
+            for r in range(tall):
+                for k in range(depth):
+                    a_pad[r, k] = a[full + r, k0 + k] if full + r < m else 0
+        for i in range(0, m, tall):               # the blocks left: the last rows, the last columns
             rows = min(tall, m - i)
-            pa, a_off, ars, aks = a.ctypes.data, i * a_rs + k0 * a_ks, a_rs, a_ks
-            if rows < tall:                       # the last rows, zero-padded to a whole block
-                for r in range(tall):
-                    for k in range(depth):
-                        a_pad[r, k] = a[i + r, k0 + k] if r < rows else 0
-                pa, a_off, ars, aks = a_pad.ctypes.data, 0, DEPTH, 1
-            j = 0
+            a_at, a_off, ars, aks = pa, i * a_rs + k0 * a_ks, a_rs, a_ks
+            if rows < tall:
+                a_at, a_off, ars, aks = a_pad.ctypes.data, 0, DEPTH, 1
+            j = 0 if rows < tall else whole
             while j < n:
-                pb, b_off, bks, nv, cols = b.ctypes.data, k0 * b_ks + j, b_ks, 1, n - whole
+                b_at, b_off, bks, nv, cols = pb, k0 * b_ks + j, b_ks, 1, n - whole
                 if j < whole:
                     nv = min(SUMS // tall, (whole - j) // width)
                     cols = nv * width
                 else:
-                    pb, b_off, bks = b_pad.ctypes.data, 0, width
-                if rows == tall and cols == nv * width:      # a whole block: straight into c
-                    _blocks(tall, nv, like, pa, a_off, ars, aks, pb, b_off, bks, pc, i * c_rs + j, c_rs, depth, acc)
-                else:                                        # through c_pad
-                    for r in range(tall):
-                        for q in range(nv * width):
-                            c_pad[r, q] = c[i + r, j + q] if acc and r < rows and q < cols else 0
-                    _blocks(tall, nv, like, pa, a_off, ars, aks, pb, b_off, bks, pc_pad, 0, VECTORS * width,
-                            depth, True)
-                    for r in range(rows):
-                        for q in range(cols):
-                            c[i + r, j + q] = c_pad[r, q]
+                    b_at, b_off, bks = b_pad.ctypes.data, 0, width
+                for r in range(tall):
+                    for q in range(nv * width):
+                        c_pad[r, q] = c[i + r, j + q] if acc and r < rows and q < cols else 0
+                panel(tall, tall, nv * width, depth, width, like, a_at, a_off, ars, aks, b_at, b_off, bks, pc_pad, 0,
+                      VECTORS * width, True)
+                for r in range(rows):
+                    for q in range(cols):
+                        c[i + r, j + q] = c_pad[r, q]
                 j += cols

@@ -259,7 +259,9 @@ def _backward_images(g, out, masked, x, wt3, first, last, kh, kw, sh, sw, ph, pw
             if groups == 1:
                 gg = gi                                  # the image's g is already the (F, padded) matrix
             else:
-                gn[:, :] = gi[grp * fg:(grp + 1) * fg]
+                for f in range(fg):                      # loops, not a slice assignment: Numba
+                    for k in range(padded):              # compiles ~3 s of error formatting for one
+                        gn[f, k] = gi[grp * fg + f, k]
                 gg = gn
             if want_dx:
                 gemm(wt3[grp], gg, dcols, False)

@@ -112,12 +112,12 @@ def test_gemm_refuses_columns_that_are_not_contiguous():
 
 @pytest.mark.skipif(platform.machine().lower() not in ("x86_64", "amd64"), reason="reads x86 machine code")
 def test_the_block_is_vector_fused_multiply_adds_on_registers(tmp_path):
-    """The compiled block is what the docstring says: vector FMAs (zmm with AVX-512, ymm with AVX2).
-    Compiled afresh (an empty cache: Numba shows no machine code for a cached function)."""
+    """The compiled blocks (in the float32 panel's C function) are what the docstring says: vector FMAs
+    (zmm with AVX-512, ymm with AVX2). Compiled afresh (Numba keeps no machine code of a cached function)."""
     code = subprocess.run(
         [sys.executable, "-c", "import numpy as np\nfrom kernels import microkernel as m\n"
          "a = np.ones((64, 32), np.float32); b = np.ones((32, 64), np.float32); c = np.empty((64, 64), np.float32)\n"
-         "m.gemm(a, b, c, False)\nprint(list(m.gemm.inspect_asm().values())[0])"],
+         "m.gemm(a, b, c, False)\nprint(m._PANELS[m.types.float32][0]._library.get_asm_str())"],
         cwd=ROOT, capture_output=True, text=True, check=True,
         env={**os.environ, "NUMBA_CACHE_DIR": str(tmp_path)}).stdout
     register = {64: "zmm", 32: "ymm", 16: "xmm"}[microkernel.VECTOR_BYTES]
@@ -143,12 +143,27 @@ def test_gemm_compiled_for_a_generic_cpu_gives_the_same_bits(tmp_path):
     np.testing.assert_array_equal(np.load(out), fma_reference(a, b, np.zeros((13, 37), np.float32)))
 
 
-def test_the_block_s_two_signatures_load_from_the_cache_in_a_new_process(tmp_path):
-    """_blocks is compiled for its given signatures at import: the first process compiles and saves
-    them, the next loads them (kernels._cache's njit sets the cache up before compiling)."""
+def test_the_panels_load_from_the_cache_in_a_new_process(tmp_path):
+    """The float32 and float64 panels are compiled at import: the first process compiles and saves them,
+    the next loads them (kernels._cache's cfunc stamps the cache as its njit does)."""
     script = ("from kernels import microkernel as m\n"
-              "print(sum(m._blocks.stats.cache_hits.values()), sum(m._blocks.stats.cache_misses.values()))")
+              "print(sum(p.cache_hits for p, _ in m._PANELS.values()), len(m._PANELS))")
     env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path)}
     runs = [subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, env=env,
                            check=True).stdout.split() for _ in range(2)]
-    assert runs == [["0", "2"], ["2", "0"]]
+    assert runs == [["0", "2"], ["2", "2"]]
+
+
+def test_a_kernel_calling_gemm_links_a_call_not_the_blocks(tmp_path):
+    """A compiled caller of gemm calls the panel's C function by name (so a cold cache compiles the
+    blocks once, not once per kernel), and a cached caller finds it again in a new process."""
+    script = ("import numpy as np\nfrom kernels import microkernel as m\nfrom kernels._cache import njit\n"
+              "@njit(cache=True)\ndef twice(a, b, c):\n    m.gemm(a, b, c, False)\n    m.gemm(a, b, c, True)\n"
+              "a = np.ones((8, 3), np.float32); b = np.ones((3, 64), np.float32); c = np.empty((8, 64), np.float32)\n"
+              "twice(a, b, c)\nllvm = list(twice.inspect_llvm().values())[0] if not twice.stats.cache_hits else ''\n"
+              "print(c[7, 63], 'fma' in llvm, 'chainrule_microkernel_panel_float32' in llvm, sum(twice.stats.cache_hits.values()))")
+    (tmp_path / "caller.py").write_text(script)
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path / "cache"), "PYTHONPATH": str(ROOT)}
+    runs = [subprocess.run([sys.executable, str(tmp_path / "caller.py")], cwd=tmp_path, capture_output=True, text=True,
+                           env=env, check=True).stdout.split() for _ in range(2)]
+    assert runs == [["6.0", "False", "True", "0"], ["6.0", "False", "False", "1"]]
