@@ -41,6 +41,10 @@ if (_why := cuda_import_error()) is not None:      # numba-cuda is the `cuda` ex
 
 from numba import config, cuda  # noqa: E402  (numba-cuda's, checked just above)
 
+from ._cudasim import fix_shared_arrays  # noqa: E402
+
+fix_shared_arrays()                                 # the simulator's shared arrays, allocated once per block
+
 __all__ = ["DeviceArray", "to_device", "to_host", "zeros", "full", "raw", "wrap", "launch_config", "on_device"]
 
 THREADS_PER_BLOCK = 128

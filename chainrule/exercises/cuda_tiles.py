@@ -43,6 +43,10 @@ if (_why := cuda_import_error()) is not None:      # numba-cuda is the `cuda` ex
 
 from numba import config, cuda  # noqa: E402  (numba-cuda's, checked just above)
 
+from kernels._cudasim import fix_shared_arrays  # noqa: E402
+
+fix_shared_arrays()                                 # the simulator's shared arrays, allocated once per block
+
 __all__ = ["TILE", "SHAPES", "launch_matmul", "tiled_matmul_kernel", "check_tiled_matmul", "CountingArray",
            "naive_loads", "tiled_loads", "quick_threads"]
 
