@@ -71,7 +71,7 @@ import numpy as np
 from numba import prange
 
 from .._cache import njit
-from .._jit import WEIGHT_CHUNKS, ZERO  # WEIGHT_CHUNKS: backward weight's fixed split of the batch
+from .._jit import WEIGHT_CHUNKS  # WEIGHT_CHUNKS: backward weight's fixed split of the batch
 from .._recycle import empty as recycled
 from ..activations import formulas
 from ..microkernel import gemm
@@ -173,17 +173,6 @@ def _forward(x, ut, b, n_chunks, per_block, v, m, y4, off_h, off_w, relu, y):
                         off_w, relu, y)
 
 
-@njit(cache=True, fastmath={"reassoc"})
-def _sum(src):
-    """The sum of a 2-D array (db's term). ``reassoc`` lets the compiler vectorise it; the order it picks
-    is fixed at compile time, so the sum is the same on every run."""
-    total = ZERO
-    for i in range(src.shape[0]):
-        for j in range(src.shape[1]):
-            total += src[i, j]
-    return total
-
-
 @njit(cache=True)
 def _weight_chunk(g, x, first, last, per_block, v, gg, p, ph, pw, dw_hat, db):
     """dw_hat (16, F, C) += Gg[k] (F, W) @ V[k] (W, C) and db += sums of g, for images first .. last-1, in
@@ -196,6 +185,8 @@ def _weight_chunk(g, x, first, last, per_block, v, gg, p, ph, pw, dw_hat, db):
     tiles = th * tw
     width = per_block * tiles
     size, p_row, flat_p = f_out * width, p.shape[1], p.reshape(-1)
+    dw_hat[:, :, :] = 0
+    db[:] = 0
     st = np.empty(8 * CHUNK_ROW, dtype=x.dtype)
     xt = np.zeros((2 * th + 2) * 2 * (tw + 1) * c_in, dtype=x.dtype)
     r = np.empty(8 * (tw + 1) * c_in, dtype=x.dtype)
@@ -206,9 +197,7 @@ def _weight_chunk(g, x, first, last, per_block, v, gg, p, ph, pw, dw_hat, db):
         for k in range(n1 - n0):
             channels_last(x[n0 + k], ph, pw, xt, tw + 1)
             input_tiles(xt, th, tw, c_in, r, flat_v, v.shape[1], k * tiles * c_in)
-            for f in range(f_out):
-                grad_parity(g[n0 + k, f], th, tw, flat_p, p_row, f * width + k * tiles)
-                db[f] += _sum(g[n0 + k, f])
+            grad_parity(g[n0 + k], th, tw, flat_p, p_row, k * tiles, width, db)
         grad_tiles(flat_p, p_row, size, st, gg.reshape(-1), gg.shape[1])
         for k in range(16):                                  # a short block: 0 in the unused columns
             for f in range(f_out):
@@ -304,8 +293,8 @@ def backward_weight(g, x, weight_shape, geometry, bias):
     c = x.shape[1]
     tiles = ((ho + 1) // 2) * ((wo + 1) // 2)
     n_chunks = max(1, min(n, WEIGHT_CHUNKS))
-    dw_part = np.zeros((n_chunks, 16, f, c), dtype=g.dtype)
-    db_part = np.zeros((n_chunks, f), dtype=g.dtype)
+    dw_part = recycled((n_chunks, 16, f, c), g.dtype)         # each chunk zeroes its own part first
+    db_part = recycled((n_chunks, f), g.dtype)
     per = (n + n_chunks - 1) // n_chunks                 # images per chunk, in blocks of about WEIGHT_COLUMNS tiles
     blocks = (per * tiles + WEIGHT_COLUMNS - 1) // WEIGHT_COLUMNS
     per_block = (per + blocks - 1) // blocks
@@ -314,8 +303,8 @@ def backward_weight(g, x, weight_shape, geometry, bias):
             _scratch(f * width, g.dtype, 4), *geometry.padding, dw_part, db_part)
     dw_hat, db = dw_part[0], db_part[0]
     for t in range(1, n_chunks):          # in chunk order: the same sum whatever the thread count
-        dw_hat = dw_hat + dw_part[t]
-        db = db + db_part[t]
+        dw_hat += dw_part[t]
+        db += db_part[t]
     dw = dw_hat.reshape(16, f * c).T @ _GG.astype(g.dtype)               # G^T dw_hat G, (F*C, 9)
     return dw.reshape(f, c, 3, 3), (db if bias else None)
 

@@ -13,8 +13,8 @@ runs given by offsets, not slices: a slice is a new array, reference-counted, on
 - The inverse transform ``inverse`` treats each column of M alone, whatever the layout: passes over
   whole rows of M, a chunk at a time so that the intermediate rows stay in the L1 cache.
 - Backward weight's transform of g's 2x2 tiles (which do not overlap) splits them into their four
-  entries first (``grad_parity``, one row each, in Gg's column order); ``grad_tiles`` is then passes
-  over whole rows, as the inverse.
+  entries first (``grad_parity``, one row each, in Gg's column order, db's sums on the way);
+  ``grad_tiles`` is then passes over whole rows, as the inverse.
 
 Numba's cache checks only the file of the function it compiled, not the files of the functions it
 calls; kernels._cache's ``njit`` stamps the kernels' caches with the whole package, so a change here
@@ -163,29 +163,37 @@ def _add_sub(a, ao, bo, out, o0, o1, n):
         out[o1 + i] = p - q
 
 
-@njit(cache=True)
-def grad_parity(src, th, tw, p, p_row, base):
-    """p (4, p_row), flat: p[2a + b, base + ti*tw + tj] = src[2ti + a, 2tj + b], 0 past src (Ho, Wo): the
-    four entries of each 2x2 tile of g, apart."""
-    ho, wo = src.shape
-    pairs = np.uint64(wo // 2)
-    for ti in range(th):
-        for a in range(2):
-            h = 2 * ti + a
-            even = np.uint64((2 * a) * p_row + base + ti * tw)
-            odd = even + np.uint64(p_row)
-            if h >= ho:
-                for tj in range(np.uint64(tw)):
-                    p[even + tj] = 0
-                    p[odd + tj] = 0
-                continue
-            line = src[h]
-            for tj in range(pairs):                 # the even and odd columns apart
-                p[even + tj] = line[2 * tj]
-                p[odd + tj] = line[2 * tj + 1]
-            if wo % 2:
-                p[even + pairs] = line[wo - 1]
-                p[odd + pairs] = 0
+@njit(cache=True, fastmath={"reassoc"})
+def grad_parity(src, th, tw, p, p_row, base, width, db):
+    """p (4, p_row), flat: p[2a + b, base + f*width + ti*tw + tj] = src[f, 2ti + a, 2tj + b], 0 past src
+    (F, Ho, Wo; one image's g, contiguous): the four entries of each 2x2 tile of g, apart; and db[f] +=
+    the sum of src[f] (``reassoc`` vectorises that sum, in an order fixed at compile time). Indices
+    into the flat image, not row views: a view is reference-counted, and there are F*Ho of them."""
+    f_out, ho, wo = src.shape
+    flat, plane, pairs = src.reshape(-1), np.uint64(ho * wo), np.uint64(wo // 2)
+    for f in range(f_out):
+        at = np.uint64(f) * plane
+        total = db[f]
+        for i in range(plane):
+            total += flat[at + i]
+        db[f] = total
+        for ti in range(th):
+            for a in range(2):
+                h = 2 * ti + a
+                even = np.uint64((2 * a) * p_row + base + f * width + ti * tw)
+                odd = even + np.uint64(p_row)
+                if h >= ho:
+                    for tj in range(np.uint64(tw)):
+                        p[even + tj] = 0
+                        p[odd + tj] = 0
+                    continue
+                line = at + np.uint64(h * wo)
+                for tj in range(pairs):             # the even and odd columns apart
+                    p[even + tj] = flat[line + 2 * tj]
+                    p[odd + tj] = flat[line + 2 * tj + 1]
+                if wo % 2:
+                    p[even + pairs] = flat[line + np.uint64(wo - 1)]
+                    p[odd + pairs] = 0
 
 
 @njit(cache=True)

@@ -111,22 +111,31 @@ def test_the_vector_transforms_match_the_matrices(c, h, w, off):
 @pytest.mark.parametrize("ho, wo", [(11, 11), (4, 6), (5, 2), (1, 3)], ids=str)
 def test_the_gradient_tile_transform_matches_the_matrix(ho, wo):
     """grad_parity and grad_tiles against A t A^T written with the matrix, for every 2x2 tile of g (zeros
-    past its last row and column)."""
+    past its last row and column), two filters ``width`` columns apart; grad_parity adds each filter's
+    sum of g to db."""
     rng = np.random.default_rng(4)
-    src = rng.standard_normal((ho, wo))
+    src = rng.standard_normal((2, ho, wo))
     th, tw = (ho + 1) // 2, (wo + 1) // 2
-    padded = np.zeros((2 * th, 2 * tw))
-    padded[:ho, :wo] = src
-    size, p_row, row = th * tw + 2, th * tw + 9, th * tw + 5
-    p, gg = np.full(4 * p_row, np.nan), np.full(16 * row, np.nan)
-    winograd_transforms.grad_parity(src, th, tw, p, p_row, 2)
-    p.reshape(4, p_row)[:, :2] = 0
+    padded = np.zeros((2, 2 * th, 2 * tw))
+    padded[:, :ho, :wo] = src
+    width = th * tw + 3
+    size, p_row, row = 2 * width + 2, 2 * width + 9, 2 * width + 5
+    p, gg, db = np.full(4 * p_row, np.nan), np.full(16 * row, np.nan), np.array([1.5, -2.0])
+    winograd_transforms.grad_parity(src, th, tw, p, p_row, 2, width, db)
+    tile_columns = [2 + f * width + t for f in range(2) for t in range(th * tw)]
+    assert not np.isnan(p.reshape(4, p_row)[:, tile_columns]).any()     # the tiles past g: zeros written
+    between = np.ones(p_row, bool)
+    between[tile_columns] = False
+    p.reshape(4, p_row)[:, between] = 0
+    np.testing.assert_allclose(db, [1.5 + src[0].sum(), -2.0 + src[1].sum()], rtol=1e-13)
     winograd_transforms.grad_tiles(p, p_row, size, np.empty(8 * winograd_transforms.CHUNK_ROW), gg, row)
-    gg = gg.reshape(16, row)[:, 2:size]
-    for ti in range(th):
-        for tj in range(tw):
-            t = padded[2 * ti:2 * ti + 2, 2 * tj:2 * tj + 2]
-            np.testing.assert_allclose(gg[:, ti * tw + tj], (_AT.T @ t @ _AT).reshape(16), rtol=1e-14, atol=1e-14)
+    gg = gg.reshape(16, row)
+    for f in range(2):
+        for ti in range(th):
+            for tj in range(tw):
+                t = padded[f, 2 * ti:2 * ti + 2, 2 * tj:2 * tj + 2]
+                np.testing.assert_allclose(gg[:, 2 + f * width + ti * tw + tj], (_AT.T @ t @ _AT).reshape(16),
+                                           rtol=1e-14, atol=1e-14)
 
 
 # The benchmark's second convolution (a smaller batch) and its first: float32's max error against the
