@@ -93,6 +93,18 @@ def whole_vectors(n, itemsize):
     return (n + width - 1) // width * width
 
 
+@register_jitable
+def block_rows(n, itemsize):
+    """The rows of gemm's blocks where c has ``n`` columns of ``itemsize``-byte values: a product with a
+    multiple of it in rows and whole vectors in columns takes gemm's fast path.
+
+    >>> block_rows(64, 4) == (ROWS_WIDE if 64 // (VECTOR_BYTES // 4) > 2 else ROWS_HALF)
+    True
+    """
+    across = n // (VECTOR_BYTES // itemsize)
+    return ROWS_WIDE if across > 2 else (ROWS_HALF if across == 2 else ROWS_ONE)
+
+
 def _emit(builder, elt, nr, nv, a_, a_off, a_rs, a_ks, b_, b_off, b_ks, c_, c_off, c_rs, depth, accumulate):
     """_block's code, where the builder is: the loop over k with the nr x nv sums in registers (phi nodes)."""
     pa, pb, pc = (builder.inttoptr(address, elt.as_pointer()) for address in (a_, b_, c_))
@@ -262,8 +274,7 @@ def gemm(a, b, c, accumulate):
     a_rs, a_ks, b_ks, c_rs = a.strides[0] // item, a.strides[1] // item, b.strides[0] // item, c.strides[0] // item
     width = VECTOR_BYTES // item
     whole = n - n % width                         # columns in whole vectors; the rest, fewer than width, padded
-    across = whole // width
-    tall = ROWS_WIDE if across > 2 else (ROWS_HALF if across == 2 else ROWS_ONE)
+    tall = block_rows(n, item)
     if whole == n and m % tall == 0:              # whole blocks only: no scratch to allocate
         panel(tall, m, n, depth_all, width, c[0, 0], a.ctypes.data, 0, a_rs, a_ks, b.ctypes.data, 0, b_ks,
               c.ctypes.data, 0, c_rs, accumulate)

@@ -69,12 +69,13 @@ from __future__ import annotations
 import numba
 import numpy as np
 from numba import prange
+from numba.extending import register_jitable
 
 from .._cache import njit
 from .._jit import WEIGHT_CHUNKS  # WEIGHT_CHUNKS: backward weight's fixed split of the batch
 from .._recycle import empty as recycled
 from ..activations import formulas
-from ..microkernel import gemm
+from ..microkernel import block_rows, gemm
 from .winograd_transforms import (CHUNK_ROW, channels_last, grad_parity, grad_tiles, input_tiles, inverse,
                                   output_tiles)
 
@@ -133,6 +134,15 @@ def _check(weight_shape, geometry):
 
 # --- the compiled pieces -----------------------------------------------------------------------------
 
+@register_jitable
+def _width(per_block, tiles, f_out, itemsize):
+    """A forward block's rows of V and M: its tiles, rounded up to whole blocks of gemm's rows (49
+    tiles -> 56 where M has 32 columns), so that every product takes gemm's fast path; the rows past
+    the tiles are zeros, multiplied and never read back."""
+    width = per_block * tiles
+    return width + (-width) % block_rows(f_out, itemsize)
+
+
 @njit(cache=True)
 def _forward_blocks(x, ut, b, first, last, per_block, v, m, y4, off_h, off_w, relu, y):
     """y for the blocks of images first .. last-1 (per_block images each): transform, 16 products, inverse.
@@ -146,7 +156,10 @@ def _forward_blocks(x, ut, b, first, last, per_block, v, m, y4, off_h, off_w, re
     f_out = y.shape[1]
     th, tw = (y.shape[2] + 1) // 2, (y.shape[3] + 1) // 2
     tiles = th * tw
-    width = per_block * tiles
+    width = _width(per_block, tiles, f_out, y.itemsize)
+    for k in range(16):                                  # the rows past the tiles (never written below)
+        for col in range(per_block * tiles * c_in, width * c_in):
+            v[k, col] = 0
     xt = np.zeros((2 * th + 2) * 2 * (tw + 1) * c_in, dtype=x.dtype)
     r = np.empty(8 * (tw + 1) * c_in, dtype=x.dtype)
     st = np.empty(8 * CHUNK_ROW, dtype=x.dtype)
@@ -261,7 +274,7 @@ def _convolve(x, w, b, off_h, off_w, ho, wo, relu):
     bias = np.zeros(f, dtype=x.dtype) if b is None else np.ascontiguousarray(b)
     y = recycled((n, f, ho, wo), x.dtype)
     n_chunks = max(1, min(blocks, 4 * numba.get_num_threads()))
-    width = per_block * tiles
+    width = _width(per_block, tiles, f, x.dtype.itemsize)
     v, m = _scratch(x.shape[1] * width, x.dtype), _scratch(f * width, x.dtype)
     ut = np.ascontiguousarray(_filters(w).transpose(0, 2, 1))           # U[k]^T (C, F)
     y4 = _scratch(f * width, x.dtype, 4)
