@@ -126,7 +126,7 @@ def _add_row_sums(gg, hw, db, first):
     """db[first + f] += the sum of gg[f, :hw] for every row f. ``reassoc`` lets the compiler split each
     sum over the vector lanes (without it each addition waits for the one before: the loop is not
     vectorised); the order it picks is fixed at compile time, so the sums are the same on every run.
-    Indexed in two dimensions, not by row views (each is reference-counted)."""
+    One call for all the rows of an image."""
     for f in range(gg.shape[0]):
         total = ZERO
         for k in range(hw):
