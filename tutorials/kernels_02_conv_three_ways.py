@@ -403,7 +403,10 @@ show_figure(fig, OUT / "roofline.svg")
 # Numba will not produce this from Python loops: its vectoriser makes vectors along $k$ instead
 # (gathers down `b`'s columns). So the block is a Numba `@intrinsic`, its loop written in LLVM IR
 # with llvmlite (Numba's own code generator) on `<16 x float>` vectors with AVX-512 (`<8 x float>`
-# with AVX2) and `llvm.fma`. Below: a plain Numba triple loop, the micro-kernel and BLAS on one
+# with AVX2) and `llvm.fma`. The loop over blocks is compiled once into a C function (a Numba
+# `cfunc`) that the kernels call by name: Numba compiles a jitted function that a kernel calls into
+# that kernel and optimises it again there, so with a dozen kernels the blocks would be compiled a
+# dozen times on a first run. Below: a plain Numba triple loop, the micro-kernel and BLAS on one
 # product of conv2's Winograd shape, on one thread.
 
 # %%
