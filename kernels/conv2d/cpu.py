@@ -142,7 +142,7 @@ SMALL_K = 32
 
 @njit(cache=True, fastmath={"reassoc", "contract"})
 def _small_k_weight(gg, cols, dw):
-    """dw (F, K) += gg (F, HW) @ cols (K, HW).T for small K: four filters and two rows of cols at a
+    """dw (K, F) += (gg (F, HW) @ cols (K, HW).T).T for small K (dw kept transposed, as gemm's path keeps it): four filters and two rows of cols at a
     time, eight running sums in registers, each loaded value used four (or two) times.
 
     ``reassoc`` lets the compiler split each sum over the vector lanes (so it vectorises); the order
@@ -166,14 +166,14 @@ def _small_k_weight(gg, cols, dw):
                 b1 += g1 * e
                 b2 += g2 * e
                 b3 += g3 * e
-            dw[f, r] += a0
-            dw[f + 1, r] += a1
-            dw[f + 2, r] += a2
-            dw[f + 3, r] += a3
-            dw[f, r + 1] += b0
-            dw[f + 1, r + 1] += b1
-            dw[f + 2, r + 1] += b2
-            dw[f + 3, r + 1] += b3
+            dw[r, f] += a0
+            dw[r, f + 1] += a1
+            dw[r, f + 2] += a2
+            dw[r, f + 3] += a3
+            dw[r + 1, f] += b0
+            dw[r + 1, f + 1] += b1
+            dw[r + 1, f + 2] += b2
+            dw[r + 1, f + 3] += b3
             r += 2
         if r < kg:                                   # an odd K: the last row of cols
             a0 = a1 = a2 = a3 = ZERO
@@ -183,16 +183,16 @@ def _small_k_weight(gg, cols, dw):
                 a1 += gg[f + 1, k] * c
                 a2 += gg[f + 2, k] * c
                 a3 += gg[f + 3, k] * c
-            dw[f, r] += a0
-            dw[f + 1, r] += a1
-            dw[f + 2, r] += a2
-            dw[f + 3, r] += a3
+            dw[r, f] += a0
+            dw[r, f + 1] += a1
+            dw[r, f + 2] += a2
+            dw[r, f + 3] += a3
     for f in range(f4, fg):                          # the filters left over after the fours
         for r in range(kg):
             a0 = ZERO
             for k in range(hw):
                 a0 += gg[f, k] * cols[r, k]
-            dw[f, r] += a0
+            dw[r, f] += a0
 
 
 @njit(cache=True)
@@ -223,21 +223,27 @@ def _backward_images(g, out, masked, x, wt3, first, last, kh, kw, sh, sw, ph, pw
                      want_dx, want_dw, dx, dw, db):
     """Images first .. last-1 of the backward pass, each read once while it is in cache:
     gm = g[n] (masked by the fused ReLU: 0 where out[n] = 0, when ``masked``); then, per group,
-    dx[n] = col2im(w_mat.T @ gm) (when ``want_dx``; dx[n] is zeroed here first), dw[grp] += gm @ cols.T
-    (when ``want_dw``) and db[f] += sum of gm[f]."""
-    groups, fg, kg = dw.shape
+    dx[n] = col2im(w_mat.T @ gm) (when ``want_dx``; dx[n] is zeroed here first), dw[grp] (kg, fg) +=
+    cols @ gm.T (when ``want_dw``: the chunk's dw, transposed, zeroed here first) and db[f] += sum of gm[f]."""
+    groups, kg, fg = dw.shape
     cg = kg // (kh * kw)
     hw = ho * wo
     # the Ho*Wo columns padded with zeros to whole vectors (121 -> 128 for the Keras CNN's conv2): every
     # product then takes gemm's fast path; the zeros add exact zeros to dw and db, dx ignores them
     padded = whole_vectors(hw, g.itemsize)
-    gm = np.zeros((groups * fg, padded), dtype=g.dtype)
-    gn = np.zeros((fg, padded), dtype=g.dtype)
-    cols = np.zeros((kg, padded), dtype=g.dtype)
+    gm = np.empty((groups * fg, padded), dtype=g.dtype)     # scratch: the columns past hw zeroed once,
+    gn = np.empty((fg, padded), dtype=g.dtype)              # nothing below writes them
+    cols = np.empty((kg, padded), dtype=g.dtype)
     dcols = np.empty((kg, padded), dtype=g.dtype)
-    big = want_dw and kg > SMALL_K
-    ggt = np.zeros((padded if big else 0, fg), dtype=g.dtype)
-    dwt = np.zeros((groups if big else 0, kg, fg), dtype=g.dtype)
+    ggt = np.empty((padded if want_dw and kg > SMALL_K else 0, fg), dtype=g.dtype)
+    for k in range(hw, padded):
+        for f in range(groups * fg):
+            gm[f, k] = 0
+        for r in range(kg):
+            cols[r, k] = 0
+        if ggt.shape[0]:
+            for f in range(fg):
+                ggt[k, f] = 0
     dw[:, :, :] = 0                                      # this chunk's own sums (recycled memory)
     db[:] = 0
     for n in range(first, last):
@@ -272,14 +278,12 @@ def _backward_images(g, out, masked, x, wt3, first, last, kh, kw, sh, sw, ph, pw
                 _im2col(x, n, grp * cg, kh, kw, sh, sw, ph, pw, dil_h, dil_w, ho, wo, cols)
                 if kg <= SMALL_K:
                     _small_k_weight(gg, cols, dw[grp])
-                else:                                    # dw.T (kg, fg) += cols @ gg.T: gemm reads gg.T by rows
+                else:                                    # dw[grp] (kg, fg) += cols @ gg.T: gemm reads gg.T by rows
                     for k in range(hw):
                         for f in range(fg):
                             ggt[k, f] = gg[f, k]
-                    gemm(cols, ggt, dwt[grp], True)
+                    gemm(cols, ggt, dw[grp], True)
                 _add_row_sums(gg, hw, db, grp * fg)
-    for grp in range(dwt.shape[0]):                      # dw is this chunk's own sum, zero until now
-        dw[grp] += dwt[grp].T
 
 
 # The parallel drivers: one chunk of images per iteration, each chunk's work a serial function above
@@ -353,7 +357,7 @@ def _backward_pass(g, x, w, input_shape, weight_shape, geometry, input_grad, wei
            else np.empty((0, 0, 0), dtype=dtype))
     n_chunks = min(n, WEIGHT_CHUNKS) if weight_grad else _chunks(n)
     dx = recycled((n, c, height, width), dtype) if input_grad else np.empty((0, 0, 0, 0), dtype=dtype)
-    dw_part = recycled((n_chunks, groups, fg, kg), dtype)     # each chunk zeroes its own part first
+    dw_part = recycled((n_chunks, groups, kg, fg), dtype)     # transposed; each chunk zeroes its own part first
     db_part = recycled((n_chunks, f), dtype)
     _backward(g, out, masked, x, wt3, n_chunks, kh, kw, *_geometry_args(geometry), ho, wo, bool(input_grad),
               bool(weight_grad), dx, dw_part, db_part)
@@ -363,7 +367,7 @@ def _backward_pass(g, x, w, input_shape, weight_shape, geometry, input_grad, wei
     for t in range(1, n_chunks):          # in chunk order: the same sum whatever the thread count
         dw += dw_part[t]
         db += db_part[t]
-    return (dx if input_grad else None), dw.reshape(f, cg, kh, kw), db
+    return (dx if input_grad else None), np.ascontiguousarray(dw.transpose(0, 2, 1)).reshape(f, cg, kh, kw), db
 
 
 def backward(g, x, w, geometry, input_grad, weight_grad, relu_out):
