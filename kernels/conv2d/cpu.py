@@ -142,8 +142,9 @@ SMALL_K = 32
 
 @njit(cache=True, fastmath={"reassoc", "contract"})
 def _small_k_weight(gg, cols, dw):
-    """dw (K, F) += (gg (F, HW) @ cols (K, HW).T).T for small K (dw kept transposed, as gemm's path keeps it): four filters and two rows of cols at a
-    time, eight running sums in registers, each loaded value used four (or two) times.
+    """dw (K, F) += cols (K, HW) @ gg (F, HW).T for small K (dw transposed, as gemm's path keeps it):
+    four filters and two rows of cols at a time, eight running sums in registers, each loaded value
+    used four (or two) times.
 
     ``reassoc`` lets the compiler split each sum over the vector lanes (so it vectorises); the order
     it picks is fixed at compile time, so results are still identical run to run, and each image's
@@ -224,7 +225,8 @@ def _backward_images(g, out, masked, x, wt3, first, last, kh, kw, sh, sw, ph, pw
     """Images first .. last-1 of the backward pass, each read once while it is in cache:
     gm = g[n] (masked by the fused ReLU: 0 where out[n] = 0, when ``masked``); then, per group,
     dx[n] = col2im(w_mat.T @ gm) (when ``want_dx``; dx[n] is zeroed here first), dw[grp] (kg, fg) +=
-    cols @ gm.T (when ``want_dw``: the chunk's dw, transposed, zeroed here first) and db[f] += sum of gm[f]."""
+    cols @ gm.T (when ``want_dw``: the chunk's dw, transposed, zeroed here first) and db[f] += the sum
+    of gm[f]."""
     groups, kg, fg = dw.shape
     cg = kg // (kh * kw)
     hw = ho * wo

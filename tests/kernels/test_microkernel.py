@@ -161,7 +161,8 @@ def test_a_kernel_calling_gemm_links_a_call_not_the_blocks(tmp_path):
               "@njit(cache=True)\ndef twice(a, b, c):\n    m.gemm(a, b, c, False)\n    m.gemm(a, b, c, True)\n"
               "a = np.ones((8, 3), np.float32); b = np.ones((3, 64), np.float32); c = np.empty((8, 64), np.float32)\n"
               "twice(a, b, c)\nllvm = list(twice.inspect_llvm().values())[0] if not twice.stats.cache_hits else ''\n"
-              "print(c[7, 63], 'fma' in llvm, 'chainrule_microkernel_panel_float32' in llvm, sum(twice.stats.cache_hits.values()))")
+              "print(c[7, 63], 'fma' in llvm, 'chainrule_microkernel_panel_float32' in llvm,\n"
+              "      sum(twice.stats.cache_hits.values()))")
     (tmp_path / "caller.py").write_text(script)
     env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path / "cache"), "PYTHONPATH": str(ROOT)}
     runs = [subprocess.run([sys.executable, str(tmp_path / "caller.py")], cwd=tmp_path, capture_output=True, text=True,
