@@ -147,11 +147,11 @@ def _width(per_block, tiles, f_out, itemsize):
 def _forward_blocks(x, ut, b, first, last, per_block, v, m, y4, off_h, off_w, relu, y):
     """y for the blocks of images first .. last-1 (per_block images each): transform, 16 products, inverse.
 
-    V[k] (W, C) and M[k] (W, F), W = per_block * tiles, tile by tile (channels, filters along the row),
-    are the first W*C and W*F entries of row k of ``v`` and ``m`` (the calling thread's scratch; rows a
-    little longer: see _row). M[k] = V[k] @ U[k]^T (``ut`` holds U[k]^T). A short last block multiplies
-    all W rows (the unused ones hold whatever was there) and inverse-transforms only its own: a row of a
-    product depends on that row alone."""
+    V[k] (W, C) and M[k] (W, F), W = per_block * tiles rounded up by _width, tile by tile (channels,
+    filters along the row), are the first W*C and W*F entries of row k of ``v`` and ``m`` (the calling
+    thread's scratch; rows a little longer: see _row). M[k] = V[k] @ U[k]^T (``ut`` holds U[k]^T). A
+    short last block multiplies all W rows (the unused ones hold whatever was there) and
+    inverse-transforms only its own: a row of a product depends on that row alone."""
     n, c_in = x.shape[0], x.shape[1]
     f_out = y.shape[1]
     th, tw = (y.shape[2] + 1) // 2, (y.shape[3] + 1) // 2
