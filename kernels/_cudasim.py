@@ -19,6 +19,7 @@ from numba.core import types
 from numba.np import numpy_support
 
 _LOCK = threading.Lock()
+_ORIGINAL = []          # the simulator's own method, once replaced (dynamic shared memory and alignment go to it)
 
 
 def _shared_array(self, shape, dtype, alignment=None):
@@ -34,9 +35,6 @@ def _shared_array(self, shape, dtype, alignment=None):
         if array is None:
             array = self._allocations[key] = np.empty(shape, dtype)
     return array
-
-
-_ORIGINAL = []
 
 
 def fix_shared_arrays() -> bool:

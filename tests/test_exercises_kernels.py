@@ -185,4 +185,3 @@ def test_the_blocked_product_s_checker_names_the_edges_a_whole_blocks_only_answe
     assert "11 of 35 elements are wrong" in message          # row 4 (7 entries) and column 6 (4 more)
     rows = [line for line in message.splitlines() if line.startswith("c ")]
     assert rows and all(("[4," in line) or (", 6]" in line) for line in rows)
-

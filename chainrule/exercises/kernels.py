@@ -1,7 +1,8 @@
 """Exercises for the kernel lessons (``tutorials/kernels_0N_*.py``): write a kernel, have it checked.
 
 A kernel's answer is held to a NumPy reference, as the other exercises are: lesson 2's im2col,
-Winograd input transform and blocked matrix product element by element, with the tables of :mod:`chainrule.exercises.values`.
+Winograd input transform and blocked matrix product element by element, with the tables of
+:mod:`chainrule.exercises.values`.
 A parallel kernel is also held to what the library's kernels promise: lesson 1's sum of squares is
 run on several inputs at 1 and 2 Numba threads, each result must lie within the float32 error bound
 of the exact sum, and the results at the two thread counts must be the same bits. Its checker
@@ -242,7 +243,8 @@ STUBS = {"sum_of_squares": sum_of_squares, "im2col": im2col, "winograd_input_tra
 LESSONS = {"kernels_01_prange": ["sum_of_squares"],
            "kernels_02_conv_three_ways": ["im2col", "winograd_input_transform", "matmul_blocked"]}
 
-__all__ = ["EXERCISES", "CHECKS", "STUBS", "LESSONS", "KernelReport", "ThreadsExercise", "U32", "THREADS", "BT", "G", "AT", "sum_of_squares",
+__all__ = ["EXERCISES", "CHECKS", "STUBS", "LESSONS", "KernelReport", "ThreadsExercise", "U32", "THREADS", "BT", "G",
+           "AT", "sum_of_squares",
            "check_sum_of_squares", "sum_of_squares_inputs", "exact_sum_of_squares", "float32_bound", "im2col",
            "check_im2col", "winograd_input_transform", "check_winograd_input_transform", "matmul_blocked",
            "check_matmul_blocked"]

@@ -66,14 +66,21 @@ def _matmul_blocked(a, b, c):
                 c10 += a1 * b0
                 c11 += a1 * b1
             c[i, j], c[i, j + 1], c[i + 1, j], c[i + 1, j + 1] = c00, c01, c10, c11
-    for i in range(m):                              # the edges: the last column when N is odd, for every
-        for j in range(n):                          # row, and the last row when M is odd, for every column
-            if (m % 2 and i == m - 1) or (n % 2 and j == n - 1):
-                total = 0.0
-                for k in range(depth):
-                    total += a[i, k] * b[k, j]
-                c[i, j] = total
+    if n % 2:                                       # the edges: the last column when N is odd,
+        for i in range(m):
+            c[i, n - 1] = _dot(a, b, i, n - 1)
+    if m % 2:                                       # and the last row when M is odd
+        for j in range(n):
+            c[m - 1, j] = _dot(a, b, m - 1, j)
     return c
+
+
+@njit(cache=True)
+def _dot(a, b, i, j):
+    total = 0.0
+    for k in range(a.shape[1]):
+        total += a[i, k] * b[k, j]
+    return total
 
 
 def matmul_blocked(a, b):
