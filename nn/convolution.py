@@ -257,8 +257,8 @@ def _pool_samples(rng, kind):
            jvp=[lambda t, out, x, *, geometry: max_pool2d_gather(t, x, geometry=geometry)],
            samples=lambda rng: _pool_samples(rng, "pool"))
 def _max_pool2d(x, *, geometry):
-    """y[n, c, i, j] = the maximum of x over window (i, j), -inf padding (kernels.pool2d.max_forward)."""
-    return kernels.pool2d.max_forward(x, geometry)[0]
+    """y[n, c, i, j] = the maximum of x over window (i, j), -inf padding (kernels.pool2d.max_values)."""
+    return kernels.pool2d.max_values(x, geometry)
 
 
 @primitive(vjp=[lambda g, out, gy, x, *, geometry: max_pool2d_gather(g, x, geometry=geometry),

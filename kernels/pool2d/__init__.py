@@ -1,12 +1,13 @@
 """2-D max and average pooling, layout NCHW, with the semantics of torch.nn.functional.max_pool2d and
 avg_pool2d (dilation 1, floor mode).
 
-Four entry points, each taking the window as a ``kernels.PoolGeometry`` built (and validated) once,
+Five entry points, each taking the window as a ``kernels.PoolGeometry`` built (and validated) once,
 e.g. by a layer at construction, checking the arrays on every call, and running the function of the
 same name and arguments in the backend's module (IMPLEMENTATIONS: "numpy" reference.py, "cpu"
 Numba-parallel cpu.py, "cuda" cuda.py; see :mod:`kernels.backend`)::
 
     max_forward(x, geometry)                 -> (y, argmax)
+    max_values(x, geometry)                  -> y (max_forward's y, without the argmax)
     max_backward(g, argmax, input_shape)     -> dx
     avg_forward(x, geometry)                 -> y
     avg_backward(g, input_shape, geometry)   -> dx
@@ -14,6 +15,7 @@ Numba-parallel cpu.py, "cuda" cuda.py; see :mod:`kernels.backend`)::
 and their keyword forms, which build the geometry and call them::
 
     max_pool2d_forward(x, kernel_size, stride=, padding=)   -> (y, argmax)
+    max_pool2d(x, kernel_size, stride=, padding=)           -> y
     max_pool2d_backward(g, argmax, input_shape)             -> dx
     avg_pool2d_forward(x, kernel_size, stride=, padding=)   -> y
     avg_pool2d_backward(g, input_shape, kernel_size, stride=, padding=) -> dx
@@ -74,8 +76,8 @@ from .._checks import argmax_range_error, float_array, is_device_array, shape4
 from ..backend import implementation, implementations
 from ..options import PoolGeometry
 
-__all__ = ["max_forward", "max_backward", "avg_forward", "avg_backward",
-           "max_pool2d_forward", "max_pool2d_backward", "avg_pool2d_forward", "avg_pool2d_backward"]
+__all__ = ["max_forward", "max_values", "max_backward", "avg_forward", "avg_backward",
+           "max_pool2d_forward", "max_pool2d", "max_pool2d_backward", "avg_pool2d_forward", "avg_pool2d_backward"]
 
 
 # --- the static dispatch table: backend name -> the module with this family's verbs there ------------
@@ -135,6 +137,13 @@ def max_forward(x, geometry: PoolGeometry, *, backend=None):
     return module.max_forward(x, geometry)
 
 
+def max_values(x, geometry: PoolGeometry, *, backend=None):
+    """Max pooling's ``y`` alone, the same bits as max_forward's (a forward pass that needs no argmax
+    is spared writing it); see max_pool2d."""
+    module, x = _checked_input(x, geometry, backend)
+    return module.max_values(x, geometry)
+
+
 def max_backward(g, argmax, input_shape, *, backend=None):
     """Gradient of max pooling: ``dx`` of shape ``input_shape``; see max_pool2d_backward."""
     g = float_array(g, "g", 4)
@@ -183,6 +192,18 @@ def max_pool2d_forward(x, kernel_size, *, stride=None, padding=0, backend=None):
            [13., 15.]], dtype=float32)
     """
     return max_forward(x, PoolGeometry(kernel_size, stride, padding), backend=backend)
+
+
+def max_pool2d(x, kernel_size, *, stride=None, padding=0, backend=None):
+    """Max pooling's ``y`` alone, like torch's max_pool2d: max_pool2d_forward's first result.
+
+    >>> import numpy as np
+    >>> x = np.arange(16, dtype=np.float32).reshape(1, 1, 4, 4)
+    >>> max_pool2d(x, 2, backend="numpy")[0, 0]
+    array([[ 5.,  7.],
+           [13., 15.]], dtype=float32)
+    """
+    return max_values(x, PoolGeometry(kernel_size, stride, padding), backend=backend)
 
 
 def max_pool2d_backward(g, argmax, input_shape, *, backend=None):

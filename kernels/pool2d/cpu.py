@@ -117,6 +117,35 @@ def _max_forward_2x2(x, y, argmax):
 
 
 @njit(parallel=True, cache=True)
+def _max_values_2x2(x, y):
+    """y alone, for 2x2 windows with stride 2 and no padding: the running maximum only (one select per
+    element, no index to follow), so a forward that needs no argmax writes and computes a third of it.
+    A window holding a NaN takes its first NaN, as _max_forward_2x2 does: the same bits in y."""
+    planes, width = x.shape[0], x.shape[2]
+    out_h, out_w = y.shape[1], y.shape[2]
+    for p in prange(planes):
+        for oh in range(out_h):
+            h = 2 * oh
+            for ow in range(out_w):
+                w = 2 * ow
+                best = x[p, h, w]
+                seen_nan = best != best
+                v = x[p, h, w + 1]
+                seen_nan |= v != v
+                best = v if v > best else best
+                v = x[p, h + 1, w]
+                seen_nan |= v != v
+                best = v if v > best else best
+                v = x[p, h + 1, w + 1]
+                seen_nan |= v != v
+                best = v if v > best else best
+                if seen_nan:
+                    at = _first_nan(x, p, h, h + 2, w, w + 2, width)
+                    best = x[p, at // width, at % width]
+                y[p, oh, ow] = best
+
+
+@njit(parallel=True, cache=True)
 def _max_backward_planes(g, argmax, dx):
     """dx[p, argmax[p, oh, ow]] += g[p, oh, ow] (dx: planes of H * W; each thread zeroes its plane
     first, so the zeros are written by the thread that adds into them, while the plane is in cache).
@@ -200,6 +229,18 @@ def max_forward(x, geometry):
     else:
         _max_forward_planes(planes, *kernel, *stride, *padding, y, argmax)
     return y.reshape(n, c, out_h, out_w), argmax.reshape(n, c, out_h, out_w)
+
+
+def max_values(x, geometry):
+    """Max pooling's ``y`` alone (no argmax): max_forward's y, bit for bit."""
+    kernel, stride, padding = geometry.kernel_size, geometry.stride, geometry.padding
+    if not (kernel == (2, 2) and stride == (2, 2) and padding == (0, 0)):
+        return max_forward(x, geometry)[0]
+    n, c, h, w = x.shape
+    out_h, out_w = geometry.output_hw(h, w)
+    y = recycled((n * c, out_h, out_w), x.dtype)
+    _max_values_2x2(np.ascontiguousarray(x).reshape(n * c, h, w), y)
+    return y.reshape(n, c, out_h, out_w)
 
 
 def max_backward(g, argmax, input_shape):

@@ -131,15 +131,26 @@ def _avg_backward_kernel(g, kh, kw, sh, sw, ph, pw, area, dx):
 
 # --- the backend's functions: those of kernels.pool2d.reference, with the same arguments -----------
 
-def max_forward(x, geometry):
-    """Max pooling: ``(y, argmax)``; see :func:`kernels.pool2d.max_pool2d_forward`."""
+def _max_pool(x, geometry):
+    """(y, argmax) as device arrays."""
     n, c, h, w = x.shape
     out_shape = (n, c, *geometry.output_hw(h, w))
     y = cuda.device_array(out_shape, dtype=x.dtype)
     argmax = cuda.device_array(out_shape, dtype=np.int64)
     _max_forward_kernel[launch_config(y.size)](to_device(x), *geometry.kernel_size, *geometry.stride,
                                                *geometry.padding, y, argmax)
+    return y, argmax
+
+
+def max_forward(x, geometry):
+    """Max pooling: ``(y, argmax)``; see :func:`kernels.pool2d.max_pool2d_forward`."""
+    y, argmax = _max_pool(x, geometry)
     return to_caller(y, on_device(x)), to_caller(argmax, on_device(x))
+
+
+def max_values(x, geometry):
+    """Max pooling's ``y`` alone (the argmax stays on the device, dropped)."""
+    return to_caller(_max_pool(x, geometry)[0], on_device(x))
 
 
 def max_backward(g, argmax, input_shape):

@@ -51,6 +51,11 @@ def max_forward(x, geometry):
     return best, argmax
 
 
+def max_values(x, geometry):
+    """Max pooling's ``y`` alone: max_forward's first result."""
+    return max_forward(x, geometry)[0]
+
+
 def max_backward(g, argmax, input_shape):
     """Each g element goes to the input element its window chose; overlapping windows add up."""
     n, c, h, w = input_shape

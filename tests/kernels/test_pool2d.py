@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import kernels
-from kernels.pool2d import (avg_pool2d_backward, avg_pool2d_forward, max_pool2d_backward,
+from kernels.pool2d import (avg_pool2d_backward, avg_pool2d_forward, max_pool2d, max_pool2d_backward,
                             max_pool2d_forward, reference)
 
 needs_cuda = pytest.mark.skipif(not kernels.cuda_available(),
@@ -177,6 +177,22 @@ def test_nans_and_ties_everywhere_in_a_window_match_the_reference(kernel, stride
     y, arg = max_pool2d_forward(x, kernel, stride=stride, backend="cpu")
     np.testing.assert_array_equal(arg, arg_ref)
     np.testing.assert_array_equal(y, y_ref)
+    np.testing.assert_array_equal(max_pool2d(x, kernel, stride=stride, backend="cpu"), y_ref)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_max_pool2d_gives_the_first_nan_of_a_window_bit_for_bit(backend):
+    """Two NaNs of different payloads in one window, in each order: y (alone, or with its argmax) is the
+    first in row-major order, its bits unchanged; the other windows hold no NaN and are plain maxima."""
+    x = np.arange(32, dtype=np.float32).reshape(1, 2, 4, 4)
+    quiet = np.array([0x7FC00001, 0xFFC00002], dtype=np.uint32).view(np.float32)   # +NaN, -NaN
+    x[0, 0, 0, 1], x[0, 0, 1, 0] = quiet
+    x[0, 1, 2, 2], x[0, 1, 3, 3] = quiet[::-1]
+    expected = reference.max_forward(x, geometry(2, 2, 0))[0]
+    assert expected.view(np.uint32)[0, 0, 0, 0] == 0x7FC00001 and expected.view(np.uint32)[0, 1, 1, 1] == 0xFFC00002
+    y = max_pool2d(x, 2, backend=backend)
+    assert y.dtype == np.float32 and y.view(np.uint32).tobytes() == expected.view(np.uint32).tobytes()
+    assert max_pool2d_forward(x, 2, backend=backend)[0].tobytes() == expected.tobytes()
 
 
 # --- the Numba CPU version against the reference -----------------------------------------------
@@ -184,6 +200,7 @@ def test_nans_and_ties_everywhere_in_a_window_match_the_reference(kernel, stride
 def run_all(backend, x, k, s, p, seed=1):
     """All four functions on one case; the gradients g are fixed random arrays."""
     y, arg = max_pool2d_forward(x, k, stride=s, padding=p, backend=backend)
+    assert max_pool2d(x, k, stride=s, padding=p, backend=backend).tobytes() == y.tobytes()   # y alone, same bits
     g = rand(y.shape, x.dtype, seed)
     dx_max = max_pool2d_backward(g, arg, x.shape, backend=backend)
     avg = avg_pool2d_forward(x, k, stride=s, padding=p, backend=backend)
