@@ -234,9 +234,14 @@ def maxout(x, pieces):
     return apply(_MAXOUT, (x,), {"pieces": int(pieces)})
 
 
+def mask_seed(rng) -> int:
+    """The seed of one dropout mask, drawn from ``rng`` (host and device draw it alike: the same masks)."""
+    return int(rng.integers(2**30))
+
+
 def dropout_mask(shape, rate, rng, dtype):
     """The inverted-dropout mask, made on the device from one seed drawn from ``rng`` (nothing copied)."""
-    return kernels.dropout.dropout_mask(shape, rate, int(rng.integers(2**30)), dtype, device=True)
+    return kernels.dropout.dropout_mask(shape, rate, mask_seed(rng), dtype, device=True)
 
 
 def _bn_vjp(g, out, x, gamma, beta, *, wanted, running_mean, running_var, training, momentum, eps):

@@ -111,22 +111,14 @@ def _check_rate(rate, name="rate"):
     return float(rate)
 
 
-def _keep_mask(shape, rate, rng, dtype):
-    """Inverted-dropout mask: 0 with probability ``rate``, else 1 / (1 - rate) (so E[mask] = 1)."""
-    keep = rng.random(shape) >= rate              # drawn for rate 1 too: the generator moves as for any rate
-    if rate == 1.0:                               # torch's p=1: everything dropped (and no 1 / 0)
-        return np.zeros(shape, dtype)
-    # the same values as (keep / (1 - rate)).astype(dtype), without the float64 array between (2.7x quicker)
-    return keep.astype(dtype) * np.dtype(dtype).type(1.0 / (1.0 - rate))
-
-
 def dropout(x, rate, training=True, rng=None):
     """Inverted dropout: zero each element with probability ``rate`` and scale the rest by 1/(1 - rate).
 
     In evaluation (``training=False``) it is the identity, so nothing changes at test time. Rate 1
     gives zeros in training (x times a zero mask, as torch's ``p=1``). ``rng``:
     a Generator or an int seed; None draws from nn's global generator, so ``nn.set_seed`` fixes the
-    masks (:mod:`nn.utils`).
+    masks (:mod:`nn.utils`). Each mask is kernels.dropout's hash of one seed drawn from ``rng``: the
+    same mask on the host and on a CUDA device.
     """
     rate = _check_rate(rate)
     if not training or rate == 0.0:
@@ -134,7 +126,7 @@ def dropout(x, rate, training=True, rng=None):
     rng = utils.rng(rng)
     if device.is_device(x):                       # a mask made on the device, from one drawn seed
         return x * device.dropout_mask(_shape(x), rate, rng, value_of(x).dtype)
-    return x * _keep_mask(_shape(x), rate, rng, value_of(x).dtype)
+    return x * kernels.dropout.dropout_mask(_shape(x), rate, device.mask_seed(rng), value_of(x).dtype)
 
 
 def drop_connect(w, rate, training=True, rng=None):

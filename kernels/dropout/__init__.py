@@ -1,6 +1,7 @@
-"""Dropout masks for nn's device path (dropout and DropConnect): counter-based, so that the host and
+"""Dropout masks for nn's dropout and DropConnect, on the host and the device: counter-based, so that the host and
 the device give the same mask for the same seed and nothing random is copied. The hash in
-reference.py (NumPy, the oracle; also the host version), the same in a numba.cuda kernel in cuda.py.
+reference.py (NumPy, the oracle), the same in a Numba-parallel loop in cpu.py (nn's host dropout) and in a
+numba.cuda kernel in cuda.py.
 
     dropout_mask(shape, rate, seed, dtype, device=False) -> mask (0 or 1/(1-rate)); device=True: on the device
     rate in [0, 1]; rate 1 (torch's p=1) gives an all-zero mask
@@ -18,7 +19,7 @@ from ..backend import implementation, implementations
 
 __all__ = ["dropout_mask"]
 
-IMPLEMENTATIONS = implementations(__name__, cpu="reference")     # NumPy is the CPU version
+IMPLEMENTATIONS = implementations(__name__)
 
 
 def dropout_mask(shape, rate, seed, dtype=np.float32, *, device=False, backend=None):

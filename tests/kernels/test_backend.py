@@ -103,15 +103,17 @@ def test_every_family_has_a_static_table_and_the_same_verbs_in_its_three_modules
 
 @pytest.mark.parametrize("family", [dense, activations, dropout, losses, normalization], ids=lambda f: f.__name__)
 def test_the_light_families_run_numpy_on_the_cpu_and_their_verbs_on_cuda(family):
-    """nn's device-path families: "numpy" and "cpu" are the reference (NumPy is their CPU version), and
-    every entry point has its function, with the same arguments, in reference.py and cuda.py."""
+    """nn's device-path families: "numpy" is the reference, "cpu" the reference too (NumPy is their CPU
+    version) except dropout's Numba mask, and every entry point has its function, with the same arguments,
+    in each module."""
     modules = {name: load() for name, load in family.IMPLEMENTATIONS.items()}
-    assert [m.__name__.rsplit(".", 1)[-1] for m in modules.values()] == ["reference", "reference", "cuda"]
+    cpu = "cpu" if family is dropout else "reference"
+    assert [m.__name__.rsplit(".", 1)[-1] for m in modules.values()] == ["reference", cpu, "cuda"]
     entry_points = [name for name in family.__all__ if inspect.isfunction(getattr(family, name))]
     assert entry_points
     for name in entry_points:
-        arguments = [list(inspect.signature(getattr(m, name)).parameters) for m in (modules["numpy"], modules["cuda"])]
-        assert arguments[0] == arguments[1], name
+        arguments = [list(inspect.signature(getattr(m, name)).parameters) for m in modules.values()]
+        assert arguments[0] == arguments[1] == arguments[2], name
 
 
 def test_a_numba_cuda_that_cannot_compile_with_this_numpy_is_named_before_any_kernel(monkeypatch):
