@@ -13,6 +13,9 @@ nothing, and after any kernel call every BLAS library has the thread count it ha
    SciPy's when it is loaded, found once with threadpoolctl) is set to one thread on entry, through
    its own ``openblas_set_num_threads`` (~1 us), and given back its count on exit, exceptions
    included. No BLAS thread wakes for the kernels, and your thread counts are yours between calls.
+   The modules that make no BLAS call at all (the pools', the optimisers' and the dropout mask's Numba
+   loops: ``BLAS_FREE = True``) skip the context: it would not still threads already spinning from a
+   product before the call (measured), and its C calls are most of such a small call's overhead.
    ``nn.fit`` runs its steps inside the same context, so the dense layers' NumPy products run on
    one thread there too; in a training loop of your own they run on your setting, and
    ``with kernels.runtime.single_threaded_blas():`` around the loop gives fit's speed.
@@ -219,10 +222,12 @@ def _inside_single_threaded_blas(function):
 
 
 @functools.cache
-def host_kernels(module) -> _HostKernels:
+def host_kernels(module):
     """``module`` (a family's reference.py or cpu.py) as the entry points call it: each function inside
-    ``single_threaded_blas()``. ``kernels.backend.implementation`` returns this for host backends."""
-    return _HostKernels(module)
+    ``single_threaded_blas()``, unless the module declares ``BLAS_FREE = True`` (it makes no BLAS call: the
+    context would cost its C calls for nothing). ``kernels.backend.implementation`` returns this for host
+    backends."""
+    return module if getattr(module, "BLAS_FREE", False) else _HostKernels(module)
 
 
 # --- point 3 -------------------------------------------------------------------------------------------

@@ -9,6 +9,9 @@ from .._cache import njit
 from .._recycle import empty as recycled
 from .reference import keep_scale
 
+#: No BLAS call here: the entry points call these functions directly (kernels.runtime.host_kernels).
+BLAS_FREE = True
+
 _MASK32 = np.uint64(0xFFFFFFFF)
 _SEED_FACTOR = np.uint64(2654435761)
 

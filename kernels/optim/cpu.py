@@ -34,6 +34,9 @@ from numba import prange
 from .._cache import njit
 from . import formulas
 
+#: No BLAS call here: the entry points call these functions directly (kernels.runtime.host_kernels).
+BLAS_FREE = True
+
 #: Arrays smaller than this are updated by one thread: waking the others costs more than they save,
 #: and when another process holds a core, a parallel loop waits milliseconds for its second thread
 #: (a 64-16-10 MLP's epoch: 0.2 s serial, 9 s parallel with one core busy). 32k floats take ~20 us.

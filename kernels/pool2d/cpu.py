@@ -26,6 +26,9 @@ from .._cache import njit
 from .._jit import ZERO
 from .._recycle import empty as recycled
 
+#: No BLAS call here: the entry points call these functions directly (kernels.runtime.host_kernels).
+BLAS_FREE = True
+
 U = np.uint64   # an index compared as unsigned (see _max_backward_planes)
 
 #: max_backward refuses an argmax index outside its plane itself, while it reads argmax (no pass of its

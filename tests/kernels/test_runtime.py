@@ -3,7 +3,10 @@ thread inside the kernels' calls (and nn.fit's steps) and has its own count back
 kernels or nn changes nothing; Numba's threading layer is fork-safe; malloc tuning is opt-in."""
 import ctypes
 import ctypes.util
+import importlib
+import inspect
 import os
+import re
 import subprocess
 import sys
 import threading
@@ -157,6 +160,30 @@ def test_a_host_kernel_runs_with_every_blas_on_one_thread_and_gives_the_counts_b
     assert set(seen[0].values()) == {1} and set(seen[0]) >= set(before)
     assert blas_threads() == before
     assert runtime.host_kernels(module._module) is module and module.verb is module.verb   # found once
+
+
+def test_a_module_that_declares_itself_blas_free_runs_on_the_counts_as_they_are():
+    user = threadpoolctl.threadpool_limits(limits=2, user_api="blas")     # a setting of the user's own
+    try:
+        seen = []
+        plain = _module(verb=lambda: seen.append(blas_threads()), BLAS_FREE=True)
+        assert runtime.host_kernels(plain) is plain
+        runtime.host_kernels(plain).verb()
+        assert set(seen[0].values()) == {2}
+    finally:
+        user.restore_original_limits()
+
+
+@pytest.mark.parametrize("family", ["activations", "conv2d", "dense", "dropout", "losses", "normalization", "optim",
+                                    "pool2d"])
+def test_the_modules_that_skip_the_blas_context_make_no_matrix_product(family):
+    """BLAS_FREE is a promise about the module's source: no product NumPy would hand to BLAS."""
+    package = importlib.import_module(f"kernels.{family}")
+    for backend in ("numpy", "cpu"):
+        module = package.IMPLEMENTATIONS[backend]()
+        if getattr(module, "BLAS_FREE", False):
+            code = "\n".join(line.split("#")[0] for line in inspect.getsource(module).splitlines())
+            assert not re.search(r"[\w)\]] @ |\.dot\(|matmul|einsum|tensordot|linalg|\binner\(", code), module.__name__
 
 
 def test_the_counts_come_back_after_an_exception_and_after_nested_uses():
