@@ -308,6 +308,28 @@ def _backward(g, out, masked, x, wt3, n_chunks, kh, kw, sh, sw, ph, pw, dil_h, d
                          dil_h, dil_w, ho, wo, want_dx, want_dw, dx, dw_part[t], db_part[t])
 
 
+@njit(parallel=True, cache=True)
+def _sum_parts(dw_part, db_part, dw, db):
+    """dw[grp * fg + f, r] = dw_part[0, grp, r, f] + dw_part[1, grp, r, f] + ..., in chunk order (the same
+    bits whatever the thread count), transposed back to (F, C/groups * kh * kw); db the sum of db_part's
+    rows, in the same order. The sums are made in dw_part[0] (scratch), along rows of f."""
+    n_chunks, groups, kg, fg = dw_part.shape
+    for r in prange(kg):
+        for grp in range(groups):
+            total = dw_part[0, grp, r]
+            for t in range(1, n_chunks):
+                part = dw_part[t, grp, r]
+                for f in range(fg):
+                    total[f] += part[f]
+            for f in range(fg):
+                dw[grp * fg + f, r] = total[f]
+    for f in range(db.size):
+        total_b = db_part[0, f]
+        for t in range(1, n_chunks):
+            total_b += db_part[t, f]
+        db[f] = total_b
+
+
 def _chunks(n):
     """How many chunks of images a call splits the batch into: a few per thread, so that a thread
     slowed by another process leaves less work waiting (forward and backward input)."""
@@ -365,11 +387,9 @@ def _backward_pass(g, x, w, input_shape, weight_shape, geometry, input_grad, wei
               bool(weight_grad), dx, dw_part, db_part)
     if not weight_grad:
         return dx, None, None
-    dw, db = dw_part[0], db_part[0]
-    for t in range(1, n_chunks):          # in chunk order: the same sum whatever the thread count
-        dw += dw_part[t]
-        db += db_part[t]
-    return (dx if input_grad else None), np.ascontiguousarray(dw.transpose(0, 2, 1)).reshape(f, cg, kh, kw), db
+    dw, db = np.empty((f, kg), dtype), np.empty(f, dtype)
+    _sum_parts(dw_part, db_part, dw, db)
+    return (dx if input_grad else None), dw.reshape(f, cg, kh, kw), db
 
 
 def backward(g, x, w, geometry, input_grad, weight_grad, relu_out):

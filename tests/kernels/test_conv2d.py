@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from kernels.backend import cuda_available
-from kernels.conv2d import conv2d_backward_input, conv2d_backward_weight, conv2d_forward
+from kernels.conv2d import conv2d_backward_input, conv2d_backward_weight, conv2d_forward, cpu
 
 
 def direct_conv2d(x, w, b, stride, padding, dilation, groups):
@@ -359,3 +359,22 @@ def test_one_pass_backward_refuses_a_relu_out_of_another_shape():
 
     with pytest.raises(ValueError, match=r"relu_out must have g's shape \(2, 3, 4, 4\), got \(2, 3, 4, 3\)"):
         kernels.conv2d.backward(G, X, W, kernels.ConvGeometry(), relu_out=G[..., :3])
+
+
+def test_the_weight_chunks_are_added_in_chunk_order_and_transposed_back():
+    """_sum_parts gives the bits of the chunks' partial sums added one after the other (as NumPy's
+    ``total += part`` in a loop), dw transposed from (groups, kg, fg) to (groups * fg, kg) (the parts are
+    its scratch)."""
+    rng = np.random.default_rng(4)
+    parts = (rng.standard_normal((16, 2, 27, 5)) * 10.0 ** rng.integers(-3, 4, (16, 2, 27, 5))).astype(np.float32)
+    db_parts = rng.standard_normal((16, 10)).astype(np.float32)
+    total, db_total = parts[0].copy(), db_parts[0].copy()
+    for t in range(1, 16):
+        total += parts[t]
+        db_total += db_parts[t]
+    dw, db = np.empty((10, 27), np.float32), np.empty(10, np.float32)
+    cpu._sum_parts(parts.copy(), db_parts, dw, db)
+    assert dw.tobytes() == np.ascontiguousarray(total.transpose(0, 2, 1)).reshape(10, 27).tobytes()
+    assert db.tobytes() == db_total.tobytes()
+    pairwise = (parts[:8].sum(axis=0) + parts[8:].sum(axis=0)).transpose(0, 2, 1).reshape(10, 27)
+    assert not np.array_equal(dw, pairwise)          # the order matters for these values: it is the one kept
