@@ -136,9 +136,9 @@ def _check(weight_shape, geometry):
 
 @register_jitable
 def _width(per_block, tiles, f_out, itemsize):
-    """A forward block's rows of V and M: its tiles, rounded up to whole blocks of gemm's rows (49
-    tiles -> 56 where M has 32 columns), so that every product takes gemm's fast path; the rows past
-    the tiles are zeros, multiplied and never read back."""
+    """A forward block's rows of V and M for ``per_block`` images: their tiles, rounded up to whole blocks
+    of gemm's rows (49 tiles -> 56 where M has 32 columns), so that every product takes gemm's fast
+    path; the rows past the tiles are zeros, multiplied and never read back."""
     width = per_block * tiles
     return width + (-width) % block_rows(f_out, itemsize)
 
@@ -150,28 +150,30 @@ def _forward_blocks(x, ut, b, first, last, per_block, v, m, y4, off_h, off_w, re
     V[k] (W, C) and M[k] (W, F), W = per_block * tiles rounded up by _width, tile by tile (channels,
     filters along the row), are the first W*C and W*F entries of row k of ``v`` and ``m`` (the calling
     thread's scratch; rows a little longer: see _row). M[k] = V[k] @ U[k]^T (``ut`` holds U[k]^T). A
-    short last block multiplies all W rows (the unused ones hold whatever was there) and
-    inverse-transforms only its own: a row of a product depends on that row alone."""
+    short last block (or a batch smaller than a block) multiplies only its own tiles, rounded up to
+    gemm's block rows like W; the rows past the tiles are set to zeros first: the scratch's old
+    contents could be subnormal numbers, which cost Intel cores a microcode assist per
+    multiplication (a batch of one image ran 25x slower on such rows)."""
     n, c_in = x.shape[0], x.shape[1]
     f_out = y.shape[1]
     th, tw = (y.shape[2] + 1) // 2, (y.shape[3] + 1) // 2
     tiles = th * tw
-    width = _width(per_block, tiles, f_out, y.itemsize)
-    for k in range(16):                                  # the rows past the tiles (never written below)
-        for col in range(per_block * tiles * c_in, width * c_in):
-            v[k, col] = 0
     xt = np.zeros((2 * th + 2) * 2 * (tw + 1) * c_in, dtype=x.dtype)
     r = np.empty(8 * (tw + 1) * c_in, dtype=x.dtype)
     st = np.empty(8 * CHUNK_ROW, dtype=x.dtype)
     flat_v, flat_m, flat_y, y_row = v.reshape(-1), m.reshape(-1), y4.reshape(-1), y4.shape[1]
     for blk in range(first, last):
         n0, n1 = blk * per_block, min(n, (blk + 1) * per_block)
+        rows = _width(n1 - n0, tiles, f_out, y.itemsize)
         for k in range(n1 - n0):
             channels_last(x[n0 + k], off_h, off_w, xt, tw + 1)
             input_tiles(xt, th, tw, c_in, r, flat_v, v.shape[1], k * tiles * c_in)
+        for k in range(16):                              # the rows past the tiles: zeros
+            for col in range((n1 - n0) * tiles * c_in, rows * c_in):
+                v[k, col] = 0
         for k in range(16):
-            gemm(v[k, :width * c_in].reshape(width, c_in), ut[k], m[k, :width * f_out].reshape(width, f_out), False)
-        inverse(flat_m, m.shape[1], width * f_out, st, flat_y, y_row)
+            gemm(v[k, :rows * c_in].reshape(rows, c_in), ut[k], m[k, :rows * f_out].reshape(rows, f_out), False)
+        inverse(flat_m, m.shape[1], rows * f_out, st, flat_y, y_row)
         for k in range(n1 - n0):
             output_tiles(flat_y, y_row, k * tiles * f_out, th, tw, b, relu, y[n0 + k])
 

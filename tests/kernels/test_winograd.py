@@ -160,6 +160,38 @@ def test_float32_error_is_within_a_factor_of_im2col(shape, monkeypatch):
 
 
 @pytest.mark.skipif(numba.config.NUMBA_NUM_THREADS < 2, reason="needs two Numba threads")
+def test_a_short_block_multiplies_only_its_own_tiles_over_rows_set_to_zero(monkeypatch):
+    """Batch 1 (one short block): the products take the image's tiles rounded up to gemm's block rows, the
+    rows past its tiles set to zeros (the scratch held subnormal numbers before), no row of M beyond;
+    y the same bits as with fresh scratch."""
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal((1, 8, 13, 13)).astype(np.float32)
+    w = rng.standard_normal((16, 8, 3, 3)).astype(np.float32)
+    b = rng.standard_normal(16).astype(np.float32)
+    geometry = ConvGeometry()
+    expected = winograd.forward(x, w, b, geometry, True)
+    tiles = 6 * 6
+    rows = winograd._width(1, tiles, 16, 4)
+    assert tiles < rows < winograd._width(max(1, winograd.COLUMNS // tiles), tiles, 16, 4)
+    tiny = np.float32(1e-40)                                        # subnormal
+    made = []
+
+    def scratch(size, dtype, rows=16):
+        made.append(np.full((numba.config.NUMBA_NUM_THREADS, rows, winograd._row(size, 4)), tiny, np.float32))
+        return made[-1]
+
+    monkeypatch.setattr(winograd, "_scratch", scratch)
+    y = winograd.forward(x, w, b, geometry, True)
+    assert y.tobytes() == expected.tobytes()
+    v, m = made[0], made[1]
+    used = [t for t in range(v.shape[0]) if v[t, 0, 0] != tiny]     # the thread that ran the block
+    assert len(used) == 1
+    t = used[0]
+    assert not v[t, :, tiles * 8:rows * 8].any()                     # zeros past the tiles
+    assert (v[t, :, rows * 8:] == tiny).all()                        # nothing past the rounded rows...
+    assert (m[t, :, rows * 16:] == tiny).all() and (m[t, :, :rows * 16] != tiny).all()   # ...multiplied
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_bitwise_identical_across_runs_and_thread_counts(dtype):
     x, w, b, g, geometry = _case((19, 6, 11, 9, 7, 1), dtype, seed=4)
