@@ -54,7 +54,7 @@ from .backend import BACKENDS, BackendUnavailable, cuda_available, get_backend, 
 from .options import (AdadeltaHyper, AdagradHyper, AdamHyper, AdamWHyper, ConvGeometry, PoolGeometry,
                       RMSpropHyper, SGDHyper)
 from .conv2d import conv2d_backward_input, conv2d_backward_weight, conv2d_forward
-from .pool2d import avg_pool2d_backward, avg_pool2d_forward, max_pool2d_backward, max_pool2d_forward
+from .pool2d import avg_pool2d_backward, avg_pool2d_forward, max_pool2d, max_pool2d_backward, max_pool2d_forward
 from .optim import (adadelta_update, adagrad_update, adam_update, adamw_update, rmsprop_update,
                     sgd_update)
 
@@ -64,7 +64,7 @@ __all__ = [
     "AdamWHyper", "runtime", "dense", "activations", "dropout", "losses", "normalization", "device",
     "is_device_array",
     "conv2d_forward", "conv2d_backward_input", "conv2d_backward_weight",
-    "max_pool2d_forward", "max_pool2d_backward", "avg_pool2d_forward", "avg_pool2d_backward",
+    "max_pool2d_forward", "max_pool2d", "max_pool2d_backward", "avg_pool2d_forward", "avg_pool2d_backward",
     "sgd_update", "adagrad_update", "adadelta_update", "rmsprop_update", "adam_update", "adamw_update",
 ]
 
