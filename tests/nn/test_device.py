@@ -321,6 +321,14 @@ def test_the_device_dropout_mask_keeps_the_right_share_scaled_by_one_over_the_ke
     assert abs(np.corrcoef(masks[0] != 0, masks[1] != 0)[0, 1]) < 5 / np.sqrt(n)   # a new mask each step
 
 
+def test_dropout_on_the_device_and_on_the_host_draw_the_same_mask_from_the_same_generator():
+    x = np.random.default_rng(1).standard_normal((3, 4, 5)).astype(np.float32)
+    host = ad.value_of(nn.functional.dropout(ad.Tensor(x), 0.4, rng=np.random.default_rng(9)))
+    on_device = nn.functional.dropout(ad.Tensor(kernels.device.to_device(x)), 0.4, rng=np.random.default_rng(9))
+    np.testing.assert_array_equal(ad.value_of(on_device).copy_to_host(), host)
+    assert 0 < np.count_nonzero(host) < host.size
+
+
 LAYERS = {   # every kind of layer of nn (the convolutions, pooling, dropout and batch norm: the tests above)
     "prelu": lambda: [nn.Input((1, 3, 3)), nn.Conv2D(2, 2), nn.PReLU(), nn.Flatten(), nn.Dense(4), nn.PReLU(0.1)],
     "maxout": lambda: [nn.Input((1, 3, 3)), nn.Conv2D(4, 2), nn.Maxout(pieces=2), nn.Flatten(), nn.Dense(4),
