@@ -79,7 +79,8 @@ def counts(batch):
     """{case: (flops, bytes)}, the roofline's model of each kernel: FLOPs of its products (2 per
     multiply-add; bias adds not counted), max-pooling's comparisons counted as operations (3 per 2x2
     window), Adam's ADAM_OPS per parameter, a scatter none; bytes the compulsory traffic, every input
-    read once and every output written once (float32; max-pooling's argmax as int64)."""
+    read once and every output written once (float32; max-pooling's forward writes y alone, as PyTorch's
+    max_pool2d without indices, and its backward reads the argmax as int64)."""
     f4, out = 4.0, {}
     for name in ("conv1", "conv2"):
         (n, c, h, w), (f, _, kh, kw) = xs, ws = shapes(batch)[name]
@@ -91,7 +92,7 @@ def counts(batch):
     for name in ("pool1", "pool2"):
         n, c, h, w = shapes(batch)[name]
         x, y = n * c * h * w, n * c * (h // 2) * (w // 2)
-        out[f"{name} max forward"] = 3.0 * y, f4 * (x + y) + 8.0 * y
+        out[f"{name} max forward"] = 3.0 * y, f4 * (x + y)
         out[f"{name} max backward"] = 0.0, f4 * (y + x) + 8.0 * y
     (n, fan_in), (_, units) = shapes(batch)["dense"]
     x, wt, y, flops = n * fan_in, fan_in * units, n * units, 2.0 * n * fan_in * units
@@ -137,7 +138,7 @@ def measure_ours(batch, repeat, backend):
         x = rng.standard_normal(shapes(batch)[name], dtype=np.float32)
         y, arg = kernels.max_pool2d_forward(x, 2, backend=backend)
         g = rng.standard_normal(y.shape, dtype=np.float32)
-        out[f"{name} max forward"] = best_ms(lambda: kernels.max_pool2d_forward(x, 2, backend=backend), repeat)
+        out[f"{name} max forward"] = best_ms(lambda: kernels.max_pool2d(x, 2, backend=backend), repeat)
         out[f"{name} max backward"] = best_ms(
             lambda: kernels.max_pool2d_backward(g, arg, x.shape, backend=backend), repeat)
     xs, ws = shapes(batch)["dense"]
@@ -308,7 +309,7 @@ import numpy as np
 x = np.ones((2, 3, 6, 6), np.float32); w = np.ones((4, 3, 3, 3), np.float32)
 y = kernels.conv2d_forward(x, w, None)
 kernels.conv2d_backward_input(y, w, x.shape); kernels.conv2d_backward_weight(y, x, w.shape)
-p, a = kernels.max_pool2d_forward(x, 2); kernels.max_pool2d_backward(p, a, x.shape)
+p, a = kernels.max_pool2d_forward(x, 2); kernels.max_pool2d_backward(p, a, x.shape); kernels.max_pool2d(x, 2)
 q = kernels.avg_pool2d_forward(x, 2); kernels.avg_pool2d_backward(q, x.shape, 2)
 v, dv = np.ones(10, np.float32), np.ones(10, np.float32); s = [np.zeros_like(v) for _ in range(3)]
 kernels.sgd_update(v, dv, s[0], step=1, lr=0.1, momentum=0.9)
