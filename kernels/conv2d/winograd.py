@@ -153,7 +153,7 @@ def _forward_blocks(x, ut, b, first, last, per_block, v, m, y4, off_h, off_w, re
     short last block (or a batch smaller than a block) multiplies only its own tiles, rounded up to
     gemm's block rows like W; the rows past the tiles are set to zeros first: the scratch's old
     contents could be subnormal numbers, which cost Intel cores a microcode assist per
-    multiplication (a batch of one image ran 25x slower on such rows)."""
+    multiplication (a batch of one image ran many times slower on them)."""
     n, c_in = x.shape[0], x.shape[1]
     f_out = y.shape[1]
     th, tw = (y.shape[2] + 1) // 2, (y.shape[3] + 1) // 2
