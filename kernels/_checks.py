@@ -39,6 +39,9 @@ def float_array(x, name: str, ndim: int | None = None, dtype=None, like: str = "
 
     ``dtype`` (if given) is the dtype it must have: that of ``like``, the array it goes with.
     """
+    if (x.__class__ is np.ndarray and x.dtype in FLOAT_DTYPES and (ndim is None or x.ndim == ndim)
+            and (dtype is None or x.dtype == dtype) and x.flags.c_contiguous):
+        return x                       # the common case, every check passed in one test
     if is_device_array(x):
         arr_dtype, shape = np.dtype(x.dtype), tuple(x.shape)
     else:
