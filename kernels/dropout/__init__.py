@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .._checks import FLOAT_DTYPES
 from ..backend import implementation, implementations
 
 __all__ = ["dropout_mask"]
@@ -29,6 +30,14 @@ def dropout_mask(shape, rate, seed, dtype=np.float32, *, device=False, backend=N
         raise ValueError(f"rate must be in [0, 1], got {rate!r}")
     if not 0 <= int(seed) < 2**30:
         raise ValueError(f"seed must be an int in [0, 2**30), got {seed!r}")
-    shape = tuple(int(s) for s in shape)
+    try:
+        shape = tuple(int(s) for s in shape)
+    except (TypeError, ValueError):
+        raise TypeError(f"shape must be a tuple of ints >= 0, got {shape!r}") from None
+    if any(s < 0 for s in shape):
+        raise ValueError(f"shape must be a tuple of ints >= 0, got {shape}")
+    if np.dtype(dtype) not in FLOAT_DTYPES:
+        raise TypeError(f"dtype must be float32 or float64 (the mask holds 0 and 1 / (1 - rate)), "
+                        f"got {np.dtype(dtype)}")
     module = implementation(IMPLEMENTATIONS, "cuda" if device else backend)
     return module.dropout_mask(shape, float(rate), int(seed), np.dtype(dtype))

@@ -31,3 +31,13 @@ def test_nn_dropout_on_the_host_is_x_times_the_mask_of_one_seed_drawn_from_its_g
     y = ad.value_of(nn.functional.dropout(ad.Tensor(x), 0.25, rng=np.random.default_rng(3)))
     seed = int(np.random.default_rng(3).integers(2**30))
     np.testing.assert_array_equal(y, x * reference.dropout_mask(x.shape, 0.25, seed, np.dtype(np.float32)))
+
+
+@pytest.mark.parametrize("shape, dtype, error, message", [
+    ((-1, 3), np.float32, ValueError, r"^shape must be a tuple of ints >= 0, got \(-1, 3\)$"),
+    ("ab", np.float32, TypeError, r"^shape must be a tuple of ints >= 0, got 'ab'$"),
+    ((2, 3), np.int32, TypeError, r"^dtype must be float32 or float64 \(.*\), got int32$"),
+])
+def test_a_bad_shape_or_dtype_is_refused_naming_it(shape, dtype, error, message):
+    with pytest.raises(error, match=message):
+        kernels.dropout.dropout_mask(shape, 0.3, 1, dtype)
