@@ -236,7 +236,7 @@ def maxout(x, pieces):
 
 def mask_seed(rng) -> int:
     """The seed of one dropout mask, drawn from ``rng`` (host and device draw it alike: the same masks)."""
-    return int(rng.integers(2**30))
+    return int(rng.integers(kernels.dropout.SEEDS))
 
 
 def dropout_mask(shape, rate, rng, dtype):

@@ -22,13 +22,16 @@ __all__ = ["dropout_mask"]
 
 IMPLEMENTATIONS = implementations(__name__)
 
+#: Seeds are ints in [0, SEEDS): every product of the hash then fits in an int64 (reference.py).
+SEEDS = 2**30
+
 
 def dropout_mask(shape, rate, seed, dtype=np.float32, *, device=False, backend=None):
     """The inverted-dropout mask of ``shape`` for ``seed`` (an int in [0, 2^30)): the same values on
     the host and on the device (``device=True``, or backend "cuda": made there, nothing copied)."""
     if not 0.0 <= float(rate) <= 1.0:
         raise ValueError(f"rate must be in [0, 1], got {rate!r}")
-    if not 0 <= int(seed) < 2**30:
+    if not 0 <= int(seed) < SEEDS:
         raise ValueError(f"seed must be an int in [0, 2**30), got {seed!r}")
     try:
         shape = tuple(int(s) for s in shape)
