@@ -40,10 +40,8 @@ from .._recycle import empty as recycled
 from ..activations import formulas
 from ..microkernel import gemm, whole_vectors
 from . import winograd
+from .columns import col2im as _col2im, col2im_plan, im2col as _im2col
 from .winograd import use_winograd
-
-U = np.uint64   # an index known not to be negative (see _im2col)
-
 
 #: Winograd F(2x2, 3x3) (winograd.py) instead of im2col: None follows winograd.use_winograd's rule
 #: (also importable from here), True wherever it is eligible (all three directions), False never
@@ -56,69 +54,6 @@ def _by_winograd(weight_shape, geometry, direction):
     if not winograd.eligible(weight_shape, geometry):
         return False
     return use_winograd(weight_shape, geometry, direction) if WINOGRAD is None else bool(WINOGRAD)
-
-
-@njit(cache=True)
-def _valid_range(size, out, stride, offset):
-    """The outputs j in [lo, hi) whose input j*stride + offset lies in [0, size): the rest read padding."""
-    lo = max(0, -((offset) // stride))             # ceil(-offset / stride)
-    hi = min(out, (size - 1 - offset) // stride + 1)
-    return lo, max(lo, hi)
-
-
-@njit(cache=True)
-def _im2col(x, n, c0, kh, kw, sh, sw, ph, pw, dil_h, dil_w, ho, wo, cols):
-    """Fill cols (cg*kh*kw, Ho*Wo) from image n, channels c0 .. c0+cg-1 (cg = cols rows / (kh*kw)).
-
-    cols[(c*kh + p)*kw + q, i*Wo + j] = x[n, c0 + c, i*sh + p*dil_h - ph, j*sw + q*dil_w - pw], 0 in
-    the padding. The valid columns [j0, j1) of each q and rows [i0, i1) of each p are worked out
-    once, so the inner loop is a plain copy. Its indices are unsigned (U): Numba then knows they are
-    not negative and leaves out the wrap-around test it makes for a signed index, which would keep
-    the copy from being vectorised (3x slower here).
-    """
-    height, width = x.shape[2], x.shape[3]
-    cg = cols.shape[0] // (kh * kw)
-    for q in range(kw):
-        j0, j1 = _valid_range(width, wo, sw, q * dil_w - pw)
-        v0 = U(j0 * sw + q * dil_w - pw)
-        for p in range(kh):
-            i0, i1 = _valid_range(height, ho, sh, p * dil_h - ph)
-            for c in range(cg):
-                src = x[n, c0 + c]
-                dst = cols[(c * kh + p) * kw + q]
-                for k in range(i0 * wo):                 # output rows that read the top padding
-                    dst[k] = 0
-                for i in range(i0, i1):
-                    start = U(i * wo)
-                    line = src[U(i * sh + p * dil_h - ph)]
-                    for j in range(j0):
-                        dst[start + U(j)] = 0
-                    for j in range(j1 - j0):
-                        dst[start + U(j0 + j)] = line[v0 + U(j * sw)]
-                    for j in range(j1, wo):
-                        dst[start + U(j)] = 0
-                for k in range(i1 * wo, ho * wo):        # and the bottom padding
-                    dst[k] = 0
-
-
-@njit(cache=True)
-def _col2im(dcols, n, c0, kh, kw, sh, sw, ph, pw, dil_h, dil_w, ho, wo, dx):
-    """The adjoint of _im2col: dx[n, c0 + c, h, v] += dcols[row, col] for every entry it copied from there."""
-    height, width = dx.shape[2], dx.shape[3]
-    cg = dcols.shape[0] // (kh * kw)
-    for q in range(kw):
-        j0, j1 = _valid_range(width, wo, sw, q * dil_w - pw)
-        v0 = U(j0 * sw + q * dil_w - pw)
-        for p in range(kh):
-            i0, i1 = _valid_range(height, ho, sh, p * dil_h - ph)
-            for c in range(cg):
-                dst = dx[n, c0 + c]
-                src = dcols[(c * kh + p) * kw + q]
-                for i in range(i0, i1):
-                    start = U(i * wo)
-                    line = dst[U(i * sh + p * dil_h - ph)]
-                    for j in range(j1 - j0):
-                        line[v0 + U(j * sw)] += src[start + U(j0 + j)]
 
 
 @njit(cache=True, fastmath={"reassoc"})
@@ -238,6 +173,7 @@ def _backward_images(g, out, masked, x, wt3, first, last, kh, kw, sh, sw, ph, pw
     cols = np.empty((kg, padded), dtype=g.dtype)
     dcols = np.empty((kg, padded), dtype=g.dtype)
     ggt = np.empty((padded if want_dw and kg > SMALL_K else 0, fg), dtype=g.dtype)
+    plan = col2im_plan(dcols, kh, kw, sh, sw, ph, pw, dil_h, dil_w, ho, wo, dx)
     for k in range(hw, padded):
         for f in range(groups * fg):
             gm[f, k] = 0
@@ -275,7 +211,7 @@ def _backward_images(g, out, masked, x, wt3, first, last, kh, kw, sh, sw, ph, pw
                 gg = gn
             if want_dx:
                 gemm(wt3[grp], gg, dcols, False)
-                _col2im(dcols, n, grp * cg, kh, kw, sh, sw, ph, pw, dil_h, dil_w, ho, wo, dx)
+                _col2im(dcols, n, grp * cg, kh, kw, sh, sw, ph, pw, dil_h, dil_w, ho, wo, dx, plan)
             if want_dw:
                 _im2col(x, n, grp * cg, kh, kw, sh, sw, ph, pw, dil_h, dil_w, ho, wo, cols)
                 if kg <= SMALL_K:

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from kernels import _cache
-from kernels.conv2d import cpu as conv_cpu
+from kernels.conv2d import columns as conv_columns
 from kernels.optim import cpu as optim_cpu
 from kernels.pool2d import cpu as pool_cpu
 
@@ -90,7 +90,7 @@ def test_the_stamp_follows_every_file_of_the_package(tmp_path):
 
 
 def test_the_kernels_cached_functions_use_the_package_stamp():
-    for dispatcher in (conv_cpu._im2col, pool_cpu._max_forward_2x2, optim_cpu._adam_kernel):
+    for dispatcher in (conv_columns.im2col, pool_cpu._max_forward_2x2, optim_cpu._adam_kernel):
         assert type(dispatcher._cache).__name__ == "PackageFunctionCache", dispatcher
         assert dispatcher._cache._impl.locator.get_source_stamp() == _cache.package_stamp(_cache.PACKAGE)
 

@@ -1,0 +1,164 @@
+"""Short runs of contiguous values moved by whole SIMD vectors, the last one masked: im2col's copies and
+col2im's sums.
+
+im2col copies runs as long as an output row (11 values for the Keras CNN's conv2) and col2im adds them
+back. Numba's loop vectoriser handles only runs longer than its vector body (the vector width times
+its interleave), so such runs went one value at a time. These are LLVM IR written with llvmlite, as
+microkernel's block is: plain vector loads and stores for whole vectors, and ``llvm.masked.load`` /
+``llvm.masked.store`` for the last one, whose lanes past the run are switched off (neither read nor
+written, so a run may end anywhere in its array).
+
+- ``copy_run(like, src, s_off, dst, d_off, n)``: dst[d_off + k] = src[s_off + k] for k < n.
+- ``add_runs(like, dst, d_off, lanes, src, table, first, count, base)``: one vector of dst (its first
+  ``lanes`` lanes) plus masked runs of src, in the order the table lists them, kept in a register and
+  stored once: the sums col2im makes for one row of an image, each value's terms added in the same
+  order as one run at a time would add them (the same bits). A masked-off lane adds -0.0, which
+  leaves every value as it is (-0.0 included).
+
+Addresses are integers (``arr.ctypes.data``) and offsets count elements of the type of ``like``
+(float32 or float64), so each compiles once per type.
+"""
+from __future__ import annotations
+
+from llvmlite import ir
+from numba import types
+from numba.core import cgutils
+from numba.extending import intrinsic, register_jitable
+
+from .microkernel import VECTOR_BYTES
+
+#: add_runs' table: one row per run, (offset from ``base``, first lane, lane past the last).
+TABLE_COLUMNS = 3
+
+
+@register_jitable
+def lanes(itemsize):
+    """Values of ``itemsize`` bytes in one SIMD vector (add_runs' ``lanes`` is at most this)."""
+    return VECTOR_BYTES // itemsize
+
+
+class _Vectors:
+    """The IR helpers both intrinsics use, for one element type: vector pointers, masks, masked loads."""
+
+    def __init__(self, builder, elt, intp):
+        self.builder, self.elt, self.intp = builder, elt, intp
+        self.width = lanes(4 if isinstance(elt, ir.FloatType) else 8)
+        self.vec = ir.VectorType(elt, self.width)
+        size = "f32" if isinstance(elt, ir.FloatType) else "f64"
+        self.i32 = ir.IntType(32)
+        mask = ir.VectorType(ir.IntType(1), self.width)
+        pointer = self.vec.as_pointer()
+        self._load = cgutils.get_or_insert_function(
+            builder.module, ir.FunctionType(self.vec, [pointer, self.i32, mask, self.vec]),
+            f"llvm.masked.load.v{self.width}{size}.p0")
+        self._store = cgutils.get_or_insert_function(
+            builder.module, ir.FunctionType(ir.VoidType(), [self.vec, pointer, self.i32, mask]),
+            f"llvm.masked.store.v{self.width}{size}.p0")
+        self.minus_zero = ir.Constant(self.vec, [-0.0] * self.width)
+
+    def at(self, address, offset):
+        """A vector pointer to element ``offset`` after ``address`` (an integer)."""
+        b = self.builder
+        return b.bitcast(b.gep(b.inttoptr(address, self.elt.as_pointer()), [offset]), self.vec.as_pointer())
+
+    def splat(self, value):
+        b, lanes_type = self.builder, ir.VectorType(self.i32, self.width)
+        undef = ir.Constant(lanes_type, ir.Undefined)
+        one = b.insert_element(undef, b.trunc(value, self.i32), ir.Constant(self.i32, 0))
+        return b.shuffle_vector(one, undef, ir.Constant(lanes_type, [0] * self.width))
+
+    def mask(self, lo, hi):
+        """Lanes lo <= l < hi (intp values, lo may be 0 and hi past the width)."""
+        b = self.builder
+        index = ir.Constant(ir.VectorType(self.i32, self.width), list(range(self.width)))
+        width = ir.Constant(self.intp, self.width)
+        hi = b.select(b.icmp_signed(">", hi, width), width, hi)           # clipped before the cut to 32 bits
+        upper = b.icmp_signed("<", index, self.splat(hi))
+        return b.and_(upper, b.icmp_signed(">=", index, self.splat(lo)))
+
+    def load(self, pointer, mask, passthru):
+        return self.builder.call(self._load, [pointer, ir.Constant(self.i32, 1), mask, passthru])
+
+    def store(self, value, pointer, mask):
+        self.builder.call(self._store, [value, pointer, ir.Constant(self.i32, 1), mask])
+
+
+def _emit_copy(builder, elt, src, s_off, dst, d_off, n):
+    v = _Vectors(builder, elt, s_off.type)
+    width, zero = ir.Constant(v.intp, v.width), ir.Constant(v.intp, 0)
+    entry = builder.block
+    head, body, tail = (builder.append_basic_block(f"copy_run.{name}") for name in ("head", "body", "tail"))
+    builder.branch(head)
+    builder.position_at_end(head)                      # whole vectors while they fit
+    k = builder.phi(v.intp)
+    k.add_incoming(zero, entry)
+    builder.cbranch(builder.icmp_signed("<=", builder.add(k, width), n), body, tail)
+    builder.position_at_end(body)
+    value = builder.load(v.at(src, builder.add(s_off, k)), align=1)
+    builder.store(value, v.at(dst, builder.add(d_off, k)), align=1)
+    k.add_incoming(builder.add(k, width), body)
+    builder.branch(head)
+    builder.position_at_end(tail)                      # the rest (maybe none): one masked vector
+    mask = v.mask(zero, builder.sub(n, k))
+    value = v.load(v.at(src, builder.add(s_off, k)), mask, v.minus_zero)
+    v.store(value, v.at(dst, builder.add(d_off, k)), mask)
+
+
+@intrinsic
+def copy_run(typingctx, like, src, s_off, dst, d_off, n):
+    """dst[d_off + k] = src[s_off + k] for k < n; src and dst are addresses of values of like's type."""
+    if like not in (types.float32, types.float64):
+        return None
+    sig = types.void(like, types.uintp, types.intp, types.uintp, types.intp, types.intp)
+
+    def codegen(context, builder, signature, args):
+        _emit_copy(builder, context.get_data_type(signature.args[0]), *args[1:])
+        return context.get_dummy_value()
+
+    return sig, codegen
+
+
+def _emit_add(builder, elt, dst, d_off, lanes_, src, table, first, count, base):
+    v = _Vectors(builder, elt, d_off.type)
+    intp, zero = v.intp, ir.Constant(d_off.type, 0)
+    out_mask = v.mask(zero, lanes_)
+    out = v.at(dst, d_off)
+    start = v.load(out, out_mask, v.minus_zero)
+    rows = builder.inttoptr(table, intp.as_pointer())
+    entry = builder.block
+    head, body, done = (builder.append_basic_block(f"add_runs.{name}") for name in ("head", "body", "done"))
+    builder.branch(head)
+    builder.position_at_end(head)
+    e = builder.phi(intp)
+    e.add_incoming(zero, entry)
+    acc = builder.phi(v.vec)
+    acc.add_incoming(start, entry)
+    builder.cbranch(builder.icmp_signed("<", e, count), body, done)
+    builder.position_at_end(body)
+    row = builder.mul(builder.add(first, e), ir.Constant(intp, TABLE_COLUMNS))
+    offset, lo, hi = (builder.load(builder.gep(rows, [builder.add(row, ir.Constant(intp, j))]))
+                      for j in range(TABLE_COLUMNS))
+    term = v.load(v.at(src, builder.add(base, offset)), v.mask(lo, hi), v.minus_zero)
+    total = builder.fadd(acc, term)
+    e.add_incoming(builder.add(e, ir.Constant(intp, 1)), body)
+    acc.add_incoming(total, body)
+    builder.branch(head)
+    builder.position_at_end(done)
+    v.store(acc, out, out_mask)
+
+
+@intrinsic
+def add_runs(typingctx, like, dst, d_off, lanes_, src, table, first, count, base):
+    """dst[d_off + l] += src[base + offset + l] for lo <= l < hi, for table rows (offset, lo, hi) first ..
+    first + count - 1 in order, for the lanes l < ``lanes_`` (at most one vector); dst and src are
+    addresses of values of like's type, ``table`` the address of an intp array (rows of TABLE_COLUMNS)."""
+    if like not in (types.float32, types.float64):
+        return None
+    sig = types.void(like, types.uintp, types.intp, types.intp, types.uintp, types.uintp, types.intp, types.intp,
+                     types.intp)
+
+    def codegen(context, builder, signature, args):
+        _emit_add(builder, context.get_data_type(signature.args[0]), *args[1:])
+        return context.get_dummy_value()
+
+    return sig, codegen
