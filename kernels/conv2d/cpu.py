@@ -329,15 +329,25 @@ def _backward_pass(g, x, w, input_shape, weight_shape, geometry, input_grad, wei
 
 
 def backward(g, x, w, geometry, input_grad, weight_grad, relu_out):
-    """(dx, dw, db) read from one pass over g (and relu_out): each image's g is masked by the fused
-    ReLU's output (when given) and used for both products while it is in cache. dx is None unless
-    ``input_grad``; dw and db are None unless ``weight_grad``. By Winograd (from g masked once) only
-    when _by_winograd gives it every gradient asked for: with one gradient on each path, the two
-    passes over g and the mask's own pass cost more than this one pass (measured on conv2)."""
-    if ((input_grad or weight_grad) and (not input_grad or _by_winograd(w.shape, geometry, "backward input"))
-            and (not weight_grad or _by_winograd(w.shape, geometry, "backward weight"))):
+    """(dx, dw, db); dx is None unless ``input_grad``, dw and db are None unless ``weight_grad``. Each
+    gradient goes the way _by_winograd says for its direction. Both by im2col: one pass over g (and
+    relu_out), each image's g masked by the fused ReLU's output (when given) and used for both
+    products while it is in cache. Otherwise g is masked once (relu_grad) and each gradient made on
+    its own path from it (measured on conv2: im2col's dx and Winograd's dw beat the one pass)."""
+    by_dx = input_grad and _by_winograd(w.shape, geometry, "backward input")
+    by_dw = weight_grad and _by_winograd(w.shape, geometry, "backward weight")
+    if not (by_dx or by_dw):
+        return _backward_pass(g, x, w, x.shape, w.shape, geometry, input_grad, weight_grad, relu_out)
+    if by_dx == input_grad and by_dw == weight_grad:
         return winograd.backward(g, x, w, geometry, input_grad, weight_grad, relu_out)
-    return _backward_pass(g, x, w, x.shape, w.shape, geometry, input_grad, weight_grad, relu_out)
+    if relu_out is not None:
+        g = relu_grad(g, relu_out)
+    dx = winograd.backward_input(g, w, x.shape, geometry) if by_dx else None
+    if input_grad and not by_dx:
+        dx = _backward_pass(g, None, w, x.shape, w.shape, geometry, True, False, None)[0]
+    if by_dw:
+        return dx, *winograd.backward_weight(g, x, w.shape, geometry, True)
+    return dx, *_backward_pass(g, x, None, x.shape, w.shape, geometry, False, True, None)[1:]
 
 
 def backward_input(g, w, input_shape, geometry):

@@ -261,10 +261,11 @@ def test_the_cpu_backend_dispatches_by_the_stated_rule(monkeypatch):
             np.testing.assert_allclose(a, e, rtol=1e-12, atol=1e-12)
 
 
-def test_backward_goes_to_winograd_only_with_both_gradients_there(monkeypatch):
-    """With 32 channels and filters, padding 1 gives both gradients to Winograd, padding 0 only dw (then
-    cpu.backward keeps im2col's one pass); either way it gives the reference's gradients (g masked by the
-    fused ReLU), and so do the single gradients."""
+def test_backward_takes_each_gradient_on_its_own_path_from_g_masked_once(monkeypatch):
+    """With 32 channels and filters, padding 1 gives both gradients to Winograd (one call of its backward),
+    padding 0 only dw: then g is masked once (relu_grad), dx is im2col's from it and dw Winograd's from
+    it, bit for bit; either way the reference's gradients (g masked by the fused ReLU), and so for
+    the single gradients."""
     monkeypatch.setattr(cpu, "WINOGRAD", None)
     calls = []
     monkeypatch.setattr(winograd, "backward", lambda *a: calls.append(1) or reference.backward(*a))
@@ -275,9 +276,16 @@ def test_backward_goes_to_winograd_only_with_both_gradients_there(monkeypatch):
         out = reference.forward(x, w, b, geometry, relu=True)
         calls.clear()
         want = reference.backward(g, x, w, geometry, True, True, out)
-        for a, e in zip(cpu.backward(g, x, w, geometry, True, True, out), want):
+        got = cpu.backward(g, x, w, geometry, True, True, out)
+        for a, e in zip(got, want):
             np.testing.assert_allclose(a, e, rtol=1e-12, atol=1e-12)
         assert len(calls) == by_input
+        if not by_input:
+            masked = np.where(out > 0, g, 0.0)
+            dx = cpu._backward_pass(masked, None, w, x.shape, w.shape, geometry, True, False, None)[0]
+            dw, db = winograd.backward_weight(masked, x, w.shape, geometry, True)
+            assert got[0].tobytes() == dx.tobytes() and got[1].tobytes() == dw.tobytes()
+            assert got[2].tobytes() == db.tobytes()
         calls.clear()
         dx, dw, db = cpu.backward(g, x, w, geometry, False, True, out)        # dw alone: Winograd's
         assert dx is None and len(calls) == 1
