@@ -11,7 +11,7 @@ from one declaration, everything about the op side by side:
 - ``impl``: how to compute the value, with NumPy;
 - ``vjp``: the reverse rule, one function per input: cotangent of the output -> cotangent of input i;
   or ``vjp_joint``: one function that returns the cotangents of every input that needs one, in one
-  call (a convolution computes dx, dw and db from one pass over g);
+  call (a convolution computes dx, dw and db from one call, g masked once);
 - ``jvp``: the forward rule, one function per input: tangent of input i -> its share of the output
   tangent (the shares are summed);
 - ``sympy``: the matching SymPy function, for scalar ops (symbolic cross-checks);

@@ -20,8 +20,9 @@ once, e.g. by a layer at construction::
     backward_weight(g, x, weight_shape, geometry, bias=True) -> (dw, db)
     backward(g, x, w, geometry, input_grad=True, weight_grad=True, relu_out=None) -> (dx, dw, db)
 
-``backward`` gives all three from one pass over g (each image's g read once, masked by the fused
-ReLU's output ``relu_out`` when given, and used for both products while it is in cache).
+``backward`` gives all three from one call, g masked once by the fused ReLU's output ``relu_out``
+when given (on the CPU by im2col: one pass over g, each image's g used for both products while it
+is in cache; where one gradient goes by Winograd, each from g masked once).
 
 They check the arrays on every call (dtype, shape, that they fit the geometry), not the geometry,
 and run the function of the same name and arguments in the backend's module (IMPLEMENTATIONS):
@@ -120,7 +121,7 @@ def backward_weight(g, x, weight_shape, geometry: ConvGeometry, *, bias=True, ba
 
 
 def backward(g, x, w, geometry: ConvGeometry, *, input_grad=True, weight_grad=True, relu_out=None, backend=None):
-    """(dL/dx, dL/dw, dL/db) of y = conv2d(x, w) + b given g = dL/dy, from one pass over g; dL/dx is None
+    """(dL/dx, dL/dw, dL/db) of y = conv2d(x, w) + b given g = dL/dy, from one call; dL/dx is None
     unless ``input_grad``, dL/dw and dL/db None unless ``weight_grad``. ``relu_out``: the output of
     ``forward(..., relu=True)``; g is then masked where it is 0 (relu'(0) = 0), as ``relu_grad`` does.
 
