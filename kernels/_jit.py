@@ -10,11 +10,14 @@
     widens it to float64. (For the same reason ``formulas.py`` passes every coefficient in the
     arrays' dtype.)
 
-``WEIGHT_CHUNKS``
+``WEIGHT_CHUNKS`` and ``weight_chunks(n)``
     A convolution's backward weight (im2col's in conv2d/cpu.py and Winograd's in conv2d/winograd.py)
-    sums the images in at most this many fixed chunks, each chunk's partial sum apart, the partials
-    added in order: a split of the batch, not of the threads, so the bits do not depend on the
-    thread count.
+    sums the images in fixed chunks, each chunk's partial sum apart, the partials added in order: a
+    split of the batch, not of the threads, so the bits do not depend on the thread count.
+    ``weight_chunks(n)`` chunks for a batch of n: about ``IMAGES_PER_CHUNK`` images each (fewer
+    chunks make longer products and fewer partials to add, but longer float32 sums), at least
+    ``MIN_CHUNKS`` (so that a small batch still spreads over several threads), at most
+    ``WEIGHT_CHUNKS`` and n.
 """
 from __future__ import annotations
 
@@ -23,6 +26,17 @@ from numba.extending import register_jitable
 
 ZERO = np.float32(0.0)
 WEIGHT_CHUNKS = 16
+IMAGES_PER_CHUNK = 8
+MIN_CHUNKS = 8
+
+
+def weight_chunks(n: int) -> int:
+    """The chunks backward weight splits a batch of ``n`` images into (n alone decides, never the threads).
+
+    >>> [weight_chunks(n) for n in (1, 3, 8, 32, 64, 128, 1000)]
+    [1, 3, 8, 8, 8, 16, 16]
+    """
+    return max(1, min(n, WEIGHT_CHUNKS, max(MIN_CHUNKS, n // IMAGES_PER_CHUNK)))
 
 
 @register_jitable

@@ -380,11 +380,12 @@ show_figure(fig, OUT / "sum_errors.svg")
 # `kernels/conv2d/cpu.py` runs the convolution one image per Numba thread. Forward and backward
 # input write each image's own output: no two iterations write the same element. The **backward
 # weight** is a sum over the batch, $dw = \sum_n g_n\, \mathrm{cols}_n^\top$, a reduction like the
-# histogram's. So it splits the batch into at most `WEIGHT_CHUNKS` fixed chunks, each chunk adds
-# its images into its own partial `dw_part[t]`, and the partials are added in chunk order at the
-# end: the same bits at any thread count. (`kernels/_jit.py`'s `ZERO` is the float32 zero such
-# partial sums start from: a literal `0.0` is a float64 in Numba, and a sum started from it would
-# run in float64.) `kernels/runtime.py` chose the threading layer (TBB) that this lesson's loops
+# histogram's. So it splits the batch into fixed chunks (`weight_chunks(n)`: about 8 images each,
+# from 8 up to `WEIGHT_CHUNKS`, decided by the batch alone), each chunk adds its images into its own
+# partial `dw_part[t]`, and the partials are added in chunk order at the end: the same bits at any
+# thread count. (`kernels/_jit.py`'s `ZERO` is the float32 zero such partial sums start from: a
+# literal `0.0` is a float64 in Numba, and a sum started from it would run in float64.)
+# `kernels/runtime.py` chose the threading layer (TBB) that this lesson's loops
 # ran on too.
 
 # %%
@@ -396,7 +397,7 @@ dw_at = {t: at_threads(conv2d_backward_weight, gb, xb, (4, 3, 3, 3), backend="cp
 dw_reference = conv2d_backward_weight(gb, xb, (4, 3, 3, 3), backend="numpy")[0]
 assert len({dw.tobytes() for dw in dw_at.values()}) == 1                  # the same bits at 1 and 2 threads
 np.testing.assert_allclose(dw_at[1], dw_reference, rtol=1e-4, atol=1e-4)  # and NumPy's dw, to float32 rounding
-print(f"backward weight, batch 24 in {min(24, conv_cpu.WEIGHT_CHUNKS)} chunks: the same bits at "
+print(f"backward weight, batch 24 in {conv_cpu.weight_chunks(24)} chunks: the same bits at "
       f"{' and '.join(map(str, dw_at))} thread(s); max |cpu - numpy| = {np.abs(dw_at[1] - dw_reference).max():.1e}")
 
 # %% [markdown]

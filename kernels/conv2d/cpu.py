@@ -35,7 +35,7 @@ import numpy as np
 from numba import prange
 
 from .._cache import njit
-from .._jit import WEIGHT_CHUNKS, ZERO  # WEIGHT_CHUNKS: backward weight's fixed split of the batch
+from .._jit import WEIGHT_CHUNKS, ZERO, weight_chunks  # noqa: F401 (WEIGHT_CHUNKS: lesson 1 shows it)
 from .._recycle import empty as recycled
 from ..activations import formulas
 from ..microkernel import gemm, whole_vectors
@@ -315,7 +315,7 @@ def _backward_pass(g, x, w, input_shape, weight_shape, geometry, input_grad, wei
     x = np.ascontiguousarray(x) if weight_grad else np.empty((0, 0, 0, 0), dtype=dtype)
     wt3 = (np.ascontiguousarray(np.asarray(w).reshape(groups, fg, kg).transpose(0, 2, 1)) if input_grad
            else np.empty((0, 0, 0), dtype=dtype))
-    n_chunks = min(n, WEIGHT_CHUNKS) if weight_grad else _chunks(n)
+    n_chunks = weight_chunks(n) if weight_grad else _chunks(n)
     dx = recycled((n, c, height, width), dtype) if input_grad else np.empty((0, 0, 0, 0), dtype=dtype)
     dw_part = recycled((n_chunks, groups, kg, fg), dtype)     # transposed; each chunk zeroes its own part first
     db_part = recycled((n_chunks, f), dtype)

@@ -44,7 +44,7 @@ Larger tiles (F(4x4, 3x3) and up) have transforms with larger entries, and their
 quickly: not used here.
 
 Deterministic as kernels.conv2d.cpu: the blocks of images are fixed (not split by thread count), each
-block writes its own outputs, and backward weight sums the images in ``WEIGHT_CHUNKS`` fixed chunks,
+block writes its own outputs, and backward weight sums the images in fixed chunks (``weight_chunks``),
 the chunks' partial sums added in order at the end. Results are bitwise identical run to run and
 for any number of threads.
 
@@ -72,7 +72,7 @@ from numba import prange
 from numba.extending import register_jitable
 
 from .._cache import njit
-from .._jit import WEIGHT_CHUNKS  # WEIGHT_CHUNKS: backward weight's fixed split of the batch
+from .._jit import weight_chunks  # backward weight's fixed split of the batch
 from .._recycle import empty as recycled
 from ..activations import formulas
 from ..microkernel import block_rows, gemm
@@ -307,7 +307,7 @@ def backward_weight(g, x, weight_shape, geometry, bias):
     n, f, ho, wo = g.shape
     c = x.shape[1]
     tiles = ((ho + 1) // 2) * ((wo + 1) // 2)
-    n_chunks = max(1, min(n, WEIGHT_CHUNKS))
+    n_chunks = weight_chunks(n)
     dw_part = recycled((n_chunks, 16, f, c), g.dtype)         # each chunk zeroes its own part first
     db_part = recycled((n_chunks, f), g.dtype)
     per = (n + n_chunks - 1) // n_chunks                 # images per chunk, in blocks of about WEIGHT_COLUMNS tiles
