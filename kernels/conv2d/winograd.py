@@ -235,6 +235,47 @@ def _weight(g, x, n_chunks, per_block, v, gg, p, ph, pw, dw_part, db_part):
 
 
 @njit(parallel=True, cache=True)
+def _filter_transform(w, gg, ut):
+    """ut[k, c, f] = sum over e of gg[k, e] * w[f, c, e], e in order from 0."""
+    f_out, c_in = w.shape[0], w.shape[1]
+    for k in prange(16):
+        for c in range(c_in):
+            for f in range(f_out):
+                total = gg[k, 0] * w[f, c, 0]
+                for e in range(1, 9):
+                    total += gg[k, e] * w[f, c, e]
+                ut[k, c, f] = total
+
+
+@njit(parallel=True, cache=True)
+def _weight_finish(dw_part, db_part, gg, dw, db):
+    """dw[f, c] (9 entries) = G^T dw_hat[:, f, c] G, as the 16 entries times ``gg`` (the (16, 9) Kronecker
+    product of G with itself), where dw_hat is the chunks' dw_part added in chunk order (the same bits
+    whatever the thread count); db the chunks' db_part added in the same order. One filter per iteration."""
+    n_chunks, _, f_out, c_in = dw_part.shape
+    for f in prange(f_out):
+        total = np.empty((16, c_in), dtype=dw.dtype)
+        out = np.zeros((9, c_in), dtype=dw.dtype)
+        for k in range(16):
+            for c in range(c_in):
+                total[k, c] = dw_part[0, k, f, c]
+            for t in range(1, n_chunks):
+                for c in range(c_in):
+                    total[k, c] += dw_part[t, k, f, c]
+            for e in range(9):
+                for c in range(c_in):
+                    out[e, c] += gg[k, e] * total[k, c]
+        for c in range(c_in):
+            for e in range(9):
+                dw[f, c, e] = out[e, c]
+    for f in range(f_out):
+        total_b = db_part[0, f]
+        for t in range(1, n_chunks):
+            total_b += db_part[t, f]
+        db[f] = total_b
+
+
+@njit(parallel=True, cache=True)
 def _relu_grad(g, out, dg):
     for k in prange(g.size):
         dg[k] = formulas.relu_backward(g[k], out[k])
@@ -243,10 +284,13 @@ def _relu_grad(g, out, dg):
 # --- the entry points ----------------------------------------------------------------------------------
 
 def _filters(w):
-    """U (16, F, C): G w[f, c] G^T for every filter and channel, entry k = 4*row + column: one product
-    with the Kronecker product of G with itself, (G w G^T)[4i + j] = sum_pq G[i, p] G[j, q] w[p, q]."""
+    """U[k]^T (16, C, F): G w[f, c] G^T for every filter and channel, entry k = 4*row + column, as the
+    Kronecker product of G with itself times w's 9 entries, (G w G^T)[4i + j] = sum_pq G[i, p] G[j, q] w[p, q]
+    (Numba loops: the bits do not depend on a BLAS)."""
     f, c = w.shape[0], w.shape[1]
-    return (_GG.astype(w.dtype) @ w.reshape(f * c, 9).T).reshape(16, f, c)
+    ut = np.empty((16, c, f), dtype=w.dtype)
+    _filter_transform(np.ascontiguousarray(w).reshape(f, c, 9), _GG.astype(w.dtype), ut)
+    return ut
 
 
 def _row(size, itemsize):
@@ -278,7 +322,7 @@ def _convolve(x, w, b, off_h, off_w, ho, wo, relu):
     n_chunks = max(1, min(blocks, 4 * numba.get_num_threads()))
     width = _width(per_block, tiles, f, x.dtype.itemsize)
     v, m = _scratch(x.shape[1] * width, x.dtype), _scratch(f * width, x.dtype)
-    ut = np.ascontiguousarray(_filters(w).transpose(0, 2, 1))           # U[k]^T (C, F)
+    ut = _filters(w)                                                     # U[k]^T (C, F)
     y4 = _scratch(f * width, x.dtype, 4)
     _forward(np.ascontiguousarray(x), ut, bias, n_chunks, per_block, v, m, y4, off_h, off_w, bool(relu), y)
     return y
@@ -316,11 +360,8 @@ def backward_weight(g, x, weight_shape, geometry, bias):
     width = per_block * tiles
     _weight(g, x, n_chunks, per_block, _scratch(c * width, g.dtype), _scratch(f * width, g.dtype),
             _scratch(f * width, g.dtype, 4), *geometry.padding, dw_part, db_part)
-    dw_hat, db = dw_part[0], db_part[0]
-    for t in range(1, n_chunks):          # in chunk order: the same sum whatever the thread count
-        dw_hat += dw_part[t]
-        db += db_part[t]
-    dw = dw_hat.reshape(16, f * c).T @ _GG.astype(g.dtype)               # G^T dw_hat G, (F*C, 9)
+    dw, db = np.empty((f, c, 9), g.dtype), np.empty(f, g.dtype)
+    _weight_finish(dw_part, db_part, _GG.astype(g.dtype), dw, db)
     return dw.reshape(f, c, 3, 3), (db if bias else None)
 
 
