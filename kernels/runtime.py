@@ -13,9 +13,10 @@ nothing, and after any kernel call every BLAS library has the thread count it ha
    SciPy's when it is loaded, found once with threadpoolctl) is set to one thread on entry, through
    its own ``openblas_set_num_threads`` (~1 us), and given back its count on exit, exceptions
    included. No BLAS thread wakes for the kernels, and your thread counts are yours between calls.
-   The modules that make no BLAS call at all (the pools', the optimisers' and the dropout mask's Numba
-   loops: ``BLAS_FREE = True``) skip the context: it would not still threads already spinning from a
-   product before the call (measured), and its C calls are most of such a small call's overhead.
+   The modules that make no BLAS call at all (the convolutions', the pools', the optimisers' and the
+   dropout mask's Numba loops: ``BLAS_FREE = True``) skip the context: it would not still threads
+   already spinning from a product before the call (measured), and its C calls are most of such a
+   small call's overhead.
    ``nn.fit`` runs its steps inside the same context, so the dense layers' NumPy products run on
    one thread there too; in a training loop of your own they run on your setting, and
    ``with kernels.runtime.single_threaded_blas():`` around the loop gives fit's speed.

@@ -43,6 +43,10 @@ from . import winograd
 from .columns import col2im as _col2im, col2im_plan, im2col as _im2col
 from .winograd import use_winograd
 
+#: No BLAS call here or in winograd.py and columns.py (kernels.microkernel makes every product): the entry
+#: points call these functions directly (kernels.runtime.host_kernels), and no result depends on the BLAS.
+BLAS_FREE = True
+
 #: Winograd F(2x2, 3x3) (winograd.py) instead of im2col: None follows winograd.use_winograd's rule
 #: (also importable from here), True wherever it is eligible (all three directions), False never
 #: (tests and lessons compare the paths).

@@ -1,6 +1,7 @@
 """kernels.runtime: the kernels arrange their own threads, never the user's. Every BLAS runs on one
 thread inside the kernels' calls (and nn.fit's steps) and has its own count back after; importing
 kernels or nn changes nothing; Numba's threading layer is fork-safe; malloc tuning is opt-in."""
+import ast
 import ctypes
 import ctypes.util
 import importlib
@@ -174,16 +175,59 @@ def test_a_module_that_declares_itself_blas_free_runs_on_the_counts_as_they_are(
         user.restore_original_limits()
 
 
+#: What NumPy hands to BLAS, as code spells it.
+PRODUCT = r"[\w)\]] @ |\.dot\(|matmul|einsum|tensordot|linalg|\binner\("
+
+
+def _code_without_docstrings(module):
+    """A module's code, its docstrings and comments left out (ast.unparse drops the comments)."""
+    tree = ast.parse(inspect.getsource(module))
+    for node in ast.walk(tree):
+        body = getattr(node, "body", None)
+        if isinstance(body, list) and body and isinstance(body[0], ast.Expr) and isinstance(
+                getattr(body[0], "value", None), ast.Constant) and isinstance(body[0].value.value, str):
+            node.body = body[1:] or [ast.Pass()]
+    return ast.unparse(tree)
+
+
+def _own_modules(module):
+    """``module`` and the modules of its own package it imports, and theirs (conv2d/cpu.py: winograd.py, ...)."""
+    package, seen, todo = module.__name__.rsplit(".", 1)[0], {}, [module]
+    while todo:
+        current = todo.pop()
+        if current.__name__ in seen:
+            continue
+        seen[current.__name__] = current
+        for value in vars(current).values():
+            home = value if isinstance(value, types.ModuleType) else sys.modules.get(getattr(value, "__module__", ""))
+            if isinstance(home, types.ModuleType) and home.__name__.startswith(package + "."):
+                todo.append(home)
+    return list(seen.values())
+
+
 @pytest.mark.parametrize("family", ["activations", "conv2d", "dense", "dropout", "losses", "normalization", "optim",
                                     "pool2d"])
 def test_the_modules_that_skip_the_blas_context_make_no_matrix_product(family):
-    """BLAS_FREE is a promise about the module's source: no product NumPy would hand to BLAS."""
+    """BLAS_FREE is a promise about the module's code and its own package's modules it uses: no product
+    NumPy would hand to BLAS (so no result of theirs depends on which BLAS, or which of its kernels, runs)."""
     package = importlib.import_module(f"kernels.{family}")
     for backend in ("numpy", "cpu"):
         module = package.IMPLEMENTATIONS[backend]()
         if getattr(module, "BLAS_FREE", False):
-            code = "\n".join(line.split("#")[0] for line in inspect.getsource(module).splitlines())
-            assert not re.search(r"[\w)\]] @ |\.dot\(|matmul|einsum|tensordot|linalg|\binner\(", code), module.__name__
+            for part in _own_modules(module):
+                code = _code_without_docstrings(part)
+                assert not re.search(PRODUCT, code), part.__name__
+
+
+def test_the_blas_free_check_sees_a_product_in_a_module_the_kernel_module_uses():
+    """The check above reads past docstrings (cpu.py's describe products in words) into the code, and
+    into the package's modules a kernel module uses: a product there is seen."""
+    conv = importlib.import_module("kernels.conv2d").IMPLEMENTATIONS["cpu"]()
+    names = [m.__name__ for m in _own_modules(conv)]
+    assert "kernels.conv2d.winograd" in names and "kernels.conv2d.columns" in names
+    assert " @ " in inspect.getsource(conv) and " @ " not in _code_without_docstrings(conv)
+    dense = importlib.import_module("kernels.dense").IMPLEMENTATIONS["numpy"]()         # NumPy's products
+    assert any(re.search(PRODUCT, _code_without_docstrings(m)) for m in _own_modules(dense))
 
 
 def test_the_counts_come_back_after_an_exception_and_after_nested_uses():
