@@ -234,17 +234,23 @@ def _weight(g, x, n_chunks, per_block, v, gg, p, ph, pw, dw_part, db_part):
                      dw_part[t], db_part[t])
 
 
-@njit(parallel=True, cache=True)
+@njit(cache=True)
 def _filter_transform(w, gg, ut):
-    """ut[k, c, f] = sum over e of gg[k, e] * w[f, c, e], e in order from 0."""
+    """ut[k, c, f] = sum over e of gg[k, e] * w[f, c, e], e in order from 0. Channel by channel: its 9 x F
+    weights gathered once, then loops along f (contiguous, so they vectorise); one thread (a few us)."""
     f_out, c_in = w.shape[0], w.shape[1]
-    for k in prange(16):
-        for c in range(c_in):
+    wt = np.empty((9, f_out), dtype=w.dtype)
+    for c in range(c_in):
+        for f in range(f_out):
+            for e in range(9):
+                wt[e, f] = w[f, c, e]
+        for k in range(16):
+            row = ut[k, c]
             for f in range(f_out):
-                total = gg[k, 0] * w[f, c, 0]
-                for e in range(1, 9):
-                    total += gg[k, e] * w[f, c, e]
-                ut[k, c, f] = total
+                row[f] = gg[k, 0] * wt[0, f]
+            for e in range(1, 9):
+                for f in range(f_out):
+                    row[f] += gg[k, e] * wt[e, f]
 
 
 @njit(parallel=True, cache=True)
