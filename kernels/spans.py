@@ -37,7 +37,7 @@ def lanes(itemsize):
     return VECTOR_BYTES // itemsize
 
 
-class _Vectors:
+class Vectors:
     """The IR helpers both intrinsics use, for one element type: vector pointers, masks, masked loads."""
 
     def __init__(self, builder, elt, intp):
@@ -84,7 +84,7 @@ class _Vectors:
 
 
 def _emit_copy(builder, elt, src, s_off, dst, d_off, n):
-    v = _Vectors(builder, elt, s_off.type)
+    v = Vectors(builder, elt, s_off.type)
     width, zero = ir.Constant(v.intp, v.width), ir.Constant(v.intp, 0)
     entry = builder.block
     head, body, tail = (builder.append_basic_block(f"copy_run.{name}") for name in ("head", "body", "tail"))
@@ -119,7 +119,7 @@ def copy_run(typingctx, like, src, s_off, dst, d_off, n):
 
 
 def _emit_add(builder, elt, dst, d_off, lanes_, src, table, first, count, base):
-    v = _Vectors(builder, elt, d_off.type)
+    v = Vectors(builder, elt, d_off.type)
     intp, zero = v.intp, ir.Constant(d_off.type, 0)
     out_mask = v.mask(zero, lanes_)
     out = v.at(dst, d_off)

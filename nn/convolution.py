@@ -268,8 +268,8 @@ def _max_pool2d(x, *, geometry):
            samples=lambda rng: _pool_samples(rng, "scatter"))
 def max_pool2d_scatter(gy, x, *, geometry):
     """dL/dx of max-pooling x: each gy[n, c, i, j] added to the input its window's maximum came from, the
-    argmax found from x (kernels.pool2d.max_backward)."""
-    return kernels.pool2d.max_backward(gy, _argmax(x, geometry), tuple(x.shape))
+    argmax found from x (kernels.pool2d.max_scatter)."""
+    return kernels.pool2d.max_scatter(gy, x, geometry)
 
 
 @primitive(vjp=[lambda g, out, dx, x, *, geometry: max_pool2d_scatter(g, x, geometry=geometry),

@@ -1,7 +1,7 @@
 """2-D max and average pooling, layout NCHW, with the semantics of torch.nn.functional.max_pool2d and
 avg_pool2d (dilation 1, floor mode).
 
-Five entry points, each taking the window as a ``kernels.PoolGeometry`` built (and validated) once,
+Six entry points, each taking the window as a ``kernels.PoolGeometry`` built (and validated) once,
 e.g. by a layer at construction, checking the arrays on every call, and running the function of the
 same name and arguments in the backend's module (IMPLEMENTATIONS: "numpy" reference.py, "cpu"
 Numba-parallel cpu.py, "cuda" cuda.py; see :mod:`kernels.backend`)::
@@ -9,6 +9,7 @@ Numba-parallel cpu.py, "cuda" cuda.py; see :mod:`kernels.backend`)::
     max_forward(x, geometry)                 -> (y, argmax)
     max_values(x, geometry)                  -> y (max_forward's y, without the argmax)
     max_backward(g, argmax, input_shape)     -> dx
+    max_scatter(g, x, geometry)              -> dx (max_backward's, the argmax found again from x)
     avg_forward(x, geometry)                 -> y
     avg_backward(g, input_shape, geometry)   -> dx
 
@@ -76,7 +77,7 @@ from .._checks import argmax_range_error, float_array, is_device_array, shape4
 from ..backend import implementation, implementations
 from ..options import PoolGeometry
 
-__all__ = ["max_forward", "max_values", "max_backward", "avg_forward", "avg_backward",
+__all__ = ["max_forward", "max_values", "max_backward", "max_scatter", "avg_forward", "avg_backward",
            "max_pool2d_forward", "max_pool2d", "max_pool2d_backward", "avg_pool2d_forward", "avg_pool2d_backward"]
 
 
@@ -153,6 +154,26 @@ def max_backward(g, argmax, input_shape, *, backend=None):
                          f"got g of shape {tuple(g.shape)}")
     module = implementation(IMPLEMENTATIONS, backend, g=g, argmax=argmax)
     return module.max_backward(g, _argmax(argmax, g, input_shape, module), input_shape)
+
+
+def max_scatter(g, x, geometry: PoolGeometry, *, backend=None):
+    """Gradient of max pooling from x itself: ``max_backward(g, max_forward(x, geometry)[1], x.shape)``, bit
+    for bit, the argmax found again from x and never stored (as XLA's select-and-scatter). For the
+    common 2x2 windows of stride 2 the "cpu" backend makes it in one pass over x and g.
+
+    >>> import numpy as np
+    >>> x = np.array([[[[1, 5], [5, 2]]]], np.float32)          # a tie: the first 5 wins
+    >>> max_scatter(np.array([[[[3]]]], np.float32), x, PoolGeometry(2), backend="numpy")[0, 0]
+    array([[0., 3.],
+           [0., 0.]], dtype=float32)
+    """
+    geometry = _geometry(geometry)
+    x = float_array(x, "x", 4)
+    expected = _output_shape(x.shape, geometry, "x")
+    g = float_array(g, "g", 4, dtype=x.dtype, like="x")
+    if tuple(g.shape) != expected:
+        raise ValueError(f"g must have the pooled shape {expected} of x, got {tuple(g.shape)}")
+    return implementation(IMPLEMENTATIONS, backend, g=g, x=x).max_scatter(g, x, geometry)
 
 
 def avg_forward(x, geometry: PoolGeometry, *, backend=None):

@@ -25,6 +25,7 @@ from .._checks import argmax_range_error
 from .._cache import njit
 from .._jit import ZERO
 from .._recycle import empty as recycled
+from .windows import scatter_row
 
 #: No BLAS call here: the entry points call these functions directly (kernels.runtime.host_kernels).
 BLAS_FREE = True
@@ -179,6 +180,26 @@ def _max_backward_planes(g, argmax, dx):
 
 
 @njit(parallel=True, cache=True)
+def _max_scatter_2x2(g, x, dx):
+    """dx for 2x2 windows with stride 2 and no padding, from g and x (windows.scatter_row, a row of windows
+    at a time): max_backward's dx for max_forward's argmax, bit for bit; the column and row no window
+    covers (an odd width or height) are 0."""
+    planes, height, width = x.shape
+    out_h, out_w = g.shape[1], g.shape[2]
+    like, xa, ga, da = np.zeros(1, x.dtype)[0], x.ctypes.data, g.ctypes.data, dx.ctypes.data
+    for p in prange(planes):
+        for oh in range(out_h):
+            top = (p * height + 2 * oh) * width
+            scatter_row(like, xa, top, top + width, ga, (p * out_h + oh) * out_w, da, out_w)
+            for w in range(2 * out_w, width):
+                dx[p, 2 * oh, w] = ZERO
+                dx[p, 2 * oh + 1, w] = ZERO
+        for h in range(2 * out_h, height):
+            for w in range(width):
+                dx[p, h, w] = ZERO
+
+
+@njit(parallel=True, cache=True)
 def _avg_forward_planes(x, kh, kw, sh, sw, ph, pw, area, y):
     """y[p, oh, ow] = (sum of the window's real elements) / area, area = kh * kw in x's dtype."""
     planes, height, width = x.shape
@@ -256,6 +277,19 @@ def max_backward(g, argmax, input_shape):
     indices = np.ascontiguousarray(argmax).reshape(n * c, out_h, out_w)
     if _max_backward_planes(planes, indices, dx):
         raise argmax_range_error(argmax, input_shape)
+    return dx.reshape(n, c, h, w)
+
+
+def max_scatter(g, x, geometry):
+    """max_backward(g, max_forward(x, geometry)[1], x.shape) without the argmax array: for 2x2 windows with
+    stride 2 and no padding, one pass over x and g (_max_scatter_2x2); other windows, those two calls."""
+    if not (geometry.kernel_size == (2, 2) and geometry.stride == (2, 2) and geometry.padding == (0, 0)):
+        return max_backward(g, max_forward(x, geometry)[1], x.shape)
+    n, c, h, w = x.shape
+    out_h, out_w = g.shape[2:]
+    dx = recycled((n * c, h, w), g.dtype)
+    _max_scatter_2x2(np.ascontiguousarray(g).reshape(n * c, out_h, out_w), np.ascontiguousarray(x).reshape(n * c, h, w),
+                     dx)
     return dx.reshape(n, c, h, w)
 
 

@@ -160,6 +160,14 @@ def max_backward(g, argmax, input_shape):
     return to_caller(dx, on_device(g))
 
 
+def max_scatter(g, x, geometry):
+    """max_backward's dx for the argmax that max_forward finds in x (the argmax stays on the device)."""
+    argmax = _max_pool(x, geometry)[1]
+    dx = cuda.device_array(tuple(x.shape), dtype=g.dtype)
+    _max_backward_kernel[launch_config(dx.size)](to_device(g), argmax, dx)
+    return to_caller(dx, on_device(g))
+
+
 def avg_forward(x, geometry):
     """Average pooling (zero padding counted in the divisor kh * kw)."""
     n, c, h, w = x.shape

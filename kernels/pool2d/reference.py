@@ -65,6 +65,11 @@ def max_backward(g, argmax, input_shape):
     return dx.reshape(n, c, h, w)
 
 
+def max_scatter(g, x, geometry):
+    """max_backward's dx for the argmax that max_forward finds in x."""
+    return max_backward(g, max_forward(x, geometry)[1], x.shape)
+
+
 def avg_forward(x, geometry):
     """Average pooling, zero padding counted in the divisor: every window is divided by kh * kw."""
     n, c, h, w = x.shape

@@ -279,6 +279,43 @@ def test_cuda_device_arrays_stay_on_the_device():
         max_pool2d_forward(cuda.to_device(x), 2, backend="cpu")
 
 
+# --- max_scatter: the backward from x, without the argmax array --------------------------------------
+
+SCATTER_CASES = list(GEOMETRIES) + ["conv1-pool", "wide"]
+SCATTER_SHAPES = {"conv1-pool": ((3, 5, 26, 26), 2, None, 0), "wide": ((2, 2, 6, 41), 2, None, 0), **GEOMETRIES}
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("case, backend", [(case, backend) for case in SCATTER_CASES for backend in ("numpy", "cpu")]
+                         + [pytest.param(case, "cuda", marks=needs_cuda) for case in GEOMETRIES])
+def test_max_scatter_is_max_backward_of_the_argmax_found_in_x_bit_for_bit(case, dtype, backend):
+    """Every geometry (the 2x2 stride-2 ones take the CPU's vector path: odd sizes, rows longer than a
+    vector), ties, NaNs (the first one in a window wins) and g = -0.0 (0 + g, as max_backward adds). The
+    simulator (cuda) takes the small shapes only."""
+    shape, k, s, p = SCATTER_SHAPES[case]
+    x = rand(shape, dtype, seed=3)
+    x[0, 0, :2, :2] = 1.5                                   # a window of ties
+    x[-1, -1, 0, 1] = np.nan
+    x[-1, -1, 1, 0] = -np.nan                               # two NaNs in one window: the first wins
+    x[0, -1, -2:, -2:] = np.inf
+    geo = geometry(k, s, p)
+    y, argmax = kernels.pool2d.max_forward(x, geo, backend="numpy")
+    g = rand(y.shape, dtype, seed=4)
+    g[0, 0, 0, 0] = -0.0
+    expected = kernels.pool2d.max_backward(g, argmax, x.shape, backend="numpy")
+    got = kernels.pool2d.max_scatter(g, x, geo, backend=backend)      # host in, host out (cuda too)
+    assert isinstance(got, np.ndarray) and got.dtype == dtype and got.tobytes() == expected.tobytes()
+
+
+def test_max_scatter_reads_x_and_g_with_any_strides_and_leaves_them_as_they_were():
+    x = rand((2, 6, 8, 10), np.float32, seed=5)[:, ::2]          # not contiguous
+    g = rand((2, 3, 4, 5), np.float32, seed=6)
+    before = x.copy(), g.copy()
+    expected = kernels.pool2d.max_backward(g, kernels.pool2d.max_forward(x, geometry(2, None, 0))[1], x.shape)
+    assert kernels.pool2d.max_scatter(g, x, geometry(2, None, 0)).tobytes() == expected.tobytes()
+    assert (x == before[0]).all() and (g == before[1]).all()
+
+
 # --- validation and dispatch ---------------------------------------------------------------------
 
 X = np.zeros((1, 2, 4, 4), np.float32)
@@ -304,6 +341,12 @@ ARG = np.zeros((1, 2, 2, 2), np.int64)
     (lambda: max_pool2d_backward(G, ARG + 16, X.shape), ValueError, r"argmax must hold flat indices .*4x4 \(0 \.\. 15\), got values from 16"),
     (lambda: max_pool2d_backward(G, ARG, (1, 3, 4, 4)), ValueError, r"g must have the batch size and channels"),
     (lambda: max_pool2d_backward(G.astype(np.int16), ARG, X.shape), TypeError, r"g must be float32 or float64"),
+    (lambda: kernels.pool2d.max_scatter(G[:, :1], X, kernels.PoolGeometry(2)), ValueError,
+     r"g must have the pooled shape \(1, 2, 2, 2\) of x, got \(1, 1, 2, 2\)"),
+    (lambda: kernels.pool2d.max_scatter(G, X.astype(np.float64), kernels.PoolGeometry(2)), TypeError,
+     r"g must have dtype float64 \(like x\), got float32"),
+    (lambda: kernels.pool2d.max_scatter(G, X, 2), TypeError, r"geometry must be a kernels.PoolGeometry"),
+    (lambda: kernels.pool2d.max_scatter(G, X[0], kernels.PoolGeometry(2)), ValueError, r"x must be 4-D"),
 ])
 def test_bad_arguments_are_refused_with_a_message_naming_them(call, error, message):
     with pytest.raises(error, match=message):
