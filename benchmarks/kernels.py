@@ -80,7 +80,8 @@ def counts(batch):
     multiply-add; bias adds not counted), max-pooling's comparisons counted as operations (3 per 2x2
     window), Adam's ADAM_OPS per parameter, a scatter none; bytes the compulsory traffic, every input
     read once and every output written once (float32; max-pooling's forward writes y alone, as PyTorch's
-    max_pool2d without indices, and its backward reads the argmax as int64)."""
+    max_pool2d without indices, and its backward reads g and x, finding the argmax again as nn's does:
+    kernels.pool2d.max_scatter; PyTorch's backward reads its saved int64 indices instead)."""
     f4, out = 4.0, {}
     for name in ("conv1", "conv2"):
         (n, c, h, w), (f, _, kh, kw) = xs, ws = shapes(batch)[name]
@@ -93,7 +94,7 @@ def counts(batch):
         n, c, h, w = shapes(batch)[name]
         x, y = n * c * h * w, n * c * (h // 2) * (w // 2)
         out[f"{name} max forward"] = 3.0 * y, f4 * (x + y)
-        out[f"{name} max backward"] = 0.0, f4 * (y + x) + 8.0 * y
+        out[f"{name} max backward"] = 3.0 * y, f4 * (y + 2 * x)
     (n, fan_in), (_, units) = shapes(batch)["dense"]
     x, wt, y, flops = n * fan_in, fan_in * units, n * units, 2.0 * n * fan_in * units
     out["dense forward"] = flops, f4 * (x + wt + units + y)
@@ -136,11 +137,11 @@ def measure_ours(batch, repeat, backend):
             lambda: kernels.conv2d_backward_weight(g, x, ws, backend=backend), repeat)
     for name in ("pool1", "pool2"):
         x = rng.standard_normal(shapes(batch)[name], dtype=np.float32)
-        y, arg = kernels.max_pool2d_forward(x, 2, backend=backend)
-        g = rng.standard_normal(y.shape, dtype=np.float32)
+        geometry = kernels.PoolGeometry(2)
+        g = rng.standard_normal(kernels.max_pool2d(x, 2, backend=backend).shape, dtype=np.float32)
         out[f"{name} max forward"] = best_ms(lambda: kernels.max_pool2d(x, 2, backend=backend), repeat)
-        out[f"{name} max backward"] = best_ms(
-            lambda: kernels.max_pool2d_backward(g, arg, x.shape, backend=backend), repeat)
+        out[f"{name} max backward"] = best_ms(                   # as nn's backward: from x, no argmax kept
+            lambda: kernels.pool2d.max_scatter(g, x, geometry, backend=backend), repeat)
     xs, ws = shapes(batch)["dense"]
     x, w = rng.standard_normal(xs, dtype=np.float32), rng.standard_normal(ws, dtype=np.float32)
     b, g = rng.standard_normal(ws[1], dtype=np.float32), rng.standard_normal((xs[0], ws[1]), dtype=np.float32)
@@ -310,6 +311,7 @@ x = np.ones((2, 3, 6, 6), np.float32); w = np.ones((4, 3, 3, 3), np.float32)
 y = kernels.conv2d_forward(x, w, None)
 kernels.conv2d_backward_input(y, w, x.shape); kernels.conv2d_backward_weight(y, x, w.shape)
 p, a = kernels.max_pool2d_forward(x, 2); kernels.max_pool2d_backward(p, a, x.shape); kernels.max_pool2d(x, 2)
+kernels.pool2d.max_scatter(p, x, kernels.PoolGeometry(2))
 q = kernels.avg_pool2d_forward(x, 2); kernels.avg_pool2d_backward(q, x.shape, 2)
 v, dv = np.ones(10, np.float32), np.ones(10, np.float32); s = [np.zeros_like(v) for _ in range(3)]
 kernels.sgd_update(v, dv, s[0], step=1, lr=0.1, momentum=0.9)
