@@ -3,6 +3,7 @@ use them): the runs' values and edges against NumPy, the lanes past a run neithe
 and both fast paths bit for bit the plain loops they replace."""
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import textwrap
@@ -11,6 +12,7 @@ from pathlib import Path
 import numba
 import numpy as np
 import pytest
+from llvmlite import binding as llvm_binding
 
 from kernels import spans
 from kernels.conv2d import columns
@@ -152,3 +154,44 @@ def test_im2col_is_the_definition_and_col2im_its_adjoint_in_the_plain_loops_orde
         finite = np.nan_to_num(x[n, c0:c0 + c].astype(np.float64), nan=0.0, posinf=0.0)
         lhs = np.sum(np.nan_to_num(expected.astype(np.float64), nan=0.0, posinf=0.0) * dcols[:, :ho * wo])
         assert np.isclose(lhs, np.sum(finite * dz[n, c0:c0 + c]), rtol=1e-9)
+
+
+# AVX2's code runs only where the CPU has AVX2 (every machine this project meets has; a runner without it
+# tests the generic build alone)
+NARROWER = [("generic", None, 16)] + [("haswell", "+avx,+avx2,+fma,+sse4.2", 32)] * bool(
+    llvm_binding.get_host_cpu_features().get("avx2"))
+
+
+@pytest.mark.parametrize("cpu, features, width", NARROWER)
+def test_the_vector_paths_give_the_same_bits_compiled_for_narrower_vectors(cpu, features, width, tmp_path):
+    """Compiled for another CPU (NUMBA_CPU_NAME, as for a cache shared between machines): 16-byte vectors
+    (masked loads and stores done lane by lane) and AVX2's 32-byte ones; col2im's and max_scatter's
+    vector paths still give the plain loops' bits."""
+    script = textwrap.dedent("""
+        import numpy as np, kernels
+        from kernels import microkernel
+        from kernels.conv2d import columns
+        rng = np.random.default_rng(0)
+        args = (3, 3, 1, 1, 0, 0, 1, 1, 11, 11)
+        dcols = rng.standard_normal((32 * 9, 128)).astype(np.float32)
+        dx, plain = rng.standard_normal((2, 32, 13, 13)).astype(np.float32), None
+        plain = dx.copy()
+        columns.col2im(dcols, 1, 0, *args, plain, (np.empty((0, 3), np.intp), np.empty(0, np.intp)))
+        columns.col2im(dcols, 1, 0, *args, dx, columns.col2im_plan(dcols, *args, dx))
+        same = dx.tobytes() == plain.tobytes()
+        for shape in [(2, 3, 26, 26), (2, 3, 11, 11), (1, 2, 6, 41)]:
+            x = rng.standard_normal(shape).astype(np.float32)
+            geometry = kernels.PoolGeometry(2)
+            y, argmax = kernels.pool2d.max_forward(x, geometry, backend="numpy")
+            g = rng.standard_normal(y.shape).astype(np.float32)
+            same &= (kernels.pool2d.max_scatter(g, x, geometry).tobytes()
+                     == kernels.pool2d.max_backward(g, argmax, x.shape, backend="numpy").tobytes())
+        print(microkernel.VECTOR_BYTES, same)
+    """)
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path), "NUMBA_CPU_NAME": cpu}
+    env.pop("NUMBA_CPU_FEATURES", None)
+    if features:
+        env["NUMBA_CPU_FEATURES"] = features
+    proc = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, env=env,
+                          timeout=600)
+    assert proc.returncode == 0 and proc.stdout.split() == [str(width), "True"], proc.stderr[-2000:]
