@@ -137,11 +137,9 @@ def measure_ours(batch, repeat, backend):
             lambda: kernels.conv2d_backward_weight(g, x, ws, backend=backend), repeat)
     for name in ("pool1", "pool2"):
         x = rng.standard_normal(shapes(batch)[name], dtype=np.float32)
-        geometry = kernels.PoolGeometry(2)
-        g = rng.standard_normal(kernels.max_pool2d(x, 2, backend=backend).shape, dtype=np.float32)
+        g, pool = rng.standard_normal(kernels.max_pool2d(x, 2).shape, dtype=np.float32), kernels.PoolGeometry(2)
         out[f"{name} max forward"] = best_ms(lambda: kernels.max_pool2d(x, 2, backend=backend), repeat)
-        out[f"{name} max backward"] = best_ms(                   # as nn's backward: from x, no argmax kept
-            lambda: kernels.pool2d.max_scatter(g, x, geometry, backend=backend), repeat)
+        out[f"{name} max backward"] = best_ms(lambda: kernels.pool2d.max_scatter(g, x, pool, backend=backend), repeat)
     xs, ws = shapes(batch)["dense"]
     x, w = rng.standard_normal(xs, dtype=np.float32), rng.standard_normal(ws, dtype=np.float32)
     b, g = rng.standard_normal(ws[1], dtype=np.float32), rng.standard_normal((xs[0], ws[1]), dtype=np.float32)
@@ -311,7 +309,7 @@ x = np.ones((2, 3, 6, 6), np.float32); w = np.ones((4, 3, 3, 3), np.float32)
 y = kernels.conv2d_forward(x, w, None)
 kernels.conv2d_backward_input(y, w, x.shape); kernels.conv2d_backward_weight(y, x, w.shape)
 p, a = kernels.max_pool2d_forward(x, 2); kernels.max_pool2d_backward(p, a, x.shape); kernels.max_pool2d(x, 2)
-kernels.pool2d.max_scatter(p, x, kernels.PoolGeometry(2))
+kernels.pool2d.max_scatter(p, x, kernels.PoolGeometry(2))          # nn's backward: from x
 q = kernels.avg_pool2d_forward(x, 2); kernels.avg_pool2d_backward(q, x.shape, 2)
 v, dv = np.ones(10, np.float32), np.ones(10, np.float32); s = [np.zeros_like(v) for _ in range(3)]
 kernels.sgd_update(v, dv, s[0], step=1, lr=0.1, momentum=0.9)
