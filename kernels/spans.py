@@ -9,6 +9,9 @@ microkernel's block is: plain vector loads and stores for whole vectors, and ``l
 written, so a run may end anywhere in its array).
 
 - ``copy_run(like, src, s_off, dst, d_off, n)``: dst[d_off + k] = src[s_off + k] for k < n.
+- ``split_run(like, src, s_off, dst, even, odd, n)``: dst[even + k] = src[s_off + 2k] and
+  dst[odd + k] = src[s_off + 2k + 1] for k < n: a run's even and odd values apart (two vectors of the
+  run split by shuffles).
 - ``add_runs(like, dst, d_off, lanes, src, table, first, count, base)``: one vector of dst (its first
   ``lanes`` lanes) plus masked runs of src, in the order the table lists them, kept in a register and
   stored once: the sums col2im makes for one row of an image, each value's terms added in the same
@@ -113,6 +116,48 @@ def copy_run(typingctx, like, src, s_off, dst, d_off, n):
 
     def codegen(context, builder, signature, args):
         _emit_copy(builder, context.get_data_type(signature.args[0]), *args[1:])
+        return context.get_dummy_value()
+
+    return sig, codegen
+
+
+def _emit_split(builder, elt, src, s_off, dst, even, odd, n):
+    v = Vectors(builder, elt, s_off.type)
+    width, zero = v.width, ir.Constant(v.intp, 0)
+    ints = ir.VectorType(v.i32, width)
+    picks = [ir.Constant(ints, [2 * i + s for i in range(width)]) for s in (0, 1)]
+    entry = builder.block
+    head, body, done = (builder.append_basic_block(f"split_run.{name}") for name in ("head", "body", "done"))
+    builder.branch(head)
+    builder.position_at_end(head)
+    k = builder.phi(v.intp)
+    k.add_incoming(zero, entry)
+    builder.cbranch(builder.icmp_signed("<", k, n), body, done)
+    builder.position_at_end(body)                      # min(width, left) pairs: 2 * that many values
+    left = builder.sub(n, k)
+    twice = builder.add(left, left)
+    at = builder.add(s_off, builder.add(k, k))
+    u0 = v.load(v.at(src, at), v.mask(zero, twice), v.minus_zero)
+    u1 = v.load(v.at(src, builder.add(at, ir.Constant(v.intp, width))),
+                v.mask(zero, builder.sub(twice, ir.Constant(v.intp, width))), v.minus_zero)
+    mask = v.mask(zero, left)
+    for offset, pick in zip((even, odd), picks):
+        v.store(builder.shuffle_vector(u0, u1, pick), v.at(dst, builder.add(offset, k)), mask)
+    k.add_incoming(builder.add(k, ir.Constant(v.intp, width)), body)
+    builder.branch(head)
+    builder.position_at_end(done)
+
+
+@intrinsic
+def split_run(typingctx, like, src, s_off, dst, even, odd, n):
+    """dst[even + k] = src[s_off + 2k] and dst[odd + k] = src[s_off + 2k + 1] for k < n; src and dst are
+    addresses of values of like's type."""
+    if like not in (types.float32, types.float64):
+        return None
+    sig = types.void(like, types.uintp, types.intp, types.uintp, types.intp, types.intp, types.intp)
+
+    def codegen(context, builder, signature, args):
+        _emit_split(builder, context.get_data_type(signature.args[0]), *args[1:])
         return context.get_dummy_value()
 
     return sig, codegen

@@ -26,6 +26,7 @@ import numpy as np
 
 from .._cache import njit
 from ..activations import formulas
+from ..spans import split_run
 
 #: The inverse transform's columns per pass: its 8 intermediate rows stay in the L1 cache.
 CHUNK = 512
@@ -169,9 +170,11 @@ def grad_parity(src, th, tw, p, p_row, base, width, db):
     (F, Ho, Wo; one image's g, contiguous): the four entries of each 2x2 tile of g, apart; and db[f] +=
     the sum of src[f] (``reassoc`` vectorises that sum over the whole plane, in an order fixed at
     compile time). One call per image, by indices into the flat image: faster than a call per
-    filter on row views, as this was."""
+    filter on row views, as this was; each row's even and odd columns split by kernels.spans.split_run
+    (a row of 11 was too short for Numba's own vector loop)."""
     f_out, ho, wo = src.shape
     flat, plane, pairs = src.reshape(-1), np.uint64(ho * wo), np.uint64(wo // 2)
+    like, fa, pa = np.zeros(1, src.dtype)[0], flat.ctypes.data, p.ctypes.data
     for f in range(f_out):
         at = np.uint64(f) * plane
         total = db[f]
@@ -189,9 +192,7 @@ def grad_parity(src, th, tw, p, p_row, base, width, db):
                         p[odd + tj] = 0
                     continue
                 line = at + np.uint64(h * wo)
-                for tj in range(pairs):             # the even and odd columns apart
-                    p[even + tj] = flat[line + 2 * tj]
-                    p[odd + tj] = flat[line + 2 * tj + 1]
+                split_run(like, fa, line, pa, even, odd, pairs)        # the even and odd columns apart
                 if wo % 2:
                     p[even + pairs] = flat[line + np.uint64(wo - 1)]
                     p[odd + pairs] = 0

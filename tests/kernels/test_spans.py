@@ -27,6 +27,11 @@ def _copy(src, s_off, dst, d_off, n):
 
 
 @numba.njit
+def _split(src, s_off, dst, even, odd, n):
+    spans.split_run(src[0], src.ctypes.data, s_off, dst.ctypes.data, even, odd, n)
+
+
+@numba.njit
 def _add(dst, d_off, lanes, src, table, first, count, base):
     spans.add_runs(dst[0], dst.ctypes.data, d_off, lanes, src.ctypes.data, table.ctypes.data, first, count, base)
 
@@ -43,6 +48,22 @@ def test_copy_run_copies_exactly_n_values_for_every_length_around_the_vector_wid
             expected[d_off:d_off + n] = src[s_off:s_off + n]
             _copy(src, s_off, dst, d_off, n)
             assert dst.tobytes() == expected.tobytes(), (n, s_off, d_off)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_split_run_puts_a_runs_even_and_odd_values_apart_for_every_length(dtype):
+    width = spans.lanes(np.dtype(dtype).itemsize)
+    src = np.arange(1, 6 * width + 8, dtype=dtype)
+    src[4], src[7] = np.nan, -0.0
+    for n in range(2 * width + 3):
+        for s_off in (0, 3):
+            dst = np.full(8 * width, 7, dtype=dtype)
+            expected = dst.copy()
+            even, odd = 1, 3 * width + 2
+            expected[even:even + n] = src[s_off:s_off + 2 * n:2]
+            expected[odd:odd + n] = src[s_off + 1:s_off + 2 * n:2]
+            _split(src, s_off, dst, even, odd, n)
+            assert dst.tobytes() == expected.tobytes(), (n, s_off)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
