@@ -1,5 +1,5 @@
-"""Short runs of contiguous values moved by whole SIMD vectors, the last one masked: im2col's copies and
-col2im's sums.
+"""Short runs of contiguous values moved by whole SIMD vectors, the last one masked: im2col's copies,
+col2im's sums and the split of g's rows into even and odd columns for Winograd's backward weight.
 
 im2col copies runs as long as an output row (11 values for the Keras CNN's conv2) and col2im adds them
 back. Numba's loop vectoriser handles only runs longer than its vector body (the vector width times
