@@ -73,7 +73,7 @@ if case == "fit":
     xs, ys = np.concatenate([x] * 8), np.concatenate([y] * 8)
     nn.fit(model, (xs[:2 * batch], ys[:2 * batch]), optimizer=opt, epochs=1, batch_size=batch, verbose=0,
            seed=0)   # warm-up
-    for _ in range(max(1, repeat // 8)):
+    for _ in range(max(3, repeat // 8)):           # at least 3 epochs of 8 steps: one was too noisy a median
         t = time.perf_counter()
         nn.fit(model, (xs, ys), optimizer=opt, epochs=1, batch_size=batch, verbose=0, seed=0)
         times.append((time.perf_counter() - t) / 8)
