@@ -32,7 +32,7 @@ def dropout_mask(shape, rate, seed, dtype=np.float32, *, device=False, backend=N
     if not 0.0 <= float(rate) <= 1.0:
         raise ValueError(f"rate must be in [0, 1], got {rate!r}")
     if not 0 <= int(seed) < SEEDS:
-        raise ValueError(f"seed must be an int in [0, 2**30), got {seed!r}")
+        raise ValueError(f"seed must be an int in [0, {SEEDS}), got {seed!r}")
     try:
         shape = tuple(int(s) for s in shape)
     except (TypeError, ValueError):

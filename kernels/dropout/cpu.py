@@ -7,29 +7,18 @@ from numba import prange
 
 from .._cache import njit
 from .._recycle import empty as recycled
-from .reference import keep_scale
+from .reference import keep_scale, uniform_hash
 
 #: No BLAS call here: the entry points call these functions directly (kernels.runtime.host_kernels).
 BLAS_FREE = True
 
-_MASK32 = np.uint64(0xFFFFFFFF)
-_SEED_FACTOR = np.uint64(2654435761)
-
 
 @njit(parallel=True, cache=True)
 def _dropout_kernel(seed, rate, scale, out):
-    """out[k] = scale where hash32(k + seed * 2654435761 mod 2^32) / 2^32 >= rate, else 0: the reference's
-    integer steps on unsigned 64-bit integers (each product below 2^63, as there)."""
-    base = np.uint64(seed) * _SEED_FACTOR
+    """out[k] = scale where uniform_hash(k, seed) >= rate, else 0."""
     zero = scale - scale
     for k in prange(out.size):
-        h = (np.uint64(k) + base) & _MASK32
-        h ^= h >> np.uint64(16)
-        h = (h * np.uint64(0x7FEB352D)) & _MASK32
-        h ^= h >> np.uint64(15)
-        h = (h * np.uint64(0x2C1B3C6D)) & _MASK32
-        h ^= h >> np.uint64(16)
-        out[k] = scale if h / 4294967296.0 >= rate else zero
+        out[k] = scale if uniform_hash(np.int64(k), seed) >= rate else zero
 
 
 def dropout_mask(shape, rate, seed, dtype):

@@ -6,19 +6,13 @@ import numpy as np
 from numba import cuda
 
 from .._cuda import DeviceArray, flat, new, stride_config
-from .reference import MASK32, keep_scale
+from .reference import keep_scale, uniform_hash
 
 
 @cuda.jit
 def _dropout_kernel(seed, rate, scale, out):
     for k in range(cuda.grid(1), out.size, cuda.gridsize(1)):
-        h = (k + seed * 2654435761) & MASK32
-        h ^= h >> 16
-        h = (h * 0x7FEB352D) & MASK32
-        h ^= h >> 15
-        h = (h * 0x2C1B3C6D) & MASK32
-        h ^= h >> 16
-        out[k] = scale if h / 4294967296.0 >= rate else 0
+        out[k] = scale if uniform_hash(k, seed) >= rate else 0
 
 
 def dropout_mask(shape, rate, seed, dtype):
