@@ -41,7 +41,8 @@ def lanes(itemsize):
 
 
 class Vectors:
-    """The IR helpers both intrinsics use, for one element type: vector pointers, masks, masked loads."""
+    """IR helpers for one element type (the intrinsics here and pool2d.windows): vector pointers, masks, masked
+    loads and stores, a loop over whole vectors, a run split into its even and odd values."""
 
     def __init__(self, builder, elt, intp):
         self.builder, self.elt, self.intp = builder, elt, intp
@@ -85,6 +86,37 @@ class Vectors:
     def store(self, value, pointer, mask):
         self.builder.call(self._store, [value, pointer, ir.Constant(self.i32, 1), mask])
 
+    def const(self, value):
+        return ir.Constant(self.intp, value)
+
+    def each_vector(self, n, name, body):
+        """IR for ``body(k, left)`` at k = 0, width, 2 width, ... while k < n (left = n - k; the body masks
+        the lanes past n): a loop of basic blocks named after ``name``."""
+        b = self.builder
+        entry = b.block
+        head, loop, done = (b.append_basic_block(f"{name}.{part}") for part in ("head", "body", "done"))
+        b.branch(head)
+        b.position_at_end(head)
+        k = b.phi(self.intp)
+        k.add_incoming(self.const(0), entry)
+        b.cbranch(b.icmp_signed("<", k, n), loop, done)
+        b.position_at_end(loop)
+        body(k, b.sub(n, k))
+        k.add_incoming(b.add(k, self.const(self.width)), b.block)
+        b.branch(head)
+        b.position_at_end(done)
+
+    def split_pairs(self, address, offset, left):
+        """(even, odd): for lanes l < min(left, width), the values at element offset + 2l and offset + 2l + 1
+        after ``address``, split from two vectors by shuffles (the other lanes -0.0; nothing past read)."""
+        b, twice = self.builder, self.builder.add(left, left)
+        u0 = self.load(self.at(address, offset), self.mask(self.const(0), twice), self.minus_zero)
+        u1 = self.load(self.at(address, b.add(offset, self.const(self.width))),
+                       self.mask(self.const(0), b.sub(twice, self.const(self.width))), self.minus_zero)
+        ints = ir.VectorType(self.i32, self.width)
+        return tuple(b.shuffle_vector(u0, u1, ir.Constant(ints, [2 * i + s for i in range(self.width)]))
+                     for s in (0, 1))
+
 
 def _emit_copy(builder, elt, src, s_off, dst, d_off, n):
     v = Vectors(builder, elt, s_off.type)
@@ -123,29 +155,13 @@ def copy_run(typingctx, like, src, s_off, dst, d_off, n):
 
 def _emit_split(builder, elt, src, s_off, dst, even, odd, n):
     v = Vectors(builder, elt, s_off.type)
-    width, zero = v.width, ir.Constant(v.intp, 0)
-    ints = ir.VectorType(v.i32, width)
-    picks = [ir.Constant(ints, [2 * i + s for i in range(width)]) for s in (0, 1)]
-    entry = builder.block
-    head, body, done = (builder.append_basic_block(f"split_run.{name}") for name in ("head", "body", "done"))
-    builder.branch(head)
-    builder.position_at_end(head)
-    k = builder.phi(v.intp)
-    k.add_incoming(zero, entry)
-    builder.cbranch(builder.icmp_signed("<", k, n), body, done)
-    builder.position_at_end(body)                      # min(width, left) pairs: 2 * that many values
-    left = builder.sub(n, k)
-    twice = builder.add(left, left)
-    at = builder.add(s_off, builder.add(k, k))
-    u0 = v.load(v.at(src, at), v.mask(zero, twice), v.minus_zero)
-    u1 = v.load(v.at(src, builder.add(at, ir.Constant(v.intp, width))),
-                v.mask(zero, builder.sub(twice, ir.Constant(v.intp, width))), v.minus_zero)
-    mask = v.mask(zero, left)
-    for offset, pick in zip((even, odd), picks):
-        v.store(builder.shuffle_vector(u0, u1, pick), v.at(dst, builder.add(offset, k)), mask)
-    k.add_incoming(builder.add(k, ir.Constant(v.intp, width)), body)
-    builder.branch(head)
-    builder.position_at_end(done)
+
+    def body(k, left):                                 # min(width, left) pairs: 2 * that many values
+        mask = v.mask(v.const(0), left)
+        for offset, half in zip((even, odd), v.split_pairs(src, builder.add(s_off, builder.add(k, k)), left)):
+            v.store(half, v.at(dst, builder.add(offset, k)), mask)
+
+    v.each_vector(n, "split_run", body)
 
 
 @intrinsic

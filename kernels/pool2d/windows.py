@@ -23,61 +23,38 @@ from ..spans import Vectors
 
 def _emit(builder, elt, x, top, bottom, g, g_off, dx, n):
     v = Vectors(builder, elt, top.type)
-    lanes, intp, i32 = v.width, v.intp, v.i32
-    ints = ir.VectorType(i32, lanes)
-
-    def const(value):
-        return ir.Constant(intp, value)
+    lanes, ints = v.width, ir.VectorType(v.i32, v.width)
 
     def same(value):
         return ir.Constant(ints, [value] * lanes)
 
-    even, odd = (ir.Constant(ints, [2 * i + s for i in range(lanes)]) for s in (0, 1))
     # weaving e and o back: lanes e0 o0 e1 o1 ... (the first half of each, then the second)
     weave = [ir.Constant(ints, [half * lanes // 2 + i // 2 + (lanes if i % 2 else 0) for i in range(lanes)])
              for half in (0, 1)]
     zero = ir.Constant(v.vec, [0.0] * lanes)
-    entry = builder.block
-    head, body, done = (builder.append_basic_block(f"windows.{name}") for name in ("head", "body", "done"))
-    builder.branch(head)
-    builder.position_at_end(head)
-    k = builder.phi(intp)
-    k.add_incoming(const(0), entry)
-    builder.cbranch(builder.icmp_signed("<", k, n), body, done)
-    builder.position_at_end(body)
-    left = builder.sub(n, k)                                   # windows left: this step takes min(lanes, left)
-    twice = builder.add(left, left)
-    first_half, second_half = v.mask(const(0), twice), v.mask(const(0), builder.sub(twice, const(lanes)))
-    column = builder.add(k, k)
 
-    def split(row):                                            # (even columns, odd columns) of 2 * lanes values
-        at = builder.add(row, column)
-        u0 = v.load(v.at(x, at), first_half, zero)
-        u1 = v.load(v.at(x, builder.add(at, const(lanes))), second_half, zero)
-        return builder.shuffle_vector(u0, u1, even), builder.shuffle_vector(u0, u1, odd)
+    def body(k, left):                                        # min(lanes, left) windows
+        column = builder.add(k, k)
+        a, b = v.split_pairs(x, builder.add(top, column), left)
+        c, d = v.split_pairs(x, builder.add(bottom, column), left)
+        grad = builder.fadd(v.load(v.at(g, builder.add(g_off, k)), v.mask(v.const(0), left), zero), zero)
+        best, index = a, same(0)
+        for j, value in ((1, b), (2, c), (3, d)):              # a strictly larger value takes over
+            larger = builder.fcmp_ordered(">", value, best)
+            best = builder.select(larger, value, best)
+            index = builder.select(larger, same(j), index)
+        for j, value in ((3, d), (2, c), (1, b), (0, a)):      # a NaN wins, the first one last
+            index = builder.select(builder.fcmp_unordered("uno", value, value), same(j), index)
+        out = [builder.select(builder.icmp_signed("==", index, same(j)), grad, zero) for j in range(4)]
+        twice = builder.add(left, left)
+        halves = v.mask(v.const(0), twice), v.mask(v.const(0), builder.sub(twice, v.const(lanes)))
+        for row, e, o in ((top, out[0], out[1]), (bottom, out[2], out[3])):   # woven back into the two rows
+            at = builder.add(row, column)
+            for half in (0, 1):
+                v.store(builder.shuffle_vector(e, o, weave[half]), v.at(dx, builder.add(at, v.const(half * lanes))),
+                        halves[half])
 
-    a, b = split(top)
-    c, d = split(bottom)
-    grad = builder.fadd(v.load(v.at(g, builder.add(g_off, k)), v.mask(const(0), left), zero), zero)
-    best, index = a, same(0)
-    for j, value in ((1, b), (2, c), (3, d)):                  # a strictly larger value takes over
-        larger = builder.fcmp_ordered(">", value, best)
-        best = builder.select(larger, value, best)
-        index = builder.select(larger, same(j), index)
-    for j, value in ((3, d), (2, c), (1, b), (0, a)):          # a NaN wins, the first one last
-        index = builder.select(builder.fcmp_unordered("uno", value, value), same(j), index)
-    out = [builder.select(builder.icmp_signed("==", index, same(j)), grad, zero) for j in range(4)]
-
-    def weave_into(row, e, o):
-        at = builder.add(row, column)
-        v.store(builder.shuffle_vector(e, o, weave[0]), v.at(dx, at), first_half)
-        v.store(builder.shuffle_vector(e, o, weave[1]), v.at(dx, builder.add(at, const(lanes))), second_half)
-
-    weave_into(top, out[0], out[1])
-    weave_into(bottom, out[2], out[3])
-    k.add_incoming(builder.add(k, const(lanes)), builder.block)
-    builder.branch(head)
-    builder.position_at_end(done)
+    v.each_vector(n, "windows", body)
 
 
 @intrinsic
