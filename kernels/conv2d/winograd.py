@@ -40,8 +40,10 @@ output carries a few more roundings than the direct sum, and the transformed val
 than the inputs. F(2x2, 3x3) keeps this mild: on random inputs of the benchmark's shapes the max
 error against the float64 direct reference was 0.4 to 2.3 times im2col's float32 error (a few 1e-7
 of the largest output); tests/kernels/test_winograd.py holds it to ``FLOAT32_ERROR_FACTOR`` times.
-Larger tiles (F(4x4, 3x3) and up) have transforms with larger entries, and their error grows
-quickly: not used here.
+Larger tiles have transforms with larger entries, and their error grows quickly. F(4x4, 3x3)
+(kernels/conv2d/winograd_f4.py: 36 products per 4x4 tile, 1.78x fewer than F(2x2, 3x3) for the same
+outputs) is here as an opt-in, by ``tile=4`` or TILE, the same algorithms with 6x6 tiles; the tests
+hold its float32 error to ``FLOAT32_ERROR_FACTOR_F4`` times im2col's.
 
 Deterministic as kernels.conv2d.cpu: the blocks of images are fixed (not split by thread count), each
 block writes its own outputs, and backward weight sums the images in fixed chunks (``weight_chunks``),
@@ -50,10 +52,10 @@ for any number of threads.
 
 The public functions take the arguments of kernels.conv2d.cpu's and return the same results:
 ``forward(x, w, b, geometry, relu=False)``, ``backward_input(g, w, input_shape, geometry)``,
-``backward_weight(g, x, weight_shape, geometry, bias)``, ``backward(g, x, w, geometry, input_grad,
-weight_grad, relu_out)``; they raise ValueError for a geometry Winograd does not cover
-(``eligible`` says which), and take NumPy arrays already checked (kernels.conv2d's entry points
-check them). The "cpu" backend calls them where they are eligible and faster
+``backward_weight(g, x, weight_shape, geometry, bias)`` (each also takes ``tile``: 2, 4 or None for
+TILE's), ``backward(g, x, w, geometry, input_grad, weight_grad, relu_out)``; they raise ValueError
+for a geometry Winograd does not cover (``eligible`` says which), and take NumPy arrays already
+checked (kernels.conv2d's entry points check them). The "cpu" backend calls them where they are eligible and faster
 (use_winograd, its rule; kernels.conv2d.cpu.WINOGRAD forces either path).
 
 >>> import numpy as np
@@ -76,18 +78,22 @@ from .._jit import weight_chunks  # backward weight's fixed split of the batch
 from .._recycle import empty as recycled
 from ..activations import formulas
 from ..microkernel import block_rows, gemm
+from . import winograd_f4 as f4
 from .winograd_transforms import (CHUNK_ROW, channels_last, grad_parity, grad_tiles, input_tiles, inverse,
                                   output_tiles)
 
-#: A block of images holds at most this many tiles (V's and M's rows), at least one image.
-COLUMNS = 96
-#: Backward weight: the tiles of one block (the inner dimension of its 16 products).
-WEIGHT_COLUMNS = 256
-#: The bound the tests hold float32's max error to, as a multiple of im2col's on the same inputs.
+#: A block of images holds at most this many tiles (V's and M's rows), at least one image; by tile size.
+COLUMNS = {2: 96, 4: 36}
+#: Backward weight: the tiles of one block (the inner dimension of its products); by tile size.
+WEIGHT_COLUMNS = {2: 256, 4: 112}
+#: The bound the tests hold float32's max error to, as a multiple of im2col's on the same inputs: F(2x2, 3x3)...
 FLOAT32_ERROR_FACTOR = 4.0
+#: ...and F(4x4, 3x3).
+FLOAT32_ERROR_FACTOR_F4 = 64.0
 
 _G = np.array([[1, 0, 0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0, 0, 1]])
-_GG = np.kron(_G, _G)               # (16, 9): w (9 entries, row by row) -> G w G^T (16, row by row)
+#: By tile size, (16, 9) and (36, 9): w (9 entries, row by row) -> G w G^T (row by row).
+_GG = {2: np.kron(_G, _G), 4: np.kron(f4.G, f4.G)}
 
 
 def eligible(weight_shape, geometry) -> bool:
@@ -100,6 +106,10 @@ def eligible(weight_shape, geometry) -> bool:
     return (tuple(weight_shape[2:]) == (3, 3) and geometry.stride == (1, 1) and geometry.dilation == (1, 1)
             and geometry.groups == 1)
 
+
+#: The output tile's side by direction, 2 or 4: F(2x2, 3x3) unless set to F(4x4, 3x3), whose products are 1.78x
+#: fewer and whose float32 error is an order of magnitude larger (FLOAT32_ERROR_FACTOR_F4): an opt-in.
+TILE = {"forward": 2, "backward input": 2, "backward weight": 2}
 
 #: use_winograd's rule: the least of C and F from which each direction goes through Winograd.
 MIN_CHANNELS = {"forward": 16, "backward input": 32, "backward weight": 32}
@@ -144,7 +154,7 @@ def _width(per_block, tiles, f_out, itemsize):
 
 
 @njit(cache=True)
-def _forward_blocks(x, ut, b, first, last, per_block, v, m, y4, off_h, off_w, relu, y):
+def _forward_blocks(x, ut, b, first, last, per_block, v, m, y4, off_h, off_w, relu, y, tile):
     """y for the blocks of images first .. last-1 (per_block images each): transform, 16 products, inverse.
 
     V[k] (W, C) and M[k] (W, F), W = per_block * tiles rounded up by _width, tile by tile (channels,
@@ -155,83 +165,99 @@ def _forward_blocks(x, ut, b, first, last, per_block, v, m, y4, off_h, off_w, re
     contents could be subnormal numbers, which cost Intel cores a microcode assist per
     multiplication (a batch of one image ran many times slower on them)."""
     n, c_in = x.shape[0], x.shape[1]
-    f_out = y.shape[1]
-    th, tw = (y.shape[2] + 1) // 2, (y.shape[3] + 1) // 2
+    f_out, t = y.shape[1], tile
+    th, tw = (y.shape[2] + t - 1) // t, (y.shape[3] + t - 1) // t
     tiles = th * tw
-    xt = np.zeros((2 * th + 2) * 2 * (tw + 1) * c_in, dtype=x.dtype)
-    r = np.empty(8 * (tw + 1) * c_in, dtype=x.dtype)
-    st = np.empty(8 * CHUNK_ROW, dtype=x.dtype)
+    xt = np.zeros((t * th + 2) * t * (tw + 1) * c_in, dtype=x.dtype)
+    r = np.empty((t + 2) * t * (tw + 1) * c_in, dtype=x.dtype)
+    st = np.empty(t * (t + 2) * CHUNK_ROW, dtype=x.dtype)
     flat_v, flat_m, flat_y, y_row = v.reshape(-1), m.reshape(-1), y4.reshape(-1), y4.shape[1]
     for blk in range(first, last):
         n0, n1 = blk * per_block, min(n, (blk + 1) * per_block)
         rows = _width(n1 - n0, tiles, f_out, y.itemsize)
         for k in range(n1 - n0):
-            channels_last(x[n0 + k], off_h, off_w, xt, tw + 1)
-            input_tiles(xt, th, tw, c_in, r, flat_v, v.shape[1], k * tiles * c_in)
-        for k in range(16):                              # the rows past the tiles: zeros
+            channels_last(x[n0 + k], off_h, off_w, xt, tw + 1, t)
+            if t == 2:
+                input_tiles(xt, th, tw, c_in, r, flat_v, v.shape[1], k * tiles * c_in)
+            else:
+                f4.input_tiles(xt, th, tw, c_in, r, flat_v, v.shape[1], k * tiles * c_in)
+        for k in range(ut.shape[0]):                     # the rows past the tiles: zeros
             for col in range((n1 - n0) * tiles * c_in, rows * c_in):
                 v[k, col] = 0
-        for k in range(16):
+        for k in range(ut.shape[0]):
             gemm(v[k, :rows * c_in].reshape(rows, c_in), ut[k], m[k, :rows * f_out].reshape(rows, f_out), False)
-        inverse(flat_m, m.shape[1], rows * f_out, st, flat_y, y_row)
+        if t == 2:
+            inverse(flat_m, m.shape[1], rows * f_out, st, flat_y, y_row)
+        else:
+            f4.inverse(flat_m, m.shape[1], rows * f_out, st, flat_y, y_row)
         for k in range(n1 - n0):
-            output_tiles(flat_y, y_row, k * tiles * f_out, th, tw, b, relu, y[n0 + k])
+            if t == 2:
+                output_tiles(flat_y, y_row, k * tiles * f_out, th, tw, b, relu, y[n0 + k])
+            else:
+                f4.output_tiles(flat_y, y_row, k * tiles * f_out, th, tw, b, relu, y[n0 + k])
 
 
 @njit(parallel=True, cache=True)
-def _forward(x, ut, b, n_chunks, per_block, v, m, y4, off_h, off_w, relu, y):
+def _forward(x, ut, b, n_chunks, per_block, v, m, y4, off_h, off_w, relu, y, tile):
     blocks = (x.shape[0] + per_block - 1) // per_block
     per = (blocks + n_chunks - 1) // n_chunks
     for t in prange(n_chunks):
         me = numba.get_thread_id()
         _forward_blocks(x, ut, b, t * per, min(blocks, (t + 1) * per), per_block, v[me], m[me], y4[me], off_h,
-                        off_w, relu, y)
+                        off_w, relu, y, tile)
 
 
 @njit(cache=True)
-def _weight_chunk(g, x, first, last, per_block, v, gg, p, ph, pw, dw_hat, db):
+def _weight_chunk(g, x, first, last, per_block, v, gg, p, ph, pw, dw_hat, db, tile):
     """dw_hat (16, F, C) += Gg[k] (F, W) @ V[k] (W, C) and db += sums of g, for images first .. last-1, in
     blocks of W = per_block * tiles tiles (V as in _forward_blocks, tile by tile, and Gg[k] the first
     F*W entries of row k of ``gg``: a plain product, gemm reading V by rows and adding into dw_hat;
     a short block's unused tiles are 0 in both)."""
     c_in, f_out = x.shape[1], g.shape[1]
-    ho, wo = g.shape[2], g.shape[3]
-    th, tw = (ho + 1) // 2, (wo + 1) // 2
+    ho, wo, t = g.shape[2], g.shape[3], tile
+    th, tw = (ho + t - 1) // t, (wo + t - 1) // t
     tiles = th * tw
     width = per_block * tiles
     size, p_row, flat_p = f_out * width, p.shape[1], p.reshape(-1)
     dw_hat[:, :, :] = 0
     db[:] = 0
-    st = np.empty(8 * CHUNK_ROW, dtype=x.dtype)
-    xt = np.zeros((2 * th + 2) * 2 * (tw + 1) * c_in, dtype=x.dtype)
-    r = np.empty(8 * (tw + 1) * c_in, dtype=x.dtype)
+    st = np.empty(t * (t + 2) * CHUNK_ROW, dtype=x.dtype)
+    xt = np.zeros((t * th + 2) * t * (tw + 1) * c_in, dtype=x.dtype)
+    r = np.empty((t + 2) * t * (tw + 1) * c_in, dtype=x.dtype)
     flat_v = v.reshape(-1)
     n0 = first
     while n0 < last:
         n1 = min(last, n0 + per_block)
         for k in range(n1 - n0):
-            channels_last(x[n0 + k], ph, pw, xt, tw + 1)
-            input_tiles(xt, th, tw, c_in, r, flat_v, v.shape[1], k * tiles * c_in)
-            grad_parity(g[n0 + k], th, tw, flat_p, p_row, k * tiles, width, db)
-        grad_tiles(flat_p, p_row, size, st, gg.reshape(-1), gg.shape[1])
-        for k in range(16):                                  # a short block: 0 in the unused columns
+            channels_last(x[n0 + k], ph, pw, xt, tw + 1, t)
+            if t == 2:
+                input_tiles(xt, th, tw, c_in, r, flat_v, v.shape[1], k * tiles * c_in)
+                grad_parity(g[n0 + k], th, tw, flat_p, p_row, k * tiles, width, db)
+            else:
+                f4.input_tiles(xt, th, tw, c_in, r, flat_v, v.shape[1], k * tiles * c_in)
+                f4.grad_quarters(g[n0 + k], th, tw, flat_p, p_row, k * tiles, width, db)
+        if t == 2:
+            grad_tiles(flat_p, p_row, size, st, gg.reshape(-1), gg.shape[1])
+        else:
+            f4.grad_tiles(flat_p, p_row, size, st, gg.reshape(-1), gg.shape[1])
+        for k in range(dw_hat.shape[0]):                     # a short block: 0 in the unused columns
             for f in range(f_out):
                 for col in range((n1 - n0) * tiles, width):
                     gg[k, f * width + col] = 0
             for col in range((n1 - n0) * tiles * c_in, width * c_in):
                 v[k, col] = 0
-        for k in range(16):
+        for k in range(dw_hat.shape[0]):
             gemm(gg[k, :f_out * width].reshape(f_out, width), v[k, :width * c_in].reshape(width, c_in), dw_hat[k], True)
         n0 = n1
 
 
 @njit(parallel=True, cache=True)
-def _weight(g, x, n_chunks, per_block, v, gg, p, ph, pw, dw_part, db_part):
+def _weight(g, x, n_chunks, per_block, v, gg, p, ph, pw, dw_part, db_part, tile):
     per = (g.shape[0] + n_chunks - 1) // n_chunks
     for t in prange(n_chunks):
         me = numba.get_thread_id()
         _weight_chunk(g, x, t * per, min(g.shape[0], (t + 1) * per), per_block, v[me], gg[me], p[me], ph, pw,
-                     dw_part[t], db_part[t])
+                     dw_part[t], db_part[t], tile)
 
 
 @njit(cache=True)
@@ -244,7 +270,7 @@ def _filter_transform(w, gg, ut):
         for f in range(f_out):
             for e in range(9):
                 wt[e, f] = w[f, c, e]
-        for k in range(16):
+        for k in range(gg.shape[0]):
             row = ut[k, c]
             for f in range(f_out):
                 row[f] = gg[k, 0] * wt[0, f]
@@ -260,9 +286,9 @@ def _weight_finish(dw_part, db_part, gg, dw, db):
     whatever the thread count); db the chunks' db_part added in the same order. One filter per iteration."""
     n_chunks, _, f_out, c_in = dw_part.shape
     for f in prange(f_out):
-        total = np.empty((16, c_in), dtype=dw.dtype)
+        total = np.empty((gg.shape[0], c_in), dtype=dw.dtype)
         out = np.zeros((9, c_in), dtype=dw.dtype)
-        for k in range(16):
+        for k in range(gg.shape[0]):
             for c in range(c_in):
                 total[k, c] = dw_part[0, k, f, c]
             for t in range(1, n_chunks):
@@ -289,13 +315,14 @@ def _relu_grad(g, out, dg):
 
 # --- the entry points ----------------------------------------------------------------------------------
 
-def _filters(w):
-    """U[k]^T (16, C, F): G w[f, c] G^T for every filter and channel, entry k = 4*row + column, as the
-    Kronecker product of G with itself times w's 9 entries, (G w G^T)[4i + j] = sum_pq G[i, p] G[j, q] w[p, q]
-    (Numba loops: the bits do not depend on a BLAS)."""
+def _filters(w, tile):
+    """U[k]^T ((tile + 2)^2, C, F): G w[f, c] G^T for every filter and channel, entry k = (tile + 2)*row +
+    column, as the Kronecker product of G with itself times w's 9 entries, (G w G^T)[(tile + 2)i + j] =
+    sum_pq G[i, p] G[j, q] w[p, q] (Numba loops: the bits do not depend on a BLAS)."""
     f, c = w.shape[0], w.shape[1]
-    ut = np.empty((16, c, f), dtype=w.dtype)
-    _filter_transform(np.ascontiguousarray(w).reshape(f, c, 9), _GG.astype(w.dtype), ut)
+    gg = _GG[tile].astype(w.dtype)
+    ut = np.empty((gg.shape[0], c, f), dtype=w.dtype)
+    _filter_transform(np.ascontiguousarray(w).reshape(f, c, 9), gg, ut)
     return ut
 
 
@@ -317,57 +344,70 @@ def _scratch(size, dtype, rows=16):
     return recycled((numba.config.NUMBA_NUM_THREADS, rows, _row(size, dtype.itemsize)), dtype)
 
 
-def _convolve(x, w, b, off_h, off_w, ho, wo, relu):
+def _tile(tile, direction):
+    """The output tile's side: ``tile`` (2 or 4) or, when None, TILE[direction]."""
+    tile = TILE[direction] if tile is None else tile
+    if tile not in (2, 4):
+        raise ValueError(f"tile: expected 2 (F(2x2, 3x3)) or 4 (F(4x4, 3x3)), got {tile!r}")
+    return tile
+
+
+def _convolve(x, w, b, off_h, off_w, ho, wo, relu, tile):
     """y (N, F, ho, wo): y[n, f, i, j] = b[f] + sum w[f, c, p, q] x[n, c, i + p - off_h, j + q - off_w]."""
-    n, f = x.shape[0], w.shape[0]
-    tiles = ((ho + 1) // 2) * ((wo + 1) // 2)
-    per_block = max(1, COLUMNS // tiles)
+    n, f, t = x.shape[0], w.shape[0], tile
+    tiles = ((ho + t - 1) // t) * ((wo + t - 1) // t)
+    per_block = max(1, COLUMNS[t] // tiles)
     blocks = (n + per_block - 1) // per_block
     bias = np.zeros(f, dtype=x.dtype) if b is None else np.ascontiguousarray(b)
     y = recycled((n, f, ho, wo), x.dtype)
     n_chunks = max(1, min(blocks, 4 * numba.get_num_threads()))
     width = _width(per_block, tiles, f, x.dtype.itemsize)
-    v, m = _scratch(x.shape[1] * width, x.dtype), _scratch(f * width, x.dtype)
-    ut = _filters(w)                                                     # U[k]^T (C, F)
-    y4 = _scratch(f * width, x.dtype, 4)
-    _forward(np.ascontiguousarray(x), ut, bias, n_chunks, per_block, v, m, y4, off_h, off_w, bool(relu), y)
+    ut = _filters(w, t)                                                  # U[k]^T (C, F)
+    v, m = _scratch(x.shape[1] * width, x.dtype, len(ut)), _scratch(f * width, x.dtype, len(ut))
+    y4 = _scratch(f * width, x.dtype, t * t)
+    _forward(np.ascontiguousarray(x), ut, bias, n_chunks, per_block, v, m, y4, off_h, off_w, bool(relu), y, t)
     return y
 
 
-def forward(x, w, b, geometry, relu=False):
-    """y (N, F, Ho, Wo) = conv2d(x, w) + b, then max(y, 0) when ``relu``, by F(2x2, 3x3): see the module docstring."""
+def forward(x, w, b, geometry, relu=False, tile=None):
+    """y (N, F, Ho, Wo) = conv2d(x, w) + b, then max(y, 0) when ``relu``, by F(tile x tile, 3x3) (``tile`` 2
+    or 4; None: TILE["forward"]): see the module docstring."""
     _check(w.shape, geometry)
+    tile = _tile(tile, "forward")
     x, w = np.ascontiguousarray(x), np.ascontiguousarray(w)
     ho, wo = geometry.output_hw(x.shape[2], x.shape[3], (3, 3))
-    return _convolve(x, w, b, *geometry.padding, ho, wo, relu)
+    return _convolve(x, w, b, *geometry.padding, ho, wo, relu, tile)
 
 
-def backward_input(g, w, input_shape, geometry):
+def backward_input(g, w, input_shape, geometry, tile=None):
     """dx of input_shape: the full correlation of g with the flipped filters, channels and filters swapped."""
     _check(w.shape, geometry)
+    tile = _tile(tile, "backward input")
     flipped = np.ascontiguousarray(np.asarray(w)[:, :, ::-1, ::-1].transpose(1, 0, 2, 3))
     ph, pw = geometry.padding
-    return _convolve(np.ascontiguousarray(g), flipped, None, 2 - ph, 2 - pw, input_shape[2], input_shape[3], False)
+    return _convolve(np.ascontiguousarray(g), flipped, None, 2 - ph, 2 - pw, input_shape[2], input_shape[3], False,
+                     tile)
 
 
-def backward_weight(g, x, weight_shape, geometry, bias):
-    """(dw, db) by F(3x3, 2x2) over the tiles of g, summed in fixed chunks of images; db None without bias."""
+def backward_weight(g, x, weight_shape, geometry, bias, tile=None):
+    """(dw, db) by F(3x3, tile x tile) over the tiles of g, summed in fixed chunks of images; db None without bias."""
     _check(weight_shape, geometry)
+    t = _tile(tile, "backward weight")
     g, x = np.ascontiguousarray(g), np.ascontiguousarray(x)
     n, f, ho, wo = g.shape
     c = x.shape[1]
-    tiles = ((ho + 1) // 2) * ((wo + 1) // 2)
-    n_chunks = weight_chunks(n)
-    dw_part = recycled((n_chunks, 16, f, c), g.dtype)         # each chunk zeroes its own part first
+    tiles = ((ho + t - 1) // t) * ((wo + t - 1) // t)
+    n_chunks, gg = weight_chunks(n), _GG[t].astype(g.dtype)
+    dw_part = recycled((n_chunks, len(gg), f, c), g.dtype)         # each chunk zeroes its own part first
     db_part = recycled((n_chunks, f), g.dtype)
     per = (n + n_chunks - 1) // n_chunks                 # images per chunk, in blocks of about WEIGHT_COLUMNS tiles
-    blocks = (per * tiles + WEIGHT_COLUMNS - 1) // WEIGHT_COLUMNS
+    blocks = (per * tiles + WEIGHT_COLUMNS[t] - 1) // WEIGHT_COLUMNS[t]
     per_block = (per + blocks - 1) // blocks
     width = per_block * tiles
-    _weight(g, x, n_chunks, per_block, _scratch(c * width, g.dtype), _scratch(f * width, g.dtype),
-            _scratch(f * width, g.dtype, 4), *geometry.padding, dw_part, db_part)
+    _weight(g, x, n_chunks, per_block, _scratch(c * width, g.dtype, len(gg)), _scratch(f * width, g.dtype, len(gg)),
+            _scratch(f * width, g.dtype, t * t), *geometry.padding, dw_part, db_part, t)
     dw, db = np.empty((f, c, 9), g.dtype), np.empty(f, g.dtype)
-    _weight_finish(dw_part, db_part, _GG.astype(g.dtype), dw, db)
+    _weight_finish(dw_part, db_part, gg, dw, db)
     return dw.reshape(f, c, 3, 3), (db if bias else None)
 
 

@@ -63,19 +63,20 @@ def _pair(a, ao, bo, co, do, out, o0, o1, n):
 
 
 @njit(cache=True)
-def channels_last(src, off_h, off_w, xt, half_w):
-    """xt (Hp, 2, half_w, C), flat: xt[r, s % 2, s // 2, c] = src[c, r - off_h, s - off_w] where that is inside
-    src (C, H, W); the rest of xt is left as it is (zeros: the padding, and past the last tile)."""
+def channels_last(src, off_h, off_w, xt, per_phase, phases=2):
+    """xt (Hp, phases, per_phase, C), flat: xt[r, s % phases, s // phases, c] = src[c, r - off_h, s - off_w] where
+    that is inside src (C, H, W); the rest of xt is left as it is (zeros: the padding, and past the last
+    tile). Two phases (even and odd columns) for F(2x2, 3x3), four for F(4x4, 3x3)."""
     c_in, height, width = src.shape
-    half = half_w * c_in
-    h0, h1 = max(0, -off_h), min(height, xt.shape[0] // (2 * half) - off_h)
-    w0, w1 = max(0, -off_w), min(width, 2 * half_w - off_w)
+    part = per_phase * c_in
+    h0, h1 = max(0, -off_h), min(height, xt.shape[0] // (phases * part) - off_h)
+    w0, w1 = max(0, -off_w), min(width, phases * per_phase - off_w)
     flat, plane = src.reshape(-1), np.uint64(height * width)
     for h in range(h0, h1):                     # the channels innermost: one store stream, the loads a gather,
-        row = (h + off_h) * 2 * half            # faster here than reading src in memory order
+        row = (h + off_h) * phases * part       # faster here than reading src in memory order
         for w in range(w0, w1):
             s = w + off_w
-            dst, at = np.uint64(row + (s % 2) * half + (s // 2) * c_in), np.uint64(h * width + w)
+            dst, at = np.uint64(row + (s % phases) * part + (s // phases) * c_in), np.uint64(h * width + w)
             for c in range(np.uint64(c_in)):
                 xt[dst + c] = flat[at + c * plane]
 

@@ -171,7 +171,7 @@ def test_a_short_block_multiplies_only_its_own_tiles_over_rows_set_to_zero(monke
     expected = winograd.forward(x, w, b, geometry, True)
     tiles = 5 * 5
     rows = winograd._width(1, tiles, 16, 4)
-    assert tiles < rows < winograd._width(max(1, winograd.COLUMNS // tiles), tiles, 16, 4)
+    assert tiles < rows < winograd._width(max(1, winograd.COLUMNS[2] // tiles), tiles, 16, 4)
     tiny = np.float32(1e-40)                                        # subnormal
     made = []
 
@@ -193,7 +193,10 @@ def test_a_short_block_multiplies_only_its_own_tiles_over_rows_set_to_zero(monke
 
 @pytest.mark.skipif(numba.config.NUMBA_NUM_THREADS < 2, reason="needs two Numba threads")
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_bitwise_identical_across_runs_and_thread_counts(dtype):
+@pytest.mark.parametrize("tile", [2, 4])
+def test_bitwise_identical_across_runs_and_thread_counts(dtype, tile, monkeypatch):
+    """Every direction by F(tile x tile, 3x3) (winograd.TILE set for all three)."""
+    monkeypatch.setattr(winograd, "TILE", dict.fromkeys(winograd.TILE, tile))
     x, w, b, g, geometry = _case((19, 6, 11, 9, 7, 1), dtype, seed=4)
     out = reference.forward(x, w, b, geometry, relu=True)
 
@@ -208,6 +211,7 @@ def test_bitwise_identical_across_runs_and_thread_counts(dtype):
         two, again = run(), run()
     finally:
         numba.set_num_threads(previous)
+    assert one[0].tobytes() != winograd.forward(x, w, b, geometry, True, tile=6 - tile).tobytes()   # TILE was taken
     for a, b2, c in zip(one, two, again):
         assert a.tobytes() == b2.tobytes() == c.tobytes()
 
