@@ -259,10 +259,11 @@ print("Winograd: max |y - reference| =", f"{np.abs(y_winograd - reference).max()
 # ## 5. Their float32 errors
 #
 # All three compute the same sum in float32, in different orders, with different intermediate
-# values; so do the library's two CPU paths, `kernels/conv2d/cpu.py`'s im2col (Numba threads over
-# the images, one BLAS product each) and `kernels/conv2d/winograd.py`'s F(2x2, 3x3), which the cpu
-# backend picks for this layer. The largest difference between each pair, and the error of each
-# against the float64 reference, all relative to the largest output:
+# values; so do the library's CPU paths, `kernels/conv2d/cpu.py`'s im2col (Numba threads over
+# the images, one product each by the micro-kernel of section 7) and `kernels/conv2d/winograd.py`'s
+# F(2x2, 3x3), which the cpu backend picks for this layer, and its F(4x4, 3x3). The largest
+# difference between each pair, and the error of each against the float64 reference, all relative
+# to the largest output:
 
 # %%
 def library_im2col(x, w):
@@ -275,14 +276,19 @@ def library_im2col(x, w):
 
 
 def library_winograd(x, w):
-    """kernels/conv2d/winograd.py: the transforms compiled, the 16 products by BLAS, blocks of tiles."""
+    """kernels/conv2d/winograd.py: the transforms compiled, the 16 products by its micro-kernel, blocks of tiles."""
     return winograd.forward(x, w, None, ConvGeometry())
+
+
+def library_winograd4(x, w):
+    """The same with 4x4 output tiles, F(4x4, 3x3): an opt-in of the library (``tile=4``)."""
+    return winograd.forward(x, w, None, ConvGeometry(), tile=4)
 
 
 print("the cpu backend's own choice for this layer: Winograd" if conv_cpu.use_winograd(w.shape, ConvGeometry())
       else "the cpu backend's own choice for this layer: im2col")
 results = {"direct": y_direct, "im2col": y_im2col, "Winograd": y_winograd, "lib im2col": library_im2col(x, w),
-           "lib Winograd": library_winograd(x, w)}
+           "lib Winograd": library_winograd(x, w), "lib F(4x4)": library_winograd4(x, w)}
 scale = np.abs(reference).max()
 errors = {name: float(np.abs(y - reference).max() / scale) for name, y in results.items()}
 print(f"{'':14s}" + "".join(f"{name:>14s}" for name in results) + "    vs float64")
@@ -291,16 +297,18 @@ for name, y in results.items():
     print(f"{name:14s}{row}  {errors[name]:12.1e}")
 winograd_ratio = errors["Winograd"] / max(errors["direct"], errors["im2col"])
 library_ratio = errors["lib Winograd"] / errors["lib im2col"]
+f4_ratio = errors["lib F(4x4)"] / errors["lib im2col"]
 print(f"Winograd's error: {winograd_ratio:.2f}x the larger of the direct and im2col errors; "
-      f"the library's: {library_ratio:.2f}x its im2col's")
+      f"the library's: {library_ratio:.2f}x its im2col's; with 4x4 tiles: {f4_ratio:.1f}x")
 u32 = kx.U32
 for name, err in errors.items():
-    assert err < 100 * u32, name                                  # a few dozen roundings at most, all of them
+    assert err < (1000 if name == "lib F(4x4)" else 100) * u32, name    # a few dozen roundings (hundreds for F(4x4))
 assert max(winograd_ratio, library_ratio) < winograd.FLOAT32_ERROR_FACTOR    # the library tests' bound: 4
+assert errors["lib Winograd"] < errors["lib F(4x4)"] and f4_ratio < winograd.FLOAT32_ERROR_FACTOR_F4
 
 fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.4), gridspec_kw={"width_ratios": [1.4, 1]})
 bins = np.linspace(-12, 12, 97)
-for (name, y), style in zip(results.items(), ["-", "--", "-", ":", "--"]):
+for (name, y), style in zip(results.items(), ["-", "--", "-", ":", "--", "-."]):
     left.hist(((y - reference) / (u32 * scale)).ravel(), bins=bins, histtype="step", ls=style, lw=1.2, label=name)
 left.set_yscale("log")
 left.set_xlabel("error of each output, in units of u max|y|  (u = 2^-24)")
@@ -322,9 +330,12 @@ show_figure(fig, OUT / "errors.svg")
 # im2col's BLAS adds them in its own blocked order; Winograd's transforms make intermediate values
 # up to 4 times the inputs' size (after $B^\top d B$) that round at a larger scale, but each of its
 # 16 products sums only the 16 channels. F(2x2, 3x3) keeps its error within a few times the
-# others' (the ratio printed above). The larger tiles F(4x4, 3x3) and up save more multiplications,
-# but their transforms have larger entries and their float32 error grows quickly (Lavin and Gray
-# measure it), which is why the library stays at F(2x2, 3x3).
+# others' (the ratio printed above). The larger tile F(4x4, 3x3) saves more multiplications (36
+# for 16 outputs instead of 64), but its transforms have larger entries (5 and 8 in $B^\top$, twelfths
+# in $G$, from Toom-Cook's evaluation points 0, 1, -1, 1/2, -1/2: `kernels/conv2d/winograd_f4.py`
+# builds them exactly), and its float32 error is an order of magnitude larger: the last row above,
+# and the widest histogram. That is why the library computes F(2x2, 3x3) unless asked for the larger
+# tile (`tile=4`): a trade of accuracy for speed that the user makes, not the library.
 #
 # ## 6. On the roofline
 #
@@ -356,7 +367,7 @@ def best_of(function, *args, repeat=5):
 
 timed = {"direct loops": best_of(conv_direct, x, w), "im2col + GEMM": best_of(conv_im2col, x, w),
          "Winograd (NumPy)": best_of(conv_winograd, x, w), "library im2col": best_of(library_im2col, x, w),
-         "library Winograd": best_of(library_winograd, x, w)}
+         "library Winograd": best_of(library_winograd, x, w), "library F(4x4)": best_of(library_winograd4, x, w)}
 ai = FLOPS / BYTES
 assert round(ai, 1) == 39.9
 print(f"arithmetic intensity {ai:.1f} FLOP/byte: bound {roof.bound(ai) / 1e9:.0f} GFLOP/s "
@@ -368,12 +379,12 @@ for name, seconds in timed.items():
 fig, ax = plt.subplots(figsize=(9, 4.2))
 roof.plot(ax, [(name, FLOPS, BYTES, seconds) for name, seconds in timed.items()])   # the legend beside the axes
 ax.set_ylim(bottom=min(FLOPS / t for t in timed.values()) / 1e9 / 3)
-ax.set_title(f"conv {x.shape} * {w.shape}: the same FLOPs and bytes, five speeds", fontsize=9)
+ax.set_title(f"conv {x.shape} * {w.shape}: the same FLOPs and bytes, six speeds", fontsize=9)
 fig.tight_layout()
 show_figure(fig, OUT / "roofline.svg")
 
 # %% [markdown]
-# All five do the same work on the same data, so they sit at one arithmetic intensity, 39.9
+# All six do the same work on the same data, so they sit at one arithmetic intensity, 39.9
 # FLOP/byte: right of the ridge on any machine whose ridge is lower (this one's is printed above),
 # where a kernel is compute-bound and the height of its dot says how much of the machine it uses.
 # The direct loops are scalar float32 sums in a fixed order, which LLVM may not vectorise (that
