@@ -68,6 +68,8 @@ array([[45., 54.],
 """
 from __future__ import annotations
 
+import numbers
+
 import numba
 import numpy as np
 from numba import prange
@@ -346,10 +348,11 @@ def _scratch(size, dtype, rows=16):
 
 def _tile(tile, direction):
     """The output tile's side: ``tile`` (2 or 4) or, when None, TILE[direction]."""
+    name = "tile" if tile is not None else f"winograd.TILE[{direction!r}]"
     tile = TILE[direction] if tile is None else tile
-    if tile not in (2, 4):
-        raise ValueError(f"tile: expected 2 (F(2x2, 3x3)) or 4 (F(4x4, 3x3)), got {tile!r}")
-    return tile
+    if isinstance(tile, bool) or not isinstance(tile, numbers.Integral) or tile not in (2, 4):
+        raise ValueError(f"{name}: expected 2 (F(2x2, 3x3)) or 4 (F(4x4, 3x3)), got {tile!r}")
+    return int(tile)
 
 
 def _convolve(x, w, b, off_h, off_w, ho, wo, relu, tile):

@@ -144,15 +144,20 @@ def test_float32_error_is_within_the_stated_factor_of_im2col(shape, monkeypatch)
         assert err <= 2e-5 * np.abs(e).max()
 
 
-@pytest.mark.parametrize("tile", [3, 0, "4", None])
+@pytest.mark.parametrize("tile", [3, 0, "4", 4.0, True, None])
 def test_a_tile_other_than_2_or_4_is_refused(tile, monkeypatch):
+    """One line naming the argument (or the TILE entry that was set), before any work."""
     x, w, b, g, geometry = _case((1, 2, 6, 6, 2, 0))
+    name = "tile"
     if tile is None:
         monkeypatch.setitem(winograd.TILE, "forward", 6)
-    with pytest.raises(ValueError, match=r"tile: expected 2 \(F\(2x2, 3x3\)\) or 4 \(F\(4x4, 3x3\)\), got"):
+        name = r"winograd.TILE\['forward'\]"
+    with pytest.raises(ValueError, match=name + r": expected 2 \(F\(2x2, 3x3\)\) or 4 \(F\(4x4, 3x3\)\), got"):
         winograd.forward(x, w, b, geometry, tile=tile)
     if tile is not None:
         with pytest.raises(ValueError, match="tile: expected 2"):
             winograd.backward_weight(g, x, w.shape, geometry, True, tile)
         with pytest.raises(ValueError, match="tile: expected 2"):
             winograd.backward_input(g, w, x.shape, geometry, tile)
+    by_numpy_int = winograd.forward(x, w, b, geometry, tile=np.int64(4))             # any integer type is taken
+    np.testing.assert_allclose(by_numpy_int, reference.forward(x, w, b, geometry), **TIGHT)
