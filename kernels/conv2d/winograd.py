@@ -55,8 +55,8 @@ The public functions take the arguments of kernels.conv2d.cpu's and return the s
 ``backward_weight(g, x, weight_shape, geometry, bias)`` (each also takes ``tile``: 2, 4 or None for
 TILE's), ``backward(g, x, w, geometry, input_grad, weight_grad, relu_out)``; they raise ValueError
 for a geometry Winograd does not cover (``eligible`` says which), and take NumPy arrays already
-checked (kernels.conv2d's entry points check them). The "cpu" backend calls them where they are eligible and faster
-(use_winograd, its rule; kernels.conv2d.cpu.WINOGRAD forces either path).
+checked (kernels.conv2d's entry points check them). The "cpu" backend calls them where they are
+eligible and faster (use_winograd, its rule; kernels.conv2d.cpu.WINOGRAD forces either path).
 
 >>> import numpy as np
 >>> from kernels.options import ConvGeometry
@@ -156,18 +156,22 @@ def _width(per_block, tiles, f_out, itemsize):
 
 
 @njit(cache=True)
-def _forward_blocks(x, ut, b, first, last, per_block, v, m, y4, off_h, off_w, relu, y, tile):
-    """y for the blocks of images first .. last-1 (per_block images each): transform, 16 products, inverse.
+def _forward_blocks(x, ut, b, first, last, per_block, v, m, y4, off_h, off_w, relu, y, tile4):
+    """y for the blocks of images first .. last-1 (per_block images each): transform, products, inverse.
 
-    V[k] (W, C) and M[k] (W, F), W = per_block * tiles rounded up by _width, tile by tile (channels,
-    filters along the row), are the first W*C and W*F entries of row k of ``v`` and ``m`` (the calling
-    thread's scratch; rows a little longer: see _row). M[k] = V[k] @ U[k]^T (``ut`` holds U[k]^T). A
+    V[k] (W, C) and M[k] (W, F), k < (t + 2)^2: t = 2, or 4 by winograd_f4's transforms where ``tile4`` is
+    not None (None prunes F(4x4, 3x3)'s code at compile time: the default path does not compile it),
+    W = per_block * tiles rounded up by _width, tile by tile (channels, filters along the row),
+    are the first W*C and W*F entries of row k of ``v`` and ``m`` (the calling thread's scratch; rows a
+    little longer: see _row). M[k] = V[k] @ U[k]^T (``ut`` holds U[k]^T). A
     short last block (or a batch smaller than a block) multiplies only its own tiles, rounded up to
     gemm's block rows like W; the rows past the tiles are set to zeros first: the scratch's old
     contents could be subnormal numbers, which cost Intel cores a microcode assist per
     multiplication (a batch of one image ran many times slower on them)."""
     n, c_in = x.shape[0], x.shape[1]
-    f_out, t = y.shape[1], tile
+    f_out, t = y.shape[1], 2
+    if tile4 is not None:
+        t = 4
     th, tw = (y.shape[2] + t - 1) // t, (y.shape[3] + t - 1) // t
     tiles = th * tw
     xt = np.zeros((t * th + 2) * t * (tw + 1) * c_in, dtype=x.dtype)
@@ -179,7 +183,7 @@ def _forward_blocks(x, ut, b, first, last, per_block, v, m, y4, off_h, off_w, re
         rows = _width(n1 - n0, tiles, f_out, y.itemsize)
         for k in range(n1 - n0):
             channels_last(x[n0 + k], off_h, off_w, xt, tw + 1, t)
-            if t == 2:
+            if tile4 is None:
                 input_tiles(xt, th, tw, c_in, r, flat_v, v.shape[1], k * tiles * c_in)
             else:
                 f4.input_tiles(xt, th, tw, c_in, r, flat_v, v.shape[1], k * tiles * c_in)
@@ -188,35 +192,37 @@ def _forward_blocks(x, ut, b, first, last, per_block, v, m, y4, off_h, off_w, re
                 v[k, col] = 0
         for k in range(ut.shape[0]):
             gemm(v[k, :rows * c_in].reshape(rows, c_in), ut[k], m[k, :rows * f_out].reshape(rows, f_out), False)
-        if t == 2:
+        if tile4 is None:
             inverse(flat_m, m.shape[1], rows * f_out, st, flat_y, y_row)
         else:
             f4.inverse(flat_m, m.shape[1], rows * f_out, st, flat_y, y_row)
         for k in range(n1 - n0):
-            if t == 2:
+            if tile4 is None:
                 output_tiles(flat_y, y_row, k * tiles * f_out, th, tw, b, relu, y[n0 + k])
             else:
                 f4.output_tiles(flat_y, y_row, k * tiles * f_out, th, tw, b, relu, y[n0 + k])
 
 
 @njit(parallel=True, cache=True)
-def _forward(x, ut, b, n_chunks, per_block, v, m, y4, off_h, off_w, relu, y, tile):
+def _forward(x, ut, b, n_chunks, per_block, v, m, y4, off_h, off_w, relu, y, tile4):
     blocks = (x.shape[0] + per_block - 1) // per_block
     per = (blocks + n_chunks - 1) // n_chunks
     for t in prange(n_chunks):
         me = numba.get_thread_id()
         _forward_blocks(x, ut, b, t * per, min(blocks, (t + 1) * per), per_block, v[me], m[me], y4[me], off_h,
-                        off_w, relu, y, tile)
+                        off_w, relu, y, tile4)
 
 
 @njit(cache=True)
-def _weight_chunk(g, x, first, last, per_block, v, gg, p, ph, pw, dw_hat, db, tile):
-    """dw_hat (16, F, C) += Gg[k] (F, W) @ V[k] (W, C) and db += sums of g, for images first .. last-1, in
-    blocks of W = per_block * tiles tiles (V as in _forward_blocks, tile by tile, and Gg[k] the first
+def _weight_chunk(g, x, first, last, per_block, v, gg, p, ph, pw, dw_hat, db, tile4):
+    """dw_hat ((t + 2)^2, F, C) += Gg[k] (F, W) @ V[k] (W, C) and db += sums of g, for images first ..
+    last-1, in blocks of W = per_block * tiles tiles (V as in _forward_blocks, tile by tile, and Gg[k] the first
     F*W entries of row k of ``gg``: a plain product, gemm reading V by rows and adding into dw_hat;
-    a short block's unused tiles are 0 in both)."""
+    a short block's unused tiles are 0 in both). t and ``tile4`` as in _forward_blocks."""
     c_in, f_out = x.shape[1], g.shape[1]
-    ho, wo, t = g.shape[2], g.shape[3], tile
+    ho, wo, t = g.shape[2], g.shape[3], 2
+    if tile4 is not None:
+        t = 4
     th, tw = (ho + t - 1) // t, (wo + t - 1) // t
     tiles = th * tw
     width = per_block * tiles
@@ -232,13 +238,13 @@ def _weight_chunk(g, x, first, last, per_block, v, gg, p, ph, pw, dw_hat, db, ti
         n1 = min(last, n0 + per_block)
         for k in range(n1 - n0):
             channels_last(x[n0 + k], ph, pw, xt, tw + 1, t)
-            if t == 2:
+            if tile4 is None:
                 input_tiles(xt, th, tw, c_in, r, flat_v, v.shape[1], k * tiles * c_in)
                 grad_parity(g[n0 + k], th, tw, flat_p, p_row, k * tiles, width, db)
             else:
                 f4.input_tiles(xt, th, tw, c_in, r, flat_v, v.shape[1], k * tiles * c_in)
                 f4.grad_quarters(g[n0 + k], th, tw, flat_p, p_row, k * tiles, width, db)
-        if t == 2:
+        if tile4 is None:
             grad_tiles(flat_p, p_row, size, st, gg.reshape(-1), gg.shape[1])
         else:
             f4.grad_tiles(flat_p, p_row, size, st, gg.reshape(-1), gg.shape[1])
@@ -254,12 +260,12 @@ def _weight_chunk(g, x, first, last, per_block, v, gg, p, ph, pw, dw_hat, db, ti
 
 
 @njit(parallel=True, cache=True)
-def _weight(g, x, n_chunks, per_block, v, gg, p, ph, pw, dw_part, db_part, tile):
+def _weight(g, x, n_chunks, per_block, v, gg, p, ph, pw, dw_part, db_part, tile4):
     per = (g.shape[0] + n_chunks - 1) // n_chunks
     for t in prange(n_chunks):
         me = numba.get_thread_id()
         _weight_chunk(g, x, t * per, min(g.shape[0], (t + 1) * per), per_block, v[me], gg[me], p[me], ph, pw,
-                     dw_part[t], db_part[t], tile)
+                     dw_part[t], db_part[t], tile4)
 
 
 @njit(cache=True)
@@ -368,7 +374,8 @@ def _convolve(x, w, b, off_h, off_w, ho, wo, relu, tile):
     ut = _filters(w, t)                                                  # U[k]^T (C, F)
     v, m = _scratch(x.shape[1] * width, x.dtype, len(ut)), _scratch(f * width, x.dtype, len(ut))
     y4 = _scratch(f * width, x.dtype, t * t)
-    _forward(np.ascontiguousarray(x), ut, bias, n_chunks, per_block, v, m, y4, off_h, off_w, bool(relu), y, t)
+    _forward(np.ascontiguousarray(x), ut, bias, n_chunks, per_block, v, m, y4, off_h, off_w, bool(relu), y,
+             None if t == 2 else 4)
     return y
 
 
@@ -408,7 +415,7 @@ def backward_weight(g, x, weight_shape, geometry, bias, tile=None):
     per_block = (per + blocks - 1) // blocks
     width = per_block * tiles
     _weight(g, x, n_chunks, per_block, _scratch(c * width, g.dtype, len(gg)), _scratch(f * width, g.dtype, len(gg)),
-            _scratch(f * width, g.dtype, t * t), *geometry.padding, dw_part, db_part, t)
+            _scratch(f * width, g.dtype, t * t), *geometry.padding, dw_part, db_part, None if t == 2 else 4)
     dw, db = np.empty((f, c, 9), g.dtype), np.empty(f, g.dtype)
     _weight_finish(dw_part, db_part, gg, dw, db)
     return dw.reshape(f, c, 3, 3), (db if bias else None)
