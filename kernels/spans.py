@@ -1,5 +1,6 @@
 """Short runs of contiguous values moved by whole SIMD vectors, the last one masked: im2col's copies,
-col2im's sums and the split of g's rows into even and odd columns for Winograd's backward weight.
+col2im's sums, the split of g's rows into even and odd columns for Winograd's backward weight, and
+Winograd's output tiles turned from vectors of filters into runs of output rows.
 
 im2col copies runs as long as an output row (11 values for the Keras CNN's conv2) and col2im adds them
 back. Numba's loop vectoriser handles only runs longer than its vector body (the vector width times
@@ -17,6 +18,9 @@ written, so a run may end anywhere in its array).
   stored once: the sums col2im makes for one row of an image, each value's terms added in the same
   order as one run at a time would add them (the same bits). A masked-off lane adds -0.0, which
   leaves every value as it is (-0.0 included).
+- ``columns_to_rows(like, src, s_off, offsets, k, lanes, bias, b_off, relu, dst, d_off, d_step, n)``: up
+  to a vector of rows, each a vector of src, plus a bias vector (then ReLU), transposed in registers
+  so that lane l of every row lands in one run of dst (a filter's part of an output row).
 
 Addresses are integers (``arr.ctypes.data``) and offsets count elements of the type of ``like``
 (float32 or float64), so each compiles once per type.
@@ -220,6 +224,51 @@ def add_runs(typingctx, like, dst, d_off, lanes_, src, table, first, count, base
 
     def codegen(context, builder, signature, args):
         _emit_add(builder, context.get_data_type(signature.args[0]), *args[1:])
+        return context.get_dummy_value()
+
+    return sig, codegen
+
+
+def _emit_columns(builder, elt, src, s_off, offsets, k, lanes_, bias, b_off, relu, dst, d_off, d_step, n):
+    v = Vectors(builder, elt, s_off.type)
+    b, width, zero = builder, v.width, v.const(0)
+    rows_at = b.inttoptr(offsets, v.intp.as_pointer())
+    shift = v.load(v.at(bias, b_off), v.mask(zero, lanes_), v.minus_zero)
+    rows = []
+    for r in range(width):                             # row r: lanes < lanes_, none at all past k
+        mask = v.mask(zero, b.select(b.icmp_signed("<", v.const(r), k), lanes_, zero))
+        at = b.add(s_off, b.load(b.gep(rows_at, [v.const(r)])))
+        value = b.fadd(v.load(v.at(src, at), mask, v.minus_zero), shift)
+        negative = b.fcmp_ordered("<", value, ir.Constant(v.vec, [0.0] * width))
+        relu_value = b.select(negative, ir.Constant(v.vec, [0.0] * width), value)     # formulas.relu: x < 0 -> 0
+        rows.append(b.select(b.icmp_signed("!=", relu, zero), relu_value, value))
+    ints, step = ir.VectorType(v.i32, width), 1
+    while step < width:                                # swap bit `step` of the row with that of the lane
+        for r0 in (r for r in range(width) if not r & step):
+            r1 = r0 | step
+            low = [c if not c & step else width + c - step for c in range(width)]
+            high = [c + step if not c & step else width + c for c in range(width)]
+            rows[r0], rows[r1] = (b.shuffle_vector(rows[r0], rows[r1], ir.Constant(ints, m)) for m in (low, high))
+        step *= 2
+    for lane in range(width):                          # lane l's values, now row l: n of them, lanes < lanes_ only
+        mask = v.mask(zero, b.select(b.icmp_signed("<", v.const(lane), lanes_), n, zero))
+        v.store(rows[lane], v.at(dst, b.add(d_off, b.mul(v.const(lane), d_step))), mask)
+
+
+@intrinsic
+def columns_to_rows(typingctx, like, src, s_off, offsets, k, lanes_, bias, b_off, relu, dst, d_off, d_step, n):
+    """dst[d_off + l*d_step + r] = y for r < n and lanes l < ``lanes_``, where y = src[s_off + offsets[r] + l]
+    + bias[b_off + l], then formulas.relu's max(y, 0) when ``relu`` is not 0: rows r < k (k, n <= the vector
+    width) of one vector each, transposed in registers (log2(width) rounds of shuffles) so that each lane
+    becomes a run of dst. ``offsets``: the address of an intp array of a whole vector's entries (those
+    past k are not used); src, bias and dst: addresses of values of like's type."""
+    if like not in (types.float32, types.float64):
+        return None
+    sig = types.void(like, types.uintp, types.intp, types.uintp, types.intp, types.intp, types.uintp, types.intp,
+                     types.intp, types.uintp, types.intp, types.intp, types.intp)
+
+    def codegen(context, builder, signature, args):
+        _emit_columns(builder, context.get_data_type(signature.args[0]), *args[1:])
         return context.get_dummy_value()
 
     return sig, codegen

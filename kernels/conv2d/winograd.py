@@ -197,10 +197,7 @@ def _forward_blocks(x, ut, b, first, last, per_block, v, m, y4, off_h, off_w, re
         else:
             f4.inverse(flat_m, m.shape[1], rows * f_out, st, flat_y, y_row)
         for k in range(n1 - n0):
-            if tile4 is None:
-                output_tiles(flat_y, y_row, k * tiles * f_out, th, tw, b, relu, y[n0 + k])
-            else:
-                f4.output_tiles(flat_y, y_row, k * tiles * f_out, th, tw, b, relu, y[n0 + k])
+            output_tiles(flat_y, y_row, k * tiles * f_out, th, tw, b, relu, y[n0 + k], t)
 
 
 @njit(parallel=True, cache=True)

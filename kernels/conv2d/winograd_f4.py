@@ -30,7 +30,6 @@ from fractions import Fraction
 import numpy as np
 
 from .._cache import njit
-from ..activations import formulas
 from .winograd_transforms import CHUNK, CHUNK_ROW
 
 #: The evaluation points (and infinity).
@@ -178,22 +177,6 @@ def inverse(m, row, size, st, y, y_row):
             _at(m, b * row + lo, 6 * row, st, b * CHUNK_ROW, 6 * CHUNK_ROW, n)
         for i in range(4):                                   # then along the rows
             _at(st, 6 * i * CHUNK_ROW, CHUNK_ROW, y, 4 * i * y_row + lo, y_row, n)
-
-
-@njit(cache=True)
-def output_tiles(y, size, base, th, tw, bias, relu, out):
-    """out (F, Ho, Wo)[f] = tile (ti, tj) of y (inverse's; entry base + (ti*tw + tj)*F + f of its 16 rows) +
-    bias[f] (then ReLU), the last tile row and column cut to the output's size."""
-    f_out, ho, wo = out.shape
-    for ti in range(th):
-        for tj in range(tw):
-            col = base + (ti * tw + tj) * f_out
-            for a in range(min(4, ho - 4 * ti)):
-                for b in range(min(4, wo - 4 * tj)):
-                    at = (4 * a + b) * size + col
-                    for f in range(f_out):
-                        value = y[at + f] + bias[f]
-                        out[f, 4 * ti + a, 4 * tj + b] = formulas.relu(value) if relu else value
 
 
 @njit(cache=True, fastmath={"reassoc"})

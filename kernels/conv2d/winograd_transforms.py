@@ -12,6 +12,9 @@ runs given by offsets, not slices: a slice is a new array, reference-counted, on
   are the even (odd) columns tj and tj + 1.
 - The inverse transform ``inverse`` treats each column of M alone, whatever the layout: passes over
   whole rows of M, a chunk at a time so that the intermediate rows stay in the L1 cache.
+- ``output_tiles`` (F(4x4, 3x3)'s too) adds the bias, applies the ReLU and puts each tile in its place
+  in the output planes, a vector of filters at a time turned into the filters' runs of an output row
+  (kernels.spans.columns_to_rows); one value at a time, that scatter along the planes was the slowest step.
 - Backward weight's transform of g's 2x2 tiles (which do not overlap) splits them into their four
   entries first (``grad_parity``, one row each, in Gg's column order, db's sums on the way);
   ``grad_tiles`` is then passes over whole rows, as the inverse.
@@ -26,7 +29,7 @@ import numpy as np
 
 from .._cache import njit
 from ..activations import formulas
-from ..spans import split_run
+from ..spans import columns_to_rows, lanes, split_run
 
 #: The inverse transform's columns per pass: its 8 intermediate rows stay in the L1 cache.
 CHUNK = 512
@@ -121,29 +124,46 @@ def inverse(m, row, size, st, y4, y_row):
 
 
 @njit(cache=True)
-def output_tiles(y4, size, base, th, tw, bias, relu, out):
-    """out (F, Ho, Wo)[f] = tile (ti, tj) of y4 (inverse's; entry base + (ti*tw + tj)*F + f of each of its
-    rows) + bias[f] (then ReLU), the last tile row and column cut to the output's size."""
+def output_tiles(y, size, base, th, tw, bias, relu, out, t=2):
+    """out (F, Ho, Wo)[f] = tile (ti, tj) of y (the inverse's: t x t tiles, entry (a, b) in row t*a + b of
+    ``size`` entries, at base + (ti*tw + tj)*F + f) + bias[f], then ReLU, the last tile row and column cut
+    to the output's size. y holds the filters along its rows and out along its planes: a row of out is t
+    values of each of its tiles, taken for a vector of filters at once and turned in registers into each
+    filter's run of the row (spans.columns_to_rows); output_tiles_plain where a vector holds fewer than t."""
+    f_out, ho, wo = out.shape
+    width = lanes(out.itemsize)
+    per = width // t                                    # tiles whose values of one output row fill a vector
+    if per == 0:
+        output_tiles_plain(y, size, base, th, tw, bias, relu, out, t)
+        return
+    like, plane, relu_int = np.zeros(1, out.dtype)[0], ho * wo, 1 if relu else 0
+    offsets = np.zeros(width, dtype=np.intp)
+    ya, ba, oa, at = y.ctypes.data, bias.ctypes.data, out.ctypes.data, offsets.ctypes.data
+    for ti in range(th):
+        for a in range(min(t, ho - t * ti)):
+            h = t * ti + a
+            for c0 in range(0, tw, per):
+                k = t * min(per, tw - c0)
+                for r in range(k):                      # the row's values r = t*tj' + b, each a vector of filters
+                    offsets[r] = (t * a + r % t) * size + base + (ti * tw + c0 + r // t) * f_out
+                for f0 in range(0, f_out, width):
+                    columns_to_rows(like, ya, f0, at, k, min(width, f_out - f0), ba, f0, relu_int, oa,
+                                    f0 * plane + h * wo + t * c0, plane, min(k, wo - t * c0))
+
+
+@njit(cache=True)
+def output_tiles_plain(y, size, base, th, tw, bias, relu, out, t=2):
+    """output_tiles one value at a time (the same bits): for vectors narrower than a tile, and the tests."""
     f_out, ho, wo = out.shape
     for ti in range(th):
-        rows = min(2, ho - 2 * ti)
         for tj in range(tw):
-            cols = min(2, wo - 2 * tj)
             col = base + (ti * tw + tj) * f_out
-            i, j = 2 * ti, 2 * tj
-            for f in range(f_out):
-                y00, y01 = y4[col + f] + bias[f], y4[size + col + f] + bias[f]
-                y10, y11 = y4[2 * size + col + f] + bias[f], y4[3 * size + col + f] + bias[f]
-                if relu:
-                    y00, y01 = formulas.relu(y00), formulas.relu(y01)
-                    y10, y11 = formulas.relu(y10), formulas.relu(y11)
-                out[f, i, j] = y00
-                if cols == 2:
-                    out[f, i, j + 1] = y01
-                if rows == 2:
-                    out[f, i + 1, j] = y10
-                    if cols == 2:
-                        out[f, i + 1, j + 1] = y11
+            for a in range(min(t, ho - t * ti)):
+                for b in range(min(t, wo - t * tj)):
+                    at = (t * a + b) * size + col
+                    for f in range(f_out):
+                        value = y[at + f] + bias[f]
+                        out[f, t * ti + a, t * tj + b] = formulas.relu(value) if relu else value
 
 
 @njit(cache=True)

@@ -86,6 +86,38 @@ def test_add_runs_adds_the_tables_runs_in_order_into_the_first_lanes_only(dtype)
         assert dst.tobytes() == expected.tobytes(), lanes
 
 
+@numba.njit
+def _columns(src, s_off, offsets, k, lanes, bias, b_off, relu, dst, d_off, d_step, n):
+    spans.columns_to_rows(src[0], src.ctypes.data, s_off, offsets.ctypes.data, k, lanes, bias.ctypes.data, b_off,
+                          relu, dst.ctypes.data, d_off, d_step, n)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_columns_to_rows_transposes_with_the_bias_and_relu_and_touches_nothing_else(dtype):
+    """dst[d_off + l*d_step + r] = relu(src[s_off + offsets[r] + l] + bias[b_off + l]) for r < n, l < lanes: the
+    same bits as NumPy's float additions and formulas.relu (NaN kept, -0.0 kept, x < 0 -> 0); the rest of dst
+    as it was, for full and partial vectors of rows and lanes."""
+    width = spans.lanes(np.dtype(dtype).itemsize)
+    rng = np.random.default_rng(width + 1)
+    src = rng.standard_normal(40 * width).astype(dtype)
+    src[rng.integers(0, src.size, 3 * width)] = np.nan
+    src[rng.integers(0, src.size, 3 * width)] = -0.0
+    bias = rng.standard_normal(3 * width).astype(dtype)
+    bias[2] = -0.0
+    for k, n, lanes in [(width, width, width), (width, width - 1, width - 2), (3, 2, 1), (1, 1, width), (2, 0, 3)]:
+        offsets = np.zeros(width, dtype=np.intp)
+        offsets[:k] = rng.permutation(30)[:k] * width + rng.integers(0, 3, k)
+        for relu in (0, 1):
+            dst = np.full(width * (3 * width + 2), 7, dtype=dtype)
+            expected = dst.copy()
+            d_off, d_step = 3, 3 * width + 1
+            for lane in range(lanes):
+                y = src[2 + offsets[:n] + lane] + bias[1 + lane]
+                expected[d_off + lane * d_step:d_off + lane * d_step + n] = np.where(y < 0, 0, y) if relu else y
+            _columns(src, 2, offsets, k, lanes, bias, 1, relu, dst, d_off, d_step, n)
+            assert dst.tobytes() == expected.tobytes(), (k, n, lanes, relu)
+
+
 def test_the_lanes_past_a_run_are_neither_read_nor_written_at_the_end_of_memory():
     """A run that ends where readable memory ends (a page marked unreadable right after it) is copied
     and summed without a fault: the masked vector's switched-off lanes touch nothing. In a child
@@ -186,8 +218,8 @@ NARROWER = [("generic", None, 16)] + [("haswell", "+avx,+avx2,+fma,+sse4.2", 32)
 @pytest.mark.parametrize("cpu, features, width", NARROWER)
 def test_the_vector_paths_give_the_same_bits_compiled_for_narrower_vectors(cpu, features, width, tmp_path):
     """Compiled for another CPU (NUMBA_CPU_NAME, as for a cache shared between machines): 16-byte vectors
-    (masked loads and stores done lane by lane) and AVX2's 32-byte ones; col2im's and max_scatter's
-    vector paths still give the plain loops' bits."""
+    (masked loads and stores done lane by lane) and AVX2's 32-byte ones; col2im's, max_scatter's and
+    Winograd's output tiles' vector paths still give the plain loops' bits."""
     script = textwrap.dedent("""
         import numpy as np, kernels
         from kernels import microkernel
@@ -207,6 +239,13 @@ def test_the_vector_paths_give_the_same_bits_compiled_for_narrower_vectors(cpu, 
             g = rng.standard_normal(y.shape).astype(np.float32)
             same &= (kernels.pool2d.max_scatter(g, x, geometry).tobytes()
                      == kernels.pool2d.max_backward(g, argmax, x.shape, backend="numpy").tobytes())
+        from kernels.conv2d import winograd_transforms as wt
+        for dtype, t in [(np.float32, 2), (np.float32, 4), (np.float64, 2), (np.float64, 4)]:
+            y, bias = rng.standard_normal(t * t * 700).astype(dtype), rng.standard_normal(19).astype(dtype)
+            fast, plain = np.zeros((2, 19, 11, 13), dtype)
+            wt.output_tiles(y, 700, 5, -(-11 // t), -(-13 // t), bias, True, fast, t)
+            wt.output_tiles_plain(y, 700, 5, -(-11 // t), -(-13 // t), bias, True, plain, t)
+            same &= fast.tobytes() == plain.tobytes()
         print(microkernel.VECTOR_BYTES, same)
     """)
     env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path), "NUMBA_CPU_NAME": cpu}

@@ -108,6 +108,29 @@ def test_the_vector_transforms_match_the_matrices(c, h, w, off):
             np.testing.assert_allclose(got, tile, rtol=1e-12, atol=1e-12)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("t", [2, 4])
+def test_output_tiles_by_vectors_are_the_plain_loops_bits(dtype, t):
+    """output_tiles (a vector of filters turned into each filter's run of an output row) against
+    output_tiles_plain: every value's bits, NaN, -0.0 and -inf among them, with and without the ReLU, for
+    filter counts and row lengths around the vector width; nothing written past the output."""
+    rng = np.random.default_rng(t)
+    for f, ho, wo in [(64, 11, 11), (5, 7, 3), (17, 13, 13), (33, 1, 40), (1, 4, 4), (20, 9, 30)]:
+        th, tw = -(-ho // t), -(-wo // t)
+        size = th * tw * f + 7
+        y = rng.standard_normal(t * t * size).astype(dtype)
+        for value in (np.nan, -0.0, -np.inf):
+            y[rng.integers(0, y.size, 9)] = value
+        bias = rng.standard_normal(f).astype(dtype)
+        bias[0] = -0.0
+        for relu in (False, True):
+            fast, plain = np.full((2, 2, f + 1, ho, wo), 7.0, dtype)
+            winograd_transforms.output_tiles(y, size, 3, th, tw, bias, relu, fast[0, :f], t)
+            winograd_transforms.output_tiles_plain(y, size, 3, th, tw, bias, relu, plain[0, :f], t)
+            assert fast[0].tobytes() == plain[0].tobytes(), (f, ho, wo, relu)
+            assert (fast[0, f] == 7).all() and (fast[1] == 7).all()                # past the output: untouched
+
+
 @pytest.mark.parametrize("ho, wo", [(11, 11), (4, 6), (5, 2), (1, 3)], ids=str)
 def test_the_gradient_tile_transform_matches_the_matrix(ho, wo):
     """grad_parity and grad_tiles against A t A^T written with the matrix, for every 2x2 tile of g (zeros

@@ -70,7 +70,7 @@ def test_the_vector_transforms_match_the_matrices(c, h, w, off):
     y, bias = np.full(16 * (size + 1), np.nan), rng.standard_normal(f)
     winograd_f4.inverse(m.reshape(-1), size + 7, size, np.empty(24 * winograd_transforms.CHUNK_ROW), y, size + 1)
     out = np.full((f, 4 * th - 1, 4 * tw - 2), np.nan)                      # the last tiles cut
-    winograd_f4.output_tiles(y, size + 1, 0, th, tw, bias, False, out)
+    winograd_transforms.output_tiles(y, size + 1, 0, th, tw, bias, False, out, 4)
     for t in range(th * tw):
         ti, tj = divmod(t, tw)
         for k in range(f):
