@@ -5,10 +5,10 @@ for the same outputs), so the products, which are most of the work, shrink by 1.
 in the matrices: their entries reach 5 and 8 (B^T) and 1/12 (G), and float32's error grows with them
 (kernels.conv2d.winograd states and tests the bound).
 
-The matrices are Toom-Cook's (Lavin and Gray, 2016, section 4), built exactly here with fractions from
-the points at which the polynomials are evaluated: 0, 1, -1, 1/2, -1/2 and infinity. Halves keep the
-entries of A^T exact powers of two; with 2 and -2 instead A^T holds 8, and float32's error measured
-a little larger. For F(m, r) (n = m + r - 1 points), y[i] = sum_k g[k] d[i + k] is
+The matrices are Toom-Cook's, built exactly here with fractions from the points at which the
+polynomials are evaluated: 0, 1, -1, 1/2, -1/2 and infinity. Halves keep the entries of A^T exact
+powers of two; with 2 and -2 instead A^T holds 8, and float32's error measured a little larger. For
+F(m, r) (n = m + r - 1 points), y[i] = sum_k g[k] d[i + k] is
 
     y = A^T [(G g) * (B^T d)]       A^T[i, j] = p_j^i (m, n), G[j, k] = p_j^k / s_j (n, r),
                                      B^T = s * (the inverse of the evaluation matrix)^T (n, n)
@@ -17,10 +17,10 @@ the point at infinity taking the leading coefficient, and s_j the least multiple
 B^T integers. In two dimensions, as for F(2x2, 3x3): Y = A^T [(G w G^T) * (B^T d B)] A.
 
 The transforms are vector loops over long runs of entries, as kernels/conv2d/winograd_transforms.py's for
-F(2x2, 3x3), one generic step (``_lin``: a run set to a sum of runs times the matrix's nonzero entries,
-in column order) driven by tables of the matrices' nonzero entries. The input image is laid out
-channels last with its columns in four phases (s % 4), so that column q of every tile of a row is one
-contiguous run.
+F(2x2, 3x3), written from the matrices' factored rows (B^T's second as 4(d3 + d4) - (d1 + d2), and so
+on) with at most two store streams a loop, which LLVM vectorises; the tests hold them to the matrices.
+The input image is laid out channels last with its columns in four phases (s % 4), so that column q of
+every tile of a row is one contiguous run. The output tiles are winograd_transforms.output_tiles's.
 """
 from __future__ import annotations
 
