@@ -65,6 +65,8 @@ eligible and faster (use_winograd, its rule; kernels.conv2d.cpu.WINOGRAD forces 
 >>> forward(x, w, None, ConvGeometry())[0, 0]         # sums of the 3x3 windows
 array([[45., 54.],
        [81., 90.]])
+>>> np.allclose(forward(x, w, None, ConvGeometry(), tile=4), [[[[45, 54], [81, 90]]]])   # F(4x4, 3x3)
+True
 """
 from __future__ import annotations
 
@@ -342,7 +344,7 @@ def _row(size, itemsize):
     return lines * 64 // itemsize
 
 
-def _scratch(size, dtype, rows=16):
+def _scratch(size, dtype, rows):
     """One (rows, _row(size)) buffer per Numba thread (numba.get_thread_id picks its own), recycled between
     calls: the blocks of one thread reuse it while it is in cache, and no call pays fresh pages for it."""
     dtype = np.dtype(dtype)

@@ -136,7 +136,7 @@ def output_tiles(y, size, base, th, tw, bias, relu, out, t=2):
     if per == 0:
         output_tiles_plain(y, size, base, th, tw, bias, relu, out, t)
         return
-    like, plane, relu_int = np.zeros(1, out.dtype)[0], ho * wo, 1 if relu else 0
+    like, plane, relu_int = y[0], ho * wo, 1 if relu else 0     # like: a value of the data's type
     offsets = np.zeros(width, dtype=np.intp)
     ya, ba, oa, at = y.ctypes.data, bias.ctypes.data, out.ctypes.data, offsets.ctypes.data
     for ti in range(th):
