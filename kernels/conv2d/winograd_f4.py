@@ -44,6 +44,8 @@ def toom_cook(points, m, r):
     >>> [[int(v) for v in row] for row in bt]
     [[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, -1, 0, 1]]
     """
+    if not all(isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in (m, r)):
+        raise ValueError(f"m and r: expected integers >= 1, got m={m!r}, r={r!r}")
     n = m + r - 1
     pts = [Fraction(p) for p in points]
     if len(pts) != n - 1 or len(set(pts)) != n - 1:

@@ -32,9 +32,12 @@ def test_toom_cook_is_the_correlation_exactly(points, m, r):
             assert y == [sum(g[k] * d[i + k] for k in range(r) if i + k < n) for i in range(m)]
 
 
-def test_toom_cook_refuses_points_that_do_not_fit():
+def test_toom_cook_refuses_points_or_sizes_that_do_not_fit():
     with pytest.raises(ValueError, match=r"points: F\(4, 3\) needs 5 distinct points, got \(0, 1, 1, 2, 3\)"):
         winograd_f4.toom_cook((0, 1, 1, 2, 3), 4, 3)
+    for m, r in [(0, 3), (2, 2.0), (True, 3)]:
+        with pytest.raises(ValueError, match=r"m and r: expected integers >= 1, got m="):
+            winograd_f4.toom_cook((0, 1, -1), m, r)
 
 
 def test_the_matrices_have_the_documented_entries():
