@@ -6,8 +6,9 @@ memory bandwidth is ``bandwidth`` bytes/s it can run at most ``min(peak, AI * ba
 the ridge ``peak / bandwidth`` the memory limits it, above it the arithmetic. How close a kernel comes
 to its bound says how much is left to gain, whatever the kernel is.
 
-- ``peak_flops``: float32 FLOP/s of a loop of vector FMAs on Numba's threads (``fma_instructions``
-  counts them in its machine code: the loop must be vector FMAs, or it measures the compiler);
+- ``peak_flops``: float32 FLOP/s of a loop of FMAs on the CPU's widest vectors, on Numba's threads
+  (``fma_instructions`` counts them in its machine code: the loop must be vector FMAs of the widest
+  kind, or it measures the compiler);
 - ``sgemm_flops``: NumPy's float32 matmul of n x n matrices, on the BLAS threads given;
 - every run is lengthened until its work, not a busy machine's wait for a core, fills it;
 - ``triad_bandwidth``: STREAM's triad ``a = b + s c`` on Numba's threads. Bytes are counted as STREAM
@@ -36,32 +37,72 @@ from dataclasses import dataclass
 import numba
 import numpy as np
 import threadpoolctl
-from numba import njit, prange
+from llvmlite import ir
+from numba import njit, prange, types
+from numba.core import cgutils
+from numba.extending import intrinsic
 
 from . import runtime
+from .microkernel import VECTOR_BYTES
 
-#: The FMA loop's work: each element of a small array (in L1) is multiplied into SUMS float32 sums;
-#: LLVM vectorises the loop and interleaves each sum over several vector registers, so the loop keeps
-#: 12-16 independent FMA chains in flight, enough to hide the FMA latency on both FMA pipes.
-_LENGTH = 2048
+#: The FMA loop: CHAINS independent sums, each a vector as wide as the CPU's (a zmm register with
+#: AVX-512), one FMA per sum a step on registers only: enough chains in flight to hide the FMA latency on
+#: both FMA pipes. Written in LLVM IR, as the micro-kernel's blocks are: Numba's vectoriser prefers
+#: 256-bit vectors on AVX-512 CPUs, and a loop it vectorised would measure half the roof there.
+_CHAINS = 16
+_LANES = VECTOR_BYTES // 4
 _CHUNKS_PER_THREAD = 4
 
 
-@njit(parallel=True, fastmath=True)    # not cached: fma_instructions reads its machine code
-def _fma_loop(a, n, out):
+@intrinsic
+def _fma_chains(typingctx, n, a, b, start):
+    """Lane 0 of the sum over k < CHAINS of s_k, each a float32 vector of LANES lanes starting at
+    start + k, after ``n`` steps of s_k = s_k * a + b (one fused multiply-add)."""
+    sig = types.float32(types.intp, types.float32, types.float32, types.float32)
+
+    def codegen(context, builder, signature, args):
+        n, a, b, start = args
+        vec = ir.VectorType(ir.FloatType(), _LANES)
+        fma = cgutils.get_or_insert_function(builder.module, ir.FunctionType(vec, [vec] * 3),
+                                             f"llvm.fma.v{_LANES}f32")
+        lane0 = ir.Constant(ir.IntType(32), 0)
+
+        def splat(value):
+            one = builder.insert_element(ir.Constant(vec, ir.Undefined), value, lane0)
+            return builder.shuffle_vector(one, one, ir.Constant(ir.VectorType(ir.IntType(32), _LANES), [0] * _LANES))
+
+        va, vb = splat(a), splat(b)
+        first = [splat(builder.fadd(start, ir.Constant(ir.FloatType(), float(k)))) for k in range(_CHAINS)]
+        entry = builder.block
+        loop, done = builder.append_basic_block("fma_loop"), builder.append_basic_block("fma_done")
+        builder.cbranch(builder.icmp_signed(">", n, ir.Constant(n.type, 0)), loop, done)
+        builder.position_at_end(loop)
+        i = builder.phi(n.type)
+        sums = [builder.phi(vec) for _ in range(_CHAINS)]
+        steps = [builder.call(fma, [s, va, vb]) for s in sums]
+        i_next = builder.add(i, ir.Constant(n.type, 1))
+        i.add_incoming(ir.Constant(n.type, 0), entry)
+        i.add_incoming(i_next, loop)
+        for s, s0, s1 in zip(sums, first, steps):
+            s.add_incoming(s0, entry)
+            s.add_incoming(s1, loop)
+        builder.cbranch(builder.icmp_signed("<", i_next, n), loop, done)
+        builder.position_at_end(done)
+        last = [builder.phi(vec) for _ in range(_CHAINS)]     # every phi first, then the sum
+        for s, s0, s1 in zip(last, first, steps):
+            s.add_incoming(s0, entry)
+            s.add_incoming(s1, loop)
+        total = last[0]
+        for s in last[1:]:
+            total = builder.fadd(total, s)
+        return builder.extract_element(total, lane0)
+    return sig, codegen
+
+
+@njit(parallel=True)    # not cached: fma_instructions reads its machine code
+def _fma_loop(n, a, b, out):
     for t in prange(out.shape[0]):
-        s0 = s1 = s2 = s3 = np.float32(0.0)
-        for _ in range(n):
-            for j in range(a.shape[0]):
-                v = a[j]
-                s0 += v * np.float32(1.125)          # no coefficient is 1: each line stays an FMA
-                s1 += v * np.float32(1.25)
-                s2 += v * np.float32(1.375)
-                s3 += v * np.float32(1.5)
-        out[t] = s0 + s1 + s2 + s3
-
-
-_FMA_SUMS = 4
+        out[t] = _fma_chains(n, a, b, np.float32(t))
 
 
 @njit(parallel=True, cache=True)
@@ -125,11 +166,12 @@ def peak_flops(seconds: float = 0.3, threads: int | None = None, repeat: int = 3
     """
     if not seconds > 0:
         raise ValueError(f"seconds must be positive, got {seconds!r}")
-    a = np.linspace(0.5, 1.0, _LENGTH, dtype=np.float32)
     with _numba_threads(threads) as used:
         out = np.zeros(used * _CHUNKS_PER_THREAD, np.float32)
-        best, n = _calibrated(lambda k: _fma_loop(a, k, out), seconds, repeat)
-    return 2.0 * _FMA_SUMS * _LENGTH * n * out.size / best
+        steps = 4096
+        best, n = _calibrated(lambda k: _fma_loop(steps * k, np.float32(0.999), np.float32(1e-3), out), seconds,
+                              repeat)
+    return 2.0 * _CHAINS * _LANES * steps * n * out.size / best
 
 
 def fma_instructions() -> dict:
@@ -139,7 +181,7 @@ def fma_instructions() -> dict:
     >>> set(fma_instructions()) <= {"scalar", "xmm", "ymm", "zmm"}
     True
     """
-    _fma_loop(np.ones(16, np.float32), 1, np.zeros(1, np.float32))
+    _fma_loop(1, np.float32(1.0), np.float32(1.0), np.zeros(1, np.float32))
     asm = "\n".join(_fma_loop.inspect_asm().values())
     found = {kind: len(re.findall(rf"\bvfn?m(?:add|sub)\w*ps\s[^\n]*%{kind}", asm)) for kind in ("zmm", "ymm", "xmm")}
     found["scalar"] = len(re.findall(r"\bvfn?m(?:add|sub)\w*ss\s", asm))

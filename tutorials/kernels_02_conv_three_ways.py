@@ -340,7 +340,9 @@ show_figure(fig, OUT / "errors.svg")
 # ## 6. On the roofline
 #
 # How fast is fast? The roofline model (`kernels/roofline.py`) bounds a kernel's FLOP/s by the
-# machine's peak (measured with a loop of vector FMAs) and by its memory bandwidth times the
+# machine's peak (measured with a loop of FMAs on the CPU's widest vectors, written in LLVM IR:
+# Numba's own vectoriser prefers 256-bit vectors even on AVX-512 CPUs, and a loop it vectorised
+# would measure half the peak there) and by its memory bandwidth times the
 # kernel's **arithmetic intensity**, FLOPs per byte moved. We count the convolution's FLOPs by the
 # formula for all three (for Winograd that is its *effective* rate: it does fewer multiplications)
 # and its bytes as the least any of them must move: read $x$ and $w$, write $y$. The times are
@@ -495,7 +497,7 @@ show_figure(fig, OUT / "microkernel.svg")
 # %% [markdown]
 # The naive loops are a dot product per entry: one scalar multiply-add per step, each waiting for
 # the one before. The micro-kernel keeps 16 independent vector sums going (16 x 16 floats with
-# AVX-512) and comes within reach of a core's peak, beside BLAS (on some machines and BLAS
+# AVX-512) and gets a long way towards a core's peak, beside BLAS (on some machines and BLAS
 # settings ahead of it, on others behind; the benchmark `benchmarks/kernels.py` prints both).
 # What a full BLAS adds on top is mostly for large matrices: packing `a` and `b` into contiguous
 # panels and blocking for every cache level.

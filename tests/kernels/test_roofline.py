@@ -50,14 +50,16 @@ def test_the_measurements_refuse_bad_sizes_naming_the_argument(call, name):
         call()
 
 
-def test_the_fma_loop_does_the_work_peak_flops_counts():
-    # peak_flops counts 2 x 4 sums x len(a) x n FLOPs per chunk: the loop's result must be that sum
-    a = np.linspace(0.5, 1.0, 64, dtype=np.float32)
+@pytest.mark.parametrize("steps", [0, 1, 5])
+def test_the_fma_loop_does_the_work_peak_flops_counts(steps):
+    # peak_flops counts 2 x CHAINS x LANES FLOPs a step per chunk: each chunk t's CHAINS sums start at t + k
+    # and take one s * a + b a step; with a = 1 the sum of their lane 0 is CHAINS (t + steps b) + sum(k)
     out = np.zeros(3, np.float32)
-    roofline._fma_loop(a, 5, out)
-    expected = 5 * a.astype(np.float64).sum() * (1.125 + 1.25 + 1.375 + 1.5)
-    np.testing.assert_allclose(out, expected, rtol=1e-5)
-    assert roofline._FMA_SUMS == 4
+    roofline._fma_loop(steps, np.float32(1.0), np.float32(0.5), out)
+    chains = roofline._CHAINS
+    expected = [chains * (t + 0.5 * steps) + chains * (chains - 1) / 2 for t in range(3)]
+    np.testing.assert_array_equal(out, expected)
+    assert chains >= 16 and roofline._LANES == roofline.VECTOR_BYTES // 4
 
 
 def test_the_fma_loop_is_vector_fmas_where_the_cpu_has_them():
@@ -65,7 +67,9 @@ def test_the_fma_loop_is_vector_fmas_where_the_cpu_has_them():
     if " fma " not in flags and " avx512f " not in flags:
         pytest.skip("no x86 FMA on this CPU")
     found = roofline.fma_instructions()
-    assert found.get("zmm", 0) + found.get("ymm", 0) >= 8, found      # the interleaved vector sums
+    widest = "zmm" if roofline.VECTOR_BYTES == 64 else "ymm"
+    assert found.get(widest, 0) >= roofline._CHAINS, found              # the chains, on the widest vectors
+    assert set(found) == {widest}, found                                 # and nothing narrower: not half the roof
 
 
 def test_the_triad_writes_b_plus_s_c_over_every_part_whatever_the_split():
