@@ -104,3 +104,13 @@ def test_threads_never_share_an_output():
 
     with concurrent.futures.ThreadPoolExecutor(2) as pool:
         assert sorted(pool.map(run, [1.0, 2.0, 3.0, 4.0])) == [1.0, 2.0, 3.0, 4.0]
+
+
+def test_kept_outputs_start_on_a_cache_line_with_the_shape_and_type_asked_for():
+    for shape, dtype in [((_recycle.SMALLEST // 4 + 3,), np.float32), ((129, 67, 5), np.float64), ((300, 301), np.int64)]:
+        a = _recycle.empty(shape, dtype)
+        assert a.shape == shape and a.dtype == dtype and a.flags.c_contiguous and a.flags.writeable
+        assert a.ctypes.data % _recycle.ALIGN == 0
+        a[...] = 7
+        assert (a == 7).all()
+    assert _recycle.empty((2, 3), np.float32).shape == (2, 3)      # small ones: plain arrays
