@@ -75,6 +75,21 @@ ROWS_WIDE, ROWS_HALF, ROWS_ONE = SUMS // VECTORS, SUMS // 2, SUMS
 DEPTH = 256
 
 
+#: Where gemm's operands should start: a vector load that crosses a cache line (64 bytes) costs two, and
+#: arrays from NumPy (16 bytes) and Numba (32) leave a zmm register's loads crossing one in two or more.
+ALIGN = 64
+
+
+@register_jitable
+def aligned_empty(rows, cols, like):
+    """An uninitialised (rows, cols) array of ``like``'s dtype that starts on an ALIGN-byte boundary:
+    scratch for gemm's b and c (with rows of whole vectors, every row then starts on one)."""
+    spare = ALIGN // like.itemsize
+    raw = np.empty(rows * cols + spare, dtype=like.dtype)
+    skip = (ALIGN - raw.ctypes.data % ALIGN) % ALIGN // like.itemsize
+    return raw[skip:skip + rows * cols].reshape(rows, cols)
+
+
 #: _block's and _blocks' arguments after (rows, vectors, an element): a's address, offset, row and k
 #: strides; b's address, offset, k stride; c's address, offset, row stride; the depth; accumulate.
 _ADDRESSES = (types.uintp, types.intp, types.intp, types.intp, types.uintp, types.intp, types.intp, types.uintp,

@@ -38,7 +38,7 @@ from .._cache import njit
 from .._jit import WEIGHT_CHUNKS, ZERO, weight_chunks  # noqa: F401 (WEIGHT_CHUNKS: lesson 1 shows it)
 from .._recycle import empty as recycled
 from ..activations import formulas
-from ..microkernel import gemm, whole_vectors
+from ..microkernel import aligned_empty, gemm, whole_vectors
 from . import winograd
 from .columns import col2im as _col2im, col2im_plan, im2col as _im2col
 from .winograd import use_winograd
@@ -141,8 +141,9 @@ def _forward_images(x, w3, b, first, last, kh, kw, sh, sw, ph, pw, dil_h, dil_w,
     groups, fg, kg = w3.shape
     cg = kg // (kh * kw)
     padded = whole_vectors(ho * wo, x.itemsize)        # columns to whole vectors, the padding 0: see _backward_images
-    cols = np.zeros((kg, padded), dtype=x.dtype)
-    prod = np.empty((fg, padded), dtype=x.dtype)
+    cols = aligned_empty(kg, padded, x)
+    cols[:, :] = 0
+    prod = aligned_empty(fg, padded, x)
     for n in range(first, last):
         for grp in range(groups):
             _im2col(x, n, grp * cg, kh, kw, sh, sw, ph, pw, dil_h, dil_w, ho, wo, cols)
@@ -172,10 +173,10 @@ def _backward_images(g, out, masked, x, wt3, first, last, kh, kw, sh, sw, ph, pw
     # the Ho*Wo columns padded with zeros to whole vectors (121 -> 128 for the Keras CNN's conv2): every
     # product then takes gemm's fast path; the zeros add exact zeros to dw and db, dx ignores them
     padded = whole_vectors(hw, g.itemsize)
-    gm = np.empty((groups * fg, padded), dtype=g.dtype)     # scratch: the columns past hw zeroed once,
-    gn = np.empty((fg, padded), dtype=g.dtype)              # nothing below writes them
-    cols = np.empty((kg, padded), dtype=g.dtype)
-    dcols = np.empty((kg, padded), dtype=g.dtype)
+    gm = aligned_empty(groups * fg, padded, g)      # scratch: the columns past hw zeroed once,
+    gn = aligned_empty(fg, padded, g)               # nothing below writes them
+    cols = aligned_empty(kg, padded, g)
+    dcols = aligned_empty(kg, padded, g)
     ggt = np.empty((padded if want_dw and kg > SMALL_K else 0, fg), dtype=g.dtype)
     plan = col2im_plan(dcols, kh, kw, sh, sw, ph, pw, dil_h, dil_w, ho, wo, dx)
     for k in range(hw, padded):

@@ -168,3 +168,23 @@ def test_a_kernel_calling_gemm_links_a_call_not_the_blocks(tmp_path):
     runs = [subprocess.run([sys.executable, str(tmp_path / "caller.py")], cwd=tmp_path, capture_output=True, text=True,
                            env=env, check=True).stdout.split() for _ in range(2)]
     assert runs == [["6.0", "False", "True", "0"], ["6.0", "False", "False", "1"]]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_aligned_empty_starts_each_array_on_a_cache_line_and_gives_distinct_memory(dtype):
+    from numba import njit
+
+    @njit
+    def two(rows, cols, like):
+        first = microkernel.aligned_empty(rows, cols, like)
+        second = microkernel.aligned_empty(rows, cols, like)
+        first[:, :] = 1
+        second[:, :] = 2
+        return first, second
+
+    for rows, cols in [(1, 1), (3, 5), (7, 16), (64, 128)]:
+        first, second = two(rows, cols, np.zeros(1, dtype))
+        for a in (first, second):
+            assert a.shape == (rows, cols) and a.dtype == dtype and a.flags.c_contiguous
+            assert a.ctypes.data % microkernel.ALIGN == 0
+        assert (first == 1).all() and (second == 2).all()        # neither wrote into the other
