@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import types
 from pathlib import Path
 
 import numba
@@ -87,3 +88,35 @@ def cfunc_for(root: Path):
 
 njit = njit_for(PACKAGE)
 cfunc = cfunc_for(PACKAGE)
+
+#: Below this many elements a kernel's loop runs on the calling thread (``serial``): a parallel loop
+#: wakes the other threads, asleep after the Python between two kernel calls, and that costs tens of
+#: microseconds, more than such a loop takes on one core.
+SERIAL_BELOW = 1 << 15
+
+
+def serial(kernel):
+    """``kernel``'s Python function compiled once more without ``parallel`` (its prange loops run as
+    range on the calling thread), cached like the kernel; made on first use and kept on the kernel.
+    The same operations in the same order: the same bits as the parallel kernel."""
+    twin = getattr(kernel, "_serial_twin", None)
+    if twin is None:
+        f = kernel.py_func
+        copy = types.FunctionType(f.__code__, f.__globals__, f.__name__ + "_serial", f.__defaults__, f.__closure__)
+        copy.__qualname__, copy.__module__, copy.__doc__ = f.__qualname__ + "_serial", f.__module__, f.__doc__
+        options = {k: v for k, v in kernel.targetoptions.items() if k not in ("parallel", "nopython")}
+        twin = kernel._serial_twin = njit(cache=True, **options)(copy)
+    return twin
+
+
+def sized(kernel, size, below=SERIAL_BELOW):
+    """The kernel to run for ``size`` elements of work: ``serial(kernel)`` below ``below``, else itself. A
+    loop over several arrays that it writes may not vectorise in the serial twin (Numba tells LLVM that a
+    parallel loop's arrays do not overlap, not a serial one's): such a kernel takes a lower ``below``."""
+    return serial(kernel) if size < below else kernel
+
+
+def chunked(kernel, n_chunks):
+    """The kernel to run over ``n_chunks`` chunks of work (one prange iteration each): ``serial(kernel)``
+    for a single chunk, which no other thread could share, else itself."""
+    return serial(kernel) if n_chunks == 1 else kernel

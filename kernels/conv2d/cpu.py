@@ -34,7 +34,7 @@ import numba
 import numpy as np
 from numba import prange
 
-from .._cache import njit
+from .._cache import chunked, njit, sized
 from .._jit import WEIGHT_CHUNKS, ZERO, weight_chunks  # noqa: F401 (WEIGHT_CHUNKS: lesson 1 shows it)
 from .._recycle import empty as recycled
 from ..activations import formulas
@@ -277,13 +277,6 @@ def _chunks(n):
     return max(1, min(n, 4 * numba.get_num_threads()))
 
 
-@njit(parallel=True, cache=True)
-def _relu_grad(g, out, dg):
-    """dg = g where out > 0, else 0 (flat arrays), in one parallel pass."""
-    for k in prange(g.size):
-        dg[k] = formulas.relu_backward(g[k], out[k])
-
-
 def _geometry_args(geometry):
     return (*geometry.stride, *geometry.padding, *geometry.dilation)
 
@@ -301,7 +294,9 @@ def forward(x, w, b, geometry, relu=False):
     w3 = w.reshape(groups, f // groups, cg * kh * kw)
     bias = np.zeros(f, dtype=x.dtype) if b is None else np.ascontiguousarray(b)   # no bias: add zeros
     y = recycled((n, f, ho, wo), x.dtype)
-    _forward(x, w3, bias, _chunks(n), kh, kw, *_geometry_args(geometry), ho, wo, bool(relu), y.reshape(n, f, ho * wo))
+    n_chunks = _chunks(n)
+    chunked(_forward, n_chunks)(x, w3, bias, n_chunks, kh, kw, *_geometry_args(geometry), ho, wo, bool(relu),
+                                y.reshape(n, f, ho * wo))
     return y
 
 
@@ -324,13 +319,19 @@ def _backward_pass(g, x, w, input_shape, weight_shape, geometry, input_grad, wei
     dx = recycled((n, c, height, width), dtype) if input_grad else np.empty((0, 0, 0, 0), dtype=dtype)
     dw_part = recycled((n_chunks, groups, kg, fg), dtype)     # transposed; each chunk zeroes its own part first
     db_part = recycled((n_chunks, f), dtype)
-    _backward(g, out, masked, x, wt3, n_chunks, kh, kw, *_geometry_args(geometry), ho, wo, bool(input_grad),
-              bool(weight_grad), dx, dw_part, db_part)
+    chunked(_backward, n_chunks)(g, out, masked, x, wt3, n_chunks, kh, kw, *_geometry_args(geometry), ho, wo,
+                                 bool(input_grad), bool(weight_grad), dx, dw_part, db_part)
     if not weight_grad:
         return dx, None, None
     dw, db = np.empty((f, kg), dtype), np.empty(f, dtype)
-    _sum_parts(dw_part, db_part, dw, db)
+    sized(_sum_parts, dw_part.size)(dw_part, db_part, dw, db)
     return (dx if input_grad else None), dw.reshape(f, cg, kh, kw), db
+
+
+def relu_grad(g, out):
+    """g where the fused ReLU's output ``out`` is positive, else 0: the gradient that reaches the
+    convolution under relu (relu'(0) = 0); winograd.py's loop, shared by both paths."""
+    return winograd.relu_grad(g, out)
 
 
 def backward(g, x, w, geometry, input_grad, weight_grad, relu_out):
@@ -372,10 +373,3 @@ def backward_weight(g, x, weight_shape, geometry, bias):
     return dw, (db if bias else None)
 
 
-def relu_grad(g, out):
-    """g where the fused ReLU's output ``out`` is positive, else 0: the gradient that reaches the
-    convolution under relu (relu'(0) = 0)."""
-    g, out = np.ascontiguousarray(g), np.ascontiguousarray(out)
-    dg = recycled(g.shape, g.dtype)
-    _relu_grad(g.reshape(-1), out.reshape(-1), dg.reshape(-1))
-    return dg

@@ -77,7 +77,7 @@ import numpy as np
 from numba import prange
 from numba.extending import register_jitable
 
-from .._cache import njit
+from .._cache import chunked, njit, sized
 from .._jit import weight_chunks  # backward weight's fixed split of the batch
 from .._recycle import empty as recycled
 from ..activations import formulas
@@ -316,6 +316,7 @@ def _weight_finish(dw_part, db_part, gg, dw, db):
 
 @njit(parallel=True, cache=True)
 def _relu_grad(g, out, dg):
+    """dg = g where out > 0, else 0 (flat arrays), in one pass."""
     for k in prange(g.size):
         dg[k] = formulas.relu_backward(g[k], out[k])
 
@@ -373,8 +374,8 @@ def _convolve(x, w, b, off_h, off_w, ho, wo, relu, tile):
     ut = _filters(w, t)                                                  # U[k]^T (C, F)
     v, m = _scratch(x.shape[1] * width, x.dtype, len(ut)), _scratch(f * width, x.dtype, len(ut))
     y4 = _scratch(f * width, x.dtype, t * t)
-    _forward(np.ascontiguousarray(x), ut, bias, n_chunks, per_block, v, m, y4, off_h, off_w, bool(relu), y,
-             None if t == 2 else 4)
+    chunked(_forward, n_chunks)(np.ascontiguousarray(x), ut, bias, n_chunks, per_block, v, m, y4, off_h, off_w,
+                                bool(relu), y, None if t == 2 else 4)
     return y
 
 
@@ -413,18 +414,20 @@ def backward_weight(g, x, weight_shape, geometry, bias, tile=None):
     blocks = (per * tiles + WEIGHT_COLUMNS[t] - 1) // WEIGHT_COLUMNS[t]
     per_block = (per + blocks - 1) // blocks
     width = per_block * tiles
-    _weight(g, x, n_chunks, per_block, _scratch(c * width, g.dtype, len(gg)), _scratch(f * width, g.dtype, len(gg)),
-            _scratch(f * width, g.dtype, t * t), *geometry.padding, dw_part, db_part, None if t == 2 else 4)
+    chunked(_weight, n_chunks)(g, x, n_chunks, per_block, _scratch(c * width, g.dtype, len(gg)),
+                               _scratch(f * width, g.dtype, len(gg)), _scratch(f * width, g.dtype, t * t),
+                               *geometry.padding, dw_part, db_part, None if t == 2 else 4)
     dw, db = np.empty((f, c, 9), g.dtype), np.empty(f, g.dtype)
     _weight_finish(dw_part, db_part, gg, dw, db)
     return dw.reshape(f, c, 3, 3), (db if bias else None)
 
 
 def relu_grad(g, out):
-    """g where the fused ReLU's output ``out`` is positive, else 0 (relu'(0) = 0)."""
+    """g where the fused ReLU's output ``out`` is positive, else 0 (relu'(0) = 0): the gradient that reaches
+    the convolution under relu (the cpu backend's relu_grad too)."""
     g, out = np.ascontiguousarray(g), np.ascontiguousarray(out)
     dg = recycled(g.shape, g.dtype)
-    _relu_grad(g.reshape(-1), out.reshape(-1), dg.reshape(-1))
+    sized(_relu_grad, g.size)(g.reshape(-1), out.reshape(-1), dg.reshape(-1))
     return dg
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from numba import prange
 
-from .._cache import njit
+from .._cache import njit, sized
 from .._recycle import empty as recycled
 from .reference import keep_scale, uniform_hash
 
@@ -24,5 +24,5 @@ def _dropout_kernel(seed, rate, scale, out):
 def dropout_mask(shape, rate, seed, dtype):
     """0 where u_k < rate, else 1 / (1 - rate), of ``shape``: the reference's mask."""
     out = recycled(shape, dtype)
-    _dropout_kernel(np.int64(seed), float(rate), dtype.type(keep_scale(rate)), out.reshape(-1))
+    sized(_dropout_kernel, out.size)(np.int64(seed), float(rate), dtype.type(keep_scale(rate)), out.reshape(-1))
     return out

@@ -31,29 +31,34 @@ from __future__ import annotations
 import numba
 from numba import prange
 
-from .._cache import njit
+from .._cache import njit, serial
 from . import formulas
 
 #: No BLAS call here: the entry points call these functions directly (kernels.runtime.host_kernels).
 BLAS_FREE = True
 
-#: Arrays smaller than this are updated by one thread: waking the others costs more than they save,
-#: and when another process holds a core, a parallel loop waits milliseconds for its second thread
-#: (a 64-16-10 MLP's epoch: 0.2 s serial, 9 s parallel with one core busy). 32k floats take ~20 us.
-SERIAL_BELOW = 1 << 15
+#: Arrays smaller than ONE_THREAD_BELOW are updated by one thread: waking the others costs more than they
+#: save, and when another process holds a core, a parallel loop waits milliseconds for its second thread
+#: (a 64-16-10 MLP's epoch: 0.2 s serial, 9 s parallel with one core busy). Below SERIAL_BELOW, by the
+#: kernel's serial twin, with no thread pool at all; between the two by the parallel kernel on one thread
+#: (its loop vectorises, the twin's does not: it writes several arrays that Numba cannot prove apart).
+SERIAL_BELOW = 1 << 11
+ONE_THREAD_BELOW = 1 << 15
 
 
 def _run(kernel, param, *args):
     """Call ``kernel(param, *args)``, on one thread when ``param`` is small."""
-    if param.size >= SERIAL_BELOW:
+    if param.size < SERIAL_BELOW:
+        serial(kernel)(param, *args)
+    elif param.size >= ONE_THREAD_BELOW:
         kernel(param, *args)
-        return
-    previous = numba.get_num_threads()
-    numba.set_num_threads(1)
-    try:
-        kernel(param, *args)
-    finally:
-        numba.set_num_threads(previous)
+    else:
+        previous = numba.get_num_threads()
+        numba.set_num_threads(1)
+        try:
+            kernel(param, *args)
+        finally:
+            numba.set_num_threads(previous)
 
 
 # --- kernels ----------------------------------------------------------------------------------

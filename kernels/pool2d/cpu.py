@@ -22,7 +22,7 @@ import numpy as np
 from numba import prange
 
 from .._checks import argmax_range_error
-from .._cache import njit
+from .._cache import njit, sized
 from .._jit import ZERO
 from .._recycle import empty as recycled
 from .windows import scatter_row
@@ -255,9 +255,9 @@ def max_forward(x, geometry):
     argmax = recycled((n * c, out_h, out_w), np.int64)
     planes = np.ascontiguousarray(x).reshape(n * c, h, w)
     if _tiles_2x2(geometry):
-        _max_forward_2x2(planes, y, argmax)
+        sized(_max_forward_2x2, x.size)(planes, y, argmax)
     else:
-        _max_forward_planes(planes, *kernel, *stride, *padding, y, argmax)
+        sized(_max_forward_planes, x.size)(planes, *kernel, *stride, *padding, y, argmax)
     return y.reshape(n, c, out_h, out_w), argmax.reshape(n, c, out_h, out_w)
 
 
@@ -268,7 +268,7 @@ def max_values(x, geometry):
     n, c, h, w = x.shape
     out_h, out_w = geometry.output_hw(h, w)
     y = recycled((n * c, out_h, out_w), x.dtype)
-    _max_values_2x2(np.ascontiguousarray(x).reshape(n * c, h, w), y)
+    sized(_max_values_2x2, x.size)(np.ascontiguousarray(x).reshape(n * c, h, w), y)
     return y.reshape(n, c, out_h, out_w)
 
 
@@ -279,7 +279,7 @@ def max_backward(g, argmax, input_shape):
     dx = recycled((n * c, h * w), g.dtype)
     planes = np.ascontiguousarray(g).reshape(n * c, out_h, out_w)
     indices = np.ascontiguousarray(argmax).reshape(n * c, out_h, out_w)
-    if _max_backward_planes(planes, indices, dx):
+    if sized(_max_backward_planes, dx.size)(planes, indices, dx):
         raise argmax_range_error(argmax, input_shape)
     return dx.reshape(n, c, h, w)
 
@@ -292,8 +292,8 @@ def max_scatter(g, x, geometry):
     n, c, h, w = x.shape
     out_h, out_w = g.shape[2:]
     dx = recycled((n * c, h, w), g.dtype)
-    _max_scatter_2x2(np.ascontiguousarray(g).reshape(n * c, out_h, out_w), np.ascontiguousarray(x).reshape(n * c, h, w),
-                     dx)
+    sized(_max_scatter_2x2, dx.size)(np.ascontiguousarray(g).reshape(n * c, out_h, out_w),
+                                     np.ascontiguousarray(x).reshape(n * c, h, w), dx)
     return dx.reshape(n, c, h, w)
 
 
@@ -304,7 +304,7 @@ def avg_forward(x, geometry):
     out_h, out_w = geometry.output_hw(h, w)
     y = recycled((n * c, out_h, out_w), x.dtype)
     area = x.dtype.type(kh * kw)
-    _avg_forward_planes(np.ascontiguousarray(x).reshape(n * c, h, w), kh, kw, *stride, *padding, area, y)
+    sized(_avg_forward_planes, x.size)(np.ascontiguousarray(x).reshape(n * c, h, w), kh, kw, *stride, *padding, area, y)
     return y.reshape(n, c, out_h, out_w)
 
 
@@ -315,6 +315,6 @@ def avg_backward(g, input_shape, geometry):
     out_h, out_w = g.shape[2:]
     dx = recycled((n * c, h, w), g.dtype)
     area = g.dtype.type(kh * kw)
-    _avg_backward_planes(np.ascontiguousarray(g).reshape(n * c, out_h, out_w), kh, kw, *stride, *padding,
-                         area, dx)
+    sized(_avg_backward_planes, dx.size)(np.ascontiguousarray(g).reshape(n * c, out_h, out_w), kh, kw, *stride,
+                                         *padding, area, dx)
     return dx.reshape(n, c, h, w)

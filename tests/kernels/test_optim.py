@@ -308,10 +308,10 @@ def test_device_arrays_round_trip():
         optim.adam_update(*device[:1], cuda.to_device(grads[0]), *device[1:], step=1, backend="cpu")
 
 
-@pytest.mark.parametrize("size", [100, 40_000])          # below and above the CPU's serial/parallel switch
+@pytest.mark.parametrize("size", [100, 5000, 40_000])    # the serial twin, one thread, all threads
 def test_cpu_serial_and_parallel_paths_equal_the_reference(size):
-    from kernels.optim.cpu import SERIAL_BELOW
-    assert 100 < SERIAL_BELOW <= 40_000
+    from kernels.optim.cpu import ONE_THREAD_BELOW, SERIAL_BELOW
+    assert 100 < SERIAL_BELOW <= 5000 < ONE_THREAD_BELOW <= 40_000
     rng = np.random.default_rng(size)
     start = [rng.standard_normal(size).astype(np.float32) for _ in range(2)] + [np.zeros(size, np.float32)] * 2
     results = {}
@@ -322,6 +322,28 @@ def test_cpu_serial_and_parallel_paths_equal_the_reference(size):
         results[backend] = (param, m, v)
     for got, expected in zip(results["cpu"], results["numpy"]):
         np.testing.assert_allclose(got, expected, rtol=1e-6, atol=1e-7)
+
+
+def test_a_kernels_serial_twin_runs_on_one_thread_and_gives_the_parallel_kernels_bits():
+    from kernels._cache import serial, sized
+    from kernels.optim import cpu, formulas
+    from kernels.options import AdamHyper
+
+    twin = serial(cpu._adam_kernel)
+    assert twin is serial(cpu._adam_kernel) and "parallel" not in twin.targetoptions
+    assert cpu._adam_kernel.targetoptions["parallel"]
+    assert sized(cpu._adam_kernel, 99, below=100) is twin and sized(cpu._adam_kernel, 100, below=100) is cpu._adam_kernel
+    rng = np.random.default_rng(7)
+    start = [rng.standard_normal(5000).astype(np.float32) for _ in range(3)] + [rng.random(5000, np.float32)]
+    coefficients = formulas.adam_coefficients(np.dtype(np.float32), AdamHyper(lr=0.01, weight_decay=0.1), 3)
+    results = []
+    for kernel in (cpu._adam_kernel, twin):
+        param, grad, m, v = (a.copy() for a in start)
+        kernel(param, grad, m, v, param[:0], *coefficients)
+        results.append((param, m, v))
+    for parallel, one_thread in zip(*results):
+        np.testing.assert_array_equal(parallel, one_thread)
+    assert not np.array_equal(results[0][0], start[0])                 # it did update
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
