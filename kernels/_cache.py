@@ -115,8 +115,3 @@ def sized(kernel, size, below=SERIAL_BELOW):
     parallel loop's arrays do not overlap, not a serial one's): such a kernel takes a lower ``below``."""
     return serial(kernel) if size < below else kernel
 
-
-def chunked(kernel, n_chunks):
-    """The kernel to run over ``n_chunks`` chunks of work (one prange iteration each): ``serial(kernel)``
-    for a single chunk, which no other thread could share, else itself."""
-    return serial(kernel) if n_chunks == 1 else kernel

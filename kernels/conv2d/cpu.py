@@ -34,7 +34,7 @@ import numba
 import numpy as np
 from numba import prange
 
-from .._cache import chunked, njit, sized
+from .._cache import njit, sized
 from .._jit import WEIGHT_CHUNKS, ZERO, weight_chunks  # noqa: F401 (WEIGHT_CHUNKS: lesson 1 shows it)
 from .._recycle import empty as recycled
 from ..activations import formulas
@@ -294,9 +294,7 @@ def forward(x, w, b, geometry, relu=False):
     w3 = w.reshape(groups, f // groups, cg * kh * kw)
     bias = np.zeros(f, dtype=x.dtype) if b is None else np.ascontiguousarray(b)   # no bias: add zeros
     y = recycled((n, f, ho, wo), x.dtype)
-    n_chunks = _chunks(n)
-    chunked(_forward, n_chunks)(x, w3, bias, n_chunks, kh, kw, *_geometry_args(geometry), ho, wo, bool(relu),
-                                y.reshape(n, f, ho * wo))
+    _forward(x, w3, bias, _chunks(n), kh, kw, *_geometry_args(geometry), ho, wo, bool(relu), y.reshape(n, f, ho * wo))
     return y
 
 
@@ -319,8 +317,8 @@ def _backward_pass(g, x, w, input_shape, weight_shape, geometry, input_grad, wei
     dx = recycled((n, c, height, width), dtype) if input_grad else np.empty((0, 0, 0, 0), dtype=dtype)
     dw_part = recycled((n_chunks, groups, kg, fg), dtype)     # transposed; each chunk zeroes its own part first
     db_part = recycled((n_chunks, f), dtype)
-    chunked(_backward, n_chunks)(g, out, masked, x, wt3, n_chunks, kh, kw, *_geometry_args(geometry), ho, wo,
-                                 bool(input_grad), bool(weight_grad), dx, dw_part, db_part)
+    _backward(g, out, masked, x, wt3, n_chunks, kh, kw, *_geometry_args(geometry), ho, wo, bool(input_grad),
+              bool(weight_grad), dx, dw_part, db_part)
     if not weight_grad:
         return dx, None, None
     dw, db = np.empty((f, kg), dtype), np.empty(f, dtype)

@@ -77,7 +77,7 @@ import numpy as np
 from numba import prange
 from numba.extending import register_jitable
 
-from .._cache import chunked, njit, sized
+from .._cache import njit, sized
 from .._jit import weight_chunks  # backward weight's fixed split of the batch
 from .._recycle import empty as recycled
 from ..activations import formulas
@@ -374,8 +374,8 @@ def _convolve(x, w, b, off_h, off_w, ho, wo, relu, tile):
     ut = _filters(w, t)                                                  # U[k]^T (C, F)
     v, m = _scratch(x.shape[1] * width, x.dtype, len(ut)), _scratch(f * width, x.dtype, len(ut))
     y4 = _scratch(f * width, x.dtype, t * t)
-    chunked(_forward, n_chunks)(np.ascontiguousarray(x), ut, bias, n_chunks, per_block, v, m, y4, off_h, off_w,
-                                bool(relu), y, None if t == 2 else 4)
+    _forward(np.ascontiguousarray(x), ut, bias, n_chunks, per_block, v, m, y4, off_h, off_w, bool(relu), y,
+             None if t == 2 else 4)
     return y
 
 
@@ -414,9 +414,8 @@ def backward_weight(g, x, weight_shape, geometry, bias, tile=None):
     blocks = (per * tiles + WEIGHT_COLUMNS[t] - 1) // WEIGHT_COLUMNS[t]
     per_block = (per + blocks - 1) // blocks
     width = per_block * tiles
-    chunked(_weight, n_chunks)(g, x, n_chunks, per_block, _scratch(c * width, g.dtype, len(gg)),
-                               _scratch(f * width, g.dtype, len(gg)), _scratch(f * width, g.dtype, t * t),
-                               *geometry.padding, dw_part, db_part, None if t == 2 else 4)
+    _weight(g, x, n_chunks, per_block, _scratch(c * width, g.dtype, len(gg)), _scratch(f * width, g.dtype, len(gg)),
+            _scratch(f * width, g.dtype, t * t), *geometry.padding, dw_part, db_part, None if t == 2 else 4)
     dw, db = np.empty((f, c, 9), g.dtype), np.empty(f, g.dtype)
     _weight_finish(dw_part, db_part, gg, dw, db)
     return dw.reshape(f, c, 3, 3), (db if bias else None)

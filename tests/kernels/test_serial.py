@@ -1,4 +1,4 @@
-"""Small work runs on the calling thread (kernels._cache.serial / sized / chunked): a parallel loop wakes
+"""Small work runs on the calling thread (kernels._cache.serial / sized): a parallel loop wakes
 the other threads, which costs more than such a loop. The serial twin is the same function compiled
 without ``parallel``: it must give the parallel kernel's bits, and the entry points must pick it only
 below their thresholds."""
@@ -44,10 +44,9 @@ def test_the_serial_twin_writes_the_parallel_kernels_bits(name):
         np.testing.assert_array_equal(args[i], parallel_args[i])
 
 
-def test_sized_and_chunked_pick_the_twin_only_below_their_thresholds():
+def test_sized_picks_the_twin_only_below_its_threshold():
     kernel = winograd._relu_grad
     twin = _cache.serial(kernel)
     below = _cache.SERIAL_BELOW
     assert _cache.sized(kernel, below - 1) is twin and _cache.sized(kernel, below) is kernel
     assert _cache.sized(kernel, 10, below=10) is kernel and _cache.sized(kernel, 9, below=10) is twin
-    assert _cache.chunked(kernel, 1) is twin and _cache.chunked(kernel, 2) is kernel
