@@ -83,7 +83,7 @@ from .._recycle import empty as recycled
 from ..activations import formulas
 from ..microkernel import block_rows, gemm
 from . import winograd_f4 as f4
-from .winograd_transforms import (CHUNK_ROW, channels_last, grad_parity, grad_tiles, input_tiles, inverse,
+from .winograd_transforms import (CHUNK_ROW, CORNERS, channels_last, grad_parity, grad_tiles, input_tiles, inverse,
                                   output_tiles)
 
 #: A block of images holds at most this many tiles (V's and M's rows), at least one image; by tile size.
@@ -98,6 +98,9 @@ FLOAT32_ERROR_FACTOR_F4 = 64.0
 _G = np.array([[1, 0, 0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0, 0, 1]])
 #: By tile size, (16, 9) and (36, 9): w (9 entries, row by row) -> G w G^T (row by row).
 _GG = {2: np.kron(_G, _G), 4: np.kron(f4.G, f4.G)}
+#: Backward weight's final transform: _GG with F(2x2)'s corner rows signed as CORNERS says (dw_hat's corner
+#: rows are made from grad_parity's rows as they are: negating a factor negates the sums exactly).
+_GG_WEIGHT = {2: _GG[2] * np.array([[{k: s for k, _, s in CORNERS}.get(k, 1)] for k in range(16)]), 4: _GG[4]}
 
 
 def eligible(weight_shape, geometry) -> bool:
@@ -228,7 +231,7 @@ def _weight_chunk(g, x, first, last, per_block, v, gg, p, ph, pw, dw_hat, db, ti
     size, p_row, flat_p = f_out * width, p.shape[1], p.reshape(-1)
     dw_hat[:, :, :] = 0
     db[:] = 0
-    st = np.empty(t * (t + 2) * CHUNK_ROW, dtype=x.dtype)
+    st = np.empty(0 if tile4 is None else t * (t + 2) * CHUNK_ROW, dtype=x.dtype)
     xt = np.zeros((t * th + 2) * t * (tw + 1) * c_in, dtype=x.dtype)
     r = np.empty((t + 2) * t * (tw + 1) * c_in, dtype=x.dtype)
     flat_v = v.reshape(-1)
@@ -243,18 +246,24 @@ def _weight_chunk(g, x, first, last, per_block, v, gg, p, ph, pw, dw_hat, db, ti
             else:
                 f4.input_tiles(xt, th, tw, c_in, r, flat_v, v.shape[1], k * tiles * c_in)
                 f4.grad_quarters(g[n0 + k], th, tw, flat_p, p_row, k * tiles, width, db)
+        used = (n1 - n0) * tiles                             # a short block: 0 in the unused columns of V
+        for k in range(dw_hat.shape[0]):
+            for col in range(used * c_in, width * c_in):
+                v[k, col] = 0
+        for j in range(p.shape[0]):                          # and of p (so of Gg, made from it)
+            for f in range(f_out):
+                for col in range(used, width):
+                    p[j, f * width + col] = 0
         if tile4 is None:
-            grad_tiles(flat_p, p_row, size, st, gg.reshape(-1), gg.shape[1])
+            grad_tiles(flat_p, p_row, size, gg.reshape(-1), gg.shape[1])
         else:
             f4.grad_tiles(flat_p, p_row, size, st, gg.reshape(-1), gg.shape[1])
-        for k in range(dw_hat.shape[0]):                     # a short block: 0 in the unused columns
-            for f in range(f_out):
-                for col in range((n1 - n0) * tiles, width):
-                    gg[k, f * width + col] = 0
-            for col in range((n1 - n0) * tiles * c_in, width * c_in):
-                v[k, col] = 0
         for k in range(dw_hat.shape[0]):
-            gemm(gg[k, :f_out * width].reshape(f_out, width), v[k, :width * c_in].reshape(width, c_in), dw_hat[k], True)
+            rows = gg[k]
+            if tile4 is None:                                # Gg's corner rows are p's (their signs in _GG_WEIGHT)
+                for corner, entry, _ in CORNERS:
+                    rows = p[entry] if k == corner else rows
+            gemm(rows[:f_out * width].reshape(f_out, width), v[k, :width * c_in].reshape(width, c_in), dw_hat[k], True)
         n0 = n1
 
 
@@ -407,7 +416,7 @@ def backward_weight(g, x, weight_shape, geometry, bias, tile=None):
     n, f, ho, wo = g.shape
     c = x.shape[1]
     tiles = ((ho + t - 1) // t) * ((wo + t - 1) // t)
-    n_chunks, gg = weight_chunks(n), _GG[t].astype(g.dtype)
+    n_chunks, gg = weight_chunks(n), _GG_WEIGHT[t].astype(g.dtype)
     dw_part = recycled((n_chunks, len(gg), f, c), g.dtype)         # each chunk zeroes its own part first
     db_part = recycled((n_chunks, f), g.dtype)
     per = (n + n_chunks - 1) // n_chunks                 # images per chunk, in blocks of about WEIGHT_COLUMNS tiles

@@ -17,7 +17,8 @@ runs given by offsets, not slices: a slice is a new array, reference-counted, on
   (kernels.spans.columns_to_rows); one value at a time, that scatter along the planes was the slowest step.
 - Backward weight's transform of g's 2x2 tiles (which do not overlap) splits them into their four
   entries first (``grad_parity``, one row each, in Gg's column order, db's sums on the way);
-  ``grad_tiles`` is then passes over whole rows, as the inverse.
+  ``grad_tiles`` is then passes over whole rows, as the inverse, for the 12 rows of A t A^T that
+  combine entries (the 4 corners are one entry each: those rows are grad_parity's, signs apart).
 
 Numba's cache checks only the file of the function it compiled, not the files of the functions it
 calls; kernels._cache's ``njit`` stamps the kernels' caches with the whole package, so a change here
@@ -167,15 +168,6 @@ def output_tiles_plain(y, size, base, th, tw, bias, relu, out, t=2):
 
 
 @njit(cache=True)
-def _copy_neg(a, ao, bo, out, o0, o1, n):
-    """out[o0:o0+n] = a[ao:ao+n] and out[o1:o1+n] = -a[bo:bo+n], 1-D arrays."""
-    ao, bo, o0, o1 = np.uint64(ao), np.uint64(bo), np.uint64(o0), np.uint64(o1)
-    for i in range(np.uint64(n)):
-        out[o0 + i] = a[ao + i]
-        out[o1 + i] = -a[bo + i]
-
-
-@njit(cache=True)
 def _add_sub(a, ao, bo, out, o0, o1, n):
     """out[o0:o0+n] = a[ao:ao+n] + a[bo:bo+n] and out[o1:o1+n] = a[ao:ao+n] - a[bo:bo+n], 1-D arrays."""
     ao, bo, o0, o1 = np.uint64(ao), np.uint64(bo), np.uint64(o0), np.uint64(o1)
@@ -183,6 +175,38 @@ def _add_sub(a, ao, bo, out, o0, o1, n):
         p, q = a[ao + i], a[bo + i]
         out[o0 + i] = p + q
         out[o1 + i] = p - q
+
+
+@njit(cache=True)
+def _neg_add_sub(a, ao, bo, out, o0, o1, n):
+    """_add_sub of the negated runs: out[o0:o0+n] = (-a[ao:]) + (-a[bo:]), out[o1:o1+n] = (-a[ao:]) - (-a[bo:])."""
+    ao, bo, o0, o1 = np.uint64(ao), np.uint64(bo), np.uint64(o0), np.uint64(o1)
+    for i in range(np.uint64(n)):
+        p, q = -a[ao + i], -a[bo + i]
+        out[o0 + i] = p + q
+        out[o1 + i] = p - q
+
+
+@njit(cache=True)
+def _middle_rows(a, r0, r1, r2, r3, sign, out, o0, o1, o2, o3, n):
+    """With u = a[r0] + sign a[r2] and v = a[r1] + sign a[r3] (sign +1 or -1; runs of n from those offsets):
+    out[o0] = u, out[o1] = u + v, out[o2] = u - v, out[o3] = -v (rows 4i .. 4i + 3 of A t A^T, i = 1, 2)."""
+    r0, r1, r2, r3 = np.uint64(r0), np.uint64(r1), np.uint64(r2), np.uint64(r3)
+    o0, o1, o2, o3 = np.uint64(o0), np.uint64(o1), np.uint64(o2), np.uint64(o3)
+    if sign > 0:                        # two loops: each vectorises with no select inside
+        for i in range(np.uint64(n)):
+            u, v = a[r0 + i] + a[r2 + i], a[r1 + i] + a[r3 + i]
+            out[o0 + i] = u
+            out[o1 + i] = u + v
+            out[o2 + i] = u - v
+            out[o3 + i] = -v
+    else:
+        for i in range(np.uint64(n)):
+            u, v = a[r0 + i] - a[r2 + i], a[r1 + i] - a[r3 + i]
+            out[o0 + i] = u
+            out[o1 + i] = u + v
+            out[o2 + i] = u - v
+            out[o3 + i] = -v
 
 
 @njit(cache=True, fastmath={"reassoc"})
@@ -219,18 +243,21 @@ def grad_parity(src, th, tw, p, p_row, base, width, db):
                     p[odd + pairs] = 0
 
 
+#: The rows of A t A^T that are one entry of t each: (row, entry of t, sign). grad_tiles leaves them out;
+#: backward weight multiplies grad_parity's rows for them, the signs folded into its final transform.
+CORNERS = ((0, 0, 1), (3, 1, -1), (12, 2, -1), (15, 3, 1))
+
+
 @njit(cache=True)
-def grad_tiles(p, p_row, size, st, gg, row):
+def grad_tiles(p, p_row, size, gg, row):
     """gg (16, row), flat: gg[k, col] = (A t A^T)[k] for the 2x2 tile t of column col < size of p
-    (grad_parity's, rows p_row apart): A t's rows (t0, t0 + t1, t0 - t1, -t1) per column of t, then the
-    same along each row. st: scratch of 8 * CHUNK_ROW entries."""
+    (grad_parity's, rows p_row apart), for the 12 rows k that are not CORNERS: per row i of A, A t's
+    row (t0 + t1, t0 - t1, ...: the sums the two matrix products make, in their order) then times A^T
+    along the row, from p directly; a chunk of columns at a time, so that p's stay in the L1 cache."""
     for lo in range(0, size, CHUNK):
         n = min(CHUNK, size - lo)
-        for b in range(2):                  # column b of t: rows 0..3 of A t into st rows 4b .. 4b + 3
-            top, bottom, out = b * p_row + lo, (2 + b) * p_row + lo, 4 * b * CHUNK_ROW
-            _copy_neg(p, top, bottom, st, out, out + 3 * CHUNK_ROW, n)
-            _add_sub(p, top, bottom, st, out + CHUNK_ROW, out + 2 * CHUNK_ROW, n)
-        for i in range(4):                  # then times A^T along the row: (a, a + b, a - b, -b)
-            a, b = i * CHUNK_ROW, (4 + i) * CHUNK_ROW
-            _copy_neg(st, a, b, gg, 4 * i * row + lo, (4 * i + 3) * row + lo, n)
-            _add_sub(st, a, b, gg, (4 * i + 1) * row + lo, (4 * i + 2) * row + lo, n)
+        _add_sub(p, lo, p_row + lo, gg, row + lo, 2 * row + lo, n)                    # i = 0: t00 +- t01
+        for i, sign in ((1, 1), (2, -1)):                                              # t0. +- t1.
+            _middle_rows(p, lo, p_row + lo, 2 * p_row + lo, 3 * p_row + lo, sign, gg, 4 * i * row + lo,
+                         (4 * i + 1) * row + lo, (4 * i + 2) * row + lo, (4 * i + 3) * row + lo, n)
+        _neg_add_sub(p, 2 * p_row + lo, 3 * p_row + lo, gg, 13 * row + lo, 14 * row + lo, n)   # i = 3: -t10, -t11

@@ -151,8 +151,13 @@ def test_the_gradient_tile_transform_matches_the_matrix(ho, wo):
     between[tile_columns] = False
     p.reshape(4, p_row)[:, between] = 0
     np.testing.assert_allclose(db, [1.5 + src[0].sum(), -2.0 + src[1].sum()], rtol=1e-13)
-    winograd_transforms.grad_tiles(p, p_row, size, np.empty(8 * winograd_transforms.CHUNK_ROW), gg, row)
-    gg = gg.reshape(16, row)
+    winograd_transforms.grad_tiles(p, p_row, size, gg, row)
+    gg, p = gg.reshape(16, row), p.reshape(4, p_row)
+    corners = {k: (entry, sign) for k, entry, sign in winograd_transforms.CORNERS}
+    others = [k for k in range(16) if k not in corners]
+    assert np.isnan(gg[sorted(corners)]).all() and not np.isnan(gg[others, :size]).any()     # 12 rows written
+    for k, (entry, sign) in corners.items():               # the rows grad_tiles leaves out: p's rows, signed
+        gg[k, :size] = sign * p[entry, :size]
     for f in range(2):
         for ti in range(th):
             for tj in range(tw):
