@@ -98,7 +98,8 @@ SERIAL_BELOW = 1 << 15
 def serial(kernel):
     """``kernel``'s Python function compiled once more without ``parallel`` (its prange loops run as
     range on the calling thread), cached like the kernel; made on first use and kept on the kernel.
-    The same operations in the same order: the same bits as the parallel kernel."""
+    For a kernel whose iterations are independent (or only add integers), the same bits as the
+    parallel kernel: each iteration does the same operations in the same order."""
     twin = getattr(kernel, "_serial_twin", None)
     if twin is None:
         f = kernel.py_func
@@ -114,4 +115,3 @@ def sized(kernel, size, below=SERIAL_BELOW):
     loop over several arrays that it writes may not vectorise in the serial twin (Numba tells LLVM that a
     parallel loop's arrays do not overlap, not a serial one's): such a kernel takes a lower ``below``."""
     return serial(kernel) if size < below else kernel
-
