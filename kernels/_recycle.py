@@ -113,6 +113,13 @@ class _Recycler:
 _recycler = _Recycler()
 
 
+def aligned(shape, dtype) -> np.ndarray:
+    """An uninitialised array, as ``np.empty``, starting on a cache line, not kept: a kernel's temporary
+    that gemm reads by vectors (the filters' transforms)."""
+    dtype = np.dtype(dtype)
+    return _view(_buffer(math.prod(shape) * dtype.itemsize), tuple(shape), dtype)
+
+
 def empty(shape, dtype) -> np.ndarray:
     """An uninitialised array, as ``np.empty``: a kept one that nothing refers to any more, else a new one."""
     return _recycler.empty(shape, dtype)

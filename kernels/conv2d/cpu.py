@@ -177,7 +177,7 @@ def _backward_images(g, out, masked, x, wt3, first, last, kh, kw, sh, sw, ph, pw
     gn = aligned_empty(fg, padded, g)               # nothing below writes them
     cols = aligned_empty(kg, padded, g)
     dcols = aligned_empty(kg, padded, g)
-    ggt = np.empty((padded if want_dw and kg > SMALL_K else 0, fg), dtype=g.dtype)
+    ggt = aligned_empty(padded if want_dw and kg > SMALL_K else 0, fg, g)
     plan = col2im_plan(dcols, kh, kw, sh, sw, ph, pw, dil_h, dil_w, ho, wo, dx)
     for k in range(hw, padded):
         for f in range(groups * fg):

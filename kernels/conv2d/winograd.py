@@ -79,7 +79,7 @@ from numba.extending import register_jitable
 
 from .._cache import njit, sized
 from .._jit import weight_chunks  # backward weight's fixed split of the batch
-from .._recycle import empty as recycled
+from .._recycle import aligned, empty as recycled
 from ..activations import formulas
 from ..microkernel import block_rows, gemm
 from . import winograd_f4 as f4
@@ -338,7 +338,7 @@ def _filters(w, tile):
     sum_pq G[i, p] G[j, q] w[p, q] (Numba loops: the bits do not depend on a BLAS)."""
     f, c = w.shape[0], w.shape[1]
     gg = _GG[tile].astype(w.dtype)
-    ut = np.empty((gg.shape[0], c, f), dtype=w.dtype)
+    ut = aligned((gg.shape[0], c, f), w.dtype)                # gemm's b: its rows' vectors start on cache lines
     _filter_transform(np.ascontiguousarray(w).reshape(f, c, 9), gg, ut)
     return ut
 

@@ -114,3 +114,12 @@ def test_kept_outputs_start_on_a_cache_line_with_the_shape_and_type_asked_for():
         a[...] = 7
         assert (a == 7).all()
     assert _recycle.empty((2, 3), np.float32).shape == (2, 3)      # small ones: plain arrays
+
+
+def test_aligned_temporaries_start_on_a_cache_line_and_are_not_kept():
+    kept = _recycle.kept_bytes()
+    for shape, dtype in [((16, 32, 64), np.float32), ((3, 1000), np.float64), ((7,), np.float32)]:
+        a = _recycle.aligned(shape, dtype)
+        assert a.shape == shape and a.dtype == dtype and a.flags.c_contiguous and a.flags.writeable
+        assert a.ctypes.data % _recycle.ALIGN == 0
+    assert _recycle.kept_bytes() == kept
