@@ -181,7 +181,7 @@ def _forward_blocks(x, ut, b, first, last, per_block, v, m, y4, off_h, off_w, re
     tiles = th * tw
     xt = np.zeros((t * th + 2) * t * (tw + 1) * c_in, dtype=x.dtype)
     r = np.empty((t + 2) * t * (tw + 1) * c_in, dtype=x.dtype)
-    st = np.empty(t * (t + 2) * CHUNK_ROW, dtype=x.dtype)
+    st = np.empty(0 if tile4 is None else t * (t + 2) * CHUNK_ROW, dtype=x.dtype)
     flat_v, flat_m, flat_y, y_row = v.reshape(-1), m.reshape(-1), y4.reshape(-1), y4.shape[1]
     for blk in range(first, last):
         n0, n1 = blk * per_block, min(n, (blk + 1) * per_block)
@@ -198,7 +198,7 @@ def _forward_blocks(x, ut, b, first, last, per_block, v, m, y4, off_h, off_w, re
         for k in range(ut.shape[0]):
             gemm(v[k, :rows * c_in].reshape(rows, c_in), ut[k], m[k, :rows * f_out].reshape(rows, f_out), False)
         if tile4 is None:
-            inverse(flat_m, m.shape[1], rows * f_out, st, flat_y, y_row)
+            inverse(flat_m, m.shape[1], rows * f_out, flat_y, y_row)
         else:
             f4.inverse(flat_m, m.shape[1], rows * f_out, st, flat_y, y_row)
         for k in range(n1 - n0):

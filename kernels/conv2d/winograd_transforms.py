@@ -10,8 +10,8 @@ runs given by offsets, not slices: a slice is a new array, reference-counted, on
   apart (``channels_last``): B^T down the rows is then a loop over a whole row of the plane, and B
   along the row a loop over a whole row of tiles and channels, since d's columns 0 and 2 (1 and 3)
   are the even (odd) columns tj and tj + 1.
-- The inverse transform ``inverse`` treats each column of M alone, whatever the layout: passes over
-  whole rows of M, a chunk at a time so that the intermediate rows stay in the L1 cache.
+- The inverse transform ``inverse`` treats each column of M alone, whatever the layout: one pass over
+  M's 16 rows, a column's sums kept in registers and its four outputs stored (no intermediate rows).
 - ``output_tiles`` (F(4x4, 3x3)'s too) adds the bias, applies the ReLU and puts each tile in its place
   in the output planes, a vector of filters at a time turned into the filters' runs of an output row
   (kernels.spans.columns_to_rows); one value at a time, that scatter along the planes was the slowest step.
@@ -32,7 +32,8 @@ from .._cache import njit
 from ..activations import formulas
 from ..spans import columns_to_rows, lanes, split_run
 
-#: The inverse transform's columns per pass: its 8 intermediate rows stay in the L1 cache.
+#: Backward weight's transform of g (and F(4x4)'s inverse) takes this many columns a pass: its inputs (and
+#: F(4x4)'s intermediate rows) stay in the L1 cache.
 CHUNK = 512
 #: The distance between those rows: an odd number of cache lines (see winograd._row).
 CHUNK_ROW = CHUNK + 16
@@ -52,18 +53,6 @@ def _sub2(a, ao, b, bo, out, oo, n):
     ao, bo, oo = np.uint64(ao), np.uint64(bo), np.uint64(oo)
     for i in range(np.uint64(n)):
         out[oo + i] = a[ao + i] - b[bo + i]
-
-
-@njit(cache=True)
-def _pair(a, ao, bo, co, do, out, o0, o1, n):
-    """out[o0:o0+n] = a[ao:..] + a[bo:..] + a[co:..] and out[o1:o1+n] = a[bo:..] - a[co:..] - a[do:..], 1-D
-    arrays: A^T's two rows at once, each input read once (LLVM still vectorises two store streams)."""
-    ao, bo, co, do = np.uint64(ao), np.uint64(bo), np.uint64(co), np.uint64(do)
-    o0, o1 = np.uint64(o0), np.uint64(o1)
-    for i in range(np.uint64(n)):
-        b, c = a[bo + i], a[co + i]
-        out[o0 + i] = a[ao + i] + b + c
-        out[o1 + i] = b - c - a[do + i]
 
 
 @njit(cache=True)
@@ -110,18 +99,28 @@ def input_tiles(xt, th, tw, c_in, r, v, row, base):
 
 
 @njit(cache=True)
-def inverse(m, row, size, st, y4, y_row):
+def inverse(m, row, size, y4, y_row):
     """y4 (4, y_row), flat: the four outputs (y00, y01, y10, y11) of A^T M[:, col] A for the columns col < size
-    of m (16 rows of ``row`` entries, flat): S = rows 0 + 4 + 8 and T = rows 4 - 8 - 12 of each column of
-    M's 4x4, then the same along the row. st: scratch of 8 * CHUNK_ROW entries."""
-    for lo in range(0, size, CHUNK):
-        n = min(CHUNK, size - lo)
-        for j in range(4):
-            _pair(m, j * row + lo, (4 + j) * row + lo, (8 + j) * row + lo, (12 + j) * row + lo,
-                  st, j * CHUNK_ROW, (4 + j) * CHUNK_ROW, n)
-        for q in range(2):
-            _pair(st, 4 * q * CHUNK_ROW, (4 * q + 1) * CHUNK_ROW, (4 * q + 2) * CHUNK_ROW, (4 * q + 3) * CHUNK_ROW,
-                  y4, 2 * q * y_row + lo, (2 * q + 1) * y_row + lo, n)
+    of m (16 rows of ``row`` entries, flat): per column j of M's 4x4, S_j = rows 0 + 4 + 8 and T_j = rows
+    4 - 8 - 12 (A^T down the column), then A^T along S and T; one pass, every sum in registers (the order
+    of the two matrix products, left to right)."""
+    r = np.uint64(row)                             # unsigned offsets (an int64 times a uint64 is a float64)
+    r2, r3, r4 = r + r, r + r + r, r + r + r + r
+    y1, y2, y3 = np.uint64(y_row), np.uint64(2 * y_row), np.uint64(3 * y_row)
+    for i in range(np.uint64(size)):
+        c0, c1, c2, c3 = i, i + r, i + r2, i + r3                # column j of the 4x4: rows j, 4 + j, 8 + j, 12 + j
+        s0 = m[c0] + m[c0 + r4] + m[c0 + r4 + r4]
+        s1 = m[c1] + m[c1 + r4] + m[c1 + r4 + r4]
+        s2 = m[c2] + m[c2 + r4] + m[c2 + r4 + r4]
+        s3 = m[c3] + m[c3 + r4] + m[c3 + r4 + r4]
+        t0 = m[c0 + r4] - m[c0 + r4 + r4] - m[c0 + r4 + r4 + r4]
+        t1 = m[c1 + r4] - m[c1 + r4 + r4] - m[c1 + r4 + r4 + r4]
+        t2 = m[c2 + r4] - m[c2 + r4 + r4] - m[c2 + r4 + r4 + r4]
+        t3 = m[c3 + r4] - m[c3 + r4 + r4] - m[c3 + r4 + r4 + r4]
+        y4[i] = s0 + s1 + s2
+        y4[y1 + i] = s1 - s2 - s3
+        y4[y2 + i] = t0 + t1 + t2
+        y4[y3 + i] = t1 - t2 - t3
 
 
 @njit(cache=True)

@@ -96,8 +96,7 @@ def test_the_vector_transforms_match_the_matrices(c, h, w, off):
     f, size = 3, th * tw * 3
     m = rng.standard_normal((16, size + 7))
     y4, bias = np.full(4 * (size + 1), np.nan), rng.standard_normal(f)
-    winograd_transforms.inverse(m.reshape(-1), size + 7, size, np.empty(8 * winograd_transforms.CHUNK_ROW), y4,
-                                size + 1)
+    winograd_transforms.inverse(m.reshape(-1), size + 7, size, y4, size + 1)
     out = np.full((f, 2 * th, 2 * tw), np.nan)
     winograd_transforms.output_tiles(y4, size + 1, 0, th, tw, bias, False, out)
     for t in range(th * tw):
