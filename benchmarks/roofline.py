@@ -68,18 +68,35 @@ def machine_report(machine, roof, which):
     return lines
 
 
-def table(roof, ours, batch):
-    """One row per kernel: its counts, its place on the roofline and the share of its bound."""
+def last_level_cache(root=Path("/sys/devices/system/cpu/cpu0/cache")) -> int | None:
+    """Bytes of the CPU's last-level data cache, from Linux's sysfs (None where it does not say)."""
+    best = None
+    for index in sorted(root.glob("index*")):
+        try:
+            level, kind, size = ((index / name).read_text().strip() for name in ("level", "type", "size"))
+        except OSError:
+            continue
+        if kind in ("Data", "Unified") and size[:-1].isdigit() and size[-1] in "KM":
+            found = (int(level), int(size[:-1]) << (10 if size[-1] == "K" else 20))
+            best = max(best, found) if best else found
+    return best[1] if best else None
+
+
+def table(roof, ours, batch, cache=None):
+    """One row per kernel: its counts, its place on the roofline and the share of its bound; "in LLC" marks a
+    memory-bound kernel whose bytes fit in the last-level cache of ``cache`` bytes (it may run from there,
+    faster than the DRAM triad: above 100% of its bound)."""
     head = (f"{'kernel':30} {'MFLOP':>9} {'MB':>7} {'AI':>6} {'bound GFLOP/s':>14} {'ms':>8} {'GFLOP/s':>8} "
-            f"{'GB/s':>7} {'of bound':>9}")
+            f"{'GB/s':>7} {'in LLC':>6} {'of bound':>9}")
     rows = [head, "-" * len(head)]
     for case, ms in ours.items():
         flops, nbytes = kernel_benchmark.counts(batch)[case]
         ai, fraction, limit = kernel_benchmark.place(roof, case, ms, batch)
         bound = f"{roof.bound(ai) / 1e9:6.1f} {limit:>7}" if flops else f"{'-':>6} {limit:>7}"
         rate = f"{flops / ms / 1e6:8.1f}" if flops else f"{'-':>8}"
+        fits = "yes" if cache and limit == "memory" and nbytes <= cache else "-"
         rows.append(f"{case:30} {flops / 1e6:9.2f} {nbytes / 1e6:7.2f} {ai:6.2f} {bound} {ms:8.3f} {rate} "
-                    f"{nbytes / ms / 1e6:7.1f} {100 * fraction:8.1f}%")
+                    f"{nbytes / ms / 1e6:7.1f} {fits:>6} {100 * fraction:8.1f}%")
     return rows
 
 
@@ -114,7 +131,11 @@ def main(argv=None):
     print("\n".join(machine_report(machine, roof, which)))
     print(f"kernels at batch {batch}, float32 (bytes: compulsory traffic; of bound: achieved / min(peak, AI x "
           f"bandwidth); without FLOPs: GB/s / bandwidth)")
-    print("\n".join(table(roof, ours, batch)))
+    cache = last_level_cache()
+    print("\n".join(table(roof, ours, batch, cache)))
+    if cache:
+        print(f"in LLC: a memory-bound kernel whose bytes fit in the last-level cache ({cache >> 20} MiB): it may run\n"
+              f"from there, faster than the triad beyond the cache (above 100% of its bound)")
     plot(roof, machine, ours, batch, args.plot)
     print(f"plot: {args.plot}")
 

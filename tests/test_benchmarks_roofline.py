@@ -126,6 +126,29 @@ def test_the_roof_is_the_better_of_the_fma_loop_and_the_best_sgemm():
     assert roof.peak == 120e9 and which == "sgemm 2048^3 on 2 thread(s)"
 
 
+def test_the_last_level_cache_is_the_highest_data_cache_sysfs_lists(tmp_path):
+    import roofline as bench_roofline
+    for index, (level, kind, size) in enumerate([(1, "Data", "48K"), (1, "Instruction", "32K"), (2, "Unified", "2048K"),
+                                                 (3, "Unified", "30M"), (4, "Instruction", "64M")]):
+        folder = tmp_path / f"index{index}"
+        folder.mkdir()
+        for name, value in (("level", level), ("type", kind), ("size", size)):
+            (folder / name).write_text(f"{value}\n")
+    assert bench_roofline.last_level_cache(tmp_path) == 30 << 20
+    assert bench_roofline.last_level_cache(tmp_path / "absent") is None
+
+
+def test_the_table_marks_memory_bound_kernels_whose_bytes_fit_in_the_last_level_cache():
+    import roofline as bench_roofline
+    roof = Roofline(peak=100e9, bandwidth=10e9)
+    ours = {"pool1 max backward": 0.5, "conv2 forward": 2.0}
+    nbytes = bench.counts(BATCH)["pool1 max backward"][1]
+    for cache, mark in ((None, "-"), (nbytes - 1, "-"), (nbytes, "yes")):
+        rows = {" ".join(row.split()[:2]): row for row in bench_roofline.table(roof, ours, BATCH, cache)[2:]}
+        assert rows["pool1 max"].split()[-2] == mark
+        assert rows["conv2 forward"].split()[-2] == "-"                  # compute-bound: never marked
+
+
 CHILD = "import os; print([os.environ.get(k) for k in ('OPENBLAS_CORETYPE', 'OPENBLAS_L2_SIZE')])"
 
 
