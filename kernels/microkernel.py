@@ -48,6 +48,7 @@ from numba.core import cgutils, config
 from numba.extending import intrinsic, overload, register_jitable
 
 from ._cache import cfunc, njit
+from ._recycle import ALIGN
 
 
 def _vector_bytes():
@@ -75,15 +76,17 @@ ROWS_WIDE, ROWS_HALF, ROWS_ONE = SUMS // VECTORS, SUMS // 2, SUMS
 DEPTH = 256
 
 
-#: Where gemm's operands should start: a vector load that crosses a cache line (64 bytes) costs two, and
-#: arrays from NumPy (16 bytes) and Numba (32) leave a zmm register's loads crossing one in two or more.
-ALIGN = 64
-
-
 @register_jitable
 def aligned_empty(rows, cols, like):
-    """An uninitialised (rows, cols) array of ``like``'s dtype that starts on an ALIGN-byte boundary:
-    scratch for gemm's b and c (with rows of whole vectors, every row then starts on one)."""
+    """An uninitialised (rows, cols) array of ``like``'s dtype that starts on an ALIGN-byte boundary (a
+    cache line, as the recycled outputs: a vector load that crosses one costs two, and arrays from NumPy
+    and Numba start on 16 and 32 bytes): scratch for gemm's b and c, whose rows of whole vectors then
+    all start on one.
+
+    >>> a = aligned_empty(3, 16, np.zeros(1, np.float32))
+    >>> a.shape, a.dtype, a.ctypes.data % ALIGN
+    ((3, 16), dtype('float32'), 0)
+    """
     spare = ALIGN // like.itemsize
     raw = np.empty(rows * cols + spare, dtype=like.dtype)
     skip = (ALIGN - raw.ctypes.data % ALIGN) % ALIGN // like.itemsize
