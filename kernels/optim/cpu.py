@@ -31,6 +31,7 @@ from __future__ import annotations
 import numba
 from numba import prange
 
+from .. import _cache
 from .._cache import njit, serial
 from . import formulas
 
@@ -43,7 +44,7 @@ BLAS_FREE = True
 #: kernel's serial twin, with no thread pool at all; between the two by the parallel kernel on one thread
 #: (its loop vectorises, the twin's does not: it writes several arrays that Numba cannot prove apart).
 SERIAL_BELOW = 1 << 11
-ONE_THREAD_BELOW = 1 << 15
+ONE_THREAD_BELOW = _cache.SERIAL_BELOW      # the kernels' own bound for small work
 
 
 def _run(kernel, param, *args):
