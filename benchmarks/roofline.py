@@ -76,7 +76,7 @@ def last_level_cache(root=Path("/sys/devices/system/cpu/cpu0/cache")) -> int | N
             level, kind, size = ((index / name).read_text().strip() for name in ("level", "type", "size"))
         except OSError:
             continue
-        if kind in ("Data", "Unified") and size[:-1].isdigit() and size[-1] in "KM":
+        if kind in ("Data", "Unified") and level.isdigit() and size[:-1].isdigit() and size[-1:] in ("K", "M"):
             found = (int(level), int(size[:-1]) << (10 if size[-1] == "K" else 20))
             best = max(best, found) if best else found
     return best[1] if best else None

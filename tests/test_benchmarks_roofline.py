@@ -135,6 +135,10 @@ def test_the_last_level_cache_is_the_highest_data_cache_sysfs_lists(tmp_path):
         for name, value in (("level", level), ("type", kind), ("size", size)):
             (folder / name).write_text(f"{value}\n")
     assert bench_roofline.last_level_cache(tmp_path) == 30 << 20
+    (tmp_path / "index5").mkdir()                                      # garbled entries are skipped
+    for name, value in (("level", "x"), ("type", "Unified"), ("size", "")):
+        (tmp_path / "index5" / name).write_text(value)
+    assert bench_roofline.last_level_cache(tmp_path) == 30 << 20
     assert bench_roofline.last_level_cache(tmp_path / "absent") is None
 
 
