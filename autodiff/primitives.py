@@ -96,6 +96,13 @@ joint_vjp_rules = RuleTable("joint vjp")
 #: input i's cotangent (of g's dtype) into ``acc``, an array of the input's shape that the eager sweep owns,
 #: instead of returning a mostly-zero array to be added up (getitem: ``acc[index] += g``). Registered apart.
 accumulate_rules = RuleTable("accumulate")
+#: Fused reverse rules: ``fused_vjp_rules[outer][inner] = rule(g, out, inner_out, *inner_inputs, wanted, params,
+#: inner_params) -> (cotangent or None, ...)``, one per input of the inner node, or None to decline. The eager
+#: sweep calls it at an ``outer`` node whose one input is an ``inner`` node that feeds nothing else (and that
+#: no hook, retained grad or view looks at): the inner node's cotangents straight from the outer node's
+#: adjoint, without the full-size adjoint between them (conv2d_relu then max_pool2d). Registered apart
+#: (``fuse_vjp``); the result must be what the two rules give one after the other.
+fused_vjp_rules = RuleTable("fused vjp")
 #: The forward rules: a tuple of per-input rules ``rule(t, out, *inputs, **params)``.
 jvp_rules = RuleTable("jvp")
 #: The SymPy counterparts (scalar ops): a SymPy function, or its name in the ``sympy`` module.
@@ -111,6 +118,18 @@ batch_rules = RuleTable("batching")
 
 #: The tables above, which ``@primitive`` fills (the batching rules are registered apart).
 TABLES = (vjp_rules, joint_vjp_rules, jvp_rules, sympy_rules, code_rules)
+
+
+def fuse_vjp(outer, inner):
+    """Register the decorated function as the fused reverse rule of ``outer`` over ``inner`` (ops or
+    primitives): see :data:`fused_vjp_rules`."""
+    outer, inner = getattr(outer, "primitive", outer), getattr(inner, "primitive", inner)
+
+    def add(rule):
+        fused_vjp_rules.setdefault(outer, {})[inner] = rule
+        return rule
+
+    return add
 
 
 def _rule_in(table):

@@ -24,7 +24,7 @@ import numpy as np
 
 from . import tensor as _tensor
 from .buffers import empty as pooled_empty, ufunc as pooled
-from .primitives import accumulate_rules, joint_vjp_rules, jvp_rules, vjp_rules
+from .primitives import accumulate_rules, fused_vjp_rules, joint_vjp_rules, jvp_rules, vjp_rules
 from .tensor import Batched, Tensor, _foreign
 
 #: ``unmapped_cotangent(c, value)``: a cotangent from inside a map, summed over the maps ``value`` is not
@@ -148,7 +148,8 @@ def reverse_sweep(order, ids, seeds, *, create_graph=False, keep=None, stop=froz
 
     Eager sweeps (``create_graph=False``) with no on_edge and no anomaly mode add a contribution into
     an adjoint array the sweep made itself (``owned``: never a seed, a rule's result or one handed out)
-    in place, and use a primitive's accumulate rule (getitem's) where it has one.
+    in place, and use a primitive's accumulate rule (getitem's) where it has one; with ``keep`` given and no
+    on_node, also a fused rule (``fused_vjp_rules``) where a node's one input feeds it alone.
     """
     adjoint = dict(seeds)
     kept = {}
@@ -156,6 +157,8 @@ def reverse_sweep(order, ids, seeds, *, create_graph=False, keep=None, stop=froz
     joint_of, rules_of = joint_vjp_rules.get, vjp_rules.__getitem__     # looked up once, not per node
     in_place = not create_graph and on_edge is None and anomaly is None
     accumulate_of = accumulate_rules.get if in_place else _none
+    fused_of = fused_vjp_rules.get if in_place and on_node is None and keep is not None else _none
+    uses = {}           # how many nodes of the sweep read each node (counted when a fused rule first asks)
     owned = set()       # ids whose adjoint is an array only this sweep holds (it may write into it)
     batching = _tensor.batching_used     # vmap has been used in this process (its values may appear)
     for node in reversed(order):
@@ -172,20 +175,27 @@ def reverse_sweep(order, ids, seeds, *, create_graph=False, keep=None, stop=froz
         prim = node.op
         if prim is None or nid in stop:
             continue
-        inputs = node.inputs
-        if create_graph:
-            out, args = node, inputs
+        fused = fused_of(prim)
+        if fused is not None:
+            fused = _fused_cotangents(fused, node, g, ids, keep, stop, adjoint, order, uses)
+        if fused is not None:         # the inner node's inputs get their cotangents here; the inner node is skipped
+            node, cotangents = fused
+            prim, inputs, rules, accumulate = node.op, node.inputs, None, None
         else:
-            out, args = node._value, [inp._value for inp in inputs]
-        params = node.params
-        joint = joint_of(prim)
-        cotangents = rules = None
-        accumulate = accumulate_of(prim) if joint is None and g.__class__ is np.ndarray else None
-        if joint is not None:
-            cotangents = joint(g, out, *args, wanted=tuple(id(inp) in ids for inp in inputs), **params)
-            _check_joint(cotangents, inputs, prim)
-        else:
-            rules = rules_of(prim)
+            inputs = node.inputs
+            if create_graph:
+                out, args = node, inputs
+            else:
+                out, args = node._value, [inp._value for inp in inputs]
+            params = node.params
+            joint = joint_of(prim)
+            cotangents = rules = None
+            accumulate = accumulate_of(prim) if joint is None and g.__class__ is np.ndarray else None
+            if joint is not None:
+                cotangents = joint(g, out, *args, wanted=tuple(id(inp) in ids for inp in inputs), **params)
+                _check_joint(cotangents, inputs, prim)
+            else:
+                rules = rules_of(prim)
         for i, inp in enumerate(inputs):
             key = id(inp)
             if key not in ids:
@@ -227,6 +237,33 @@ def reverse_sweep(order, ids, seeds, *, create_graph=False, keep=None, stop=froz
 
 def _none(prim):
     return None
+
+
+def _fused_cotangents(rules, node, g, ids, keep, stop, adjoint, order, uses):
+    """``(inner, cotangents)``: the cotangents of the inputs of ``node``'s one input ``inner`` by the fused rule
+    (``rules``: fused_vjp_rules[node.op]) for inner's primitive, where the sweep may skip inner's own adjoint:
+    it is wanted, feeds nothing but ``node``, is neither kept, a stop, seeded nor hooked, and every value is
+    a NumPy array. None where no rule applies (or the rule declines): the sweep goes the usual way."""
+    if len(node.inputs) != 1 or g.__class__ is not np.ndarray:
+        return None
+    inner = node.inputs[0]
+    rule, key = rules.get(inner.op), id(inner)
+    if (rule is None or key not in ids or key in keep or key in stop or key in adjoint or inner._hooks is not None
+            or node._value.__class__ is not np.ndarray or inner._value.__class__ is not np.ndarray):
+        return None
+    if not uses:
+        for n in order:
+            for inp in n.inputs:
+                uses[id(inp)] = uses.get(id(inp), 0) + 1
+    values = [inp._value for inp in inner.inputs]
+    if uses[key] != 1 or any(v.__class__ is not np.ndarray for v in values):
+        return None
+    cotangents = rule(g, node._value, inner._value, *values, wanted=tuple(id(inp) in ids for inp in inner.inputs),
+                      params=node.params, inner_params=inner.params)
+    if cotangents is None:
+        return None
+    _check_joint(cotangents, inner.inputs, inner.op)
+    return inner, cotangents
 
 
 def _accumulator(adjoint, owned, key, value, dtype):
