@@ -33,11 +33,12 @@ the default dtype; float64 is accepted; all arrays of a call must share one dtyp
 """
 from __future__ import annotations
 
+from .. import pool2d
 from .._checks import float_array, shape4
 from ..backend import implementation, implementations
-from ..options import ConvGeometry
+from ..options import ConvGeometry, PoolGeometry
 
-__all__ = ["forward", "backward_input", "backward_weight", "backward", "relu_grad",
+__all__ = ["forward", "backward_input", "backward_weight", "backward", "backward_pooled", "relu_grad",
            "conv2d_forward", "conv2d_backward_input", "conv2d_backward_weight"]
 
 
@@ -145,6 +146,40 @@ def backward(g, x, w, geometry: ConvGeometry, *, input_grad=True, weight_grad=Tr
             raise ValueError(f"relu_out must have g's shape {tuple(g.shape)}, got {tuple(relu_out.shape)}")
     module = implementation(IMPLEMENTATIONS, backend, g=g, x=x, w=w, relu_out=relu_out)
     return module.backward(g, x, w, geometry, bool(input_grad), bool(weight_grad), relu_out)
+
+
+def backward_pooled(g, pooled, x, w, relu_out, geometry: ConvGeometry, pool_geometry, *, input_grad=True,
+                    weight_grad=True, backend=None):
+    """``backward`` of y = max_pool2d(relu_out, pool_geometry), relu_out = forward(x, w, b, relu=True), given
+    g = dL/dy and ``pooled`` = y: the same (dx, dw, db) as ``pool2d.max_scatter`` followed by
+    ``backward(..., relu_out=relu_out)``, bit for bit. The ReLU's mask goes on g (where the pooled value is
+    positive: the window's maximum is the value the mask reads), and a backend that can ("cpu", im2col
+    with 2x2 windows) scatters each image while it is in cache instead of storing relu_out's full-size
+    gradient and reading it back."""
+    geometry = _geometry(geometry)
+    relu_out = float_array(relu_out, "relu_out", 4)
+    x = float_array(x, "x", 4, dtype=relu_out.dtype, like="relu_out")
+    w = float_array(w, "w", 4, dtype=relu_out.dtype, like="relu_out")
+    expected = _output_shape(x.shape, w.shape, geometry, "x")
+    if tuple(relu_out.shape) != expected:
+        raise ValueError(f"relu_out must have the forward output's shape (N, F, Ho, Wo) = {expected}, "
+                         f"got {tuple(relu_out.shape)}")
+    g = float_array(g, "g", 4, dtype=relu_out.dtype, like="relu_out")
+    pooled = float_array(pooled, "pooled", 4, dtype=relu_out.dtype, like="relu_out")
+    if not isinstance(pool_geometry, PoolGeometry):
+        raise TypeError(f"pool_geometry must be a kernels.PoolGeometry, got {type(pool_geometry).__name__}")
+    expected = (*expected[:2], *pool_geometry.output_hw(*expected[2:]))
+    for name, array in (("g", g), ("pooled", pooled)):
+        if tuple(array.shape) != expected:
+            raise ValueError(f"{name} must have relu_out's pooled shape {expected}, got {tuple(array.shape)}")
+    module = implementation(IMPLEMENTATIONS, backend, g=g, x=x, w=w, relu_out=relu_out)
+    fused = getattr(module, "backward_pooled", None)
+    done = None if fused is None else fused(g, pooled, x, w, relu_out, geometry, pool_geometry, bool(input_grad),
+                                            bool(weight_grad))
+    if done is not None:
+        return done
+    dy = pool2d.max_scatter(module.relu_grad(g, pooled), relu_out, pool_geometry, backend=backend)
+    return module.backward(dy, x, w, geometry, bool(input_grad), bool(weight_grad), None)
 
 
 def relu_grad(g, out, *, backend=None):

@@ -39,6 +39,8 @@ from .._jit import WEIGHT_CHUNKS, ZERO, weight_chunks  # noqa: F401 (WEIGHT_CHUN
 from .._recycle import empty as recycled
 from ..activations import formulas
 from ..microkernel import aligned_empty, gemm, whole_vectors
+from ..pool2d.cpu import tiles_2x2 as pool_tiles_2x2
+from ..pool2d.windows import scatter_row
 from . import winograd
 from .columns import col2im as _col2im, col2im_plan, im2col as _im2col
 from .winograd import use_winograd
@@ -160,13 +162,37 @@ def _forward_images(x, w3, b, first, last, kh, kw, sh, sw, ph, pw, dil_h, dil_w,
 
 
 @njit(cache=True)
+def _scatter_pooled(pg, py, gp, out, wo, gm):
+    """gm[f, :Ho*Wo] = the 2x2 max pooling's gradient pg[f] (F, Ho//2, Wo//2), masked by the ReLU (0 where the
+    pooled value py is not positive: written to gp), routed to the maximum of its window in out[f] (F, Ho*Wo:
+    the fused ReLU's output, the pooling's input), 0 elsewhere: pool2d's max_scatter for one image, row by
+    row of windows (scatter_row), into gm's rows while they are in cache."""
+    f_all, out_h, out_w = gp.shape
+    flat_g, flat_y, flat_p = pg.reshape(-1), py.reshape(-1), gp.reshape(-1)
+    for k in range(flat_p.size):
+        flat_p[k] = formulas.relu_backward(flat_g[k], flat_y[k])
+    like = np.zeros(1, gm.dtype)[0]
+    for f in range(f_all):
+        xa, ga, da = out[f].ctypes.data, gp[f].ctypes.data, gm[f].ctypes.data
+        for oh in range(out_h):
+            top = 2 * oh * wo
+            scatter_row(like, xa, top, top + wo, ga, oh * out_w, da, out_w)
+            for w in range(2 * out_w, wo):               # an odd width: the column no window covers
+                gm[f, top + w] = ZERO
+                gm[f, top + wo + w] = ZERO
+        for k in range(2 * out_h * wo, out.shape[1]):     # an odd height: the row no window covers
+            gm[f, k] = ZERO
+
+
+@njit(cache=True)
 def _backward_images(g, out, masked, x, wt3, first, last, kh, kw, sh, sw, ph, pw, dil_h, dil_w, ho, wo,
-                     want_dx, want_dw, dx, dw, db):
+                     want_dx, want_dw, dx, dw, db, pg, py):
     """Images first .. last-1 of the backward pass, each read once while it is in cache:
     gm = g[n] (masked by the fused ReLU: 0 where out[n] = 0, when ``masked``); then, per group,
     dx[n] = col2im(w_mat.T @ gm) (when ``want_dx``; dx[n] is zeroed here first), dw[grp] (kg, fg) +=
     cols @ gm.T (when ``want_dw``: the chunk's dw, transposed, zeroed here first) and db[f] += the sum
-    of gm[f]."""
+    of gm[f]. ``pg`` (when not None): the gradient of a 2x2 max pooling of out, whose values are ``py``; gm is
+    then pg masked by the ReLU and scattered to the windows' maxima (_scatter_pooled), and g is not read."""
     groups, kg, fg = dw.shape
     cg = kg // (kh * kw)
     hw = ho * wo
@@ -187,11 +213,16 @@ def _backward_images(g, out, masked, x, wt3, first, last, kh, kw, sh, sw, ph, pw
         if ggt.shape[0]:
             for f in range(fg):
                 ggt[k, f] = 0
+    if pg is not None:
+        gp = np.empty(pg.shape[1:], dtype=g.dtype)       # an image's masked pooled gradient
     dw[:, :, :] = 0                                      # this chunk's own sums (recycled memory)
     db[:] = 0
     for n in range(first, last):
         gi = g[n]
-        if masked:
+        if pg is not None:
+            _scatter_pooled(pg[n], py[n], gp, out[n], wo, gm)
+            gi = gm
+        elif masked:
             oi = out[n]
             for f in range(groups * fg):
                 for k in range(hw):
@@ -242,11 +273,11 @@ def _forward(x, w3, b, n_chunks, kh, kw, sh, sw, ph, pw, dil_h, dil_w, ho, wo, r
 
 @njit(parallel=True, cache=True)
 def _backward(g, out, masked, x, wt3, n_chunks, kh, kw, sh, sw, ph, pw, dil_h, dil_w, ho, wo, want_dx, want_dw,
-              dx, dw_part, db_part):
+              dx, dw_part, db_part, pg, py):
     per = (g.shape[0] + n_chunks - 1) // n_chunks
     for t in prange(n_chunks):
         _backward_images(g, out, masked, x, wt3, t * per, min(g.shape[0], (t + 1) * per), kh, kw, sh, sw, ph, pw,
-                         dil_h, dil_w, ho, wo, want_dx, want_dw, dx, dw_part[t], db_part[t])
+                         dil_h, dil_w, ho, wo, want_dx, want_dw, dx, dw_part[t], db_part[t], pg, py)
 
 
 @njit(parallel=True, cache=True)
@@ -298,10 +329,12 @@ def forward(x, w, b, geometry, relu=False):
     return y
 
 
-def _backward_pass(g, x, w, input_shape, weight_shape, geometry, input_grad, weight_grad, relu_out):
+def _backward_pass(g, x, w, input_shape, weight_shape, geometry, input_grad, weight_grad, relu_out, pg=None, py=None):
     """(dx, dw, db) from one pass over the images (_backward_images). ``x`` is read only for dw and
     ``w`` only for dx (each may be None when its gradient is not asked for). dw and db are summed in
-    fixed chunks of images, in chunk order: the same sums whatever the number of threads."""
+    fixed chunks of images, in chunk order: the same sums whatever the number of threads. ``pg``: the gradient
+    of a 2x2 max pooling of relu_out, whose values are ``py``, masked and scattered image by image (g is then
+    relu_out)."""
     n, c, height, width = input_shape
     f, cg, kh, kw = weight_shape
     groups, fg, kg = geometry.groups, f // geometry.groups, cg * kh * kw
@@ -317,8 +350,10 @@ def _backward_pass(g, x, w, input_shape, weight_shape, geometry, input_grad, wei
     dx = recycled((n, c, height, width), dtype) if input_grad else np.empty((0, 0, 0, 0), dtype=dtype)
     dw_part = recycled((n_chunks, groups, kg, fg), dtype)     # transposed; each chunk zeroes its own part first
     db_part = recycled((n_chunks, f), dtype)
+    if pg is not None:
+        pg, py = np.ascontiguousarray(pg), np.ascontiguousarray(py)
     _backward(g, out, masked, x, wt3, n_chunks, kh, kw, *_geometry_args(geometry), ho, wo, bool(input_grad),
-              bool(weight_grad), dx, dw_part, db_part)
+              bool(weight_grad), dx, dw_part, db_part, pg, py)
     if not weight_grad:
         return dx, None, None
     dw, db = np.empty((f, kg), dtype), np.empty(f, dtype)
@@ -352,6 +387,17 @@ def backward(g, x, w, geometry, input_grad, weight_grad, relu_out):
     if by_dw:
         return dx, *winograd.backward_weight(g, x, w.shape, geometry, True)
     return dx, *_backward_pass(g, x, None, x.shape, w.shape, geometry, False, True, None)[1:]
+
+
+def backward_pooled(g, pooled, x, w, relu_out, geometry, pool_geometry, input_grad, weight_grad):
+    """(dx, dw, db) of the convolution under its fused ReLU and a max pooling, from the pooling's gradient ``g``
+    and output ``pooled`` (kernels.conv2d.backward_pooled): where both gradients go by im2col and the windows
+    are 2x2 with stride 2, one pass that masks and scatters each image's g while it is in cache (the
+    full-size gradient is never stored); None elsewhere (the caller masks and scatters, then calls backward)."""
+    if (not pool_tiles_2x2(pool_geometry) or (input_grad and _by_winograd(w.shape, geometry, "backward input"))
+            or (weight_grad and _by_winograd(w.shape, geometry, "backward weight"))):
+        return None
+    return _backward_pass(relu_out, x, w, x.shape, w.shape, geometry, input_grad, weight_grad, relu_out, g, pooled)
 
 
 def backward_input(g, w, input_shape, geometry):

@@ -241,7 +241,7 @@ def _avg_backward_planes(g, kh, kw, sh, sw, ph, pw, area, dx):
 
 # --- the backend's functions: NCHW in, NCHW out --------------------------------------------------
 
-def _tiles_2x2(geometry):
+def tiles_2x2(geometry):
     """Whether the windows are 2x2 with stride 2 and no padding: the unrolled and vector paths above."""
     return geometry.kernel_size == (2, 2) and geometry.stride == (2, 2) and geometry.padding == (0, 0)
 
@@ -254,7 +254,7 @@ def max_forward(x, geometry):
     y = recycled((n * c, out_h, out_w), x.dtype)
     argmax = recycled((n * c, out_h, out_w), np.int64)
     planes = np.ascontiguousarray(x).reshape(n * c, h, w)
-    if _tiles_2x2(geometry):
+    if tiles_2x2(geometry):
         sized(_max_forward_2x2, x.size)(planes, y, argmax)
     else:
         sized(_max_forward_planes, x.size)(planes, *kernel, *stride, *padding, y, argmax)
@@ -263,7 +263,7 @@ def max_forward(x, geometry):
 
 def max_values(x, geometry):
     """Max pooling's ``y`` alone (no argmax): max_forward's y, bit for bit."""
-    if not _tiles_2x2(geometry):
+    if not tiles_2x2(geometry):
         return max_forward(x, geometry)[0]
     n, c, h, w = x.shape
     out_h, out_w = geometry.output_hw(h, w)
@@ -287,7 +287,7 @@ def max_backward(g, argmax, input_shape):
 def max_scatter(g, x, geometry):
     """max_backward(g, max_forward(x, geometry)[1], x.shape) without the argmax array: for 2x2 windows with
     stride 2 and no padding, one pass over x and g (_max_scatter_2x2); other windows, those two calls."""
-    if not _tiles_2x2(geometry):
+    if not tiles_2x2(geometry):
         return max_backward(g, max_forward(x, geometry)[1], x.shape)
     n, c, h, w = x.shape
     out_h, out_w = g.shape[2:]
