@@ -11,6 +11,7 @@ import numpy as np
 
 import kernels
 from autodiff import Tensor, primitive, value_of
+from autodiff.primitives import fuse_vjp
 from autodiff.tensor import Batched
 from autodiff.ops import broadcast_to, heaviside, reshape, sum
 
@@ -259,6 +260,16 @@ def _pool_samples(rng, kind):
 def _max_pool2d(x, *, geometry):
     """y[n, c, i, j] = the maximum of x over window (i, j), -inf padding (kernels.pool2d.max_values)."""
     return kernels.pool2d.max_values(x, geometry)
+
+
+@fuse_vjp(_max_pool2d, _conv2d_relu)
+def _pooled_conv_vjp(g, out, conv_out, x, w, b, *, wanted, params, inner_params):
+    """max_pool2d's adjoint straight into conv2d_relu's inputs (kernels.conv2d.backward_pooled), in an eager
+    sweep where the convolution's output feeds the pooling alone: the cotangents of the two rules one after
+    the other, bit for bit, without the convolution's full-size adjoint in between."""
+    dx, dw, db = kernels.conv2d.backward_pooled(g, out, x, w, conv_out, inner_params["geometry"], params["geometry"],
+                                                input_grad=wanted[0], weight_grad=wanted[1] or wanted[2])
+    return dx, dw if wanted[1] else None, db if wanted[2] else None
 
 
 @primitive(vjp=[lambda g, out, gy, x, *, geometry: max_pool2d_gather(g, x, geometry=geometry),
