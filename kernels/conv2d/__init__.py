@@ -33,7 +33,6 @@ the default dtype; float64 is accepted; all arrays of a call must share one dtyp
 """
 from __future__ import annotations
 
-from .. import pool2d
 from .._checks import float_array, shape4
 from ..backend import implementation, implementations
 from ..options import ConvGeometry, PoolGeometry
@@ -172,14 +171,9 @@ def backward_pooled(g, pooled, x, w, relu_out, geometry: ConvGeometry, pool_geom
     for name, array in (("g", g), ("pooled", pooled)):
         if tuple(array.shape) != expected:
             raise ValueError(f"{name} must have relu_out's pooled shape {expected}, got {tuple(array.shape)}")
-    module = implementation(IMPLEMENTATIONS, backend, g=g, x=x, w=w, relu_out=relu_out)
-    fused = getattr(module, "backward_pooled", None)
-    done = None if fused is None else fused(g, pooled, x, w, relu_out, geometry, pool_geometry, bool(input_grad),
-                                            bool(weight_grad))
-    if done is not None:
-        return done
-    dy = pool2d.max_scatter(module.relu_grad(g, pooled), relu_out, pool_geometry, backend=backend)
-    return module.backward(dy, x, w, geometry, bool(input_grad), bool(weight_grad), None)
+    module = implementation(IMPLEMENTATIONS, backend, g=g, x=x, w=w, relu_out=relu_out, pooled=pooled)
+    return module.backward_pooled(g, pooled, x, w, relu_out, geometry, pool_geometry, bool(input_grad),
+                                  bool(weight_grad))
 
 
 def relu_grad(g, out, *, backend=None):

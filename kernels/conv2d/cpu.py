@@ -39,10 +39,11 @@ from .._jit import WEIGHT_CHUNKS, ZERO, weight_chunks  # noqa: F401 (WEIGHT_CHUN
 from .._recycle import empty as recycled
 from ..activations import formulas
 from ..microkernel import aligned_empty, gemm, whole_vectors
-from ..pool2d.cpu import tiles_2x2 as pool_tiles_2x2
-from ..pool2d.windows import scatter_row
+from ..pool2d import cpu as pool
+from ..pool2d.windows import scatter_row, tiles_2x2
 from . import winograd
 from .columns import col2im as _col2im, col2im_plan, im2col as _im2col
+from .reference import _pooled_backward
 from .winograd import use_winograd
 
 #: No BLAS call here or in winograd.py and columns.py (kernels.microkernel makes every product): the entry
@@ -393,10 +394,11 @@ def backward_pooled(g, pooled, x, w, relu_out, geometry, pool_geometry, input_gr
     """(dx, dw, db) of the convolution under its fused ReLU and a max pooling, from the pooling's gradient ``g``
     and output ``pooled`` (kernels.conv2d.backward_pooled): where both gradients go by im2col and the windows
     are 2x2 with stride 2, one pass that masks and scatters each image's g while it is in cache (the
-    full-size gradient is never stored); None elsewhere (the caller masks and scatters, then calls backward)."""
-    if (not pool_tiles_2x2(pool_geometry) or (input_grad and _by_winograd(w.shape, geometry, "backward input"))
+    full-size gradient is never stored); elsewhere the mask, the pooling's scatter, then backward."""
+    if (not tiles_2x2(pool_geometry) or (input_grad and _by_winograd(w.shape, geometry, "backward input"))
             or (weight_grad and _by_winograd(w.shape, geometry, "backward weight"))):
-        return None
+        return _pooled_backward(relu_grad, pool.max_scatter, backward, g, pooled, x, w, relu_out, geometry,
+                                pool_geometry, input_grad, weight_grad)
     return _backward_pass(relu_out, x, w, x.shape, w.shape, geometry, input_grad, weight_grad, relu_out, g, pooled)
 
 

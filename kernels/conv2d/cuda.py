@@ -23,7 +23,8 @@ from .._cuda import DeviceArray, launch_config, on_device, stride_config, to_cal
 from .._jit import ZERO, unravel4
 from ..activations import formulas
 from . import tiles
-from .reference import _composed_backward
+from ..pool2d import cuda as pool
+from .reference import _composed_backward, _pooled_backward
 
 #: Whether groups == 1 runs the tiled kernels (tiles.py): on a GPU, yes. Not in the simulator, whose
 #: ``syncthreads`` makes every thread of the block poll (five times slower there); the tests switch
@@ -178,3 +179,9 @@ def backward(g, x, w, geometry, input_grad, weight_grad, relu_out):
     (no fused pass on the device yet); None for the gradients not asked for."""
     return _composed_backward(relu_grad, backward_input, backward_weight, g, x, w, geometry, input_grad,
                               weight_grad, relu_out)
+
+
+def backward_pooled(g, pooled, x, w, relu_out, geometry, pool_geometry, input_grad, weight_grad):
+    """The ReLU's mask on the pooled gradient, max pooling's scatter and backward above, one after the other."""
+    return _pooled_backward(relu_grad, pool.max_scatter, backward, g, pooled, x, w, relu_out, geometry,
+                            pool_geometry, input_grad, weight_grad)

@@ -25,7 +25,7 @@ from .._checks import argmax_range_error
 from .._cache import njit, sized
 from .._jit import ZERO
 from .._recycle import empty as recycled
-from .windows import scatter_row
+from .windows import scatter_row, tiles_2x2
 
 #: No BLAS call here: the entry points call these functions directly (kernels.runtime.host_kernels).
 BLAS_FREE = True
@@ -240,11 +240,6 @@ def _avg_backward_planes(g, kh, kw, sh, sw, ph, pw, area, dx):
 
 
 # --- the backend's functions: NCHW in, NCHW out --------------------------------------------------
-
-def tiles_2x2(geometry):
-    """Whether the windows are 2x2 with stride 2 and no padding: the unrolled and vector paths above."""
-    return geometry.kernel_size == (2, 2) and geometry.stride == (2, 2) and geometry.padding == (0, 0)
-
 
 def max_forward(x, geometry):
     """Max pooling: ``(y, argmax)``; see :func:`kernels.pool2d.max_pool2d_forward`."""

@@ -72,3 +72,9 @@ def scatter_row(typingctx, like, x, top, bottom, g, g_off, dx, n):
         return context.get_dummy_value()
 
     return sig, codegen
+
+
+def tiles_2x2(geometry):
+    """Whether a pooling's windows are 2x2 with stride 2 and no padding: the windows of this module (and the
+    pool2d cpu backend's unrolled loops)."""
+    return geometry.kernel_size == (2, 2) and geometry.stride == (2, 2) and geometry.padding == (0, 0)

@@ -154,3 +154,17 @@ def test_backward_pooled_refuses_shapes_that_do_not_fit():
         kernels.conv2d.backward_pooled(pooled, pooled, x, w, out[:, :2], *args[3:])
     with pytest.raises(TypeError, match="pool_geometry must be a kernels.PoolGeometry"):
         kernels.conv2d.backward_pooled(pooled, pooled, x, w, out, kernels.ConvGeometry(), 2)
+
+
+@pytest.mark.skipif(not kernels.cuda_available(), reason="needs numba.cuda (the simulator in the test session)")
+def test_backward_pooled_on_cuda_is_the_host_result():
+    rng = np.random.default_rng(2)
+    x, w = rng.standard_normal((1, 1, 5, 5)).astype(np.float32), rng.standard_normal((2, 1, 2, 2)).astype(np.float32)
+    geometry, pool = kernels.ConvGeometry(), kernels.PoolGeometry(2)
+    out = kernels.conv2d.forward(x, w, None, geometry, relu=True)
+    pooled = kernels.pool2d.max_values(out, pool)
+    g = rng.standard_normal(pooled.shape).astype(np.float32)
+    host = kernels.conv2d.backward_pooled(g, pooled, x, w, out, geometry, pool, backend="cpu")
+    device = kernels.conv2d.backward_pooled(g, pooled, x, w, out, geometry, pool, backend="cuda")
+    for a, b in zip(host, device):
+        assert np.allclose(a, np.asarray(b), rtol=1e-5, atol=1e-6)
