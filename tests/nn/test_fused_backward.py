@@ -168,3 +168,24 @@ def test_backward_pooled_on_cuda_is_the_host_result():
     device = kernels.conv2d.backward_pooled(g, pooled, x, w, out, geometry, pool, backend="cuda")
     for a, b in zip(host, device):
         assert np.allclose(a, np.asarray(b), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("shape", [((3, 1, 10, 9), (4, 1, 3, 3)), ((2, 32, 13, 13), (64, 32, 3, 3))],
+                         ids=["one pass", "masked scatter"])
+def test_backward_pooled_is_the_composition_on_zeros_and_nans(shape):
+    """Whole windows of 0 (the mask's case), a NaN (its window takes it: masked too), -0.0, odd sizes."""
+    xs, ws = shape
+    rng = np.random.default_rng(3)
+    x, w = rng.standard_normal(xs).astype(np.float32), rng.standard_normal(ws).astype(np.float32)
+    geometry, pool = kernels.ConvGeometry(), kernels.PoolGeometry(2)
+    out = kernels.conv2d.forward(x, w, None, geometry, relu=True).copy()
+    out[:, :, :4, :4] = 0.0
+    out[0, 0, 5, 5], out[-1, -1, 1, 6] = np.nan, -0.0
+    pooled = kernels.pool2d.max_values(out, pool)
+    g = rng.standard_normal(pooled.shape).astype(np.float32)
+    g[0, 1, 0, 0] = np.nan                                     # under a window of zeros: masked to 0
+    fused = kernels.conv2d.backward_pooled(g, pooled, x, w, out, geometry, pool, backend="cpu")
+    dy = kernels.pool2d.max_scatter(kernels.conv2d.relu_grad(g, pooled, backend="cpu"), out, pool, backend="cpu")
+    plain = kernels.conv2d.backward(dy, x, w, geometry, backend="cpu")
+    for a, b in zip(fused, plain):
+        assert np.array_equal(a, b, equal_nan=True) and np.array_equal(np.signbit(a), np.signbit(b))
