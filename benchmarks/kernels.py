@@ -8,7 +8,9 @@
 
 Shapes: conv1 128x1x28x28 -> 32 filters 3x3, conv2 128x32x13x13 -> 64 filters 3x3, max-pools 2x2
 (after conv1: 128x32x26x26, after conv2: 128x64x11x11), the dense layer 128x1600 -> 10, Adam over
-34,826 parameters.
+34,826 parameters. Each convolution's backward is also measured as a training step runs it, through
+its ReLU and max pooling from the pooling's gradient ("conv1+pool1 backward (w)": nn's fused reverse
+rule, kernels.conv2d.backward_pooled; PyTorch's autograd over max_pool2d(relu(conv2d)) beside it).
 
 Our products go through OpenBLAS, whose speed depends on the kernel it picks for the CPU, which a user
 may override (``OPENBLAS_CORETYPE``, ``OPENBLAS_L2_SIZE``) and the library never does. So everything is
@@ -62,6 +64,15 @@ def shapes(batch):
     }
 
 
+#: The convolutions whose backward is also measured through their ReLU and 2x2 max pooling, from the pooling's
+#: gradient (kernels.conv2d.backward_pooled, nn's fused reverse rule): name -> whether dx is wanted too.
+FUSED = {"conv1": False, "conv2": True}
+
+
+def fused_case(name):
+    return f"{name}+pool{name[-1]} backward ({'x, ' if FUSED[name] else ''}w)"
+
+
 def conv_flops(x_shape, w_shape):
     n, c, h, w = x_shape
     f, _, kh, kw = w_shape
@@ -90,6 +101,11 @@ def counts(batch):
         out[f"{name} forward"] = flops, f4 * (x + wt + f + y)
         out[f"{name} backward input"] = flops, f4 * (y + wt + x)
         out[f"{name} backward weight"] = flops, f4 * (y + x + wt + f)
+    for name, wants_x in FUSED.items():        # g, pooled y, relu_out and x in, dw and db out (and w in, dx out)
+        (n, c, h, w), (f, _, kh, kw) = xs, ws = shapes(batch)[name]
+        x, wt, y = _size(xs), _size(ws), n * f * (h - kh + 1) * (w - kw + 1)
+        pooled = n * f * ((h - kh + 1) // 2) * ((w - kw + 1) // 2)
+        out[fused_case(name)] = (1 + wants_x) * conv_flops(xs, ws), f4 * (2 * pooled + y + x + wt + f + wants_x * (x + wt))
     for name in ("pool1", "pool2"):
         n, c, h, w = shapes(batch)[name]
         x, y = n * c * h * w, n * c * (h // 2) * (w // 2)
@@ -135,6 +151,16 @@ def measure_ours(batch, repeat, backend):
             lambda: kernels.conv2d_backward_input(g, w, xs, backend=backend), repeat)
         out[f"{name} backward weight"] = best_ms(
             lambda: kernels.conv2d_backward_weight(g, x, ws, backend=backend), repeat)
+    geometry, pool = kernels.ConvGeometry(), kernels.PoolGeometry(2)
+    for name, wants_x in FUSED.items():
+        xs, ws = shapes(batch)[name]
+        x, w = rng.standard_normal(xs, dtype=np.float32), rng.standard_normal(ws, dtype=np.float32)
+        relu_out = kernels.conv2d.forward(x, w, rng.standard_normal(ws[0], dtype=np.float32), geometry, relu=True,
+                                          backend=backend).copy()
+        pooled = kernels.pool2d.max_values(relu_out, pool, backend=backend).copy()
+        g = rng.standard_normal(pooled.shape, dtype=np.float32)
+        out[fused_case(name)] = best_ms(lambda: kernels.conv2d.backward_pooled(
+            g, pooled, x, w, relu_out, geometry, pool, input_grad=wants_x, backend=backend), repeat)
     for name in ("pool1", "pool2"):
         x = rng.standard_normal(shapes(batch)[name], dtype=np.float32)
         g, pool = rng.standard_normal(kernels.max_pool2d(x, 2).shape, dtype=np.float32), kernels.PoolGeometry(2)
@@ -270,6 +296,13 @@ for name in ("conv1", "conv2"):
     out[name + " forward"] = best_ms(lambda: F.conv2d(x, w, b), repeat)
     out[name + " backward input"] = best_ms(lambda: torch.nn.grad.conv2d_input(xs, w, g), repeat)
     out[name + " backward weight"] = best_ms(lambda: torch.nn.grad.conv2d_weight(x, ws, g), repeat)
+for name, wants_x in cases["fused"].items():
+    xs, ws = cases[name]
+    x, w, b = torch.randn(xs, requires_grad=wants_x), torch.randn(ws, requires_grad=True), torch.randn(ws[0], requires_grad=True)
+    y = F.max_pool2d(F.relu(F.conv2d(x, w, b)), 2)
+    g = torch.randn(y.shape)
+    inputs = (x, w, b) if wants_x else (w, b)
+    out[cases["fused_names"][name]] = best_ms(lambda: torch.autograd.grad(y, inputs, g, retain_graph=True), repeat)
 for name in ("pool1", "pool2"):
     x = torch.randn(cases[name], requires_grad=True)
     out[name + " max forward"] = best_ms(lambda: F.max_pool2d(x.detach(), 2), repeat)
@@ -290,7 +323,7 @@ print(json.dumps(out))
 
 
 def measure_torch(batch, repeat, python=sys.executable, env=None):
-    cases = {k: v for k, v in shapes(batch).items()}
+    cases = {**shapes(batch), "fused": FUSED, "fused_names": {name: fused_case(name) for name in FUSED}}
     proc = subprocess.run([python, "-c", TORCH_WORKER, str(batch), str(repeat), json.dumps(cases)],
                           capture_output=True, text=True, env=env)
     if proc.returncode != 0:

@@ -49,6 +49,16 @@ def _arrays_of_each_case():
         cases[f"{name} forward"] = (x, w, b), (y,)
         cases[f"{name} backward input"] = (y, w), (kernels.conv2d_backward_input(y, w, xs),)
         cases[f"{name} backward weight"] = (y, x), kernels.conv2d_backward_weight(y, x, ws)
+    for name, wants_x in bench.FUSED.items():        # through the ReLU and the pooling, from the pooling's g
+        xs, ws = bench.shapes(BATCH)[name]
+        x, w = (rng.standard_normal(s, dtype=np.float32) for s in (xs, ws))
+        out = kernels.conv2d.forward(x, w, None, kernels.ConvGeometry(), relu=True)
+        pooled = kernels.pool2d.max_values(out, kernels.PoolGeometry(2))
+        g = rng.standard_normal(pooled.shape, dtype=np.float32)
+        grads = kernels.conv2d.backward_pooled(g, pooled, x, w, out, kernels.ConvGeometry(), kernels.PoolGeometry(2),
+                                               input_grad=wants_x)
+        cases[bench.fused_case(name)] = (g, pooled, out, x) + ((w,) if wants_x else ()), [a for a in grads
+                                                                                          if a is not None]
     for name in ("pool1", "pool2"):
         x = rng.standard_normal(bench.shapes(BATCH)[name], dtype=np.float32)
         y = kernels.max_pool2d(x, 2)
@@ -82,8 +92,9 @@ def test_each_kernels_flops_against_its_arrays_shapes():
                 "dense backward weight": x.shape[1] * x.shape[0] * g.shape[1]}  # x.T @ g
     for case, (inputs, outputs) in cases.items():
         if case.startswith("conv"):       # each output of the forward pass sums C x kh x kw products
-            (_, w, _), (y,) = cases[case.split()[0] + " forward"]
-            assert counts[case][0] == 2 * y.size * w[0].size, case
+            (_, w, _), (y,) = cases[case.split()[0].split("+")[0] + " forward"]
+            directions = 2 if "(x, w)" in case else 1                   # through the pooling: dx and dw
+            assert counts[case][0] == directions * 2 * y.size * w[0].size, case
         elif case.startswith("dense"):
             assert counts[case][0] == 2 * products[case], case
         elif case.endswith("max forward"):  # a 2x2 window's maximum takes 3 comparisons
