@@ -79,5 +79,7 @@ def test_lesson_2_prints_the_multiplications_the_exact_f23_and_the_checkers(tmp_
     assert "matmul_blocked: FAILED" in out and "11 of 35 elements are wrong" in out
     assert "micro-kernel == the FMAs in order, bit for bit" in out
     assert re.search(r"^micro-kernel\s+[\d.]+ GFLOP/s \(one thread\)$", out, re.M), out
-    for name in ("im2col", "errors", "roofline", "microkernel"):
+    assert re.search(r"^two kernels\s+23\.7 MB moved at least", out, re.M), out    # dy written and read back
+    assert re.search(r"^fused\s+8\.5 MB moved at least", out, re.M), out
+    for name in ("im2col", "errors", "roofline", "microkernel", "fusion"):
         assert (pictures / f"{name}.svg").exists()

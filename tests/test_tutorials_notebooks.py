@@ -45,7 +45,7 @@ SHOWS = {
     "cnn_08_architectures": {"image/png": 1},
     "cnn_09_pretraining": {"image/png": 2},
     "kernels_01_prange": {"image/png": 2},
-    "kernels_02_conv_three_ways": {"image/png": 4},
+    "kernels_02_conv_three_ways": {"image/png": 5},
     "kernels_03_cuda_tiles": {"image/png": 2},   # the launch geometry, the convolution's tile + halo
 }
 LESSONS = sorted(TUTORIALS.glob("*_0*.py"))

@@ -502,7 +502,70 @@ show_figure(fig, OUT / "microkernel.svg")
 # What a full BLAS adds on top is mostly for large matrices: packing `a` and `b` into contiguous
 # panels and blocking for every cache level.
 #
-# ## 8. Your turn: im2col, Winograd's input transform, a blocked product
+# ## 8. Between kernels: the bytes a fusion saves
+#
+# In a training step a convolution is followed by its ReLU and a 2x2 max pooling, and its backward
+# pass starts from the pooling's gradient $g$, a quarter of the convolution's output in size. Made one
+# kernel after the other, the pooling's backward scatters $g$ to each window's maximum (three zeros of
+# four) into a full-size array $dy$, and the convolution's backward reads $dy$ back, with the ReLU's
+# output again for its mask. The first convolution of a CNN is memory-bound (its arithmetic intensity
+# is a few FLOPs per byte: one input channel), so those bytes are its time: $dy$ is written once and
+# read once for nothing. Fused, the convolution's own pass scatters each image's $g$ into its
+# scratch, in cache, just before multiplying with it; the mask goes on $g$ itself (where the pooled
+# value is positive: that is the value the mask reads at the window's maximum).
+#
+# The reverse sweep does this for a max pooling over a `conv2d(..., activation="relu")` by itself: a
+# *fused rule* (`autodiff.primitives.fuse_vjp`) runs where the convolution's output feeds the pooling
+# alone and nothing (a hook, a retained grad) asks for its adjoint; it calls
+# `kernels.conv2d.backward_pooled`, which gives the two kernels' bits exactly. The bytes below are
+# the least each way must move (every array read or written once); the times are this machine's.
+
+# %%
+from kernels import conv2d as conv_kernels, pool2d as pool_kernels
+from kernels.options import PoolGeometry
+
+x1 = rng.normal(size=(64, 1, 28, 28)).astype(np.float32)          # the Keras CNN's first layer
+w1 = (rng.normal(size=(32, 1, 3, 3)) / 3).astype(np.float32)
+geometry, pool = ConvGeometry(), PoolGeometry(2)
+relu_out = conv_kernels.forward(x1, w1, None, geometry, relu=True).copy()
+pooled = pool_kernels.max_values(relu_out, pool).copy()
+g1 = rng.normal(size=pooled.shape).astype(np.float32)
+
+
+def two_kernels():
+    dy = pool_kernels.max_scatter(g1, relu_out, pool)                  # the full-size gradient, stored
+    return conv_kernels.backward(dy, x1, w1, geometry, input_grad=False, relu_out=relu_out)
+
+
+def fused():
+    return conv_kernels.backward_pooled(g1, pooled, x1, w1, relu_out, geometry, pool, input_grad=False)
+
+
+assert all(a is b is None or np.array_equal(a, b) for a, b in zip(two_kernels(), fused()))   # the same bits
+P, Y = g1.nbytes, relu_out.nbytes
+moved = {"two kernels": (P + Y + Y) + (Y + Y + x1.nbytes), "fused": (P + P + Y + x1.nbytes)}
+assert moved["two kernels"] - moved["fused"] == 3 * Y - P              # dy written and read, relu_out read again
+times = {"two kernels": best_of(two_kernels), "fused": best_of(fused)}
+for name in moved:
+    print(f"{name:12s} {moved[name] / 1e6:6.1f} MB moved at least, {times[name] * 1e3:6.2f} ms")
+
+fig, axes = plt.subplots(1, 2, figsize=(7.5, 2.2))
+for ax, values, label in [(axes[0], {k: v / 1e6 for k, v in moved.items()}, "MB moved (least)"),
+                          (axes[1], {k: v * 1e3 for k, v in times.items()}, "ms, this machine")]:
+    ax.barh(list(values), list(values.values()), color=["#999999", "#1f77b4"])
+    ax.set_xlabel(label)
+    ax.invert_yaxis()
+axes[1].set_yticks([])
+fig.suptitle("conv1's backward weight from the pooling's gradient (64 images)", fontsize=9)
+fig.tight_layout()
+show_figure(fig, OUT / "fusion.svg")
+
+# %% [markdown]
+# The fused pass moves about a third of the bytes. It cannot help a compute-bound kernel as much
+# (conv2's backward, Winograd's, still takes the scatter, masked, as its input); it is the memory-bound
+# kernels, on the left of the roofline, that fusion moves up.
+#
+# ## 9. Your turn: im2col, Winograd's input transform, a blocked product
 #
 # Three exercises, checked against NumPy (`chainrule.exercises.kernels`; answers in
 # `chainrule/exercises/solutions/kernels.py`, try first):
