@@ -274,57 +274,14 @@ def place(roof, case, ms, batch):
 
 # --- PyTorch, in its own process -----------------------------------------------------------------
 
-TORCH_WORKER = r"""
-import json, sys, time
-import torch
-batch, repeat = int(sys.argv[1]), int(sys.argv[2])
-cases = json.loads(sys.argv[3])
-torch.manual_seed(0)
-def best_ms(fn, repeat):
-    fn()
-    ts = []
-    for _ in range(repeat):
-        t = time.perf_counter(); fn(); ts.append(time.perf_counter() - t)
-    return 1e3 * min(ts)
-out = {"version": torch.__version__, "threads": torch.get_num_threads()}
-F = torch.nn.functional
-for name in ("conv1", "conv2"):
-    xs, ws = cases[name]
-    x, w, b = torch.randn(xs), torch.randn(ws), torch.randn(ws[0])
-    y = F.conv2d(x, w, b)
-    g = torch.randn(y.shape)
-    out[name + " forward"] = best_ms(lambda: F.conv2d(x, w, b), repeat)
-    out[name + " backward input"] = best_ms(lambda: torch.nn.grad.conv2d_input(xs, w, g), repeat)
-    out[name + " backward weight"] = best_ms(lambda: torch.nn.grad.conv2d_weight(x, ws, g), repeat)
-for name, wants_x in cases["fused"].items():
-    xs, ws = cases[name]
-    x, w, b = torch.randn(xs, requires_grad=wants_x), torch.randn(ws, requires_grad=True), torch.randn(ws[0], requires_grad=True)
-    y = F.max_pool2d(F.relu(F.conv2d(x, w, b)), 2)
-    g = torch.randn(y.shape)
-    inputs = (x, w, b) if wants_x else (w, b)
-    out[cases["fused_names"][name]] = best_ms(lambda: torch.autograd.grad(y, inputs, g, retain_graph=True), repeat)
-for name in ("pool1", "pool2"):
-    x = torch.randn(cases[name], requires_grad=True)
-    out[name + " max forward"] = best_ms(lambda: F.max_pool2d(x.detach(), 2), repeat)
-    y = F.max_pool2d(x, 2)
-    g = torch.randn(y.shape)
-    out[name + " max backward"] = best_ms(lambda: torch.autograd.grad(y, x, g, retain_graph=True), repeat)
-xs, ws = cases["dense"]
-x, w, b, g = torch.randn(xs), torch.randn(ws[::-1]), torch.randn(ws[1]), torch.randn(xs[0], ws[1])
-out["dense forward"] = best_ms(lambda: F.linear(x, w, b), repeat * 5)
-out["dense backward input"] = best_ms(lambda: g @ w, repeat * 5)
-out["dense backward weight"] = best_ms(lambda: (g.T @ x, g.sum(0)), repeat * 5)
-p = torch.nn.Parameter(torch.randn(%d))
-p.grad = torch.randn(%d)
-opt = torch.optim.Adam([p])
-out["adam update (34,826 params)"] = best_ms(opt.step, repeat * 20)
-print(json.dumps(out))
-""" % (ADAM_PARAMS, ADAM_PARAMS)
+#: PyTorch's worker script (run by path with the Python that has torch).
+TORCH_WORKER = Path(__file__).resolve().parent / "kernels_torch.py"
 
 
 def measure_torch(batch, repeat, python=sys.executable, env=None):
-    cases = {**shapes(batch), "fused": FUSED, "fused_names": {name: fused_case(name) for name in FUSED}}
-    proc = subprocess.run([python, "-c", TORCH_WORKER, str(batch), str(repeat), json.dumps(cases)],
+    cases = {**shapes(batch), "fused": FUSED, "fused_names": {name: fused_case(name) for name in FUSED},
+             "adam_params": ADAM_PARAMS}
+    proc = subprocess.run([python, str(TORCH_WORKER), str(batch), str(repeat), json.dumps(cases)],
                           capture_output=True, text=True, env=env)
     if proc.returncode != 0:
         return None, proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else "failed"
