@@ -27,6 +27,10 @@ run, and do not depend on the thread count.
 
 3x3 stride-1 convolutions with enough channels go through Winograd F(2x2, 3x3) instead
 (winograd.py), direction by direction, as winograd.use_winograd says (WINOGRAD forces a path).
+
+Under a 2x2 max pooling, ``backward_pooled`` starts from the pooling's gradient: the backward pass masks
+and scatters each image's into its own scratch (_scatter_pooled) just before using it, so the full-size
+gradient is never written to memory and read back.
 """
 from __future__ import annotations
 

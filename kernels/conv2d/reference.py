@@ -21,7 +21,6 @@ import numpy as np
 from ..pool2d import reference as pool
 
 
-
 def _window(p, q, ho, wo, stride, dilation):
     """The index of the padded input that kernel offset (p, q) reads, for every output (i, j).
 
