@@ -47,7 +47,7 @@ from ..pool2d import cpu as pool
 from ..pool2d.windows import scatter_row, tiles_2x2
 from . import winograd
 from .columns import col2im as _col2im, col2im_plan, im2col as _im2col
-from .reference import _pooled_backward
+from .pooled import by_parts
 from .winograd import use_winograd
 
 #: No BLAS call here or in winograd.py and columns.py (kernels.microkernel makes every product): the entry
@@ -401,8 +401,8 @@ def backward_pooled(g, pooled, x, w, relu_out, geometry, pool_geometry, input_gr
     full-size gradient is never stored); elsewhere the mask, the pooling's scatter, then backward."""
     if (not tiles_2x2(pool_geometry) or (input_grad and _by_winograd(w.shape, geometry, "backward input"))
             or (weight_grad and _by_winograd(w.shape, geometry, "backward weight"))):
-        return _pooled_backward(relu_grad, pool.max_scatter, backward, g, pooled, x, w, relu_out, geometry,
-                                pool_geometry, input_grad, weight_grad)
+        return by_parts(relu_grad, pool.max_scatter, backward, g, pooled, x, w, relu_out, geometry, pool_geometry,
+                        input_grad, weight_grad)
     return _backward_pass(relu_out, x, w, x.shape, w.shape, geometry, input_grad, weight_grad, relu_out, g, pooled)
 
 

@@ -24,7 +24,8 @@ from .._jit import ZERO, unravel4
 from ..activations import formulas
 from . import tiles
 from ..pool2d import cuda as pool
-from .reference import _composed_backward, _pooled_backward
+from .pooled import by_parts
+from .reference import _composed_backward
 
 #: Whether groups == 1 runs the tiled kernels (tiles.py): on a GPU, yes. Not in the simulator, whose
 #: ``syncthreads`` makes every thread of the block poll (five times slower there); the tests switch
@@ -183,5 +184,5 @@ def backward(g, x, w, geometry, input_grad, weight_grad, relu_out):
 
 def backward_pooled(g, pooled, x, w, relu_out, geometry, pool_geometry, input_grad, weight_grad):
     """The ReLU's mask on the pooled gradient, max pooling's scatter and backward above, one after the other."""
-    return _pooled_backward(relu_grad, pool.max_scatter, backward, g, pooled, x, w, relu_out, geometry,
-                            pool_geometry, input_grad, weight_grad)
+    return by_parts(relu_grad, pool.max_scatter, backward, g, pooled, x, w, relu_out, geometry, pool_geometry,
+                    input_grad, weight_grad)

@@ -19,6 +19,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..pool2d import reference as pool
+from .pooled import by_parts
 
 
 def _window(p, q, ho, wo, stride, dilation):
@@ -118,15 +119,8 @@ def backward_pooled(g, pooled, x, w, relu_out, geometry, pool_geometry, input_gr
     """(dx, dw, db) of the convolution under its fused ReLU and a max pooling (``pooled`` = the pooling of
     relu_out), given the pooling's gradient g: the ReLU's mask on g (where the pooled value is positive: the
     value the mask reads at the window's maximum), max pooling's scatter, then backward."""
-    return _pooled_backward(relu_grad, pool.max_scatter, backward, g, pooled, x, w, relu_out, geometry,
-                            pool_geometry, input_grad, weight_grad)
-
-
-def _pooled_backward(relu_grad, max_scatter, backward, g, pooled, x, w, relu_out, geometry, pool_geometry,
-                     input_grad, weight_grad):
-    """``backward_pooled`` made of a backend's verbs: what every backend's result is, bit for bit."""
-    dy = max_scatter(relu_grad(g, pooled), relu_out, pool_geometry)
-    return backward(dy, x, w, geometry, input_grad, weight_grad, None)
+    return by_parts(relu_grad, pool.max_scatter, backward, g, pooled, x, w, relu_out, geometry, pool_geometry,
+                    input_grad, weight_grad)
 
 
 def _composed_backward(relu_grad, backward_input, backward_weight, g, x, w, geometry, input_grad, weight_grad,
