@@ -37,7 +37,6 @@ import os
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -46,6 +45,7 @@ if str(REPO) not in sys.path:                 # the kernels package before this 
 if str(REPO / "benchmarks") not in sys.path:  # train_step, when this file is imported as benchmarks.kernels
     sys.path.append(str(REPO / "benchmarks"))
 
+from kernels_torch import best_ms  # noqa: E402  (PyTorch's worker: the same timing, torch imported only there)
 from train_step import OPENBLAS_VARIABLES, cpu_flags, cpu_model, openblas_settings  # noqa: E402
 
 ADAM_PARAMS = 34_826
@@ -118,16 +118,6 @@ def counts(batch):
     out["dense backward weight"] = flops, f4 * (y + x + wt + units)
     out["adam update (34,826 params)"] = ADAM_OPS * ADAM_PARAMS, f4 * 7 * ADAM_PARAMS   # p g m v in, p m v out
     return out
-
-
-def best_ms(fn, repeat):
-    fn()  # warm-up (compilation, caches)
-    times = []
-    for _ in range(repeat):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return 1e3 * min(times)
 
 
 # --- ours ----------------------------------------------------------------------------------------

@@ -8,12 +8,9 @@ import json
 import sys
 import time
 
-import torch
-
-F = torch.nn.functional
-
 
 def best_ms(fn, repeat):
+    """The best of ``repeat`` calls, in ms, after one warm-up call (compilation, caches); kernels.py's too."""
     fn()
     times = []
     for _ in range(repeat):
@@ -24,6 +21,8 @@ def best_ms(fn, repeat):
 
 
 def measure(repeat, cases):
+    import torch                     # here, not at the top: kernels.py imports best_ms from this file
+    F = torch.nn.functional
     torch.manual_seed(0)
     out = {"version": torch.__version__, "threads": torch.get_num_threads()}
     for name in ("conv1", "conv2"):
