@@ -154,7 +154,19 @@ def backward_pooled(g, pooled, x, w, relu_out, geometry: ConvGeometry, pool_geom
     ``backward(..., relu_out=relu_out)``, bit for bit. The ReLU's mask goes on g (where the pooled value is
     positive: the window's maximum is the value the mask reads), and a backend that can ("cpu", im2col
     with 2x2 windows) scatters each image while it is in cache instead of storing relu_out's full-size
-    gradient and reading it back."""
+    gradient and reading it back.
+
+    >>> import numpy as np
+    >>> from kernels import pool2d
+    >>> from kernels.options import PoolGeometry
+    >>> x, w = np.arange(16, dtype=np.float32).reshape(1, 1, 4, 4) - 6, np.ones((1, 1, 2, 2), np.float32)
+    >>> out = forward(x, w, None, ConvGeometry(), relu=True, backend="numpy")     # (1, 1, 3, 3), its top row 0
+    >>> pooled = pool2d.max_values(out, PoolGeometry(2), backend="numpy")        # one window: 2x2 of 3x3
+    >>> dx, dw, db = backward_pooled(np.ones_like(pooled), pooled, x, w, out, ConvGeometry(), PoolGeometry(2),
+    ...                              backend="numpy")
+    >>> dw.ravel(), db          # the window's maximum, out[1, 1] (= x's 2x2 block at (1, 1) summed), gets g = 1
+    (array([-1.,  0.,  3.,  4.], dtype=float32), array([1.], dtype=float32))
+    """
     geometry = _geometry(geometry)
     relu_out = float_array(relu_out, "relu_out", 4)
     x = float_array(x, "x", 4, dtype=relu_out.dtype, like="relu_out")
