@@ -45,8 +45,11 @@ def float_array(x, name: str, ndim: int | None = None, dtype=None, like: str = "
     if is_device_array(x):
         arr_dtype, shape = np.dtype(x.dtype), tuple(x.shape)
     else:
-        if isinstance(x, (list, tuple)) or np.isscalar(x):
-            x = np.asarray(x, dtype=np.float32 if dtype is None else dtype)
+        if isinstance(x, (list, tuple)) or (np.isscalar(x) and not isinstance(x, (str, bytes))):
+            try:
+                x = np.asarray(x, dtype=np.float32 if dtype is None else dtype)
+            except (TypeError, ValueError) as exc:      # NumPy's words, with the argument named
+                raise type(exc)(f"{name} must be numbers (an array, a list or a number): {exc}") from None
         if not isinstance(x, np.ndarray):
             raise TypeError(f"{name} must be a NumPy array or a CUDA device array, got {type(x).__name__}")
         arr_dtype, shape = x.dtype, x.shape

@@ -1,9 +1,12 @@
 """conv2d: the NumPy reference against a direct sum and the adjoint identities; the Numba CPU and the
 numba.cuda kernels (in the simulator unless a GPU is asked for) against the reference; checks at the
 boundary; dispatch."""
+import re
+
 import numpy as np
 import pytest
 
+import kernels
 from kernels.backend import cuda_available
 from kernels.conv2d import conv2d_backward_input, conv2d_backward_weight, conv2d_forward, cpu
 
@@ -378,3 +381,13 @@ def test_the_weight_chunks_are_added_in_chunk_order_and_transposed_back():
     assert db.tobytes() == db_total.tobytes()
     pairwise = (parts[:8].sum(axis=0) + parts[8:].sum(axis=0)).transpose(0, 2, 1).reshape(10, 27)
     assert not np.array_equal(dw, pairwise)          # the order matters for these values: it is the one kept
+
+
+@pytest.mark.parametrize("g, kind, words", [("g", TypeError, "g must be a NumPy array or a CUDA device array, got str"),
+                                            ([[1, "a"]], ValueError, "g must be numbers"),
+                                            ([[1], [2, 3]], ValueError, "g must be numbers")])
+def test_text_and_ragged_lists_are_refused_naming_the_argument(g, kind, words):
+    x, w = np.ones((1, 1, 6, 6), np.float32), np.ones((2, 1, 3, 3), np.float32)
+    with pytest.raises(kind, match=re.escape(words)) as caught:
+        kernels.conv2d.backward(g, x, w, kernels.ConvGeometry())
+    assert "\n" not in str(caught.value)
